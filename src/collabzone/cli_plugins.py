@@ -1,0 +1,11 @@
+"""Sub-commands contributed by technique packages, mounted on the main CLI.
+
+One line per sub-app: (command name, "module:attribute" of a ``typer.Typer``). Modules
+are imported when the CLI starts; keep their top-level imports light.
+"""
+
+from __future__ import annotations
+
+SUBCOMMANDS: list[tuple[str, str]] = [
+    # ("deid", "collabzone.techniques.deid.cli:app"),
+]

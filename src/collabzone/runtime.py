@@ -1,0 +1,178 @@
+"""The contexts the zone hands to techniques (see techniques/base.py).
+
+:class:`ZoneContext` answers catalogue questions for one requester; :class:`ZoneRunContext`
+adds read-only access to exactly the datasets a plan names. Neither lets a technique
+write anything: outcomes go back to the zone, which decides what is released.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from sqlalchemy import Engine, select
+
+from collabzone.budget import Period, PrivacyCost, period_key, total
+from collabzone.errors import NotAuthorisedError, NotFoundError
+from collabzone.keys import KeyProvider
+from collabzone.model import Agreement, Dataset, Party
+from collabzone.store import repo
+from collabzone.store import tables as t
+from collabzone.store.data import DataStore
+
+
+def visible_to(
+    party: Party, datasets: Sequence[Dataset], agreements: Sequence[Agreement], now: dt.datetime
+) -> list[Dataset]:
+    """Datasets ``party`` owns, or that an active agreement shares with it."""
+    shared = {a.dataset for a in agreements if a.grants(party) and a.is_active(now)}
+    return [d for d in datasets if d.owner == party.name or d.name in shared]
+
+
+def budget_period_of(rules: Mapping[str, Any], now: dt.datetime) -> str:
+    return period_key(Period(rules.get("budget_period", "total")), now)
+
+
+class ZoneContext:
+    """Catalogue-level view of the zone for one requester (PlanContext)."""
+
+    def __init__(self, engine: Engine, requester: Party, now: dt.datetime | None = None) -> None:
+        self._engine = engine
+        self._requester = requester
+        self._now = now or dt.datetime.now(dt.UTC)
+        with engine.connect() as conn:
+            self._datasets = {d.name: d for d in repo.list_datasets(conn)}
+            self._agreements = repo.list_agreements(conn)
+            self._parties = {p.name: p for p in repo.list_parties(conn)}
+
+    @property
+    def requester(self) -> Party:
+        return self._requester
+
+    @property
+    def now(self) -> dt.datetime:
+        return self._now
+
+    def visible_datasets(self) -> list[Dataset]:
+        return visible_to(
+            self._requester, list(self._datasets.values()), self._agreements, self._now
+        )
+
+    def dataset(self, name: str) -> Dataset:
+        for dataset in self.visible_datasets():
+            if dataset.name == name:
+                return dataset
+        if name in self._datasets:
+            raise NotAuthorisedError(
+                f"dataset {name!r} is not shared with {self._requester.name!r}"
+            )
+        raise NotFoundError(f"no dataset named {name!r}")
+
+    def agreements_for(self, dataset: str) -> list[Agreement]:
+        return [
+            a
+            for a in self._agreements
+            if a.dataset == dataset and a.grants(self._requester) and a.is_active(self._now)
+        ]
+
+    def all_agreements(self, dataset: str) -> list[Agreement]:
+        return [a for a in self._agreements if a.dataset == dataset]
+
+    def party(self, name: str) -> Party:
+        if name not in self._parties:
+            raise NotFoundError(f"no party named {name!r}")
+        return self._parties[name]
+
+    def spent_in(self, dataset: str, period: str) -> PrivacyCost:
+        with self._engine.connect() as conn:
+            return total(repo.spent(conn, self._requester.name, dataset, period))
+
+
+class ZoneRunContext(ZoneContext):
+    """Read-only data access for one approved plan (RunContext)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        requester: Party,
+        data: DataStore,
+        keys: KeyProvider,
+        datasets: Sequence[str],
+        rules_by_dataset: Mapping[str, Mapping[str, Any]],
+        zone_id: str,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(engine, requester)
+        self._data = data
+        self._keys = keys
+        self._allowed = tuple(datasets)
+        self._rules = rules_by_dataset
+        self._zone_id = zone_id
+        self._rng = np.random.default_rng(seed)
+        self._tables: dict[str, pa.Table] = {}
+        self._connection: duckdb.DuckDBPyConnection | None = None
+
+    def table(self, dataset: str) -> pa.Table:
+        if dataset not in self._allowed:
+            raise NotAuthorisedError(f"dataset {dataset!r} is not part of this request's plan")
+        if dataset not in self._tables:
+            with self._engine.connect() as conn:
+                row = repo.get_dataset_row(conn, dataset)
+            self._tables[dataset] = self._data.read(dataset, row["version"], row["data_file"])
+        return self._tables[dataset]
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        if self._connection is None:
+            con = duckdb.connect(
+                config={
+                    "enable_external_access": False,
+                    "autoinstall_known_extensions": False,
+                    "autoload_known_extensions": False,
+                }
+            )
+            for name in self._allowed:
+                con.register(name, self.table(name))
+            self._connection = con
+        return self._connection
+
+    def derive_key(self, purpose: str, length: int = 32) -> bytes:
+        self._keys.create("zone-techniques")
+        return self._keys.derive("zone-techniques", f"{self._zone_id}/{purpose}", length)
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return self._rng
+
+    def spent(self, dataset: str) -> PrivacyCost:
+        return self.spent_in(dataset, budget_period_of(self._rules.get(dataset, {}), self.now))
+
+    def history(self, dataset: str) -> list[Mapping[str, Any]]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    t.releases.c.monitor,
+                    t.releases.c.released_at,
+                    t.requests.c.requester,
+                    t.requests.c.datasets,
+                )
+                .join(t.requests, t.requests.c.id == t.releases.c.request_id)
+                .order_by(t.releases.c.released_at)
+            ).mappings()
+            return [
+                {
+                    **(r["monitor"] or {}),
+                    "requester": r["requester"],
+                    "released_at": r["released_at"],
+                }
+                for r in rows
+                if dataset in r["datasets"] and r["monitor"]
+            ]
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

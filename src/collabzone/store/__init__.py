@@ -1,0 +1,1 @@
+"""Storage: metadata (SQLAlchemy: SQLite or PostgreSQL) and data (encrypted Parquet)."""

@@ -1,0 +1,105 @@
+"""Dataset contents at rest: Parquet, encrypted with AES-256-GCM.
+
+DuckDB's own database encryption needs its httpfs extension to write (a download this
+zone must not make), so each dataset version is one Parquet file sealed with AES-GCM
+under a per-file key derived (HKDF) from the keyring's ``data-at-rest`` key and a random
+salt. The file's name, dataset and version are bound in as associated data, so a file
+swapped for another dataset's fails to open. Layout::
+
+    b"CZD1" | key version (4 bytes) | salt (16) | nonce (12) | ciphertext+tag
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import secrets
+import struct
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from collabzone.errors import IntegrityError, NotFoundError
+from collabzone.keys import KeyProvider, derive
+
+MAGIC = b"CZD1"
+DATA_KEY = "data-at-rest"
+
+
+class DataStore:
+    """Encrypted Parquet files under ``<zone>/data``."""
+
+    def __init__(self, root: Path, keys: KeyProvider) -> None:
+        self.root = Path(root)
+        self._keys = keys
+
+    def file_name(self, dataset: str, version: int) -> str:
+        return f"{dataset}.v{version}.parquet.enc"
+
+    @staticmethod
+    def _aad(dataset: str, version: int) -> bytes:
+        return f"collabzone-data/{dataset}/{version}".encode()
+
+    def write(self, dataset: str, version: int, table: pa.Table) -> tuple[str, str]:
+        """Seal ``table`` as the file of (dataset, version); returns (file name, sha256).
+
+        The file appears atomically (temp file + rename); the caller removes it again if
+        its metadata transaction fails.
+        """
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        plain = buffer.getvalue()
+        key_version, master = self._keys.get(DATA_KEY)
+        salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
+        key = derive(master, f"file/{salt.hex()}", context=DATA_KEY)
+        sealed = AESGCM(key).encrypt(nonce, plain, self._aad(dataset, version))
+        blob = MAGIC + struct.pack(">I", key_version) + salt + nonce + sealed
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = self.file_name(dataset, version)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".ingest-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(blob)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.root / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return name, hashlib.sha256(plain).hexdigest()
+
+    def read(self, dataset: str, version: int, file_name: str | None = None) -> pa.Table:
+        """Open and decrypt one dataset version."""
+        path = self.root / (file_name or self.file_name(dataset, version))
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(f"the data file of dataset {dataset!r} is missing") from None
+        if blob[:4] != MAGIC or len(blob) < 4 + 4 + 16 + 12 + 16:
+            raise IntegrityError(
+                f"the data file of dataset {dataset!r} is not a collabzone data file"
+            )
+        (key_version,) = struct.unpack(">I", blob[4:8])
+        salt, nonce, sealed = blob[8:24], blob[24:36], blob[36:]
+        _, master = self._keys.get(DATA_KEY, key_version)
+        key = derive(master, f"file/{salt.hex()}", context=DATA_KEY)
+        try:
+            plain = AESGCM(key).decrypt(nonce, sealed, self._aad(dataset, version))
+        except InvalidTag:
+            raise IntegrityError(
+                f"the data file of dataset {dataset!r} failed authentication (tampered or swapped)"
+            ) from None
+        return pq.read_table(io.BytesIO(plain))
+
+    def remove(self, file_name: str) -> None:
+        (self.root / file_name).unlink(missing_ok=True)
+
+    def files(self) -> set[str]:
+        if not self.root.exists():
+            return set()
+        return {p.name for p in self.root.glob("*.parquet.enc")}

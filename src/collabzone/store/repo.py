@@ -1,0 +1,186 @@
+"""Rows <-> domain values. Every read of the metadata store goes through here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from collabzone.budget import PrivacyCost
+from collabzone.errors import NotFoundError
+from collabzone.model import (
+    Agreement,
+    Approval,
+    Column,
+    Dataset,
+    Decision,
+    Party,
+    Receipt,
+    Request,
+    RequestStatus,
+    Role,
+)
+from collabzone.store import tables as t
+
+
+def iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromisoformat(value)
+
+
+def _time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value)
+
+
+def party_from_row(row: Mapping[str, Any]) -> Party:
+    return Party(
+        name=row["name"],
+        roles=tuple(Role(r) for r in row["roles"]),
+        created_at=_time(row["created_at"]),
+    )
+
+
+def dataset_from_row(row: Mapping[str, Any]) -> Dataset:
+    return Dataset(
+        name=row["name"],
+        owner=row["owner"],
+        columns=tuple(Column.model_validate(c) for c in row["columns"]),
+        row_count=row["row_count"],
+        version=row["version"],
+        description=row["description"],
+        created_at=_time(row["created_at"]),
+    )
+
+
+def agreement_from_row(row: Mapping[str, Any]) -> Agreement:
+    return Agreement(
+        id=row["id"],
+        dataset=row["dataset"],
+        owner=row["owner"],
+        grantees=tuple(row["grantees"]),
+        technique=row["technique"],
+        purposes=tuple(row["purposes"]),
+        rules=dict(row["rules"]),
+        approval=Approval(row["approval"]),
+        valid_from=_time(row["valid_from"]),
+        valid_until=parse_time(row["valid_until"]),
+        revoked_at=parse_time(row["revoked_at"]),
+        revoke_reason=row["revoke_reason"],
+        created_at=_time(row["created_at"]),
+    )
+
+
+def get_party(conn: Connection, name: str) -> Party:
+    row = conn.execute(select(t.parties).where(t.parties.c.name == name)).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no party named {name!r}")
+    return party_from_row(row)
+
+
+def list_parties(conn: Connection) -> list[Party]:
+    return [
+        party_from_row(r)
+        for r in conn.execute(select(t.parties).order_by(t.parties.c.name)).mappings()
+    ]
+
+
+def get_dataset_row(conn: Connection, name: str) -> Mapping[str, Any]:
+    row = conn.execute(select(t.datasets).where(t.datasets.c.name == name)).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no dataset named {name!r}")
+    return row
+
+
+def list_datasets(conn: Connection) -> list[Dataset]:
+    return [
+        dataset_from_row(r)
+        for r in conn.execute(select(t.datasets).order_by(t.datasets.c.name)).mappings()
+    ]
+
+
+def list_agreements(conn: Connection, dataset: str | None = None) -> list[Agreement]:
+    query = select(t.agreements).order_by(t.agreements.c.created_at)
+    if dataset is not None:
+        query = query.where(t.agreements.c.dataset == dataset)
+    return [agreement_from_row(r) for r in conn.execute(query).mappings()]
+
+
+def get_agreement(conn: Connection, agreement_id: str) -> Agreement:
+    row = (
+        conn.execute(select(t.agreements).where(t.agreements.c.id == agreement_id))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFoundError(f"no agreement {agreement_id!r}")
+    return agreement_from_row(row)
+
+
+def request_from_row(row: Mapping[str, Any], decisions: list[Decision]) -> Request:
+    return Request(
+        id=row["id"],
+        requester=row["requester"],
+        technique=row["technique"],
+        spec=row["spec"],
+        purpose=row["purpose"],
+        status=RequestStatus(row["status"]),
+        datasets=tuple(row["datasets"]),
+        owners_to_approve=tuple(row["owners_to_approve"]),
+        decisions=tuple(decisions),
+        reasons=tuple(row["reasons"]),
+        cost=row["cost"],
+        runs_at=row["placement"] if row["node"] is None else f"{row['placement']}:{row['node']}",
+        created_at=_time(row["created_at"]),
+        updated_at=_time(row["updated_at"]),
+    )
+
+
+def get_request_row(
+    conn: Connection, request_id: str, *, for_update: bool = False
+) -> Mapping[str, Any]:
+    query = select(t.requests).where(t.requests.c.id == request_id)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no request {request_id!r}")
+    return row
+
+
+def decisions_of(conn: Connection, request_id: str) -> list[Decision]:
+    rows = conn.execute(
+        select(t.decisions).where(t.decisions.c.request_id == request_id).order_by(t.decisions.c.at)
+    ).mappings()
+    return [
+        Decision(owner=r["owner"], approved=r["approved"], reason=r["reason"], at=_time(r["at"]))
+        for r in rows
+    ]
+
+
+def get_request(conn: Connection, request_id: str) -> Request:
+    return request_from_row(get_request_row(conn, request_id), decisions_of(conn, request_id))
+
+
+def list_requests(conn: Connection) -> list[Request]:
+    rows = list(conn.execute(select(t.requests).order_by(t.requests.c.created_at)).mappings())
+    return [request_from_row(r, decisions_of(conn, r["id"])) for r in rows]
+
+
+def spent(conn: Connection, party: str, dataset: str, period: str) -> list[PrivacyCost]:
+    rows = conn.execute(
+        select(t.budget_debits.c.epsilon, t.budget_debits.c.delta, t.budget_debits.c.rho).where(
+            t.budget_debits.c.party == party,
+            t.budget_debits.c.dataset == dataset,
+            t.budget_debits.c.period == period,
+        )
+    )
+    return [PrivacyCost(float(r.epsilon), float(r.delta), float(r.rho)) for r in rows]
+
+
+def receipt_from_row(row: Mapping[str, Any]) -> Receipt:
+    return Receipt.model_validate(row["receipt"])

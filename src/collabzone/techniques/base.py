@@ -1,0 +1,202 @@
+"""The interface every privacy technique implements: plan -> check -> run -> release.
+
+A technique is one module (or package) that subclasses :class:`Technique` and is listed
+in :mod:`collabzone.techniques.registry`. It never imports the store, the zone or another
+technique: the zone hands it what it needs.
+
+* ``plan(spec, ctx)`` reads the request's spec and the catalogue (no data) and says what
+  the request touches and what it would cost (:class:`Plan`). Bad specs raise
+  :class:`~collabzone.errors.InvalidInputError`.
+* ``check(plan, rules, ctx)`` is pure: given the agreement rules of every dataset touched
+  (already filtered to the agreements that grant this requester, technique and purpose),
+  it returns the :class:`~collabzone.errors.Reason` for each rule the plan breaks.
+* ``run(plan, ctx)`` computes the raw outcome from data reached only through
+  :class:`RunContext`. Techniques whose ``placement`` is ``"owner"`` run at the data
+  owner's node (``collabzone node``), not in the zone: the zone only queues the job.
+* ``release(plan, outcome, rules)`` is the last filter: what may leave, to whom, and the
+  privacy cost actually spent. Only its result is stored and shown.
+
+The zone commits the release, its budget debits and its audit event in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+from collabzone.budget import PrivacyCost
+from collabzone.errors import Reason
+from collabzone.model import Agreement, Dataset, Party
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+
+
+class Merge(StrEnum):
+    """How one rule parameter combines across the agreements a request needs.
+
+    The most restrictive value wins: ``AT_LEAST`` takes the largest (a minimum group
+    size), ``AT_MOST`` the smallest (a cap), ``SUBSET`` the intersection (allowed lists),
+    ``ALL`` requires every agreement to allow (a permission flag), ``ANY`` applies if any
+    agreement demands it (a protection flag), ``SAME`` requires equal values.
+    """
+
+    AT_LEAST = "at_least"
+    AT_MOST = "at_most"
+    SUBSET = "subset"
+    ALL = "all"
+    ANY = "any"
+    SAME = "same"
+    PER_DATASET = "per_dataset"
+    """Not merged: the rule speaks of its own dataset's columns (e.g. value bounds)."""
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One agreement parameter a technique understands."""
+
+    name: str
+    merge: Merge
+    description: str
+    type: type | tuple[type, ...] = object
+
+
+Placement = Literal["zone", "owner"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a request touches and what it would cost, before any data is read."""
+
+    technique: str
+    datasets: tuple[str, ...]
+    cost: Mapping[str, PrivacyCost] = field(default_factory=dict)
+    """Privacy cost per dataset, as priced before running (``--dry-run`` shows it)."""
+    columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    outputs: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """The technique's own compiled form (e.g. the rewritten SQL); JSON-serialisable."""
+    placement: Placement = "zone"
+    node: str | None = None
+    """For placement ``owner``: the party whose node runs the job."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ``run`` produced and ``release`` let out.
+
+    ``payload`` is JSON-serialisable: tables as ``{"columns": [...], "rows": [[...]]}``.
+    """
+
+    payload: Mapping[str, Any]
+    rows_suppressed: int = 0
+    mechanism: str | None = None
+    noise_scale: float | None = None
+    spent: Mapping[str, PrivacyCost] = field(default_factory=dict)
+    released_to: tuple[str, ...] = ()
+    """Parties allowed to read the payload; empty means the requester only."""
+    notes: tuple[str, ...] = ()
+
+
+class PlanContext(Protocol):
+    """What ``plan`` and ``check`` may know: the requester and the catalogue, no data."""
+
+    @property
+    def requester(self) -> Party: ...
+
+    @property
+    def now(self) -> dt.datetime: ...
+
+    def dataset(self, name: str) -> Dataset:
+        """The dataset's metadata; raises NotFoundError if the requester may not see it."""
+        ...
+
+    def visible_datasets(self) -> list[Dataset]:
+        """Datasets the requester owns or that an active agreement shares with it."""
+        ...
+
+    def agreements_for(self, dataset: str) -> list[Agreement]:
+        """Active agreements on ``dataset`` that grant the requester (any technique)."""
+        ...
+
+    def party(self, name: str) -> Party: ...
+
+
+class RunContext(PlanContext, Protocol):
+    """What ``run`` may reach: read-only data of the datasets in the plan, keys, randomness."""
+
+    def table(self, dataset: str) -> pa.Table:
+        """The decrypted table (only datasets listed in the plan)."""
+        ...
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with every planned dataset registered as a view
+        under its own name, and nothing else (no files, no extensions)."""
+        ...
+
+    def derive_key(self, purpose: str, length: int = 32) -> bytes:
+        """A zone key for ``purpose`` (HKDF from the keyring); never log or release it."""
+        ...
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """Randomness for non-privacy uses (mock samples, shuffles). DP noise comes from
+        OpenDP's own vetted sampler, not from here."""
+        ...
+
+    def spent(self, dataset: str) -> PrivacyCost:
+        """Budget this requester already spent on ``dataset`` in the current period."""
+        ...
+
+    def history(self, dataset: str) -> list[Mapping[str, Any]]:
+        """What earlier releases on ``dataset`` recorded for monitoring (query monitor)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Agreement rules for one request: per dataset, and merged most-restrictively."""
+
+    by_dataset: Mapping[str, Mapping[str, Any]]
+    merged: Mapping[str, Any]
+    agreements: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per dataset, the ids of the agreements the rules came from (for receipts)."""
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.merged.get(name, default)
+
+
+class Technique(ABC):
+    """Base class of every technique (see the module docstring for the contract)."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    placement: ClassVar[Placement] = "zone"
+    rule_specs: ClassVar[tuple[RuleSpec, ...]] = ()
+    needs_agreement: ClassVar[bool] = True
+    """False for techniques (like the catalogue) that only need the dataset to be shared."""
+
+    @abstractmethod
+    def plan(self, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
+        """Validate ``spec`` and say what the request touches and costs."""
+
+    def check(self, plan: Plan, rules: Rules, ctx: PlanContext) -> list[Reason]:
+        """Reasons the plan breaks a rule (pure; the default finds none)."""
+        return []
+
+    @abstractmethod
+    def run(self, plan: Plan, ctx: RunContext) -> Outcome:
+        """Compute the raw outcome."""
+
+    def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
+        """Filter the outcome down to what may leave (the default lets it all out)."""
+        return outcome
+
+
+TechniqueFactory = Callable[[], Technique]
