@@ -8,4 +8,5 @@ from __future__ import annotations
 
 SUBCOMMANDS: list[tuple[str, str]] = [
     # ("deid", "collabzone.techniques.deid.cli:app"),
+    ("link", "collabzone.techniques.linking.cli:app"),
 ]

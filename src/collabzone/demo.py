@@ -25,7 +25,12 @@ from collabzone.zone import Zone, init
 
 BANK_COLUMNS = [
     {"name": "region", "type": "string", "class": "dimension", "domain": demo_data.REGIONS},
-    {"name": "age", "type": "integer", "class": "quasi_identifier", "domain": {"min": 18, "max": 100}},
+    {
+        "name": "age",
+        "type": "integer",
+        "class": "quasi_identifier",
+        "domain": {"min": 18, "max": 100},
+    },
     {"name": "segment", "type": "string", "class": "dimension", "domain": demo_data.SEGMENTS},
     {"name": "income", "type": "integer", "class": "measure", "domain": {"min": 0, "max": 500000}},
     {"name": "has_credit_card", "type": "boolean", "class": "dimension"},
@@ -33,10 +38,25 @@ BANK_COLUMNS = [
 ]
 PARTNER_COLUMNS = [
     {"name": "region", "type": "string", "class": "dimension", "domain": demo_data.REGIONS},
-    {"name": "age", "type": "integer", "class": "quasi_identifier", "domain": {"min": 18, "max": 100}},
+    {
+        "name": "age",
+        "type": "integer",
+        "class": "quasi_identifier",
+        "domain": {"min": 18, "max": 100},
+    },
     {"name": "loyalty_tier", "type": "string", "class": "dimension", "domain": demo_data.TIERS},
-    {"name": "annual_spend", "type": "float", "class": "measure", "domain": {"min": 0, "max": 100000}},
-    {"name": "store_visits", "type": "integer", "class": "measure", "domain": {"min": 0, "max": 365}},
+    {
+        "name": "annual_spend",
+        "type": "float",
+        "class": "measure",
+        "domain": {"min": 0, "max": 100000},
+    },
+    {
+        "name": "store_visits",
+        "type": "integer",
+        "class": "measure",
+        "domain": {"min": 0, "max": 365},
+    },
 ]
 
 
@@ -62,7 +82,13 @@ def _title(demo: DemoZone, text: str) -> None:
 
 def _show(demo: DemoZone, who: str, request: Request | dict[str, Any]) -> None:
     assert isinstance(request, Request)
-    colour = "green" if request.status.value == "released" else "yellow" if request.status.value.startswith("await") else "red"
+    colour = (
+        "green"
+        if request.status.value == "released"
+        else "yellow"
+        if request.status.value.startswith("await")
+        else "red"
+    )
     demo.console.print(f"[bold]{who}[/] -> {request.technique} [{colour}]{request.status.value}[/]")
     for reason in request.reasons:
         demo.console.print(f"   refused because: {escape(reason)}")
@@ -88,40 +114,67 @@ def step_catalogue(demo: DemoZone) -> None:
     for entry in demo.bank.catalogue(mock_rows=3)["datasets"]:
         if entry["owner"] == "bank":
             continue
-        demo.console.print(f"  {entry['dataset']} by {entry['owner']}: {entry['rows_shown_as']} rows; "
-                           f"may ask: {', '.join(t['technique'] for t in entry['techniques'])}")
-        _table(demo, entry["mock_sample"], f"mock sample of {entry['dataset']} (generated from the schema)")
+        demo.console.print(
+            f"  {entry['dataset']} by {entry['owner']}: {entry['rows_shown_as']} rows; "
+            f"may ask: {', '.join(t['technique'] for t in entry['techniques'])}"
+        )
+        _table(
+            demo,
+            entry["mock_sample"],
+            f"mock sample of {entry['dataset']} (generated from the schema)",
+        )
 
 
 def step_dp_count(demo: DemoZone) -> None:
     _title(demo, "4. The bank asks for DP counts of partner customers by region")
-    request = demo.bank.submit("dp_count", {"dataset": "partner_customers", "by": "region", "epsilon": 0.5},
-                               purpose="campaign sizing")
+    request = demo.bank.submit(
+        "dp_count",
+        {"dataset": "partner_customers", "by": "region", "epsilon": 0.5},
+        purpose="campaign sizing",
+    )
     _show(demo, "bank", request)
     assert isinstance(request, Request)
     release = demo.bank.result(request.id)
-    _table(demo, dict(release.payload), "partner customers by region (discrete Laplace, epsilon 0.5)")
+    _table(
+        demo, dict(release.payload), "partner customers by region (discrete Laplace, epsilon 0.5)"
+    )
     receipt = release.receipt
-    demo.console.print(f"  receipt: {receipt.mechanism}, scale {receipt.noise_scale}, spent "
-                       f"{receipt.budget_spent['partner_customers']['epsilon']}, remaining "
-                       f"{receipt.budget_remaining['partner_customers']['epsilon']}, audit event {receipt.audit_event_id}")
-    again = demo.bank.submit("dp_count", {"dataset": "partner_customers", "epsilon": 0.8}, purpose="campaign sizing")
+    demo.console.print(
+        f"  receipt: {receipt.mechanism}, scale {receipt.noise_scale}, spent "
+        f"{receipt.budget_spent['partner_customers']['epsilon']}, remaining "
+        f"{receipt.budget_remaining['partner_customers']['epsilon']}, audit event {receipt.audit_event_id}"
+    )
+    again = demo.bank.submit(
+        "dp_count", {"dataset": "partner_customers", "epsilon": 0.8}, purpose="campaign sizing"
+    )
     demo.console.print("  asking again with epsilon 0.8 (only 0.5 left):")
     _show(demo, "bank", again)
 
 
 def step_manual_approval(demo: DemoZone) -> None:
     _title(demo, "5. A request the partner must approve by hand, and one it denies")
-    first = demo.bank.submit("dp_count", {"dataset": "partner_customers", "by": "loyalty_tier", "rho": 0.05},
-                             purpose="loyalty analysis")
+    first = demo.bank.submit(
+        "dp_count",
+        {"dataset": "partner_customers", "by": "loyalty_tier", "rho": 0.05},
+        purpose="loyalty analysis",
+    )
     _show(demo, "bank", first)
     assert isinstance(first, Request)
-    demo.console.print(f"  partner sees pending: {[r.id for r in demo.partner.requests('awaiting_approval')]}")
+    demo.console.print(
+        f"  partner sees pending: {[r.id for r in demo.partner.requests('awaiting_approval')]}"
+    )
     approved = demo.partner.approve(first.id, reason="aggregate only, agreed in the contract")
     _show(demo, "partner approves", approved)
-    _table(demo, dict(demo.bank.result(first.id).payload), "partner customers by loyalty tier (discrete Gaussian, zCDP)")
-    second = demo.bank.submit("dp_count", {"dataset": "partner_customers", "by": "loyalty_tier", "rho": 0.05},
-                              purpose="loyalty analysis")
+    _table(
+        demo,
+        dict(demo.bank.result(first.id).payload),
+        "partner customers by loyalty tier (discrete Gaussian, zCDP)",
+    )
+    second = demo.bank.submit(
+        "dp_count",
+        {"dataset": "partner_customers", "by": "loyalty_tier", "rho": 0.05},
+        purpose="loyalty analysis",
+    )
     assert isinstance(second, Request)
     denied = demo.partner.deny(second.id, reason="one loyalty breakdown per quarter")
     _show(demo, "partner denies", denied)
@@ -129,21 +182,40 @@ def step_manual_approval(demo: DemoZone) -> None:
 
 def step_refusals(demo: DemoZone) -> None:
     _title(demo, "6. Requests outside the agreements are refused, naming the rule")
-    _show(demo, "bank (wrong purpose)", demo.bank.submit(
-        "dp_count", {"dataset": "partner_customers", "epsilon": 0.1}, purpose="resale"))
-    _show(demo, "partner (no agreement on the bank's data)", demo.partner.submit(
-        "dp_count", {"dataset": "bank_customers", "epsilon": 0.1}, purpose="campaign sizing"))
+    _show(
+        demo,
+        "bank (wrong purpose)",
+        demo.bank.submit(
+            "dp_count", {"dataset": "partner_customers", "epsilon": 0.1}, purpose="resale"
+        ),
+    )
+    _show(
+        demo,
+        "partner (no agreement on the bank's data)",
+        demo.partner.submit(
+            "dp_count", {"dataset": "bank_customers", "epsilon": 0.1}, purpose="campaign sizing"
+        ),
+    )
 
 
 def step_audit(demo: DemoZone) -> None:
     _title(demo, "Audit: the auditor verifies the hash chain")
     demo.console.print(f"  {demo.auditor.verify_audit()}")
     events = demo.auditor.audit_events()
-    demo.console.print(f"  {len(events)} events; last: {events[-1]['action']} on {events[-1]['subject']}")
+    demo.console.print(
+        f"  {len(events)} events; last: {events[-1]['action']} on {events[-1]['subject']}"
+    )
     demo.console.print(f"  zone directory: {demo.root}")
 
 
-STEPS: list[Step] = [step_parties, step_catalogue, step_dp_count, step_manual_approval, step_refusals, step_audit]
+STEPS: list[Step] = [
+    step_parties,
+    step_catalogue,
+    step_dp_count,
+    step_manual_approval,
+    step_refusals,
+    step_audit,
+]
 
 
 def _setup(root: Path, rows: int, console: Console) -> DemoZone:
@@ -159,15 +231,27 @@ def _setup(root: Path, rows: int, console: Console) -> DemoZone:
     demo = DemoZone(root, operator, bank, partner, auditor, files, console)
     _title(demo, "2. Each party prepares its file at its premises and uploads tokens only")
     prepare_and_ingest(demo)
-    partner.add_agreement("partner_customers", grantees=["bank"], technique="dp_count",
-                          purposes=["campaign sizing"], rules={"epsilon_budget": 1.0, "max_epsilon_per_request": 1.0})
-    partner.add_agreement("partner_customers", grantees=["bank"], technique="dp_count",
-                          purposes=["loyalty analysis"], approval="manual",
-                          rules={"rho_budget": 0.5, "budget_period": "month"})
+    partner.add_agreement(
+        "partner_customers",
+        grantees=["bank"],
+        technique="dp_count",
+        purposes=["campaign sizing"],
+        rules={"epsilon_budget": 1.0, "max_epsilon_per_request": 1.0},
+    )
+    partner.add_agreement(
+        "partner_customers",
+        grantees=["bank"],
+        technique="dp_count",
+        purposes=["loyalty analysis"],
+        approval="manual",
+        rules={"rho_budget": 0.5, "budget_period": "month"},
+    )
     return demo
 
 
-def run_demo(directory: Path | None = None, *, rows: int = 2000, console: Console | None = None) -> DemoZone:
+def run_demo(
+    directory: Path | None = None, *, rows: int = 2000, console: Console | None = None
+) -> DemoZone:
     """Run the whole demo in ``directory`` (a new temporary directory by default)."""
     console = console or Console()
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="collabzone-demo-"))
@@ -175,7 +259,11 @@ def run_demo(directory: Path | None = None, *, rows: int = 2000, console: Consol
         from collabzone.errors import ConflictError
 
         raise ConflictError(f"{root / 'zone'} already exists: give an empty --dir")
-    console.print(Panel.fit("collabzone demo: a bank and a retail partner, no raw PII exchanged", style="bold"))
+    console.print(
+        Panel.fit(
+            "collabzone demo: a bank and a retail partner, no raw PII exchanged", style="bold"
+        )
+    )
     demo = _setup(root, rows, console)
     for step in STEPS:
         step(demo)

@@ -56,7 +56,9 @@ def _restyle(person: dict[str, str], rng: random.Random) -> dict[str, str]:
     return out
 
 
-def generate(directory: Path, rows: int = 2000, overlap_share: float = 0.3, seed: int = 7) -> DemoFiles:
+def generate(
+    directory: Path, rows: int = 2000, overlap_share: float = 0.3, seed: int = 7
+) -> DemoFiles:
     """Write bank_raw.csv and partner_raw.csv into ``directory``."""
     fake = Faker("en_GB")
     Faker.seed(seed)
@@ -64,29 +66,89 @@ def generate(directory: Path, rows: int = 2000, overlap_share: float = 0.3, seed
     bank_people = [_person(fake, rng) for _ in range(rows)]
     overlap = int(rows * overlap_share)
     shared = rng.sample(bank_people, overlap)
-    partner_people = [_restyle(p, rng) for p in shared] + [_person(fake, rng) for _ in range(rows - overlap)]
+    partner_people = [_restyle(p, rng) for p in shared] + [
+        _person(fake, rng) for _ in range(rows - overlap)
+    ]
     rng.shuffle(partner_people)
     directory.mkdir(parents=True, exist_ok=True)
     bank_path, partner_path = directory / "bank_raw.csv", directory / "partner_raw.csv"
     shared_emails = {p["email"] for p in shared}
     with bank_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["first_name", "last_name", "email", "phone", "birth_date", "postcode", "region", "age",
-                         "segment", "income", "has_credit_card", "converted"])
+        writer.writerow(
+            [
+                "first_name",
+                "last_name",
+                "email",
+                "phone",
+                "birth_date",
+                "postcode",
+                "region",
+                "age",
+                "segment",
+                "income",
+                "has_credit_card",
+                "converted",
+            ]
+        )
         for p in bank_people:
             segment = rng.choices(SEGMENTS, weights=[70, 25, 5])[0]
             income = int(rng.lognormvariate(10.4, 0.4)) + (30000 if segment != "mass" else 0)
             # partner shoppers convert more often: the effect the bank wants to measure
-            base = 0.08 + (0.07 if p["email"] in shared_emails else 0) + (0.05 if segment == "affluent" else 0)
-            writer.writerow([p["first_name"], p["last_name"], p["email"], p["phone"], p["birth_date"], p["postcode"],
-                             p["region"], p["age"], segment, income, rng.random() < 0.6, rng.random() < base])
+            base = (
+                0.08
+                + (0.07 if p["email"] in shared_emails else 0)
+                + (0.05 if segment == "affluent" else 0)
+            )
+            writer.writerow(
+                [
+                    p["first_name"],
+                    p["last_name"],
+                    p["email"],
+                    p["phone"],
+                    p["birth_date"],
+                    p["postcode"],
+                    p["region"],
+                    p["age"],
+                    segment,
+                    income,
+                    rng.random() < 0.6,
+                    rng.random() < base,
+                ]
+            )
     with partner_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["first_name", "last_name", "email", "phone", "birth_date", "postcode", "region", "age",
-                         "loyalty_tier", "annual_spend", "store_visits"])
+        writer.writerow(
+            [
+                "first_name",
+                "last_name",
+                "email",
+                "phone",
+                "birth_date",
+                "postcode",
+                "region",
+                "age",
+                "loyalty_tier",
+                "annual_spend",
+                "store_visits",
+            ]
+        )
         for p in partner_people:
             tier = rng.choices(TIERS, weights=[60, 30, 10])[0]
             spend = round(rng.gammavariate(2.0, 300.0) * (1 + TIERS.index(tier)), 2)
-            writer.writerow([p["first_name"], p["last_name"], p["email"], p["phone"], p["birth_date"], p["postcode"],
-                             p["region"], p["age"], tier, spend, rng.randint(0, 60)])
+            writer.writerow(
+                [
+                    p["first_name"],
+                    p["last_name"],
+                    p["email"],
+                    p["phone"],
+                    p["birth_date"],
+                    p["postcode"],
+                    p["region"],
+                    p["age"],
+                    tier,
+                    spend,
+                    rng.randint(0, 60),
+                ]
+            )
     return DemoFiles(bank_path, partner_path, overlap)

@@ -29,8 +29,14 @@ def prepare_and_ingest(demo: DemoZone) -> None:
             writer = csv.writer(dst)
             writer.writerow(["email_token", *keep])
             for row in reader:
-                token = hmac.new(key, row["email"].strip().lower().encode(), hashlib.sha256).hexdigest()
+                token = hmac.new(
+                    key, row["email"].strip().lower().encode(), hashlib.sha256
+                ).hexdigest()
                 writer.writerow([token, *(row[k] for k in keep)])
-        spec = {"columns": [{"name": "email_token", "type": "string", "class": "join_key"}, *columns]}
+        spec = {
+            "columns": [{"name": "email_token", "type": "string", "class": "join_key"}, *columns]
+        }
         dataset = zone.add_dataset(name, out, spec)
-        demo.console.print(f"  {zone.me.name}: {raw.name} -> {out.name} -> dataset {dataset.name} ({dataset.row_count} rows)")
+        demo.console.print(
+            f"  {zone.me.name}: {raw.name} -> {out.name} -> dataset {dataset.name} ({dataset.row_count} rows)"
+        )

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 from pydantic import ValidationError
 
@@ -207,7 +208,13 @@ def read_csv(path: Path, spec: DatasetSpec) -> pa.Table:
     header = _read_header(path, spec.delimiter)
     _match_columns(path, header, spec)
     by_name = {c.name: c for c in spec.columns}
-    types = {name: DUCKDB_TYPES[by_name[name].type] for name in header}
+    # integers are read as text and checked strictly: DuckDB's own cast rounds "3.5" to 4
+    types = {
+        name: "VARCHAR"
+        if by_name[name].type is ColumnType.INTEGER
+        else DUCKDB_TYPES[by_name[name].type]
+        for name in header
+    }
     con = duckdb.connect(config={"enable_external_access": True})
     try:
         try:
@@ -230,9 +237,49 @@ def read_csv(path: Path, spec: DatasetSpec) -> pa.Table:
                 type=column_spec.type.value if column_spec else "?", kind=str(error_type).lower()
             )
             raise _fail(path, message, int(line), column if error_type == "CAST" else None)
+        _cast_integers(con, path, spec, line_offset=2)
         return _validate_staged(con, path, spec, header, line_offset=2)
     finally:
         con.close()
+
+
+def _cast_integers(
+    con: duckdb.DuckDBPyConnection, path: Path, spec: DatasetSpec, line_offset: int
+) -> None:
+    """Turn the integer columns staged as text into BIGINT, refusing anything but digits."""
+    integers = [c.name for c in spec.columns if c.type is ColumnType.INTEGER]
+    checks = [
+        (
+            name,
+            f"{_quote(name)} IS NOT NULL AND (NOT regexp_full_match({_quote(name)}, "
+            f"'\\s*[+-]?[0-9]+\\s*') OR TRY_CAST(trim({_quote(name)}) AS BIGINT) IS NULL)",
+            "value does not match the declared type integer",
+        )
+        for name in integers
+    ]
+    _raise_first_bad(con, path, checks, line_offset)
+    for name in integers:
+        ident = _quote(name)
+        con.execute(
+            f"ALTER TABLE staged ALTER COLUMN {ident} TYPE BIGINT USING CAST(trim({ident}) AS BIGINT)"
+        )
+
+
+def _raise_first_bad(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    checks: list[tuple[str, str, str]],
+    line_offset: int,
+) -> None:
+    """Evaluate every (column, bad-row condition, message) in one scan of ``staged``; raise
+    for the first check (in order) that some row fails, at its first failing row."""
+    if not checks:
+        return
+    aggregates = ", ".join(f"min(rowid) FILTER (WHERE {cond})" for _, cond, _ in checks)
+    first_bad = _first(con, f"SELECT {aggregates} FROM staged")
+    for (name, _, message), bad in zip(checks, first_bad or (), strict=False):
+        if bad is not None:
+            raise _fail(path, message, int(bad) + line_offset, name)
 
 
 def read_parquet(path: Path, spec: DatasetSpec) -> pa.Table:
@@ -251,7 +298,12 @@ def read_parquet(path: Path, spec: DatasetSpec) -> pa.Table:
             ]
         except duckdb.Error:
             raise _fail(path, "is not a readable Parquet file") from None
-        dupes = sorted({h for h in found if found.count(h) > 1})
+        # DuckDB renames a repeated name (x, x_1): the file's own schema has the real names
+        try:
+            raw_names = list(pq.read_schema(path).names)
+        except (OSError, pa.ArrowException):
+            raise _fail(path, "is not a readable Parquet file") from None
+        dupes = sorted({h for h in raw_names if raw_names.count(h) > 1})
         if dupes:
             raise _fail(path, f"names column(s) {', '.join(map(repr, dupes))} more than once")
         _match_columns(path, found, spec)
@@ -260,10 +312,13 @@ def read_parquet(path: Path, spec: DatasetSpec) -> pa.Table:
             raise _fail(path, "has no data rows")
         for column in spec.columns:
             ident = _quote(column.name)
+            condition = f"TRY_CAST({ident} AS {DUCKDB_TYPES[column.type]}) IS NULL"
+            if column.type is ColumnType.INTEGER:
+                # a fractional value must not be rounded into an integer column
+                condition += f" OR TRY_CAST({ident} AS DOUBLE) <> TRY_CAST({ident} AS BIGINT)"
             bad = _first(
                 con,
-                f"SELECT min(rowid) FROM raw WHERE {ident} IS NOT NULL AND "
-                f"TRY_CAST({ident} AS {DUCKDB_TYPES[column.type]}) IS NULL",
+                f"SELECT min(rowid) FROM raw WHERE {ident} IS NOT NULL AND ({condition})",
             )
             if bad and bad[0] is not None:
                 raise _fail(
@@ -334,12 +389,10 @@ def _validate_staged(
                 )
             )
         checks.extend(_domain_checks(column, ident))
-    for name, condition, message in checks:
-        bad = _first(con, f"SELECT min(rowid) FROM staged WHERE {condition}")
-        if bad and bad[0] is not None:
-            raise _fail(path, message, int(bad[0]) + line_offset, name)
+    _raise_first_bad(con, path, checks, line_offset)
     select = ", ".join(_quote(c.name) for c in spec.columns)
-    return con.sql(f"SELECT {select} FROM staged ORDER BY rowid").to_arrow_table()
+    # a plain scan keeps file order (DuckDB's preserve_insertion_order is on): no sort needed
+    return con.sql(f"SELECT {select} FROM staged").to_arrow_table()
 
 
 def _domain_checks(column: Column, ident: str) -> list[tuple[str, str, str]]:

@@ -148,8 +148,11 @@ class RequestEngine:
     ) -> dict[str, Any]:
         """What a request would touch, which rules apply, what it costs, what budget remains."""
         technique = registry.get(technique_name)
-        ctx = ZoneContext(self._engine, requester)
-        plan = technique.plan(spec, ctx)
+        ctx = ZoneContext(self._engine, requester, technique=technique.name, purpose=purpose)
+        try:
+            plan = technique.plan(spec, ctx)
+        except PolicyRefusal as exc:
+            return {"technique": technique.name, "would_be_refused": [str(r) for r in exc.reasons]}
         result, reasons = self._evaluate(requester, technique, plan, purpose, ctx)
         budget = {}
         for dataset in plan.datasets:
@@ -257,9 +260,12 @@ class RequestEngine:
                 parties=[requester.name],
                 details={"technique": technique.name, "purpose": purpose, "spec": dict(spec)},
             )
-        ctx = ZoneContext(self._engine, requester)
+        ctx = ZoneContext(self._engine, requester, technique=technique.name, purpose=purpose)
         try:
             plan = technique.plan(spec, ctx)
+        except PolicyRefusal as exc:
+            self._finish_refused(request_id, "zone", exc.reasons)
+            return request_id
         except CollabzoneError as exc:
             self._finish_refused(
                 request_id, requester.name, [Reason(exc.code, "request spec", exc.message)]
@@ -427,7 +433,7 @@ class RequestEngine:
         self.release(request_id, requester, plan, outcome, ctx_rules)
 
     def _rules_now(self, requester: Party, technique: Technique, plan: Plan, purpose: str) -> Rules:
-        ctx = ZoneContext(self._engine, requester)
+        ctx = ZoneContext(self._engine, requester, technique=technique.name, purpose=purpose)
         result, reasons = self._evaluate(requester, technique, plan, purpose, ctx)
         # re-checked at run time: an agreement revoked or expired since approval stops the run
         hard = [r for r in reasons if r.code != "BUDGET_EXHAUSTED"]

@@ -17,9 +17,10 @@ import pyarrow as pa
 from sqlalchemy import Engine, select
 
 from collabzone.budget import Period, PrivacyCost, period_key, total
-from collabzone.errors import NotAuthorisedError, NotFoundError
+from collabzone.errors import NotAuthorisedError, NotFoundError, PolicyRefusal, Reason
 from collabzone.keys import KeyProvider
 from collabzone.model import Agreement, Dataset, Party
+from collabzone.policy import choose_agreement
 from collabzone.store import repo
 from collabzone.store import tables as t
 from collabzone.store.data import DataStore
@@ -40,8 +41,17 @@ def budget_period_of(rules: Mapping[str, Any], now: dt.datetime) -> str:
 class ZoneContext:
     """Catalogue-level view of the zone for one requester (PlanContext)."""
 
-    def __init__(self, engine: Engine, requester: Party, now: dt.datetime | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        requester: Party,
+        now: dt.datetime | None = None,
+        technique: str = "",
+        purpose: str = "",
+    ) -> None:
         self._engine = engine
+        self._technique = technique
+        self._purpose = purpose
         self._requester = requester
         self._now = now or dt.datetime.now(dt.UTC)
         with engine.connect() as conn:
@@ -67,9 +77,22 @@ class ZoneContext:
             if dataset.name == name:
                 return dataset
         if name in self._datasets:
-            raise NotAuthorisedError(
-                f"dataset {name!r} is not shared with {self._requester.name!r}"
+            verdict = choose_agreement(
+                self._datasets[name],
+                self._agreements,
+                self._requester,
+                self._technique,
+                self._purpose,
+                self._now,
             )
+            if not isinstance(verdict, Reason):
+                verdict = Reason(
+                    "NO_AGREEMENT",
+                    f"agreements on {name}",
+                    f"no active agreement shares {name!r} with {self._requester.name!r}",
+                    self._datasets[name].owner,
+                )
+            raise PolicyRefusal(verdict)
         raise NotFoundError(f"no dataset named {name!r}")
 
     def agreements_for(self, dataset: str) -> list[Agreement]:

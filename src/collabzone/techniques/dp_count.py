@@ -163,7 +163,9 @@ class DPCount(Technique):
             assert measurement.map(1) <= cost.epsilon * (1 + 1e-9)
             half_width = dp.discrete_laplacian_scale_to_accuracy(scale=scale, alpha=ALPHA)
             mechanism = "discrete Laplace (OpenDP), pure epsilon-DP"
-        noisy = [max(0, int(v)) for v in measurement(exact)]  # post-processing: a count is never negative
+        noisy = [
+            max(0, int(v)) for v in measurement(exact)
+        ]  # post-processing: a count is never negative
         rows = [
             [label, value, max(0, int(value - half_width)), int(value + half_width)]
             for label, value in zip(labels, noisy, strict=True)

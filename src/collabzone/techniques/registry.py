@@ -17,6 +17,7 @@ _BUILTIN: dict[str, str] = {
     "catalogue": "collabzone.techniques.catalogue:Catalogue",
     "dp_count": "collabzone.techniques.dp_count:DPCount",
     # -- techniques added by later work register here (one line each) --
+    "overlap": "collabzone.techniques.linking:Overlap",
 }
 
 _loaded: dict[str, Technique] = {}

@@ -1,0 +1,226 @@
+"""``prepare``: at the provider's premises, raw file in, upload-ready token file out.
+
+Reads a raw CSV (UTF-8) or Parquet file, normalises and tokenises the identifier columns
+named by the link spec, drops every raw identifier column, and writes the tokens plus the
+remaining columns, and a JSON report (rows, valid / missing / invalid values per field,
+key versions). Raw PII never leaves this function: the output holds only tokens.
+
+Everything is checked before anything is written, and files are written to a temporary
+name and renamed at the end, so a failure leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from collabzone.errors import InvalidInputError
+from collabzone.keys import KeyProvider
+from collabzone.techniques.linking._hmac import link_key
+from collabzone.techniques.linking._oprf import Transport
+from collabzone.techniques.linking._spec import LinkSpec
+from collabzone.techniques.linking._tokenise import (
+    FieldCounts,
+    Tokenised,
+    tokenise_hmac,
+    tokenise_oprf,
+)
+
+
+@dataclass(frozen=True)
+class PrepareReport:
+    """What ``prepare`` did: safe to share (counts and names, no values, no keys)."""
+
+    rows: int
+    mode: str
+    collaboration: str
+    zone: str
+    fields: dict[str, FieldCounts]
+    match_keys: dict[str, dict[str, Any]]
+    dropped_columns: list[str]
+    output_columns: dict[str, str] = field(default_factory=dict)
+    """Output column -> suggested column class for the dataset schema at upload."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_raw(path: Path, identifier_columns: list[str]) -> pa.Table:
+    """Read a raw CSV/Parquet file, identifier columns as text; clear errors otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"raw file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise InvalidInputError(f"raw file {path} is empty: it needs a header row and data rows")
+    try:
+        if path.suffix.lower() == ".parquet":
+            table = pq.read_table(path)
+        else:
+            table = _read_csv(path, identifier_columns)
+    except pa.ArrowInvalid as exc:
+        if "UTF8" in str(exc) or "utf-8" in str(exc).lower():
+            raise InvalidInputError(
+                f"raw file {path} is not valid UTF-8 (mixed or legacy encoding): "
+                "re-save it as UTF-8"
+            ) from None
+        # Arrow's message may quote a raw value: report only the kind of problem
+        raise InvalidInputError(f"raw file {path} is not a well-formed CSV file") from None
+    if table.num_rows == 0:
+        raise InvalidInputError(f"raw file {path} has a header but no data rows")
+    return table
+
+
+def _read_csv(path: Path, identifier_columns: list[str]) -> pa.Table:
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a multi-byte character cut at the end
+            raise pa.ArrowInvalid("invalid UTF8") from None
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in identifier_columns},
+        strings_can_be_null=True,
+    )
+    return pacsv.read_csv(path, convert_options=convert)
+
+
+def check_columns(table: pa.Table, spec: LinkSpec) -> None:
+    """Every column the spec names must exist (the message lists what the file has)."""
+    names = set(table.column_names)
+    wanted = [f.column for f in spec.fields.values()] + list(spec.drop)
+    unknown = [c for c in wanted if c not in names]
+    if unknown:
+        raise InvalidInputError(
+            f"the link spec names columns the file lacks: {unknown}; the file has: {sorted(names)}"
+        )
+    clash = [c for c in table.column_names if c.startswith("link_")]
+    if clash:
+        raise InvalidInputError(f"raw file already has token-like columns {clash}: rename them")
+
+
+def check_counts(counts: dict[str, FieldCounts]) -> None:
+    """Refuse a field with no valid value at all (wrong column, wrong options)."""
+    for name, c in counts.items():
+        if c.valid == 0:
+            raise InvalidInputError(
+                f"column {c.column!r} (field {name!r}, normaliser {c.normaliser}) has no valid "
+                f"value ({c.invalid} invalid, {c.missing} missing): check the column and the "
+                "normaliser options (e.g. phone region, date order)"
+            )
+
+
+def tokenise_table(
+    table: pa.Table,
+    spec: LinkSpec,
+    keys: KeyProvider | None = None,
+    transport: Transport | None = None,
+    key_version: int | None = None,
+) -> Tokenised:
+    """Token columns for ``table`` in the spec's mode (HMAC keys or an OPRF transport)."""
+    if spec.mode == "hmac":
+        if keys is None:
+            raise InvalidInputError("hmac mode needs the collaboration key (a key provider)")
+        derived = {
+            k.name: link_key(keys, spec.key_name, spec.zone, k.name, key_version)
+            for k in spec.match_keys
+        }
+        return tokenise_hmac(table, spec, derived)
+    if transport is None:
+        raise InvalidInputError("oprf mode needs a transport to the zone's OPRF service")
+    return tokenise_oprf(table, spec, transport)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def prepare(
+    raw: Path,
+    spec: LinkSpec,
+    out: Path,
+    *,
+    keys: KeyProvider | None = None,
+    transport: Transport | None = None,
+    report: Path | None = None,
+    key_version: int | None = None,
+) -> PrepareReport:
+    """Normalise and tokenise ``raw`` into ``out`` (CSV or Parquet by suffix); raw PII dropped.
+
+    Example (hmac mode, the collaboration key in the provider's keyring)::
+
+        report = prepare(Path("customers.csv"), load_spec(Path("link.yaml")),
+                         Path("upload.parquet"), keys=keyring)
+    """
+    raw, out = Path(raw), Path(out)
+    if out.resolve() == raw.resolve():
+        raise InvalidInputError("the output file must differ from the raw file")
+    table = read_raw(raw, [f.column for f in spec.fields.values()])
+    check_columns(table, spec)
+    tokenised = tokenise_table(table, spec, keys, transport, key_version)
+    check_counts(tokenised.fields)
+    dropped = spec.identifier_columns()
+    kept = table.drop_columns(dropped)
+    for name, tokens in tokenised.tokens.items():
+        kept = kept.append_column(name, tokens)
+    versions = {k.name: _versions(tokenised.tokens[k.column]) for k in spec.match_keys}
+    result = PrepareReport(
+        rows=table.num_rows,
+        mode=spec.mode,
+        collaboration=spec.collaboration,
+        zone=spec.zone,
+        fields=tokenised.fields,
+        match_keys={
+            k.name: {
+                "column": k.column,
+                "fields": list(k.fields),
+                "tokens": len(tokenised.tokens[k.column]) - tokenised.tokens[k.column].null_count,
+                "key_versions": versions[k.name],
+            }
+            for k in spec.match_keys
+        },
+        dropped_columns=dropped,
+        output_columns={
+            c: ("join_key" if c in tokenised.tokens else "other") for c in kept.column_names
+        },
+    )
+
+    def write_data(tmp: Path) -> None:
+        if out.suffix.lower() == ".parquet":
+            pq.write_table(kept, tmp)
+        else:
+            pacsv.write_csv(kept, tmp)
+
+    def write_report(tmp: Path) -> None:
+        tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    data_tmp = _atomic_write(out, write_data)
+    report_tmp = _atomic_write(report, write_report) if report is not None else None
+    os.replace(data_tmp, out)
+    if report is not None and report_tmp is not None:
+        os.replace(report_tmp, report)
+    return result
+
+
+def _versions(tokens: pa.Array) -> list[str]:
+    """Distinct key-version prefixes (``v1``, ``o2``) of a token column."""
+    heads = pc.list_element(pc.split_pattern(tokens.drop_null(), ":", max_splits=1), 0)
+    return sorted(str(v) for v in pc.unique(heads).to_pylist())

@@ -1,0 +1,226 @@
+"""Pure DP core: noise on bounded integer aggregates, partition selection, intervals.
+
+Every mechanism is OpenDP's (discrete Laplace for pure DP, discrete Gaussian for zCDP,
+``make_*_threshold`` for private partition selection); this module only chooses their
+parameters from the per-entity bounds and the budget, asks each measurement for its own
+privacy map, and sums what was actually spent. No floating-point noise is drawn here.
+
+Sensitivities are stated per entity: an entity touches at most ``max_groups`` groups and
+moves one quantity of one group by at most ``linf`` (``max_rows`` rows, or ``max_rows``
+times the largest absolute clamping bound for a sum), so the L1 sensitivity over groups
+is ``max_groups * linf`` and the L2 sensitivity ``sqrt(max_groups) * linf``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import opendp.prelude as dp
+
+from collabzone.budget import PrivacyCost
+from collabzone.errors import InternalError, InvalidInputError
+
+dp.enable_features("contrib")
+
+_MAX_THRESHOLD = 2**40
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The privacy loss one query may spend: pure (epsilon) or zCDP (rho), plus delta."""
+
+    epsilon: float | None = None
+    rho: float | None = None
+    delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        if (self.epsilon is None) == (self.rho is None):
+            raise InvalidInputError("give exactly one of epsilon (pure DP) or rho (zCDP)")
+        for name in ("epsilon", "rho"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidInputError(f"{name} must be a number")
+            if not math.isfinite(value) or value <= 0:
+                raise InvalidInputError(f"{name} must be a finite number above 0, got {value}")
+        if not (isinstance(self.delta, int | float) and math.isfinite(self.delta)):
+            raise InvalidInputError("delta must be a finite number")
+        if not 0 <= self.delta < 1:
+            raise InvalidInputError(f"delta must be in [0, 1), got {self.delta}")
+
+    @property
+    def zcdp(self) -> bool:
+        return self.rho is not None
+
+    def cost(self) -> PrivacyCost:
+        """The most this query may spend (what ``--dry-run`` shows)."""
+        if self.rho is not None:
+            return PrivacyCost(rho=self.rho, delta=self.delta)
+        assert self.epsilon is not None
+        return PrivacyCost(epsilon=self.epsilon, delta=self.delta)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One integer quantity to noise, with its per-entity, per-group bound ``linf``."""
+
+    name: str
+    linf: int
+
+
+@dataclass
+class NoisyTable:
+    """Noisy values per kept group, their scales, intervals and the privacy spent."""
+
+    keys: list[tuple[Any, ...]]
+    values: dict[str, list[int]]
+    scales: dict[str, float]
+    accuracy: dict[str, float]
+    """Half-width of the (1 - alpha) interval of each measure (same units as values)."""
+    spent: PrivacyCost
+    threshold: int | None = None
+    """The partition-selection threshold (None when the keys were public)."""
+    groups_dropped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _vector_measurement(zcdp: bool, scale: float) -> Any:
+    domain = dp.vector_domain(dp.atom_domain(T="i64"))
+    if zcdp:
+        return dp.m.make_gaussian(domain, dp.l2_distance(T="i64"), scale=scale)
+    return dp.m.make_laplace(domain, dp.l1_distance(T="i64"), scale=scale)
+
+
+def _threshold_measurement(zcdp: bool, scale: float, threshold: int) -> Any:
+    domain = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T="i64"))
+    if zcdp:
+        metric = dp.l02inf_distance(dp.absolute_distance(T="i64"))
+        return dp.m.make_gaussian_threshold(domain, metric, scale=scale, threshold=threshold)
+    metric = dp.l01inf_distance(dp.absolute_distance(T="i64"))
+    return dp.m.make_laplace_threshold(domain, metric, scale=scale, threshold=threshold)
+
+
+def _sensitivity(zcdp: bool, max_groups: int, linf: int) -> int:
+    if zcdp:
+        return max(1, math.ceil(math.sqrt(max_groups) * linf))
+    return max_groups * linf
+
+
+def _calibrate(make: Any, d_in: Any, target: float, first_scale: float) -> tuple[Any, float]:
+    """The measurement of smallest scale (from ``first_scale`` up) whose loss <= target."""
+    scale = first_scale
+    for _ in range(60):
+        meas = make(scale)
+        loss = meas.map(d_in)
+        loss = loss[0] if isinstance(loss, tuple) else loss
+        if loss <= target:
+            return meas, scale
+        scale *= 1.0 + 1e-9 + (loss - target) / target
+    raise InvalidInputError("could not calibrate the noise for this budget; raise epsilon/rho")
+
+
+def _accuracy(zcdp: bool, scale: float, alpha: float) -> float:
+    if zcdp:
+        return float(dp.discrete_gaussian_scale_to_accuracy(scale, alpha))
+    return float(dp.discrete_laplacian_scale_to_accuracy(scale, alpha))
+
+
+def _pick_threshold(zcdp: bool, scale: float, d_in: tuple[int, int, int], delta: float) -> Any:
+    """The smallest integer threshold whose delta (OpenDP's map) is within ``delta``."""
+    low, high = 1, 1
+    while _threshold_measurement(zcdp, scale, high).map(d_in)[1] > delta:
+        low, high = high, high * 2
+        if high > _MAX_THRESHOLD:
+            raise InvalidInputError("delta is too small for private partition selection")
+    while low < high:
+        mid = (low + high) // 2
+        if _threshold_measurement(zcdp, scale, mid).map(d_in)[1] <= delta:
+            high = mid
+        else:
+            low = mid + 1
+    return _threshold_measurement(zcdp, scale, high), high
+
+
+def _encode(key: tuple[Any, ...]) -> str:
+    return json.dumps(list(key), default=str)
+
+
+def release(
+    keys: Sequence[tuple[Any, ...]],
+    data: Mapping[str, Sequence[int]],
+    measures: Sequence[Measure],
+    *,
+    budget: Budget,
+    max_groups: int,
+    alpha: float = 0.05,
+    public_keys: Sequence[tuple[Any, ...]] | None = None,
+    selector: str | None = None,
+) -> NoisyTable:
+    """Noise every measure of every group; keep public groups or privately selected ones.
+
+    ``data[name][i]`` is the exact bounded value of measure ``name`` for ``keys[i]``. With
+    ``public_keys`` the released groups are exactly those (missing ones count 0, others are
+    dropped: no censoring of rare public categories). Otherwise ``selector`` names the
+    measure (a row count) whose thresholded noisy value decides which groups exist.
+    """
+    if not measures:
+        raise InvalidInputError("the query asks for no aggregate; add COUNT(*) or SUM(col)")
+    zcdp = budget.zcdp
+    share = (budget.rho if zcdp else budget.epsilon) or 0.0
+    share /= len(measures)
+    index = {key: i for i, key in enumerate(keys)}
+    spent_main = 0.0
+    spent_delta = 0.0
+    values: dict[str, list[int]] = {}
+    scales: dict[str, float] = {}
+    accuracy: dict[str, float] = {}
+    threshold: int | None = None
+    dropped = 0
+    if public_keys is not None:
+        kept = list(dict.fromkeys(public_keys))
+        dropped = sum(1 for key in keys if key not in set(kept))
+        to_noise = list(measures)
+    else:
+        chosen = next((m for m in measures if m.name == selector), None)
+        if chosen is None:
+            raise InvalidInputError("private partition selection needs a row count")
+        l0, linf = max_groups, chosen.linf
+        d_in = (l0, l0 * linf, linf)
+        scale = (
+            (l0 * linf) / share if not zcdp else _sensitivity(True, l0, linf) / math.sqrt(2 * share)
+        )
+        meas, scale = _calibrate(
+            lambda s: _threshold_measurement(zcdp, s, _MAX_THRESHOLD), d_in, share, scale
+        )
+        meas, threshold = _pick_threshold(zcdp, scale, d_in, budget.delta)
+        main, delta = meas.map(d_in)
+        spent_main += main
+        spent_delta += delta
+        by_text = {_encode(k): k for k in keys}
+        noisy = meas({text: int(data[chosen.name][index[k]]) for text, k in by_text.items()})
+        kept = [by_text[text] for text in noisy]
+        dropped = len(keys) - len(kept)
+        values[chosen.name] = [int(noisy[_encode(k)]) for k in kept]
+        scales[chosen.name] = scale
+        accuracy[chosen.name] = _accuracy(zcdp, scale, alpha)
+        to_noise = [m for m in measures if m.name != chosen.name]
+    for measure in to_noise:
+        sensitivity = _sensitivity(zcdp, max_groups, measure.linf)
+        first = sensitivity / share if not zcdp else sensitivity / math.sqrt(2 * share)
+        meas, scale = _calibrate(lambda s: _vector_measurement(zcdp, s), sensitivity, share, first)
+        exact = [int(data[measure.name][index[k]]) if k in index else 0 for k in kept]
+        values[measure.name] = [int(v) for v in meas(exact)] if exact else []
+        spent_main += meas.map(sensitivity)
+        scales[measure.name] = scale
+        accuracy[measure.name] = _accuracy(zcdp, scale, alpha)
+    # Each measurement's own map is within its share, so the query spends at most its
+    # budget; charge exactly that (float sums of the shares could round a hair above it).
+    if spent_main > share * len(measures) * (1 + 1e-9) or spent_delta > budget.delta:
+        raise InternalError("a DP measurement spent more than its share of the budget")
+    spent = budget.cost() if threshold is not None else replace(budget, delta=0.0).cost()
+    return NoisyTable(list(kept), values, scales, accuracy, spent, threshold, dropped)

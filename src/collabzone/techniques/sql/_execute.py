@@ -1,0 +1,71 @@
+"""Execution hygiene: run a rewritten query with a timeout, a memory cap and a row cap.
+
+Engine errors never reach the analyst as the engine wrote them: a message such as
+"Could not convert string 'Alice' to INT32" or "division by zero" can itself depend on, or
+quote, a data value. Every failure is mapped to a fixed, data-independent message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import TYPE_CHECKING
+
+from collabzone.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+RUNTIME_FAILURE = (
+    "the query failed while running (for example a division by zero, an overflow or an "
+    "invalid conversion); the engine's message is withheld because it can depend on the "
+    "data. Simplify the query"
+)
+
+
+def configure(
+    con: duckdb.DuckDBPyConnection, *, memory_limit: str | None, threads: int | None
+) -> None:
+    """Best-effort resource caps on the zone's connection (ignored if already locked)."""
+    import duckdb
+
+    settings = {"memory_limit": memory_limit, "threads": threads}
+    for name, value in settings.items():
+        if value is None:
+            continue
+        with contextlib.suppress(duckdb.Error):
+            con.execute(
+                f"SET {name} = '{value}'"
+                if isinstance(value, str)
+                else f"SET {name} = {int(value)}"
+            )
+
+
+def execute(
+    con: duckdb.DuckDBPyConnection, sql: str, *, timeout_s: float, max_rows: int | None
+) -> pa.Table:
+    """Run ``sql``; refuse on timeout or when more than ``max_rows`` rows come back."""
+    import duckdb
+
+    timer = threading.Timer(timeout_s, con.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        table = con.sql(sql).to_arrow_table()
+    except duckdb.InterruptException:
+        raise InvalidInputError(
+            f"the query ran longer than {timeout_s:g} s and was stopped; narrow it"
+        ) from None
+    except duckdb.OutOfMemoryException:
+        raise InvalidInputError("the query needed more memory than allowed; narrow it") from None
+    except duckdb.Error:
+        raise InvalidInputError(RUNTIME_FAILURE) from None
+    finally:
+        timer.cancel()
+    if max_rows is not None and table.num_rows > max_rows:
+        raise InvalidInputError(
+            f"the result has more than {max_rows} rows, the limit the agreement sets; "
+            "add conditions or group more coarsely"
+        )
+    return table

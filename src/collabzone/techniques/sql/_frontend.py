@@ -1,0 +1,251 @@
+"""Front end: SQL text -> one resolved, qualified SELECT tree (no data read).
+
+The query is parsed by SQLGlot (dialect ``duckdb``), checked against a whitelist of node
+types (anything not listed, from table functions to window frames, is refused), and every
+table and column is resolved *exactly* against the catalogue the requester may see. A name
+that differs in case, quoting or by a homoglyph is an unknown name, never a route around a
+rule. The resolved tree names every table by its dataset and every column as
+``"alias"."column"`` with quoted identifiers, so the engine sees exactly what was checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from collabzone.errors import InvalidInputError
+from collabzone.model import Column, Dataset
+
+MAX_SQL_LENGTH = 20_000
+
+_ALLOWED_NODES: frozenset[type[exp.Expression]] = frozenset(
+    {
+        exp.Select, exp.From, exp.Join, exp.Table, exp.TableAlias, exp.Identifier,
+        exp.Column, exp.Where, exp.Group, exp.Having, exp.Order, exp.Ordered, exp.Limit,
+        exp.Literal, exp.Boolean, exp.Null, exp.And, exp.Or, exp.Not, exp.Paren,
+        exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Is,
+        exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.Distinct, exp.Alias, exp.Star,
+        exp.Neg, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Placeholder,
+    }
+)  # fmt: skip
+
+_FAMILY_HINTS: Mapping[type[exp.Expression], str] = {
+    exp.Subquery: "subqueries",
+    exp.With: "WITH (common table expressions)",
+    exp.CTE: "WITH (common table expressions)",
+    exp.Union: "UNION",
+    exp.Intersect: "INTERSECT",
+    exp.Except: "EXCEPT",
+    exp.Window: "window functions",
+    exp.Case: "CASE expressions",
+    exp.If: "IF expressions",
+    exp.Cast: "casts",
+    exp.TryCast: "casts",
+    exp.Anonymous: "user or engine functions",
+}
+
+
+_SELECT_PARTS = frozenset(
+    {"expressions", "from_", "joins", "where", "group", "having", "order", "limit"}
+)
+_JOIN_PARTS = frozenset({"this", "on", "side", "kind"})
+
+
+class QueryRejected(InvalidInputError):
+    """The SQL is outside what governed SQL accepts; ``reason`` is a stable code.
+
+    Codes: ``SYNTAX``, ``NOT_A_SELECT``, ``CONSTRUCT_NOT_ALLOWED``, ``UNKNOWN_TABLE``,
+    ``UNKNOWN_COLUMN``, ``AMBIGUOUS_COLUMN``, ``BAD_SHAPE``, ``BAD_PARAMETER``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ColumnRef:
+    """A resolved column: which table alias, which dataset, which catalogue column."""
+
+    alias: str
+    dataset: str
+    column: Column
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.dataset, self.column.name)
+
+    def __hash__(self) -> int:
+        return hash((self.alias, self.dataset, self.column.name))
+
+
+@dataclass
+class ResolvedQuery:
+    """A parsed, whitelisted, exactly-resolved SELECT and what it references."""
+
+    tree: exp.Select
+    tables: dict[str, str]
+    """Table alias -> dataset name, in FROM/JOIN order."""
+    refs: dict[int, ColumnRef] = field(default_factory=dict)
+    """id() of each exp.Column node in ``tree`` -> its resolution."""
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.tables.values()))
+
+    def ref(self, node: exp.Column) -> ColumnRef:
+        return self.refs[id(node)]
+
+    def columns_by_dataset(self) -> dict[str, tuple[str, ...]]:
+        out: dict[str, dict[str, None]] = {d: {} for d in self.datasets}
+        for ref in self.refs.values():
+            out[ref.dataset][ref.column.name] = None
+        return {d: tuple(cols) for d, cols in out.items()}
+
+
+def parse_select(sql: str) -> exp.Select:
+    """Parse ``sql`` into exactly one SELECT made only of whitelisted nodes."""
+    if not isinstance(sql, str) or not sql.strip():
+        raise QueryRejected("SYNTAX", "the query is empty; send one SELECT statement")
+    if len(sql) > MAX_SQL_LENGTH:
+        raise QueryRejected("SYNTAX", f"the query is longer than {MAX_SQL_LENGTH} characters")
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+    except ParseError as error:
+        where = error.errors[0] if error.errors else {}
+        raise QueryRejected(
+            "SYNTAX",
+            f"the SQL does not parse (line {where.get('line', '?')}, column "
+            f"{where.get('col', '?')}); send one plain SELECT",
+        ) from None
+    except TokenError:
+        raise QueryRejected("SYNTAX", "the SQL does not tokenise; check quotes") from None
+    if len(statements) != 1:
+        raise QueryRejected("NOT_A_SELECT", "send exactly one statement, with no ';' chaining")
+    tree = statements[0]
+    if not isinstance(tree, exp.Select):
+        raise QueryRejected(
+            "NOT_A_SELECT",
+            f"only a single SELECT is allowed, got {type(tree).__name__.upper()}",
+        )
+    for node in tree.walk():
+        if type(node) not in _ALLOWED_NODES:
+            family = next(
+                (hint for cls, hint in _FAMILY_HINTS.items() if isinstance(node, cls)),
+                type(node).__name__,
+            )
+            raise QueryRejected(
+                "CONSTRUCT_NOT_ALLOWED",
+                f"{family} are not allowed in governed SQL; use one flat SELECT over the "
+                "shared datasets with plain columns, aggregates and simple conditions",
+            )
+        if isinstance(node, exp.Star) and not isinstance(node.parent, exp.Count):
+            raise QueryRejected(
+                "CONSTRUCT_NOT_ALLOWED", "SELECT * is not allowed; name the columns you need"
+            )
+    for select in tree.find_all(exp.Select):
+        for key, value in select.args.items():
+            if value and key not in _SELECT_PARTS:
+                raise QueryRejected(
+                    "CONSTRUCT_NOT_ALLOWED", f"{key.rstrip('_').upper()} is not allowed here"
+                )
+    for join in tree.find_all(exp.Join):
+        for key, value in join.args.items():
+            if value and key not in _JOIN_PARTS:
+                raise QueryRejected(
+                    "CONSTRUCT_NOT_ALLOWED", f"{key.rstrip('_').upper()} joins are not allowed"
+                )
+    return tree
+
+
+def _name(identifier: exp.Expression | None) -> str:
+    return identifier.name if isinstance(identifier, exp.Identifier) else ""
+
+
+def resolve(tree: exp.Select, catalogue: Sequence[Dataset]) -> ResolvedQuery:
+    """Resolve every table and column of ``tree`` exactly; return a qualified copy."""
+    by_name = {d.name: d for d in catalogue}
+    tree = tree.copy()
+    tables: dict[str, str] = {}
+    sources: list[exp.Table] = []
+    from_ = tree.args.get("from_")
+    if from_ is None:
+        raise QueryRejected("BAD_SHAPE", "the query reads no dataset; add FROM <dataset>")
+    sources.append(from_.this)
+    for join in tree.args.get("joins") or []:
+        sources.append(join.this)
+    for table in sources:
+        if not isinstance(table, exp.Table) or table.args.get("db") or table.args.get("catalog"):
+            raise QueryRejected(
+                "UNKNOWN_TABLE",
+                "tables must be shared datasets named on their own (no schema or catalogue)",
+            )
+        name = _name(table.this)
+        if name not in by_name:
+            raise QueryRejected(
+                "UNKNOWN_TABLE",
+                f"no dataset named {name!r} is visible to you (names are exact and "
+                "case-sensitive; `collabzone datasets` lists them)",
+            )
+        alias_node = table.args.get("alias")
+        alias = _name(alias_node.this) if isinstance(alias_node, exp.TableAlias) else name
+        if alias_node is not None and alias_node.args.get("columns"):
+            raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "column aliases on tables are not allowed")
+        if alias in tables:
+            raise QueryRejected("BAD_SHAPE", f"table alias {alias!r} is used twice")
+        tables[alias] = name
+        table.set("this", exp.to_identifier(name, quoted=True))
+        table.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+
+    output_aliases = {
+        _name(s.args.get("alias")) for s in tree.expressions if isinstance(s, exp.Alias)
+    }
+    resolved = ResolvedQuery(tree=tree, tables=tables)
+    for column in list(tree.find_all(exp.Column)):
+        ref = _resolve_column(column, tables, by_name, output_aliases)
+        if ref is None:  # an ORDER BY naming an output alias
+            continue
+        column.set("table", exp.to_identifier(ref.alias, quoted=True))
+        column.set("this", exp.to_identifier(ref.column.name, quoted=True))
+        resolved.refs[id(column)] = ref
+    return resolved
+
+
+def _resolve_column(
+    column: exp.Column,
+    tables: Mapping[str, str],
+    by_name: Mapping[str, Dataset],
+    output_aliases: set[str],
+) -> ColumnRef | None:
+    if column.args.get("db") or column.args.get("catalog"):
+        raise QueryRejected("UNKNOWN_COLUMN", "columns are named as column or alias.column")
+    name = _name(column.this)
+    qualifier = _name(column.args.get("table"))
+    if qualifier:
+        if qualifier not in tables:
+            raise QueryRejected("UNKNOWN_TABLE", f"no table or alias {qualifier!r} in FROM")
+        dataset = by_name[tables[qualifier]]
+        found = dataset.column(name)
+        if found is None:
+            raise QueryRejected(
+                "UNKNOWN_COLUMN", f"dataset {dataset.name!r} has no column {name!r}"
+            )
+        return ColumnRef(qualifier, dataset.name, found)
+    matches = [
+        ColumnRef(alias, dataset_name, col)
+        for alias, dataset_name in tables.items()
+        if (col := by_name[dataset_name].column(name)) is not None
+    ]
+    if not matches:
+        if name in output_aliases and column.find_ancestor(exp.Order) is not None:
+            return None
+        raise QueryRejected("UNKNOWN_COLUMN", f"no dataset in FROM has a column {name!r}")
+    if len(matches) > 1:
+        raise QueryRejected(
+            "AMBIGUOUS_COLUMN", f"column {name!r} is in several tables; write alias.{name}"
+        )
+    return matches[0]

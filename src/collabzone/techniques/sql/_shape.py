@@ -1,0 +1,303 @@
+"""The shape of a resolved query: dimensions, aggregates, filters, joins, ordering.
+
+Governed SQL accepts one flat form: ``SELECT dims, aggregates FROM a [JOIN b ON a.k = b.k]
+[WHERE simple conditions] [GROUP BY dims] [HAVING ...] [ORDER BY ...] [LIMIT n]`` (or, for
+row-level ``list`` releases, plain columns without aggregates). Anything else is refused
+here, structurally, before a rule looks at column classes: expressions inside aggregates
+(magnifiers such as ``SUM(CASE ...)`` or ``SUM(x * 1e6)``), arithmetic in WHERE (error
+oracles such as ``1 / (age - 37)``), outer joins, joins on anything but column equality.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from collabzone.techniques.sql._frontend import ColumnRef, QueryRejected, ResolvedQuery
+
+AGG_FUNCS: dict[type[exp.Expression], str] = {
+    exp.Count: "COUNT",
+    exp.Sum: "SUM",
+    exp.Avg: "AVG",
+    exp.Min: "MIN",
+    exp.Max: "MAX",
+}
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+_LITERALS = (exp.Literal, exp.Boolean, exp.Null, exp.Neg)
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One aggregate call: ``func`` is COUNT, COUNT_DISTINCT, SUM, AVG, MIN or MAX."""
+
+    func: str
+    ref: ColumnRef | None
+    """The column aggregated; ``None`` for COUNT(*)."""
+
+
+@dataclass(frozen=True)
+class OutputItem:
+    """One SELECT item with its output name and what it is made of."""
+
+    name: str
+    node: exp.Expression
+    """The item's expression (without its alias) in the resolved tree."""
+    dimension: ColumnRef | None = None
+    aggregates: tuple[Aggregate, ...] = ()
+
+    @property
+    def is_aggregate(self) -> bool:
+        return bool(self.aggregates)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A leaf WHERE condition on one column: the operator and the literal values."""
+
+    ref: ColumnRef
+    op: str
+    values: tuple[object, ...]
+
+
+@dataclass
+class Shape:
+    """Everything the rules need to know about a query, without its data."""
+
+    items: list[OutputItem]
+    group_by: list[ColumnRef]
+    conditions: list[Condition]
+    join_pairs: list[tuple[ColumnRef, ColumnRef]]
+    having_aggregates: list[Aggregate] = field(default_factory=list)
+    order_by: list[tuple[str, bool]] = field(default_factory=list)
+    """(output name, descending)."""
+    limit: int | None = None
+
+    @property
+    def is_aggregate(self) -> bool:
+        return any(item.is_aggregate for item in self.items)
+
+    @property
+    def aggregates(self) -> list[Aggregate]:
+        seen = [a for item in self.items for a in item.aggregates] + self.having_aggregates
+        return list(dict.fromkeys(seen))
+
+
+def literal_value(node: exp.Expression) -> object:
+    """The Python value of a literal node (strings stay strings, numbers become numbers)."""
+    if isinstance(node, exp.Neg):
+        inner = literal_value(node.this)
+        if isinstance(inner, int | float) and not isinstance(inner, bool):
+            return -inner
+        raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "only numbers can be negated")
+    if isinstance(node, exp.Null):
+        return None
+    if isinstance(node, exp.Boolean):
+        return bool(node.this)
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return str(node.this)
+        text = str(node.this)
+        try:
+            return int(text)
+        except ValueError:
+            return float(text)
+    raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "conditions compare a column with literals only")
+
+
+def _aggregate(node: exp.Expression, query: ResolvedQuery) -> Aggregate:
+    func = AGG_FUNCS[type(node)]
+    arg = node.this
+    if isinstance(arg, exp.Distinct):
+        if func != "COUNT" or len(arg.expressions) != 1:
+            raise QueryRejected(
+                "CONSTRUCT_NOT_ALLOWED", "DISTINCT is allowed only as COUNT(DISTINCT col)"
+            )
+        func, arg = "COUNT_DISTINCT", arg.expressions[0]
+    if isinstance(arg, exp.Star) and func == "COUNT":
+        return Aggregate("COUNT", None)
+    if not isinstance(arg, exp.Column) or node.expressions:
+        raise QueryRejected(
+            "CONSTRUCT_NOT_ALLOWED",
+            "aggregate arguments must be one plain column: expressions inside aggregates "
+            "(CASE, arithmetic) can magnify one person's value",
+        )
+    return Aggregate(func, query.ref(arg))
+
+
+def _aggregates_in(node: exp.Expression, query: ResolvedQuery) -> tuple[Aggregate, ...]:
+    found: list[Aggregate] = []
+    for agg in node.find_all(*AGG_FUNCS):
+        if agg.find_ancestor(*AGG_FUNCS) is not None:
+            raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "aggregates cannot be nested")
+        found.append(_aggregate(agg, query))
+    return tuple(found)
+
+
+def _bare_columns_outside_aggregates(node: exp.Expression) -> list[exp.Column]:
+    return [c for c in node.find_all(exp.Column) if c.find_ancestor(*AGG_FUNCS) is None]
+
+
+def _output_name(item: exp.Expression, index: int, taken: set[str]) -> str:
+    if isinstance(item, exp.Alias):
+        base = item.alias
+    elif isinstance(item, exp.Column):
+        base = item.name
+    elif isinstance(item, tuple(AGG_FUNCS)):
+        arg = item.this
+        inner = arg.expressions[0] if isinstance(arg, exp.Distinct) else arg
+        label = AGG_FUNCS[type(item)].lower() + (
+            "_distinct" if isinstance(arg, exp.Distinct) else ""
+        )
+        base = f"{label}_{inner.name}" if isinstance(inner, exp.Column) else f"{label}_all"
+    else:
+        base = f"col{index}"
+    name, n = base, 2
+    while name in taken or name.startswith("_cz_"):
+        name, n = f"{base}_{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def _conditions(node: exp.Expression | None, query: ResolvedQuery) -> list[Condition]:
+    if node is None:
+        return []
+    if isinstance(node, exp.And | exp.Or):
+        return _conditions(node.left, query) + _conditions(node.right, query)
+    if isinstance(node, exp.Not | exp.Paren):
+        return _conditions(node.this, query)
+    if isinstance(node, _COMPARISONS):
+        col, lit = (node.left, node.right)
+        if isinstance(lit, exp.Column) and not isinstance(col, exp.Column):
+            col, lit = lit, col
+        if isinstance(col, exp.Column) and isinstance(lit, _LITERALS):
+            return [Condition(query.ref(col), type(node).__name__, (literal_value(lit),))]
+    elif isinstance(node, exp.In) and isinstance(node.this, exp.Column):
+        if node.args.get("query") or not node.expressions:
+            raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "IN takes a list of literals")
+        values = tuple(literal_value(v) for v in node.expressions)
+        return [Condition(query.ref(node.this), "IN", values)]
+    elif isinstance(node, exp.Between) and isinstance(node.this, exp.Column):
+        values = (literal_value(node.args["low"]), literal_value(node.args["high"]))
+        return [Condition(query.ref(node.this), "BETWEEN", values)]
+    elif isinstance(node, exp.Is) and isinstance(node.this, exp.Column):
+        return [Condition(query.ref(node.this), "IS", (None,))]
+    raise QueryRejected(
+        "CONSTRUCT_NOT_ALLOWED",
+        "WHERE conditions must compare one column with literals (=, <>, <, <=, >, >=, IN, "
+        "BETWEEN, IS NULL) combined with AND / OR / NOT; no arithmetic or column-to-column tests",
+    )
+
+
+def _join_pairs(query: ResolvedQuery) -> list[tuple[ColumnRef, ColumnRef]]:
+    pairs: list[tuple[ColumnRef, ColumnRef]] = []
+    for join in query.tree.args.get("joins") or []:
+        if join.args.get("side") or join.args.get("kind") not in (None, "", "INNER"):
+            raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "only inner JOIN ... ON is allowed")
+        if join.args.get("using") or join.args.get("on") is None:
+            raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "write JOIN ... ON a.key = b.key")
+        stack: list[exp.Expression] = [join.args["on"]]
+        while stack:
+            cond = stack.pop()
+            if isinstance(cond, exp.Paren):
+                stack.append(cond.this)
+            elif isinstance(cond, exp.And):
+                stack += [cond.left, cond.right]
+            elif (
+                isinstance(cond, exp.EQ)
+                and isinstance(cond.left, exp.Column)
+                and isinstance(cond.right, exp.Column)
+                and query.ref(cond.left).alias != query.ref(cond.right).alias
+            ):
+                pairs.append((query.ref(cond.left), query.ref(cond.right)))
+            else:
+                raise QueryRejected(
+                    "CONSTRUCT_NOT_ALLOWED",
+                    "JOIN ... ON takes only equalities between key columns of two tables",
+                )
+    return pairs
+
+
+def analyse(query: ResolvedQuery) -> Shape:
+    """Classify the parts of ``query``; refuse any part outside the governed form."""
+    tree = query.tree
+    group_by: list[ColumnRef] = []
+    group = tree.args.get("group")
+    if group is not None:
+        for node in group.expressions:
+            if not isinstance(node, exp.Column):
+                raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "GROUP BY takes plain column names")
+            group_by.append(query.ref(node))
+        if any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets", "totals")):
+            raise QueryRejected(
+                "CONSTRUCT_NOT_ALLOWED", "ROLLUP, CUBE and GROUPING SETS are not allowed"
+            )
+    taken: set[str] = set()
+    items: list[OutputItem] = []
+    for index, select in enumerate(tree.expressions):
+        name = _output_name(select, index, taken)
+        node = select.this if isinstance(select, exp.Alias) else select
+        aggs = _aggregates_in(node, query)
+        if isinstance(node, exp.Column):
+            items.append(OutputItem(name, node, dimension=query.ref(node)))
+        elif aggs and not _bare_columns_outside_aggregates(node):
+            items.append(OutputItem(name, node, aggregates=aggs))
+        else:
+            raise QueryRejected(
+                "CONSTRUCT_NOT_ALLOWED",
+                "each output is a plain column or an expression of aggregates and numbers",
+            )
+    shape = Shape(
+        items,
+        group_by,
+        _conditions(tree.args.get("where") and tree.args["where"].this, query),
+        _join_pairs(query),
+    )
+    where = tree.args.get("where")
+    if where is not None and where.find(*AGG_FUNCS):
+        raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "aggregates belong in HAVING, not WHERE")
+    if shape.is_aggregate:
+        grouped = {r.key for r in group_by}
+        for item in items:
+            if item.dimension is not None and item.dimension.key not in grouped:
+                raise QueryRejected(
+                    "BAD_SHAPE", f"output {item.name!r} must be in GROUP BY or aggregated"
+                )
+    elif group_by:
+        raise QueryRejected("BAD_SHAPE", "GROUP BY without aggregates; add COUNT(*) or drop it")
+    having = tree.args.get("having")
+    if having is not None:
+        if _bare_columns_outside_aggregates(having.this):
+            raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "HAVING may test aggregates only")
+        shape.having_aggregates = list(_aggregates_in(having.this, query))
+    shape.order_by = _order_by(tree, items)
+    limit = tree.args.get("limit")
+    if limit is not None:
+        value = limit.expression
+        if not (isinstance(value, exp.Literal) and not value.is_string and value.this.isdigit()):
+            raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "LIMIT takes a whole number")
+        shape.limit = int(value.this)
+    return shape
+
+
+def _order_by(tree: exp.Select, items: list[OutputItem]) -> list[tuple[str, bool]]:
+    order = tree.args.get("order")
+    if order is None:
+        return []
+    out: list[tuple[str, bool]] = []
+    for ordered in order.expressions:
+        node = ordered.this
+        desc = bool(ordered.args.get("desc"))
+        match = None
+        if isinstance(node, exp.Literal) and not node.is_string and str(node.this).isdigit():
+            position = int(node.this)
+            if 1 <= position <= len(items):
+                match = items[position - 1].name
+        elif isinstance(node, exp.Column) and not node.table:
+            match = next((i.name for i in items if i.name == node.name), None)
+        if match is None:
+            match = next((i.name for i in items if i.node == node), None)
+        if match is None:
+            raise QueryRejected("BAD_SHAPE", "ORDER BY must name an output column")
+        out.append((match, desc))
+    return out

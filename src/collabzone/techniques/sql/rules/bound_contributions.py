@@ -1,0 +1,105 @@
+"""Rule: bound each entity's contribution, then aggregate (the DP rewrite).
+
+The analyst's FROM / JOIN / WHERE are kept; GROUP BY becomes ``entity, dims`` so each
+entity's rows in a group are first folded into one row: its row count capped at
+``max_rows_per_entity``, its sum of clamped, integer-scaled values capped at
+``max_rows_per_entity`` times the bounds. ``QUALIFY ROW_NUMBER() OVER (PARTITION BY entity
+...) <= max_groups_per_entity`` keeps at most that many groups per entity (chosen by a
+salted hash of the group, so the choice depends only on that entity's own rows). The outer
+SELECT sums these per-entity rows per group. Because bounding happens *after* the join,
+it holds per person over joined datasets. The output is exact integers; noise is added by
+the DP core from these, never by the engine.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from collabzone.techniques.sql.rules._context import Quantity, RewriteContext
+
+
+def _q(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def _num(value: int) -> exp.Expression:
+    return exp.Literal.number(value) if value >= 0 else exp.Neg(this=exp.Literal.number(-value))
+
+
+def _least(a: exp.Expression, b: exp.Expression, *, nulls: bool = False) -> exp.Expression:
+    # ignore_nulls=True is DuckDB's own LEAST; False makes a NULL input give NULL.
+    return exp.Least(this=a, expressions=[b], ignore_nulls=not nulls)
+
+
+def _greatest(a: exp.Expression, b: exp.Expression, *, nulls: bool = False) -> exp.Expression:
+    return exp.Greatest(this=a, expressions=[b], ignore_nulls=not nulls)
+
+
+def _per_entity(quantity: Quantity, cap: int) -> exp.Expression:
+    if quantity.kind == "rows":
+        return _least(exp.Count(this=exp.Star()), _num(cap))
+    if quantity.kind == "nonnull":
+        assert quantity.column is not None
+        return _least(exp.Count(this=quantity.column.copy()), _num(cap))
+    if quantity.kind == "entities":
+        return _num(1)
+    assert quantity.column is not None and quantity.bound is not None
+    bound = quantity.bound
+    low = exp.Literal.number(bound.low / bound.scale)
+    high = exp.Literal.number(bound.high / bound.scale)
+    clamped = _least(_greatest(quantity.column.copy(), low, nulls=True), high, nulls=True)
+    scaled = exp.Round(this=exp.Mul(this=clamped, expression=exp.Literal.number(bound.scale)))
+    total = exp.Coalesce(
+        this=exp.Sum(this=exp.Cast(this=scaled, to=exp.DataType.build("BIGINT"))),
+        expressions=[exp.Literal.number(0)],
+    )
+    return _least(_greatest(total, _num(cap * bound.low)), _num(cap * bound.high))
+
+
+def bound_contributions(expression: exp.Select, *, ctx: RewriteContext) -> exp.Select:
+    """Rewrite an aggregate query into bounded per-group integer quantities."""
+    source = expression.copy()
+    group = source.args.get("group")
+    dims = [d.copy() for d in group.expressions] if group is not None else []
+    names = [f"_cz_d{i}" for i in range(len(dims))]
+    inner_items: list[exp.Expression] = [
+        exp.alias_(d, _q(n)) for d, n in zip(dims, names, strict=True)
+    ]
+    inner_items += [
+        exp.alias_(_per_entity(q, ctx.max_rows_per_entity), _q(q.name)) for q in ctx.quantities
+    ]
+    inner = exp.select(*inner_items)
+    inner.set("from_", source.args["from_"])
+    inner.set("joins", source.args.get("joins"))
+    inner.set("where", source.args.get("where"))
+    inner = inner.group_by(ctx.entity.copy(), *[d.copy() for d in dims])
+    if dims:
+        key = exp.Anonymous(
+            this="hash", expressions=[*[d.copy() for d in dims], exp.Literal.number(ctx.salt)]
+        )
+        rank = exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[ctx.entity.copy()],
+            order=exp.Order(expressions=[exp.Ordered(this=key)]),
+        )
+        inner.set(
+            "qualify",
+            exp.Qualify(this=exp.LTE(this=rank, expression=_num(ctx.max_groups_per_entity))),
+        )
+    outer_items: list[exp.Expression] = [exp.column(_q(n), table=_q("b")) for n in names]
+    outer_items += [
+        exp.alias_(
+            exp.Cast(
+                this=exp.Sum(this=exp.column(_q(q.name), table=_q("b"))),
+                to=exp.DataType.build("BIGINT"),
+            ),
+            _q(q.name),
+        )
+        for q in ctx.quantities
+    ]
+    outer = exp.select(*outer_items).from_(
+        exp.alias_(exp.Subquery(this=inner), _q("b"), table=True)
+    )
+    if names:
+        outer = outer.group_by(*[exp.column(_q(n), table=_q("b")) for n in names])
+    return outer
