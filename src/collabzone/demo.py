@@ -23,7 +23,7 @@ from collabzone.keys import MASTER_KEY_ENV, new_master_key
 from collabzone.model import Request
 from collabzone.zone import Zone, init
 
-BANK_COLUMNS = [
+BANK_COLUMNS: list[dict[str, Any]] = [
     {"name": "region", "type": "string", "class": "dimension", "domain": demo_data.REGIONS},
     {
         "name": "age",
@@ -36,7 +36,7 @@ BANK_COLUMNS = [
     {"name": "has_credit_card", "type": "boolean", "class": "dimension"},
     {"name": "converted", "type": "boolean", "class": "label"},
 ]
-PARTNER_COLUMNS = [
+PARTNER_COLUMNS: list[dict[str, Any]] = [
     {"name": "region", "type": "string", "class": "dimension", "domain": demo_data.REGIONS},
     {
         "name": "age",

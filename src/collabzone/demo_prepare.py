@@ -23,7 +23,7 @@ def prepare_and_ingest(demo: DemoZone) -> None:
         (demo.partner, demo.files.partner_raw, "partner_customers", PARTNER_COLUMNS),
     ):
         out = raw.with_name(raw.stem.replace("_raw", "_upload") + ".csv")
-        keep = [c["name"] for c in columns]
+        keep = [str(c["name"]) for c in columns]
         with raw.open(encoding="utf-8") as src, out.open("w", newline="", encoding="utf-8") as dst:
             reader = csv.DictReader(src)
             writer = csv.writer(dst)

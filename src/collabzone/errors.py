@@ -129,5 +129,5 @@ def error_info(error: CollabzoneError) -> ErrorInfo:
     """The HTTP status and exit code for ``error`` (nearest class in the catalogue)."""
     for cls in type(error).__mro__:
         if cls in ERROR_CATALOGUE:
-            return ERROR_CATALOGUE[cls]  # type: ignore[index]
+            return ERROR_CATALOGUE[cls]
     return ERROR_CATALOGUE[CollabzoneError]

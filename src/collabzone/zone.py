@@ -57,6 +57,7 @@ from collabzone.techniques import registry
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DB_URL_ENV = "COLLABZONE_DB_URL"
+NODE_PREFIX = "node:"
 
 
 def _check_name(kind: str, name: str) -> str:
@@ -358,6 +359,63 @@ class Zone:
             columns=tuple(parsed.columns),
         )
 
+    def register_dataset(
+        self,
+        name: str,
+        spec: Mapping[str, Any] | str | Path,
+        *,
+        row_count: int,
+        description: str | None = None,
+    ) -> Dataset:
+        """Declare a dataset that stays at the owner's premises (its node runs the techniques).
+
+        Only the schema and an approximate size enter the zone, so agreements, the catalogue
+        and requests can name it; owner-placed techniques (e.g. the prediction validator)
+        run on it at the owner's node and hand back only released outputs.
+        """
+        me = self._require_role("registering a dataset", Role.PROVIDER)
+        _check_name("dataset", name)
+        parsed = ingest.parse_spec(spec)
+        if isinstance(row_count, bool) or not isinstance(row_count, int) or row_count < 0:
+            raise InvalidInputError("row_count must be a non-negative integer")
+        columns = [c.model_dump(by_alias=True, mode="json") for c in parsed.columns]
+        created = _now()
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    t.datasets.insert().values(
+                        name=name,
+                        owner=me.name,
+                        columns=columns,
+                        row_count=row_count,
+                        version=1,
+                        description=description if description is not None else parsed.description,
+                        data_file=f"{NODE_PREFIX}{me.name}",
+                        content_sha256="",
+                        created_at=repo.iso(created),
+                    )
+                )
+                audit.append(
+                    conn,
+                    self._mac_key(),
+                    actor=me.name,
+                    action="dataset.registered",
+                    subject=name,
+                    parties=[me.name],
+                    details={"held_at": f"node:{me.name}", "columns": [c["name"] for c in columns]},
+                )
+        except DBIntegrityError:
+            raise ConflictError(f"a dataset named {name!r} already exists") from None
+        return Dataset(
+            name=name,
+            owner=me.name,
+            columns=tuple(parsed.columns),
+            row_count=row_count,
+            version=1,
+            description=description or parsed.description,
+            created_at=created,
+        )
+
     @staticmethod
     def _read_only(agreements: Sequence[Agreement]) -> bool:
         now = _now()
@@ -395,13 +453,14 @@ class Zone:
                 subject=name,
                 parties=[me.name],
             )
-        self._data.remove(row["data_file"])
+        if not row["data_file"].startswith(NODE_PREFIX):
+            self._data.remove(row["data_file"])
 
     def _clean_orphans(self) -> None:
         """Remove data files no dataset points to (left by a crash mid-ingest)."""
         with self._engine.connect() as conn:
             known = {r.data_file for r in conn.execute(select(t.datasets.c.data_file))}
-        for name in self._data.files() - known:
+        for name in self._data.files() - {k for k in known if not k.startswith(NODE_PREFIX)}:
             self._data.remove(name)
 
     # -- agreements -----------------------------------------------------------------------

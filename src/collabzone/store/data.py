@@ -75,6 +75,10 @@ class DataStore:
 
     def read(self, dataset: str, version: int, file_name: str | None = None) -> pa.Table:
         """Open and decrypt one dataset version."""
+        if file_name and file_name.startswith("node:"):
+            raise NotFoundError(
+                f"dataset {dataset!r} is held at {file_name[5:]!r}'s premises: only its node can read it"
+            )
         path = self.root / (file_name or self.file_name(dataset, version))
         try:
             blob = path.read_bytes()

@@ -24,6 +24,9 @@ from collabzone.model import (
 )
 from collabzone.store import tables as t
 
+RowLike = Mapping[Any, Any]
+"""A result row as a mapping (SQLAlchemy RowMapping or a plain dict)."""
+
 
 def iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
@@ -37,7 +40,7 @@ def _time(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value)
 
 
-def party_from_row(row: Mapping[str, Any]) -> Party:
+def party_from_row(row: RowLike) -> Party:
     return Party(
         name=row["name"],
         roles=tuple(Role(r) for r in row["roles"]),
@@ -45,7 +48,7 @@ def party_from_row(row: Mapping[str, Any]) -> Party:
     )
 
 
-def dataset_from_row(row: Mapping[str, Any]) -> Dataset:
+def dataset_from_row(row: RowLike) -> Dataset:
     return Dataset(
         name=row["name"],
         owner=row["owner"],
@@ -57,7 +60,7 @@ def dataset_from_row(row: Mapping[str, Any]) -> Dataset:
     )
 
 
-def agreement_from_row(row: Mapping[str, Any]) -> Agreement:
+def agreement_from_row(row: RowLike) -> Agreement:
     return Agreement(
         id=row["id"],
         dataset=row["dataset"],
@@ -89,7 +92,7 @@ def list_parties(conn: Connection) -> list[Party]:
     ]
 
 
-def get_dataset_row(conn: Connection, name: str) -> Mapping[str, Any]:
+def get_dataset_row(conn: Connection, name: str) -> RowLike:
     row = conn.execute(select(t.datasets).where(t.datasets.c.name == name)).mappings().first()
     if row is None:
         raise NotFoundError(f"no dataset named {name!r}")
@@ -121,7 +124,7 @@ def get_agreement(conn: Connection, agreement_id: str) -> Agreement:
     return agreement_from_row(row)
 
 
-def request_from_row(row: Mapping[str, Any], decisions: list[Decision]) -> Request:
+def request_from_row(row: RowLike, decisions: list[Decision]) -> Request:
     return Request(
         id=row["id"],
         requester=row["requester"],
@@ -142,7 +145,7 @@ def request_from_row(row: Mapping[str, Any], decisions: list[Decision]) -> Reque
 
 def get_request_row(
     conn: Connection, request_id: str, *, for_update: bool = False
-) -> Mapping[str, Any]:
+) -> RowLike:
     query = select(t.requests).where(t.requests.c.id == request_id)
     if for_update:
         query = query.with_for_update()
@@ -182,5 +185,5 @@ def spent(conn: Connection, party: str, dataset: str, period: str) -> list[Priva
     return [PrivacyCost(float(r.epsilon), float(r.delta), float(r.rho)) for r in rows]
 
 
-def receipt_from_row(row: Mapping[str, Any]) -> Receipt:
+def receipt_from_row(row: RowLike) -> Receipt:
     return Receipt.model_validate(row["receipt"])

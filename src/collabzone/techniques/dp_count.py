@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from collabzone.budget import PrivacyCost
-from collabzone.errors import InvalidInputError, Reason
+from collabzone.errors import InternalError, InvalidInputError, Reason
 from collabzone.model import ColumnClass
 from collabzone.techniques.base import (
     Merge,
@@ -40,6 +40,12 @@ def _positive(name: str, value: Any) -> float:
     ):
         raise InvalidInputError(f"{name} must be a positive, finite number")
     return float(value)
+
+
+def _check_privacy_map(actual: float, charged: float) -> None:
+    """OpenDP's own privacy map must not exceed what the ledger is charged."""
+    if actual > charged * (1 + 1e-9):
+        raise InternalError(f"mechanism loss {actual} exceeds the {charged} charged")
 
 
 def _quote(name: str) -> str:
@@ -154,13 +160,13 @@ class DPCount(Technique):
             # an entity moves one count by one: L2 sensitivity 1; rho = 1 / (2 scale^2)
             scale = math.sqrt(1 / (2 * cost.rho))
             measurement = dp.m.make_gaussian(domain, dp.l2_distance(T=int), scale=scale)
-            assert measurement.map(1) <= cost.rho * (1 + 1e-9)
+            _check_privacy_map(measurement.map(1), cost.rho)
             half_width = dp.discrete_gaussian_scale_to_accuracy(scale=scale, alpha=ALPHA)
             mechanism = "discrete Gaussian (OpenDP), rho-zCDP"
         else:
             scale = 1 / cost.epsilon
             measurement = dp.m.make_laplace(domain, dp.l1_distance(T=int), scale=scale)
-            assert measurement.map(1) <= cost.epsilon * (1 + 1e-9)
+            _check_privacy_map(measurement.map(1), cost.epsilon)
             half_width = dp.discrete_laplacian_scale_to_accuracy(scale=scale, alpha=ALPHA)
             mechanism = "discrete Laplace (OpenDP), pure epsilon-DP"
         noisy = [
