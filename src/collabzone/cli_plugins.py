@@ -7,6 +7,9 @@ are imported when the CLI starts; keep their top-level imports light.
 from __future__ import annotations
 
 SUBCOMMANDS: list[tuple[str, str]] = [
-    # ("deid", "collabzone.techniques.deid.cli:app"),
+    ("deid", "collabzone.techniques.deid.cli:app"),
     ("link", "collabzone.techniques.linking.cli:app"),
+    ("validator", "collabzone.techniques.validator.cli:app"),
+    ("query", "collabzone.techniques.sql.cli:app"),
+    ("serve", "collabzone.server.cli:app"),
 ]

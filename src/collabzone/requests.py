@@ -39,6 +39,8 @@ from collabzone.techniques import registry
 from collabzone.techniques.base import Outcome, Plan, Rules, Technique
 
 CRASH_ENV = "COLLABZONE_CRASH_AT"
+REFUSED_KEY = "_refused"
+"""Payload key a node uses to hand back a refusal (a list of Reason dicts) instead of a result."""
 log = logging.getLogger("collabzone.requests")
 
 
@@ -565,6 +567,15 @@ class RequestEngine:
         with self._engine.begin() as conn:
             audit.lock_head(conn)
             self._move(conn, request_id, RequestStatus.RUNNING, node.name)
+        refused = payload.get(REFUSED_KEY)
+        if refused:
+            # the node's own checks (monitor, bad input) refused the job: nothing is released
+            reasons = [
+                Reason(**{k: r.get(k) for k in ("code", "rule", "message", "owner")})
+                for r in refused
+            ]
+            self._finish_refused(request_id, node.name, reasons)
+            return
         try:
             rules = self._rules_now(requester, technique, plan, row["purpose"])
             outcome = technique.release(

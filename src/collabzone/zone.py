@@ -637,13 +637,15 @@ class Zone:
         return self._requests.price(self.me, technique, spec or {}, purpose)
 
     def request(self, request_id: str) -> Request:
-        """One request, if this party asked it, must approve it, or owns data it touches."""
+        """One request, if this party asked it, must approve it, owns data it touches, or
+        is the node that runs it."""
         me = self.me
         with self._engine.connect() as conn:
             request = repo.get_request(conn, request_id)
             owners = {d.owner for d in repo.list_datasets(conn) if d.name in request.datasets}
         if (
             me.name != request.requester
+            and request.runs_at != f"owner:{me.name}"
             and me.name not in owners
             and not me.has_role(Role.AUDITOR)
             and not me.has_role(Role.OPERATOR)
@@ -800,6 +802,47 @@ class Zone:
                 handle.write(audit.canonical_json(event) + "\n")
         tmp.replace(target)
         return len(events)
+
+    def job_context(self, request_id: str) -> dict[str, Any]:
+        """What a node needs to run one of its jobs: the stored plan and the monitor history.
+
+        Owner-placed techniques run at a node (see src/collabzone/node.py), which needs the
+        plan the zone checked (``plan``: technique, datasets, cost, details, node) and, per
+        planned dataset, what earlier releases stored for query monitoring (``history``:
+        their hidden ``_monitor`` dicts with ``requester`` and ``released_at`` added), so it
+        can refuse differencing. Only the job's node may read it.
+        """
+        me = self.me
+        with self._engine.connect() as conn:
+            row = repo.get_request_row(conn, request_id)
+        if row["placement"] != "owner" or row["node"] != me.name:
+            self._requests.audit_denied(
+                me.name, request_id, {me.name, row["requester"]}, {"attempt": "job_context"}
+            )
+            raise NotAuthorisedError(f"request {request_id} is not a job for {me.name!r}")
+        plan = dict(row["plan"])
+        with self._engine.connect() as conn:
+            rows = list(
+                conn.execute(
+                    select(
+                        t.releases.c.monitor,
+                        t.releases.c.released_at,
+                        t.requests.c.requester,
+                        t.requests.c.datasets,
+                    )
+                    .join(t.requests, t.requests.c.id == t.releases.c.request_id)
+                    .order_by(t.releases.c.released_at)
+                ).mappings()
+            )
+        history = {
+            name: [
+                {**r["monitor"], "requester": r["requester"], "released_at": r["released_at"]}
+                for r in rows
+                if name in r["datasets"] and r["monitor"]
+            ]
+            for name in plan.get("datasets", [])
+        }
+        return {"plan": plan, "history": history}
 
 
 def new_zone_master_key() -> str:

@@ -17,7 +17,11 @@ _BUILTIN: dict[str, str] = {
     "catalogue": "collabzone.techniques.catalogue:Catalogue",
     "dp_count": "collabzone.techniques.dp_count:DPCount",
     # -- techniques added by later work register here (one line each) --
+    "deid": "collabzone.techniques.deid:Deidentify",
+    "mediate": "collabzone.techniques.deid:Mediate",
     "overlap": "collabzone.techniques.linking:Overlap",
+    "sql": "collabzone.techniques.sql:GovernedSQL",
+    "validator": "collabzone.techniques.validator:Validator",
 }
 
 _loaded: dict[str, Technique] = {}

@@ -127,6 +127,9 @@ class DeidConfig(_Spec):
     risk_threshold: float = Field(default=0.2, gt=0, le=1)
     prepare: PrepareSpec = PrepareSpec()
     shuffle: bool = False
+    keep: list[str] = Field(default_factory=list)
+    """Mediator only: columns released unchanged besides the QIs and sensitive ones (a
+    single provider's other columns always stay; scrub the ones that must not)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> DeidConfig:

@@ -127,7 +127,9 @@ def prepare(
     return table, summary
 
 
-def _privacy_levels(stats: ClassStats, sensitive: list[str]) -> dict[str, Any]:
+def _privacy_levels(
+    stats: ClassStats, sensitive: list[str], trees: Mapping[str, hier.Hierarchy]
+) -> dict[str, Any]:
     out: dict[str, Any] = {"k": int(stats.sizes.min()) if len(stats.sizes) else 0}
     for attr in sensitive:
         hist = stats.hists[attr]
@@ -138,6 +140,9 @@ def _privacy_levels(stats: ClassStats, sensitive: list[str]) -> dict[str, Any]:
         for distance in ("equal", "ordered"):
             t = TCloseness(attr, 1.0, distance).measure(stats) if len(hist) else np.zeros(1)
             out.setdefault(f"t_{distance}", {})[attr] = float(t.max())
+        if attr in trees and len(hist):
+            t = TCloseness(attr, 1.0, "hierarchical", trees[attr]).measure(stats)
+            out.setdefault("t_hierarchical", {})[attr] = float(t.max())
     return out
 
 
@@ -296,7 +301,7 @@ def deidentify(
             "discernibility": int((sizes * sizes).sum() + (n - len(rows)) * n),
             **utility,
             "metric": config.metric,
-            "privacy": _privacy_levels(stats, config.sensitive),
+            "privacy": _privacy_levels(stats, config.sensitive, sens_h),
             "requirements": {
                 **config.privacy.model_dump(exclude_none=True),
                 "suppression_limit": config.suppression_limit,

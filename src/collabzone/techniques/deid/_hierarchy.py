@@ -116,11 +116,12 @@ class Hierarchy:
         return self._index.get(leaf)
 
     def label(self, leaf: str, level: int) -> str:
-        """The label of ``leaf`` at ``level``; NotFound-style InvalidInputError otherwise."""
+        """The label of ``leaf`` at ``level``; InvalidInputError (without the value, which
+        may be personal data) if the hierarchy does not list it."""
         j = self._index.get(leaf)
         if j is None:
             raise InvalidInputError(
-                f"value {leaf!r} is not in the hierarchy for {self.attribute!r}"
+                f"a value of {self.attribute!r} is not in its hierarchy: add it to the hierarchy"
             )
         return self.rows[j][level]
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from collabzone.techniques.deid._encode import Encoded
 from collabzone.techniques.deid._metrics import (
@@ -31,6 +32,11 @@ from collabzone.techniques.deid._models import (
 
 Node = tuple[int, ...]
 _MAX_KEY = 2**62
+_SNAPSHOTS = 512
+_EMPTY = np.iinfo(np.int64).max
+_HALVES = 512
+"""How many compressed half-keys (prefix or suffix attributes at given levels) to keep."""
+"""How many evaluated nodes keep their class table for rolling up coarser nodes."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,48 @@ class NodeResult:
     @property
     def height(self) -> int:
         return sum(self.levels)
+
+
+class _Snapshot:
+    """A node's classes: sizes, sensitive histograms, and (lazily, only if the node is
+    rolled up from) each class's generalised code per attribute, read off one of its rows."""
+
+    def __init__(
+        self,
+        levels: np.ndarray,
+        sizes: np.ndarray,
+        hists: dict[str, np.ndarray],
+        row_class: np.ndarray,
+        row_codes: Sequence[np.ndarray],
+    ) -> None:
+        self.levels, self.sizes, self.hists = levels, sizes, hists
+        self._row_class, self._row_codes = row_class, row_codes
+        self._member: np.ndarray | None = None
+        self._columns: dict[int, np.ndarray] = {}
+
+    def column(self, i: int) -> np.ndarray:
+        """The code of attribute ``i`` of every class."""
+        out = self._columns.get(i)
+        if out is None:
+            if self._member is None:  # one row per class (any: its rows share all codes)
+                self._member = np.empty(self.sizes.shape[0], dtype=np.int64)
+                self._member[self._row_class] = np.arange(self._row_class.shape[0])
+            out = self._columns[i] = self._row_codes[i][self._member]
+        return out
+
+
+def _lifts(maps: np.ndarray) -> list[list[np.ndarray]]:
+    """``out[a][b][code]``: the level-``b`` code of a level-``a`` code (a <= b)."""
+    out = []
+    for a in range(maps.shape[0]):
+        row = []
+        for b in range(maps.shape[0]):
+            lift = np.zeros(int(maps[a].max()) + 1, dtype=np.int64)
+            if b >= a:
+                lift[maps[a]] = maps[b]
+            row.append(lift)
+        out.append(row)
+    return out
 
 
 @dataclass(frozen=True)
@@ -91,22 +139,30 @@ class Lattice:
         )
         self.all_monotone = len(self.monotone) == len(self.models)
         d = len(encoded.qis)
-        self._gen = [
+        self.gen = [
             [q.maps[level][encoded.groups[:, i]] for level in range(q.height + 1)]
             for i, q in enumerate(encoded.qis)
         ]
-        self._sens = {
+        self.sens = {
             s.name: (encoded.groups[:, d + j], len(s.values))
             for j, s in enumerate(encoded.sensitive)
         }
         w = encoded.weights
         self._overall = {
             s.name: np.bincount(codes, weights=w, minlength=m) / encoded.n_rows
-            for s, (codes, m) in zip(encoded.sensitive, self._sens.values(), strict=True)
+            for s, (codes, m) in zip(encoded.sensitive, self.sens.values(), strict=True)
         }
         self._values = {s.name: s.values for s in encoded.sensitive}
-        self._costs = None if metric == "discernibility" else attribute_costs(encoded, metric)
-        self._dense_limit = max(8 * encoded.groups.shape[0], 1 << 16)
+        self.costs = None if metric == "discernibility" else attribute_costs(encoded, metric)
+        self._dense_limit = max(2 * encoded.groups.shape[0], 1 << 12)
+        self.n_codes = [q.sizes() for q in encoded.qis]
+        self.lifts = [_lifts(q.maps) for q in encoded.qis]
+        # cached class tables; free slots have an impossible level and an "infinite" size
+        self._snaps: list[_Snapshot] = []
+        self._snap_next = 0
+        self._halves: dict[tuple[int, ...], tuple[np.ndarray, int]] = {}
+        self._snap_levels = np.full((_SNAPSHOTS, len(self.heights)), np.iinfo(np.int64).max)
+        self._snap_sizes = np.full(_SNAPSHOTS, _EMPTY, dtype=np.int64)
         self.min_class_size = _min_class_size(self.models)
         self._cache: dict[Node, NodeResult] = {}
         self.checked = 0
@@ -123,38 +179,115 @@ class Lattice:
     def size(self) -> int:
         return int(np.prod([h + 1 for h in self.heights], dtype=np.int64))
 
-    def partition(self, levels: Node) -> Partition:
-        """Group the rows into the classes of node ``levels`` and check the models."""
-        key = np.zeros(self.encoded.groups.shape[0], dtype=np.int64)
+    def _group(self, codes: Sequence[np.ndarray], levels: Node) -> tuple[np.ndarray, int]:
+        """Class id of each input row (distinct row or snapshot class) and the class count."""
+        return self._compress(codes, [self.n_codes[i][lv] for i, lv in enumerate(levels)])
+
+    def _compress(
+        self, codes: Sequence[np.ndarray], sizes: Sequence[int]
+    ) -> tuple[np.ndarray, int]:
+        """Dense ids (0..count-1) of the combinations of ``codes`` (radices ``sizes``)."""
+        key = np.zeros(codes[0].shape[0], dtype=np.int64)
         span = 1
-        for i, level in enumerate(levels):
-            codes = self._gen[i][level]
-            n_codes = self.encoded.qis[i].sizes()[level]
+        for column, n_codes in zip(codes, sizes, strict=True):
             if span * n_codes >= _MAX_KEY:
-                _, key = np.unique(key, return_inverse=True)
-                span = int(key.max()) + 1
-            key = key * n_codes + codes
+                key, uniques = pd.factorize(key)
+                span = len(uniques)
+            key = key * n_codes + column
             span *= n_codes
-        if span <= self._dense_limit:  # small key space: counting beats sorting
+        if span <= self._dense_limit:  # small key space: counting beats hashing
             present = np.bincount(key, minlength=span) > 0
             ids = np.cumsum(present) - 1
-            group_class = ids[key]
-            n_classes = int(ids[-1]) + 1
+            return ids[key], int(ids[-1]) + 1
+        inverse, uniques = pd.factorize(key)  # hash table: no sort of the keys
+        return np.asarray(inverse, dtype=np.int64), len(uniques)
+
+    def _half(self, part: slice, levels: Node) -> tuple[np.ndarray, int]:
+        """Compressed combined code of the attributes in ``part`` (cached per levels)."""
+        key = (part.start, *levels[part])
+        hit = self._halves.get(key)
+        if hit is None:
+            attrs = range(len(self.heights))[part]
+            hit = self._compress(
+                [self.gen[i][levels[i]] for i in attrs],
+                [self.n_codes[i][levels[i]] for i in attrs],
+            )
+            if len(self._halves) >= _HALVES:
+                self._halves.pop(next(iter(self._halves)))
+            self._halves[key] = hit
+        return hit
+
+    def _from_groups(self, levels: Node) -> tuple[_Snapshot, np.ndarray]:
+        codes = [self.gen[i][level] for i, level in enumerate(levels)]
+        if len(levels) > 1:
+            # two cached halves (prefix and suffix of the attributes) make one key
+            mid = len(levels) // 2
+            head, n_head = self._half(slice(0, mid), levels)
+            tail, n_tail = self._half(slice(mid, len(levels)), levels)
+            group_class, n_classes = self._compress([head, tail], [n_head, n_tail])
         else:
-            _, group_class = np.unique(key, return_inverse=True)
-            group_class = group_class.ravel()
-            n_classes = int(group_class.max()) + 1
+            group_class, n_classes = self._group(codes, levels)
         w = self.encoded.weights
         sizes = np.bincount(group_class, weights=w, minlength=n_classes).astype(np.int64)
         hists = {}
-        for name, (codes, m) in self._sens.items():
-            flat = np.bincount(group_class * m + codes, weights=w, minlength=n_classes * m)
+        for name, (sens, m) in self.sens.items():
+            flat = np.bincount(group_class * m + sens, weights=w, minlength=n_classes * m)
             hists[name] = flat.reshape(n_classes, m)
-        stats = ClassStats(sizes, hists, self._overall, self._values)
-        kept = np.ones(n_classes, dtype=bool)
+        return _Snapshot(np.array(levels), sizes, hists, group_class, codes), group_class
+
+    def _from_snapshot(self, snap: _Snapshot, levels: Node) -> _Snapshot:
+        codes = [
+            snap.column(i)
+            if snap.levels[i] == level
+            else self.lifts[i][int(snap.levels[i])][level][snap.column(i)]
+            for i, level in enumerate(levels)
+        ]
+        cls, n_classes = self._group(codes, levels)
+        sizes = np.bincount(cls, weights=snap.sizes, minlength=n_classes).astype(np.int64)
+        hists = {
+            name: np.column_stack(
+                [np.bincount(cls, weights=h[:, v], minlength=n_classes) for v in range(h.shape[1])]
+            )
+            for name, h in snap.hists.items()
+        }
+        return _Snapshot(np.array(levels), sizes, hists, cls, codes)
+
+    def _snapshot(self, levels: Node) -> _Snapshot:
+        """The classes of ``levels``, rolled up from the smallest cached finer node."""
+        here = np.array(levels)
+        finer = np.all(self._snap_levels <= here, axis=1)
+        if finer.any():
+            slot = int(np.argmin(np.where(finer, self._snap_sizes, _EMPTY)))
+            snap = self._from_snapshot(self._snaps[slot], levels)
+        else:
+            snap, _ = self._from_groups(levels)
+        self._remember(snap)
+        return snap
+
+    def _remember(self, snap: _Snapshot) -> None:
+        """Keep the most recent class tables (a ring): the search walks up paths, so
+        recent nodes are the likeliest finer neighbours of the next one."""
+        slot = self._snap_next % _SNAPSHOTS
+        self._snap_next += 1
+        if slot < len(self._snaps):
+            self._snaps[slot] = snap
+        else:
+            self._snaps.append(snap)
+        self._snap_levels[slot] = snap.levels
+        self._snap_sizes[slot] = snap.sizes.shape[0]
+
+    def _stats(self, snap: _Snapshot) -> tuple[ClassStats, np.ndarray]:
+        stats = ClassStats(snap.sizes, snap.hists, self._overall, self._values)
+        kept = np.ones(snap.sizes.shape[0], dtype=bool)
         for model in self.models:
             kept &= model.passes(stats)
-        return Partition(group_class, sizes, kept, stats)
+        return stats, kept
+
+    def partition(self, levels: Node) -> Partition:
+        """Group the rows into the classes of node ``levels`` and check the models."""
+        snap, group_class = self._from_groups(levels)
+        stats, kept = self._stats(snap)
+        return Partition(group_class, snap.sizes, kept, stats)
 
     def cached(self) -> list[NodeResult]:
         """Every node evaluated so far."""
@@ -166,8 +299,9 @@ class Lattice:
         if cached is not None:
             return cached
         self.checked += 1
-        part = self.partition(levels)
-        sizes, kept, stats = part.sizes, part.kept, part.stats
+        snap = self._snapshot(levels)
+        stats, kept = self._stats(snap)
+        sizes = snap.sizes
         suppressed = int(sizes[~kept].sum())
         if self.all_monotone:
             mono_ok = suppressed <= self.limit_rows
@@ -177,22 +311,19 @@ class Lattice:
                 mono_kept &= model.passes(stats)
             mono_ok = int(sizes[~mono_kept].sum()) <= self.limit_rows
         n = self.encoded.n_rows
-        if self._costs is None:
+        if self.costs is None:
             score: float = discernibility(sizes, kept, n)
             bound: float = discernibility_bound(sizes, self.min_class_size)
         else:
-            bound = float(
-                sum(t[level] for t, level in zip(self._costs.totals, levels, strict=True))
-            )
+            bound = float(sum(t[lv] for t, lv in zip(self.costs.totals, levels, strict=True)))
             score = bound
             if suppressed:
-                rows = ~kept[part.group_class]
-                own = sum(
-                    c[level][rows] for c, level in zip(self._costs.per_level, levels, strict=True)
+                gone = ~kept
+                gap = sum(
+                    g[lv][snap.column(i)[gone]]
+                    for i, (g, lv) in enumerate(zip(self.costs.gaps, levels, strict=True))
                 )
-                score += float(
-                    ((self._costs.maximum[rows] - own) * self.encoded.weights[rows]).sum()
-                )
+                score += float((sizes[gone] * gap).sum())
         result = NodeResult(
             levels=levels,
             passes=suppressed <= self.limit_rows,

@@ -76,7 +76,7 @@ def mediate(
         >>> out.num_rows + report["suppressed_rows"]
         6
     """
-    needed = [*config.quasi_identifiers, *config.sensitive]
+    needed = list(dict.fromkeys([*config.quasi_identifiers, *config.sensitive, *config.keep]))
     union = merge(extracts, needed, rng)
     plain = config.model_copy(update={"shuffle": False})
     released, report = deidentify(union, plain, hierarchies=hierarchies, rng=rng)

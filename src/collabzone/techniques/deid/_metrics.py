@@ -29,49 +29,52 @@ METRICS: tuple[MetricName, ...] = ("discernibility", "non_uniform_entropy", "los
 
 @dataclass(frozen=True)
 class AttributeCosts:
-    """Per-row costs of an attribute-wise metric, precomputed for every level.
+    """An attribute-wise metric, precomputed for every level of every quasi-identifier.
 
-    ``per_level[i][level]`` is a vector over the encoded distinct rows; ``totals[i][level]``
-    its weighted sum; ``maximum`` the per-row cost when the row is suppressed.
+    ``totals[i][level]``: the metric summed over all rows if attribute ``i`` is at
+    ``level`` and nothing is suppressed. ``gaps[i][level][code]``: what suppressing one row
+    whose generalised value is ``code`` adds (the fully generalised cost minus its own).
+    For non-uniform entropy the row's own term log2(count of its original value) cancels
+    out of the gap, so both depend only on generalised codes and classes can be merged.
     """
 
-    per_level: tuple[np.ndarray, ...]
     totals: tuple[np.ndarray, ...]
-    maximum: np.ndarray
+    gaps: tuple[tuple[np.ndarray, ...], ...]
 
 
 def attribute_costs(encoded: Encoded, metric: MetricName) -> AttributeCosts:
-    """Precompute the per-row cost of ``metric`` at every level of every quasi-identifier."""
+    """Precompute ``metric`` at every level of every quasi-identifier."""
     w = encoded.weights.astype(float)
     n = float(encoded.n_rows)
-    per_level = []
-    maximum = np.zeros(encoded.groups.shape[0])
+    totals, gaps = [], []
     for i, qi in enumerate(encoded.qis):
         leaves = encoded.groups[:, i]
-        costs = np.zeros((qi.height + 1, leaves.shape[0]))
-        if metric == "non_uniform_entropy":
-            leaf_freq = np.bincount(leaves, weights=w, minlength=qi.maps.shape[1])
-            for level in range(qi.height + 1):
-                codes = qi.maps[level]
-                gen_freq = np.bincount(codes[leaves], weights=w, minlength=int(codes.max()) + 1)
-                costs[level] = np.log2(gen_freq[codes[leaves]] / leaf_freq[leaves])
-            maximum += np.log2(n / leaf_freq[leaves])
-        elif metric == "loss":
-            n_leaves = qi.maps.shape[1]
-            for level in range(qi.height + 1):
-                codes = qi.maps[level]
+        leaf_freq = np.bincount(leaves, weights=w, minlength=qi.maps.shape[1])
+        total = np.zeros(qi.height + 1)
+        gap_levels = []
+        for level in range(qi.height + 1):
+            codes = qi.maps[level]
+            if metric == "non_uniform_entropy":
+                gen_freq = np.bincount(codes, weights=leaf_freq, minlength=int(codes.max()) + 1)
+                per_row = np.log2(gen_freq[codes[leaves]] / leaf_freq[leaves])
+                with np.errstate(divide="ignore"):
+                    gap = np.where(gen_freq > 0, np.log2(n / np.maximum(gen_freq, 1e-300)), 0.0)
+            elif metric == "loss":
                 under = np.bincount(codes)  # hierarchy leaves under each label
-                costs[level] = (under[codes[leaves]] - 1) / max(n_leaves - 1, 1)
-            maximum += 1.0
-        elif metric == "precision":
-            for level in range(qi.height + 1):
-                costs[level] = level / qi.height if qi.height else 0.0
-            maximum += 1.0
-        else:
-            raise ValueError(metric)
-        per_level.append(costs)
-    totals = tuple(np.asarray(c @ w) for c in per_level)
-    return AttributeCosts(tuple(per_level), totals, maximum)
+                code_cost = (under - 1) / max(qi.maps.shape[1] - 1, 1)
+                per_row = code_cost[codes[leaves]]
+                gap = 1.0 - code_cost
+            elif metric == "precision":
+                cost = level / qi.height if qi.height else 0.0
+                per_row = np.full(leaves.shape[0], cost)
+                gap = np.full(int(codes.max()) + 1, 1.0 - cost)
+            else:
+                raise ValueError(metric)
+            total[level] = float(per_row @ w)
+            gap_levels.append(np.asarray(gap, dtype=float))
+        totals.append(total)
+        gaps.append(tuple(gap_levels))
+    return AttributeCosts(tuple(totals), tuple(gaps))
 
 
 def discernibility(sizes: np.ndarray, kept: np.ndarray, n_rows: int) -> int:

@@ -3,9 +3,11 @@
 * **enrich**: replace a key (a company number, a postcode) by attributes from a reference
   table (sector, size band, region), so the data keeps its meaning without the key.
 * **scrub**: drop direct identifiers.
-* **pseudonymise**: replace values by keyed tokens (HMAC-SHA256 under a zone- or
-  owner-held key, the same construction as the linking module's tokens) so records stay
-  linkable by whoever holds the key and by no one else.
+* **pseudonymise**: replace values by keyed tokens (HMAC-SHA256 under an owner-held key,
+  in the linking module's token format) so records stay linkable by whoever holds the
+  key and by no one else. Techniques do not import each other, so the construction is
+  repeated here (stdlib :mod:`hmac`); values are only trimmed and case-folded, not
+  normalised per kind (e-mail, phone) as the linking module does.
 * **noise**: Laplace noise from OpenDP's sampler on clipped numeric columns.
 """
 
@@ -23,6 +25,8 @@ import pyarrow.compute as pc
 from collabzone.errors import InvalidInputError
 from collabzone.techniques.deid._config import EnrichSpec, NoiseSpec
 
+TOKEN_BYTES = 30
+
 
 def _require(table: pa.Table, columns: Sequence[str], step: str) -> None:
     missing = [c for c in columns if c not in table.column_names]
@@ -39,11 +43,12 @@ def scrub(table: pa.Table, columns: Sequence[str]) -> pa.Table:
     return table.drop_columns(list(columns))
 
 
-def token(key: bytes, value: str) -> str:
-    """The keyed token of one value: HMAC-SHA256 over the trimmed, case-folded text,
-    26 base32 characters (130 bits)."""
-    digest = hmac.new(key, value.strip().casefold().encode("utf-8"), hashlib.sha256).digest()
-    return base64.b32encode(digest).decode("ascii")[:26].lower()
+def token(key: bytes, value: str, version: int = 1) -> str:
+    """The keyed token of one value, in the linking module's format: ``v<version>:`` and
+    the base64 of the first 30 bytes of HMAC-SHA256 over the trimmed, case-folded text."""
+    message = value.strip().casefold().encode("utf-8")
+    digest = hmac.new(key, message, hashlib.sha256).digest()[:TOKEN_BYTES]
+    return f"v{version}:" + base64.b64encode(digest).decode("ascii")
 
 
 def pseudonymise(table: pa.Table, columns: Sequence[str], key: bytes | None) -> pa.Table:
@@ -52,8 +57,8 @@ def pseudonymise(table: pa.Table, columns: Sequence[str], key: bytes | None) -> 
         return table
     if not key or len(key) < 16:
         raise InvalidInputError(
-            "pseudonymise needs a secret key of at least 16 bytes (zone: derived from the "
-            "keyring; CLI: set COLLABZONE_DEID_KEY or key_file)"
+            "pseudonymise needs a secret key of at least 16 bytes: set COLLABZONE_DEID_KEY "
+            "(CLI) or pass pseudonym_key"
         )
     _require(table, columns, "pseudonymise")
     for name in columns:

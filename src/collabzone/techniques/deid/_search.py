@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from collabzone.techniques.deid._lattice import Lattice, Node, NodeResult
+from collabzone.techniques.deid._projections import Projections
 
 MAX_OPTIMAL_NODES = 200_000
 """Lattices larger than this are searched with :func:`greedy`."""
@@ -34,6 +35,8 @@ class SearchResult:
     algorithm: str
     lattice_size: int
     checked: int
+    trail: tuple[NodeResult, ...] = ()
+    """The nodes a heuristic evaluated, in order (for seeding an exact search)."""
 
 
 def _better(new: NodeResult, old: NodeResult | None) -> bool:
@@ -57,11 +60,15 @@ def exhaustive(lattice: Lattice) -> SearchResult:
     levels, _ = _all_nodes(lattice)
     order = np.lexsort((np.arange(len(levels)), levels.sum(axis=1)))
     best: NodeResult | None = None
+    as_node = [tuple(row) for row in levels.tolist()]
     for idx in order:
-        result = lattice.evaluate(tuple(int(v) for v in levels[idx]))
+        result = lattice.evaluate(as_node[idx])
         if _better(result, best):
             best = result
     return SearchResult(best, "exhaustive", lattice.size, lattice.checked)
+
+
+_PASS, _FAIL, _PRUNED = 1, -1, 2
 
 
 def flash(lattice: Lattice) -> SearchResult:
@@ -71,26 +78,63 @@ def flash(lattice: Lattice) -> SearchResult:
     heights = np.array(lattice.heights)
     node_height = levels.sum(axis=1)
     order = np.lexsort((np.arange(n), node_height))
-    state = np.zeros(n, dtype=np.int8)  # 1 passes the monotone part, -1 fails it
-    as_node = [tuple(int(v) for v in row) for row in levels]
+    state = np.zeros(n, dtype=np.int8)  # _PASS / _FAIL for the monotone part, or _PRUNED
+    as_node = [tuple(row) for row in levels.tolist()]
 
-    def successors(idx: int) -> np.ndarray:
-        return np.asarray(np.all(levels >= levels[idx], axis=1))
+    # at_least[i][v]: nodes whose level i is >= v (at_most likewise), so the successors
+    # of a node are the AND of d precomputed masks instead of a comparison of every node.
+    at_least = [[levels[:, i] >= v for v in range(h + 1)] for i, h in enumerate(heights)]
+    at_most = [[levels[:, i] <= v for v in range(h + 1)] for i, h in enumerate(heights)]
+
+    def successors(node: Node) -> np.ndarray:
+        return np.asarray(np.logical_and.reduce([at_least[i][v] for i, v in enumerate(node)]))
+
+    best: NodeResult | None = None
+
+    def tag(result: NodeResult) -> None:
+        nonlocal best
+        if result.passes_monotone:
+            state[successors(result.levels) & (state == 0)] = _PASS
+        else:
+            below = np.logical_and.reduce([at_most[i][v] for i, v in enumerate(result.levels)])
+            state[below & (state == 0)] = _FAIL
+        if _better(result, best):
+            best = result
+            state[(cheap >= result.score) & (state >= 0)] = _PRUNED
+            irrelevant[own >= result.score] = True
+            for seen in lattice.cached():  # a better best may make earlier bounds decisive
+                if seen.bound >= result.score:
+                    _prune(seen)
+        else:
+            _prune(result)
+
+    def _prune(result: NodeResult) -> None:
+        # neither this node nor any coarser one can beat the best: no need to classify them
+        if best is not None and result.bound >= best.score:
+            state[successors(result.levels) & (state >= 0)] = _PRUNED
 
     def check(idx: int) -> bool:
         result = lattice.evaluate(as_node[idx])
-        if result.passes_monotone:
-            state[successors(idx) & (state == 0)] = 1
-        else:
-            state[np.all(levels <= levels[idx], axis=1) & (state == 0)] = -1
+        tag(result)
         return result.passes_monotone
 
+    projections = Projections(lattice)
+    state[projections.surely_failing(levels)] = _FAIL
+    cheap = projections.cheap_bounds(levels)
+    own = projections.own_bounds(levels)
+    irrelevant = np.zeros(n, dtype=bool)  # cannot be optimal itself (successors still may)
     if not check(n - 1):  # the top node fails: nothing can pass
         return SearchResult(None, "flash", n, lattice.checked)
+    # A quick heuristic solution gives branch and bound a good first best.
+    # (climbing pays off when suppression makes the metric non-monotone)
+    climb = not (lattice.all_monotone and lattice.limit_rows == 0)
+    for result in greedy(lattice, start=lattice.top, climb=climb).trail:
+        tag(result)
 
-    # Phase 1: classify every node for the monotone part by binary search on greedy paths.
+    # Phase 1: classify every relevant node for the monotone part by binary search on
+    # greedy paths up the lattice.
     for start in order:
-        if state[start]:
+        if state[start] or irrelevant[start]:
             continue
         path = [int(start)]
         while True:
@@ -98,7 +142,9 @@ def flash(lattice: Lattice) -> SearchResult:
             step = [
                 (levels[cur, i] / heights[i], i)
                 for i in range(len(heights))
-                if levels[cur, i] < heights[i] and state[cur + strides[i]] == 0
+                if levels[cur, i] < heights[i]
+                and state[cur + strides[i]] == 0
+                and not irrelevant[cur + strides[i]]
             ]
             if not step:
                 break
@@ -106,15 +152,16 @@ def flash(lattice: Lattice) -> SearchResult:
         lo, hi = 0, len(path) - 1
         while lo <= hi:
             mid = (lo + hi) // 2
-            tag = state[path[mid]]
-            ok = bool(tag > 0) if tag else check(path[mid])
+            known = state[path[mid]]
+            # a pruned node is treated like a passing one: only the part below matters
+            ok = known != _FAIL if known else check(path[mid])
             if ok:
                 hi = mid - 1
             else:
                 lo = mid + 1
 
     # Phase 2: branch and bound over the candidates, bottom-up.
-    passing = state > 0
+    passing = (state == _PASS) & ~irrelevant
     if lattice.all_monotone and lattice.limit_rows == 0:
         has_passing_pred = np.zeros(n, dtype=bool)
         for i in range(len(heights)):
@@ -124,19 +171,10 @@ def flash(lattice: Lattice) -> SearchResult:
     else:
         candidates = passing
     # floor[i]: the best lower bound known for node i, inherited from every predecessor.
-    floor = np.full(n, -np.inf)
+    floor = cheap.copy()
     for result in lattice.cached():
-        floor[int(np.dot(result.levels, strides))] = result.bound
-    # Seed the bound with the best passing node phase 1 already priced.
-    best: NodeResult | None = None
-    for result in lattice.cached():
-        if _better(result, best) or (
-            best is not None
-            and result.passes
-            and result.score == best.score
-            and (result.height, result.levels) < (best.height, best.levels)
-        ):
-            best = result
+        idx = int(np.dot(result.levels, strides))
+        floor[idx] = max(floor[idx], result.bound)
     for layer in range(int(node_height.max()) + 1):
         members = order[node_height[order] == layer]
         for i in range(len(heights)):
@@ -144,7 +182,7 @@ def flash(lattice: Lattice) -> SearchResult:
             floor[movable] = np.maximum(floor[movable], floor[movable - strides[i]])
         for idx in members[candidates[members]]:
             if best is not None and floor[idx] >= best.score:
-                continue  # cannot beat the best (ties keep the lower node found first)
+                continue  # cannot beat the best (ties keep the node found first)
             result = lattice.evaluate(as_node[idx])
             floor[idx] = max(floor[idx], result.bound)
             if _better(result, best):
@@ -152,11 +190,13 @@ def flash(lattice: Lattice) -> SearchResult:
     return SearchResult(best, "flash", n, lattice.checked)
 
 
-def greedy(lattice: Lattice) -> SearchResult:
-    """Heuristic: descend from the top to the best passing predecessor until none passes."""
-    current = lattice.evaluate(lattice.top)
+def greedy(lattice: Lattice, start: Node | None = None, climb: bool = True) -> SearchResult:
+    """Heuristic: descend from the top to the best passing predecessor until none passes,
+    then (``climb``) move to better passing neighbours while there are some."""
+    current = lattice.evaluate(start or lattice.top)
+    trail = [current]
     if not current.passes:
-        return SearchResult(None, "greedy", lattice.size, lattice.checked)
+        return SearchResult(None, "greedy", lattice.size, lattice.checked, tuple(trail))
     best = current
     while True:
         options = []
@@ -164,13 +204,40 @@ def greedy(lattice: Lattice) -> SearchResult:
             if level > 0:
                 node: Node = (*current.levels[:i], level - 1, *current.levels[i + 1 :])
                 options.append(lattice.evaluate(node))
+        trail.extend(options)
         passing = [r for r in options if r.passes]
         if not passing:
             break
         current = min(passing, key=lambda r: (r.score, r.levels))
         if current.score < best.score:
             best = current
-    return SearchResult(best, "greedy", lattice.size, lattice.checked)
+    # then climb: move to a better passing neighbour (one level up or down on one
+    # attribute, or up on one and down on another) while there is one
+    improved = climb
+    while improved:
+        improved = False
+        for node in _neighbours(best.levels, lattice.heights):
+            result = lattice.evaluate(node)
+            trail.append(result)
+            if result.passes and result.score < best.score:
+                best, improved = result, True
+                break
+    return SearchResult(best, "greedy", lattice.size, lattice.checked, tuple(trail))
+
+
+def _neighbours(levels: Node, heights: Node) -> list[Node]:
+    """One attribute one level down, or one attribute up and another down."""
+    out = []
+    for i, level in enumerate(levels):
+        if level > 0:
+            out.append((*levels[:i], level - 1, *levels[i + 1 :]))
+        for j, other in enumerate(levels):
+            if i != j and level < heights[i] and other > 0:
+                moved = list(levels)
+                moved[i] += 1
+                moved[j] -= 1
+                out.append(tuple(moved))
+    return out
 
 
 def search(lattice: Lattice, algorithm: str = "auto") -> SearchResult:

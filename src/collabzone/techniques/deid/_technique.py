@@ -45,6 +45,15 @@ RULE_SPECS = (
 )
 _MODEL_KEYS = ("k", "l", "l_variant", "c", "t", "t_distance")
 _NEVER_RELEASED = (ColumnClass.IDENTIFIER, ColumnClass.JOIN_KEY)
+_PROTECTED = (ColumnClass.QUASI_IDENTIFIER, ColumnClass.SENSITIVE)
+
+
+def _keep(spec: Mapping[str, Any]) -> list[str]:
+    """Columns the request wants released unchanged (measures, labels, other)."""
+    keep = spec.get("keep", [])
+    if not isinstance(keep, list) or not all(isinstance(c, str) for c in keep):
+        raise InvalidInputError("keep must be a list of column names")
+    return list(keep)
 
 
 def strictest(rule_sets: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -105,6 +114,7 @@ def _reasons(
     qis: Mapping[str, Any],
     sensitive: list[str],
     owner: str,
+    keep: Sequence[str] = (),
 ) -> list[Reason]:
     reasons = []
     if rules.get("k") is None:
@@ -116,7 +126,19 @@ def _reasons(
                 owner,
             )
         )
-    for name in [*qis, *sensitive]:
+    for name in keep:
+        column = dataset.column(name)
+        if column is not None and column.column_class in _PROTECTED:
+            reasons.append(
+                Reason(
+                    "DEID_KEEP_PROTECTED",
+                    "keep",
+                    f"column {name!r} is a {column.column_class.value}: it is generalised or "
+                    "protected, never released unchanged; remove it from keep",
+                    owner,
+                )
+            )
+    for name in [*qis, *sensitive, *keep]:
         column = dataset.column(name)
         if column is None:
             reasons.append(
@@ -142,7 +164,8 @@ def _reasons(
 def _config(
     spec: Mapping[str, Any], rules: Mapping[str, Any], qis: Mapping[str, Any], sensitive: list[str]
 ) -> DeidConfig:
-    model = strictest([{k: spec.get("privacy", {}).get(k) for k in _MODEL_KEYS}, rules])
+    both = strictest([{k: spec.get("privacy", {}).get(k) for k in _MODEL_KEYS}, rules])
+    model = {k: v for k, v in both.items() if k in _MODEL_KEYS}
     limit = strictest([{"suppression_limit": spec.get("suppression_limit", 0.0)}, rules]).get(
         "suppression_limit", 0.0
     )
@@ -158,6 +181,7 @@ def _config(
             "metric": spec.get("metric", "discernibility"),
             "algorithm": spec.get("algorithm", "auto"),
             "shuffle": True,
+            "keep": [c for c in _keep(spec) if c not in qis and c not in sensitive],
         }
     )
 
@@ -218,7 +242,7 @@ class Deidentify(Technique):
         return Plan(
             self.name,
             (name,),
-            columns={name: (*qis, *sensitive)},
+            columns={name: (*qis, *sensitive, *_keep(spec))},
             outputs="rows",
             details={"spec": dict(spec)},
         )
@@ -227,8 +251,9 @@ class Deidentify(Technique):
         name = plan.datasets[0]
         dataset = ctx.dataset(name)
         ds_rules = {**rules.merged, **rules.by_dataset.get(name, {})}
-        qis, sensitive = _columns(dataset, ds_rules, plan.details["spec"])
-        return _reasons(dataset, ds_rules, qis, sensitive, dataset.owner)
+        spec = plan.details["spec"]
+        qis, sensitive = _columns(dataset, ds_rules, spec)
+        return _reasons(dataset, ds_rules, qis, sensitive, dataset.owner, _keep(spec))
 
     def run(self, plan: Plan, ctx: RunContext) -> Outcome:
         name = plan.datasets[0]
@@ -240,12 +265,14 @@ class Deidentify(Technique):
             for key in ("quasi_identifiers", "sensitive"):
                 per_ds[key] = [*per_ds.get(key, []), *rules.get(key, [])]
             per_ds.setdefault("hierarchies", {}).update(rules.get("hierarchies") or {})
-        qis, sensitive = _columns(dataset, per_ds, plan.details["spec"])
-        reasons = _reasons(dataset, merged, qis, sensitive, dataset.owner)
+        spec = plan.details["spec"]
+        qis, sensitive = _columns(dataset, per_ds, spec)
+        keep = [c for c in _keep(spec) if c not in qis and c not in sensitive]
+        reasons = _reasons(dataset, merged, qis, sensitive, dataset.owner, keep)
         if reasons:
             raise PolicyRefusal(reasons)
         config = _config(plan.details["spec"], merged, qis, sensitive)
-        table = ctx.table(name).select([*qis, *sensitive])
+        table = ctx.table(name).select([*qis, *sensitive, *keep])
         try:
             out, report = deidentify(table, config, rng=ctx.rng)
         except UnknownValueError as exc:
@@ -311,7 +338,8 @@ class Mediate(Technique):
                 if qis.get(q) is None:
                     qis[q] = h
             sensitive = list(dict.fromkeys([*sensitive, *ds_sens]))
-            reasons += _reasons(dataset, merged, ds_qis, ds_sens, dataset.owner)
+            keep = _keep(plan.details["spec"])
+            reasons += _reasons(dataset, merged, ds_qis, ds_sens, dataset.owner, keep)
         return merged, qis, sensitive, reasons
 
     def check(self, plan: Plan, rules: Rules, ctx: PlanContext) -> list[Reason]:
