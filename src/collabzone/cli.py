@@ -149,8 +149,9 @@ def init(
     console.print(f"zone created in {state.zone_dir}")
     if generated:
         console.print("[yellow]master key (keep it outside the zone; it is shown only once):[/]")
-        console.print(f"export COLLABZONE_MASTER_KEY={generated}")
-    console.print(f"operator token: export COLLABZONE_TOKEN={token}")
+        console.print(f"export COLLABZONE_MASTER_KEY={generated}", soft_wrap=True, markup=False)
+    console.print("operator token (shown only once):")
+    console.print(f"export COLLABZONE_TOKEN={token}", soft_wrap=True, markup=False)
 
 
 @party_app.command("add")
@@ -159,7 +160,8 @@ def party_add(
 ) -> None:
     """Register a party (operator only); prints its token once."""
     party, token = _zone().add_party(name, role)
-    console.print(f"party {party.name} ({', '.join(party.roles)}) token: {token}")
+    console.print(f"party {party.name} ({', '.join(party.roles)}); its token (shown only once):")
+    console.print(token, soft_wrap=True, markup=False)
 
 
 @party_app.command("list")
@@ -426,7 +428,10 @@ for _name, _target in SUBCOMMANDS:
 def main() -> None:
     """Entry point: run the app, turning CollabzoneErrors into one line and an exit code."""
     try:
-        app(standalone_mode=False)
+        # without standalone mode click *returns* a typer.Exit's code instead of raising it
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except CollabzoneError as exc:
         if state.debug:
             raise

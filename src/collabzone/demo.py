@@ -198,6 +198,84 @@ def step_refusals(demo: DemoZone) -> None:
     )
 
 
+EXTRACT_COLUMNS: list[dict[str, Any]] = [
+    {
+        "name": "age",
+        "type": "integer",
+        "class": "quasi_identifier",
+        "domain": {"min": 18, "max": 100},
+    },
+    {"name": "region", "type": "string", "class": "quasi_identifier", "domain": demo_data.REGIONS},
+    {"name": "spend_band", "type": "string", "class": "sensitive", "domain": demo_data.SPEND_BANDS},
+]
+
+
+def step_mediator(demo: DemoZone) -> None:
+    _title(
+        demo, "7. Architecture 1: extracts mixed by a mediator, released 10-anonymous and 3-diverse"
+    )
+    analytics = demo.operator.as_party(demo.operator.add_party("analytics", ["analyst"])[1])
+    rules = {
+        "k": 10,
+        "l": 3,
+        "suppression_limit": 0.05,
+        "quasi_identifiers": ["age", "region"],
+        "sensitive": ["spend_band"],
+        "hierarchies": {"age": {"intervals": [5, 10, 20, 40], "origin": 0}},
+    }
+    for zone, raw in ((demo.partner, demo.files.partner_raw), (demo.bank, demo.files.bank_raw)):
+        name = f"{zone.me.name}_extract"
+        zone.add_dataset(
+            name,
+            demo_data.write_extract(raw, raw.with_name(f"{name}.csv")),
+            {"columns": EXTRACT_COLUMNS},
+        )
+        zone.add_agreement(
+            name,
+            grantees=["analytics"],
+            technique="mediate",
+            purposes=["model training"],
+            rules=rules,
+        )
+    request = analytics.submit(
+        "mediate",
+        {
+            "datasets": ["partner_extract", "bank_extract"],
+            "quasi_identifiers": ["age", "region"],
+            "sensitive": ["spend_band"],
+        },
+        purpose="model training",
+    )
+    _show(demo, "analytics (the ML party)", request)
+    assert isinstance(request, Request)
+    release = analytics.result(request.id)
+    payload = dict(release.payload)
+    report = payload.get("report", {})
+    demo.console.print(
+        f"  released {len(payload['rows'])} rows with columns {payload['columns']} "
+        f"(no provider column); transformation {report.get('transformation')}, "
+        f"smallest class {report.get('min_class_size')}, suppressed {report.get('suppressed_rows')}"
+    )
+    _table(demo, payload, "first rows of the mixed, de-identified extract")
+
+
+def step_validator(demo: DemoZone) -> None:
+    _title(demo, "8. Architecture 2: the bank validates its model on the partner's private labels")
+    from collabzone.techniques.validator import demo_round
+
+    outcome = demo_round(demo.partner, demo.bank, demo.root)
+    overall = outcome["feedback"].get("overall", {})
+    shown = {
+        k: overall[k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc") if k in overall
+    }
+    demo.console.print(f"  feedback ({outcome['status']}): {shown}")
+    demo.console.print(f"  95% intervals: {overall.get('ci95', {})}")
+    demo.console.print(
+        f"  the same submission plus one record -> {outcome['attack_status']}: "
+        f"{escape('; '.join(outcome['attack_reasons']))}"
+    )
+
+
 def step_audit(demo: DemoZone) -> None:
     _title(demo, "Audit: the auditor verifies the hash chain")
     demo.console.print(f"  {demo.auditor.verify_audit()}")
@@ -214,6 +292,8 @@ STEPS: list[Step] = [
     step_dp_count,
     step_manual_approval,
     step_refusals,
+    step_mediator,
+    step_validator,
     step_audit,
 ]
 

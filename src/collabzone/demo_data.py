@@ -19,6 +19,7 @@ from faker import Faker
 REGIONS = ["north", "south", "east", "west", "central"]
 SEGMENTS = ["mass", "affluent", "private"]
 TIERS = ["bronze", "silver", "gold"]
+SPEND_BANDS = ["low", "mid", "high", "very high"]
 
 
 @dataclass(frozen=True)
@@ -152,3 +153,16 @@ def generate(
                 ]
             )
     return DemoFiles(bank_path, partner_path, overlap)
+
+
+def write_extract(raw: Path, out: Path) -> Path:
+    """A provider's research extract from its raw file: age, region and a spend band only."""
+    with raw.open(encoding="utf-8") as src, out.open("w", newline="", encoding="utf-8") as dst:
+        reader = csv.DictReader(src)
+        writer = csv.writer(dst)
+        writer.writerow(["age", "region", "spend_band"])
+        for row in reader:
+            amount = float(row.get("annual_spend") or float(row.get("income") or 0) / 40)
+            band = SPEND_BANDS[min(3, int(amount // 600))]
+            writer.writerow([row["age"], row["region"], band])
+    return out

@@ -13,7 +13,7 @@ import csv
 import io
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,26 +227,60 @@ def read_csv(path: Path, spec: DatasetSpec) -> pa.Table:
         except duckdb.Error as exc:
             raise _fail(path, f"could not be parsed as CSV ({type(exc).__name__})") from None
         reject = _first(
-            con, "SELECT line, column_name, error_type FROM reject_errors ORDER BY line LIMIT 1"
+            con,
+            "SELECT line_byte_position, column_name, error_type FROM reject_errors "
+            "ORDER BY line_byte_position LIMIT 1",
         )
         if reject is not None:
-            line, column, error_type = reject
+            position, column, error_type = reject
             template = _REJECT_MESSAGES.get(str(error_type), "malformed row ({kind})")
             column_spec = by_name.get(column) if column else None
             message = template.format(
                 type=column_spec.type.value if column_spec else "?", kind=str(error_type).lower()
             )
-            raise _fail(path, message, int(line), column if error_type == "CAST" else None)
-        _cast_integers(con, path, spec, line_offset=2)
-        return _validate_staged(con, path, spec, header, line_offset=2)
+            line = _line_at_byte(path, int(position))
+            raise _fail(path, message, line, column if error_type == "CAST" else None)
+
+        def locate(row: int) -> int:
+            return _line_of_record(path, row, spec.delimiter)
+
+        typed = _check_integers(con, path, spec, locate)
+        return _validate_staged(con, path, spec, header, locate, typed=typed)
     finally:
         con.close()
 
 
-def _cast_integers(
-    con: duckdb.DuckDBPyConnection, path: Path, spec: DatasetSpec, line_offset: int
-) -> None:
-    """Turn the integer columns staged as text into BIGINT, refusing anything but digits."""
+def _line_at_byte(path: Path, position: int) -> int:
+    """The physical line holding byte ``position`` (error path only: reads up to it)."""
+    newlines = 0
+    with path.open("rb") as handle:
+        while position > 0 and (chunk := handle.read(min(position, 1 << 20))):
+            newlines += chunk.count(b"\n")
+            position -= len(chunk)
+    return newlines + 1
+
+
+def _line_of_record(path: Path, row: int, delimiter: str) -> int:
+    """The physical line where data row ``row`` (0-based, as DuckDB numbers them: blank lines
+    skipped, a quoted field may span lines) starts. Error path only: it rereads the file."""
+    with path.open("r", encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        next(reader, None)  # the header
+        start, seen = reader.line_num + 1, -1
+        for record in reader:
+            if record:  # a blank line reads as []
+                seen += 1
+                if seen == row:
+                    return start
+            start = reader.line_num + 1
+    return row + 2
+
+
+def _check_integers(
+    con: duckdb.DuckDBPyConnection, path: Path, spec: DatasetSpec, locate: Callable[[int], int]
+) -> dict[str, str]:
+    """Refuse integer columns (staged as text) holding anything but digits; return the SQL
+    that types each one as BIGINT, applied when the validated table is read out."""
     integers = [c.name for c in spec.columns if c.type is ColumnType.INTEGER]
     checks = [
         (
@@ -257,19 +291,15 @@ def _cast_integers(
         )
         for name in integers
     ]
-    _raise_first_bad(con, path, checks, line_offset)
-    for name in integers:
-        ident = _quote(name)
-        con.execute(
-            f"ALTER TABLE staged ALTER COLUMN {ident} TYPE BIGINT USING CAST(trim({ident}) AS BIGINT)"
-        )
+    _raise_first_bad(con, path, checks, locate)
+    return {name: f"CAST(trim({_quote(name)}) AS BIGINT)" for name in integers}
 
 
 def _raise_first_bad(
     con: duckdb.DuckDBPyConnection,
     path: Path,
     checks: list[tuple[str, str, str]],
-    line_offset: int,
+    locate: Callable[[int], int],
 ) -> None:
     """Evaluate every (column, bad-row condition, message) in one scan of ``staged``; raise
     for the first check (in order) that some row fails, at its first failing row."""
@@ -279,7 +309,7 @@ def _raise_first_bad(
     first_bad = _first(con, f"SELECT {aggregates} FROM staged")
     for (name, _, message), bad in zip(checks, first_bad or (), strict=False):
         if bad is not None:
-            raise _fail(path, message, int(bad) + line_offset, name)
+            raise _fail(path, message, locate(int(bad)), name)
 
 
 def read_parquet(path: Path, spec: DatasetSpec) -> pa.Table:
@@ -332,7 +362,7 @@ def read_parquet(path: Path, spec: DatasetSpec) -> pa.Table:
             for c in spec.columns
         )
         con.execute(f"CREATE TABLE staged AS SELECT {casts} FROM raw ORDER BY rowid")
-        return _validate_staged(con, path, spec, found, line_offset=1)
+        return _validate_staged(con, path, spec, found, lambda row: row + 1)
     finally:
         con.close()
 
@@ -352,9 +382,15 @@ def _validate_staged(
     path: Path,
     spec: DatasetSpec,
     order: list[str],
-    line_offset: int,
+    locate: Callable[[int], int],
+    typed: dict[str, str] | None = None,
 ) -> pa.Table:
-    """Checks that need the typed rows: row limits, NaN/inf, nulls, lengths, domains."""
+    """Checks that need the typed rows: row limits, NaN/inf, nulls, lengths, domains.
+
+    ``typed`` maps a column to the SQL expression of its typed value when the staged column
+    still holds text (the CSV integers); the checks and the result use that expression.
+    """
+    typed = typed or {}
     rows = _first(con, "SELECT count(*) FROM staged")
     count = int(rows[0]) if rows else 0
     if count == 0:
@@ -363,7 +399,7 @@ def _validate_staged(
         raise _fail(path, f"has {count} rows, over the limit of {spec.limits.max_rows}")
     checks: list[tuple[str, str, str]] = []
     for column in spec.columns:
-        ident = _quote(column.name)
+        ident = typed.get(column.name, _quote(column.name))
         if column.type is ColumnType.FLOAT:
             checks.append(
                 (
@@ -389,8 +425,11 @@ def _validate_staged(
                 )
             )
         checks.extend(_domain_checks(column, ident))
-    _raise_first_bad(con, path, checks, line_offset)
-    select = ", ".join(_quote(c.name) for c in spec.columns)
+    _raise_first_bad(con, path, checks, locate)
+    select = ", ".join(
+        f"{typed[c.name]} AS {_quote(c.name)}" if c.name in typed else _quote(c.name)
+        for c in spec.columns
+    )
     # a plain scan keeps file order (DuckDB's preserve_insertion_order is on): no sort needed
     return con.sql(f"SELECT {select} FROM staged").to_arrow_table()
 

@@ -18,7 +18,9 @@ def _engine(zone: Parties):  # type: ignore[no-untyped-def]
 
 
 def _edit(conn: Connection) -> int:
-    conn.execute(update(t.audit_events).where(t.audit_events.c.seq == 3).values(actor="someone-else"))
+    conn.execute(
+        update(t.audit_events).where(t.audit_events.c.seq == 3).values(actor="someone-else")
+    )
     return 3
 
 
@@ -28,7 +30,10 @@ def _delete(conn: Connection) -> int:
 
 
 def _reorder(conn: Connection) -> int:
-    rows = {r.seq: r for r in conn.execute(select(t.audit_events).where(t.audit_events.c.seq.in_([4, 5])))}
+    rows = {
+        r.seq: r
+        for r in conn.execute(select(t.audit_events).where(t.audit_events.c.seq.in_([4, 5])))
+    }
     conn.execute(delete(t.audit_events).where(t.audit_events.c.seq.in_([4, 5])))
     for new_seq, old in ((4, rows[5]), (5, rows[4])):
         conn.execute(t.audit_events.insert().values(**{**old._asdict(), "seq": new_seq}))
@@ -51,23 +56,35 @@ def _rehash_all(conn: Connection) -> int:
         details = {"rewritten": True} if event.seq == 2 else dict(event.details)
         fixed = AuditEvent(**{**event.__dict__, "details": details, "prev_hash": prev})
         digest = event_hash(fixed.body())
-        conn.execute(update(t.audit_events).where(t.audit_events.c.seq == event.seq)
-                     .values(details=details, prev_hash=prev, hash=digest))
+        conn.execute(
+            update(t.audit_events)
+            .where(t.audit_events.c.seq == event.seq)
+            .values(details=details, prev_hash=prev, hash=digest)
+        )
         prev = digest
     conn.execute(update(t.audit_head).values(hash=prev))
     return 0
 
 
 TAMPERS: dict[str, Callable[[Connection], int]] = {
-    "edit": _edit, "delete": _delete, "reorder": _reorder, "truncate": _truncate, "rehash": _rehash_all,
+    "edit": _edit,
+    "delete": _delete,
+    "reorder": _reorder,
+    "truncate": _truncate,
+    "rehash": _rehash_all,
 }
 
 
 @pytest.mark.parametrize("tamper", sorted(TAMPERS))
 def test_tampering_is_detected(zone: Parties, tmp_path: Path, tamper: str) -> None:
     zone.partner.add_dataset("partner_data", write_customers(tmp_path / "p.csv", 50), CUSTOMER_SPEC)
-    zone.partner.add_agreement("partner_data", grantees=["bank"], technique="dp_count", purposes=["x"],
-                               rules={"epsilon_budget": 1.0})
+    zone.partner.add_agreement(
+        "partner_data",
+        grantees=["bank"],
+        technique="dp_count",
+        purposes=["x"],
+        rules={"epsilon_budget": 1.0},
+    )
     zone.bank.submit("dp_count", {"dataset": "partner_data", "epsilon": 0.5}, "x")
     assert zone.auditor.verify_audit().ok
     with _engine(zone).begin() as conn:

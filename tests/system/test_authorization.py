@@ -19,7 +19,9 @@ def _denials(zone: Parties) -> list[dict[str, object]]:
 
 @pytest.fixture
 def shared(zone: Parties, tmp_path: Path) -> Parties:
-    zone.partner.add_dataset("partner_data", write_customers(tmp_path / "p.csv", 200, "p"), CUSTOMER_SPEC)
+    zone.partner.add_dataset(
+        "partner_data", write_customers(tmp_path / "p.csv", 200, "p"), CUSTOMER_SPEC
+    )
     zone.bank.add_dataset("bank_data", write_customers(tmp_path / "b.csv", 200, "b"), CUSTOMER_SPEC)
     return zone
 
@@ -43,10 +45,17 @@ def test_other_partys_dataset_is_refused_and_audited(shared: Parties, tmp_path: 
     with pytest.raises(NotAuthorisedError, match="belongs to 'partner'"):
         shared.bank.remove_dataset("partner_data")
     with pytest.raises(NotAuthorisedError, match="belongs to 'partner'"):
-        shared.bank.add_dataset("partner_data", write_customers(tmp_path / "x.csv", 5, "x"), CUSTOMER_SPEC)
+        shared.bank.add_dataset(
+            "partner_data", write_customers(tmp_path / "x.csv", 5, "x"), CUSTOMER_SPEC
+        )
     with pytest.raises(NotAuthorisedError, match="only 'partner'"):
-        shared.bank.add_agreement("partner_data", grantees=["bank"], technique="dp_count", purposes=["*"],
-                                  rules={"epsilon_budget": 100.0})
+        shared.bank.add_agreement(
+            "partner_data",
+            grantees=["bank"],
+            technique="dp_count",
+            purposes=["*"],
+            rules={"epsilon_budget": 100.0},
+        )
     # reading it through a technique without an agreement is a refusal naming the owner
     request = shared.bank.submit("dp_count", {"dataset": "partner_data", "epsilon": 1.0}, "peek")
     assert isinstance(request, Request) and request.status is RequestStatus.REFUSED
@@ -58,9 +67,17 @@ def test_other_partys_dataset_is_refused_and_audited(shared: Parties, tmp_path: 
 
 
 def test_approving_someone_elses_request_is_refused_and_audited(shared: Parties) -> None:
-    shared.partner.add_agreement("partner_data", grantees=["bank"], technique="dp_count", purposes=["marketing"],
-                                 rules={"epsilon_budget": 1.0}, approval="manual")
-    request = shared.bank.submit("dp_count", {"dataset": "partner_data", "epsilon": 0.1}, "marketing")
+    shared.partner.add_agreement(
+        "partner_data",
+        grantees=["bank"],
+        technique="dp_count",
+        purposes=["marketing"],
+        rules={"epsilon_budget": 1.0},
+        approval="manual",
+    )
+    request = shared.bank.submit(
+        "dp_count", {"dataset": "partner_data", "epsilon": 0.1}, "marketing"
+    )
     assert isinstance(request, Request)
     for intruder in (shared.bank, shared.insurer, shared.operator):  # requester, stranger, operator
         with pytest.raises(NotAuthorisedError):
@@ -69,14 +86,18 @@ def test_approving_someone_elses_request_is_refused_and_audited(shared: Parties)
         shared.insurer.request(request.id)
     assert shared.bank.request(request.id).status is RequestStatus.AWAITING_APPROVAL
     actors = [e["actor"] for e in _denials(shared) if e["subject"] == request.id]
-    assert actors.count("bank") == 1 and actors.count("insurer") == 2 and actors.count("operator") == 1
+    assert (
+        actors.count("bank") == 1 and actors.count("insurer") == 2 and actors.count("operator") == 1
+    )
 
 
 def test_roles_are_enforced(shared: Parties, tmp_path: Path) -> None:
     with pytest.raises(NotAuthorisedError, match="operator"):
         shared.bank.add_party("mallory", ["operator"])
     with pytest.raises(NotAuthorisedError, match="provider"):
-        shared.auditor.add_dataset("audit_data", write_customers(tmp_path / "a.csv", 5), CUSTOMER_SPEC)
+        shared.auditor.add_dataset(
+            "audit_data", write_customers(tmp_path / "a.csv", 5), CUSTOMER_SPEC
+        )
     # the auditor reads everything, an ordinary party only what concerns it
     everything = shared.auditor.audit_events()
     bank_view = shared.bank.audit_events()
@@ -86,6 +107,10 @@ def test_roles_are_enforced(shared: Parties, tmp_path: Path) -> None:
 
 
 def test_tokens_are_stored_hashed(shared: Parties) -> None:
-    stored = (shared.root / "zone.sqlite").read_bytes() if (shared.root / "zone.sqlite").exists() else b""
+    stored = (
+        (shared.root / "zone.sqlite").read_bytes()
+        if (shared.root / "zone.sqlite").exists()
+        else b""
+    )
     for token in shared.tokens.values():
         assert token.encode() not in stored

@@ -15,8 +15,17 @@ KEY = b"k" * 32
 def _chain(n: int) -> tuple[list[AuditEvent], tuple[int, str, str]]:
     events, prev = [], GENESIS
     for i in range(1, n + 1):
-        body = {"seq": i, "id": f"ev-{i}", "at": f"2026-11-25T00:00:{i:02d}", "actor": "bank", "action": "x",
-                "subject": "s", "parties": ["bank"], "details": {"n": i}, "prev_hash": prev}
+        body = {
+            "seq": i,
+            "id": f"ev-{i}",
+            "at": f"2026-11-25T00:00:{i:02d}",
+            "actor": "bank",
+            "action": "x",
+            "subject": "s",
+            "parties": ["bank"],
+            "details": {"n": i},
+            "prev_hash": prev,
+        }
         digest = event_hash(body)
         events.append(AuditEvent(**{**body, "parties": ("bank",)}, hash=digest))  # type: ignore[arg-type]
         prev = digest
@@ -35,7 +44,7 @@ def test_edit_delete_reorder_truncate_are_detected(n: int, data: st.DataObject) 
     edited = list(events)
     edited[i] = dataclasses.replace(events[i], details={"n": -1})
     assert verify_chain(edited, head, KEY).broken_at == i + 1
-    deleted = events[:i] + events[i + 1:]
+    deleted = events[:i] + events[i + 1 :]
     assert not verify_chain(deleted, head, KEY).ok
     j = data.draw(st.integers(min_value=0, max_value=n - 1).filter(lambda j: j != i))
     swapped = list(events)

@@ -27,7 +27,9 @@ def test_delta_must_be_below_one() -> None:
 def test_ten_tenths_spend_exactly_one() -> None:
     spent = [PrivacyCost(epsilon=0.1)] * 9
     assert overspend(spent, PrivacyCost(epsilon=0.1), BudgetLimit(epsilon=1.0)) == []
-    assert overspend([*spent, PrivacyCost(epsilon=0.1)], PrivacyCost(epsilon=1e-9), BudgetLimit(epsilon=1.0))
+    assert overspend(
+        [*spent, PrivacyCost(epsilon=0.1)], PrivacyCost(epsilon=1e-9), BudgetLimit(epsilon=1.0)
+    )
 
 
 def test_unstated_budget_component_is_never_spent() -> None:
@@ -35,8 +37,10 @@ def test_unstated_budget_component_is_never_spent() -> None:
     assert problems and "no rho budget" in problems[0]
 
 
-@given(st.lists(st.floats(min_value=0, max_value=2, allow_nan=False), max_size=30),
-       st.floats(min_value=0.01, max_value=10))
+@given(
+    st.lists(st.floats(min_value=0, max_value=2, allow_nan=False), max_size=30),
+    st.floats(min_value=0.01, max_value=10),
+)
 def test_overspend_agrees_with_exact_total(amounts: list[float], cap: float) -> None:
     spent = [PrivacyCost(epsilon=a) for a in amounts]
     problems = overspend(spent[:-1], spent[-1], BudgetLimit(epsilon=cap)) if spent else []

@@ -35,7 +35,7 @@ def test_no_skipping_the_checks() -> None:
 
 
 def test_every_live_state_can_be_refused_or_fail() -> None:
-    assert FINAL == {S.RELEASED, S.REFUSED, S.FAILED}
+    assert {S.RELEASED, S.REFUSED, S.FAILED} == FINAL
     for state, nxt in TRANSITIONS.items():
         if state not in FINAL:
             assert {S.REFUSED, S.FAILED} <= nxt

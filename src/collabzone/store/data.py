@@ -17,6 +17,7 @@ import os
 import secrets
 import struct
 import tempfile
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -29,6 +30,9 @@ from collabzone.keys import KeyProvider, derive
 
 MAGIC = b"CZD1"
 DATA_KEY = "data-at-rest"
+TEMP_PREFIX = ".ingest-"
+TEMP_GRACE_SECONDS = 600
+"""A temp file younger than this may belong to a write still running in another process."""
 
 
 class DataStore:
@@ -61,7 +65,7 @@ class DataStore:
         blob = MAGIC + struct.pack(">I", key_version) + salt + nonce + sealed
         self.root.mkdir(parents=True, exist_ok=True)
         name = self.file_name(dataset, version)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".ingest-")
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=TEMP_PREFIX)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(blob)
@@ -104,6 +108,18 @@ class DataStore:
         (self.root / file_name).unlink(missing_ok=True)
 
     def files(self) -> set[str]:
+        """Files the zone's orphan sweep may consider: sealed dataset files and the temp files
+        of cut-short writes, both only once older than :data:`TEMP_GRACE_SECONDS`. A younger
+        file may belong to an ingest still running in another process (renamed into place
+        but not yet committed), so it is never swept."""
         if not self.root.exists():
             return set()
-        return {p.name for p in self.root.glob("*.parquet.enc")}
+        horizon = time.time() - TEMP_GRACE_SECONDS
+        old = set()
+        for path in [*self.root.glob("*.parquet.enc"), *self.root.glob(f"{TEMP_PREFIX}*")]:
+            try:
+                if path.stat().st_mtime < horizon:
+                    old.add(path.name)
+            except FileNotFoundError:  # its writer just renamed or removed it
+                continue
+        return old
