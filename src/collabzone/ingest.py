@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 from pydantic import ValidationError
@@ -204,8 +205,12 @@ def read_csv(path: Path, spec: DatasetSpec) -> pa.Table:
         raise _fail(path, "is empty (expected a header line and data rows)")
     if size > spec.limits.max_file_bytes:
         raise _fail(path, f"is {size} bytes, over the limit of {spec.limits.max_file_bytes}")
-    _check_encoding(path)
-    header = _read_header(path, spec.delimiter)
+    try:
+        header = _read_header(path, spec.delimiter)
+    except UnicodeDecodeError:
+        _check_encoding(path)  # raises, naming the line
+        raise
+
     _match_columns(path, header, spec)
     by_name = {c.name: c for c in spec.columns}
     # integers are read as text and checked strictly: DuckDB's own cast rounds "3.5" to 4
@@ -218,13 +223,14 @@ def read_csv(path: Path, spec: DatasetSpec) -> pa.Table:
     con = duckdb.connect(config={"enable_external_access": True})
     try:
         try:
-            con.execute(
-                "CREATE TABLE staged AS SELECT * FROM read_csv(?, header=true, auto_detect=false, "
+            raw = con.sql(
+                "SELECT * FROM read_csv(?, header=true, auto_detect=false, "
                 "delim=?, quote='\"', escape='\"', columns=?, store_rejects=true, strict_mode=true, "
                 "max_line_size=1048576)",
-                [str(path), spec.delimiter, types],
-            )
+                params=[str(path), spec.delimiter, types],
+            ).to_arrow_table()
         except duckdb.Error as exc:
+            _check_encoding(path)  # a bad byte is the usual cause: name its line
             raise _fail(path, f"could not be parsed as CSV ({type(exc).__name__})") from None
         reject = _first(
             con,
@@ -233,6 +239,8 @@ def read_csv(path: Path, spec: DatasetSpec) -> pa.Table:
         )
         if reject is not None:
             position, column, error_type = reject
+            if "UNICODE" in str(error_type) or "ENCODING" in str(error_type):
+                _check_encoding(path)  # the UTF-8 pass names the first bad line exactly
             template = _REJECT_MESSAGES.get(str(error_type), "malformed row ({kind})")
             column_spec = by_name.get(column) if column else None
             message = template.format(
@@ -244,8 +252,7 @@ def read_csv(path: Path, spec: DatasetSpec) -> pa.Table:
         def locate(row: int) -> int:
             return _line_of_record(path, row, spec.delimiter)
 
-        typed = _check_integers(con, path, spec, locate)
-        return _validate_staged(con, path, spec, header, locate, typed=typed)
+        return _validate_arrow(con, raw, path, spec, header, locate)
     finally:
         con.close()
 
@@ -285,8 +292,11 @@ def _check_integers(
     checks = [
         (
             name,
-            f"{_quote(name)} IS NOT NULL AND (NOT regexp_full_match({_quote(name)}, "
-            f"'\\s*[+-]?[0-9]+\\s*') OR TRY_CAST(trim({_quote(name)}) AS BIGINT) IS NULL)",
+            # the round trip settles the common case cheaply; only values that do not print
+            # back the same (leading zeros, "+5", "3.5") reach the regular expression
+            f"{_quote(name)} IS NOT NULL AND (TRY_CAST(trim({_quote(name)}) AS BIGINT) IS NULL OR "
+            f"(CAST(TRY_CAST(trim({_quote(name)}) AS BIGINT) AS VARCHAR) <> trim({_quote(name)}) "
+            f"AND NOT regexp_full_match({_quote(name)}, '\\s*[+-]?[0-9]+\\s*')))",
             "value does not match the declared type integer",
         )
         for name in integers
@@ -377,26 +387,11 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _validate_staged(
-    con: duckdb.DuckDBPyConnection,
-    path: Path,
-    spec: DatasetSpec,
-    order: list[str],
-    locate: Callable[[int], int],
-    typed: dict[str, str] | None = None,
-) -> pa.Table:
-    """Checks that need the typed rows: row limits, NaN/inf, nulls, lengths, domains.
+def _checks(spec: DatasetSpec, typed: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(column, bad-row SQL condition, message) for every per-value rule of the spec.
 
     ``typed`` maps a column to the SQL expression of its typed value when the staged column
-    still holds text (the CSV integers); the checks and the result use that expression.
-    """
-    typed = typed or {}
-    rows = _first(con, "SELECT count(*) FROM staged")
-    count = int(rows[0]) if rows else 0
-    if count == 0:
-        raise _fail(path, "has no data rows")
-    if count > spec.limits.max_rows:
-        raise _fail(path, f"has {count} rows, over the limit of {spec.limits.max_rows}")
+    still holds text (CSV integers that Arrow could not cast strictly)."""
     checks: list[tuple[str, str, str]] = []
     for column in spec.columns:
         ident = typed.get(column.name, _quote(column.name))
@@ -425,7 +420,74 @@ def _validate_staged(
                 )
             )
         checks.extend(_domain_checks(column, ident))
-    _raise_first_bad(con, path, checks, locate)
+    return checks
+
+
+def _check_count(path: Path, spec: DatasetSpec, count: int) -> None:
+    if count == 0:
+        raise _fail(path, "has no data rows")
+    if count > spec.limits.max_rows:
+        raise _fail(path, f"has {count} rows, over the limit of {spec.limits.max_rows}")
+
+
+def _strict_integers(table: pa.Table, spec: DatasetSpec) -> pa.Table | None:
+    """Cast the text integer columns with Arrow's strict parser (fast path); None when some
+    value needs the SQL rules (signs, spaces) or is bad (the slow path then names it)."""
+    for column in spec.columns:
+        if column.type is not ColumnType.INTEGER:
+            continue
+        index = table.schema.get_field_index(column.name)
+        try:
+            typed = pc.cast(table.column(index), pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        table = table.set_column(index, column.name, typed)
+    return table
+
+
+def _validate_arrow(
+    con: duckdb.DuckDBPyConnection,
+    raw: pa.Table,
+    path: Path,
+    spec: DatasetSpec,
+    order: list[str],
+    locate: Callable[[int], int],
+) -> pa.Table:
+    """Validate a CSV read as Arrow. The happy path never materialises a DuckDB table: one
+    scan answers "is any value bad?"; only when one is, the rows are staged to find where."""
+    _check_count(path, spec, raw.num_rows)
+    typed_table = _strict_integers(raw, spec)
+    checks = _checks(spec, {})
+    if typed_table is not None and checks:
+        con.register("candidate", typed_table)
+        flags = _first(
+            con,
+            "SELECT " + ", ".join(f"bool_or({cond})" for _, cond, _ in checks) + " FROM candidate",
+        )
+        con.unregister("candidate")
+        if not any(flags or ()):
+            return typed_table.select([c.name for c in spec.columns])
+    elif typed_table is not None:
+        return typed_table.select([c.name for c in spec.columns])
+    con.register("raw_rows", raw)
+    con.execute("CREATE TABLE staged AS SELECT * FROM raw_rows")
+    typed = _check_integers(con, path, spec, locate)
+    return _validate_staged(con, path, spec, order, locate, typed=typed)
+
+
+def _validate_staged(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    spec: DatasetSpec,
+    order: list[str],
+    locate: Callable[[int], int],
+    typed: dict[str, str] | None = None,
+) -> pa.Table:
+    """Checks on the ``staged`` table, raising at the first bad row; returns the typed rows."""
+    typed = typed or {}
+    rows = _first(con, "SELECT count(*) FROM staged")
+    _check_count(path, spec, int(rows[0]) if rows else 0)
+    _raise_first_bad(con, path, _checks(spec, typed), locate)
     select = ", ".join(
         f"{typed[c.name]} AS {_quote(c.name)}" if c.name in typed else _quote(c.name)
         for c in spec.columns

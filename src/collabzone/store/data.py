@@ -56,7 +56,7 @@ class DataStore:
         its metadata transaction fails.
         """
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd")
+        pq.write_table(table, buffer, compression="snappy")
         plain = buffer.getvalue()
         key_version, master = self._keys.get(DATA_KEY)
         salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
