@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export COLLABZONE_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo test lint typecheck check clean
+.PHONY: install system-deps demo test lint typecheck check clean
 
 $(BIN)/collabzone: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,13 @@ install: $(BIN)/collabzone
 demo: install
 	$(BIN)/collabzone demo
 
-test: install
+# The console's browser test drives Debian's Chromium (Playwright cannot download browsers here).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || \
+	  echo "chromium not installed: the browser test will be skipped"; }
+
+test: install system-deps
 	$(BIN)/pytest
 
 lint: install

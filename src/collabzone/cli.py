@@ -48,7 +48,7 @@ err_console = Console(stderr=True)
 
 
 class State:
-    zone_dir: Path = Path("zone")
+    zone_dir: str = "zone"
     token: str | None = None
     db_url: str | None = None
     debug: bool = False
@@ -60,8 +60,9 @@ state = State()
 @app.callback()
 def _global(
     zone: Annotated[
-        Path, typer.Option("--zone", envvar="COLLABZONE_ZONE", help="Zone directory.")
-    ] = Path("zone"),
+        str,
+        typer.Option("--zone", envvar="COLLABZONE_ZONE", help="Zone directory, or a server URL."),
+    ] = "zone",
     token: Annotated[
         str | None, typer.Option("--token", envvar="COLLABZONE_TOKEN", help="Your party's token.")
     ] = None,
@@ -75,6 +76,11 @@ def _global(
 
 
 def _zone() -> zone_module.Zone:
+    """The zone the command acts on: embedded (a directory) or remote (an http(s) URL)."""
+    if state.zone_dir.startswith(("http://", "https://")):
+        from collabzone.client import connect_remote
+
+        return connect_remote(state.zone_dir, token=state.token)  # type: ignore[return-value]
     return zone_module.connect(state.zone_dir, state.token, db_url=state.db_url)
 
 

@@ -40,7 +40,7 @@ def _person(fake: Faker, rng: random.Random) -> dict[str, str]:
         "birth_date": dob.isoformat(),
         "postcode": fake.postcode(),
         "region": rng.choice(REGIONS),
-        "age": str((2026 - dob.year)),
+        "age": str(2026 - dob.year),
     }
 
 

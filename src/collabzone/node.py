@@ -135,6 +135,10 @@ class LocalRunContext:
     def now(self) -> dt.datetime:
         return self._now
 
+    @property
+    def purpose(self) -> str:
+        return self.request.purpose
+
     def dataset(self, name: str) -> Dataset:
         for dataset in self.zone.datasets():
             if dataset.name == name:

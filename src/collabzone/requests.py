@@ -412,6 +412,8 @@ class RequestEngine:
             plan.datasets,
             ctx_rules.by_dataset,
             self._zone_id,
+            technique=technique.name,
+            purpose=row["purpose"],
         )
         try:
             outcome = technique.run(plan, ctx)
@@ -560,9 +562,12 @@ class RequestEngine:
         with self._engine.connect() as conn:
             row = repo.get_request_row(conn, request_id)
             requester = repo.get_party(conn, row["requester"])
-        plan = _plan_from_json(row["plan"])
-        if plan.placement != "owner" or plan.node != node.name:
+        if row["placement"] != "owner" or row["node"] != node.name:
+            self.audit_denied(
+                node.name, request_id, {node.name, row["requester"]}, {"attempt": "complete_job"}
+            )
             raise NotAuthorisedError(f"request {request_id} is not a job for node {node.name!r}")
+        plan = _plan_from_json(row["plan"])
         technique = registry.get(row["technique"])
         with self._engine.begin() as conn:
             audit.lock_head(conn)

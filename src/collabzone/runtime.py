@@ -67,6 +67,10 @@ class ZoneContext:
     def now(self) -> dt.datetime:
         return self._now
 
+    @property
+    def purpose(self) -> str:
+        return self._purpose
+
     def visible_datasets(self) -> list[Dataset]:
         return visible_to(
             self._requester, list(self._datasets.values()), self._agreements, self._now
@@ -128,8 +132,10 @@ class ZoneRunContext(ZoneContext):
         rules_by_dataset: Mapping[str, Mapping[str, Any]],
         zone_id: str,
         seed: int | None = None,
+        technique: str = "",
+        purpose: str = "",
     ) -> None:
-        super().__init__(engine, requester)
+        super().__init__(engine, requester, technique=technique, purpose=purpose)
         self._data = data
         self._keys = keys
         self._allowed = tuple(datasets)

@@ -8,6 +8,7 @@ serialisable under concurrent requests.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,22 @@ def open_engine(url: str) -> Engine:
         ) from None
 
 
+_migrated: set[str] = set()
+_migrate_lock = threading.Lock()
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+    """Bring the schema to the newest Alembic revision (once per database per process;
+    serialised, since Alembic's script loading is not thread-safe)."""
+    key = engine.url.render_as_string(hide_password=False)
+    with _migrate_lock:
+        if key in _migrated:
+            return
+        _upgrade(engine)
+        _migrated.add(key)
+
+
+def _upgrade(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:

@@ -143,9 +143,7 @@ def request_from_row(row: RowLike, decisions: list[Decision]) -> Request:
     )
 
 
-def get_request_row(
-    conn: Connection, request_id: str, *, for_update: bool = False
-) -> RowLike:
+def get_request_row(conn: Connection, request_id: str, *, for_update: bool = False) -> RowLike:
     query = select(t.requests).where(t.requests.c.id == request_id)
     if for_update:
         query = query.with_for_update()

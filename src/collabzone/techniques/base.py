@@ -113,6 +113,11 @@ class PlanContext(Protocol):
     @property
     def now(self) -> dt.datetime: ...
 
+    @property
+    def purpose(self) -> str:
+        """The purpose the request states (its agreements were matched on it)."""
+        ...
+
     def dataset(self, name: str) -> Dataset:
         """The dataset's metadata; raises NotFoundError if the requester may not see it."""
         ...

@@ -78,6 +78,25 @@ def mul(point: bytes, scalar: int) -> bytes:
         raise InvalidInputError("a message carried an invalid group element") from None
 
 
+INV8 = pow(8, -1, L)
+
+
+def mul_cleared(point: bytes, scalar: int) -> bytes:
+    """``scalar * P`` for an untrusted ``point = P + T`` (``T`` of small order): ``T`` is
+    cleared by multiplying by 8 (three doublings) and ``scalar / 8`` is used, so a mixed-order
+    point cannot leak ``scalar mod 8``; cheaper than a full subgroup check. Identity, small
+    order, non-canonical and non-curve encodings are refused."""
+    if len(point) != 32 or int.from_bytes(point, "little") & ((1 << 255) - 1) >= P:
+        raise InvalidInputError("a message carried a non-canonical group element")
+    try:
+        doubled = point
+        for _ in range(3):
+            doubled = sodium.crypto_core_ed25519_add(doubled, doubled)
+    except (nacl.exceptions.RuntimeError, nacl.exceptions.ValueError, TypeError):
+        raise InvalidInputError("a message carried an invalid group element") from None
+    return mul(bytes(doubled), scalar * INV8 % L)
+
+
 def is_valid_point(point: bytes) -> bool:
     """True for the encoding of a prime-order subgroup point other than the identity."""
     return len(point) == 32 and bool(sodium.crypto_core_ed25519_is_valid_point(point))

@@ -8,8 +8,8 @@ rotated key gives unrelated tokens.
 
 A token is ``v<version>:<base64 of the first 30 bytes of the HMAC>`` (240 bits: NIST
 SP 800-107 allows truncating HMAC output; 30 bytes encode to 40 characters without
-padding, which lets a whole column be encoded in one base64 call). The key version in the
-token lets the zone refuse to compare tokens made under different versions.
+padding). The key version in the token lets the zone refuse to compare tokens made under
+different versions.
 
 Throughput: a Python HMAC loop, even one reusing the precomputed pad states, runs on one
 core; DuckDB's vectorised ``sha256`` composes the same RFC 2104 construction on every core.

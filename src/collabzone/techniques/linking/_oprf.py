@@ -27,14 +27,16 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import nacl.bindings as sodium
+
 from collabzone.errors import InvalidInputError
 from collabzone.keys import KeyProvider
 from collabzone.techniques.linking._group import (
     L,
     RandomBytes,
     hash_to_group,
-    is_valid_point,
     mul,
+    mul_cleared,
     random_scalar,
     scalar_from_key,
 )
@@ -153,8 +155,6 @@ class OprfClient:
 
 
 def _add(a: bytes, b: bytes) -> bytes:
-    import nacl.bindings as sodium
-
     return bytes(sodium.crypto_core_ed25519_add(a, b))
 
 
@@ -186,11 +186,9 @@ class OprfServer:
         return current, scalar_from_key(material)
 
     def evaluate(self, request: BlindRequest) -> EvaluateResponse:
-        """``k * B`` for every blinded point (rejects points outside the group)."""
+        """``k * B`` for every blinded point (torsion cleared; invalid points refused)."""
         version, k = self._scalar(request.match_key, None)
-        if not all(is_valid_point(p) for p in request.elements):
-            raise InvalidInputError("blinded elements must be points of the prime-order group")
-        return EvaluateResponse(version, tuple(mul(p, k) for p in request.elements))
+        return EvaluateResponse(version, tuple(mul_cleared(p, k) for p in request.elements))
 
     def rekey(
         self, match_key: str, tokens: Sequence[str | None], to_version: int
@@ -242,9 +240,7 @@ class OprfShareServer:
         return f"<OprfShareServer {self._index}>"
 
     def evaluate(self, request: BlindRequest) -> EvaluateResponse:
-        if not all(is_valid_point(p) for p in request.elements):
-            raise InvalidInputError("blinded elements must be points of the prime-order group")
-        points = tuple(mul(p, self._share) for p in request.elements)
+        points = tuple(mul_cleared(p, self._share) for p in request.elements)
         return EvaluateResponse(self._version, points, self._index)
 
 

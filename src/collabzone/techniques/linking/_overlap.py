@@ -85,7 +85,9 @@ class Overlap(Technique):
         left, right = (ctx.dataset(str(n)) for n in names)
         common = [k for k in _token_keys(left) if k in set(_token_keys(right))]
         keys = spec.get("match_keys") or common
-        if not isinstance(keys, list | tuple) or not keys:
+        if not isinstance(keys, list | tuple) or not all(isinstance(k, str) for k in keys):
+            raise InvalidInputError("'match_keys' must be a list of match key names")
+        if not keys:
             raise InvalidInputError(
                 "the datasets share no link_<key> join_key columns: prepare both with one link spec"
             )
@@ -125,12 +127,13 @@ class Overlap(Technique):
     def check(self, plan: Plan, rules: Rules, ctx: PlanContext) -> list[Reason]:
         reasons = []
         details = plan.details
-        if rules.get("min_group_size") is None:
+        minimum = rules.get("min_group_size")
+        if not isinstance(minimum, int) or isinstance(minimum, bool) or minimum < 1:
             reasons.append(
                 Reason(
                     "MIN_GROUP_SIZE_MISSING",
                     "min_group_size",
-                    "overlap needs a min_group_size rule in every agreement",
+                    "overlap needs a min_group_size rule (an integer >= 1) in every agreement",
                 )
             )
         by = details.get("by")
@@ -236,7 +239,7 @@ def _check_versions(con: Any, left: str, right: str, column: str) -> None:
     sql = (
         f"SELECT DISTINCT split_part({_quote(column)}, ':', 1) FROM "
         f"(SELECT {_quote(column)} FROM {_quote(left)} UNION ALL "
-        f"SELECT {_quote(column)} FROM {_quote(right)}) WHERE {_quote(column)} IS NOT NULL"
+        f"SELECT {_quote(column)} FROM {_quote(right)}) WHERE {_quote(column)} <> ''"
     )
     versions = sorted(str(v) for (v,) in con.execute(sql).fetchall())
     if len(versions) > 1:
@@ -253,7 +256,7 @@ def _cascade_sql(left: str, right: str, keys: list[str], by: str | None) -> str:
     linked = " UNION ALL ".join(
         f"SELECT rid, {level} AS level FROM l WHERE {_quote(TOKEN_PREFIX + key)} IN "
         f"(SELECT {_quote(TOKEN_PREFIX + key)} FROM {_quote(right)} "
-        f"WHERE {_quote(TOKEN_PREFIX + key)} IS NOT NULL)"
+        f"WHERE {_quote(TOKEN_PREFIX + key)} <> '')"
         for level, key in enumerate(keys)
     )
     return (

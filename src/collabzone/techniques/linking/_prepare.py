@@ -54,6 +54,18 @@ class PrepareReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def token_columns(self) -> list[dict[str, str]]:
+        """Schema entries of the token columns, for the dataset spec at upload.
+
+        >>> PrepareReport(1, "hmac", "c", "z", {}, {"email": {"column": "link_email"}}, []
+        ...               ).token_columns()
+        [{'name': 'link_email', 'type': 'string', 'class': 'join_key'}]
+        """
+        return [
+            {"name": str(k["column"]), "type": "string", "class": "join_key"}
+            for k in self.match_keys.values()
+        ]
+
 
 def read_raw(path: Path, identifier_columns: list[str]) -> pa.Table:
     """Read a raw CSV/Parquet file, identifier columns as text; clear errors otherwise."""
@@ -98,6 +110,9 @@ def _read_csv(path: Path, identifier_columns: list[str]) -> pa.Table:
 def check_columns(table: pa.Table, spec: LinkSpec) -> None:
     """Every column the spec names must exist (the message lists what the file has)."""
     names = set(table.column_names)
+    if len(names) != len(table.column_names):
+        twice = sorted({c for c in table.column_names if table.column_names.count(c) > 1})
+        raise InvalidInputError(f"the file has duplicate column names {twice}: rename them")
     wanted = [f.column for f in spec.fields.values()] + list(spec.drop)
     unknown = [c for c in wanted if c not in names]
     if unknown:
@@ -171,8 +186,8 @@ def prepare(
                          Path("upload.parquet"), keys=keyring)
     """
     raw, out = Path(raw), Path(out)
-    if out.resolve() == raw.resolve():
-        raise InvalidInputError("the output file must differ from the raw file")
+    if raw.resolve() in {out.resolve(), Path(report).resolve() if report else None}:
+        raise InvalidInputError("the output and report files must differ from the raw file")
     table = read_raw(raw, [f.column for f in spec.fields.values()])
     check_columns(table, spec)
     tokenised = tokenise_table(table, spec, keys, transport, key_version)
@@ -213,7 +228,11 @@ def prepare(
         tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
 
     data_tmp = _atomic_write(out, write_data)
-    report_tmp = _atomic_write(report, write_report) if report is not None else None
+    try:
+        report_tmp = _atomic_write(report, write_report) if report is not None else None
+    except BaseException:
+        data_tmp.unlink(missing_ok=True)
+        raise
     os.replace(data_tmp, out)
     if report is not None and report_tmp is not None:
         os.replace(report_tmp, report)

@@ -1,7 +1,8 @@
 """From a raw table to one token column per match key (pure: no files, keys passed in).
 
-Normalisation is vectorised (Arrow), HMAC runs in DuckDB on every core. Counts of missing and invalid values are kept per field: an
-invalid value gives a null token, never a hash of garbage.
+Normalisation is vectorised (Arrow), HMAC runs in DuckDB on every core. Counts of missing
+and invalid values are kept per field: an invalid value gives a null token, never a hash
+of garbage.
 """
 
 from __future__ import annotations

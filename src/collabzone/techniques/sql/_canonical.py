@@ -16,44 +16,75 @@ from typing import Any
 from sqlglot import exp
 
 _FLIP: dict[type[exp.Expression], type[exp.Expression]] = {
-    exp.GT: exp.LT, exp.LT: exp.GT, exp.GTE: exp.LTE, exp.LTE: exp.GTE, exp.EQ: exp.EQ, exp.NEQ: exp.NEQ,
-}  # fmt: skip
+    exp.GT: exp.LT,
+    exp.LT: exp.GT,
+    exp.GTE: exp.LTE,
+    exp.LTE: exp.GTE,
+    exp.EQ: exp.EQ,
+    exp.NEQ: exp.NEQ,
+}
 
 
-def _flatten(node: exp.Expression, kind: type[exp.Expression]) -> list[exp.Expression]:
+_NEGATE: dict[type[exp.Expression], Any] = {
+    exp.GT: exp.LTE,
+    exp.LTE: exp.GT,
+    exp.GTE: exp.LT,
+    exp.LT: exp.GTE,
+    exp.EQ: exp.NEQ,
+    exp.NEQ: exp.EQ,
+}
+
+
+def _flatten(node: Any, kind: type[exp.Expression]) -> list[Any]:
     if isinstance(node, exp.Paren):
         return _flatten(node.this, kind)
     if isinstance(node, kind):
-        return _flatten(node.left, kind) + _flatten(node.right, kind)
+        binary: Any = node
+        return _flatten(binary.left, kind) + _flatten(binary.right, kind)
     return [node]
 
 
-def canonical_predicate(node: exp.Expression) -> str:
+def _expand_between(node: Any) -> Any:
+    if isinstance(node, exp.Between):
+        low = exp.GTE(this=node.this.copy(), expression=node.args["low"].copy())
+        high = exp.LTE(this=node.this.copy(), expression=node.args["high"].copy())
+        return exp.And(this=low, expression=high)
+    return node
+
+
+def canonical_predicate(node: Any) -> str:
     """A text form of a WHERE tree that is equal for trivially equivalent rewrites."""
+    return _canonical(node.copy().transform(_expand_between))
+
+
+def _canonical(node: Any) -> str:
     if isinstance(node, exp.Paren):
-        return canonical_predicate(node.this)
-    for kind, word in ((exp.And, "AND"), (exp.Or, "OR")):
-        if isinstance(node, kind):
-            parts = sorted({canonical_predicate(p) for p in _flatten(node, kind)})
+        return _canonical(node.this)
+    for junction, word in ((exp.And, "AND"), (exp.Or, "OR")):
+        if isinstance(node, junction):
+            parts = sorted({_canonical(p) for p in _flatten(node, junction)})
             return parts[0] if len(parts) == 1 else f"{word}({', '.join(parts)})"
     if isinstance(node, exp.Not):
-        return f"NOT({canonical_predicate(node.this)})"
+        inner: Any = node.this.unnest() if isinstance(node.this, exp.Paren) else node.this
+        if type(inner) in _NEGATE:  # NOT a >= b is a < b (both drop NULLs in WHERE)
+            return _canonical(_NEGATE[type(inner)](this=inner.left, expression=inner.right))
+        return f"NOT({_canonical(node.this)})"
     if type(node) in _FLIP:
         left, right = node.left, node.right
-        kind = type(node)
+        kind: type[exp.Expression] = type(node)
         if not isinstance(left, exp.Column) and isinstance(right, exp.Column):
             left, right, kind = right, left, _FLIP[kind]
         return f"{kind.__name__}({left.sql()}, {right.sql()})"
     if isinstance(node, exp.Between):
         low = exp.GTE(this=node.this.copy(), expression=node.args["low"].copy())
         high = exp.LTE(this=node.this.copy(), expression=node.args["high"].copy())
-        return canonical_predicate(exp.And(this=low, expression=high))
+        return _canonical(exp.And(this=low, expression=high))
     if isinstance(node, exp.In):
         values = sorted({v.sql() for v in node.expressions})
         if len(values) == 1:
             return f"EQ({node.this.sql()}, {values[0]})"
         return f"IN({node.this.sql()}, {', '.join(values)})"
-    return node.sql()
+    return str(node.sql())
 
 
 def canonical_key(tree: exp.Select, tables: dict[str, str], extra: Iterable[Any] = ()) -> str:
@@ -70,12 +101,12 @@ def canonical_key(tree: exp.Select, tables: dict[str, str], extra: Iterable[Any]
     where = tree.args.get("where")
     group = tree.args.get("group")
     joins = sorted(
-        canonical_predicate(j.args["on"]) for j in tree.args.get("joins") or [] if j.args.get("on")
+        _canonical(j.args["on"]) for j in tree.args.get("joins") or [] if j.args.get("on")
     )
     doc = {
         "tables": sorted(renamed.values()),
         "joins": joins,
-        "where": canonical_predicate(where.this) if where is not None else None,
+        "where": _canonical(where.this) if where is not None else None,
         "group": sorted(g.sql() for g in group.expressions) if group is not None else [],
         "extra": list(extra),
     }

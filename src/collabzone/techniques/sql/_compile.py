@@ -63,7 +63,14 @@ class Compiled:
     def datasets(self) -> tuple[str, ...]:
         return self.query.datasets
 
-    def rewrite_context(self, *, collect_members: bool = False, salt: int = 0) -> RewriteContext:
+    def rewrite_context(
+        self,
+        *,
+        collect_members: bool = False,
+        salt: int = 0,
+        max_rows: int | None = None,
+        max_groups: int | None = None,
+    ) -> RewriteContext:
         assert self.entity is not None
         eff = self.effective
         return RewriteContext(
@@ -77,15 +84,24 @@ class Compiled:
             max_result_rows=eff.max_result_rows,
             order_by=tuple(self.shape.order_by),
             limit=self.shape.limit,
-            max_rows_per_entity=eff.max_rows_per_entity or 1,
-            max_groups_per_entity=eff.max_groups_per_entity or 1,
+            max_rows_per_entity=max_rows or eff.max_rows_per_entity or 1,
+            max_groups_per_entity=max_groups or eff.max_groups_per_entity or 1,
             quantities=self.quantities,
             salt=salt,
         )
 
-    def rewritten(self, *, collect_members: bool = False, salt: int = 0) -> exp.Select:
+    def rewritten(
+        self,
+        *,
+        collect_members: bool = False,
+        salt: int = 0,
+        max_rows: int | None = None,
+        max_groups: int | None = None,
+    ) -> exp.Select:
         """The governed tree the engine runs (the rules of this mode, in order)."""
-        ctx = self.rewrite_context(collect_members=collect_members, salt=salt)
+        ctx = self.rewrite_context(
+            collect_members=collect_members, salt=salt, max_rows=max_rows, max_groups=max_groups
+        )
         tree = self.query.tree
         if self.mode == "dp":
             return bound_contributions(tree, ctx=ctx)
@@ -147,12 +163,14 @@ def _quantities(compiled: Compiled) -> dict[str, Quantity]:
         key: str, kind: str, ref: ColumnRef | None = None, bound: SumBound | None = None
     ) -> None:
         if key not in names:
-            column = None
+            column: exp.Expression | None = None
             if ref is not None:
                 column = exp.column(
                     exp.to_identifier(ref.column.name, quoted=True),
                     table=exp.to_identifier(ref.alias, quoted=True),
                 )
+                if ref.column.type == ColumnType.BOOLEAN:
+                    column = exp.Cast(this=column, to=exp.DataType.build("INTEGER"))
             names[key] = Quantity(f"_cz_q{len(names)}", kind, column, bound)
 
     if compiled.public_keys is None:
@@ -168,7 +186,8 @@ def _quantities(compiled: Compiled) -> dict[str, Quantity]:
             low_high = _rules.bounds_of(agg.ref, compiled.effective.of(agg.ref.dataset))
             if low_high is None:
                 continue
-            scale = 1 if agg.ref.column.type == ColumnType.INTEGER else FLOAT_SUM_SCALE
+            integral = agg.ref.column.type in (ColumnType.INTEGER, ColumnType.BOOLEAN)
+            scale = 1 if integral else FLOAT_SUM_SCALE
             bound = SumBound(round(low_high[0] * scale), round(low_high[1] * scale), scale)
             add(f"sum:{agg.ref.alias}.{agg.ref.column.name}", "sum", agg.ref, bound)
             if agg.func == "AVG":
@@ -191,6 +210,14 @@ def quantity_key(compiled: Compiled, func: str, ref: ColumnRef | None) -> list[s
     return [by_key[f"sum:{col}"], by_key[f"nonnull:{col}"]]
 
 
+def _count_booleans(query: ResolvedQuery) -> None:
+    """SUM / AVG of a boolean column counts its true values (as integers 0 / 1)."""
+    for agg in list(query.tree.find_all(exp.Sum, exp.Avg)):
+        arg = agg.this
+        if isinstance(arg, exp.Column) and query.ref(arg).column.type == ColumnType.BOOLEAN:
+            agg.set("this", exp.Cast(this=arg.copy(), to=exp.DataType.build("INTEGER")))
+
+
 def compile_request(
     spec: Mapping[str, Any],
     catalogue: Sequence[Dataset],
@@ -211,11 +238,19 @@ def compile_request(
     tree = parse_select(sql)
     if tree.find(exp.Placeholder) is not None:
         raise QueryRejected("BAD_PARAMETER", "placeholders are allowed only in templates")
-    query = resolve(tree, catalogue)
+    query = resolve(tree, catalogue, copy=False)
     shape = analyse(query)
+    _count_booleans(query)
     by_name = {d.name: d for d in catalogue}
     owners = {name: by_name[name].owner for name in query.datasets}
-    eff = _rules.merge({d: rule_sets.get(d, ()) for d in query.datasets})
+    sets: dict[str, Sequence[Mapping[str, Any]]] = {}
+    for name in query.datasets:
+        sets[name] = rule_sets.get(name, ())
+        if owners[name] == requester:  # an owner may ask anything of its own data
+            sets[name] = [{**r, "analysis": list(_rules.MODES)} for r in sets[name]] or [
+                {"analysis": list(_rules.MODES)}
+            ]
+    eff = _rules.merge(sets)
     first_alias = next(iter(query.tables))
     first = by_name[query.tables[first_alias]]
     entity_name = _rules.entity_column(first, eff.of(first.name))
@@ -249,9 +284,12 @@ def _mode(
     if not shape.is_aggregate:
         return "list"
     everywhere = [set(_rules.allowed_modes(eff.of(d))) for d in datasets]
-    if all("aggregation" in modes for modes in everywhere):
-        return "aggregation"
-    return "dp"
+    wants_dp = spec.get("epsilon") is not None or spec.get("rho") is not None
+    if all("dp" in modes for modes in everywhere) and (
+        wants_dp or not all("aggregation" in modes for modes in everywhere)
+    ):
+        return "dp"
+    return "aggregation"  # refused later if an agreement does not allow it
 
 
 def _check(compiled: Compiled, requester: str) -> list[Reason]:
@@ -260,32 +298,55 @@ def _check(compiled: Compiled, requester: str) -> list[Reason]:
     for dataset in compiled.datasets:
         if mode not in _rules.allowed_modes(eff.of(dataset)):
             reasons.append(
-                Reason("ANALYSIS_NOT_ALLOWED", "sql.analysis",
-                       f"the agreement on {dataset!r} does not allow {mode} queries",
-                       compiled.owners[dataset])
-            )  # fmt: skip
+                Reason(
+                    "ANALYSIS_NOT_ALLOWED",
+                    "sql.analysis",
+                    f"the agreement on {dataset!r} does not allow {mode} queries",
+                    compiled.owners[dataset],
+                )
+            )
     if compiled.entity is None:
         first = compiled.datasets[0]
         reasons.append(
-            Reason("NO_ENTITY_KEY", "sql.entity_key",
-                   f"dataset {first!r} names no entity key (rule entity_key), so people "
-                   "behind a row cannot be counted; list it first or ask its owner",
-                   compiled.owners[first])
-        )  # fmt: skip
+            Reason(
+                "NO_ENTITY_KEY",
+                "sql.entity_key",
+                f"dataset {first!r} names no entity key (rule entity_key), so people "
+                "behind a row cannot be counted; list it first or ask its owner",
+                compiled.owners[first],
+            )
+        )
     if mode in ("aggregation", "dp", "template") and not shape.is_aggregate:
         reasons.append(
             Reason("BAD_SHAPE", "sql.aggregation", "this analysis releases aggregates only")
         )
     if mode != "template":
-        reasons += _rules.check_columns(shape, mode, eff, compiled.owners, compiled.entity)
+        reasons += _rules.check_columns(
+            shape, mode, eff, compiled.owners, compiled.entity, requester
+        )
     if mode == "list":
+        if shape.is_aggregate:
+            reasons.append(
+                Reason("BAD_SHAPE", "sql.list", "a list releases plain columns, no aggregates")
+            )
         if not shape.join_pairs:
-            reasons.append(Reason("LIST_NEEDS_OVERLAP", "sql.list",
-                                  "a list is released only for entities in the overlap: JOIN the other party's dataset"))  # fmt: skip
+            reasons.append(
+                Reason(
+                    "LIST_NEEDS_OVERLAP",
+                    "sql.list",
+                    "a list is released only for entities in the overlap: "
+                    "JOIN the other party's dataset",
+                )
+            )
         recipients = eff.list_recipients or ()
         if requester not in recipients:
-            reasons.append(Reason("LIST_RECIPIENT", "sql.list_recipients",
-                                  "the agreement does not name you as a recipient of row-level lists"))  # fmt: skip
+            reasons.append(
+                Reason(
+                    "LIST_RECIPIENT",
+                    "sql.list_recipients",
+                    "the agreement does not name you as a recipient of row-level lists",
+                )
+            )
     if mode == "dp":
         reasons += _check_dp(compiled)
     return reasons
@@ -299,18 +360,42 @@ def _check_dp(compiled: Compiled) -> list[Reason]:
         for item in shape.items
         if item.is_aggregate
     ):
-        reasons.append(Reason("BAD_SHAPE", "sql.dp", "in dp, output each aggregate on its own (no arithmetic between them)"))  # fmt: skip
+        reasons.append(
+            Reason(
+                "BAD_SHAPE",
+                "sql.dp",
+                "in dp, output each aggregate on its own (no arithmetic between them)",
+            )
+        )
     if compiled.query.tree.args.get("having") is not None:
-        reasons.append(Reason("BAD_SHAPE", "sql.dp", "HAVING would filter on exact values; filter the noisy result instead"))  # fmt: skip
+        reasons.append(
+            Reason(
+                "BAD_SHAPE",
+                "sql.dp",
+                "HAVING would filter on exact values; filter the noisy result instead",
+            )
+        )
     epsilon, rho = spec.get("epsilon"), spec.get("rho")
     if (
         eff.max_epsilon is not None
         and isinstance(epsilon, int | float)
         and epsilon > eff.max_epsilon
     ):
-        reasons.append(Reason("EPSILON_TOO_HIGH", "sql.max_epsilon_per_query", f"epsilon per query is capped at {eff.max_epsilon}"))  # fmt: skip
+        reasons.append(
+            Reason(
+                "EPSILON_TOO_HIGH",
+                "sql.max_epsilon_per_query",
+                f"epsilon per query is capped at {eff.max_epsilon}",
+            )
+        )
     if eff.max_rho is not None and isinstance(rho, int | float) and rho > eff.max_rho:
-        reasons.append(Reason("EPSILON_TOO_HIGH", "sql.max_rho_per_query", f"rho per query is capped at {eff.max_rho}"))  # fmt: skip
+        reasons.append(
+            Reason(
+                "EPSILON_TOO_HIGH",
+                "sql.max_rho_per_query",
+                f"rho per query is capped at {eff.max_rho}",
+            )
+        )
     return reasons
 
 

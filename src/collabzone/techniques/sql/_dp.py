@@ -111,7 +111,7 @@ def _sensitivity(zcdp: bool, max_groups: int, linf: int) -> int:
     return max_groups * linf
 
 
-def _calibrate(make: Any, d_in: Any, target: float, first_scale: float) -> tuple[Any, float]:
+def calibrate(make: Any, d_in: Any, target: float, first_scale: float) -> tuple[Any, float]:
     """The measurement of smallest scale (from ``first_scale`` up) whose loss <= target."""
     scale = first_scale
     for _ in range(60):
@@ -124,7 +124,8 @@ def _calibrate(make: Any, d_in: Any, target: float, first_scale: float) -> tuple
     raise InvalidInputError("could not calibrate the noise for this budget; raise epsilon/rho")
 
 
-def _accuracy(zcdp: bool, scale: float, alpha: float) -> float:
+def accuracy(zcdp: bool, scale: float, alpha: float) -> float:
+    """Half-width of the (1 - alpha) interval of OpenDP's discrete noise at ``scale``."""
     if zcdp:
         return float(dp.discrete_gaussian_scale_to_accuracy(scale, alpha))
     return float(dp.discrete_laplacian_scale_to_accuracy(scale, alpha))
@@ -178,12 +179,13 @@ def release(
     spent_delta = 0.0
     values: dict[str, list[int]] = {}
     scales: dict[str, float] = {}
-    accuracy: dict[str, float] = {}
+    widths: dict[str, float] = {}
     threshold: int | None = None
     dropped = 0
     if public_keys is not None:
         kept = list(dict.fromkeys(public_keys))
-        dropped = sum(1 for key in keys if key not in set(kept))
+        public = set(kept)
+        dropped = sum(1 for key in keys if key not in public)
         to_noise = list(measures)
     else:
         chosen = next((m for m in measures if m.name == selector), None)
@@ -194,7 +196,7 @@ def release(
         scale = (
             (l0 * linf) / share if not zcdp else _sensitivity(True, l0, linf) / math.sqrt(2 * share)
         )
-        meas, scale = _calibrate(
+        meas, scale = calibrate(
             lambda s: _threshold_measurement(zcdp, s, _MAX_THRESHOLD), d_in, share, scale
         )
         meas, threshold = _pick_threshold(zcdp, scale, d_in, budget.delta)
@@ -207,20 +209,20 @@ def release(
         dropped = len(keys) - len(kept)
         values[chosen.name] = [int(noisy[_encode(k)]) for k in kept]
         scales[chosen.name] = scale
-        accuracy[chosen.name] = _accuracy(zcdp, scale, alpha)
+        widths[chosen.name] = accuracy(zcdp, scale, alpha)
         to_noise = [m for m in measures if m.name != chosen.name]
     for measure in to_noise:
         sensitivity = _sensitivity(zcdp, max_groups, measure.linf)
         first = sensitivity / share if not zcdp else sensitivity / math.sqrt(2 * share)
-        meas, scale = _calibrate(lambda s: _vector_measurement(zcdp, s), sensitivity, share, first)
+        meas, scale = calibrate(lambda s: _vector_measurement(zcdp, s), sensitivity, share, first)
         exact = [int(data[measure.name][index[k]]) if k in index else 0 for k in kept]
         values[measure.name] = [int(v) for v in meas(exact)] if exact else []
         spent_main += meas.map(sensitivity)
         scales[measure.name] = scale
-        accuracy[measure.name] = _accuracy(zcdp, scale, alpha)
+        widths[measure.name] = accuracy(zcdp, scale, alpha)
     # Each measurement's own map is within its share, so the query spends at most its
     # budget; charge exactly that (float sums of the shares could round a hair above it).
     if spent_main > share * len(measures) * (1 + 1e-9) or spent_delta > budget.delta:
         raise InternalError("a DP measurement spent more than its share of the budget")
     spent = budget.cost() if threshold is not None else replace(budget, delta=0.0).cost()
-    return NoisyTable(list(kept), values, scales, accuracy, spent, threshold, dropped)
+    return NoisyTable(list(kept), values, scales, widths, spent, threshold, dropped)

@@ -166,10 +166,12 @@ def _name(identifier: exp.Expression | None) -> str:
     return identifier.name if isinstance(identifier, exp.Identifier) else ""
 
 
-def resolve(tree: exp.Select, catalogue: Sequence[Dataset]) -> ResolvedQuery:
-    """Resolve every table and column of ``tree`` exactly; return a qualified copy."""
+def resolve(tree: exp.Select, catalogue: Sequence[Dataset], *, copy: bool = True) -> ResolvedQuery:
+    """Resolve every table and column of ``tree`` exactly; return a qualified tree
+    (a copy unless ``copy`` is False, for a tree the caller has just parsed)."""
     by_name = {d.name: d for d in catalogue}
-    tree = tree.copy()
+    if copy:
+        tree = tree.copy()
     tables: dict[str, str] = {}
     sources: list[exp.Table] = []
     from_ = tree.args.get("from_")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collabzone.errors import Reason
-from collabzone.model import ColumnClass, Dataset
+from collabzone.model import ColumnClass, ColumnType, Dataset
 from collabzone.techniques.base import Merge, RuleSpec
 from collabzone.techniques.sql._frontend import ColumnRef
 from collabzone.techniques.sql._shape import Condition, Shape
@@ -25,27 +25,43 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_RESULT_ROWS = 100_000
 
 RULE_SPECS: tuple[RuleSpec, ...] = (
-    RuleSpec("analysis", Merge.PER_DATASET, "allowed analyses: aggregation, list, template, dp", (str, list)),
+    RuleSpec(
+        "analysis",
+        Merge.PER_DATASET,
+        "allowed analyses: aggregation, list, template, dp",
+        (str, list),
+    ),
     RuleSpec("min_group_size", Merge.AT_LEAST, "distinct entities behind every released row", int),
-    RuleSpec("aggregates", Merge.PER_DATASET, "{column: [COUNT, COUNT_DISTINCT, SUM, AVG, MIN, MAX]}", dict),
+    RuleSpec(
+        "aggregates",
+        Merge.PER_DATASET,
+        "{column: [COUNT, COUNT_DISTINCT, SUM, AVG, MIN, MAX]}",
+        dict,
+    ),
     RuleSpec("dimensions", Merge.PER_DATASET, "columns usable in GROUP BY and WHERE", list),
     RuleSpec("join_keys", Merge.PER_DATASET, "columns usable only in JOIN ... ON", list),
     RuleSpec("entity_key", Merge.PER_DATASET, "the column whose values are people", str),
     RuleSpec("list_columns", Merge.PER_DATASET, "columns a list release may output", list),
     RuleSpec("list_recipients", Merge.SUBSET, "parties that may receive row-level lists", list),
-    RuleSpec("templates", Merge.PER_DATASET, "{name: {sql, params: {p: {type, min, max, values}}}}", dict),
-    RuleSpec("bounds", Merge.PER_DATASET, "{column: [low, high]} clamping bounds for DP sums", dict),
-    RuleSpec("public_domains", Merge.PER_DATASET, "{column: [values]} public group keys for DP", dict),
+    RuleSpec(
+        "templates", Merge.PER_DATASET, "{name: {sql, params: {p: {type, min, max, values}}}}", dict
+    ),
+    RuleSpec(
+        "bounds", Merge.PER_DATASET, "{column: [low, high]} clamping bounds for DP sums", dict
+    ),
+    RuleSpec(
+        "public_domains", Merge.PER_DATASET, "{column: [values]} public group keys for DP", dict
+    ),
     RuleSpec("max_rows_per_entity", Merge.AT_MOST, "DP: rows per entity per group", int),
     RuleSpec("max_groups_per_entity", Merge.AT_MOST, "DP: groups per entity", int),
-    RuleSpec("max_epsilon_per_query", Merge.AT_MOST, "DP: epsilon cap per query", float),
-    RuleSpec("max_rho_per_query", Merge.AT_MOST, "DP: rho cap per query", float),
-    RuleSpec("dp_delta", Merge.AT_MOST, "DP: delta for private partition selection", float),
+    RuleSpec("max_epsilon_per_query", Merge.AT_MOST, "DP: epsilon cap per query", (int, float)),
+    RuleSpec("max_rho_per_query", Merge.AT_MOST, "DP: rho cap per query", (int, float)),
+    RuleSpec("dp_delta", Merge.AT_MOST, "DP: delta for private partition selection", (int, float)),
     RuleSpec("query_monitor", Merge.ANY, "refuse differencing against earlier releases", bool),
     RuleSpec("monitor_across_parties", Merge.ANY, "compare with every analyst's releases", bool),
     RuleSpec("max_result_rows", Merge.AT_MOST, "largest result released", int),
-    RuleSpec("timeout_seconds", Merge.AT_MOST, "statement timeout", float),
-)  # fmt: skip
+    RuleSpec("timeout_seconds", Merge.AT_MOST, "statement timeout", (int, float)),
+)
 
 _DEFAULT_AGGREGATES: Mapping[ColumnClass, tuple[str, ...]] = {
     ColumnClass.MEASURE: ("COUNT", "SUM", "AVG"),
@@ -94,6 +110,23 @@ def _values(rule_sets: Iterable[Mapping[str, Any]], name: str) -> list[Any]:
     return [r[name] for r in rule_sets if r.get(name) is not None]
 
 
+_LISTS = ("dimensions", "list_columns", "join_keys")
+
+
+def _narrow(key: str, old: Any, new: Any) -> Any:
+    """Two agreements on one dataset: keep what both allow (lists, modes, aggregates)."""
+    if key == "analysis":
+        both = [
+            m for m in allowed_modes({"analysis": old}) if m in allowed_modes({"analysis": new})
+        ]
+        return both
+    if key in _LISTS and isinstance(old, list) and isinstance(new, list):
+        return [v for v in old if v in new]
+    if key == "aggregates" and isinstance(old, Mapping) and isinstance(new, Mapping):
+        return {c: [f for f in old[c] if f in new[c]] for c in old if c in new}
+    return old
+
+
 def merge(by_dataset: Mapping[str, Iterable[Mapping[str, Any]]]) -> Effective:
     """Merge the rules of every agreement behind a request (several per dataset allowed)."""
     per: dict[str, dict[str, Any]] = {}
@@ -103,7 +136,7 @@ def merge(by_dataset: Mapping[str, Iterable[Mapping[str, Any]]]) -> Effective:
         for rules in rule_sets:
             everything.append(rules)
             for key, value in rules.items():
-                merged.setdefault(key, value)
+                merged[key] = _narrow(key, merged[key], value) if key in merged else value
         per[dataset] = merged
     mins = [int(v) for v in _values(everything, "min_group_size")]
     recipients = _values(everything, "list_recipients")
@@ -174,16 +207,26 @@ def _in_domain(condition: Condition) -> bool:
     if isinstance(domain, dict) and values:
         low, high = domain.get("min"), domain.get("max")
         try:
-            return all((low is None or v >= low) and (high is None or v <= high) for v in values)  # type: ignore[operator]
+            return all((low is None or v >= low) and (high is None or v <= high) for v in values)
         except TypeError:
             return False
     return True
 
 
 def check_columns(
-    shape: Shape, mode: str, eff: Effective, owners: Mapping[str, str], entity: ColumnRef | None
+    shape: Shape,
+    mode: str,
+    eff: Effective,
+    owners: Mapping[str, str],
+    entity: ColumnRef | None,
+    requester: str = "",
 ) -> list[Reason]:
-    """Column-class and aggregate rules of ``aggregation``, ``dp`` and ``list`` modes."""
+    """Column-class and aggregate rules of ``aggregation``, ``dp`` and ``list`` modes.
+
+    Columns of the requester's own datasets may be grouped, filtered and aggregated
+    freely; join keys stay join-only everywhere (grouping on one's own key would still
+    single out the partner's rows behind it).
+    """
     reasons: list[Reason] = []
     seen: set[tuple[str, str, str]] = set()
 
@@ -202,7 +245,7 @@ def check_columns(
                 "join_keys",
                 ref.dataset,
             )
-        elif not _dimensions(ref, rules):
+        elif not _dimensions(ref, rules) and owners.get(ref.dataset) != requester:
             add(
                 "COLUMN_NOT_ALLOWED",
                 f"column {ref.column.name!r} may not be grouped or filtered on",
@@ -213,7 +256,8 @@ def check_columns(
         if not _in_domain(condition):
             add(
                 "OUT_OF_DOMAIN",
-                f"a condition on {condition.ref.column.name!r} uses a value outside its declared domain",
+                f"a condition on {condition.ref.column.name!r} uses a value outside its "
+                "declared domain",
                 "domain",
                 condition.ref.dataset,
             )
@@ -228,26 +272,26 @@ def check_columns(
                 )
     if mode == "list":
         for item in shape.items:
-            ref = item.dimension
-            if ref is None:
+            out = item.dimension
+            if out is None:
                 continue
-            listed = eff.of(ref.dataset).get("list_columns") or []
-            if ref.column.name not in listed:
+            listed = eff.of(out.dataset).get("list_columns") or []
+            if out.column.name not in listed:
                 add(
                     "COLUMN_NOT_ALLOWED",
-                    f"column {ref.column.name!r} may not be listed row by row",
+                    f"column {out.column.name!r} may not be listed row by row",
                     "list_columns",
-                    ref.dataset,
+                    out.dataset,
                 )
         return reasons
     for item in shape.items:
-        ref = item.dimension
-        if ref is not None and _is_join_key(ref, eff.of(ref.dataset)):
+        output = item.dimension
+        if output is not None and _is_join_key(output, eff.of(output.dataset)):
             add(
                 "JOIN_KEY_MISUSE",
-                f"join key {ref.column.name!r} may not be output",
+                f"join key {output.column.name!r} may not be output",
                 "join_keys",
-                ref.dataset,
+                output.dataset,
             )
     for agg in shape.aggregates:
         if agg.ref is None:
@@ -285,13 +329,14 @@ def check_columns(
             elif agg.func in ("SUM", "AVG") and bounds_of(agg.ref, rules) is None:
                 add(
                     "MISSING_BOUNDS",
-                    f"summing {agg.ref.column.name!r} needs clamping bounds in the agreement (rule bounds)",
+                    f"summing {agg.ref.column.name!r} needs clamping bounds in the agreement "
+                    "(rule bounds)",
                     "bounds",
                     agg.ref.dataset,
                 )
             if agg.func == "COUNT_DISTINCT":
                 continue
-        if agg.func not in allowed:
+        if agg.func not in allowed and owners.get(agg.ref.dataset) != requester:
             add(
                 "AGGREGATE_NOT_ALLOWED",
                 f"{agg.func} is not allowed on {agg.ref.column.name!r}",
@@ -306,6 +351,8 @@ def bounds_of(ref: ColumnRef, rules: Mapping[str, Any]) -> tuple[float, float] |
     given = (rules.get("bounds") or {}).get(ref.column.name)
     if given is not None and len(given) == 2:
         return float(given[0]), float(given[1])
+    if ref.column.type == ColumnType.BOOLEAN:
+        return 0.0, 1.0
     domain = ref.column.domain
     if isinstance(domain, dict) and domain.get("min") is not None and domain.get("max") is not None:
         return float(domain["min"]), float(domain["max"])

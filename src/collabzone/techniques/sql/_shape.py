@@ -11,9 +11,11 @@ oracles such as ``1 / (age - 37)``), outer joins, joins on anything but column e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlglot import exp
 
+from collabzone.model import ColumnType
 from collabzone.techniques.sql._frontend import ColumnRef, QueryRejected, ResolvedQuery
 
 AGG_FUNCS: dict[type[exp.Expression], str] = {
@@ -122,7 +124,14 @@ def _aggregate(node: exp.Expression, query: ResolvedQuery) -> Aggregate:
             "aggregate arguments must be one plain column: expressions inside aggregates "
             "(CASE, arithmetic) can magnify one person's value",
         )
-    return Aggregate(func, query.ref(arg))
+    ref = query.ref(arg)
+    numeric = (ColumnType.INTEGER, ColumnType.FLOAT, ColumnType.BOOLEAN)
+    if func in ("SUM", "AVG") and ref.column.type not in numeric:
+        raise QueryRejected(
+            "TYPE_MISMATCH",
+            f"{func} needs a numeric column; {ref.column.name!r} is {ref.column.type.value}",
+        )
+    return Aggregate(func, ref)
 
 
 def _aggregates_in(node: exp.Expression, query: ResolvedQuery) -> tuple[Aggregate, ...]:
@@ -159,7 +168,29 @@ def _output_name(item: exp.Expression, index: int, taken: set[str]) -> str:
     return name
 
 
-def _conditions(node: exp.Expression | None, query: ResolvedQuery) -> list[Condition]:
+def _typed(condition: Condition) -> list[Condition]:
+    """Refuse a literal of the wrong type: the engine would cast every row's value to it,
+    and whether that cast fails would depend on the data (an error oracle)."""
+    kind = condition.ref.column.type
+    for value in condition.values:
+        if value is None:
+            continue
+        if kind in (ColumnType.INTEGER, ColumnType.FLOAT):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        elif kind == ColumnType.BOOLEAN:
+            ok = isinstance(value, bool)
+        else:  # strings, and dates / timestamps written as ISO text (cast once, at bind time)
+            ok = isinstance(value, str)
+        if not ok:
+            raise QueryRejected(
+                "TYPE_MISMATCH",
+                f"column {condition.ref.column.name!r} is {kind.value}: compare it with a "
+                f"{kind.value} literal",
+            )
+    return [condition]
+
+
+def _conditions(node: Any, query: ResolvedQuery) -> list[Condition]:
     if node is None:
         return []
     if isinstance(node, exp.And | exp.Or):
@@ -171,15 +202,15 @@ def _conditions(node: exp.Expression | None, query: ResolvedQuery) -> list[Condi
         if isinstance(lit, exp.Column) and not isinstance(col, exp.Column):
             col, lit = lit, col
         if isinstance(col, exp.Column) and isinstance(lit, _LITERALS):
-            return [Condition(query.ref(col), type(node).__name__, (literal_value(lit),))]
+            return _typed(Condition(query.ref(col), type(node).__name__, (literal_value(lit),)))
     elif isinstance(node, exp.In) and isinstance(node.this, exp.Column):
         if node.args.get("query") or not node.expressions:
             raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "IN takes a list of literals")
         values = tuple(literal_value(v) for v in node.expressions)
-        return [Condition(query.ref(node.this), "IN", values)]
+        return _typed(Condition(query.ref(node.this), "IN", values))
     elif isinstance(node, exp.Between) and isinstance(node.this, exp.Column):
         values = (literal_value(node.args["low"]), literal_value(node.args["high"]))
-        return [Condition(query.ref(node.this), "BETWEEN", values)]
+        return _typed(Condition(query.ref(node.this), "BETWEEN", values))
     elif isinstance(node, exp.Is) and isinstance(node.this, exp.Column):
         return [Condition(query.ref(node.this), "IS", (None,))]
     raise QueryRejected(
@@ -196,7 +227,7 @@ def _join_pairs(query: ResolvedQuery) -> list[tuple[ColumnRef, ColumnRef]]:
             raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "only inner JOIN ... ON is allowed")
         if join.args.get("using") or join.args.get("on") is None:
             raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "write JOIN ... ON a.key = b.key")
-        stack: list[exp.Expression] = [join.args["on"]]
+        stack: list[Any] = [join.args["on"]]
         while stack:
             cond = stack.pop()
             if isinstance(cond, exp.Paren):

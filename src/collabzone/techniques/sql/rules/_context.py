@@ -31,7 +31,7 @@ class Quantity:
 
     name: str
     kind: str
-    column: exp.Column | None = None
+    column: exp.Expression | None = None
     bound: SumBound | None = None
 
 
@@ -52,3 +52,44 @@ class RewriteContext:
     quantities: tuple[Quantity, ...] = field(default_factory=tuple)
     salt: int = 0
     """Per-run salt of the hash that picks which groups an entity keeps (DP)."""
+
+
+def quoted(name: str) -> exp.Identifier:
+    """A quoted identifier (exact name, whatever the engine's case rules)."""
+    return exp.to_identifier(name, quoted=True)
+
+
+def named(node: exp.Expression, name: str) -> exp.Alias:
+    """``node AS "name"`` built in place (no copy: rules copy their input once)."""
+    return exp.Alias(this=node, alias=quoted(name))
+
+
+def derived(select: exp.Select, name: str) -> exp.Subquery:
+    """``(select) AS "name"`` as a FROM source."""
+    return exp.Subquery(this=select, alias=exp.TableAlias(this=quoted(name)))
+
+
+def column(name: str, table: str | None = None) -> exp.Column:
+    return exp.Column(this=quoted(name), table=quoted(table) if table else None)
+
+
+def select(
+    items: list[exp.Expression],
+    source: exp.Expression,
+    *,
+    where: exp.Expression | None = None,
+    group: list[exp.Expression] | None = None,
+    order: list[tuple[exp.Expression, bool]] | None = None,
+    limit: int | None = None,
+) -> exp.Select:
+    """A SELECT assembled from parts without the builder API's defensive copies."""
+    tree = exp.Select(expressions=items, from_=exp.From(this=source))
+    if where is not None:
+        tree.set("where", exp.Where(this=where))
+    if group:
+        tree.set("group", exp.Group(expressions=group))
+    if order:
+        tree.set("order", exp.Order(expressions=[exp.Ordered(this=e, desc=d) for e, d in order]))
+    if limit is not None:
+        tree.set("limit", exp.Limit(expression=exp.Literal.number(limit)))
+    return tree

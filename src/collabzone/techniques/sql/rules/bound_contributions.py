@@ -13,9 +13,18 @@ the DP core from these, never by the engine.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlglot import exp
 
-from collabzone.techniques.sql.rules._context import Quantity, RewriteContext
+from collabzone.techniques.sql.rules._context import (
+    Quantity,
+    RewriteContext,
+    derived,
+    named,
+    quoted,
+    select,
+)
 
 
 def _q(name: str) -> exp.Identifier:
@@ -35,6 +44,79 @@ def _greatest(a: exp.Expression, b: exp.Expression, *, nulls: bool = False) -> e
     return exp.Greatest(this=a, expressions=[b], ignore_nulls=not nulls)
 
 
+def _scaled(quantity: Quantity) -> exp.Expression:
+    """One row's value, clamped to the bounds and scaled to an integer (NULL stays NULL)."""
+    assert quantity.column is not None and quantity.bound is not None
+    bound = quantity.bound
+    low = exp.Literal.number(bound.low / bound.scale)
+    high = exp.Literal.number(bound.high / bound.scale)
+    value = quantity.column.copy()
+    clamped = exp.If(
+        this=exp.Is(this=value, expression=exp.Null()),
+        true=exp.Null(),
+        false=_least(_greatest(value.copy(), low), high),
+    )
+    scaled = exp.Round(this=exp.Mul(this=clamped, expression=exp.Literal.number(bound.scale)))
+    return exp.Cast(this=scaled, to=exp.DataType.build("BIGINT"))
+
+
+def _per_row(quantity: Quantity) -> exp.Expression:
+    """What one sampled row contributes to a quantity (the one-row-per-entity path)."""
+    if quantity.kind in ("rows", "entities"):
+        return _num(1)
+    if quantity.kind == "nonnull":
+        assert quantity.column is not None
+        return exp.If(
+            this=exp.Is(this=quantity.column.copy(), expression=exp.Null()),
+            true=_num(0),
+            false=_num(1),
+        )
+    return exp.Coalesce(this=_scaled(quantity), expressions=[_num(0)])
+
+
+def _struct(fields: list[tuple[str, exp.Expression]]) -> exp.Struct:
+    return exp.Struct(
+        expressions=[exp.PropertyEQ(this=exp.to_identifier(k), expression=v) for k, v in fields]
+    )
+
+
+def _one_row_per_entity(source: exp.Select, dims: list[Any], ctx: RewriteContext) -> exp.Select:
+    """Limits of one row and one group per entity: keep, per entity, the row whose group
+    (then whose values) has the smallest salted hash, in one aggregation (no window)."""
+    salt = exp.Literal.number(ctx.salt)
+    names = [f"d{i}" for i in range(len(dims))]
+    picked = _struct(
+        [(n, d.copy()) for n, d in zip(names, dims, strict=True)]
+        + [(q.name, _per_row(q)) for q in ctx.quantities]
+    )
+    row_cols = [q.column.copy() for q in ctx.quantities if q.column is not None]
+    key = _struct(
+        [
+            ("h1", exp.Anonymous(this="hash", expressions=[*[d.copy() for d in dims], salt])),
+            ("h2", exp.Anonymous(this="hash", expressions=[*row_cols, salt.copy()])),
+        ]
+    )
+    inner = exp.Select(expressions=[named(exp.ArgMin(this=picked, expression=key), "_cz_k")])
+    inner.set("from_", source.args["from_"])
+    inner.set("joins", source.args.get("joins"))
+    inner.set("where", source.args.get("where"))
+    inner.set("group", exp.Group(expressions=[ctx.entity.copy()]))
+
+    def field(name: str) -> exp.Expression:
+        return exp.Column(this=quoted(name), table=quoted("_cz_k"), db=quoted("_cz_b"))
+
+    items: list[Any] = [named(field(n), f"_cz_d{i}") for i, n in enumerate(names)]
+    items += [
+        named(exp.Cast(this=exp.Sum(this=field(q.name)), to=exp.DataType.build("BIGINT")), q.name)
+        for q in ctx.quantities
+    ]
+    return select(
+        items,
+        derived(inner, "_cz_b"),
+        group=[field(n) for n in names] or None,
+    )
+
+
 def _per_entity(quantity: Quantity, cap: int) -> exp.Expression:
     if quantity.kind == "rows":
         return _least(exp.Count(this=exp.Star()), _num(cap))
@@ -43,16 +125,9 @@ def _per_entity(quantity: Quantity, cap: int) -> exp.Expression:
         return _least(exp.Count(this=quantity.column.copy()), _num(cap))
     if quantity.kind == "entities":
         return _num(1)
-    assert quantity.column is not None and quantity.bound is not None
+    assert quantity.bound is not None
     bound = quantity.bound
-    low = exp.Literal.number(bound.low / bound.scale)
-    high = exp.Literal.number(bound.high / bound.scale)
-    clamped = _least(_greatest(quantity.column.copy(), low, nulls=True), high, nulls=True)
-    scaled = exp.Round(this=exp.Mul(this=clamped, expression=exp.Literal.number(bound.scale)))
-    total = exp.Coalesce(
-        this=exp.Sum(this=exp.Cast(this=scaled, to=exp.DataType.build("BIGINT"))),
-        expressions=[exp.Literal.number(0)],
-    )
+    total = exp.Coalesce(this=exp.Sum(this=_scaled(quantity)), expressions=[_num(0)])
     return _least(_greatest(total, _num(cap * bound.low)), _num(cap * bound.high))
 
 
@@ -61,10 +136,10 @@ def bound_contributions(expression: exp.Select, *, ctx: RewriteContext) -> exp.S
     source = expression.copy()
     group = source.args.get("group")
     dims = [d.copy() for d in group.expressions] if group is not None else []
+    if ctx.max_rows_per_entity == 1 and ctx.max_groups_per_entity == 1:
+        return _one_row_per_entity(source, dims, ctx)
     names = [f"_cz_d{i}" for i in range(len(dims))]
-    inner_items: list[exp.Expression] = [
-        exp.alias_(d, _q(n)) for d, n in zip(dims, names, strict=True)
-    ]
+    inner_items: list[Any] = [exp.alias_(d, _q(n)) for d, n in zip(dims, names, strict=True)]
     inner_items += [
         exp.alias_(_per_entity(q, ctx.max_rows_per_entity), _q(q.name)) for q in ctx.quantities
     ]
@@ -86,11 +161,11 @@ def bound_contributions(expression: exp.Select, *, ctx: RewriteContext) -> exp.S
             "qualify",
             exp.Qualify(this=exp.LTE(this=rank, expression=_num(ctx.max_groups_per_entity))),
         )
-    outer_items: list[exp.Expression] = [exp.column(_q(n), table=_q("b")) for n in names]
+    outer_items: list[Any] = [exp.column(_q(n), table=_q("_cz_b")) for n in names]
     outer_items += [
         exp.alias_(
             exp.Cast(
-                this=exp.Sum(this=exp.column(_q(q.name), table=_q("b"))),
+                this=exp.Sum(this=exp.column(_q(q.name), table=_q("_cz_b"))),
                 to=exp.DataType.build("BIGINT"),
             ),
             _q(q.name),
@@ -98,8 +173,8 @@ def bound_contributions(expression: exp.Select, *, ctx: RewriteContext) -> exp.S
         for q in ctx.quantities
     ]
     outer = exp.select(*outer_items).from_(
-        exp.alias_(exp.Subquery(this=inner), _q("b"), table=True)
+        exp.alias_(exp.Subquery(this=inner), _q("_cz_b"), table=True)
     )
     if names:
-        outer = outer.group_by(*[exp.column(_q(n), table=_q("b")) for n in names])
+        outer = outer.group_by(*[exp.column(_q(n), table=_q("_cz_b")) for n in names])
     return outer

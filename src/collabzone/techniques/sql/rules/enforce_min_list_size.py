@@ -29,23 +29,23 @@ def enforce_min_list_size(expression: exp.Select, *, ctx: RewriteContext) -> exp
     items.append(exp.alias_(ctx.entity.copy(), _q(ENTITIES)))
     inner.set("expressions", items)
     count = exp.select(exp.Count(this=exp.Distinct(expressions=[exp.column(_q(ENTITIES))]))).from_(
-        _q("rows")
+        _q("_cz_rows")
     )
     outer = (
-        exp.select(*[exp.column(_q(name), table=_q("rows")) for name in ctx.output_names])
+        exp.select(*[exp.column(_q(name), table=_q("_cz_rows")) for name in ctx.output_names])
         .distinct()
-        .from_(_q("rows"))
+        .from_(_q("_cz_rows"))
         .where(
             exp.GTE(
                 this=exp.Subquery(this=count), expression=exp.Literal.number(ctx.min_group_size)
             )
         )
-        .with_(_q("rows"), as_=inner)
+        .with_(_q("_cz_rows"), as_=inner)
     )
     if ctx.order_by:
         outer = outer.order_by(
             *[
-                exp.Ordered(this=exp.column(_q(n), table=_q("rows")), desc=d)
+                exp.Ordered(this=exp.column(_q(n), table=_q("_cz_rows")), desc=d)
                 for n, d in ctx.order_by
             ]
         )

@@ -13,7 +13,7 @@ from collabzone.techniques.sql.rules._context import RewriteContext
 
 
 def limit_rows(expression: exp.Select, *, ctx: RewriteContext) -> exp.Select:
-    """Add (or tighten) LIMIT to ``max_result_rows + 1``."""
+    """Add (or tighten) LIMIT to ``max_result_rows + 1`` (on a copy)."""
     if ctx.max_result_rows is None:
         return expression
     cap = ctx.max_result_rows + 1
@@ -22,4 +22,6 @@ def limit_rows(expression: exp.Select, *, ctx: RewriteContext) -> exp.Select:
         value = current.expression
         if isinstance(value, exp.Literal) and str(value.this).isdigit():
             cap = min(cap, int(value.this))
-    return expression.copy().limit(cap)
+    out = expression.copy()
+    out.set("limit", exp.Limit(expression=exp.Literal.number(cap)))
+    return out

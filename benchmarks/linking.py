@@ -1,0 +1,189 @@
+"""Linking benchmarks: prepare (normalise + HMAC), PSI cardinality, OPRF tokenisation.
+
+Figures are ratios against a baseline run in the same process on the same data, so they
+hold on a busy machine; absolute rates are printed too. Run from the project root:
+
+    .venv/bin/python benchmarks/linking.py                 # everything (PSI 1M x 1M: minutes)
+    .venv/bin/python benchmarks/linking.py --psi-n 100000  # smaller PSI
+    .venv/bin/python benchmarks/linking.py --skip-openmined
+
+Results are recorded in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import os
+import random
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from collabzone.keys import LocalKeyring, new_master_key
+from collabzone.techniques.linking import (
+    LinkKey,
+    OprfShareServer,
+    PsiReceiver,
+    PsiSender,
+    intersect,
+    oprf_tokens,
+    parse_spec,
+    prepare,
+    tokenise_hmac,
+)
+from collabzone.techniques.linking._group import (
+    L,
+    encode_to_group,
+    hash_to_group,
+    mul,
+    random_scalar,
+    to_montgomery,
+    x25519,
+)
+
+WORKERS = os.cpu_count() or 1
+REPEAT = 3
+
+
+def raw_emails(n: int, seed: int = 1) -> list[str]:
+    rng = random.Random(seed)
+    first = ["Jane", "JOHN", "ali", "Zoe", "Mei", "olu"]
+    domains = ["Example.com", "gmail.com", "MAIL.co.uk", "corp.example.org"]
+    return [
+        f"{' ' * (i % 2)}{rng.choice(first)}.{i}@{rng.choice(domains)}{' ' * (i % 3 == 0)}"
+        for i in range(n)
+    ]
+
+
+def bench_prepare(rows: int) -> None:
+    spec = parse_spec(
+        {
+            "collaboration": "bench",
+            "fields": {"email": {"column": "email", "normaliser": "email"}},
+            "match_keys": [{"name": "email", "fields": ["email"]}],
+        }
+    )
+    emails = raw_emails(rows)
+    table = pa.table({"email": emails, "amount": list(range(rows))})
+    key = LinkKey(1, os.urandom(32))
+    clean = [e.strip().lower().encode() for e in emails]
+    ours = baseline = float("inf")
+    for _ in range(REPEAT):  # best of REPEAT, alternating, so both see the same machine load
+        start = time.perf_counter()
+        tokenised = tokenise_hmac(table, spec, {"email": key})
+        ours = min(ours, time.perf_counter() - start)
+        assert tokenised.fields["email"].valid == rows
+        start = time.perf_counter()
+        for message in clean:
+            hmac.new(key.material, message, hashlib.sha256).digest()
+        baseline = min(baseline, time.perf_counter() - start)
+    print(
+        f"prepare core (normalise + HMAC), {rows:,} e-mails, best of {REPEAT}: "
+        f"{rows / ours:,.0f} rows/s"
+    )
+    print(f"  baseline: hashlib HMAC loop over pre-normalised data: {rows / baseline:,.0f} rows/s")
+    print(f"  ratio ours / baseline: {baseline / ours:.2f}x")
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.csv"
+        pacsv.write_csv(table, raw)
+        ring = LocalKeyring.create_new(Path(tmp) / "ring.json", new_master_key())
+        ring.create("link:bench")
+        start = time.perf_counter()
+        prepare(raw, spec, Path(tmp) / "out.parquet", keys=ring)
+        full = time.perf_counter() - start
+    print(
+        f"  whole prepare CSV -> Parquet (read, normalise, HMAC, write): {rows / full:,.0f} rows/s"
+    )
+
+
+def bench_psi(n: int, openmined: bool) -> None:
+    x = [f"customer{i}@example.com".encode() for i in range(n)]
+    y = [f"customer{i}@example.com".encode() for i in range(n // 2, n + n // 2)]
+    start = time.perf_counter()
+    result = intersect(PsiSender(x, workers=WORKERS), PsiReceiver(y, workers=WORKERS))
+    ours = time.perf_counter() - start
+    assert result.cardinality == n - n // 2
+    print(f"PSI cardinality {n:,} x {n:,} (ours, X25519, {WORKERS} processes): {ours:.1f} s")
+    points = to_montgomery([encode_to_group(v, b"bench") for v in x[:20_000]])
+    scalar = os.urandom(32)
+    start = time.perf_counter()
+    x25519(scalar, points)
+    rate = len(points) / (time.perf_counter() - start)
+    floor = 4 * n / (rate * WORKERS)
+    print(
+        f"  X25519 here now: {rate:,.0f} ops/s per process; "
+        f"4n ops on {WORKERS} cores: {floor:.1f} s"
+    )
+    if not openmined:
+        return
+    import private_set_intersection.python as psi
+
+    xs, ys = [v.decode() for v in x], [v.decode() for v in y]
+    start = time.perf_counter()
+    client = psi.client.CreateWithNewKey(True)
+    server = psi.server.CreateWithNewKey(True)
+    setup = server.CreateSetupMessage(1e-9, len(ys), xs)
+    response = server.ProcessRequest(client.CreateRequest(ys))
+    theirs_count = client.GetIntersectionSize(setup, response)
+    theirs = time.perf_counter() - start
+    assert theirs_count == result.cardinality
+    print(f"  openmined-psi 2.0.6 on the same data (P-256, one thread): {theirs:.1f} s")
+    print(f"  ratio openmined / ours: {theirs / ours:.2f}x")
+
+
+def _oprf_chunk(args: tuple[int, list[bytes]]) -> int:
+    k, values = args
+    return len(oprf_tokens("email", values, OprfShareServer(1, k).evaluate))
+
+
+def _mul_chunk(args: tuple[int, bytes, int]) -> int:
+    k, point, count = args
+    for _ in range(count):
+        mul(point, k)
+    return count
+
+
+def bench_oprf(n: int) -> None:
+    k = random_scalar(os.urandom)
+    values = [f"customer{i}@example.com".encode() for i in range(n)]
+    size = -(-n // (WORKERS * 4))
+    chunks = [(k, values[i : i + size]) for i in range(0, n, size)]
+    with ProcessPoolExecutor(WORKERS) as pool:
+        start = time.perf_counter()
+        done = sum(pool.map(_oprf_chunk, chunks))
+        ours = time.perf_counter() - start
+        point = hash_to_group(b"x", b"bench")
+        start = time.perf_counter()
+        mults = sum(pool.map(_mul_chunk, [(k, point, n // WORKERS)] * WORKERS))
+        raw = time.perf_counter() - start
+    assert done == n and 0 < k < L
+    print(f"OPRF tokenisation, {n:,} records, {WORKERS} processes: {n / ours:,.0f} records/s")
+    print(f"  raw ed25519 scalar multiplications: {mults / raw:,.0f} /s")
+    print(f"  ratio records / multiplications: {(n / ours) / (mults / raw):.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--psi-n", type=int, default=1_000_000)
+    parser.add_argument("--oprf-n", type=int, default=20_000)
+    parser.add_argument("--skip-openmined", action="store_true")
+    parser.add_argument("--only", choices=["prepare", "psi", "oprf"])
+    args = parser.parse_args()
+    print(f"cores: {WORKERS}")
+    if args.only in (None, "prepare"):
+        bench_prepare(args.rows)
+    if args.only in (None, "oprf"):
+        bench_oprf(args.oprf_n)
+    if args.only in (None, "psi"):
+        bench_psi(args.psi_n, not args.skip_openmined)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,500 @@
+"""The remote transport: the same Zone API over HTTP, authenticated with OAuth2.
+
+>>> import collabzone                                                   # doctest: +SKIP
+>>> bank = collabzone.connect("https://zone.example", client_id="bank", client_secret="czt_...")
+>>> bank.catalogue()                                                    # doctest: +SKIP
+
+:class:`RemoteZone` has the methods of :class:`collabzone.zone.Zone` with the same
+arguments and return types; the server's JSON errors are raised again as the same
+:class:`~collabzone.errors.CollabzoneError` subclasses. Access tokens are fetched with the
+client-credentials grant and renewed shortly before they expire. The HTTP transport is
+injectable (``transport=``), so tests can drive it without a network.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from collabzone import errors
+from collabzone.audit import Verification, canonical_json
+from collabzone.errors import CollabzoneError, Reason
+from collabzone.model import (
+    Agreement,
+    Approval,
+    Dataset,
+    Party,
+    Receipt,
+    Release,
+    Request,
+    RequestStatus,
+    Role,
+)
+
+ERROR_TYPES: dict[str, type[CollabzoneError]] = {
+    cls.__name__: cls
+    for cls in (
+        errors.InvalidInputError,
+        errors.NotFoundError,
+        errors.AuthenticationError,
+        errors.NotAuthorisedError,
+        errors.ConflictError,
+        errors.IntegrityError,
+        errors.InternalError,
+    )
+}
+OAUTH_ERRORS: dict[str, type[CollabzoneError]] = {
+    "invalid_client": errors.AuthenticationError,
+    "invalid_scope": errors.NotAuthorisedError,
+    "unsupported_grant_type": errors.InvalidInputError,
+    "invalid_request": errors.InvalidInputError,
+}
+RENEW_MARGIN = 30.0
+
+
+class RateLimitedError(CollabzoneError):
+    """The server's per-party rate limit was reached; retry after ``retry_after`` seconds."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ZoneUnavailableError(CollabzoneError):
+    """The zone server could not be reached or dropped the connection mid-call. The call
+    may or may not have taken effect: read the request's state before retrying."""
+
+    code = "UNAVAILABLE"
+
+
+def error_from_response(response: httpx.Response) -> CollabzoneError:
+    """The CollabzoneError a failed response stands for."""
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = {}
+    error = doc.get("error") if isinstance(doc, dict) else None
+    if isinstance(error, str):  # OAuth2 error shape (RFC 6749 5.2)
+        cls = OAUTH_ERRORS.get(error, errors.AuthenticationError)
+        return cls(str(doc.get("error_description", error)))
+    if not isinstance(error, dict):
+        error = {"message": f"HTTP {response.status_code} from the zone server"}
+    message = str(error.get("message", "error"))
+    kind = error.get("type", "")
+    if response.status_code == 429:
+        return RateLimitedError(message, float(response.headers.get("retry-after", "1")))
+    if kind in ("PolicyRefusal", "BudgetExhaustedError"):
+        reasons = [Reason(**r) for r in error.get("reasons", [])]
+        refusal = (
+            errors.BudgetExhaustedError if kind == "BudgetExhaustedError" else errors.PolicyRefusal
+        )
+        return refusal(reasons)
+    if kind in ERROR_TYPES:
+        return ERROR_TYPES[kind](message)
+    by_status = {
+        401: errors.AuthenticationError,
+        403: errors.NotAuthorisedError,
+        404: errors.NotFoundError,
+        409: errors.ConflictError,
+        413: errors.InvalidInputError,
+        422: errors.InvalidInputError,
+    }
+    return by_status.get(response.status_code, errors.InternalError)(message)
+
+
+class RemoteZone:
+    """A zone behind a collabzone server, seen by one party (same methods as Zone)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        access_token: str | None = None,
+        scope: str | None = None,
+        timeout: float = 60.0,
+        verify: bool | str = True,
+        # ``verify``: True (system CAs), False (never in production), or a CA bundle path
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._client_id = client_id
+        self._secret = client_secret
+        self._scope = scope
+        self._token = access_token
+        self._expires = float("inf") if access_token else 0.0
+        self._lock = threading.Lock()
+        tls: bool | ssl.SSLContext = (
+            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        )
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout, verify=tls, transport=transport
+        )
+        self._me: Party | None = None
+        self._options: dict[str, Any] = {"timeout": timeout, "verify": verify}
+
+    def __repr__(self) -> str:
+        return f"<RemoteZone {self.url} as {self._client_id or 'token holder'}>"
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> RemoteZone:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- transport ------------------------------------------------------------------------
+
+    def _access_token(self) -> str:
+        with self._lock:
+            if self._token and time.time() < self._expires - RENEW_MARGIN:
+                return self._token
+            if not self._secret:
+                raise errors.AuthenticationError(
+                    "the access token expired and no client_secret was given to renew it"
+                )
+            form = {"grant_type": "client_credentials", "client_secret": self._secret}
+            if self._client_id:
+                form["client_id"] = self._client_id
+            if self._scope:
+                form["scope"] = self._scope
+            try:
+                response = self._http.post("/oauth/token", data=form)
+            except httpx.TransportError as exc:
+                raise ZoneUnavailableError(
+                    f"the zone server at {self.url} is unreachable ({type(exc).__name__})"
+                ) from None
+            if response.status_code != 200:
+                raise error_from_response(response)
+            doc = response.json()
+            self._token = str(doc["access_token"])
+            self._expires = time.time() + float(doc["expires_in"])
+            return self._token
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self._access_token()}"}
+        try:
+            response = self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise ZoneUnavailableError(
+                f"the zone server at {self.url} is unreachable ({type(exc).__name__})"
+            ) from None
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    # -- identity and parties -------------------------------------------------------------
+
+    @property
+    def me(self) -> Party:
+        """The party this handle acts for."""
+        if self._me is None:
+            doc = self._call("GET", "/v1/me")
+            parties = {p.name: p for p in self.parties()}
+            self._me = parties[doc["name"]]
+        return self._me
+
+    @property
+    def zone_id(self) -> str:
+        """The served zone's id."""
+        response = self._http.get("/healthz")
+        if response.status_code != 200:
+            raise error_from_response(response)
+        return str(response.json()["zone_id"])
+
+    def as_party(self, token: str) -> RemoteZone:
+        """The same server, acting as the party whose token (client secret) is given."""
+        return RemoteZone(self.url, client_secret=token, **self._options)
+
+    def add_party(self, name: str, roles: Iterable[Role | str]) -> tuple[Party, str]:
+        doc = self._call(
+            "POST", "/v1/parties", json={"name": name, "roles": [str(r) for r in roles]}
+        )
+        secret = doc.pop("client_secret")
+        return Party.model_validate(doc), str(secret)
+
+    def parties(self) -> list[Party]:
+        return [Party.model_validate(p) for p in self._call("GET", "/v1/parties")]
+
+    # -- datasets -------------------------------------------------------------------------
+
+    def add_dataset(
+        self,
+        name: str,
+        source: str | Path,
+        spec: Mapping[str, Any] | str | Path,
+        description: str | None = None,
+    ) -> Dataset:
+        """Upload a CSV or Parquet file (streamed) with its spec (a mapping or a spec file)."""
+        path = Path(source)
+        form = {"name": name, "spec": json.dumps(_spec_doc(spec))}
+        if description is not None:
+            form["description"] = description
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            raise errors.InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
+        with handle:
+            doc = self._call("POST", "/v1/datasets", data=form, files={"file": (path.name, handle)})
+        return Dataset.model_validate(doc)
+
+    def register_dataset(
+        self,
+        name: str,
+        spec: Mapping[str, Any] | str | Path,
+        *,
+        row_count: int,
+        description: str | None = None,
+    ) -> Dataset:
+        body = {
+            "name": name,
+            "spec": _spec_doc(spec),
+            "row_count": row_count,
+            "description": description,
+        }
+        return Dataset.model_validate(self._call("POST", "/v1/datasets/registered", json=body))
+
+    def datasets(self) -> list[Dataset]:
+        return [Dataset.model_validate(d) for d in self._call("GET", "/v1/datasets")]
+
+    def remove_dataset(self, name: str) -> None:
+        self._call("DELETE", f"/v1/datasets/{_segment(name)}")
+
+    # -- agreements -----------------------------------------------------------------------
+
+    def add_agreement(
+        self,
+        dataset: str,
+        *,
+        grantees: Sequence[str],
+        technique: str,
+        purposes: Sequence[str],
+        rules: Mapping[str, Any] | None = None,
+        approval: Approval | str = Approval.AUTO,
+        valid_from: Any = None,
+        valid_until: Any = None,
+    ) -> Agreement:
+        body = {
+            "dataset": dataset,
+            "grantees": list(grantees),
+            "technique": technique,
+            "purposes": list(purposes),
+            "rules": json.loads(canonical_json(dict(rules or {}))),
+            "approval": str(approval),
+            "valid_from": valid_from.isoformat() if valid_from is not None else None,
+            "valid_until": valid_until.isoformat() if valid_until is not None else None,
+        }
+        return Agreement.model_validate(self._call("POST", "/v1/agreements", json=body))
+
+    def agreements(self, dataset: str | None = None) -> list[Agreement]:
+        params = {"dataset": dataset} if dataset else None
+        return [
+            Agreement.model_validate(a) for a in self._call("GET", "/v1/agreements", params=params)
+        ]
+
+    def agreement(self, agreement_id: str) -> Agreement:
+        return Agreement.model_validate(
+            self._call("GET", f"/v1/agreements/{_segment(agreement_id)}")
+        )
+
+    def revoke_agreement(self, agreement_id: str, reason: str) -> Agreement:
+        doc = self._call(
+            "POST", f"/v1/agreements/{_segment(agreement_id)}/revoke", json={"reason": reason}
+        )
+        return Agreement.model_validate(doc)
+
+    # -- requests -------------------------------------------------------------------------
+
+    def submit(
+        self,
+        technique: str,
+        spec: Mapping[str, Any] | None = None,
+        purpose: str = "",
+        *,
+        dry_run: bool = False,
+    ) -> Request | dict[str, Any]:
+        if dry_run:
+            return self.price(technique, spec, purpose)
+        body = {"technique": technique, "spec": _jsonable(spec), "purpose": purpose}
+        return Request.model_validate(self._call("POST", "/v1/requests", json=body))
+
+    def price(
+        self, technique: str, spec: Mapping[str, Any] | None = None, purpose: str = ""
+    ) -> dict[str, Any]:
+        body = {"technique": technique, "spec": _jsonable(spec), "purpose": purpose}
+        doc: dict[str, Any] = self._call("POST", "/v1/price", json=body)
+        return doc
+
+    def request(self, request_id: str) -> Request:
+        return Request.model_validate(self._call("GET", f"/v1/requests/{_segment(request_id)}"))
+
+    def requests(self, status: RequestStatus | str | None = None) -> list[Request]:
+        params = {"status": str(RequestStatus(status))} if status else None
+        return [Request.model_validate(r) for r in self._call("GET", "/v1/requests", params=params)]
+
+    def approve(self, request_id: str, reason: str) -> Request:
+        doc = self._call(
+            "POST", f"/v1/requests/{_segment(request_id)}/approve", json={"reason": reason}
+        )
+        return Request.model_validate(doc)
+
+    def deny(self, request_id: str, reason: str) -> Request:
+        doc = self._call(
+            "POST", f"/v1/requests/{_segment(request_id)}/deny", json={"reason": reason}
+        )
+        return Request.model_validate(doc)
+
+    def result(self, request_id: str) -> Release:
+        return Release.model_validate(
+            self._call("GET", f"/v1/requests/{_segment(request_id)}/result")
+        )
+
+    def receipt(self, request_id: str) -> Receipt:
+        return Receipt.model_validate(
+            self._call("GET", f"/v1/requests/{_segment(request_id)}/receipt")
+        )
+
+    def catalogue(self, mock_rows: int = 5) -> dict[str, Any]:
+        doc: dict[str, Any] = self._call("GET", "/v1/catalogue", params={"mock_rows": mock_rows})
+        return doc
+
+    # -- node jobs ------------------------------------------------------------------------
+
+    def jobs(self) -> list[Request]:
+        return [Request.model_validate(r) for r in self._call("GET", "/v1/jobs")]
+
+    def job_context(self, request_id: str) -> dict[str, Any]:
+        """The stored plan and monitor history of one of this node's jobs."""
+        doc: dict[str, Any] = self._call("GET", f"/v1/jobs/{_segment(request_id)}/context")
+        return doc
+
+    def complete_job(
+        self,
+        request_id: str,
+        payload: Mapping[str, Any],
+        spent: Mapping[str, Mapping[str, float]] | None = None,
+        **outcome: Any,
+    ) -> Request:
+        body = {
+            "payload": json.loads(canonical_json(dict(payload))),
+            "spent": {k: dict(v) for k, v in (spent or {}).items()},
+            **outcome,
+        }
+        doc = self._call("POST", f"/v1/jobs/{_segment(request_id)}/complete", json=body)
+        return Request.model_validate(doc)
+
+    # -- budget and audit -----------------------------------------------------------------
+
+    def budget(self) -> list[dict[str, Any]]:
+        doc: list[dict[str, Any]] = self._call("GET", "/v1/budget")
+        return doc
+
+    def verify_audit(self) -> Verification:
+        doc = self._call("GET", "/v1/audit/verify")
+        return Verification(doc["ok"], doc["events"], doc.get("broken_at"), doc.get("problem"))
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        doc: list[dict[str, Any]] = self._call("GET", "/v1/audit")
+        return doc
+
+    def export_audit(self, path: str | Path) -> int:
+        """Write the audit log this party may read as JSON Lines; returns the event count."""
+        events = self.audit_events()
+        target = Path(path)
+        tmp = target.with_name(target.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            for event in events:
+                handle.write(canonical_json(event) + "\n")
+        tmp.replace(target)
+        return len(events)
+
+    # -- server-only ----------------------------------------------------------------------
+
+    def subscribe(self, url: str | None = None, email: str | None = None) -> dict[str, str]:
+        """Ask for notices (signed webhook and/or e-mail); returns the webhook secret."""
+        doc: dict[str, str] = self._call(
+            "PUT", "/v1/notifications", json={"url": url, "email": email}
+        )
+        return doc
+
+    def revoke_token(self) -> None:
+        """Revoke this handle's current access token (a new one is fetched on next call)."""
+        token = self._access_token()
+        self._call("POST", "/oauth/revoke", data={"token": token})
+        with self._lock:
+            self._token, self._expires = None, 0.0
+
+
+def _segment(value: str) -> str:
+    return (
+        httpx.URL("/").copy_with(path="/" + value).raw_path.decode("ascii")[1:].replace("/", "%2F")
+    )
+
+
+def _jsonable(spec: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A request spec as JSON data (dates and other values spelled as the audit log does)."""
+    if spec is not None and not isinstance(spec, Mapping):
+        raise errors.InvalidInputError("a request spec must be a mapping (a JSON object)")
+    doc: dict[str, Any] = json.loads(canonical_json(dict(spec or {})))
+    return doc
+
+
+def _spec_doc(spec: Mapping[str, Any] | str | Path) -> dict[str, Any]:
+    """A spec as JSON-able data: a mapping as is, a YAML or TOML file read (the server
+    validates it exactly as the embedded zone does)."""
+    if isinstance(spec, Mapping):
+        doc: Any = json.loads(canonical_json(dict(spec)))
+    else:
+        path = Path(spec)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise errors.InvalidInputError(f"cannot read spec file {path}: {exc}") from None
+        try:
+            doc = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        except (tomllib.TOMLDecodeError, yaml.YAMLError):
+            raise errors.InvalidInputError(f"spec file {path} is not valid YAML/TOML") from None
+        doc = json.loads(canonical_json(doc))
+    if not isinstance(doc, dict):
+        raise errors.InvalidInputError("a dataset spec must be a mapping with a `columns` list")
+    return doc
+
+
+def connect_remote(
+    url: str,
+    token: str | None = None,
+    *,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    **options: Any,
+) -> RemoteZone:
+    """Open a remote zone. Give ``client_id`` and ``client_secret`` (the party's token), or
+    just ``token``: a party token (``czt_...``) is used as the client secret, anything else
+    as a ready access token (not renewed)."""
+    if client_secret is None and token is not None and token.startswith("czt_"):
+        client_secret = token
+        token = None
+    if client_secret is None and token is None:
+        raise errors.AuthenticationError(
+            "give client_id and client_secret (the party token) to connect to a zone server"
+        )
+    return RemoteZone(
+        url, client_id=client_id, client_secret=client_secret, access_token=token, **options
+    )

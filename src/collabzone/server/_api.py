@@ -1,0 +1,337 @@
+"""The JSON API: one route per zone operation, each acting as the token's party."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import Path as PathParam
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import OAuth2
+
+from collabzone.errors import InvalidInputError
+from collabzone.model import Agreement, Dataset, Party, Receipt, Release, RequestStatus
+from collabzone.model import Request as ZoneRequest
+from collabzone.server._schemas import (
+    NAME,
+    AgreementIn,
+    CompleteIn,
+    Me,
+    PartyIn,
+    PartyOut,
+    ReasonIn,
+    RegisterIn,
+    SubmitIn,
+    SubscriptionIn,
+    VerificationOut,
+)
+from collabzone.server._state import Caller, ServerState
+from collabzone.server.auth import ALL_SCOPES
+
+UPLOAD_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
+ID = r"^[A-Za-z0-9_:.-]{1,100}$"
+
+oauth2 = OAuth2(
+    flows=OAuthFlows(
+        clientCredentials=OAuthFlowClientCredentials(
+            tokenUrl="/oauth/token", scopes={s: s for s in sorted(ALL_SCOPES)}
+        )
+    ),
+    auto_error=False,
+)
+
+
+def state_of(request: Request) -> ServerState:
+    state: ServerState = request.app.state.cz
+    return state
+
+
+def bearer(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def require(scope: str) -> Callable[..., Caller]:
+    """A dependency: the caller, if its token is valid and carries ``scope``."""
+
+    def dependency(
+        request: Request, authorization: Annotated[str | None, Depends(oauth2)]
+    ) -> Caller:
+        return state_of(request).authorise(
+            bearer(authorization),
+            scope,
+            f"{request.method} {request.url.path}",
+            request.client.host if request.client else "",
+        )
+
+    return dependency
+
+
+Read = Annotated[Caller, Depends(require("zone:read"))]
+Audit = Annotated[Caller, Depends(require("audit:read"))]
+Submit = Annotated[Caller, Depends(require("requests:submit"))]
+Decide = Annotated[Caller, Depends(require("requests:decide"))]
+WriteData = Annotated[Caller, Depends(require("datasets:write"))]
+Jobs = Annotated[Caller, Depends(require("jobs:run"))]
+Operator = Annotated[Caller, Depends(require("parties:write"))]
+
+router = APIRouter(prefix="/v1")
+
+
+def _notify(request: Request, zone_request: ZoneRequest) -> ZoneRequest:
+    state_of(request).notifier.notify(zone_request)
+    return zone_request
+
+
+@router.get("/me", response_model=Me, tags=["identity"])
+def me(caller: Read) -> Me:
+    """The party this token acts for, its scopes and when the token expires."""
+    return Me(
+        name=caller.party.name,
+        roles=[str(r) for r in caller.party.roles],
+        scopes=sorted(caller.principal.scopes),
+        token_expires_at=caller.principal.expires_at,
+    )
+
+
+@router.get("/parties", response_model=list[Party], tags=["parties"])
+def parties(caller: Read) -> list[Party]:
+    """Every party of the zone."""
+    return caller.zone.parties()
+
+
+@router.post("/parties", response_model=PartyOut, status_code=201, tags=["parties"])
+def add_party(body: PartyIn, caller: Operator) -> PartyOut:
+    """Register an organisation (operator); its secret is returned once."""
+    party, secret = caller.zone.add_party(body.name, body.roles)
+    return PartyOut(
+        name=party.name,
+        roles=[str(r) for r in party.roles],
+        created_at=party.created_at,
+        client_secret=secret,
+    )
+
+
+@router.get("/datasets", response_model=list[Dataset], tags=["datasets"])
+def datasets(caller: Read) -> list[Dataset]:
+    """Datasets this party owns or that an active agreement shares with it."""
+    return caller.zone.datasets()
+
+
+@router.post("/datasets", response_model=Dataset, status_code=201, tags=["datasets"])
+def add_dataset(
+    request: Request,
+    caller: WriteData,
+    name: Annotated[str, Form(pattern=NAME)],
+    spec: Annotated[str, Form(max_length=1 << 20, description="dataset spec as JSON")],
+    file: Annotated[UploadFile, File(description="CSV or Parquet file")],
+    description: Annotated[str | None, Form(max_length=2000)] = None,
+) -> Dataset:
+    """Upload a CSV or Parquet file (streamed to disk) as a dataset or a new version."""
+    suffix = Path(file.filename or "").suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        raise InvalidInputError(f"upload a file ending in one of {', '.join(UPLOAD_SUFFIXES)}")
+    try:
+        spec_doc = json.loads(spec)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"spec is not valid JSON (line {exc.lineno})") from None
+    if not isinstance(spec_doc, dict):
+        raise InvalidInputError("spec must be a JSON object with a `columns` list")
+    spool = state_of(request).settings.state_dir / "uploads"
+    with tempfile.NamedTemporaryFile(dir=spool, suffix=suffix, delete=False) as handle:
+        shutil.copyfileobj(file.file, handle, 1 << 20)
+        path = Path(handle.name)
+    try:
+        return caller.zone.add_dataset(name, path, spec_doc, description)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@router.post("/datasets/registered", response_model=Dataset, status_code=201, tags=["datasets"])
+def register_dataset(body: RegisterIn, caller: WriteData) -> Dataset:
+    """Declare a dataset that stays at the owner's premises (its node runs the jobs)."""
+    return caller.zone.register_dataset(
+        body.name, body.spec, row_count=body.row_count, description=body.description
+    )
+
+
+@router.delete("/datasets/{name}", status_code=204, tags=["datasets"])
+def remove_dataset(name: Annotated[str, PathParam(pattern=NAME)], caller: WriteData) -> None:
+    """Delete one's own dataset and its data."""
+    caller.zone.remove_dataset(name)
+
+
+@router.get("/agreements", response_model=list[Agreement], tags=["agreements"])
+def agreements(
+    caller: Read, dataset: Annotated[str | None, Query(pattern=NAME)] = None
+) -> list[Agreement]:
+    """Agreements governing data this party touches."""
+    return caller.zone.agreements(dataset)
+
+
+@router.post("/agreements", response_model=Agreement, status_code=201, tags=["agreements"])
+def add_agreement(body: AgreementIn, caller: WriteData) -> Agreement:
+    """Sign an agreement on one's own dataset."""
+    return caller.zone.add_agreement(
+        body.dataset,
+        grantees=body.grantees,
+        technique=body.technique,
+        purposes=body.purposes,
+        rules=body.rules,
+        approval=body.approval if body.approval in ("auto", "manual") else _bad_approval(),
+        valid_from=body.valid_from,
+        valid_until=body.valid_until,
+    )
+
+
+def _bad_approval() -> str:
+    raise InvalidInputError("approval must be 'auto' or 'manual'")
+
+
+@router.get("/agreements/{agreement_id}", response_model=Agreement, tags=["agreements"])
+def agreement(agreement_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> Agreement:
+    """One agreement visible to this party."""
+    return caller.zone.agreement(agreement_id)
+
+
+@router.post("/agreements/{agreement_id}/revoke", response_model=Agreement, tags=["agreements"])
+def revoke_agreement(
+    agreement_id: Annotated[str, PathParam(pattern=ID)], body: ReasonIn, caller: WriteData
+) -> Agreement:
+    """End an agreement now (owner only)."""
+    return caller.zone.revoke_agreement(agreement_id, body.reason)
+
+
+@router.post("/requests", response_model=ZoneRequest, status_code=201, tags=["requests"])
+def submit(request: Request, body: SubmitIn, caller: Submit) -> ZoneRequest:
+    """Ask a question; it runs as far as the agreements let it go."""
+    made = caller.zone.submit(body.technique, body.spec, body.purpose)
+    assert isinstance(made, ZoneRequest)
+    return _notify(request, made)
+
+
+@router.post("/price", tags=["requests"])
+def price(body: SubmitIn, caller: Submit) -> dict[str, Any]:
+    """Dry run: what a request would touch, which rules apply, what it costs."""
+    return caller.zone.price(body.technique, body.spec, body.purpose)
+
+
+@router.get("/requests", response_model=list[ZoneRequest], tags=["requests"])
+def requests(caller: Read, status: RequestStatus | None = None) -> list[ZoneRequest]:
+    """Requests this party asked, must decide, or that touch its datasets."""
+    return caller.zone.requests(status)
+
+
+@router.get("/requests/{request_id}", response_model=ZoneRequest, tags=["requests"])
+def one_request(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> ZoneRequest:
+    """One request that concerns this party."""
+    return caller.zone.request(request_id)
+
+
+@router.post("/requests/{request_id}/approve", response_model=ZoneRequest, tags=["requests"])
+def approve(
+    request: Request,
+    request_id: Annotated[str, PathParam(pattern=ID)],
+    body: ReasonIn,
+    caller: Decide,
+) -> ZoneRequest:
+    """Approve a request touching one's dataset; the last approval runs it."""
+    return _notify(request, caller.zone.approve(request_id, body.reason))
+
+
+@router.post("/requests/{request_id}/deny", response_model=ZoneRequest, tags=["requests"])
+def deny(
+    request: Request,
+    request_id: Annotated[str, PathParam(pattern=ID)],
+    body: ReasonIn,
+    caller: Decide,
+) -> ZoneRequest:
+    """Deny a request touching one's dataset, with a reason."""
+    return _notify(request, caller.zone.deny(request_id, body.reason))
+
+
+@router.get("/requests/{request_id}/result", response_model=Release, tags=["requests"])
+def result(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> Release:
+    """A released result with its privacy receipt."""
+    return caller.zone.result(request_id)
+
+
+@router.get("/requests/{request_id}/receipt", response_model=Receipt, tags=["requests"])
+def receipt(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> Receipt:
+    """The privacy receipt of a released request."""
+    return caller.zone.receipt(request_id)
+
+
+@router.get("/catalogue", tags=["requests"])
+def catalogue(caller: Read, mock_rows: Annotated[int, Query(ge=0, le=100)] = 5) -> dict[str, Any]:
+    """What this party may see of the datasets shared with it."""
+    return caller.zone.catalogue(mock_rows)
+
+
+@router.get("/jobs", response_model=list[ZoneRequest], tags=["jobs"])
+def jobs(caller: Jobs) -> list[ZoneRequest]:
+    """Approved jobs waiting for this party's node."""
+    return caller.zone.jobs()
+
+
+@router.get("/jobs/{request_id}/context", tags=["jobs"])
+def job_context(request_id: Annotated[str, PathParam(pattern=ID)], caller: Jobs) -> dict[str, Any]:
+    """The stored plan and monitor history a node needs to run its job (node only)."""
+    return caller.zone.job_context(request_id)
+
+
+@router.post("/jobs/{request_id}/complete", response_model=ZoneRequest, tags=["jobs"])
+def complete_job(
+    request: Request,
+    request_id: Annotated[str, PathParam(pattern=ID)],
+    body: CompleteIn,
+    caller: Jobs,
+) -> ZoneRequest:
+    """Hand back a job's outcome; the zone filters, charges and releases it."""
+    # Only the job's node gets past this (audited otherwise). It also keeps requests that
+    # never had an owner-placed plan away from the core's complete(), which assumes one.
+    caller.zone.job_context(request_id)
+    done = caller.zone.complete_job(
+        request_id,
+        body.payload,
+        body.spent,
+        rows_suppressed=body.rows_suppressed,
+        mechanism=body.mechanism,
+        noise_scale=body.noise_scale,
+    )
+    return _notify(request, done)
+
+
+@router.get("/budget", tags=["audit"])
+def budget(caller: Read) -> list[dict[str, Any]]:
+    """Privacy budget spent and remaining per (party, dataset, period) this party may see."""
+    return caller.zone.budget()
+
+
+@router.get("/audit", tags=["audit"])
+def audit_events(caller: Audit) -> list[dict[str, Any]]:
+    """The audit log this party may read."""
+    return caller.zone.audit_events()
+
+
+@router.get("/audit/verify", response_model=VerificationOut, tags=["audit"])
+def verify_audit(caller: Audit) -> VerificationOut:
+    """Recompute the hash chain and its signed head."""
+    result = caller.zone.verify_audit()
+    return VerificationOut(
+        ok=result.ok, events=result.events, broken_at=result.broken_at, problem=result.problem
+    )
+
+
+@router.put("/notifications", tags=["identity"])
+def subscribe(request: Request, body: SubscriptionIn, caller: Read) -> dict[str, str]:
+    """Where this party wants notices (webhook URL, e-mail); returns the signing secret."""
+    return state_of(request).notifier.subscribe(caller.party.name, body.url, body.email)

@@ -1,0 +1,83 @@
+"""Request bodies of the JSON API (responses reuse the domain models of model.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAME = r"^[a-z][a-z0-9_]{0,62}$"
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PartyIn(Body):
+    name: str = Field(pattern=NAME, description="lowercase name, also the OAuth2 client_id")
+    roles: list[str] = Field(min_length=1, max_length=5)
+
+
+class PartyOut(BaseModel):
+    """A new party and its secret (shown once: the OAuth2 client_secret)."""
+
+    name: str
+    roles: list[str]
+    created_at: dt.datetime
+    client_secret: str
+
+
+class RegisterIn(Body):
+    name: str = Field(pattern=NAME)
+    spec: dict[str, Any]
+    row_count: int = Field(ge=0, le=10**12)
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class AgreementIn(Body):
+    dataset: str = Field(pattern=NAME)
+    grantees: list[str] = Field(min_length=1, max_length=100)
+    technique: str = Field(min_length=1, max_length=100)
+    purposes: list[str] = Field(min_length=1, max_length=100)
+    rules: dict[str, Any] = Field(default_factory=dict)
+    approval: str = "auto"
+    valid_from: dt.datetime | None = None
+    valid_until: dt.datetime | None = None
+
+
+class ReasonIn(Body):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class SubmitIn(Body):
+    technique: str = Field(min_length=1, max_length=100)
+    spec: dict[str, Any] = Field(default_factory=dict)
+    purpose: str = Field(default="", max_length=2000)
+
+
+class CompleteIn(Body):
+    payload: dict[str, Any]
+    spent: dict[str, dict[str, float]] | None = None
+    rows_suppressed: int = Field(default=0, ge=0)
+    mechanism: str | None = None
+    noise_scale: float | None = None
+
+
+class SubscriptionIn(Body):
+    url: str | None = Field(default=None, max_length=2000)
+    email: str | None = Field(default=None, max_length=320)
+
+
+class Me(BaseModel):
+    name: str
+    roles: list[str]
+    scopes: list[str]
+    token_expires_at: int
+
+
+class VerificationOut(BaseModel):
+    ok: bool
+    events: int
+    broken_at: int | None = None
+    problem: str | None = None

@@ -1,0 +1,76 @@
+"""The zone server: a FastAPI app exposing every zone operation, plus the owners' console.
+
+>>> from collabzone.server import ServerSettings, create_app           # doctest: +SKIP
+>>> app = create_app(ServerSettings(zone_dir=Path("zone")))            # doctest: +SKIP
+>>> uvicorn.run(app, host="127.0.0.1", port=8080)                      # doctest: +SKIP
+
+The OpenAPI schema is served at ``/openapi.json`` (interactive docs at ``/docs``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from collabzone.server import _api, _console, _errors, _oauth, _oidc
+from collabzone.server._limits import BodyLimit
+from collabzone.server._settings import ServerSettings
+from collabzone.server._state import ServerState
+from collabzone.zone import Zone
+
+VERSION = "1"
+
+
+def _is_upload(method: str, path: str) -> bool:
+    return method == "POST" and path == "/v1/datasets"
+
+
+def create_app(settings: ServerSettings, zone: Zone | None = None) -> FastAPI:
+    """Build the app for one zone (opened once; each call acts as its token's party)."""
+    state = ServerState(settings, zone)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        yield
+        state.close()
+
+    app = FastAPI(
+        title="collabzone",
+        version=VERSION,
+        summary="A privacy-preserving data collaboration zone",
+        description=(
+            "Every call acts as the party of its OAuth2 access token (client credentials: "
+            "client_id = party name, client_secret = the party token). Errors are "
+            '`{"error": {"type", "code", "message", "reasons"?}}`.'
+        ),
+        lifespan=lifespan,
+    )
+    app.state.cz = state
+    app.state.oidc = _oidc.Provider(settings.oidc) if settings.oidc else None
+    _errors.install(app)
+    app.include_router(_oauth.router)
+    app.include_router(_api.router)
+    app.include_router(_console.router)
+    app.include_router(_oidc.router)
+    app.add_middleware(
+        BodyLimit,
+        default=settings.max_body,
+        upload=settings.max_upload,
+        is_upload=_is_upload,
+    )
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/console/", status_code=303)
+
+    @app.get("/healthz", tags=["identity"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the zone this server serves."""
+        return {"status": "ok", "zone_id": state.zone.zone_id}
+
+    return app

@@ -1,0 +1,265 @@
+"""Running DP queries: limits, the bounded query, OpenDP noise, intervals, the cache.
+
+A repeated query (same canonical meaning, same requester, same budget) returns the
+earlier noisy answer at no cost, re-labelled for the new names and order.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from collabzone.techniques.base import Outcome, RunContext
+from collabzone.techniques.sql._bounds import AUTO_SHARE, derive_limit
+from collabzone.techniques.sql._canonical import canonical_key
+from collabzone.techniques.sql._compile import Compiled, quantity_key
+from collabzone.techniques.sql._dp import Budget, Measure, accuracy, release
+from collabzone.techniques.sql._execute import execute
+from collabzone.techniques.sql._payload import jsonable, table_payload
+from collabzone.techniques.sql._run import history
+from collabzone.techniques.sql.rules.profile_contributions import profile_contributions
+
+
+def _dp_cache_key(compiled: Compiled) -> str:
+    budget = compiled.budget
+    assert budget is not None
+    return canonical_key(
+        compiled.query.tree,
+        compiled.query.tables,
+        extra=[
+            sorted(compiled.quantity_index),
+            compiled.shape.order_by,
+            compiled.shape.limit,
+            budget.epsilon,
+            budget.rho,
+            budget.delta,
+            compiled.spec.get("alpha", 0.05),
+            compiled.effective.to_json(),
+        ],
+    )
+
+
+def _item_ids(compiled: Compiled) -> list[str]:
+    """What each output is, independent of its name and position."""
+    ids = []
+    for item in compiled.shape.items:
+        if item.dimension is not None:
+            ids.append(f"dim:{item.dimension.dataset}.{item.dimension.column.name}")
+        else:
+            agg = item.aggregates[0]
+            ids.append(
+                f"{agg.func}:{agg.ref.dataset}.{agg.ref.column.name}" if agg.ref else "COUNT:*"
+            )
+    return ids
+
+
+def _from_cache(cached: Mapping[str, Any], ids: list[str], names: list[str]) -> Outcome:
+    """The earlier noisy answer, re-labelled for this query's names and order (no cost)."""
+    old = cached["payload"]
+    where = [list(cached["item_ids"]).index(i) for i in ids]
+    renamed = {old["columns"][w]: names[n] for n, w in enumerate(where)}
+    payload = dict(old)
+    payload["columns"] = names
+    payload["rows"] = [[row[w] for w in where] for row in old["rows"]]
+    for key in ("confidence_intervals", "noise_scale"):
+        payload[key] = {renamed[k]: v for k, v in (old.get(key) or {}).items() if k in renamed}
+    payload["spent"] = {"epsilon": 0.0, "delta": 0.0, "rho": 0.0}
+    payload["notes"] = [
+        *old.get("notes", []),
+        "repeated query: the earlier noisy answer is returned at no extra cost",
+    ]
+    payload["_monitor"] = {"kind": "dp", "dp_cache": dict(cached)}
+    return Outcome(
+        payload=payload,
+        mechanism=payload.get("mechanism"),
+        noise_scale=payload.get("max_noise_scale"),
+        spent={},
+    )
+
+
+def _limits(
+    compiled: Compiled, ctx: RunContext, budget: Budget
+) -> tuple[Budget, int, int, list[str]]:
+    """Contribution limits: the agreement's, or derived privately with a share of the budget."""
+    eff = compiled.effective
+    grouped = bool(compiled.shape.group_by)
+    rows, groups = eff.max_rows_per_entity, eff.max_groups_per_entity if grouped else 1
+    missing = [name for name, value in (("rows", rows), ("groups", groups)) if value is None]
+    if not missing:
+        return budget, int(rows or 1), int(groups or 1), []
+    total = budget.rho if budget.zcdp else budget.epsilon
+    assert total is not None
+    share = total * AUTO_SHARE / len(missing)
+    tree = profile_contributions(compiled.query.tree, ctx=compiled.rewrite_context())
+    profile = execute(
+        ctx.connection(), tree.sql(dialect="duckdb"), timeout_s=eff.timeout_s, max_rows=None
+    )
+    notes = []
+    if rows is None:
+        rows, cost = derive_limit(
+            profile.column("_cz_rows").to_pylist(), share=share, zcdp=budget.zcdp
+        )
+        notes.append(f"max rows per entity per group derived privately: {rows} (cost {cost:.3g})")
+    if groups is None:
+        groups, cost = derive_limit(
+            profile.column("_cz_groups").to_pylist(), share=share, zcdp=budget.zcdp
+        )
+        notes.append(f"max groups per entity derived privately: {groups} (cost {cost:.3g})")
+    rest = total * (1 - AUTO_SHARE)
+    main = replace(budget, rho=rest) if budget.zcdp else replace(budget, epsilon=rest)
+    return main, int(rows), int(groups), notes
+
+
+def run_dp(compiled: Compiled, ctx: RunContext) -> Outcome:
+    budget = compiled.budget
+    assert budget is not None
+    key = _dp_cache_key(compiled)
+    names = [item.name for item in compiled.shape.items]
+    ids = _item_ids(compiled)
+    for entry in history(compiled, ctx):
+        cached = entry.get("dp_cache") if entry.get("requester") == ctx.requester.name else None
+        if cached and cached.get("key") == key and set(ids) <= set(cached.get("item_ids", [])):
+            return _from_cache(cached, ids, names)
+    eff = compiled.effective
+    main_budget, max_rows, max_groups, notes = _limits(compiled, ctx, budget)
+    tree = compiled.rewritten(
+        salt=secrets.randbelow(2**31), max_rows=max_rows, max_groups=max_groups
+    )
+    table = execute(
+        ctx.connection(), tree.sql(dialect="duckdb"), timeout_s=eff.timeout_s, max_rows=None
+    )
+    dims = [f"_cz_d{i}" for i in range(len(compiled.shape.group_by))]
+    dim_values = [table.column(d).to_pylist() for d in dims]
+    keys = (
+        [tuple(jsonable(v) for v in key_) for key_ in zip(*dim_values, strict=True)]
+        if dims
+        else [()] * table.num_rows
+    )
+    if not dims and not keys:
+        keys = [()]
+    data = {
+        q.name: [int(v or 0) for v in table.column(q.name).to_pylist()] or [0]
+        for q in compiled.quantities
+    }
+    measures = []
+    for q in compiled.quantities:
+        linf = (
+            max_rows * max(abs(q.bound.low), abs(q.bound.high))
+            if q.bound is not None
+            else (1 if q.kind == "entities" else max_rows)
+        )
+        measures.append(Measure(q.name, max(1, linf)))
+    alpha = float(compiled.spec.get("alpha", 0.05))
+    public = compiled.public_keys if compiled.shape.group_by else [()]
+    noisy = release(
+        keys,
+        data,
+        measures,
+        budget=main_budget,
+        max_groups=max_groups,
+        alpha=alpha,
+        public_keys=public,
+        selector=compiled.quantity_index.get("rows"),
+    )
+    # the whole budget is charged: the answer's share and the share that derived the limits
+    charged = budget.cost() if noisy.threshold is not None else replace(budget, delta=0.0).cost()
+    scale_of = {q.name: (q.bound.scale if q.bound is not None else 1) for q in compiled.quantities}
+    rows, intervals = _dp_rows(compiled, noisy, scale_of, alpha)
+    order = compiled.shape.order_by
+    for name, desc in reversed(order):
+        idx = names.index(name)
+        perm = sorted(
+            range(len(rows)), key=lambda i: (rows[i][idx] is None, rows[i][idx]), reverse=desc
+        )
+        rows = [rows[i] for i in perm]
+        intervals = {k: [v[i] for i in perm] for k, v in intervals.items()}
+    if compiled.shape.limit is not None:
+        rows = rows[: compiled.shape.limit]
+        intervals = {k: v[: compiled.shape.limit] for k, v in intervals.items()}
+    item_scale = _item_scales(compiled, noisy.scales, scale_of)
+    payload = table_payload(names, rows)
+    payload.update(
+        {
+            "analysis": "dp",
+            "mechanism": "discrete_gaussian (zCDP)" if budget.zcdp else "discrete_laplace",
+            "confidence_level": 1 - alpha,
+            "confidence_intervals": intervals,
+            "noise_scale": item_scale,
+            "max_noise_scale": max(item_scale.values()) if item_scale else None,
+            "partition_selection": "public domain"
+            if compiled.public_keys is not None
+            else f"private (threshold {noisy.threshold})",
+            "contribution_bounds": {
+                "max_rows_per_entity": max_rows,
+                "max_groups_per_entity": max_groups,
+            },
+            "spent": charged.as_dict(),
+            "notes": notes,
+        }
+    )
+    public_payload = {k: v for k, v in payload.items() if not k.startswith("_")}
+    cache = {"key": key, "item_ids": ids, "payload": public_payload}
+    payload["_monitor"] = {"kind": "dp", "dp_cache": cache}
+    spent = {d: charged for d in compiled.datasets}
+    return Outcome(
+        payload=payload,
+        mechanism=payload["mechanism"],
+        noise_scale=payload["max_noise_scale"],
+        spent=spent,
+    )
+
+
+def _item_scales(
+    compiled: Compiled, scales: Mapping[str, float], scale_of: Mapping[str, int]
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in compiled.shape.items:
+        if item.is_aggregate:
+            agg = item.aggregates[0]
+            first = quantity_key(compiled, agg.func, agg.ref)[0]
+            out[item.name] = scales[first] / scale_of[first]
+    return out
+
+
+def _dp_rows(
+    compiled: Compiled, noisy: Any, scale_of: Mapping[str, int], alpha: float
+) -> tuple[list[list[Any]], dict[str, list[list[float | None]]]]:
+    rows: list[list[Any]] = []
+    intervals: dict[str, list[list[float | None]]] = {}
+    dims = {ref.key: i for i, ref in enumerate(compiled.shape.group_by)}
+    for index, key in enumerate(noisy.keys):
+        row: list[Any] = []
+        for item in compiled.shape.items:
+            if item.dimension is not None:
+                row.append(key[dims[item.dimension.key]])
+                continue
+            agg = item.aggregates[0]
+            parts = quantity_key(compiled, agg.func, agg.ref)
+            values = [noisy.values[p][index] / scale_of[p] for p in parts]
+            if agg.func == "AVG":  # two noisy values: alpha / 2 each keeps 1 - alpha coverage
+                zcdp = bool(compiled.budget and compiled.budget.zcdp)
+                widths = [accuracy(zcdp, noisy.scales[p], alpha / 2) / scale_of[p] for p in parts]
+            else:
+                widths = [noisy.accuracy[p] / scale_of[p] for p in parts]
+            if agg.func == "AVG":
+                total, count = values
+                value = total / count if count > 0 else None
+                low_count = count - widths[1]
+                interval: list[float | None] = [None, None]
+                if low_count > 0 and value is not None:
+                    candidates = [
+                        (total + s * widths[0]) / (count + c * widths[1])
+                        for s in (-1, 1)
+                        for c in (-1, 1)
+                    ]
+                    interval = [min(candidates), max(candidates)]
+                row.append(value)
+            else:
+                value = values[0]
+                row.append(int(value) if scale_of[parts[0]] == 1 else value)
+                interval = [value - widths[0], value + widths[0]]
+            intervals.setdefault(item.name, []).append(interval)
+        rows.append(row)
+    return rows, intervals

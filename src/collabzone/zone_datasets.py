@@ -1,0 +1,214 @@
+"""Zone operations on datasets: ingest (all or nothing), remote registration, listing, removal."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+
+from collabzone import audit, ingest
+from collabzone.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotAuthorisedError,
+)
+from collabzone.model import (
+    Agreement,
+    Dataset,
+    Role,
+)
+from collabzone.runtime import visible_to
+from collabzone.store import repo
+from collabzone.store import tables as t
+from collabzone.zone_base import NODE_PREFIX, ZoneBase, _check_name, _now
+
+
+class DatasetOps(ZoneBase):
+    """Datasets of the zone, as one party may handle them."""
+
+    def add_dataset(
+        self,
+        name: str,
+        source: str | Path,
+        spec: Mapping[str, Any] | str | Path,
+        description: str | None = None,
+    ) -> Dataset:
+        """Ingest a CSV or Parquet file as a new dataset (or a new version of one's own).
+
+        All or nothing: any problem raises InvalidInputError naming file, line and column,
+        and leaves the zone exactly as it was.
+        """
+        me = self._require_role("adding a dataset", Role.PROVIDER)
+        _check_name("dataset", name)
+        parsed = ingest.parse_spec(spec)
+        with self._engine.connect() as conn:
+            existing = (
+                conn.execute(select(t.datasets).where(t.datasets.c.name == name)).mappings().first()
+            )
+            agreements = repo.list_agreements(conn, name)
+        if existing is not None and existing["owner"] != me.name:
+            self._requests.audit_denied(
+                me.name, f"dataset:{name}", {me.name, existing["owner"]}, {"attempt": "replace"}
+            )
+            raise NotAuthorisedError(f"dataset {name!r} belongs to {existing['owner']!r}")
+        if existing is not None and self._read_only(agreements):
+            raise ConflictError(f"dataset {name!r} is read-only: its agreements have expired")
+        table = ingest.read_file(Path(source), parsed)
+        version = (existing["version"] + 1) if existing is not None else 1
+        file_name, digest = self._data.write(name, version, table)
+        columns = [c.model_dump(by_alias=True, mode="json") for c in parsed.columns]
+        created = _now()
+        values = dict(
+            owner=me.name,
+            columns=columns,
+            row_count=table.num_rows,
+            version=version,
+            description=description if description is not None else parsed.description,
+            data_file=file_name,
+            content_sha256=digest,
+            created_at=repo.iso(created),
+        )
+        try:
+            with self._engine.begin() as conn:
+                if existing is None:
+                    conn.execute(t.datasets.insert().values(name=name, **values))
+                else:
+                    conn.execute(
+                        update(t.datasets).where(t.datasets.c.name == name).values(**values)
+                    )
+                audit.append(
+                    conn,
+                    self._mac_key(),
+                    actor=me.name,
+                    action="dataset.added",
+                    subject=name,
+                    parties=[me.name],
+                    details={
+                        "version": version,
+                        "rows": table.num_rows,
+                        "columns": [c["name"] for c in columns],
+                        "sha256": digest,
+                    },
+                )
+        except BaseException:
+            self._data.remove(file_name)
+            raise
+        if existing is not None:
+            self._data.remove(existing["data_file"])
+        return Dataset(
+            name=name,
+            created_at=created,
+            **{
+                k: v
+                for k, v in values.items()
+                if k in ("owner", "row_count", "version", "description")
+            },
+            columns=tuple(parsed.columns),
+        )
+
+    def register_dataset(
+        self,
+        name: str,
+        spec: Mapping[str, Any] | str | Path,
+        *,
+        row_count: int,
+        description: str | None = None,
+    ) -> Dataset:
+        """Declare a dataset that stays at the owner's premises (its node runs the techniques).
+
+        Only the schema and an approximate size enter the zone, so agreements, the catalogue
+        and requests can name it; owner-placed techniques (e.g. the prediction validator)
+        run on it at the owner's node and hand back only released outputs.
+        """
+        me = self._require_role("registering a dataset", Role.PROVIDER)
+        _check_name("dataset", name)
+        parsed = ingest.parse_spec(spec)
+        if isinstance(row_count, bool) or not isinstance(row_count, int) or row_count < 0:
+            raise InvalidInputError("row_count must be a non-negative integer")
+        columns = [c.model_dump(by_alias=True, mode="json") for c in parsed.columns]
+        created = _now()
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    t.datasets.insert().values(
+                        name=name,
+                        owner=me.name,
+                        columns=columns,
+                        row_count=row_count,
+                        version=1,
+                        description=description if description is not None else parsed.description,
+                        data_file=f"{NODE_PREFIX}{me.name}",
+                        content_sha256="",
+                        created_at=repo.iso(created),
+                    )
+                )
+                audit.append(
+                    conn,
+                    self._mac_key(),
+                    actor=me.name,
+                    action="dataset.registered",
+                    subject=name,
+                    parties=[me.name],
+                    details={"held_at": f"node:{me.name}", "columns": [c["name"] for c in columns]},
+                )
+        except DBIntegrityError:
+            raise ConflictError(f"a dataset named {name!r} already exists") from None
+        return Dataset(
+            name=name,
+            owner=me.name,
+            columns=tuple(parsed.columns),
+            row_count=row_count,
+            version=1,
+            description=description or parsed.description,
+            created_at=created,
+        )
+
+    @staticmethod
+    def _read_only(agreements: Sequence[Agreement]) -> bool:
+        now = _now()
+        live = [a for a in agreements if a.revoked_at is None]
+        return bool(live) and all(a.valid_until is not None and a.valid_until <= now for a in live)
+
+    def datasets(self) -> list[Dataset]:
+        """Datasets this party owns or that an active agreement shares with it."""
+        me = self.me
+        with self._engine.connect() as conn:
+            return visible_to(me, repo.list_datasets(conn), repo.list_agreements(conn), _now())
+
+    def remove_dataset(self, name: str) -> None:
+        """Delete one's own dataset and its data (its agreements end with it)."""
+        me = self.me
+        with self._engine.connect() as conn:
+            row = repo.get_dataset_row(conn, name)
+        if row["owner"] != me.name:
+            self._requests.audit_denied(
+                me.name, f"dataset:{name}", {me.name, row["owner"]}, {"attempt": "remove"}
+            )
+            raise NotAuthorisedError(f"dataset {name!r} belongs to {row['owner']!r}")
+        with self._engine.begin() as conn:
+            conn.execute(delete(t.datasets).where(t.datasets.c.name == name))
+            conn.execute(
+                update(t.agreements)
+                .where(t.agreements.c.dataset == name, t.agreements.c.revoked_at.is_(None))
+                .values(revoked_at=repo.iso(_now()), revoke_reason="dataset removed")
+            )
+            audit.append(
+                conn,
+                self._mac_key(),
+                actor=me.name,
+                action="dataset.removed",
+                subject=name,
+                parties=[me.name],
+            )
+        if not row["data_file"].startswith(NODE_PREFIX):
+            self._data.remove(row["data_file"])
+
+    def _clean_orphans(self) -> None:
+        """Remove data files no dataset points to (left by a crash mid-ingest)."""
+        with self._engine.connect() as conn:
+            known = {r.data_file for r in conn.execute(select(t.datasets.c.data_file))}
+        for name in self._data.files() - {k for k in known if not k.startswith(NODE_PREFIX)}:
+            self._data.remove(name)
