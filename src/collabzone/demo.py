@@ -125,6 +125,96 @@ def step_catalogue(demo: DemoZone) -> None:
         )
 
 
+def step_overlap(demo: DemoZone) -> None:
+    _title(demo, "3b. How many customers do we share? Overlap by match key and by region")
+    spec = {"datasets": ["bank_customers", "partner_customers"], "by": "region"}
+    for who, handle in (("bank", demo.bank), ("partner", demo.partner)):
+        request = handle.submit("overlap", spec, purpose="overlap measurement")
+        _show(demo, who, request)
+        assert isinstance(request, Request)
+        payload = dict(handle.result(request.id).payload)
+        by_key = {
+            k: ("suppressed" if v is None else v)
+            for k, v in payload.get("by_match_key", {}).items()
+        }
+        by_region = payload.get("by_dimension", {}).get("counts", {})
+        demo.console.print(
+            f"  {who} sees: {payload.get('overlap')} shared customers; "
+            f"linked by match key {by_key}; by region {by_region}"
+        )
+    demo.console.print(f"  (generated overlap: {demo.files.overlap} people)")
+
+
+JOIN = "FROM bank_customers b JOIN partner_customers p ON b.link_email = p.link_email"
+
+
+def step_sql(demo: DemoZone) -> None:
+    _title(demo, "3c. Governed SQL over the joined data: thresholds, query monitoring, DP")
+    queries = [
+        (
+            "conversion by partner loyalty tier",
+            {
+                "sql": f"SELECT p.loyalty_tier, COUNT(*) AS customers, "
+                f"AVG(b.converted) AS conversion {JOIN} GROUP BY p.loyalty_tier"
+            },
+        ),
+        (
+            "a breakdown too fine for the agreement (small cells suppressed)",
+            {
+                "sql": f"SELECT p.loyalty_tier, b.region, COUNT(*) AS customers {JOIN} WHERE b.segment = 'private' "
+                f"GROUP BY p.loyalty_tier, b.region"
+            },
+        ),
+        (
+            "customers by segment, age over 30",
+            {
+                "sql": f"SELECT b.segment, COUNT(*) AS customers {JOIN} "
+                f"WHERE b.age > 30 GROUP BY b.segment"
+            },
+        ),
+        (
+            "the same with age 30 or over (differencing one birthday)",
+            {
+                "sql": f"SELECT b.segment, COUNT(*) AS customers {JOIN} WHERE b.age >= 30 GROUP BY b.segment"
+            },
+        ),
+        (
+            "DP conversions by tier (epsilon 1.0)",
+            {
+                "sql": f"SELECT p.loyalty_tier, COUNT(*) AS customers, "
+                f"SUM(b.converted) AS converted {JOIN} GROUP BY p.loyalty_tier",
+                "epsilon": 1.0,
+            },
+        ),
+    ]
+    for label, spec in queries:
+        request = demo.bank.submit("sql", spec, purpose="campaign analysis")
+        demo.console.print(f"  [bold]{label}[/]")
+        _show(demo, "bank", request)
+        assert isinstance(request, Request)
+        if request.status.value == "released":
+            release = demo.bank.result(request.id)
+            payload = dict(release.payload)
+            if payload.get("rows"):
+                _table(demo, payload, label)
+            receipt = release.receipt
+            demo.console.print(
+                f"   suppressed rows: {receipt.rows_suppressed}; mechanism: {receipt.mechanism or '-'}; "
+                f"spent: {receipt.budget_spent or '-'}"
+            )
+    price = demo.bank.price(
+        "sql",
+        {
+            "sql": f"SELECT p.loyalty_tier, COUNT(*) AS n {JOIN} GROUP BY p.loyalty_tier",
+            "epsilon": 1.5,
+        },
+        "campaign analysis",
+    )
+    demo.console.print(
+        f"  dry run of another DP query at epsilon 1.5: {escape('; '.join(price['would_be_refused']) or 'would run')}"
+    )
+
+
 def step_dp_count(demo: DemoZone) -> None:
     _title(demo, "4. The bank asks for DP counts of partner customers by region")
     request = demo.bank.submit(
@@ -147,7 +237,11 @@ def step_dp_count(demo: DemoZone) -> None:
     again = demo.bank.submit(
         "dp_count", {"dataset": "partner_customers", "epsilon": 0.8}, purpose="campaign sizing"
     )
-    demo.console.print("  asking again with epsilon 0.8 (only 0.5 left):")
+    left = receipt.budget_remaining["partner_customers"]["epsilon"]
+    demo.console.print(
+        f"  asking again with epsilon 0.8 (the bank has {left:g} left on partner_customers, "
+        "shared by every technique):"
+    )
     _show(demo, "bank", again)
 
 
@@ -287,8 +381,9 @@ def step_audit(demo: DemoZone) -> None:
 
 
 STEPS: list[Step] = [
-    step_parties,
     step_catalogue,
+    step_overlap,
+    step_sql,
     step_dp_count,
     step_manual_approval,
     step_refusals,
@@ -309,14 +404,43 @@ def _setup(root: Path, rows: int, console: Console) -> DemoZone:
     auditor = operator.as_party(operator.add_party("auditor", ["auditor"])[1])
     files = demo_data.generate(root / "premises", rows=rows)
     demo = DemoZone(root, operator, bank, partner, auditor, files, console)
+    step_parties(demo)
     _title(demo, "2. Each party prepares its file at its premises and uploads tokens only")
     prepare_and_ingest(demo)
+    overlap_rules = {"min_group_size": 10, "allowed_dimensions": ["region"]}
+    partner.add_agreement(
+        "partner_customers",
+        grantees=["bank"],
+        technique="overlap",
+        purposes=["overlap measurement"],
+        rules=overlap_rules,
+    )
+    bank.add_agreement(
+        "bank_customers",
+        grantees=["partner"],
+        technique="overlap",
+        purposes=["overlap measurement"],
+        rules=overlap_rules,
+    )
+    partner.add_agreement(
+        "partner_customers",
+        grantees=["bank"],
+        technique="sql",
+        purposes=["campaign analysis"],
+        rules={
+            "analysis": ["aggregation", "dp"],
+            "min_group_size": 20,
+            "max_rows_per_entity": 1,
+            "max_groups_per_entity": 1,
+            "epsilon_budget": 2.0,
+        },
+    )
     partner.add_agreement(
         "partner_customers",
         grantees=["bank"],
         technique="dp_count",
         purposes=["campaign sizing"],
-        rules={"epsilon_budget": 1.0, "max_epsilon_per_request": 1.0},
+        rules={"epsilon_budget": 2.0, "max_epsilon_per_request": 1.0},
     )
     partner.add_agreement(
         "partner_customers",

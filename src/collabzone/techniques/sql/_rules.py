@@ -172,12 +172,13 @@ def allowed_modes(rules: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def entity_column(dataset: Dataset, rules: Mapping[str, Any]) -> str | None:
-    """The column whose distinct values count people: the rule, else the only join key."""
+    """The column whose distinct values count people: the rule, else the first join key
+    (``collabzone link prepare`` writes the match keys in priority order, best first)."""
     named = rules.get("entity_key")
     if isinstance(named, str) and dataset.column(named) is not None:
         return named
     keys = [c.name for c in dataset.columns_of(ColumnClass.JOIN_KEY)]
-    return keys[0] if len(keys) == 1 else None
+    return keys[0] if keys else None
 
 
 def _dimensions(ref: ColumnRef, rules: Mapping[str, Any]) -> bool:
