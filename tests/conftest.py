@@ -26,7 +26,11 @@ def _master_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _pg_url_with_schema(base: str, schema: str) -> str:
-    url = base.replace("postgresql://", "postgresql+psycopg://", 1) if base.startswith("postgresql://") else base
+    url = (
+        base.replace("postgresql://", "postgresql+psycopg://", 1)
+        if base.startswith("postgresql://")
+        else base
+    )
     sep = "&" if "?" in url else "?"
     return f"{url}{sep}options=-csearch_path%3D{schema}"
 
@@ -73,7 +77,12 @@ class Parties:
 CUSTOMER_SPEC = {
     "columns": [
         {"name": "token", "type": "string", "class": "join_key"},
-        {"name": "region", "type": "string", "class": "dimension", "domain": ["north", "south", "east"]},
+        {
+            "name": "region",
+            "type": "string",
+            "class": "dimension",
+            "domain": ["north", "south", "east"],
+        },
         {"name": "spend", "type": "float", "class": "measure", "domain": {"min": 0, "max": 1000}},
     ]
 }
@@ -86,7 +95,9 @@ def write_customers(path: Path, rows: int, prefix: str = "t", seed: int = 1) -> 
     rng = random.Random(seed)
     lines = ["token,region,spend"]
     for i in range(rows):
-        lines.append(f"{prefix}{i},{rng.choice(['north', 'south', 'east'])},{rng.uniform(0, 1000):.2f}")
+        lines.append(
+            f"{prefix}{i},{rng.choice(['north', 'south', 'east'])},{rng.uniform(0, 1000):.2f}"
+        )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -97,12 +108,23 @@ def make_zone(tmp_path: Path) -> Callable[[str | None], Parties]:
         operator, _ = init(tmp_path / "zone", db_url=db)
         tokens = {}
         handles = {}
-        for name, roles in (("bank", ["provider", "analyst"]), ("partner", ["provider", "analyst"]),
-                            ("insurer", ["provider"]), ("auditor", ["auditor"])):
+        for name, roles in (
+            ("bank", ["provider", "analyst"]),
+            ("partner", ["provider", "analyst"]),
+            ("insurer", ["provider"]),
+            ("auditor", ["auditor"]),
+        ):
             _, tokens[name] = operator.add_party(name, roles)
             handles[name] = operator.as_party(tokens[name])
-        return Parties(tmp_path / "zone", operator, handles["bank"], handles["partner"], handles["insurer"],
-                       handles["auditor"], tokens)
+        return Parties(
+            tmp_path / "zone",
+            operator,
+            handles["bank"],
+            handles["partner"],
+            handles["insurer"],
+            handles["auditor"],
+            tokens,
+        )
 
     return factory
 

@@ -150,7 +150,7 @@ JOIN = "FROM bank_customers b JOIN partner_customers p ON b.link_email = p.link_
 
 def step_sql(demo: DemoZone) -> None:
     _title(demo, "3c. Governed SQL over the joined data: thresholds, query monitoring, DP")
-    queries = [
+    queries: list[tuple[str, dict[str, Any]]] = [
         (
             "conversion by partner loyalty tier",
             {
