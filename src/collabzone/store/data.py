@@ -6,7 +6,10 @@ under a per-file key derived (HKDF) from the keyring's ``data-at-rest`` key and 
 salt. The file's name, dataset and version are bound in as associated data, so a file
 swapped for another dataset's fails to open. Layout::
 
-    b"CZD1" | key version (4 bytes) | salt (16) | nonce (12) | ciphertext+tag
+    b"CZD2" | key version (4 bytes) | salt (16) | nonce (12) | ciphertext+tag
+
+The plaintext is a part count, the part lengths and that many Parquet files (large tables
+are encoded in parallel, one part per thread).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import secrets
 import struct
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,11 +32,47 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from collabzone.errors import IntegrityError, NotFoundError
 from collabzone.keys import KeyProvider, derive
 
-MAGIC = b"CZD1"
+MAGIC = b"CZD2"
 DATA_KEY = "data-at-rest"
 TEMP_PREFIX = ".ingest-"
 TEMP_GRACE_SECONDS = 600
 """A temp file younger than this may belong to a write still running in another process."""
+
+
+PART_ROWS = 250_000
+"""Tables larger than this are encoded as several Parquet parts in parallel threads
+(pyarrow's writer is single-threaded; its encoding releases the GIL)."""
+WORKERS = max(1, min(4, os.cpu_count() or 1))
+_writers = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="parquet")
+
+
+def _encode(part: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(part, buffer, compression="snappy")
+    return buffer.getvalue()
+
+
+def _pack(table: pa.Table) -> bytes:
+    """The plaintext of a data file: a part count, the part lengths, then the Parquet parts."""
+    count = max(1, min(WORKERS, table.num_rows // PART_ROWS))
+    step = -(-table.num_rows // count) if table.num_rows else 0
+    slices = [table.slice(i * step, step) for i in range(count)] if count > 1 else [table]
+    parts = list(_writers.map(_encode, slices))
+    return struct.pack(f">I{len(parts)}Q", len(parts), *(len(p) for p in parts)) + b"".join(parts)
+
+
+def _unpack(plain: bytes, dataset: str) -> pa.Table:
+    try:
+        (count,) = struct.unpack_from(">I", plain, 0)
+        lengths = struct.unpack_from(f">{count}Q", plain, 4)
+    except struct.error:
+        raise IntegrityError(f"the data file of dataset {dataset!r} is malformed") from None
+    offset, tables = 4 + 8 * count, []
+    view = memoryview(plain)
+    for length in lengths:
+        tables.append(pq.read_table(pa.BufferReader(view[offset : offset + length])))
+        offset += length
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 
 class DataStore:
@@ -55,20 +95,19 @@ class DataStore:
         The file appears atomically (temp file + rename); the caller removes it again if
         its metadata transaction fails.
         """
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="snappy")
-        plain = buffer.getvalue()
+        plain = _pack(table)
         key_version, master = self._keys.get(DATA_KEY)
         salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
         key = derive(master, f"file/{salt.hex()}", context=DATA_KEY)
         sealed = AESGCM(key).encrypt(nonce, plain, self._aad(dataset, version))
-        blob = MAGIC + struct.pack(">I", key_version) + salt + nonce + sealed
+        header = MAGIC + struct.pack(">I", key_version) + salt + nonce
         self.root.mkdir(parents=True, exist_ok=True)
         name = self.file_name(dataset, version)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=TEMP_PREFIX)
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(blob)
+                handle.write(header)
+                handle.write(sealed)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.root / name)
@@ -102,7 +141,7 @@ class DataStore:
             raise IntegrityError(
                 f"the data file of dataset {dataset!r} failed authentication (tampered or swapped)"
             ) from None
-        return pq.read_table(io.BytesIO(plain))
+        return _unpack(plain, dataset)
 
     def remove(self, file_name: str) -> None:
         (self.root / file_name).unlink(missing_ok=True)
