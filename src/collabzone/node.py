@@ -42,6 +42,7 @@ from collabzone.errors import (
 )
 from collabzone.keys import KeyProvider, derive
 from collabzone.model import Agreement, Dataset, Party, Request
+from collabzone.runtime import sandboxed_duckdb
 from collabzone.techniques import registry
 from collabzone.techniques.base import Outcome, Plan
 
@@ -169,13 +170,7 @@ class LocalRunContext:
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         if self._connection is None:
-            con = duckdb.connect(
-                config={
-                    "enable_external_access": False,
-                    "autoinstall_known_extensions": False,
-                    "autoload_known_extensions": False,
-                }
-            )
+            con = sandboxed_duckdb()
             for name in self.request.datasets:
                 con.register(name, self.table(name))
             self._connection = con

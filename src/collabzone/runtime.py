@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from collabzone.budget import Period, PrivacyCost, period_key, total
 from collabzone.errors import NotAuthorisedError, NotFoundError, PolicyRefusal, Reason
@@ -22,7 +22,6 @@ from collabzone.keys import KeyProvider
 from collabzone.model import Agreement, Dataset, Party
 from collabzone.policy import choose_agreement
 from collabzone.store import repo
-from collabzone.store import tables as t
 from collabzone.store.data import DataStore
 
 
@@ -32,6 +31,18 @@ def visible_to(
     """Datasets ``party`` owns, or that an active agreement shares with it."""
     shared = {a.dataset for a in agreements if a.grants(party) and a.is_active(now)}
     return [d for d in datasets if d.owner == party.name or d.name in shared]
+
+
+def sandboxed_duckdb() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that can read no file, reach no network and load no extension:
+    techniques see only the tables registered on it."""
+    return duckdb.connect(
+        config={
+            "enable_external_access": False,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
+    )
 
 
 def budget_period_of(rules: Mapping[str, Any], now: dt.datetime) -> str:
@@ -156,13 +167,7 @@ class ZoneRunContext(ZoneContext):
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         if self._connection is None:
-            con = duckdb.connect(
-                config={
-                    "enable_external_access": False,
-                    "autoinstall_known_extensions": False,
-                    "autoload_known_extensions": False,
-                }
-            )
+            con = sandboxed_duckdb()
             for name in self._allowed:
                 con.register(name, self.table(name))
             self._connection = con
@@ -181,25 +186,7 @@ class ZoneRunContext(ZoneContext):
 
     def history(self, dataset: str) -> list[Mapping[str, Any]]:
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    t.releases.c.monitor,
-                    t.releases.c.released_at,
-                    t.requests.c.requester,
-                    t.requests.c.datasets,
-                )
-                .join(t.requests, t.requests.c.id == t.releases.c.request_id)
-                .order_by(t.releases.c.released_at)
-            ).mappings()
-            return [
-                {
-                    **(r["monitor"] or {}),
-                    "requester": r["requester"],
-                    "released_at": r["released_at"],
-                }
-                for r in rows
-                if dataset in r["datasets"] and r["monitor"]
-            ]
+            return list(repo.monitor_history(conn, dataset))
 
     def close(self) -> None:
         if self._connection is not None:

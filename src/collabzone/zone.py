@@ -321,26 +321,7 @@ class Zone(DatasetOps, AgreementOps, AuditOps):
             raise NotAuthorisedError(f"request {request_id} is not a job for {me.name!r}")
         plan = dict(row["plan"])
         with self._engine.connect() as conn:
-            rows = list(
-                conn.execute(
-                    select(
-                        t.releases.c.monitor,
-                        t.releases.c.released_at,
-                        t.requests.c.requester,
-                        t.requests.c.datasets,
-                    )
-                    .join(t.requests, t.requests.c.id == t.releases.c.request_id)
-                    .order_by(t.releases.c.released_at)
-                ).mappings()
-            )
-        history = {
-            name: [
-                {**r["monitor"], "requester": r["requester"], "released_at": r["released_at"]}
-                for r in rows
-                if name in r["datasets"] and r["monitor"]
-            ]
-            for name in plan.get("datasets", [])
-        }
+            history = {name: repo.monitor_history(conn, name) for name in plan.get("datasets", [])}
         return {"plan": plan, "history": history}
 
 

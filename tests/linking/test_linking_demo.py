@@ -9,28 +9,13 @@ import pyarrow.parquet as pq
 import pytest
 from linking_support import FakeContext
 
+from collabzone.demo_prepare import LINK_SPEC
 from collabzone.keys import LocalKeyring
 from collabzone.model import ColumnClass
 from collabzone.techniques.base import Rules
 from collabzone.techniques.linking import Overlap, parse_spec, prepare
 
-DEMO_SPEC = {
-    "collaboration": "bank-retail",
-    "zone": "demo",
-    "fields": {
-        "email": {"column": "email", "normaliser": "email"},
-        "phone": {"column": "phone", "normaliser": "phone", "options": {"region": "GB"}},
-        "first_name": {"column": "first_name", "normaliser": "name"},
-        "last_name": {"column": "last_name", "normaliser": "name"},
-        "dob": {"column": "birth_date", "normaliser": "dob"},
-        "postcode": {"column": "postcode", "normaliser": "postcode", "options": {"country": "GB"}},
-    },
-    "match_keys": [
-        {"name": "email", "fields": ["email"]},
-        {"name": "phone", "fields": ["phone"]},
-        {"name": "name_dob_postcode", "fields": ["first_name", "last_name", "dob", "postcode"]},
-    ],
-}
+DEMO_SPEC = LINK_SPEC  # the spec `collabzone demo` itself uses
 
 
 def test_demo_files_link_on_their_shared_customers(tmp_path: Path, keyring: LocalKeyring) -> None:

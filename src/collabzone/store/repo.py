@@ -185,3 +185,23 @@ def spent(conn: Connection, party: str, dataset: str, period: str) -> list[Priva
 
 def receipt_from_row(row: RowLike) -> Receipt:
     return Receipt.model_validate(row["receipt"])
+
+
+def monitor_history(conn: Connection, dataset: str) -> list[dict[str, Any]]:
+    """What earlier releases on ``dataset`` recorded for query monitoring (their hidden
+    ``_monitor`` dicts), oldest first, with the requester and release time added."""
+    rows = conn.execute(
+        select(
+            t.releases.c.monitor,
+            t.releases.c.released_at,
+            t.requests.c.requester,
+            t.requests.c.datasets,
+        )
+        .join(t.requests, t.requests.c.id == t.releases.c.request_id)
+        .order_by(t.releases.c.released_at)
+    ).mappings()
+    return [
+        {**r["monitor"], "requester": r["requester"], "released_at": r["released_at"]}
+        for r in rows
+        if dataset in r["datasets"] and r["monitor"]
+    ]
