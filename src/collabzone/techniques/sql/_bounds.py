@@ -13,11 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import opendp.prelude as dp
-
+from collabzone._opendp import dp
 from collabzone.techniques.sql._dp import calibrate
-
-dp.enable_features("contrib")
 
 CANDIDATES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 100)
 AUTO_SHARE = 0.1

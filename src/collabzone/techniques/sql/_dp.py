@@ -19,12 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import opendp.prelude as dp
-
+from collabzone._opendp import dp
 from collabzone.budget import PrivacyCost
 from collabzone.errors import InternalError, InvalidInputError
-
-dp.enable_features("contrib")
 
 _MAX_THRESHOLD = 2**40
 
