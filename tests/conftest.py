@@ -9,10 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 
 from collabzone.keys import MASTER_KEY_ENV, new_master_key
 from collabzone.zone import Zone, init
+
+# CI shares two cores with PostgreSQL and subprocesses: time limits per example would make
+# property tests flaky without testing anything about privacy.
+settings.register_profile("collabzone", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("collabzone")
 
 POSTGRES_ENV = "COLLABZONE_TEST_POSTGRES_URL"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -57,16 +57,23 @@ def test_binary_dp_intervals_cover_the_exact_metrics() -> None:
 
 
 def test_calibration_bands_are_noisy_but_covered() -> None:
+    """Each band's stated 95% interval covers its true positive rate in repeated runs (one
+    run with ten bands misses three or more ~1% of the time, so count over many runs)."""
     labels, scores = _data(3000, seed=3)
     options = _feedback.Options(epsilon=0.5, min_group_size=20)
-    feedback = _feedback.binary(labels, scores, None, options, np.random.default_rng(1))
-    bands = feedback.payload["calibration"]
-    misses = 0
-    for band, mask in zip(bands, feedback.band_masks, strict=True):
-        truth = labels[mask].mean()
-        misses += not band["ci95"][0] <= truth <= band["ci95"][1]
-        assert band["records"] == int(mask.sum()) >= 20
-    assert misses <= 2
+    rng = np.random.default_rng(1)
+    hits = total = 0
+    noisy = False
+    for _ in range(RUNS // 3):
+        feedback = _feedback.binary(labels, scores, None, options, rng)
+        for band, mask in zip(feedback.payload["calibration"], feedback.band_masks, strict=True):
+            truth = labels[mask].mean()
+            hits += band["ci95"][0] <= truth <= band["ci95"][1]
+            total += 1
+            noisy |= band["ci95"][0] < band["ci95"][1]
+            assert band["records"] == int(mask.sum()) >= 20
+    assert noisy  # the bands carry noise, not exact rates
+    assert hits / total >= MIN_COVERAGE, (hits, total)
 
 
 def test_regression_dp_intervals_cover_the_exact_metrics() -> None:
