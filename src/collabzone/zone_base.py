@@ -100,6 +100,17 @@ class ZoneBase:
         """The same zone, acting as the party that owns ``token``."""
         return type(self)(self.root, self._engine, self._keys, self.zone_id, token)
 
+    def _require_host(self, action: str) -> None:
+        """Host methods serve the process that opened the zone without a party (the server);
+        a handle acting for a party must not impersonate others or read service keys."""
+        if self._party is not None:
+            self._requests.audit_denied(
+                self._party.name, action, {self._party.name}, {"attempt": action}
+            )
+            raise NotAuthorisedError(
+                f"{action} is for the zone's host process, not for a party's handle"
+            )
+
     def authenticate(self, secret: str) -> Party:
         """The party whose token is ``secret`` (a wrong one is audited and refused)."""
         return self._authenticate(secret)
@@ -110,6 +121,7 @@ class ZoneBase:
         For front doors that verified the party themselves (the server checks a signed
         access token); everything the handle does is authorised and audited as ``party``.
         """
+        self._require_host("acting_as")
         handle = copy.copy(self)
         handle._party = party
         return handle
@@ -118,11 +130,13 @@ class ZoneBase:
         self, actor: str, subject: str, parties: Iterable[str], details: Mapping[str, Any]
     ) -> None:
         """Write an ``auth.denied`` audit event for an attempt refused before reaching the zone."""
+        self._require_host("record_denied")
         self._requests.audit_denied(actor, subject, set(parties), details)
 
     def derive_key(self, purpose: str) -> bytes:
         """Key material for one zone service (JWT signing, CSRF, webhooks), derived with HKDF
         from the keyring: stable across restarts, never on disk, never in a log."""
+        self._require_host("derive_key")
         self._keys.create(SERVICES_KEY)
         return self._keys.derive(SERVICES_KEY, f"{self.zone_id}/{purpose}")
 

@@ -76,7 +76,10 @@ def test_wrong_secret_and_mismatched_client_id_are_refused(
 def test_expired_forged_and_tampered_tokens_are_401(
     http: httpx.Client, shared_server: Shared, auditor: Zone
 ) -> None:
-    key = _acting.derive_key(auditor, "jwt")
+    host = connect(
+        shared_server.root, None, master_key=shared_server.master_key
+    )  # the server's view
+    key = _acting.derive_key(host, "jwt")
     tokens = TokenService(
         key, f"collabzone:{auditor.zone_id}", 900, RevocationList(shared_server.root / "x.json")
     )

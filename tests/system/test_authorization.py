@@ -114,3 +114,16 @@ def test_tokens_are_stored_hashed(shared: Parties) -> None:
     )
     for token in shared.tokens.values():
         assert token.encode() not in stored
+
+
+def test_a_party_handle_cannot_use_host_methods(shared: Parties) -> None:
+    """Impersonation and service keys are for the host process (the server), never a party."""
+    partner = shared.bank.party("partner")
+    with pytest.raises(NotAuthorisedError, match="host process"):
+        shared.bank.acting_as(partner)
+    with pytest.raises(NotAuthorisedError, match="host process"):
+        shared.bank.derive_key("server/jwt")
+    with pytest.raises(NotAuthorisedError, match="host process"):
+        shared.bank.record_denied("partner", "x", ["partner"], {"forged": True})
+    attempts = {e["details"]["attempt"] for e in _denials(shared) if e["actor"] == "bank"}  # type: ignore[index]
+    assert {"acting_as", "derive_key", "record_denied"} <= attempts
