@@ -131,6 +131,20 @@ def binary(
     return feedback
 
 
+UNIT_METRICS = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc"})
+
+
+def _clip(name: str, interval: tuple[float, float]) -> list[float]:
+    """An interval clipped to the metric's range (post-processing: coverage is unchanged,
+    since the true value lies in that range)."""
+    low, high = interval
+    if name in UNIT_METRICS or name == "rate":
+        return [max(0.0, low), min(1.0, high)]
+    if name == "log_loss":
+        return [max(0.0, low), high]
+    return [low, high]
+
+
 def _binary_payload(
     released: Mapping[str, FloatArray], cis: Mapping[str, tuple[float, float]], records: int
 ) -> dict[str, Any]:
@@ -139,7 +153,7 @@ def _binary_payload(
         value = float(released[name])
         out[name] = value if np.isfinite(value) else None
     out["confusion"] = {k: round(float(released[k])) for k in ("tn", "fp", "fn", "tp")}
-    out["ci95"] = {k: list(v) for k, v in cis.items() if k in out}
+    out["ci95"] = {k: _clip(k, v) for k, v in cis.items() if k in out}
     out["records"] = records
     return out
 
@@ -171,7 +185,7 @@ def _bands(
                 "records": count,
                 "mean_score": float((means[a:b] * sizes[a:b]).sum() / max(count, 1)),
                 "observed_rate": float(released[str(i)]),
-                "ci95": list(cis.get(str(i), (float("nan"), float("nan")))),
+                "ci95": _clip("rate", cis.get(str(i), (float("nan"), float("nan")))),
             }
         )
     return out
