@@ -134,9 +134,7 @@ class AgreementOps(ZoneBase):
         with self._engine.connect() as conn:
             everything = repo.list_agreements(conn, dataset)
             mine = {r.name for r in repo.list_datasets(conn) if r.owner == me.name}
-            touched = {
-                d for r in repo.list_requests(conn) if r.requester == me.name for d in r.datasets
-            }
+            touched = repo.datasets_requested_by(conn, me.name)
         if me.has_role(Role.AUDITOR) or me.has_role(Role.OPERATOR):
             return everything
         return [a for a in everything if a.dataset in mine or a.grants(me) or a.dataset in touched]

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from collabzone import audit
-from collabzone.budget import BudgetLimit, remaining
+from collabzone.budget import BudgetLimit, PrivacyCost, remaining, total
 from collabzone.model import (
     Role,
 )
@@ -34,8 +34,6 @@ class AuditOps(ZoneBase):
                 groups.setdefault((row["party"], row["dataset"], row["period"]), []).append(row)
         out = []
         for (party, dataset, period), rows in sorted(groups.items()):
-            from collabzone.budget import PrivacyCost, total
-
             spent = total(
                 PrivacyCost(float(r["epsilon"]), float(r["delta"]), float(r["rho"])) for r in rows
             )

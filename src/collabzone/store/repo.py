@@ -168,8 +168,22 @@ def get_request(conn: Connection, request_id: str) -> Request:
 
 
 def list_requests(conn: Connection) -> list[Request]:
+    """Every request with its decisions (two queries, however many requests there are)."""
     rows = list(conn.execute(select(t.requests).order_by(t.requests.c.created_at)).mappings())
-    return [request_from_row(r, decisions_of(conn, r["id"])) for r in rows]
+    decided: dict[str, list[Decision]] = {}
+    for d in conn.execute(select(t.decisions).order_by(t.decisions.c.at)).mappings():
+        decided.setdefault(d["request_id"], []).append(
+            Decision(
+                owner=d["owner"], approved=d["approved"], reason=d["reason"], at=_time(d["at"])
+            )
+        )
+    return [request_from_row(r, decided.get(r["id"], [])) for r in rows]
+
+
+def datasets_requested_by(conn: Connection, party: str) -> set[str]:
+    """Every dataset a party's requests touched (the agreements governing them concern it)."""
+    rows = conn.execute(select(t.requests.c.datasets).where(t.requests.c.requester == party))
+    return {name for row in rows for name in row.datasets}
 
 
 def spent(conn: Connection, party: str, dataset: str, period: str) -> list[PrivacyCost]:

@@ -9,7 +9,7 @@ join-key columns never leave. ``release`` re-checks the report against the rules
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -226,6 +226,29 @@ def _verify(report: Mapping[str, Any], rules: Mapping[str, Any]) -> list[Reason]
     return problems
 
 
+def _generalised(
+    compute: Callable[[], tuple[pa.Table, dict[str, Any]]], merged: Mapping[str, Any]
+) -> Outcome:
+    """Run a de-identification and wrap its table and report as the technique's outcome;
+    a value missing from a hierarchy is reported without echoing it."""
+    try:
+        out, report = compute()
+    except UnknownValueError as exc:
+        raise exc.redacted() from None
+    report["rules"] = dict(merged)
+    return Outcome(
+        _payload(out, report), rows_suppressed=report["suppressed_rows"], mechanism="generalisation"
+    )
+
+
+def _checked_release(outcome: Outcome, rules: Rules) -> Outcome:
+    """Let the outcome out only if its report meets every merged rule."""
+    problems = _verify(outcome.payload["report"], rules.merged)
+    if problems:
+        raise PolicyRefusal(problems)
+    return outcome
+
+
 class Deidentify(Technique):
     """Release one dataset generalised to the agreement's k / l / t model."""
 
@@ -273,22 +296,10 @@ class Deidentify(Technique):
             raise PolicyRefusal(reasons)
         config = _config(plan.details["spec"], merged, qis, sensitive)
         table = ctx.table(name).select([*qis, *sensitive, *keep])
-        try:
-            out, report = deidentify(table, config, rng=ctx.rng)
-        except UnknownValueError as exc:
-            raise exc.redacted() from None
-        report["rules"] = merged
-        return Outcome(
-            _payload(out, report),
-            rows_suppressed=report["suppressed_rows"],
-            mechanism="generalisation",
-        )
+        return _generalised(lambda: deidentify(table, config, rng=ctx.rng), merged)
 
     def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
-        problems = _verify(outcome.payload["report"], rules.merged)
-        if problems:
-            raise PolicyRefusal(problems)
-        return outcome
+        return _checked_release(outcome, rules)
 
 
 class Mediate(Technique):
@@ -358,19 +369,7 @@ class Mediate(Technique):
             raise PolicyRefusal(reasons)
         config = _config(plan.details["spec"], merged, qis, sensitive)
         extracts = [ctx.table(n) for n in plan.datasets]
-        try:
-            out, report = mediate(extracts, config, ctx.rng)
-        except UnknownValueError as exc:
-            raise exc.redacted() from None
-        report["rules"] = merged
-        return Outcome(
-            _payload(out, report),
-            rows_suppressed=report["suppressed_rows"],
-            mechanism="generalisation",
-        )
+        return _generalised(lambda: mediate(extracts, config, ctx.rng), merged)
 
     def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
-        problems = _verify(outcome.payload["report"], rules.merged)
-        if problems:
-            raise PolicyRefusal(problems)
-        return outcome
+        return _checked_release(outcome, rules)
