@@ -45,6 +45,23 @@ def sandboxed_duckdb() -> duckdb.DuckDBPyConnection:
     )
 
 
+AUDIT_PURPOSE_PREFIX = "disclosure/"
+"""Key purposes of the disclosure audit (derived from the first technique-key version)."""
+
+
+def audit_member_salt(keys: KeyProvider, zone_id: str) -> int:
+    """The salt of the 64-bit hashes the disclosure audit keeps of people and tokens (the
+    same one :meth:`ZoneRunContext.derive_key` gives techniques)."""
+    from collabzone.disclosure import MEMBER_SALT_PURPOSE
+
+    keys.create("zone-techniques")
+    version = min(keys.versions("zone-techniques"))
+    material = keys.derive(
+        "zone-techniques", f"{zone_id}/{MEMBER_SALT_PURPOSE}", 6, version=version
+    )
+    return int.from_bytes(material, "little")
+
+
 def budget_period_of(rules: Mapping[str, Any], now: dt.datetime) -> str:
     return period_key(Period(rules.get("budget_period", "total")), now)
 
@@ -175,7 +192,14 @@ class ZoneRunContext(ZoneContext):
 
     def derive_key(self, purpose: str, length: int = 32) -> bytes:
         self._keys.create("zone-techniques")
-        return self._keys.derive("zone-techniques", f"{self._zone_id}/{purpose}", length)
+        version = None
+        if purpose.startswith(AUDIT_PURPOSE_PREFIX):
+            # the disclosure audit's salt and jitter must outlive key rotation: the hashes
+            # it stored are compared with every later release (oldest version still held)
+            version = min(self._keys.versions("zone-techniques"))
+        return self._keys.derive(
+            "zone-techniques", f"{self._zone_id}/{purpose}", length, version=version
+        )
 
     @property
     def rng(self) -> np.random.Generator:
@@ -187,6 +211,10 @@ class ZoneRunContext(ZoneContext):
     def history(self, dataset: str) -> list[Mapping[str, Any]]:
         with self._engine.connect() as conn:
             return list(repo.monitor_history(conn, dataset))
+
+    def audit_state(self, space: str) -> tuple[int, bytes] | None:
+        with self._engine.connect() as conn:
+            return repo.audit_state(conn, space)
 
     def close(self) -> None:
         if self._connection is not None:

@@ -6,10 +6,10 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from collabzone.budget import PrivacyCost
-from collabzone.errors import NotFoundError
+from collabzone.errors import ConflictError, NotFoundError
 from collabzone.model import (
     Agreement,
     Approval,
@@ -219,3 +219,38 @@ def monitor_history(conn: Connection, dataset: str) -> list[dict[str, Any]]:
         for r in rows
         if dataset in r["datasets"] and r["monitor"]
     ]
+
+
+def audit_state(conn: Connection, space: str) -> tuple[int, bytes] | None:
+    """The stored disclosure-audit state of ``space`` (version, blob), or None."""
+    row = conn.execute(
+        select(t.audit_state.c.version, t.audit_state.c.state).where(t.audit_state.c.space == space)
+    ).first()
+    return None if row is None else (int(row.version), bytes(row.state))
+
+
+def store_audit_state(
+    conn: Connection, space: str, base_version: int | None, state: bytes, at: str
+) -> int:
+    """Compare-and-swap: write ``state`` if ``space`` is still at ``base_version``.
+
+    Raises ConflictError when another release changed the space since it was read.
+    """
+    current = conn.execute(
+        select(t.audit_state.c.version).where(t.audit_state.c.space == space).with_for_update()
+    ).first()
+    if current is None:
+        if base_version is not None:
+            raise ConflictError(f"audit space {space!r} vanished")
+        conn.execute(
+            t.audit_state.insert().values(space=space, version=1, updated_at=at, state=state)
+        )
+        return 1
+    if base_version != int(current.version):
+        raise ConflictError(f"audit space {space!r} changed since it was read")
+    conn.execute(
+        update(t.audit_state)
+        .where(t.audit_state.c.space == space)
+        .values(version=int(current.version) + 1, updated_at=at, state=state)
+    )
+    return int(current.version) + 1

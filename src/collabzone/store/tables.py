@@ -7,7 +7,7 @@ decimal strings (exact, see budget.py).
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, Integer, LargeBinary, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -77,6 +77,7 @@ requests = Table(
     Column("node", String(64)),
     Column("created_at", String(40), nullable=False),
     Column("updated_at", String(40), nullable=False),
+    Column("worker", String(200)),
 )
 
 decisions = Table(
@@ -136,4 +137,13 @@ audit_head = Table(
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
     Column("mac", String(64), nullable=False),
+)
+
+audit_state = Table(
+    "audit_state",
+    metadata,
+    Column("space", String(255), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("state", LargeBinary, nullable=False),
 )

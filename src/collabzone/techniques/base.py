@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from collabzone.budget import PrivacyCost
-from collabzone.errors import Reason
+from collabzone.errors import CollabzoneError, Reason
 from collabzone.model import Agreement, Dataset, Party
 
 if TYPE_CHECKING:
@@ -65,6 +65,10 @@ class RuleSpec:
     merge: Merge
     description: str
     type: type | tuple[type, ...] = object
+    floor: float | None = None
+    """Smallest value an agreement may set (a protection the technique never goes below)."""
+    choices: tuple[str, ...] = ()
+    """For text rules: the values an agreement may set (empty: any)."""
 
 
 Placement = Literal["zone", "owner"]
@@ -88,6 +92,20 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class AuditUpdate:
+    """A technique's new disclosure-audit state for one space, stored with the release.
+
+    ``base_version`` is the version the technique read (``None``: the space was empty);
+    if another release changed the space meanwhile, the zone runs the request again
+    against the newer state instead of releasing (the audit must see every release).
+    """
+
+    space: str
+    base_version: int | None
+    state: bytes
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What ``run`` produced and ``release`` let out.
 
@@ -95,13 +113,19 @@ class Outcome:
     """
 
     payload: Mapping[str, Any]
-    rows_suppressed: int = 0
+    rows_suppressed: int | None = None
+    """Cells withheld, if saying so is safe (None: not disclosed)."""
     mechanism: str | None = None
     noise_scale: float | None = None
     spent: Mapping[str, PrivacyCost] = field(default_factory=dict)
     released_to: tuple[str, ...] = ()
     """Parties allowed to read the payload; empty means the requester only."""
     notes: tuple[str, ...] = ()
+    audit_updates: tuple[AuditUpdate, ...] = ()
+    """Disclosure-audit states to store with the release (see :mod:`collabzone.disclosure`)."""
+    assessment: Mapping[str, Any] = field(default_factory=dict)
+    """The technique's own account of what this release would disclose (for the owners'
+    risk summary before approval); never released to the requester."""
 
 
 class PlanContext(Protocol):
@@ -162,6 +186,25 @@ class RunContext(PlanContext, Protocol):
     def history(self, dataset: str) -> list[Mapping[str, Any]]:
         """What earlier releases on ``dataset`` recorded for monitoring (query monitor)."""
         ...
+
+    def audit_state(self, space: str) -> tuple[int, bytes] | None:
+        """The stored disclosure-audit state of ``space`` and its version (None if empty)."""
+        ...
+
+
+class FailedAfterSpending(CollabzoneError):
+    """``run`` failed after a mechanism had already spent privacy loss on the data.
+
+    What that mechanism produced (e.g. a privately derived contribution limit) may have
+    shaped the failure, and spent loss cannot be unspent: the zone fails the request and
+    debits ``spent`` (per dataset) in the transaction that records the failure.
+    """
+
+    code = "FAILED"
+
+    def __init__(self, message: str, spent: Mapping[str, PrivacyCost]) -> None:
+        super().__init__(message)
+        self.spent = dict(spent)
 
 
 @dataclass(frozen=True)

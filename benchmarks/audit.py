@@ -1,0 +1,118 @@
+"""Benchmarks of the disclosure audit (figures printed; nothing asserted).
+
+    .venv/bin/python benchmarks/audit.py --part check   # one more release on a space of
+                                                        # 1M people and 10k released cells
+    .venv/bin/python benchmarks/audit.py --part join    # governed join with the audit on,
+                                                        # vs the same query in raw DuckDB
+
+``check`` builds, once, the audited space a busy collaboration would have: one million
+people and ten thousand released cells (GROUP BY releases over four columns of twenty
+values, with WHERE conditions), then times adding one more 20-cell release (the check a
+request pays), the space's storage round trip, and a whole request's audit path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from collabzone import disclosure
+from collabzone.model import Column
+
+COLUMNS = {
+    f"c{i}": Column.model_validate(
+        {"name": f"c{i}", "type": "integer", "class": "dimension", "nullable": False,
+         "domain": {"min": 0, "max": 19}}
+    )
+    for i in range(4)
+}  # fmt: skip
+
+
+def _median(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _release(
+    values: np.ndarray, ids: np.ndarray, rng: np.random.Generator
+) -> disclosure.ReleasedCells:
+    """A GROUP BY over one column, under a range condition on another (20 cells)."""
+    group, other = rng.choice(4, size=2, replace=False)
+    low = int(rng.integers(0, 10))
+    keep = values[:, other] >= low
+    cells = []
+    for v in range(20):  # as the engine hands them over: each cell's people sorted
+        cells.append(np.sort(ids[keep & (values[:, group] == v)]))
+    return disclosure.ReleasedCells(
+        members=cells,
+        condition_sql=f'"c{other}" >= {low}',
+        condition_literals={f"c{other}": [low]},
+        group_columns=(f"c{group}",),
+        own_values=[(v,) for v in range(20)],
+    )
+
+
+def bench_check(people: int, cells: int, repeat: int) -> dict[str, Any]:
+    rng = np.random.default_rng(7)
+    values = rng.integers(0, 20, size=(people, 4))
+    ids = disclosure.mix64(np.arange(people, dtype=np.uint64))
+    con = duckdb.connect()
+    space = disclosure.Space()
+    built = time.perf_counter()
+    for _ in range(cells // 20):
+        space = disclosure.audit(space, _release(values, ids, rng), COLUMNS, con, min_size=10).space
+    built = time.perf_counter() - built
+    nxt = _release(values, ids, rng)
+
+    def check() -> object:
+        return disclosure.audit(space, nxt, COLUMNS, con, min_size=10)
+
+    blob = space.to_bytes()
+    out = {
+        "people": people,
+        "released_cells": space.releases * 20,
+        "regions": space.regions,
+        "build_s": round(built, 1),
+        "check_median_ms": round(1000 * _median(check, repeat), 1),
+        "store_bytes": len(blob),
+        "to_bytes_median_ms": round(1000 * _median(space.to_bytes, repeat), 1),
+        "from_bytes_median_ms": round(
+            1000 * _median(lambda: disclosure.Space.from_bytes(blob), repeat), 1
+        ),
+    }
+    con.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["all", "check", "join"], default="all")
+    parser.add_argument("--people", type=int, default=1_000_000)
+    parser.add_argument("--cells", type=int, default=10_000)
+    parser.add_argument("--join-rows", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    report: dict[str, Any] = {"python": sys.version.split()[0], "duckdb": duckdb.__version__}
+    if args.part in ("all", "check"):
+        report["check"] = bench_check(args.people, args.cells, args.repeat)
+    if args.part in ("all", "join"):
+        from benchmarks.sql import bench_join
+
+        report["join"] = {"rows_each_side": args.join_rows, **bench_join(args.join_rows, 3)}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,542 @@
+"""One audited space: a protected dataset's entities and phantoms, and the atoms they form.
+
+A :class:`Space` is everything the zone remembers of what was released about one
+protected dataset (seen by every analyst, or by one when an agreement narrows it): each
+entity's atom label, and a phantom on every point of the grid of regions the released
+conditions tell apart. :func:`audit` adds one release (:class:`ReleasedCells`) and says
+which atoms it would leave too small; the caller stores the new space only if the release
+goes out. Nothing here holds a data value: entities are 64-bit keyed hashes, conditions
+are the analyst's own SQL, and the grid's representatives come from the literals.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from collabzone.disclosure._atoms import (
+    Finding,
+    Flags,
+    Hashes,
+    Jitter,
+    Labels,
+    compact,
+    content_hashes,
+    membership_codes_sparse,
+    refine_sparse,
+)
+from collabzone.disclosure._derive import small_atoms
+from collabzone.disclosure._grid import AttributeDim, TokenDim, _sorted_unique
+from collabzone.model import Column, ColumnType
+
+if TYPE_CHECKING:
+    import duckdb
+
+_MAGIC = b"CZAS4"
+MAX_PHANTOMS = 2_000_000
+"""Largest grid of regions audited; beyond it new exact answers on the dataset are refused."""
+
+
+class GridTooLarge(Exception):
+    """The released conditions split the dataset into more regions than can be audited."""
+
+    def __init__(self, regions: int) -> None:
+        super().__init__(f"{regions} regions")
+        self.regions = regions
+
+
+@dataclass(frozen=True)
+class ReleasedCells:
+    """One release's cells as one protected dataset sees them.
+
+    Cell ``i`` holds the dataset's entities in ``members[i]``; as a condition, it is
+    ``condition_sql`` (over the dataset's own columns) AND ``group_columns = own_values[i]``
+    AND, for each joined key column ``c``, the key is in ``token_sets[c][i]`` (``None``: the
+    cell does not restrict that key) and not in ``token_excluded[c][i]``. With
+    ``any_token``, the key conditions combine with OR instead (a record linked on any key).
+    Every column ``condition_sql`` reads must be a key of ``condition_literals`` (with the
+    literals it is compared with; an empty list for IS NULL).
+    """
+
+    members: Sequence[Hashes]
+    condition_sql: str | None = None
+    condition_literals: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    group_columns: tuple[str, ...] = ()
+    own_values: Sequence[tuple[Any, ...]] = ()
+    token_sets: Mapping[str, Sequence[Hashes | None]] = field(default_factory=dict)
+    token_excluded: Mapping[str, Sequence[Hashes | None]] = field(default_factory=dict)
+    any_token: bool = False
+
+    def __post_init__(self) -> None:
+        n = len(self.members)
+        if self.group_columns and len(self.own_values) != n:
+            raise ValueError("one tuple of own group values per cell is needed")
+        for column, sets in self.token_sets.items():
+            if len(sets) != n:
+                raise ValueError(f"one token set per cell is needed for {column!r}")
+
+
+@dataclass
+class Space:
+    """The atoms of one protected dataset's released cells (see the module docstring)."""
+
+    entities: Hashes = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    """Every person any release covered (64-bit keyed hashes), sorted."""
+    entity_labels: Labels = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    covered: Flags = field(default_factory=lambda: np.zeros(1, dtype=np.bool_))
+    people: NDArray[np.int64] = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    """People per atom label (kept as releases move them)."""
+    attributes: list[AttributeDim] = field(default_factory=list)
+    tokens: list[TokenDim] = field(default_factory=list)
+    phantom_labels: Labels = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    releases: int = 0
+    cells: int = 0
+    """How many cells were released in this space (their global numbers are 0 .. cells-1)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple([len(d.cells()) for d in self.attributes] + [d.classes for d in self.tokens])
+
+    @property
+    def regions(self) -> int:
+        return int(self.phantom_labels.size)
+
+    def remapped(self, old: Hashes, new: Hashes) -> Space:
+        """The same space with every entity and token hash in ``old`` replaced by the one
+        at the same position in ``new`` (after a re-key changed the tokens it hashed)."""
+        order = np.argsort(old)
+        old, new = old[order], new[order]
+
+        def swap(values: Hashes) -> Hashes:
+            if values.size == 0 or old.size == 0:
+                return values
+            at = np.clip(np.searchsorted(old, values), 0, old.size - 1)
+            hit = old[at] == values
+            return np.where(hit, new[at], values).astype(np.uint64)
+
+        def resort(values: Hashes, labels: Labels) -> tuple[Hashes, Labels]:
+            moved = swap(values)
+            keep = np.argsort(moved, kind="stable")
+            return moved[keep], labels[keep]
+
+        entities, entity_labels = resort(self.entities, self.entity_labels)
+        tokens = []
+        for dim in self.tokens:
+            universe, labels = resort(dim.universe, dim.labels)
+            tokens.append(TokenDim(dim.column, universe, labels, dim.classes))
+        return Space(
+            entities=entities,
+            entity_labels=entity_labels,
+            covered=self.covered,
+            people=self.people,
+            attributes=list(self.attributes),
+            tokens=tokens,
+            phantom_labels=self.phantom_labels,
+            releases=self.releases,
+            cells=self.cells,
+        )
+
+    # -- storage --------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """A compact, versioned form to store (a JSON header, raw arrays, zstd)."""
+        meta = {
+            "attributes": [d.to_json() for d in self.attributes],
+            "tokens": [{"column": d.column, "classes": d.classes} for d in self.tokens],
+            "releases": self.releases,
+            "cells": self.cells,
+            "format": 4,
+        }
+        arrays: dict[str, np.ndarray] = {
+            "entities": self.entities,
+            "entity_labels": self.entity_labels,
+            "covered": self.covered,
+            "people": self.people,
+            "phantom_labels": self.phantom_labels,
+        }
+        for i, dim in enumerate(self.tokens):
+            arrays[f"token_universe_{i}"] = dim.universe
+            arrays[f"token_labels_{i}"] = dim.labels
+        layout = []
+        chunks = []
+        for name, array in arrays.items():
+            data = np.ascontiguousarray(array)
+            layout.append({"name": name, "dtype": data.dtype.str, "shape": list(data.shape)})
+            chunks.append(data.tobytes())
+        meta["arrays"] = layout
+        header = json.dumps(meta).encode("utf-8")
+        raw = b"".join([len(header).to_bytes(8, "little"), header, *chunks])
+        packed: bytes = pa.compress(raw, codec="zstd", asbytes=True)
+        return _MAGIC + len(raw).to_bytes(8, "little") + packed
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> Space:
+        """The space :meth:`to_bytes` stored (parsed once per content: spaces are values)."""
+        return _parse(bytes(blob))
+
+
+@functools.lru_cache(maxsize=4)
+def _parse(blob: bytes) -> Space:
+    if not blob.startswith(_MAGIC):
+        raise ValueError("not a disclosure-audit space")
+    size = int.from_bytes(blob[len(_MAGIC) : len(_MAGIC) + 8], "little")
+    raw = pa.decompress(blob[len(_MAGIC) + 8 :], decompressed_size=size, codec="zstd",
+                        asbytes=True)  # fmt: skip
+    head = int.from_bytes(raw[:8], "little")
+    meta = json.loads(raw[8 : 8 + head].decode("utf-8"))
+    offset = 8 + head
+    doc: dict[str, np.ndarray] = {}
+    for item in meta["arrays"]:
+        dtype = np.dtype(item["dtype"])
+        count = int(np.prod(item["shape"])) if item["shape"] else 1
+        doc[item["name"]] = np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(
+            item["shape"]
+        )
+        offset += count * dtype.itemsize
+    tokens = [
+        TokenDim(t["column"], doc[f"token_universe_{i}"], doc[f"token_labels_{i}"],
+                 int(t["classes"]))
+        for i, t in enumerate(meta["tokens"])
+    ]  # fmt: skip
+    attributes = [
+        AttributeDim(a["column"], ColumnType(a["type"]), list(a["literals"]), a["nullable"],
+                     a["domain"])
+        for a in meta["attributes"]
+    ]  # fmt: skip
+    return Space(
+        entities=doc["entities"],
+        entity_labels=doc["entity_labels"],
+        covered=doc["covered"],
+        people=doc["people"],
+        attributes=attributes,
+        tokens=tokens,
+        phantom_labels=doc["phantom_labels"],
+        releases=int(meta["releases"]),
+        cells=int(meta["cells"]),
+    )
+
+
+@dataclass(frozen=True)
+class Audit:
+    """The outcome of adding one release to a space."""
+
+    space: Space
+    """The space with the release added (store it only if the release goes out)."""
+    finding: Finding
+    regions: int
+
+
+def _grow_entities(
+    space: Space, cells: Sequence[Hashes]
+) -> tuple[Hashes, Labels, Flags, NDArray[np.int64], list[np.ndarray]]:
+    """The entity universe with the cells' new people added (in no cell yet), and each
+    cell's people as positions in it."""
+    entities, labels, covered, people = (
+        space.entities, space.entity_labels, space.covered, space.people,
+    )  # fmt: skip
+    fresh: list[np.ndarray] = []
+    positions: list[np.ndarray] = []
+    for members in cells:
+        at = np.searchsorted(entities, members)
+        known = at < entities.size
+        known[known] = entities[at[known]] == members[known]
+        if not known.all():
+            fresh.append(members[~known])
+        positions.append(at.astype(np.int64))
+    if not fresh:
+        return entities, labels, covered, people, positions
+    if fresh:
+        new = _sorted_unique(np.concatenate(fresh))
+        empty = np.flatnonzero(~covered)
+        if empty.size:
+            root = int(empty[0])
+        else:
+            root = int(covered.size)
+            covered = np.concatenate((covered, [False]))
+            people = np.concatenate((people, [0]))
+        merged = np.concatenate((entities, new))
+        order = np.argsort(merged, kind="stable")
+        entities = merged[order]
+        labels = np.concatenate((labels, np.full(new.size, root, dtype=np.int64)))[order]
+        people = people.copy()
+        people[root] += new.size
+    positions = [np.searchsorted(entities, members).astype(np.int64) for members in cells]
+    return entities, labels, covered, people, positions
+
+
+def _expand(space: Space, attributes: list[AttributeDim], tokens: list[TokenDim],
+            token_parents: Mapping[str, np.ndarray]) -> Labels:  # fmt: skip
+    """The phantom labels on the refined grid: each new point inherits its parent's label."""
+    old_attr = {d.column: d for d in space.attributes}
+    old_tok = {d.column: d for d in space.tokens}
+    grid = space.phantom_labels.reshape(space.shape)
+    old_order = [d.column for d in space.attributes] + [d.column for d in space.tokens]
+    new_order = [d.column for d in attributes] + [d.column for d in tokens]
+    for column in new_order:  # new dimensions enter as an axis of length 1
+        if column not in old_order:
+            grid = np.expand_dims(grid, axis=grid.ndim)
+            old_order.append(column)
+    grid = np.transpose(grid, [old_order.index(c) for c in new_order])
+    for axis, attribute in enumerate(attributes):
+        previous = old_attr.get(attribute.column)
+        cells = attribute.cells()
+        if previous is None:
+            parents = np.zeros(len(cells), dtype=np.int64)
+        else:
+            ordinals = [c.representative for c in cells]
+            parents = previous.classify(ordinals)
+            if (parents < 0).any():
+                raise AssertionError("a refined cell lies outside every earlier cell")
+        grid = np.take(grid, parents, axis=axis)
+    for offset, token in enumerate(tokens):
+        axis = len(attributes) + offset
+        if token.column in token_parents:
+            parents = token_parents[token.column]
+        elif token.column in old_tok:
+            parents = np.arange(token.classes, dtype=np.int64)
+        else:
+            parents = np.zeros(token.classes, dtype=np.int64)
+        grid = np.take(grid, parents, axis=axis)
+    return np.ascontiguousarray(grid).reshape(-1)
+
+
+def _attribute_points(
+    con: duckdb.DuckDBPyConnection,
+    dims: list[AttributeDim],
+    columns: Mapping[str, Column],
+    cells: ReleasedCells,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which attribute-grid points satisfy the release's own condition, and in which of its
+    own-value parts they fall: (point index, part index) pairs."""
+    import pyarrow as pa
+
+    shape = [len(d.cells()) for d in dims]
+    total = int(np.prod(shape)) if shape else 1
+    index = np.indices(shape).reshape(len(shape), -1) if shape else np.zeros((0, 1), np.int64)
+    data: dict[str, Any] = {"_cz_point": pa.array(np.arange(total, dtype=np.int64))}
+    for axis, dim in enumerate(dims):
+        reps = pa.array(dim.representatives(), type=_arrow_type(columns[dim.column].type))
+        data[dim.column] = reps.take(pa.array(index[axis]))
+    grid = pa.table(data)
+    con.register("_cz_grid", grid)
+    try:
+        where = f" WHERE {cells.condition_sql}" if cells.condition_sql else ""
+        if not cells.group_columns:
+            rows = con.sql(f"SELECT _cz_point FROM _cz_grid{where}").fetchnumpy()
+            points = np.asarray(rows["_cz_point"], dtype=np.int64)
+            return points, np.zeros(points.size, dtype=np.int64)
+        parts: dict[str, Any] = {"_cz_part": pa.array(np.arange(len(cells.own_values)))}
+        for position, column in enumerate(cells.group_columns):
+            parts[column] = pa.array(
+                [v[position] for v in cells.own_values], type=_arrow_type(columns[column].type)
+            )
+        con.register("_cz_parts", pa.table(parts))
+        match = " AND ".join(f'g."{c}" IS NOT DISTINCT FROM p."{c}"' for c in cells.group_columns)
+        rows = con.sql(
+            f"SELECT g._cz_point, p._cz_part FROM (SELECT * FROM _cz_grid{where}) AS g "
+            f"JOIN _cz_parts AS p ON {match}"
+        ).fetchnumpy()
+        con.unregister("_cz_parts")
+        return (
+            np.asarray(rows["_cz_point"], dtype=np.int64),
+            np.asarray(rows["_cz_part"], dtype=np.int64),
+        )
+    finally:
+        con.unregister("_cz_grid")
+
+
+def _arrow_type(kind: ColumnType) -> Any:
+    import pyarrow as pa
+
+    return {
+        ColumnType.STRING: pa.string(),
+        ColumnType.INTEGER: pa.int64(),
+        ColumnType.FLOAT: pa.float64(),
+        ColumnType.BOOLEAN: pa.bool_(),
+        ColumnType.DATE: pa.date32(),
+        ColumnType.TIMESTAMP: pa.timestamp("us"),
+    }[kind]
+
+
+def audit(
+    space: Space,
+    cells: ReleasedCells,
+    columns: Mapping[str, Column],
+    con: duckdb.DuckDBPyConnection,
+    *,
+    min_size: int,
+    jitter: Jitter | None = None,
+    max_regions: int = MAX_PHANTOMS,
+) -> Audit:
+    """Add one release to ``space`` and find the atoms it would leave too small.
+
+    Raises :class:`GridTooLarge` when the released conditions would split the dataset into
+    more than ``max_regions`` regions (a decision that depends on the conditions and the
+    joined token sets, not on the protected data).
+    """
+    # 1. the grid, refined by this release's literals, group values and token sets
+    attributes = list(space.attributes)
+    by_name = {d.column: i for i, d in enumerate(attributes)}
+    wanted: dict[str, list[Any]] = {c: list(v) for c, v in cells.condition_literals.items()}
+    for position, column in enumerate(cells.group_columns):
+        wanted.setdefault(column, []).extend(v[position] for v in cells.own_values)
+    for column, values in wanted.items():
+        if column not in by_name:
+            by_name[column] = len(attributes)
+            attributes.append(AttributeDim.of(columns[column]))
+        attributes[by_name[column]] = attributes[by_name[column]].with_literals(values)
+    tokens = list(space.tokens)
+    token_parents: dict[str, np.ndarray] = {}
+    every = {c: list(v) for c, v in cells.token_sets.items()}
+    for column, sets in cells.token_excluded.items():
+        every.setdefault(column, []).extend(sets)
+    for column, sets in every.items():
+        found_at = next((i for i, d in enumerate(tokens) if d.column == column), None)
+        if found_at is None:
+            tokens.append(TokenDim(column))
+        position = len(tokens) - 1 if found_at is None else found_at
+        dim, chain = tokens[position], token_parents.get(column)
+        seen: set[int] = set()
+        for members in sets:
+            if members is None or id(members) in seen:
+                continue  # cells of one release often share one set (the same object)
+            seen.add(id(members))
+            dim, parent = dim.with_set(members)
+            chain = parent if chain is None else chain[parent]
+        tokens[position] = dim
+        if chain is not None:
+            token_parents[column] = chain
+    shape = [len(d.cells()) for d in attributes] + [d.classes for d in tokens]
+    regions = math.prod(shape) if shape else 1
+    if regions > max_regions:
+        raise GridTooLarge(regions)
+    phantom_labels = _expand(space, attributes, tokens, token_parents)
+
+    # 2. phantoms in this release's cells
+    token_shape = [d.classes for d in tokens]
+    token_total = math.prod(token_shape) if token_shape else 1
+    points, parts = _attribute_points(con, attributes, columns, cells)
+    part_of_cell = (
+        {i: i for i in range(len(cells.members))}
+        if cells.group_columns
+        else dict.fromkeys(range(len(cells.members)), 0)
+    )
+    phantom_units: list[np.ndarray] = []
+    phantom_cells: list[np.ndarray] = []
+    memo: dict[tuple[str, int], np.ndarray] = {}
+    for cell in range(len(cells.members)):
+        mine = points[parts == part_of_cell[cell]]
+        if mine.size == 0:
+            continue
+        combos = _token_combos(tokens, cells, cell, token_shape, memo)
+        if combos.size == 0:
+            continue
+        flat = (mine[:, None] * token_total + combos[None, :]).reshape(-1)
+        phantom_units.append(flat)
+        phantom_cells.append(np.full(flat.size, cell, dtype=np.int64))
+
+    # 3. entities in this release's cells
+    released = [np.asarray(m, dtype=np.uint64) for m in cells.members]
+    entities, entity_labels, covered, people, entity_units = _grow_entities(space, released)
+
+    # 4. refine the units in a cell (entities, then phantoms) and check the touched atoms
+    n_entities = entities.size
+    pieces = [*entity_units, *(u + n_entities for u in phantom_units)]
+    units = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+    which = (
+        np.concatenate(
+            [*(np.full(u.size, i, dtype=np.int64) for i, u in enumerate(entity_units)),
+             *phantom_cells]
+        )
+        if pieces
+        else np.zeros(0, dtype=np.int64)
+    )  # fmt: skip
+    coded = membership_codes_sparse(units, which)
+    labels = np.concatenate((entity_labels, phantom_labels))
+    alive = people + np.bincount(phantom_labels, minlength=covered.size)[: covered.size]
+    step = refine_sparse(
+        labels, covered, people, alive, coded.units, coded.codes, coded.units < n_entities
+    )
+    total_cells = space.cells + len(cells.members)
+    new_entity_labels = step.labels[:n_entities]
+
+    def content(wanted: Labels) -> Hashes:
+        return content_hashes(new_entity_labels, entities, wanted)
+
+    finding = small_atoms(
+        step,
+        min_size=min_size,
+        jitter=jitter,
+        content=content,
+    )
+    labels_after, covered_after, people_after = step.labels, step.covered, step.people
+    if covered_after.size > 4 * int(np.count_nonzero(step.units)) + 1024:
+        packed = compact(step.labels, step.covered, step.people, step.units)
+        labels_after, covered_after, people_after = packed.labels, packed.covered, packed.people
+    after = Space(
+        entities=entities,
+        entity_labels=labels_after[:n_entities],
+        covered=covered_after,
+        people=people_after,
+        attributes=attributes,
+        tokens=tokens,
+        phantom_labels=labels_after[n_entities:],
+        releases=space.releases + 1,
+        cells=total_cells,
+    )
+    return Audit(after, finding, regions)
+
+
+def _token_combos(
+    tokens: list[TokenDim],
+    cells: ReleasedCells,
+    cell: int,
+    shape: list[int],
+    memo: dict[tuple[str, int], np.ndarray],
+) -> np.ndarray:
+    """Flat indices of the token-class combinations that satisfy one cell's key conditions."""
+    inside: list[np.ndarray] = []
+    restricted: list[bool] = []
+
+    def classes(token: TokenDim, members: Hashes) -> np.ndarray:
+        key = (token.column, id(members))
+        if key not in memo:  # cells of a release share their sets: look each up once
+            memo[key] = token.classes_in(members)
+        return memo[key]
+
+    for token in tokens:
+        per_cell = cells.token_sets.get(token.column)
+        members = per_cell[cell] if per_cell is not None else None
+        chosen = np.arange(token.classes) if members is None else classes(token, members)
+        excluded_per_cell = cells.token_excluded.get(token.column)
+        excluded = excluded_per_cell[cell] if excluded_per_cell is not None else None
+        if excluded is not None:
+            chosen = np.setdiff1d(chosen, classes(token, excluded))
+        inside.append(chosen)
+        restricted.append(members is not None or excluded is not None)
+    if not cells.any_token or not any(restricted):
+        return _combine(inside, shape)
+    outside = [
+        np.setdiff1d(np.arange(t.classes), chosen) if limited else np.arange(t.classes)
+        for t, chosen, limited in zip(tokens, inside, restricted, strict=True)
+    ]
+    everything = np.arange(math.prod(shape) if shape else 1, dtype=np.int64)
+    return np.setdiff1d(everything, _combine(outside, shape))
+
+
+def _combine(choices: list[np.ndarray], shape: list[int]) -> np.ndarray:
+    """Flat indices of every combination of chosen classes, one per token dimension."""
+    if not choices:
+        return np.zeros(1, dtype=np.int64)
+    flat = np.zeros(1, dtype=np.int64)
+    for chosen, size in zip(choices, shape, strict=True):
+        flat = (flat[:, None] * size + chosen[None, :].astype(np.int64)).reshape(-1)
+    return flat
