@@ -19,10 +19,13 @@ demo: install
 	$(BIN)/collabzone demo
 
 # The console's browser test drives Debian's Chromium (Playwright cannot download browsers here).
+# The PKCS#11 key provider is tested against a real SoftHSM2 token (Debian softhsm2): required.
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || \
 	  echo "chromium not installed: the browser test will be skipped"; }
+	@command -v softhsm2-util >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2; }
 
 test: install system-deps
 	$(BIN)/pytest

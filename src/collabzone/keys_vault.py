@@ -7,9 +7,13 @@ keeps versions, rotation and access policy; collabzone never writes key material
 * ``create`` -> ``transit/keys/<name>`` (type ``aes256-gcm96``, exportable)
 * ``get`` -> ``transit/export/hmac-key/<name>/<version>``
 * ``rotate`` -> ``transit/keys/<name>/rotate``
-* ``destroy`` -> raise ``min_decryption_version`` and ``transit/keys/<name>/trim``: Vault
-  can only drop the *oldest* versions, so a version is destroyed only once every older one
-  is gone (the error says so).
+* ``destroy`` -> ``transit/keys/<name>/trim`` with ``min_available_version = v + 1``. Vault
+  trims only when both floors are set and at least that high, so ``destroy`` first raises
+  ``min_encryption_version`` (it must be 0 or >= ``min_decryption_version`` at every step),
+  then ``min_decryption_version``, then trims; if any call fails, it puts both floors back
+  as they were, so a failed destroy leaves the key exactly as it found it. Vault can only
+  drop the *oldest* versions, so a version is destroyed only once every older one is gone
+  (the error says so).
 
 Key names map to Vault names by replacing ``:`` with ``--`` (``link:bank`` ->
 ``link--bank``). Key material never appears in ``repr``, logs or errors.
@@ -26,7 +30,7 @@ import base64
 import re
 from typing import Any
 
-from collabzone.errors import InternalError, InvalidInputError, NotFoundError
+from collabzone.errors import CollabzoneError, InternalError, InvalidInputError, NotFoundError
 from collabzone.keys import KeyProvider
 
 _VAULT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -117,14 +121,61 @@ class VaultTransitKeys(KeyProvider):
                 f"Vault transit drops only the oldest versions: destroy versions below "
                 f"{version} of {name!r} first"
             )
-        self._call(
-            f"key {name!r}",
-            "update_key_configuration",
-            name=vault_name(name),
-            min_decryption_version=version + 1,
-            deletion_allowed=False,
-        )
-        self._call(f"key {name!r}", "trim_key", name=vault_name(name), min_version=version + 1)
+        vname = vault_name(name)
+        floor = version + 1
+        before = {
+            "min_encryption_version": int(data.get("min_encryption_version") or 0),
+            "min_decryption_version": int(data.get("min_decryption_version") or 1),
+        }
+        # Vault's rules: min_encryption_version is 0 or >= min_decryption_version after each
+        # call (hvac also refuses both in one call when they are equal), and trim needs both
+        # set and >= the new floor. So: encryption floor up, decryption floor up, trim.
+        steps = [
+            (k, floor)
+            for k in ("min_encryption_version", "min_decryption_version")
+            if before[k] < floor
+        ]
+        done: list[str] = []
+        try:
+            for option, value in steps:
+                self._call(
+                    f"key {name!r}", "update_key_configuration", name=vname, **{option: value}
+                )
+                done.append(option)
+            self._call(f"key {name!r}", "trim_key", name=vname, min_version=floor)
+        except CollabzoneError as failure:
+            self._restore(name, vname, before, done)
+            raise type(failure)(
+                f"{failure.message}; version {version} of {name!r} was not destroyed and the "
+                "key's configuration is as it was"
+            ) from None
+
+    def _restore(self, name: str, vname: str, before: dict[str, int], done: list[str]) -> None:
+        """Put back the floors a failed destroy raised (decryption first, Vault's order)."""
+        for option in reversed(done):
+            try:
+                self._call(
+                    f"key {name!r}",
+                    "update_key_configuration",
+                    name=vname,
+                    **{option: before[option]},
+                )
+            except CollabzoneError:
+                raise InternalError(
+                    f"destroying a version of {name!r} failed and so did restoring its "
+                    f"configuration: set {', '.join(f'{o}={before[o]}' for o in done)} on "
+                    f"Vault transit key {vname!r} (vault write <mount>/keys/{vname}/config ...)"
+                ) from None
+
+    def current(self, name: str) -> int:
+        return int(self._read(name)["latest_version"])
+
+    def names(self) -> list[str]:
+        try:
+            response = self._call("the key list", "list_keys")
+        except NotFoundError:  # Vault answers 404 when the mount holds no key
+            return []
+        return sorted(k.replace("--", ":") for k in response["data"]["keys"])
 
     def versions(self, name: str, data: dict[str, Any] | None = None) -> list[int]:
         try:

@@ -10,6 +10,9 @@ swapped for another dataset's fails to open. Layout::
 
 The plaintext is a part count, the part lengths and that many Parquet files (large tables
 are encoded in parallel, one part per thread).
+
+Rotating ``data-at-rest`` re-seals each file under the new key version (:meth:`DataStore.reseal`:
+temp file + rename, so a file is always whole under the version its own header names).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import secrets
 import struct
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -95,14 +99,19 @@ class DataStore:
         The file appears atomically (temp file + rename); the caller removes it again if
         its metadata transaction fails.
         """
+        name = self.file_name(dataset, version)
         plain = _pack(table)
+        self._seal(dataset, version, name, plain)
+        return name, hashlib.sha256(plain).hexdigest()
+
+    def _seal(self, dataset: str, version: int, name: str, plain: bytes) -> int:
+        """Encrypt ``plain`` under the current data key into file ``name``; its key version."""
         key_version, master = self._keys.get(DATA_KEY)
         salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
         key = derive(master, f"file/{salt.hex()}", context=DATA_KEY)
         sealed = AESGCM(key).encrypt(nonce, plain, self._aad(dataset, version))
         header = MAGIC + struct.pack(">I", key_version) + salt + nonce
         self.root.mkdir(parents=True, exist_ok=True)
-        name = self.file_name(dataset, version)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=TEMP_PREFIX)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -114,10 +123,10 @@ class DataStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return name, hashlib.sha256(plain).hexdigest()
+        return key_version
 
-    def read(self, dataset: str, version: int, file_name: str | None = None) -> pa.Table:
-        """Open and decrypt one dataset version."""
+    def _open(self, dataset: str, version: int, file_name: str | None) -> bytes:
+        """The decrypted plaintext of one dataset version's file."""
         if file_name and file_name.startswith("node:"):
             raise NotFoundError(
                 f"dataset {dataset!r} is held at {file_name[5:]!r}'s premises: only its node can read it"
@@ -136,12 +145,46 @@ class DataStore:
         _, master = self._keys.get(DATA_KEY, key_version)
         key = derive(master, f"file/{salt.hex()}", context=DATA_KEY)
         try:
-            plain = AESGCM(key).decrypt(nonce, sealed, self._aad(dataset, version))
+            return AESGCM(key).decrypt(nonce, sealed, self._aad(dataset, version))
         except InvalidTag:
             raise IntegrityError(
                 f"the data file of dataset {dataset!r} failed authentication (tampered or swapped)"
             ) from None
-        return _unpack(plain, dataset)
+
+    def read(self, dataset: str, version: int, file_name: str | None = None) -> pa.Table:
+        """Open and decrypt one dataset version."""
+        return _unpack(self._open(dataset, version, file_name), dataset)
+
+    def key_version_of(self, file_name: str) -> int | None:
+        """The ``data-at-rest`` version a file is sealed under (None: no such file)."""
+        try:
+            with (self.root / file_name).open("rb") as handle:
+                head = handle.read(8)
+        except FileNotFoundError:
+            return None
+        if head[:4] != MAGIC or len(head) < 8:
+            raise IntegrityError(f"data file {file_name} is not a collabzone data file")
+        return int(struct.unpack(">I", head[4:8])[0])
+
+    def reseal(
+        self,
+        dataset: str,
+        version: int,
+        file_name: str,
+        transform: Callable[[pa.Table], pa.Table] | None = None,
+    ) -> tuple[int, str]:
+        """Decrypt one file and seal it again under the current data key, in place.
+
+        With ``transform`` the table is rewritten on the way (OPRF re-key); without it the
+        plaintext is kept byte for byte. Temp file + rename: at every instant the file is
+        whole, under the old or the new key version (its header says which). Returns (key
+        version, sha256 of the new plaintext).
+        """
+        plain = self._open(dataset, version, file_name)
+        if transform is not None:
+            plain = _pack(transform(_unpack(plain, dataset)))
+        key_version = self._seal(dataset, version, file_name, plain)
+        return key_version, hashlib.sha256(plain).hexdigest()
 
     def remove(self, file_name: str) -> None:
         (self.root / file_name).unlink(missing_ok=True)
