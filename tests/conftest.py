@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 
+from collabzone import pacing
 from collabzone.keys import MASTER_KEY_ENV, new_master_key
 from collabzone.zone import Zone, init
 
@@ -22,6 +23,14 @@ settings.load_profile("collabzone")
 
 POSTGRES_ENV = "COLLABZONE_TEST_POSTGRES_URL"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _quick_response_ladder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Zones made by tests answer on a 10 ms ladder: every ending is still paced (the code
+    path runs), without half a second per request. tests/system/test_timing_channel.py
+    puts the standard quantum back to attack it."""
+    monkeypatch.setattr(pacing, "DEFAULT_QUANTUM", 0.01)
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,9 +91,16 @@ class Verification:
 
 
 def verify_chain(
-    events: Iterable[AuditEvent], head: tuple[int, str, str] | None, mac_key: bytes
+    events: Iterable[AuditEvent],
+    head: tuple[int, str, str] | None,
+    mac_key: bytes | Sequence[bytes],
 ) -> Verification:
-    """Recompute the chain; report the first event whose link does not hold."""
+    """Recompute the chain; report the first event whose link does not hold.
+
+    ``mac_key`` may be several keys (every ``audit-head`` version still held, so the log
+    verifies across a key rotation); the head must carry the HMAC of one of them.
+    """
+    mac_keys = [mac_key] if isinstance(mac_key, bytes) else list(mac_key)
     prev = GENESIS
     expected_seq = 1
     count = 0
@@ -119,7 +126,7 @@ def verify_chain(
             return Verification(False, count, count, "the signed chain head is missing")
         return Verification(True, 0)
     head_seq, head_hash, mac = head
-    if not hmac.compare_digest(mac, head_mac(mac_key, head_seq, head_hash)):
+    if not any(hmac.compare_digest(mac, head_mac(k, head_seq, head_hash)) for k in mac_keys):
         return Verification(
             False, count, head_seq, "the chain head's signature is invalid (head rewritten)"
         )

@@ -30,6 +30,37 @@ def _check_amount(name: str, value: float) -> float:
     return float(value)
 
 
+PARAMETER_RANGES: dict[str, tuple[float, float]] = {
+    "epsilon": (1e-6, 100.0),
+    "rho": (1e-12, 5000.0),
+    "delta": (1e-30, 0.01),
+}
+"""The public range of each privacy parameter a request may state (delta may also be 0).
+
+Outside it the mechanisms cannot be calibrated soundly: an epsilon of 5e-324 divides to an
+infinite noise scale, a delta below 1e-30 asks for thresholds beyond exact integers, and
+an epsilon above 100 (rho above 5000) is no privacy at all. Refused before anything runs."""
+
+
+def privacy_parameter(name: str, value: object) -> float:
+    """``value`` as the request's ``epsilon``, ``rho`` or ``delta``, or InvalidInputError
+    naming the accepted range (see :data:`PARAMETER_RANGES`).
+
+    >>> privacy_parameter("epsilon", 0.5)
+    0.5
+    """
+    low, high = PARAMETER_RANGES[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInputError(f"{name} must be a number from {low:g} to {high:g}")
+    number = float(value)
+    if name == "delta" and number == 0:
+        return 0.0
+    if not (math.isfinite(number) and low <= number <= high):
+        zero = "0 or " if name == "delta" else ""
+        raise InvalidInputError(f"{name} must be {zero}a number from {low:g} to {high:g}")
+    return number
+
+
 def _dec(value: float) -> Decimal:
     return Decimal(repr(float(value)))
 

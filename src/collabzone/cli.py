@@ -35,7 +35,7 @@ app = typer.Typer(
 party_app = typer.Typer(help="Parties of the zone.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Datasets (ingest, list, remove).", no_args_is_help=True)
 agreement_app = typer.Typer(help="Agreements owners sign on their datasets.", no_args_is_help=True)
-request_app = typer.Typer(help="Requests: submit, list, show, result.", no_args_is_help=True)
+request_app = typer.Typer(help="Requests: submit, list, show, result, risk.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(party_app, name="party")
 app.add_typer(dataset_app, name="dataset")
@@ -143,14 +143,27 @@ def render_table(payload: dict[str, Any], title: str | None = None) -> None:
 @app.command()
 def init(
     operator: Annotated[str, typer.Option(help="Name of the operator party.")] = "operator",
+    key_provider: Annotated[
+        str, typer.Option(help="local (keyring under the master key), pkcs11 or vault.")
+    ] = "local",
+    key_option: Annotated[
+        list[str] | None,
+        typer.Option(help="Provider option NAME=VALUE for zone.toml [keys] (repeatable)."),
+    ] = None,
 ) -> None:
     """Create a zone; prints the operator's token (and a master key if none is set)."""
+    keys: dict[str, str] = {"provider": key_provider}
+    for item in key_option or []:
+        option, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidInputError(f"--key-option {item!r} must be NAME=VALUE")
+        keys[option] = value
     master = os.environ.get("COLLABZONE_MASTER_KEY")
     generated = None
-    if not master and not os.environ.get("COLLABZONE_MASTER_KEY_FILE"):
+    if key_provider == "local" and not master and not os.environ.get("COLLABZONE_MASTER_KEY_FILE"):
         generated = master = zone_module.new_zone_master_key()
     _, token = zone_module.init(
-        state.zone_dir, operator=operator, db_url=state.db_url, master_key=master
+        state.zone_dir, operator=operator, db_url=state.db_url, master_key=master, keys=keys
     )
     console.print(f"zone created in {state.zone_dir}")
     if generated:
@@ -313,7 +326,7 @@ def _print_release(zone: zone_module.Zone, request_id: str) -> None:
         _print_json(payload)
     r = release.receipt
     console.print(
-        f"[dim]receipt: {r.technique}; suppressed {r.rows_suppressed}; mechanism {r.mechanism or '-'}; "
+        f"[dim]receipt: {r.technique}; suppressed {'not disclosed' if r.rows_suppressed is None else r.rows_suppressed}; mechanism {r.mechanism or '-'}; "
         f"noise scale {r.noise_scale if r.noise_scale is not None else '-'}; "
         f"spent {json.dumps(r.budget_spent)}; remaining {json.dumps(r.budget_remaining)}; "
         f"audit event {r.audit_event_id}[/]"
@@ -343,6 +356,25 @@ def request_show(request_id: str) -> None:
 def request_result(request_id: str) -> None:
     """A released result and its privacy receipt."""
     _print_release(_zone(), request_id)
+
+
+@request_app.command("risk")
+def request_risk(
+    request_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole report as JSON.")] = False,
+) -> None:
+    """What a pending request would disclose if released now, with everything released
+    before (for the owners of the data it touches, and auditors)."""
+    report = _zone().request_risk(request_id)
+    if as_json:
+        _print_json(report)
+        return
+    console.print(
+        f"[bold]{escape(request_id)}[/] ({escape(str(report['technique']))} by "
+        f"{escape(str(report['requester']))}): would be {escape(str(report['would_be']))}"
+    )
+    for line in report.get("summary", []):
+        console.print(f"  - {escape(str(line))}")
 
 
 @app.command()

@@ -12,4 +12,5 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("validator", "collabzone.techniques.validator.cli:app"),
     ("query", "collabzone.techniques.sql.cli:app"),
     ("serve", "collabzone.server.cli:app"),
+    ("keys", "collabzone.cli_keys:app"),
 ]

@@ -18,7 +18,7 @@ import ssl
 import threading
 import time
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -366,6 +366,10 @@ class RemoteZone:
             self._call("GET", f"/v1/requests/{_segment(request_id)}/result")
         )
 
+    def request_risk(self, request_id: str) -> dict[str, Any]:
+        doc: dict[str, Any] = self._call("GET", f"/v1/requests/{_segment(request_id)}/risk")
+        return doc
+
     def receipt(self, request_id: str) -> Receipt:
         return Receipt.model_validate(
             self._call("GET", f"/v1/requests/{_segment(request_id)}/receipt")
@@ -424,6 +428,31 @@ class RemoteZone:
                 handle.write(canonical_json(event) + "\n")
         tmp.replace(target)
         return len(events)
+
+    # -- the zone's keys (operator) --------------------------------------------------------
+
+    def key_inventory(self) -> list[dict[str, Any]]:
+        doc: list[dict[str, Any]] = self._call("GET", "/v1/keys")
+        return doc
+
+    def rotate_key(
+        self,
+        name: str,
+        *,
+        datasets: Sequence[str] = (),
+        spec_zone: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Rotate a zone key on the server (one call; ``progress`` hears only the end)."""
+        body = {"datasets": list(datasets), "spec_zone": spec_zone}
+        doc: dict[str, Any] = self._call("POST", f"/v1/keys/{_segment(name)}/rotate", json=body)
+        if progress is not None:
+            count = int(doc.get("files", doc.get("datasets", 0)))
+            progress(count, count)
+        return doc
+
+    def destroy_key(self, name: str, version: int) -> None:
+        self._call("POST", f"/v1/keys/{_segment(name)}/destroy", json={"version": version})
 
     # -- server-only ----------------------------------------------------------------------
 

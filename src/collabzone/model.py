@@ -185,7 +185,9 @@ class Receipt(Frozen):
     request_id: str
     technique: str
     rules_applied: dict[str, Any]
-    rows_suppressed: int
+    rows_suppressed: int | None = None
+    """How many cells were withheld, when the technique may say; None: not disclosed (an
+    exact count of what was held back is itself a disclosure about small groups)."""
     mechanism: str | None
     noise_scale: float | None
     budget_spent: dict[str, dict[str, float]]

@@ -4,10 +4,11 @@ A node is a party's process next to its own files (the data owner's premises, or
 mediator entrusted with tokenised data). It pulls the approved jobs the zone queued for
 it, runs each technique against local files through a :class:`LocalRunContext` (the
 :class:`~collabzone.techniques.base.RunContext` protocol, without any zone storage), and
-hands back the outcome with :meth:`Zone.complete_job`; the zone then filters, charges and
-releases it. The agent only uses zone methods (``me``, ``jobs``, ``request``, ``parties``,
-``datasets``, ``agreements``, ``job_context``, ``complete_job``), so the embedded Zone and the
-remote client work alike.
+hands back the outcome with :meth:`Zone.complete_job` (with the new states of the job's
+disclosure-audit spaces, read from ``job_context``); the zone then filters, charges and
+releases it, storing those states in the same transaction. The agent only uses zone
+methods (``me``, ``jobs``, ``request``, ``parties``, ``datasets``, ``agreements``,
+``job_context``, ``complete_job``), so the embedded Zone and the remote client work alike.
 
 >>> agent = NodeAgent(zone, {"labels": "labels.csv"}, keys=keyring)   # doctest: +SKIP
 >>> agent.run_once()                                                  # doctest: +SKIP
@@ -18,12 +19,13 @@ Refusals raised at the node (a bad token, a differencing attempt) go back as a p
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -121,6 +123,8 @@ class LocalRunContext:
     keys: KeyProvider | None
     ephemeral_key: bytes
     seed: int | None = None
+    audit: Mapping[str, tuple[int, bytes]] = field(default_factory=dict)
+    """The job's disclosure-audit states (space -> version, state) from ``job_context``."""
 
     def __post_init__(self) -> None:
         self._now = dt.datetime.now(dt.UTC)
@@ -192,6 +196,9 @@ class LocalRunContext:
     def history(self, dataset: str) -> list[Mapping[str, Any]]:
         return list(self.monitor.get(dataset, []))
 
+    def audit_state(self, space: str) -> tuple[int, bytes] | None:
+        return self.audit.get(space)
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
@@ -248,6 +255,10 @@ class NodeAgent:
                 self.keys,
                 self._ephemeral,
                 self._seed,
+                audit={
+                    space: (int(doc["version"]), base64.b64decode(doc["state"]))
+                    for space, doc in (context.get("audit") or {}).items()
+                },
             )
             try:
                 outcome = technique.run(plan, ctx)
@@ -269,6 +280,14 @@ class NodeAgent:
             rows_suppressed=outcome.rows_suppressed,
             mechanism=outcome.mechanism,
             noise_scale=outcome.noise_scale,
+            audit_updates=[
+                {
+                    "space": u.space,
+                    "base_version": u.base_version,
+                    "state": base64.b64encode(u.state).decode("ascii"),
+                }
+                for u in outcome.audit_updates
+            ],
         )
 
     def run_once(self) -> list[Request]:

@@ -28,6 +28,18 @@ CORE_RULES: tuple[RuleSpec, ...] = (
         (int, float),
     ),
     RuleSpec(
+        "max_rho_per_request", Merge.AT_MOST, "largest zCDP rho one request may spend", (int, float)
+    ),
+    RuleSpec(
+        "max_delta_per_request", Merge.AT_MOST, "largest delta one request may spend", (int, float)
+    ),
+    RuleSpec(
+        "response_quantum",
+        Merge.AT_LEAST,
+        "seconds of the first response-time step (raises the zone's, see pacing.py)",
+        (int, float),
+    ),
+    RuleSpec(
         "epsilon_budget",
         Merge.PER_DATASET,
         "epsilon each grantee may spend per period",
@@ -260,4 +272,11 @@ def validate_rules(rules: Mapping[str, Any], specs: Iterable[RuleSpec]) -> list[
                 problems.append(f"rule {name!r} must be a finite, non-negative number")
             elif name.endswith("_budget") and value == 0:
                 problems.append(f"rule {name!r} must be positive (omit it to grant no budget)")
+            elif spec.floor is not None and value < spec.floor:
+                problems.append(
+                    f"rule {name!r} is below its floor: set it to {spec.floor:g} or more "
+                    f"(the {name} floor of technique rules cannot be lowered by an agreement)"
+                )
+        if spec.choices and value not in spec.choices:
+            problems.append(f"rule {name!r} must be one of: {', '.join(spec.choices)}")
     return problems

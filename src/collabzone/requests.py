@@ -4,146 +4,72 @@ The :class:`RequestEngine` is the only code that moves a request between states.
 is one metadata transaction with its audit event; the release additionally re-checks and
 debits the privacy budget and stores the result, all in that same transaction, so a crash
 leaves either nothing released or release + debit + audit event together.
+
+The engine is assembled from parts, one idea each:
+
+* ``request_core.py`` -- shared state, policy and budget evaluation, audited transitions,
+  refusals, and the constants and fault injection (:func:`crashpoint`) they use;
+* ``request_execution.py`` -- running a zone-placed request and releasing its outcome,
+  pacing, last-resort failure and recovery of abandoned requests;
+* ``request_jobs.py`` -- owner-placed jobs run at a node (:func:`node_audit_spaces`);
+* this module -- pricing, submission, owner decisions and risk assessment, i.e. the entry
+  points that carry a request up to the run.
+
+The names other modules and tests use stay importable from here.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 import json
-import logging
-import os
-import signal
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import select
 
-from collabzone import audit, lifecycle, policy
-from collabzone.budget import BudgetLimit, PrivacyCost, overspend, remaining
+from collabzone import assess, audit, lifecycle, workers
+from collabzone.budget import remaining
 from collabzone.errors import (
-    BudgetExhaustedError,
     CollabzoneError,
     InvalidInputError,
     NotAuthorisedError,
     PolicyRefusal,
     Reason,
 )
-from collabzone.keys import KeyProvider
-from collabzone.model import Party, Receipt, Request, RequestStatus
+from collabzone.model import Party, RequestStatus
+from collabzone.request_core import (
+    CRASH_ENV,
+    MAX_AUDIT_RETRIES,
+    REFUSED_KEY,
+    AuditRace,
+    _limit,
+    _now,
+    _plan_from_json,
+    _plan_json,
+    crashpoint,
+)
+from collabzone.request_execution import ExecutionEngine
+from collabzone.request_jobs import JobsEngine, node_audit_spaces
 from collabzone.runtime import ZoneContext, ZoneRunContext, budget_period_of
 from collabzone.store import repo
 from collabzone.store import tables as t
-from collabzone.store.data import DataStore
 from collabzone.techniques import registry
-from collabzone.techniques.base import Outcome, Plan, Rules, Technique
+from collabzone.techniques.base import Technique
 
-CRASH_ENV = "COLLABZONE_CRASH_AT"
-REFUSED_KEY = "_refused"
-"""Payload key a node uses to hand back a refusal (a list of Reason dicts) instead of a result."""
-log = logging.getLogger("collabzone.requests")
-
-
-def crashpoint(step: str) -> None:
-    """Fault injection for the crash tests: die here, like a power cut, if asked to."""
-    if os.environ.get(CRASH_ENV) == step:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _now() -> str:
-    return repo.iso(dt.datetime.now(dt.UTC))
+__all__ = [
+    "CRASH_ENV",
+    "MAX_AUDIT_RETRIES",
+    "REFUSED_KEY",
+    "AuditRace",
+    "RequestEngine",
+    "crashpoint",
+    "node_audit_spaces",
+]
 
 
-def _plan_json(plan: Plan) -> dict[str, Any]:
-    return {
-        "technique": plan.technique,
-        "datasets": list(plan.datasets),
-        "cost": {k: v.as_dict() for k, v in plan.cost.items()},
-        "columns": {k: list(v) for k, v in plan.columns.items()},
-        "outputs": plan.outputs,
-        "details": json.loads(audit.canonical_json(dict(plan.details))),
-        "placement": plan.placement,
-        "node": plan.node,
-    }
-
-
-def _plan_from_json(doc: Mapping[str, Any]) -> Plan:
-    return Plan(
-        technique=doc["technique"],
-        datasets=tuple(doc["datasets"]),
-        cost={k: PrivacyCost(**v) for k, v in doc["cost"].items()},
-        columns={k: tuple(v) for k, v in doc["columns"].items()},
-        outputs=doc["outputs"],
-        details=doc["details"],
-        placement=doc["placement"],
-        node=doc["node"],
-    )
-
-
-def _limit(rules: Mapping[str, Any]) -> BudgetLimit:
-    return BudgetLimit(
-        rules.get("epsilon_budget"), rules.get("delta_budget"), rules.get("rho_budget")
-    )
-
-
-class RequestEngine:
+class RequestEngine(ExecutionEngine, JobsEngine):
     """Moves requests through the lifecycle for one zone."""
-
-    def __init__(self, engine: Engine, data: DataStore, keys: KeyProvider, zone_id: str) -> None:
-        self._engine = engine
-        self._data = data
-        self._keys = keys
-        self._zone_id = zone_id
-
-    def _mac_key(self) -> bytes:
-        return self._keys.derive("audit-head", self._zone_id)
-
-    # -- evaluation (pure parts in policy.py and Technique.check) ------------------------
-
-    def _evaluate(
-        self, requester: Party, technique: Technique, plan: Plan, purpose: str, ctx: ZoneContext
-    ) -> tuple[policy.PolicyResult, list[Reason]]:
-        datasets = [ctx.dataset(name) for name in plan.datasets]
-        agreements = [a for d in plan.datasets for a in ctx.all_agreements(d)]
-        result = policy.evaluate(
-            requester=requester,
-            technique=technique.name,
-            purpose=purpose,
-            datasets=datasets,
-            agreements=agreements,
-            rule_specs=technique.rule_specs,
-            needs_agreement=technique.needs_agreement,
-            now=ctx.now,
-        )
-        reasons = list(result.reasons)
-        if result.allowed:
-            reasons.extend(technique.check(plan, result.rules, ctx))
-            reasons.extend(self._budget_reasons(requester, plan.cost, result.rules, ctx))
-        return result, reasons
-
-    def _budget_reasons(
-        self, requester: Party, cost: Mapping[str, PrivacyCost], rules: Rules, ctx: ZoneContext
-    ) -> list[Reason]:
-        reasons = []
-        cap = rules.get("max_epsilon_per_request")
-        for dataset, amount in cost.items():
-            dataset_rules = rules.by_dataset.get(dataset, {})
-            owner = ctx.dataset(dataset).owner
-            if owner == requester.name or amount.is_free:
-                continue
-            if cap is not None and amount.epsilon > cap:
-                reasons.append(
-                    Reason(
-                        "EPSILON_TOO_LARGE",
-                        "max_epsilon_per_request",
-                        f"epsilon {amount.epsilon} exceeds the per-request cap {cap}",
-                        owner,
-                    )
-                )
-            spent = ctx.spent_in(dataset, budget_period_of(dataset_rules, ctx.now))
-            for problem in overspend([spent], amount, _limit(dataset_rules)):
-                reasons.append(Reason("BUDGET_EXHAUSTED", f"budget on {dataset}", problem, owner))
-        return reasons
 
     def price(
         self, requester: Party, technique_name: str, spec: Mapping[str, Any], purpose: str
@@ -175,54 +101,6 @@ class RequestEngine:
             "budget": budget,
         }
 
-    # -- transitions ----------------------------------------------------------------------
-
-    def _move(
-        self,
-        conn: Connection,
-        request_id: str,
-        new: RequestStatus,
-        actor: str,
-        details: Mapping[str, Any] | None = None,
-        **values: Any,
-    ) -> audit.AuditEvent:
-        row = repo.get_request_row(conn, request_id, for_update=True)
-        lifecycle.check_transition(RequestStatus(row["status"]), new)
-        conn.execute(
-            update(t.requests)
-            .where(t.requests.c.id == request_id)
-            .values(status=new.value, updated_at=_now(), **values)
-        )
-        parties = {row["requester"], *(self._owners(conn, row["datasets"]))}
-        return audit.append(
-            conn,
-            self._mac_key(),
-            actor=actor,
-            action=f"request.{new.value}",
-            subject=request_id,
-            parties=parties,
-            details=details,
-        )
-
-    def audit_denied(
-        self, actor: str, subject: str, parties: set[str], details: Mapping[str, Any]
-    ) -> None:
-        """Record a refused attempt (wrong party, wrong owner) in its own transaction."""
-        with self._engine.begin() as conn:
-            audit.append(
-                conn,
-                self._mac_key(),
-                actor=actor,
-                action="auth.denied",
-                subject=subject,
-                parties=parties,
-                details=details,
-            )
-
-    def _owners(self, conn: Connection, datasets: list[str]) -> set[str]:
-        rows = conn.execute(select(t.datasets.c.owner).where(t.datasets.c.name.in_(datasets)))
-        return {r.owner for r in rows}
-
     def submit(
         self, requester: Party, technique_name: str, spec: Mapping[str, Any], purpose: str
     ) -> str:
@@ -231,6 +109,23 @@ class RequestEngine:
         if not isinstance(spec, Mapping):
             raise InvalidInputError("a request spec must be a JSON object")
         request_id = f"rq-{uuid.uuid4().hex[:12]}"
+        with self._timed(request_id):
+            self._record(request_id, requester, technique, spec, purpose)
+            try:
+                self._carry(request_id, requester, technique, spec, purpose)
+            except Exception as exc:  # whatever broke, the request ends in a final state
+                self._settle(request_id, exc)
+        return request_id
+
+    def _record(
+        self,
+        request_id: str,
+        requester: Party,
+        technique: Technique,
+        spec: Mapping[str, Any],
+        purpose: str,
+    ) -> None:
+        """Insert the request (``submitted``, carried by this process) with its audit event."""
         now = _now()
         with self._engine.begin() as conn:
             audit.lock_head(conn)
@@ -251,6 +146,7 @@ class RequestEngine:
                     node=None,
                     created_at=now,
                     updated_at=now,
+                    worker=workers.current(),
                 )
             )
             audit.append(
@@ -262,18 +158,29 @@ class RequestEngine:
                 parties=[requester.name],
                 details={"technique": technique.name, "purpose": purpose, "spec": dict(spec)},
             )
+
+    def _carry(
+        self,
+        request_id: str,
+        requester: Party,
+        technique: Technique,
+        spec: Mapping[str, Any],
+        purpose: str,
+    ) -> None:
+        """Plan, check and price a recorded request, then approve, park or refuse it."""
         ctx = ZoneContext(self._engine, requester, technique=technique.name, purpose=purpose)
         try:
             plan = technique.plan(spec, ctx)
+            result, reasons = self._evaluate(requester, technique, plan, purpose, ctx)
         except PolicyRefusal as exc:
             self._finish_refused(request_id, "zone", exc.reasons)
-            return request_id
+            return
         except CollabzoneError as exc:
             self._finish_refused(
                 request_id, requester.name, [Reason(exc.code, "request spec", exc.message)]
             )
-            return request_id
-        result, reasons = self._evaluate(requester, technique, plan, purpose, ctx)
+            return
+        self._raise_quantum(request_id, result.rules)
         with self._engine.begin() as conn:
             audit.lock_head(conn)
             self._move(
@@ -292,7 +199,7 @@ class RequestEngine:
             )
         if reasons:
             self._finish_refused(request_id, "zone", reasons)
-            return request_id
+            return
         with self._engine.begin() as conn:
             audit.lock_head(conn)
             if result.owners_to_approve:
@@ -304,22 +211,9 @@ class RequestEngine:
                     {"owners": list(result.owners_to_approve)},
                     owners_to_approve=list(result.owners_to_approve),
                 )
-                return request_id
+                return
             self._move(conn, request_id, RequestStatus.APPROVED, "zone", {"approval": "auto"})
         self.execute(request_id)
-        return request_id
-
-    def _finish_refused(self, request_id: str, actor: str, reasons: list[Reason]) -> None:
-        with self._engine.begin() as conn:
-            audit.lock_head(conn)
-            self._move(
-                conn,
-                request_id,
-                RequestStatus.REFUSED,
-                actor,
-                {"reasons": [r.__dict__ for r in reasons]},
-                reasons=[str(r) for r in reasons],
-            )
 
     def decide(self, owner: Party, request_id: str, approve: bool, reason: str) -> None:
         """An owner's approval or denial; the last approval starts the run."""
@@ -378,232 +272,86 @@ class RequestEngine:
                 )
             elif already | {owner.name} >= set(row["owners_to_approve"]):
                 self._move(
-                    conn, request_id, RequestStatus.APPROVED, owner.name, {"approval": "manual"}
+                    conn,
+                    request_id,
+                    RequestStatus.APPROVED,
+                    owner.name,
+                    {"approval": "manual"},
+                    worker=workers.current(),  # this process runs it next
                 )
                 start = True
         if start:
             self.execute(request_id)
 
-    # -- running and releasing ------------------------------------------------------------
-
-    def execute(self, request_id: str) -> None:
-        """Run an approved zone-placed request and release it (owner-placed ones wait for
-        their node, see :meth:`complete`)."""
+    def assess(self, viewer: Party, request_id: str) -> dict[str, Any]:
+        """What ``request_id`` would disclose if it were released now, for the owners of
+        the data it touches (see :mod:`collabzone.assess`): nothing is released or stored."""
         with self._engine.connect() as conn:
             row = repo.get_request_row(conn, request_id)
             requester = repo.get_party(conn, row["requester"])
-        plan = _plan_from_json(row["plan"])
-        if plan.placement == "owner":
-            return
-        technique = registry.get(row["technique"])
-        with self._engine.begin() as conn:
-            audit.lock_head(conn)
-            self._move(conn, request_id, RequestStatus.RUNNING, "zone")
+            owners = {
+                r.name: r.owner
+                for r in conn.execute(
+                    select(t.datasets.c.name, t.datasets.c.owner).where(
+                        t.datasets.c.name.in_(list(row["datasets"]))
+                    )
+                )
+            }
         try:
-            ctx_rules = self._rules_now(requester, technique, plan, row["purpose"])
+            owned = assess.may_assess(viewer, owners)
+        except NotAuthorisedError:
+            self.audit_denied(viewer.name, request_id, {viewer.name}, {"attempt": "assess"})
+            raise
+        summary = functools.partial(
+            assess.summarise,
+            request_id=request_id,
+            technique=row["technique"],
+            requester=requester.name,
+            viewer=viewer,
+            owned=owned,
+        )
+        if not row["plan"]:
+            return summary(outcome=None, refusal=list(row["reasons"]), spent_before={})
+        plan = _plan_from_json(row["plan"])
+        technique = registry.get(row["technique"])
+        if plan.placement == "owner":
+            report = summary(outcome=None, refusal=None, spent_before={})
+            report.update(
+                would_be="assessed at the owner's node",
+                summary=["this request runs at the owner's node, which audits it there"],
+            )
+            return report
+        try:
+            rules = self._rules_now(requester, technique, plan, row["purpose"])
         except PolicyRefusal as exc:
-            self._finish_refused(request_id, "zone", exc.reasons)
-            return
+            return summary(outcome=None, refusal=[str(r) for r in exc.reasons], spent_before={})
         ctx = ZoneRunContext(
             self._engine,
             requester,
             self._data,
             self._keys,
             plan.datasets,
-            ctx_rules.by_dataset,
+            rules.by_dataset,
             self._zone_id,
             technique=technique.name,
             purpose=row["purpose"],
         )
         try:
-            outcome = technique.run(plan, ctx)
-            crashpoint("after_run")
-            outcome = technique.release(plan, outcome, ctx_rules)
-        except PolicyRefusal as exc:
-            self._finish_refused(request_id, "zone", exc.reasons)
-            return
-        except CollabzoneError as exc:
-            self._fail(request_id, exc.message)
-            return
-        except Exception as exc:  # a bug or an engine error: never leak data-dependent text
-            log.exception("request %s: technique %s failed", request_id, plan.technique)
-            self._fail(
-                request_id,
-                f"the technique failed ({type(exc).__name__}); the operator can see the log",
+            outcome, refusal = assess.outcome_or_reasons(
+                lambda: technique.release(plan, technique.run(plan, ctx), rules)
             )
-            return
+            spent = {d: ctx.spent(d).epsilon for d in plan.datasets}
         finally:
             ctx.close()
-        self.release(request_id, requester, plan, outcome, ctx_rules)
-
-    def _rules_now(self, requester: Party, technique: Technique, plan: Plan, purpose: str) -> Rules:
-        ctx = ZoneContext(self._engine, requester, technique=technique.name, purpose=purpose)
-        result, reasons = self._evaluate(requester, technique, plan, purpose, ctx)
-        # re-checked at run time: an agreement revoked or expired since approval stops the run
-        hard = [r for r in reasons if r.code != "BUDGET_EXHAUSTED"]
-        if hard:
-            raise PolicyRefusal(hard)
-        return result.rules
-
-    def _fail(self, request_id: str, message: str) -> None:
         with self._engine.begin() as conn:
             audit.lock_head(conn)
-            self._move(
+            audit.append(
                 conn,
-                request_id,
-                RequestStatus.FAILED,
-                "zone",
-                {"error": message},
-                reasons=[message],
+                self._mac_key(),
+                actor=viewer.name,
+                action="request.risk_assessed",
+                subject=request_id,
+                parties=[viewer.name],
+                details={"datasets": sorted(owned)},
             )
-
-    def release(
-        self, request_id: str, requester: Party, plan: Plan, outcome: Outcome, rules: Rules
-    ) -> None:
-        """Commit the outcome: budget re-check and debit, result, receipt, audit, together."""
-        payload = {k: v for k, v in outcome.payload.items() if not str(k).startswith("_")}
-        monitor = outcome.payload.get("_monitor")
-        released_to = tuple(outcome.released_to) or (requester.name,)
-        try:
-            with self._engine.begin() as conn:
-                audit.lock_head(conn)
-                crashpoint("before_debit")
-                spent_after: dict[str, dict[str, float | None]] = {}
-                now = dt.datetime.now(dt.UTC)
-                for dataset, cost in outcome.spent.items():
-                    dataset_rules = rules.by_dataset.get(dataset, {})
-                    owner = self._owners(conn, [dataset])
-                    period = budget_period_of(dataset_rules, now)
-                    already = repo.spent(conn, requester.name, dataset, period)
-                    if requester.name not in owner:
-                        problems = overspend(already, cost, _limit(dataset_rules))
-                        if problems:
-                            raise BudgetExhaustedError(
-                                [
-                                    Reason(
-                                        "BUDGET_EXHAUSTED",
-                                        f"budget on {dataset}",
-                                        p,
-                                        next(iter(owner), None),
-                                    )
-                                    for p in problems
-                                ]
-                            )
-                    conn.execute(
-                        t.budget_debits.insert().values(
-                            request_id=request_id,
-                            party=requester.name,
-                            dataset=dataset,
-                            period=period,
-                            epsilon=repr(cost.epsilon),
-                            delta=repr(cost.delta),
-                            rho=repr(cost.rho),
-                            at=repo.iso(now),
-                        )
-                    )
-                    spent_after[dataset] = remaining([*already, cost], _limit(dataset_rules))
-                crashpoint("after_debit")
-                receipt = Receipt(
-                    request_id=request_id,
-                    technique=plan.technique,
-                    rules_applied={
-                        "merged": dict(rules.merged),
-                        "agreements": {k: list(v) for k, v in rules.agreements.items()},
-                    },
-                    rows_suppressed=outcome.rows_suppressed,
-                    mechanism=outcome.mechanism,
-                    noise_scale=outcome.noise_scale,
-                    budget_spent={k: v.as_dict() for k, v in outcome.spent.items()},
-                    budget_remaining=spent_after,
-                    audit_event_id="",
-                    released_to=released_to,
-                    released_at=now,
-                    notes=tuple(outcome.notes),
-                )
-                receipt_doc = json.loads(receipt.model_dump_json(exclude={"audit_event_id"}))
-                event = self._move(
-                    conn,
-                    request_id,
-                    RequestStatus.RELEASED,
-                    "zone",
-                    {"receipt": receipt_doc, "released_to": list(released_to)},
-                )
-                receipt = receipt.model_copy(update={"audit_event_id": event.id})
-                crashpoint("after_audit")
-                conn.execute(
-                    t.releases.insert().values(
-                        request_id=request_id,
-                        payload=json.loads(audit.canonical_json(payload)),
-                        monitor=json.loads(audit.canonical_json(monitor))
-                        if monitor is not None
-                        else None,
-                        receipt=json.loads(receipt.model_dump_json()),
-                        released_to=list(released_to),
-                        released_at=repo.iso(now),
-                    )
-                )
-                crashpoint("before_commit")
-        except BudgetExhaustedError as exc:
-            self._finish_refused(request_id, "zone", exc.reasons)
-            return
-        crashpoint("after_commit")
-
-    def complete(
-        self,
-        node: Party,
-        request_id: str,
-        payload: Mapping[str, Any],
-        spent: Mapping[str, Mapping[str, float]],
-        rows_suppressed: int = 0,
-        mechanism: str | None = None,
-        noise_scale: float | None = None,
-    ) -> None:
-        """A node returns the outcome of an owner-placed job; the zone filters and releases it."""
-        with self._engine.connect() as conn:
-            row = repo.get_request_row(conn, request_id)
-            requester = repo.get_party(conn, row["requester"])
-        if row["placement"] != "owner" or row["node"] != node.name:
-            self.audit_denied(
-                node.name, request_id, {node.name, row["requester"]}, {"attempt": "complete_job"}
-            )
-            raise NotAuthorisedError(f"request {request_id} is not a job for node {node.name!r}")
-        plan = _plan_from_json(row["plan"])
-        technique = registry.get(row["technique"])
-        with self._engine.begin() as conn:
-            audit.lock_head(conn)
-            self._move(conn, request_id, RequestStatus.RUNNING, node.name)
-        refused = payload.get(REFUSED_KEY)
-        if refused:
-            # the node's own checks (monitor, bad input) refused the job: nothing is released
-            reasons = [
-                Reason(**{k: r.get(k) for k in ("code", "rule", "message", "owner")})
-                for r in refused
-            ]
-            self._finish_refused(request_id, node.name, reasons)
-            return
-        try:
-            rules = self._rules_now(requester, technique, plan, row["purpose"])
-            outcome = technique.release(
-                plan,
-                Outcome(
-                    payload=dict(payload),
-                    rows_suppressed=rows_suppressed,
-                    mechanism=mechanism,
-                    noise_scale=noise_scale,
-                    spent={k: PrivacyCost(**v) for k, v in spent.items()},
-                ),
-                rules,
-            )
-        except PolicyRefusal as exc:
-            self._finish_refused(request_id, "zone", exc.reasons)
-            return
-        self.release(request_id, requester, plan, outcome, rules)
-
-    def jobs_for(self, node: Party) -> list[Request]:
-        """Approved owner-placed requests waiting for ``node``."""
-        with self._engine.connect() as conn:
-            return [
-                r
-                for r in repo.list_requests(conn)
-                if r.status is RequestStatus.APPROVED and r.runs_at == f"owner:{node.name}"
-            ]
+        return summary(outcome=outcome, refusal=refusal, spent_before=spent)

@@ -11,6 +11,7 @@ does not own. Refused attempts are written to the audit log.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tomllib
@@ -29,7 +30,8 @@ from collabzone.errors import (
     NotAuthorisedError,
     NotFoundError,
 )
-from collabzone.keys import LocalKeyring, master_key_from_env, new_master_key
+from collabzone.keys import master_key_from_env, new_master_key
+from collabzone.keys_config import KeysConfig, create_keys, open_keys
 from collabzone.model import (
     Party,
     Receipt,
@@ -38,6 +40,8 @@ from collabzone.model import (
     RequestStatus,
     Role,
 )
+from collabzone.pacing import Pacing
+from collabzone.requests import node_audit_spaces
 from collabzone.store import repo
 from collabzone.store import tables as t
 from collabzone.store.data import DATA_KEY
@@ -46,6 +50,7 @@ from collabzone.zone_agreements import AgreementOps
 from collabzone.zone_audit import AuditOps
 from collabzone.zone_base import DB_URL_ENV, _check_name, _hash_token, _new_token, _now
 from collabzone.zone_datasets import DatasetOps
+from collabzone.zone_keys import KeyOps
 
 
 def _resolve_db(root: Path, db_url: str | None) -> str:
@@ -67,14 +72,23 @@ def init(
     operator: str = "operator",
     db_url: str | None = None,
     master_key: str | None = None,
+    keys: Mapping[str, Any] | None = None,
+    timing: Mapping[str, Any] | None = None,
 ) -> tuple[Zone, str]:
     """Create a zone in directory ``path``; returns it (acting as the operator) and the
-    operator's token. The master key comes from ``master_key`` or the environment."""
+    operator's token. The master key comes from ``master_key`` or the environment.
+
+    ``keys`` is the ``[keys]`` table of zone.toml choosing the key provider (default: the
+    local keyring; ``{"provider": "pkcs11", ...}`` or ``"vault"``, see keys_config.py).
+    ``timing`` is its ``[timing]`` table: the response-time ladder (see pacing.py).
+    """
     root = Path(path)
     if (root / "zone.toml").exists():
         raise ConflictError(f"{root} already holds a zone")
     _check_name("party", operator)
-    key = master_key or master_key_from_env()
+    keys_config = KeysConfig.parse(keys)
+    pacing = Pacing.parse(timing)
+    key = master_key or (master_key_from_env() if keys_config.provider == "local" else None)
     root.mkdir(parents=True, exist_ok=True)
     zone_id = f"zone-{uuid.uuid4().hex[:12]}"
     url = _resolve_db(root, db_url)
@@ -85,7 +99,7 @@ def init(
             raise ConflictError(
                 "that metadata database already holds a zone; give an empty one (--db)"
             )
-    keyring = LocalKeyring.create_new(root / "keyring.json", key)
+    keyring = create_keys(root, keys_config, key)
     keyring.create(DATA_KEY)
     keyring.create("audit-head")
     token = _new_token()
@@ -111,6 +125,9 @@ def init(
     lines = [f'zone_id = "{zone_id}"', "format = 1"]
     if db_url:
         lines.append(f"db_url = {json.dumps(db_url)}")
+    lines.append(keys_config.toml())
+    if timing is not None:
+        lines += ["", "[timing]", f"quantum = {pacing.quantum!r}", f"ratio = {pacing.ratio!r}"]
     (root / "zone.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return Zone(root, engine, keyring, zone_id, token), token
 
@@ -129,15 +146,18 @@ def connect(
         raise NotFoundError(
             f"{root} is not a zone (no zone.toml): create one with `collabzone init`"
         )
-    zone_id = str(tomllib.loads(config.read_text(encoding="utf-8"))["zone_id"])
+    doc = tomllib.loads(config.read_text(encoding="utf-8"))
+    zone_id = str(doc["zone_id"])
     engine = open_engine(_resolve_db(root, db_url))
     migrate(engine)
-    keyring = LocalKeyring(root / "keyring.json", master_key or master_key_from_env())
+    keyring = open_keys(root, KeysConfig.parse(doc.get("keys")), master_key)
     token = token or os.environ.get("COLLABZONE_TOKEN")
-    return Zone(root, engine, keyring, zone_id, token)
+    zone = Zone(root, engine, keyring, zone_id, token)
+    zone._requests.recover()  # requests a crashed process left half-way end failed
+    return zone
 
 
-class Zone(DatasetOps, AgreementOps, AuditOps):
+class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps):
     """One collaboration, seen by one party. Every public method is one zone operation."""
 
     # -- parties --------------------------------------------------------------------------
@@ -273,6 +293,11 @@ class Zone(DatasetOps, AgreementOps, AuditOps):
             return Release(request_id=request_id, payload={}, receipt=receipt)
         return Release(request_id=request_id, payload=row["payload"], receipt=receipt)
 
+    def request_risk(self, request_id: str) -> dict[str, Any]:
+        """What a request would disclose if released now, combined with everything released
+        before (for the owners of the data it touches, and auditors; see assess.py)."""
+        return self._requests.assess(self.me, request_id)
+
     def receipt(self, request_id: str) -> Receipt:
         """The privacy receipt of a released request."""
         return self.result(request_id).receipt
@@ -298,7 +323,12 @@ class Zone(DatasetOps, AgreementOps, AuditOps):
         spent: Mapping[str, Mapping[str, float]] | None = None,
         **outcome: Any,
     ) -> Request:
-        """Hand back a job's outcome; the zone filters, charges and releases it."""
+        """Hand back a job's outcome; the zone filters, charges and releases it.
+
+        ``outcome`` may carry ``rows_suppressed``, ``mechanism``, ``noise_scale`` and
+        ``audit_updates`` (``[{space, base_version, state}]``, state base64: the new states
+        of the spaces :meth:`job_context` handed out).
+        """
         self._requests.complete(self.me, request_id, payload, spent or {}, **outcome)
         return self.request(request_id)
 
@@ -308,8 +338,13 @@ class Zone(DatasetOps, AgreementOps, AuditOps):
         Owner-placed techniques run at a node (see src/collabzone/node.py), which needs the
         plan the zone checked (``plan``: technique, datasets, cost, details, node) and, per
         planned dataset, what earlier releases stored for query monitoring (``history``:
-        their hidden ``_monitor`` dicts with ``requester`` and ``released_at`` added), so it
-        can refuse differencing. Only the job's node may read it.
+        their hidden ``_monitor`` dicts with ``requester`` and ``released_at`` added), and
+        the job's disclosure-audit spaces (``audit``: ``{space: {version, state}}``, state
+        base64; the spaces are ``<technique>:<dataset>:all`` and
+        ``<technique>:<dataset>:requester:<requester>``, see
+        :func:`~collabzone.requests.node_audit_spaces`), so it can refuse combinations of
+        releases and hand the new states back with :meth:`complete_job`. Only the job's node
+        may read it.
         """
         me = self.me
         with self._engine.connect() as conn:
@@ -320,9 +355,16 @@ class Zone(DatasetOps, AgreementOps, AuditOps):
             )
             raise NotAuthorisedError(f"request {request_id} is not a job for {me.name!r}")
         plan = dict(row["plan"])
+        spaces = node_audit_spaces(row["technique"], plan.get("datasets", []), row["requester"])
         with self._engine.connect() as conn:
             history = {name: repo.monitor_history(conn, name) for name in plan.get("datasets", [])}
-        return {"plan": plan, "history": history}
+            stored = {space: repo.audit_state(conn, space) for space in spaces}
+        states = {
+            space: {"version": found[0], "state": base64.b64encode(found[1]).decode("ascii")}
+            for space, found in stored.items()
+            if found is not None
+        }
+        return {"plan": plan, "history": history, "audit": states}
 
 
 def new_zone_master_key() -> str:

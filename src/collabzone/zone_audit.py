@@ -15,6 +15,7 @@ from collabzone.model import (
 from collabzone.store import repo
 from collabzone.store import tables as t
 from collabzone.zone_base import ZoneBase, _now
+from collabzone.zone_keys import head_keys
 
 
 class AuditOps(ZoneBase):
@@ -67,7 +68,7 @@ class AuditOps(ZoneBase):
         _ = self.me  # authenticated parties only
         with self._engine.connect() as conn:
             return audit.verify_chain(
-                audit.read_events(conn), audit.read_head(conn), self._mac_key()
+                audit.read_events(conn), audit.read_head(conn), head_keys(self._keys, self.zone_id)
             )
 
     def audit_events(self) -> list[dict[str, Any]]:

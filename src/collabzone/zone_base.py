@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Self
@@ -23,6 +24,7 @@ from collabzone.model import (
     Party,
     Role,
 )
+from collabzone.pacing import Pacing
 from collabzone.requests import RequestEngine
 from collabzone.store import repo
 from collabzone.store import tables as t
@@ -42,6 +44,18 @@ def _check_name(kind: str, name: str) -> str:
             f"{kind} name {name!r} must start with a lowercase letter and use only a-z, 0-9 and _ (max 63)"
         )
     return name
+
+
+def _pacing(root: Path) -> Pacing:
+    """The response-time ladder of zone.toml's ``[timing]`` table (see pacing.py)."""
+    config = root / "zone.toml"
+    if not config.exists():
+        return Pacing()
+    try:
+        doc = tomllib.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        raise InvalidInputError(f"{config} is not valid TOML") from None
+    return Pacing.parse(doc.get("timing"))
 
 
 def _hash_token(token: str) -> str:
@@ -67,7 +81,7 @@ class ZoneBase:
         self._engine = engine
         self._keys = keys
         self._data = DataStore(root / "data", keys)
-        self._requests = RequestEngine(engine, self._data, keys, zone_id)
+        self._requests = RequestEngine(engine, self._data, keys, zone_id, _pacing(root))
         self._party = self._authenticate(token) if token else None
         self._clean_orphans()
 

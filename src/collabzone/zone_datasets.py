@@ -24,6 +24,7 @@ from collabzone.runtime import visible_to
 from collabzone.store import repo
 from collabzone.store import tables as t
 from collabzone.zone_base import NODE_PREFIX, ZoneBase, _check_name, _now
+from collabzone.zone_keys import note_token_versions
 
 
 class DatasetOps(ZoneBase):
@@ -92,6 +93,15 @@ class DatasetOps(ZoneBase):
                         "columns": [c["name"] for c in columns],
                         "sha256": digest,
                     },
+                )
+                note_token_versions(
+                    conn,
+                    self._mac_key(),
+                    actor=me.name,
+                    dataset=name,
+                    version=version,
+                    table=table,
+                    columns=parsed.columns,
                 )
         except BaseException:
             self._data.remove(file_name)

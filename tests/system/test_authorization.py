@@ -3,6 +3,7 @@ someone else's request. Every refused attempt is refused and audited."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,7 @@ def shared(zone: Parties, tmp_path: Path) -> Parties:
 
 
 def test_wrong_token_is_refused_and_audited(shared: Parties) -> None:
-    db = None
-    config = (shared.root / "zone.toml").read_text()
-    if "db_url" in config:
-        db = config.split("db_url = ")[1].strip().strip('"')
+    db = tomllib.loads((shared.root / "zone.toml").read_text()).get("db_url")
     with pytest.raises(AuthenticationError, match="matches no party"):
         connect(shared.root, token="czt_forged-token", db_url=db)
     with pytest.raises(AuthenticationError, match="no token"):

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2
+from pydantic import Field
 
 from collabzone.errors import InvalidInputError
 from collabzone.model import Agreement, Dataset, Party, Receipt, Release, RequestStatus
@@ -20,6 +21,7 @@ from collabzone.model import Request as ZoneRequest
 from collabzone.server._schemas import (
     NAME,
     AgreementIn,
+    Body,
     CompleteIn,
     Me,
     PartyIn,
@@ -32,6 +34,7 @@ from collabzone.server._schemas import (
 )
 from collabzone.server._state import Caller, ServerState
 from collabzone.server.auth import ALL_SCOPES
+from collabzone.zone_base import SERVICES_KEY
 
 UPLOAD_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 ID = r"^[A-Za-z0-9_:.-]{1,100}$"
@@ -264,6 +267,12 @@ def result(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> R
     return caller.zone.result(request_id)
 
 
+@router.get("/requests/{request_id}/risk", tags=["requests"])
+def risk(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> dict[str, Any]:
+    """What the request would disclose if released now (its data owners and auditors)."""
+    return caller.zone.request_risk(request_id)
+
+
 @router.get("/requests/{request_id}/receipt", response_model=Receipt, tags=["requests"])
 def receipt(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> Receipt:
     """The privacy receipt of a released request."""
@@ -306,6 +315,7 @@ def complete_job(
         rows_suppressed=body.rows_suppressed,
         mechanism=body.mechanism,
         noise_scale=body.noise_scale,
+        audit_updates=[u.model_dump() for u in body.audit_updates],
     )
     return _notify(request, done)
 
@@ -335,3 +345,45 @@ def verify_audit(caller: Audit) -> VerificationOut:
 def subscribe(request: Request, body: SubscriptionIn, caller: Read) -> dict[str, str]:
     """Where this party wants notices (webhook URL, e-mail); returns the signing secret."""
     return state_of(request).notifier.subscribe(caller.party.name, body.url, body.email)
+
+
+# -- the zone's keys (operator; auditors may list) -------------------------------------------
+
+KEY_NAME = r"^[a-z][a-z0-9_.:-]{0,120}$"
+
+
+class RotateIn(Body):
+    datasets: list[str] = Field(default_factory=list, max_length=1000)
+    spec_zone: str | None = Field(default=None, max_length=200)
+
+
+class DestroyIn(Body):
+    version: int = Field(ge=1, le=2**31 - 1)
+
+
+@router.get("/keys", tags=["keys"])
+def key_inventory(caller: Read) -> list[dict[str, Any]]:
+    """The zone's keys: names, versions, what each protects (never key material)."""
+    return caller.zone.key_inventory()
+
+
+@router.post("/keys/{name}/rotate", tags=["keys"])
+def rotate_key(
+    request: Request,
+    name: Annotated[str, PathParam(pattern=KEY_NAME)],
+    body: RotateIn,
+    caller: Operator,
+) -> dict[str, Any]:
+    """Rotate a zone key and re-encrypt or re-key what it protects (resumable)."""
+    summary = caller.zone.rotate_key(name, datasets=body.datasets, spec_zone=body.spec_zone)
+    if name == SERVICES_KEY:  # new JWT and CSRF keys: every session ends now
+        state_of(request).reload_service_keys()
+    return summary
+
+
+@router.post("/keys/{name}/destroy", status_code=204, tags=["keys"])
+def destroy_key(
+    name: Annotated[str, PathParam(pattern=KEY_NAME)], body: DestroyIn, caller: Operator
+) -> None:
+    """Erase one old version of a zone key for good."""
+    caller.zone.destroy_key(name, body.version)

@@ -134,13 +134,17 @@ def detail(request: Request, request_id: str) -> HTMLResponse:
     receipt = None
     if zone_request.status is RequestStatus.RELEASED:
         receipt = caller.zone.receipt(request_id)
+    can_decide = _awaits(zone_request, caller.party.name)
+    # an owner about to decide sees what the answer would disclose with earlier ones
+    risk = caller.zone.request_risk(request_id) if can_decide else None
     return _page(
         request,
         caller,
         "request.html",
         r=zone_request,
         receipt=receipt,
-        can_decide=_awaits(zone_request, caller.party.name),
+        can_decide=can_decide,
+        risk=risk,
         dumps=_dumps,
         error=None,
     )
@@ -172,6 +176,7 @@ def decide(
             r=zone_request,
             receipt=None,
             can_decide=_awaits(zone_request, caller.party.name),
+            risk=None,
             dumps=_dumps,
             error=exc.message,
         )

@@ -56,12 +56,22 @@ class SubmitIn(Body):
     purpose: str = Field(default="", max_length=2000)
 
 
+class AuditUpdateIn(Body):
+    """A node's new disclosure-audit state of one of its job's spaces (state: base64)."""
+
+    space: str = Field(min_length=1, max_length=400)
+    base_version: int | None = Field(default=None, ge=1)
+    state: str
+
+
 class CompleteIn(Body):
     payload: dict[str, Any]
     spent: dict[str, dict[str, float]] | None = None
-    rows_suppressed: int = Field(default=0, ge=0)
+    rows_suppressed: int | None = Field(default=None, ge=0)
+    """Cells the node withheld, if saying so is safe (None: not disclosed)."""
     mechanism: str | None = None
     noise_scale: float | None = None
+    audit_updates: list[AuditUpdateIn] = Field(default_factory=list, max_length=100)
 
 
 class SubscriptionIn(Body):

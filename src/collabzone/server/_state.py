@@ -67,6 +67,17 @@ class ServerState:
             timeout=settings.webhook_timeout,
         )
 
+    def reload_service_keys(self) -> None:
+        """Derive the JWT and CSRF keys again after ``zone-services`` rotated: every access
+        token and console session signed with the old key stops verifying."""
+        self.tokens = TokenService(
+            _acting.derive_key(self.zone, "jwt"),
+            f"collabzone:{self.zone.zone_id}",
+            self.settings.token_ttl,
+            self.tokens.revoked,
+        )
+        self.csrf_key = _acting.derive_key(self.zone, "csrf")
+
     def deny(self, actor: str, subject: str, reason: str) -> None:
         """Audit a refused call (never with the token itself)."""
         _acting.record_denied(

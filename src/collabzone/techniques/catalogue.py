@@ -72,6 +72,9 @@ class Catalogue(Technique):
     needs_agreement = False
 
     def plan(self, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
+        unknown = set(spec) - {"mock_rows", "datasets"}
+        if unknown:
+            raise InvalidInputError(f"unknown catalogue spec keys: {', '.join(sorted(unknown))}")
         mock_rows = spec.get("mock_rows", 5)
         if (
             isinstance(mock_rows, bool)

@@ -1,0 +1,180 @@
+"""Owner-placed requests run as jobs at the data owner's node.
+
+:class:`JobsEngine` lists the approved jobs waiting for a node and takes back what the node
+computed: it checks the job belongs to that node, accepts only the audit spaces of that job
+(:func:`node_audit_spaces`), re-checks the rules, filters the outcome and releases it through
+the same path as a zone-run request. Kept apart because a node's answer is untrusted input
+arriving from outside the zone process.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from collabzone import audit, workers
+from collabzone.budget import PrivacyCost
+from collabzone.errors import (
+    CollabzoneError,
+    InvalidInputError,
+    NotAuthorisedError,
+    PolicyRefusal,
+    Reason,
+)
+from collabzone.model import Party, Request, RequestStatus
+from collabzone.request_core import REFUSED_KEY, AuditRace, EngineCore, _plan_from_json
+from collabzone.store import repo
+from collabzone.techniques import registry
+from collabzone.techniques.base import AuditUpdate, Outcome
+
+
+def node_audit_spaces(technique: str, datasets: Sequence[str], requester: str) -> list[str]:
+    """The audit spaces a node job may read and write: per planned dataset, every
+    requester's (``<technique>:<dataset>:all``) and this requester's
+    (``<technique>:<dataset>:requester:<name>``). Nothing else a node sends is stored."""
+    return [
+        f"{technique}:{dataset}:{scope}"
+        for dataset in datasets
+        for scope in ("all", f"requester:{requester}")
+    ]
+
+
+def _node_updates(
+    updates: Sequence[Mapping[str, Any]], allowed: Sequence[str]
+) -> tuple[AuditUpdate, ...]:
+    """Decode a node's audit updates (base64 states), refusing spaces outside its job."""
+    out = []
+    for doc in updates:
+        space, version, state = doc.get("space"), doc.get("base_version"), doc.get("state")
+        if space not in allowed:
+            raise NotAuthorisedError("a node may only update the audit spaces of its own job")
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise InvalidInputError("an audit update's base_version must be an integer or null")
+        try:
+            blob = base64.b64decode(str(state), validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInputError("an audit update's state must be base64") from None
+        out.append(AuditUpdate(str(space), version, blob))
+    return tuple(out)
+
+
+class JobsEngine(EngineCore):
+    """Hands owner-placed jobs to their nodes and releases what the nodes send back."""
+
+    def complete(
+        self,
+        node: Party,
+        request_id: str,
+        payload: Mapping[str, Any],
+        spent: Mapping[str, Mapping[str, float]],
+        rows_suppressed: int = 0,
+        mechanism: str | None = None,
+        noise_scale: float | None = None,
+        audit_updates: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """A node returns the outcome of an owner-placed job; the zone filters and releases it.
+
+        Errors before the job starts running here (wrong node, a job already finished)
+        reach the caller; once it runs, any error ends it ``failed`` (see :meth:`_settle`).
+        """
+        with self._timed(request_id):
+            try:
+                self._complete(node, request_id, payload, spent, rows_suppressed, mechanism,
+                               noise_scale, audit_updates)  # fmt: skip
+            except Exception as exc:
+                with self._engine.connect() as conn:
+                    row = repo.get_request_row(conn, request_id)
+                running_here = row["status"] == RequestStatus.RUNNING.value
+                if not (running_here and row["worker"] == workers.current()):
+                    raise
+                self._settle(request_id, exc)
+
+    def _complete(
+        self,
+        node: Party,
+        request_id: str,
+        payload: Mapping[str, Any],
+        spent: Mapping[str, Mapping[str, float]],
+        rows_suppressed: int = 0,
+        mechanism: str | None = None,
+        noise_scale: float | None = None,
+        audit_updates: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """The steps of :meth:`complete`.
+
+        ``audit_updates`` (``{space, base_version, state}``, state base64) are the node's new
+        disclosure-audit states, stored in the release transaction (compare-and-swap).
+        """
+        with self._engine.connect() as conn:
+            row = repo.get_request_row(conn, request_id)
+            requester = repo.get_party(conn, row["requester"])
+        if row["placement"] != "owner" or row["node"] != node.name:
+            self.audit_denied(
+                node.name, request_id, {node.name, row["requester"]}, {"attempt": "complete_job"}
+            )
+            raise NotAuthorisedError(f"request {request_id} is not a job for node {node.name!r}")
+        plan = _plan_from_json(row["plan"])
+        technique = registry.get(row["technique"])
+        updates = _node_updates(
+            audit_updates, node_audit_spaces(technique.name, plan.datasets, row["requester"])
+        )
+        with self._engine.begin() as conn:
+            audit.lock_head(conn)
+            self._move(conn, request_id, RequestStatus.RUNNING, node.name, worker=workers.current())
+        refused = payload.get(REFUSED_KEY)
+        if refused:
+            # the node's own checks (monitor, bad input) refused the job: nothing is released
+            reasons = [
+                Reason(**{k: r.get(k) for k in ("code", "rule", "message", "owner")})
+                for r in refused
+            ]
+            self._finish_refused(request_id, node.name, reasons)
+            return
+        try:
+            rules = self._rules_now(requester, technique, plan, row["purpose"])
+            outcome = technique.release(
+                plan,
+                Outcome(
+                    payload=dict(payload),
+                    rows_suppressed=rows_suppressed,
+                    mechanism=mechanism,
+                    noise_scale=noise_scale,
+                    spent={k: PrivacyCost(**v) for k, v in spent.items()},
+                    audit_updates=updates,
+                ),
+                rules,
+            )
+        except PolicyRefusal as exc:
+            self._finish_refused(request_id, "zone", exc.reasons)
+            return
+        except CollabzoneError as exc:  # a malformed result from the node
+            self._fail(request_id, exc.message)
+            return
+        if updates and not outcome.audit_updates:
+            outcome = dataclasses.replace(outcome, audit_updates=updates)  # never dropped
+        try:
+            self.release(request_id, requester, plan, outcome, rules)
+        except AuditRace:
+            self._finish_refused(
+                request_id,
+                "zone",
+                [
+                    Reason(
+                        "CONCURRENT_RELEASE",
+                        "disclosure audit",
+                        "another release on the same data came first; submit the job again",
+                    )
+                ],
+            )
+
+    def jobs_for(self, node: Party) -> list[Request]:
+        """Approved owner-placed requests waiting for ``node``."""
+        with self._engine.connect() as conn:
+            return [
+                r
+                for r in repo.list_requests(conn)
+                if r.status is RequestStatus.APPROVED and r.runs_at == f"owner:{node.name}"
+            ]
