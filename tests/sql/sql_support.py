@@ -86,7 +86,7 @@ SHOP = dataset("shop", "shop", [
     col("pid", "string", "join_key"),
     col("token", "string", "other"),
     col("shop_segment", "string", "dimension", ["sport", "home", "kids"]),
-    col("spend", "float", "measure"),
+    col("spend", "float", "measure", {"min": 0, "max": 500}),
 ], 400)  # fmt: skip
 
 
@@ -100,6 +100,7 @@ class FakeZone:
     history_log: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     ledger: list[tuple[str, str, PrivacyCost]] = field(default_factory=list)
     technique: GovernedSQL = field(default_factory=GovernedSQL)
+    audit_states: dict[str, tuple[int, bytes]] = field(default_factory=dict)
 
     def as_party(self, name: str) -> Ctx:
         return Ctx(self, Party(name=name, roles=(Role.ANALYST,), created_at=NOW))
@@ -127,6 +128,10 @@ class FakeZone:
         outcome = self.technique.release(plan, self.technique.run(plan, ctx), rules)
         for ds, cost in outcome.spent.items():
             self.ledger.append((party, ds, cost))
+        for change in outcome.audit_updates:  # as the release transaction does (CAS)
+            current = self.audit_states.get(change.space)
+            assert (current[0] if current else None) == change.base_version
+            self.audit_states[change.space] = ((current[0] if current else 0) + 1, change.state)
         monitor = outcome.payload.get("_monitor")
         for ds in plan.datasets:
             if monitor:
@@ -196,6 +201,9 @@ class Ctx:
 
     def history(self, dataset: str) -> list[Mapping[str, Any]]:
         return list(self.zone.history_log.get(dataset, []))
+
+    def audit_state(self, space: str) -> tuple[int, bytes] | None:
+        return self.zone.audit_states.get(space)
 
 
 AGG_RULES: dict[str, Any] = {"analysis": ["aggregation", "dp", "template"], "min_group_size": 5}

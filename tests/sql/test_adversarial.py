@@ -18,6 +18,11 @@ def refused(fake_zone: FakeZone, sql: str, party: str = "analyst") -> set[str]:
     return {r.code for r in info.value.reasons}
 
 
+def withheld(fake_zone: FakeZone, sql: str, party: str = "analyst") -> bool:
+    """Whether the zone released nothing (as for a group under the minimum)."""
+    return fake_zone.submit(party, {"sql": sql})["rows"] == []
+
+
 def rejected(fake_zone: FakeZone, sql: str) -> str:
     with pytest.raises(QueryRejected) as info:
         fake_zone.submit("analyst", {"sql": sql})
@@ -31,39 +36,45 @@ def test_small_cell_is_suppressed_in_sql(fake_zone: FakeZone) -> None:
     released = {row[0] for row in out["rows"]}
     assert "new" not in released  # one person alone in 'new'
     assert released == {"gold", "silver", "bronze"}
-    assert out["suppressed_rows"] == 1
+    assert "suppressed_rows" not in out  # nothing exact about what was left out
     assert all(row[1] >= 5 for row in out["rows"])
 
 
-def test_everything_suppressed_reports_count(fake_zone: FakeZone) -> None:
-    out = fake_zone.submit(
+def test_everything_suppressed_says_nothing_exact(fake_zone: FakeZone) -> None:
+    suppressed = fake_zone.submit(
         "analyst",
         {"sql": "SELECT region, COUNT(*) FROM bank WHERE segment = 'new' GROUP BY region"},
     )
-    assert out["rows"] == []
-    assert out["suppressed_rows"] == 1
+    nobody = fake_zone.submit(
+        "shop", {"sql": "SELECT region, COUNT(*) FROM bank WHERE age > 99 GROUP BY region"}
+    )
+    assert suppressed["rows"] == nobody["rows"] == []
+    assert {k: v for k, v in suppressed.items() if k != "rows"} == {
+        k: v for k, v in nobody.items() if k != "rows"
+    }  # one person alone and nobody at all look the same
 
 
-def test_total_minus_visible_rows_is_differencing(fake_zone: FakeZone) -> None:
-    fake_zone.submit("analyst", {"sql": "SELECT COUNT(*) FROM bank"})
-    codes = refused(fake_zone, "SELECT segment, COUNT(*) FROM bank GROUP BY segment")
-    assert codes == {"DIFFERENCING"}
+def test_total_minus_visible_rows_gives_no_small_group(fake_zone: FakeZone) -> None:
+    total = fake_zone.submit("analyst", {"sql": "SELECT COUNT(*) FROM bank"})["rows"][0][0]
+    shown = fake_zone.submit(
+        "analyst", {"sql": "SELECT segment, COUNT(*) FROM bank GROUP BY segment"}
+    )
+    assert 0 < len(shown["rows"]) < 3  # 'new' is left out, and one more group to cover it
+    assert total - sum(row[1] for row in shown["rows"]) >= 5
 
 
 def test_differencing_pair_is_refused(fake_zone: FakeZone) -> None:
     ages = Counter(fake_zone.tables["bank"].column("age").to_pylist())
     rare = next(a for a, n in sorted(ages.items()) if 1 <= n <= 4 and a > 18)
     fake_zone.submit("analyst", {"sql": f"SELECT COUNT(*) FROM bank WHERE age > {rare}"})
-    assert refused(fake_zone, f"SELECT COUNT(*) FROM bank WHERE age >= {rare}") == {"DIFFERENCING"}
+    assert withheld(fake_zone, f"SELECT COUNT(*) FROM bank WHERE age >= {rare}")
 
 
 def test_tracker_is_refused(fake_zone: FakeZone) -> None:
     fake_zone.submit(
         "analyst", {"sql": "SELECT COUNT(*) FROM bank WHERE segment IN ('gold', 'new')"}
     )
-    assert refused(fake_zone, "SELECT COUNT(*) FROM bank WHERE segment = 'gold'") == {
-        "DIFFERENCING"
-    }
+    assert withheld(fake_zone, "SELECT COUNT(*) FROM bank WHERE segment = 'gold'")
 
 
 def test_range_split_is_refused(fake_zone: FakeZone) -> None:
@@ -72,20 +83,18 @@ def test_range_split_is_refused(fake_zone: FakeZone) -> None:
     fake_zone.submit(
         "analyst", {"sql": f"SELECT COUNT(*) FROM bank WHERE age BETWEEN 18 AND {rare}"}
     )
-    codes = refused(fake_zone, f"SELECT COUNT(*) FROM bank WHERE age BETWEEN 18 AND {rare - 1}")
-    assert codes == {"DIFFERENCING"}
+    assert withheld(fake_zone, f"SELECT COUNT(*) FROM bank WHERE age BETWEEN 18 AND {rare - 1}")
 
 
-def test_colluding_analysts_are_compared_when_the_agreement_says_so() -> None:
-    rules = {"analysis": ["aggregation"], "min_group_size": 5, "monitor_across_parties": True}
+def test_colluding_analysts_are_combined_unless_the_agreement_narrows_it() -> None:
+    rules = {"analysis": ["aggregation"], "min_group_size": 5}
     zone = make_fake_zone(rules, rules)
     zone.submit("analyst", {"sql": "SELECT COUNT(*) FROM bank WHERE segment IN ('gold', 'new')"})
-    assert refused(zone, "SELECT COUNT(*) FROM bank WHERE segment = 'gold'", "bank") == {
-        "DIFFERENCING"
-    }
-    alone = make_fake_zone()
+    assert withheld(zone, "SELECT COUNT(*) FROM bank WHERE segment = 'gold'", "shop")
+    narrowed = {**rules, "audit_scope": "requester"}
+    alone = make_fake_zone(narrowed, narrowed)
     alone.submit("analyst", {"sql": "SELECT COUNT(*) FROM bank WHERE segment IN ('gold', 'new')"})
-    assert alone.submit("bank", {"sql": "SELECT COUNT(*) FROM bank WHERE segment = 'gold'"})["rows"]
+    assert alone.submit("shop", {"sql": "SELECT COUNT(*) FROM bank WHERE segment = 'gold'"})["rows"]
 
 
 @pytest.mark.parametrize(
@@ -266,7 +275,7 @@ def test_most_restrictive_min_group_size_wins() -> None:
     out = zone.submit("analyst", {"sql": sql})
     assert out["min_group_size"] == 100
     assert all(row[1] >= 100 for row in out["rows"])
-    assert out["suppressed_rows"] >= 1
+    assert len(out["rows"]) < 3  # some segment falls under 100 people
 
 
 def test_arithmetic_on_suppressed_groups_cannot_fail(fake_zone: FakeZone) -> None:
@@ -280,7 +289,6 @@ def test_arithmetic_on_suppressed_groups_cannot_fail(fake_zone: FakeZone) -> Non
     con.close()
     out = fake_zone.submit("analyst", {"sql": sql})
     assert {row[0] for row in out["rows"]} == {"gold", "silver", "bronze"}
-    assert out["suppressed_rows"] == 1
 
 
 @pytest.mark.parametrize(

@@ -50,14 +50,14 @@ def test_query_prints_table_with_protections(run: Callable[..., tuple[int, str, 
     code, out, err = run("bank", "query", CONVERSION, "--purpose", "marketing")
     assert code == 0, (out, err)
     assert "partner_segment" in out and "released" in out
-    assert "suppressed:" in out
+    assert "left out" in out
 
 
 def test_query_csv_and_dry_run(run: Callable[..., tuple[int, str, str]]) -> None:
     code, out, err = run("bank", "query", CONVERSION, "--purpose", "marketing", "--format", "csv")
     assert code == 0
     assert '"partner_segment","customers","conversion"' in out
-    assert "suppressed:" in err
+    assert "left out" in err
     dp_sql = "SELECT p.partner_segment, COUNT(*) FROM partner p JOIN bank b ON p.token = b.token GROUP BY p.partner_segment"
     code, out, _ = run(
         "partner", "query", dp_sql, "--purpose", "marketing", "--epsilon", "0.5", "--dry-run"

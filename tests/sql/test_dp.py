@@ -111,11 +111,16 @@ def test_budget_cap_per_query(dp_zone: FakeZone) -> None:
     assert dp_zone.ledger == []
 
 
-def test_sum_needs_bounds() -> None:
-    zone = make_fake_zone(DP_RULES, DP_RULES)
+@pytest.mark.parametrize("extra", [{"epsilon": 1.0}, {}])
+def test_sum_needs_bounds(extra: dict[str, float]) -> None:
+    rules = {**DP_RULES, "analysis": ["dp", "aggregation"]}
+    zone = make_fake_zone(rules, rules)
+    unbounded = [c if c.name != "spend" else c.model_copy(update={"domain": None})
+                 for c in zone.datasets["shop"].columns]  # fmt: skip
+    zone.datasets["shop"] = zone.datasets["shop"].model_copy(update={"columns": tuple(unbounded)})
     sql = "SELECT SUM(s.spend) FROM bank b JOIN shop s ON b.pid = s.pid"
-    with pytest.raises(PolicyRefusal) as info:
-        zone.submit("analyst", {"sql": sql, "epsilon": 1.0})
+    with pytest.raises(PolicyRefusal) as info:  # DP and exact aggregation both clamp
+        zone.submit("analyst", {"sql": sql, **extra})
     assert "MISSING_BOUNDS" in {r.code for r in info.value.reasons}
 
 

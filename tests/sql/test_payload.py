@@ -30,9 +30,10 @@ def test_dp_payload_formats(dp_zone: FakeZone, tmp_path: Path) -> None:
     assert render(payload).row_count == 4
 
 
-def test_threshold_payload_says_what_was_suppressed(fake_zone: FakeZone) -> None:
+def test_threshold_payload_says_what_is_left_out_but_not_how_many(fake_zone: FakeZone) -> None:
     payload = fake_zone.submit(
         "analyst", {"sql": "SELECT segment, COUNT(*) FROM bank GROUP BY segment"}
     )
-    assert summary(payload)[0] == "suppressed: 1 group(s) under 5 people"
+    assert summary(payload)[0].startswith("groups with fewer than 5 people")
+    assert "not disclosed" in summary(payload)[0]
     assert to_arrow(payload).num_rows == 3

@@ -14,9 +14,11 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from collabzone.techniques.sql.rules._context import Quantity, RewriteContext, SumBound
+from collabzone.techniques.sql.rules._context import OwnTable, Quantity, RewriteContext, SumBound
 from collabzone.techniques.sql.rules.bind_template import bind_template
 from collabzone.techniques.sql.rules.bound_contributions import bound_contributions
+from collabzone.techniques.sql.rules.bound_joined_tables import bound_joined_tables
+from collabzone.techniques.sql.rules.clamp_values import clamp_values
 from collabzone.techniques.sql.rules.enforce_min_group_size import enforce_min_group_size
 from collabzone.techniques.sql.rules.enforce_min_list_size import enforce_min_list_size
 from collabzone.techniques.sql.rules.limit_rows import limit_rows
@@ -27,6 +29,8 @@ RULES = {
     "enforce_min_list_size": enforce_min_list_size,
     "bound_contributions": bound_contributions,
     "limit_rows": limit_rows,
+    "clamp_values": clamp_values,
+    "bound_joined_tables": bound_joined_tables,
 }
 
 
@@ -54,10 +58,23 @@ def _context(doc: dict[str, Any]) -> RewriteContext:
     )  # fmt: skip
     doc["order_by"] = tuple(tuple(o) for o in doc.get("order_by", []))
     doc["output_names"] = tuple(doc.get("output_names", []))
-    entity = exp.column(
+    entity = _column(table, column)
+    doc["entities"] = tuple(_column(*e.split(".")) for e in doc.get("entities", []))
+    doc["value_bounds"] = {
+        tuple(key.split(".")): SumBound(*bound)
+        for key, bound in doc.get("value_bounds", {}).items()
+    }
+    doc["own_tables"] = {
+        alias: OwnTable(own["dataset"], tuple(own["keys"]), tuple(own["columns"]))
+        for alias, own in doc.get("own_tables", {}).items()
+    }
+    return RewriteContext(entity=entity, quantities=quantities, **doc)
+
+
+def _column(table: str, column: str) -> exp.Column:
+    return exp.column(
         exp.to_identifier(column, quoted=True), table=exp.to_identifier(table, quoted=True)
     )
-    return RewriteContext(entity=entity, quantities=quantities, **doc)
 
 
 CASES = [

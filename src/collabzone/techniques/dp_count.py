@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from collabzone.budget import PrivacyCost
+from collabzone.budget import PrivacyCost, privacy_parameter
 from collabzone.errors import InternalError, InvalidInputError, Reason
 from collabzone.model import ColumnClass
 from collabzone.techniques.base import (
@@ -31,15 +31,7 @@ from collabzone.techniques.base import (
 ALPHA = 0.05
 
 
-def _positive(name: str, value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise InvalidInputError(f"{name} must be a positive, finite number")
-    return float(value)
+SPEC_KEYS = frozenset({"dataset", "entity", "by", "epsilon", "rho"})
 
 
 def _check_privacy_map(actual: float, charged: float) -> None:
@@ -67,6 +59,9 @@ class DPCount(Technique):
     )
 
     def plan(self, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
+        unknown = set(spec) - SPEC_KEYS
+        if unknown:
+            raise InvalidInputError(f"unknown dp_count spec keys: {', '.join(sorted(unknown))}")
         dataset_name = spec.get("dataset")
         if not isinstance(dataset_name, str):
             raise InvalidInputError("dp_count needs `dataset`: the name of the dataset to count")
@@ -83,10 +78,12 @@ class DPCount(Technique):
             column = dataset.column(by)
             if column is None or column.column_class is not ColumnClass.DIMENSION:
                 raise InvalidInputError(f"`by` must name a dimension column of {dataset_name!r}")
+        if ("rho" in spec) == ("epsilon" in spec):
+            raise InvalidInputError("give exactly one of epsilon (pure DP) or rho (zCDP)")
         if "rho" in spec:
-            cost = PrivacyCost(rho=_positive("rho", spec["rho"]))
+            cost = PrivacyCost(rho=privacy_parameter("rho", spec["rho"]))
         else:
-            cost = PrivacyCost(epsilon=_positive("epsilon", spec.get("epsilon")))
+            cost = PrivacyCost(epsilon=privacy_parameter("epsilon", spec["epsilon"]))
         return Plan(
             technique=self.name,
             datasets=(dataset_name,),

@@ -16,7 +16,6 @@ from collabzone.techniques.sql._compile import Compiled, compile_request
 from collabzone.techniques.sql._dp import Budget
 from collabzone.techniques.sql._engines import transpile
 from collabzone.techniques.sql._frontend import QueryRejected, parse_select, resolve
-from collabzone.techniques.sql._monitor import check_differencing
 from collabzone.techniques.sql._payload import render, to_arrow, to_csv, to_parquet
 from collabzone.techniques.sql._technique import GovernedSQL, compile_for
 
@@ -25,7 +24,6 @@ __all__ = [
     "Compiled",
     "GovernedSQL",
     "QueryRejected",
-    "check_differencing",
     "compile_for",
     "compile_request",
     "parse_select",

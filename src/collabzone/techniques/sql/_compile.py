@@ -15,9 +15,11 @@ from typing import Any
 
 from sqlglot import exp
 
+from collabzone.budget import privacy_parameter
 from collabzone.errors import InvalidInputError, Reason
 from collabzone.model import ColumnType, Dataset
 from collabzone.techniques.sql import _rules
+from collabzone.techniques.sql._bounds import CANDIDATES, bad_bounds, scaled_bound, too_wide
 from collabzone.techniques.sql._dp import Budget
 from collabzone.techniques.sql._frontend import (
     ColumnRef,
@@ -26,10 +28,19 @@ from collabzone.techniques.sql._frontend import (
     parse_select,
     resolve,
 )
+from collabzone.techniques.sql._protect import (
+    Protected,
+    mixed_conditions,
+    protected_of,
+    self_joins,
+    text_ranges,
+)
 from collabzone.techniques.sql._shape import Shape, analyse
-from collabzone.techniques.sql.rules._context import Quantity, RewriteContext, SumBound
-from collabzone.techniques.sql.rules.bind_template import bind_template
+from collabzone.techniques.sql._templates import TemplateUse, find_template, unapproved
+from collabzone.techniques.sql.rules._context import OwnTable, Quantity, RewriteContext, SumBound
 from collabzone.techniques.sql.rules.bound_contributions import bound_contributions
+from collabzone.techniques.sql.rules.bound_joined_tables import bound_joined_tables
+from collabzone.techniques.sql.rules.clamp_values import clamp_values
 from collabzone.techniques.sql.rules.enforce_min_group_size import enforce_min_group_size
 from collabzone.techniques.sql.rules.enforce_min_list_size import enforce_min_list_size
 from collabzone.techniques.sql.rules.limit_rows import limit_rows
@@ -58,6 +69,16 @@ class Compiled:
     quantity_index: dict[str, str] = field(default_factory=dict)
     """Quantity key (``rows``, ``sum:alias.col``...) -> its column in the rewrite."""
     reasons: list[Reason] = field(default_factory=list)
+    protected: tuple[Protected, ...] = ()
+    """The datasets of other owners in the query (their people are counted and audited)."""
+    own_tables: dict[str, OwnTable] = field(default_factory=dict)
+    value_bounds: dict[tuple[str, str], SumBound] = field(default_factory=dict)
+    template: TemplateUse | None = None
+
+    @property
+    def audited(self) -> bool:
+        """Whether exact answers leave (aggregation, template) about another owner's data."""
+        return self.mode in ("aggregation", "template") and bool(self.protected)
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -67,6 +88,7 @@ class Compiled:
         self,
         *,
         collect_members: bool = False,
+        member_salt: int = 0,
         salt: int = 0,
         max_rows: int | None = None,
         max_groups: int | None = None,
@@ -74,6 +96,10 @@ class Compiled:
         assert self.entity is not None
         eff = self.effective
         return RewriteContext(
+            entities=tuple(_qualified(p.entity) for p in self.protected),
+            member_salt=member_salt,
+            value_bounds=self.value_bounds,
+            own_tables=self.own_tables,
             output_names=tuple(item.name for item in self.shape.items),
             entity=exp.column(
                 exp.to_identifier(self.entity.column.name, quoted=True),
@@ -94,49 +120,82 @@ class Compiled:
         self,
         *,
         collect_members: bool = False,
+        member_salt: int = 0,
         salt: int = 0,
         max_rows: int | None = None,
         max_groups: int | None = None,
     ) -> exp.Select:
         """The governed tree the engine runs (the rules of this mode, in order)."""
         ctx = self.rewrite_context(
-            collect_members=collect_members, salt=salt, max_rows=max_rows, max_groups=max_groups
+            collect_members=collect_members,
+            member_salt=member_salt,
+            salt=salt,
+            max_rows=max_rows,
+            max_groups=max_groups,
         )
-        tree = self.query.tree
+        tree = bound_joined_tables(self.query.tree, ctx=ctx)
         if self.mode == "dp":
             return bound_contributions(tree, ctx=ctx)
         if self.mode == "list":
             return limit_rows(enforce_min_list_size(tree, ctx=ctx), ctx=ctx)
+        tree = clamp_values(tree, ctx=ctx)
         return limit_rows(enforce_min_group_size(tree, ctx=ctx), ctx=ctx)
 
 
-def _template(spec: Mapping[str, Any], rule_sets: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
-    name = spec["template"]
-    found: list[Mapping[str, Any]] = [
-        rules["templates"][name]
-        for sets in rule_sets.values()
-        for rules in sets
-        if isinstance(rules.get("templates"), Mapping) and name in rules["templates"]
-    ]
-    if not found:
-        raise QueryRejected(
-            "BAD_PARAMETER", f"no agreement shared with you defines template {name!r}"
-        )
-    template = found[0]
-    params = spec.get("params") or {}
-    if not isinstance(params, Mapping):
-        raise QueryRejected("BAD_PARAMETER", "params must be an object of name: value")
-    tree = parse_select(str(template["sql"]))
-    bound = bind_template(tree, declared=template.get("params") or {}, values=params)
-    return bound.sql(dialect="duckdb")
+def _qualified(ref: ColumnRef) -> exp.Column:
+    return exp.column(
+        exp.to_identifier(ref.column.name, quoted=True),
+        table=exp.to_identifier(ref.alias, quoted=True),
+    )
 
 
-def _budget(spec: Mapping[str, Any], delta: float) -> Budget:
+def _budget(
+    spec: Mapping[str, Any], eff: _rules.Effective, *, public: bool
+) -> tuple[Budget, list[Reason]]:
+    """The query's DP budget from its spec, and the reasons it is looser than the agreements.
+
+    A spec may only tighten what the agreements set: epsilon and rho are capped by
+    ``max_epsilon_per_query`` / ``max_rho_per_query`` (see ``_check_dp``), delta by the
+    merged ``dp_delta`` (a larger delta would lower the partition-selection threshold).
+    ``alpha`` only sets the width of the reported intervals (post-processing of public
+    scales), so any value in (0, 1) is accepted. Malformed values raise InvalidInputError.
+    """
     epsilon, rho = spec.get("epsilon"), spec.get("rho")
     if epsilon is None and rho is None:
         raise InvalidInputError("a dp query needs an epsilon (pure DP) or a rho (zCDP) budget")
-    spec_delta = spec.get("delta")
-    return Budget(epsilon=epsilon, rho=rho, delta=delta if spec_delta is None else spec_delta)
+    alpha = spec.get("alpha", 0.05)
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+        raise InvalidInputError("alpha must be a number between 0 and 1 (e.g. 0.05)")
+    asked = spec.get("delta")
+    if asked is not None:
+        asked = privacy_parameter("delta", asked)
+    reasons: list[Reason] = []
+    if public:  # public groups: no partition selection, no delta spent
+        delta = 0.0
+    elif asked is None:
+        delta = eff.delta
+    elif asked > eff.delta:
+        reasons.append(
+            Reason(
+                "DELTA_TOO_HIGH",
+                "sql.dp_delta",
+                f"delta may only be lowered: the agreements allow at most {eff.delta:g}",
+            )
+        )
+        delta = eff.delta
+    elif asked == 0:
+        reasons.append(
+            Reason(
+                "DELTA_REQUIRED",
+                "sql.dp_delta",
+                "groups without a public domain are selected privately, which needs a "
+                "delta above 0: omit delta or declare public_domains for the GROUP BY columns",
+            )
+        )
+        delta = eff.delta
+    else:
+        delta = asked
+    return Budget(epsilon=epsilon, rho=rho, delta=delta), reasons
 
 
 def _public_keys(shape: Shape, eff: _rules.Effective) -> list[tuple[Any, ...]] | None:
@@ -188,7 +247,12 @@ def _quantities(compiled: Compiled) -> dict[str, Quantity]:
                 continue
             integral = agg.ref.column.type in (ColumnType.INTEGER, ColumnType.BOOLEAN)
             scale = 1 if integral else FLOAT_SUM_SCALE
-            bound = SumBound(round(low_high[0] * scale), round(low_high[1] * scale), scale)
+            bound = scaled_bound(low_high, scale)
+            if bound is None:
+                compiled.reasons.append(
+                    bad_bounds(agg.ref.column.name, compiled.owners[agg.ref.dataset])
+                )
+                continue
             add(f"sum:{agg.ref.alias}.{agg.ref.column.name}", "sum", agg.ref, bound)
             if agg.func == "AVG":
                 add(f"nonnull:{agg.ref.alias}.{agg.ref.column.name}", "nonnull", agg.ref)
@@ -232,7 +296,8 @@ def compile_request(
         raise InvalidInputError(f"unknown spec keys: {', '.join(sorted(unknown))}")
     if ("sql" in spec) == ("template" in spec):
         raise InvalidInputError("give exactly one of 'sql' or 'template'")
-    sql = _template(spec, rule_sets) if "template" in spec else spec["sql"]
+    template = find_template(spec, rule_sets) if "template" in spec else None
+    sql = template.sql if template is not None else spec["sql"]
     if not isinstance(sql, str):
         raise InvalidInputError("'sql' must be a string")
     tree = parse_select(sql)
@@ -251,24 +316,113 @@ def compile_request(
                 {"analysis": list(_rules.MODES)}
             ]
     eff = _rules.merge(sets)
-    first_alias = next(iter(query.tables))
-    first = by_name[query.tables[first_alias]]
-    entity_name = _rules.entity_column(first, eff.of(first.name))
-    entity = None
-    if entity_name is not None:
-        column = first.column(entity_name)
-        assert column is not None
-        entity = ColumnRef(first_alias, first.name, column)
+    protected, entity_reasons = protected_of(query, by_name, owners, eff.by_dataset, requester)
+    entity = protected[0].entity if protected else None
+    if entity is None and not entity_reasons:
+        # only the requester's own data: its first table's people are counted
+        first_alias = next(iter(query.tables))
+        first = by_name[query.tables[first_alias]]
+        entity_name = _rules.entity_column(first, eff.of(first.name))
+        if entity_name is not None:
+            column = first.column(entity_name)
+            assert column is not None
+            entity = ColumnRef(first_alias, first.name, column)
     mode = _mode(spec, shape, eff, query.datasets)
-    compiled = Compiled(spec, mode, query, shape, eff, owners, entity)
-    compiled.reasons = _check(compiled, requester)
+    compiled = Compiled(
+        spec, mode, query, shape, eff, owners, entity, protected=tuple(protected), template=template
+    )
+    if protected:
+        compiled.own_tables = _own_tables(query, shape, by_name, owners, requester)
+    compiled.reasons = entity_reasons + _check(compiled, requester)
+    if mode in ("aggregation", "template"):
+        compiled.value_bounds, problems = _value_bounds(compiled)
+        compiled.reasons += problems
     if mode == "dp":
         compiled.public_keys = _public_keys(shape, eff)
-        compiled.budget = _budget(spec, 0.0 if compiled.public_keys is not None else eff.delta)
+        compiled.budget, problems = _budget(spec, eff, public=compiled.public_keys is not None)
+        compiled.reasons += problems
         quantities = _quantities(compiled)
         compiled.quantities = tuple(quantities.values())
         compiled.quantity_index = {key: q.name for key, q in quantities.items()}
+        compiled.reasons += too_wide(
+            compiled.quantities,
+            rows=eff.max_rows_per_entity or CANDIDATES[-1],
+            groups=(eff.max_groups_per_entity or CANDIDATES[-1]) if shape.group_by else 1,
+        )
     return compiled
+
+
+def _own_tables(
+    query: ResolvedQuery,
+    shape: Shape,
+    by_name: Mapping[str, Dataset],
+    owners: Mapping[str, str],
+    requester: str,
+) -> dict[str, OwnTable]:
+    """The requester's own tables and the key columns each is joined on."""
+    out: dict[str, OwnTable] = {}
+    for alias, name in query.tables.items():
+        if owners[name] != requester:
+            continue
+        keys = []
+        for left, right in shape.join_pairs:
+            for ref in (left, right):
+                if ref.alias == alias and ref.column.name not in keys:
+                    keys.append(ref.column.name)
+        if keys:
+            columns = tuple(c.name for c in by_name[name].columns)
+            out[alias] = OwnTable(name, tuple(keys), columns)
+    return out
+
+
+MAX_SCALED_BOUND = 2**62
+"""Largest clamping bound (after scaling to an integer) whose exact sums cannot overflow."""
+
+
+def _value_bounds(
+    compiled: Compiled,
+) -> tuple[dict[tuple[str, str], SumBound], list[Reason]]:
+    """Clamping bounds of every SUM / AVG / MIN / MAX over a protected column."""
+    protected = {p.alias for p in compiled.protected}
+    bounds: dict[tuple[str, str], SumBound] = {}
+    reasons: list[Reason] = []
+    for agg in compiled.shape.aggregates:
+        ref = agg.ref
+        if (
+            ref is None
+            or ref.alias not in protected
+            or agg.func not in ("SUM", "AVG", "MIN", "MAX")
+        ):
+            continue
+        found = _rules.bounds_of(ref, compiled.effective.of(ref.dataset))
+        owner = compiled.owners[ref.dataset]
+        if found is None:
+            reasons.append(
+                Reason(
+                    "MISSING_BOUNDS",
+                    "sql.bounds",
+                    f"{agg.func} of {ref.column.name!r} needs clamping bounds: the column's "
+                    "declared min/max domain or the agreement's rule bounds",
+                    owner,
+                )
+            )
+            continue
+        integral = ref.column.type in (ColumnType.INTEGER, ColumnType.BOOLEAN)
+        scale = 1 if integral else FLOAT_SUM_SCALE
+        low, high = round(found[0] * scale), round(found[1] * scale)
+        if max(abs(low), abs(high)) > MAX_SCALED_BOUND or low > high:
+            reasons.append(
+                Reason(
+                    "BOUNDS_TOO_WIDE",
+                    "sql.bounds",
+                    f"the bounds of {ref.column.name!r} must be ordered and within "
+                    f"+-{MAX_SCALED_BOUND // scale:.3g}",
+                    owner,
+                )
+            )
+            continue
+        bounds[(ref.alias, ref.column.name)] = SumBound(low, high, scale)
+    return bounds, reasons
 
 
 def _mode(
@@ -305,7 +459,7 @@ def _check(compiled: Compiled, requester: str) -> list[Reason]:
                     compiled.owners[dataset],
                 )
             )
-    if compiled.entity is None:
+    if compiled.entity is None and all(o == requester for o in compiled.owners.values()):
         first = compiled.datasets[0]
         reasons.append(
             Reason(
@@ -324,7 +478,14 @@ def _check(compiled: Compiled, requester: str) -> list[Reason]:
         reasons += _rules.check_columns(
             shape, mode, eff, compiled.owners, compiled.entity, requester
         )
+    elif compiled.template is not None:
+        reasons += unapproved(compiled.template, compiled.datasets, compiled.owners, requester)
+    if compiled.protected and mode in ("aggregation", "template", "list"):
+        reasons += self_joins(compiled.query, compiled.protected)
+    if compiled.audited:
+        reasons += mixed_conditions(compiled.query) + text_ranges(shape, compiled.protected)
     if mode == "list":
+        reasons += _list_overlap(compiled, requester)
         if shape.is_aggregate:
             reasons.append(
                 Reason("BAD_SHAPE", "sql.list", "a list releases plain columns, no aggregates")
@@ -349,6 +510,26 @@ def _check(compiled: Compiled, requester: str) -> list[Reason]:
             )
     if mode == "dp":
         reasons += _check_dp(compiled)
+    return reasons
+
+
+def _list_overlap(compiled: Compiled, requester: str) -> list[Reason]:
+    """A list is an overlap: each join matches datasets of two different owners, on join
+    keys their rules list."""
+    reasons: list[Reason] = []
+    for left, right in compiled.shape.join_pairs:
+        if compiled.owners[left.dataset] == compiled.owners[right.dataset]:
+            reasons.append(
+                Reason(
+                    "LIST_NEEDS_OVERLAP",
+                    "sql.list",
+                    f"{left.dataset!r} and {right.dataset!r} have the same owner: a list is "
+                    "released only for rows matched against another owner's dataset",
+                    compiled.owners[left.dataset]
+                    if compiled.owners[left.dataset] != requester
+                    else None,
+                )
+            )
     return reasons
 
 

@@ -20,10 +20,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from collabzone._opendp import dp
-from collabzone.budget import PrivacyCost
+from collabzone.budget import PrivacyCost, privacy_parameter
 from collabzone.errors import InternalError, InvalidInputError
 
-_MAX_THRESHOLD = 2**40
+_MAX_THRESHOLD = 2**52
+"""Largest partition-selection threshold tried (exact in floats, far inside i64)."""
+SAFETY = 1 - 1e-12
+"""Shares of a budget are rounded down by this factor, so that the float sum of every
+mechanism's loss stays at or below the amount charged."""
 
 
 @dataclass(frozen=True)
@@ -38,17 +42,9 @@ class Budget:
         if (self.epsilon is None) == (self.rho is None):
             raise InvalidInputError("give exactly one of epsilon (pure DP) or rho (zCDP)")
         for name in ("epsilon", "rho"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidInputError(f"{name} must be a number")
-            if not math.isfinite(value) or value <= 0:
-                raise InvalidInputError(f"{name} must be a finite number above 0, got {value}")
-        if not (isinstance(self.delta, int | float) and math.isfinite(self.delta)):
-            raise InvalidInputError("delta must be a finite number")
-        if not 0 <= self.delta < 1:
-            raise InvalidInputError(f"delta must be in [0, 1), got {self.delta}")
+            if getattr(self, name) is not None:
+                privacy_parameter(name, getattr(self, name))
+        privacy_parameter("delta", self.delta)
 
     @property
     def zcdp(self) -> bool:
@@ -121,16 +117,30 @@ def calibrate(make: Any, d_in: Any, target: float, first_scale: float) -> tuple[
     raise InvalidInputError("could not calibrate the noise for this budget; raise epsilon/rho")
 
 
+EXACT_ACCURACY_SCALE = 1e4
+"""Above this Gaussian scale the interval uses a tail bound: OpenDP's exact computation
+sums the distribution, in time proportional to the scale (minutes for tiny rho)."""
+
+
 def accuracy(zcdp: bool, scale: float, alpha: float) -> float:
     """Half-width of the (1 - alpha) interval of OpenDP's discrete noise at ``scale``."""
     if zcdp:
+        if scale > EXACT_ACCURACY_SCALE:
+            # the discrete Gaussian is sub-Gaussian with parameter ``scale`` (Canonne, Kamath
+            # and Steinke 2020): P(|X| >= t) <= 2 exp(-t^2 / (2 scale^2)), so this is wider
+            # than the exact interval, never narrower
+            return scale * math.sqrt(2 * math.log(2 / alpha))
         return float(dp.discrete_gaussian_scale_to_accuracy(scale, alpha))
     return float(dp.discrete_laplacian_scale_to_accuracy(scale, alpha))
 
 
 def _pick_threshold(zcdp: bool, scale: float, d_in: tuple[int, int, int], delta: float) -> Any:
-    """The smallest integer threshold whose delta (OpenDP's map) is within ``delta``."""
-    low, high = 1, 1
+    """The smallest integer threshold whose delta (OpenDP's map) is within ``delta``.
+
+    OpenDP refuses a threshold below the l-infinity sensitivity ``d_in[2]`` (one person's
+    rows in one group), so the search starts there.
+    """
+    low = high = max(1, d_in[2])
     while _threshold_measurement(zcdp, scale, high).map(d_in)[1] > delta:
         low, high = high, high * 2
         if high > _MAX_THRESHOLD:
@@ -170,7 +180,7 @@ def release(
         raise InvalidInputError("the query asks for no aggregate; add COUNT(*) or SUM(col)")
     zcdp = budget.zcdp
     share = (budget.rho if zcdp else budget.epsilon) or 0.0
-    share /= len(measures)
+    share *= SAFETY / len(measures)
     index = {key: i for i, key in enumerate(keys)}
     spent_main = 0.0
     spent_delta = 0.0

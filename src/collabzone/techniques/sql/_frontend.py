@@ -14,13 +14,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sqlglot
-from sqlglot import exp
+from sqlglot import Token, TokenType, exp
 from sqlglot.errors import ParseError, TokenError
 
 from collabzone.errors import InvalidInputError
 from collabzone.model import Column, Dataset
 
 MAX_SQL_LENGTH = 20_000
+MAX_NESTING = 24
+"""Deepest nesting of parentheses and prefix operators (NOT, unary minus) in one query:
+the parser recurses once per level, so deeper input would exhaust Python's stack."""
+MAX_TREE_DEPTH = 64
+"""Deepest parsed tree: every later pass (shape, rewrite, SQL generation) walks it
+recursively. A chain of n AND / OR terms is n levels deep: long value lists go in IN (...)."""
+MAX_TREE_NODES = 5_000
+"""Most nodes in one parsed query."""
+_PREFIX_TOKENS = frozenset({TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDE})
 
 _ALLOWED_NODES: frozenset[type[exp.Expression]] = frozenset(
     {
@@ -58,8 +67,9 @@ _JOIN_PARTS = frozenset({"this", "on", "side", "kind"})
 class QueryRejected(InvalidInputError):
     """The SQL is outside what governed SQL accepts; ``reason`` is a stable code.
 
-    Codes: ``SYNTAX``, ``NOT_A_SELECT``, ``CONSTRUCT_NOT_ALLOWED``, ``UNKNOWN_TABLE``,
-    ``UNKNOWN_COLUMN``, ``AMBIGUOUS_COLUMN``, ``BAD_SHAPE``, ``BAD_PARAMETER``.
+    Codes: ``SYNTAX``, ``TOO_COMPLEX``, ``NOT_A_SELECT``, ``CONSTRUCT_NOT_ALLOWED``,
+    ``UNKNOWN_TABLE``, ``UNKNOWN_COLUMN``, ``AMBIGUOUS_COLUMN``, ``BAD_SHAPE``,
+    ``BAD_PARAMETER``.
     """
 
     def __init__(self, reason: str, message: str) -> None:
@@ -113,8 +123,11 @@ def parse_select(sql: str) -> exp.Select:
         raise QueryRejected("SYNTAX", "the query is empty; send one SELECT statement")
     if len(sql) > MAX_SQL_LENGTH:
         raise QueryRejected("SYNTAX", f"the query is longer than {MAX_SQL_LENGTH} characters")
+    dialect = sqlglot.Dialect.get_or_raise("duckdb")
     try:
-        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+        tokens = dialect.tokenize(sql)
+        _check_nesting(tokens)
+        statements = [s for s in dialect.parser().parse(tokens, sql) if s is not None]
     except ParseError as error:
         where = error.errors[0] if error.errors else {}
         raise QueryRejected(
@@ -124,9 +137,12 @@ def parse_select(sql: str) -> exp.Select:
         ) from None
     except TokenError:
         raise QueryRejected("SYNTAX", "the SQL does not tokenise; check quotes") from None
+    except RecursionError:  # a nesting the token check did not foresee: refuse, never crash
+        raise QueryRejected("TOO_COMPLEX", _TOO_DEEP) from None
     if len(statements) != 1:
         raise QueryRejected("NOT_A_SELECT", "send exactly one statement, with no ';' chaining")
     tree = statements[0]
+    _check_size(tree)
     if not isinstance(tree, exp.Select):
         raise QueryRejected(
             "NOT_A_SELECT",
@@ -160,6 +176,57 @@ def parse_select(sql: str) -> exp.Select:
                     "CONSTRUCT_NOT_ALLOWED", f"{key.rstrip('_').upper()} joins are not allowed"
                 )
     return tree
+
+
+_TOO_DEEP = (
+    f"the query nests conditions deeper than {MAX_NESTING} levels; remove redundant "
+    "parentheses and NOTs, and write long lists of values as IN (...)"
+)
+
+
+def _check_nesting(tokens: Sequence[Token]) -> None:
+    """Refuse input nested deeper than MAX_NESTING before the recursive parser sees it.
+
+    The nesting at a token is the number of open parentheses plus the prefix operators
+    (NOT, unary +/-, ~) chained in front of it at each level; counting a binary minus as
+    a prefix only overestimates, which is the safe side.
+    """
+    runs = [0]
+    for token in tokens:
+        kind = token.token_type
+        if kind in _PREFIX_TOKENS:
+            runs[-1] += 1
+        elif kind == TokenType.L_PAREN:
+            runs.append(0)
+        elif kind == TokenType.R_PAREN:
+            if len(runs) > 1:
+                runs.pop()
+            runs[-1] = 0
+        else:
+            runs[-1] = 0
+        if len(runs) - 1 + sum(runs) > MAX_NESTING:
+            raise QueryRejected("TOO_COMPLEX", _TOO_DEEP)
+
+
+def _check_size(tree: exp.Expr) -> None:
+    """Refuse a parsed tree deeper than MAX_TREE_DEPTH or larger than MAX_TREE_NODES
+    (measured without recursion, so the check itself cannot overflow the stack)."""
+    stack: list[tuple[exp.Expr, int]] = [(tree, 1)]
+    nodes = 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_TREE_DEPTH:
+            raise QueryRejected(
+                "TOO_COMPLEX",
+                f"the query is nested more than {MAX_TREE_DEPTH} levels deep (long AND / OR "
+                "chains count one level per term); write lists of values as IN (...)",
+            )
+        if nodes > MAX_TREE_NODES:
+            raise QueryRejected(
+                "TOO_COMPLEX", f"the query has more than {MAX_TREE_NODES} parts; split it"
+            )
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
 
 
 def _name(identifier: exp.Expression | None) -> str:

@@ -17,7 +17,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, decimal.Decimal):
-        return float(value)
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dt.date | dt.datetime | dt.time):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -57,11 +57,6 @@ def to_parquet(payload: Mapping[str, Any], path: str) -> None:
 def summary(payload: Mapping[str, Any]) -> list[str]:
     """One line per protection applied, for the footer of any rendering."""
     lines = []
-    if "suppressed_rows" in payload:
-        lines.append(
-            f"suppressed: {payload['suppressed_rows']} group(s) under "
-            f"{payload.get('min_group_size')} people"
-        )
     if payload.get("noise_scale"):
         scales = ", ".join(f"{k}={v:.4g}" for k, v in payload["noise_scale"].items())
         lines.append(f"noise scale: {scales} ({payload.get('mechanism')})")

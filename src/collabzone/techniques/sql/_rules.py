@@ -58,8 +58,25 @@ RULE_SPECS: tuple[RuleSpec, ...] = (
     RuleSpec("max_rho_per_query", Merge.AT_MOST, "DP: rho cap per query", (int, float)),
     RuleSpec("dp_delta", Merge.AT_MOST, "DP: delta for private partition selection", (int, float)),
     RuleSpec("query_monitor", Merge.ANY, "refuse differencing against earlier releases", bool),
-    RuleSpec("monitor_across_parties", Merge.ANY, "compare with every analyst's releases", bool),
+    RuleSpec(
+        "monitor_across_parties",
+        Merge.ANY,
+        "deprecated: the audit combines every analyst's releases unless audit_scope narrows it",
+        bool,
+    ),
     RuleSpec("max_result_rows", Merge.AT_MOST, "largest result released", int),
+    RuleSpec(
+        "audit_scope",
+        Merge.SAME,
+        "whose releases the disclosure audit combines: all (default) or requester",
+        str,
+    ),
+    RuleSpec(
+        "threshold_jitter",
+        Merge.AT_LEAST,
+        "keyed, content-sticky raise of the minimum group size (default half of it)",
+        int,
+    ),
     RuleSpec("timeout_seconds", Merge.AT_MOST, "statement timeout", (int, float)),
 )
 
@@ -87,6 +104,9 @@ class Effective:
     max_result_rows: int
     timeout_s: float
     list_recipients: tuple[str, ...] | None
+    audit_scope: str = "all"
+    """``all``: the audit combines every analyst's releases; ``requester``: only this one's."""
+    threshold_jitter: int | None = None
 
     def of(self, dataset: str) -> Mapping[str, Any]:
         return self.by_dataset.get(dataset, {})
@@ -101,6 +121,8 @@ class Effective:
             "delta": self.delta,
             "monitor": self.monitor,
             "across_parties": self.across_parties,
+            "audit_scope": self.audit_scope,
+            "threshold_jitter": self.threshold_jitter,
             "max_result_rows": self.max_result_rows,
             "timeout_s": self.timeout_s,
         }
@@ -159,6 +181,12 @@ def merge(by_dataset: Mapping[str, Iterable[Mapping[str, Any]]]) -> Effective:
         monitor=not everything
         or any(r.get("query_monitor", True) is not False for r in everything),
         across_parties=any(bool(v) for v in _values(everything, "monitor_across_parties")),
+        audit_scope=(
+            "requester"
+            if everything and all(r.get("audit_scope") == "requester" for r in everything)
+            else "all"
+        ),
+        threshold_jitter=max(_values(everything, "threshold_jitter"), default=None),
         max_result_rows=smallest("max_result_rows") or DEFAULT_MAX_RESULT_ROWS,
         timeout_s=float(smallest("timeout_seconds") or DEFAULT_TIMEOUT_S),
         list_recipients=tuple(sorted(common)) if common is not None else None,
@@ -186,6 +214,15 @@ def _dimensions(ref: ColumnRef, rules: Mapping[str, Any]) -> bool:
     if listed is not None:
         return ref.column.name in listed
     return ref.column.column_class == ColumnClass.DIMENSION
+
+
+def _joinable(ref: ColumnRef, rules: Mapping[str, Any]) -> bool:
+    """Whether ``ref`` may appear in JOIN ... ON: the rule's list when it gives one (it
+    narrows), else any column of class join_key."""
+    listed = rules.get("join_keys")
+    if listed is not None:
+        return ref.column.name in listed
+    return ref.column.column_class == ColumnClass.JOIN_KEY
 
 
 def _is_join_key(ref: ColumnRef, rules: Mapping[str, Any]) -> bool:
@@ -264,10 +301,10 @@ def check_columns(
             )
     for left, right in shape.join_pairs:
         for ref in (left, right):
-            if not _is_join_key(ref, eff.of(ref.dataset)):
+            if owners.get(ref.dataset) != requester and not _joinable(ref, eff.of(ref.dataset)):
                 add(
                     "JOIN_NOT_ALLOWED",
-                    f"column {ref.column.name!r} is not a join key",
+                    f"column {ref.column.name!r} is not a join key the agreement lists",
                     "join_keys",
                     ref.dataset,
                 )
@@ -277,7 +314,7 @@ def check_columns(
             if out is None:
                 continue
             listed = eff.of(out.dataset).get("list_columns") or []
-            if out.column.name not in listed:
+            if out.column.name not in listed and owners.get(out.dataset) != requester:
                 add(
                     "COLUMN_NOT_ALLOWED",
                     f"column {out.column.name!r} may not be listed row by row",

@@ -1,7 +1,7 @@
-"""Running aggregation and list queries: execute the governed tree, monitor, package.
+"""Running aggregation and list queries: execute the governed tree, audit, package.
 
-``history`` is shared with the DP runner: what earlier releases on the same datasets
-recorded, for this requester only unless the agreements ask for collusion checks.
+``history`` is shared with the DP runner (its cache of earlier noisy answers): what
+earlier releases on the same datasets recorded.
 """
 
 from __future__ import annotations
@@ -9,91 +9,59 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from collabzone.errors import PolicyRefusal
-from collabzone.techniques.base import Outcome, RunContext
-from collabzone.techniques.sql import _monitor
+from collabzone.techniques.base import AuditUpdate, Outcome, RunContext
+from collabzone.techniques.sql._audit import audit_release, jitter_of, member_salt, protected_rows
 from collabzone.techniques.sql._compile import Compiled
 from collabzone.techniques.sql._execute import execute
 from collabzone.techniques.sql._payload import table_payload
-from collabzone.techniques.sql.rules._context import MEMBERS, SUPPRESSED
 
 
 def history(compiled: Compiled, ctx: RunContext) -> list[Mapping[str, Any]]:
-    me = ctx.requester.name
-    entries: list[Mapping[str, Any]] = []
-    for dataset in compiled.datasets:
-        for entry in ctx.history(dataset):
-            if compiled.effective.across_parties or entry.get("requester") == me:
-                entries.append(entry)
-    return entries
+    """What earlier releases on the query's datasets recorded (the DP cache reads it)."""
+    return [entry for dataset in compiled.datasets for entry in ctx.history(dataset)]
 
 
 def run_aggregation(compiled: Compiled, ctx: RunContext) -> Outcome:
+    """Execute the thresholded query; drop rows under the jittered minimum; audit the rest."""
     eff = compiled.effective
-    monitor = eff.monitor
-    con = ctx.connection()
-    tree = compiled.rewritten(collect_members=monitor)
+    audited = compiled.audited and eff.monitor
+    salt = member_salt(ctx) if audited else 0
+    tree = compiled.rewritten(collect_members=audited, member_salt=salt)
     table = execute(
-        con, tree.sql(dialect="duckdb"), timeout_s=eff.timeout_s, max_rows=eff.max_result_rows
+        ctx.connection(),
+        tree.sql(dialect="duckdb"),
+        timeout_s=eff.timeout_s,
+        max_rows=eff.max_result_rows,
     )
     names = [item.name for item in compiled.shape.items]
-    suppressed_col = table.column(SUPPRESSED).to_pylist()
-    suppressed = int(suppressed_col[0]) if suppressed_col else _count_all_suppressed(compiled, ctx)
-    sets: list[_monitor.EntitySet] = []
-    if monitor:
-        sets = _member_sets(table.column(MEMBERS))
-        reasons = _monitor.check_differencing(
-            sets, history(compiled, ctx), min_group_size=eff.min_group_size
-        )
-        if reasons:
-            raise PolicyRefusal(reasons)
-    rows = (
-        [list(r) for r in zip(*(table.column(n).to_pylist() for n in names), strict=True)]
-        if names
-        else []
-    )
-    payload = table_payload(names, rows)
+    rows = list(range(table.num_rows))
+    updates: tuple[AuditUpdate, ...] = ()
+    assessment: dict[str, Any] = {"candidate_groups": table.num_rows, "audited": audited}
+    if audited:
+        rows = protected_rows(compiled, table, jitter_of(compiled, ctx))
+        assessment["withheld_near_threshold"] = table.num_rows - len(rows)
+        rows, updates = audit_release(compiled, ctx, table, rows, salt, assessment)
+    assessment["released_groups"] = len(rows)
+    columns = [table.column(n).to_pylist() for n in names]
+    payload = table_payload(names, [[col[r] for col in columns] for r in rows])
     payload.update(
         {
             "analysis": compiled.mode,
             "min_group_size": eff.min_group_size,
-            "suppressed_rows": suppressed,
-            "_monitor": {"kind": "aggregation", "entities": _monitor.record(sets)}
-            if monitor
-            else {},
+            "notes": [
+                f"groups with fewer than {eff.min_group_size} people (a little more, at "
+                "random, near the threshold) are left out, and so are groups that, with "
+                "answers released before, would single out fewer people; how many is not "
+                "disclosed"
+            ],
         }
     )
-    return Outcome(payload=payload, rows_suppressed=suppressed, mechanism="min_group_size")
-
-
-def _member_sets(members: Any) -> list[_monitor.EntitySet]:
-    """Each row's hashed entities as numpy arrays, without a Python int per entity."""
-    import pyarrow as pa
-
-    out = []
-    for chunk in members.chunks:
-        lists = chunk.cast(pa.list_(pa.uint64()))
-        offsets = lists.offsets.to_numpy()
-        flat = lists.values.to_numpy(zero_copy_only=False)
-        out += [_monitor.EntitySet.of(flat[offsets[i] : offsets[i + 1]]) for i in range(len(lists))]
-    return out
-
-
-def _count_all_suppressed(compiled: Compiled, ctx: RunContext) -> int:
-    """When nothing passed the threshold: how many groups were cut (groups only, no values)."""
-    from sqlglot import exp
-
-    middle = compiled.rewritten().args["from_"].this.this
-    count = exp.select(exp.Count(this=exp.Star())).from_(
-        exp.alias_(exp.Subquery(this=middle), "m", table=True)
+    return Outcome(
+        payload=payload,
+        mechanism="min_group_size",
+        audit_updates=updates,
+        assessment=assessment,
     )
-    table = execute(
-        ctx.connection(),
-        count.sql(dialect="duckdb"),
-        timeout_s=compiled.effective.timeout_s,
-        max_rows=1,
-    )
-    return int(table.column(0)[0].as_py())
 
 
 def run_list(compiled: Compiled, ctx: RunContext) -> Outcome:

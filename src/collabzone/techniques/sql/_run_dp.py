@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from collabzone.techniques.base import Outcome, RunContext
+from collabzone.budget import PrivacyCost
+from collabzone.errors import CollabzoneError
+from collabzone.techniques.base import FailedAfterSpending, Outcome, RunContext
 from collabzone.techniques.sql._bounds import AUTO_SHARE, derive_limit
 from collabzone.techniques.sql._canonical import canonical_key
 from collabzone.techniques.sql._compile import Compiled, quantity_key
@@ -20,6 +22,9 @@ from collabzone.techniques.sql._execute import execute
 from collabzone.techniques.sql._payload import jsonable, table_payload
 from collabzone.techniques.sql._run import history
 from collabzone.techniques.sql.rules.profile_contributions import profile_contributions
+
+EXACT_LIMIT = 2**62
+"""Exact group totals are clamped into +-EXACT_LIMIT before OpenDP reads them as i64."""
 
 
 def _dp_cache_key(compiled: Compiled) -> str:
@@ -79,8 +84,20 @@ def _from_cache(cached: Mapping[str, Any], ids: list[str], names: list[str]) -> 
     )
 
 
+class _Derivation:
+    """The privacy loss the private derivation of limits has spent so far: charged even
+    when a later step fails, since the failure may depend on the derived value."""
+
+    def __init__(self, zcdp: bool) -> None:
+        self.zcdp = zcdp
+        self.amount = 0.0
+
+    def cost(self) -> PrivacyCost:
+        return PrivacyCost(rho=self.amount) if self.zcdp else PrivacyCost(epsilon=self.amount)
+
+
 def _limits(
-    compiled: Compiled, ctx: RunContext, budget: Budget
+    compiled: Compiled, ctx: RunContext, budget: Budget, derivation: _Derivation
 ) -> tuple[Budget, int, int, list[str]]:
     """Contribution limits: the agreement's, or derived privately with a share of the budget."""
     eff = compiled.effective
@@ -98,11 +115,13 @@ def _limits(
     )
     notes = []
     if rows is None:
+        derivation.amount += share
         rows, cost = derive_limit(
             profile.column("_cz_rows").to_pylist(), share=share, zcdp=budget.zcdp
         )
         notes.append(f"max rows per entity per group derived privately: {rows} (cost {cost:.3g})")
     if groups is None:
+        derivation.amount += share
         groups, cost = derive_limit(
             profile.column("_cz_groups").to_pylist(), share=share, zcdp=budget.zcdp
         )
@@ -112,7 +131,15 @@ def _limits(
     return main, int(rows), int(groups), notes
 
 
+def _saturate(value: Any) -> int:
+    """An exact bounded total as an i64 for OpenDP: clamping a group's total into a fixed
+    range moves it by no more than one person could, so the sensitivity is unchanged."""
+    return max(-EXACT_LIMIT, min(EXACT_LIMIT, int(value or 0)))
+
+
 def run_dp(compiled: Compiled, ctx: RunContext) -> Outcome:
+    """The cached answer, or a fresh noisy one; a failure after the private derivation of
+    limits raises FailedAfterSpending so the zone charges what the derivation spent."""
     budget = compiled.budget
     assert budget is not None
     key = _dp_cache_key(compiled)
@@ -122,8 +149,34 @@ def run_dp(compiled: Compiled, ctx: RunContext) -> Outcome:
         cached = entry.get("dp_cache") if entry.get("requester") == ctx.requester.name else None
         if cached and cached.get("key") == key and set(ids) <= set(cached.get("item_ids", [])):
             return _from_cache(cached, ids, names)
+    derivation = _Derivation(budget.zcdp)
+    try:
+        return _answer(compiled, ctx, budget, derivation, key, ids, names)
+    except Exception as exc:
+        if derivation.amount == 0:
+            raise
+        why = (
+            exc.message
+            if isinstance(exc, CollabzoneError)
+            else f"the DP query failed ({type(exc).__name__})"
+        )
+        raise FailedAfterSpending(
+            f"{why}; the privacy loss of deriving its contribution limits is charged",
+            {d: derivation.cost() for d in compiled.datasets},
+        ) from exc
+
+
+def _answer(
+    compiled: Compiled,
+    ctx: RunContext,
+    budget: Budget,
+    derivation: _Derivation,
+    key: str,
+    ids: list[str],
+    names: list[str],
+) -> Outcome:
     eff = compiled.effective
-    main_budget, max_rows, max_groups, notes = _limits(compiled, ctx, budget)
+    main_budget, max_rows, max_groups, notes = _limits(compiled, ctx, budget, derivation)
     tree = compiled.rewritten(
         salt=secrets.randbelow(2**31), max_rows=max_rows, max_groups=max_groups
     )
@@ -140,7 +193,7 @@ def run_dp(compiled: Compiled, ctx: RunContext) -> Outcome:
     if not dims and not keys:
         keys = [()]
     data = {
-        q.name: [int(v or 0) for v in table.column(q.name).to_pylist()] or [0]
+        q.name: [_saturate(v) for v in table.column(q.name).to_pylist()] or [0]
         for q in compiled.quantities
     }
     measures = []

@@ -27,6 +27,8 @@ AGG_FUNCS: dict[type[exp.Expression], str] = {
 }
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 _LITERALS = (exp.Literal, exp.Boolean, exp.Null, exp.Neg)
+RESERVED_PREFIX = "_cz_"
+"""Names the governed rewrite gives its own columns; no output may take one."""
 
 
 @dataclass(frozen=True)
@@ -161,10 +163,17 @@ def _output_name(item: exp.Expression, index: int, taken: set[str]) -> str:
         base = f"{label}_{inner.name}" if isinstance(inner, exp.Column) else f"{label}_all"
     else:
         base = f"col{index}"
+    if base.lower().startswith(RESERVED_PREFIX):
+        raise QueryRejected(
+            "BAD_SHAPE",
+            f"output names starting with {RESERVED_PREFIX} are reserved for the zone's "
+            "rewrite; choose another alias",
+        )
+    # DuckDB resolves names case-insensitively, so "n" and "N" would be the same column
     name, n = base, 2
-    while name in taken or name.startswith("_cz_"):
+    while name.lower() in taken:
         name, n = f"{base}_{n}", n + 1
-    taken.add(name)
+    taken.add(name.lower())
     return name
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sqlglot import exp
 
 ENTITIES = "_cz_entities"
-MEMBERS = "_cz_members"
-SUPPRESSED = "_cz_suppressed"
+ENTITY_COUNT = "_cz_e"
+"""Prefix of the per-protected-dataset distinct-people counts (``_cz_e0``, ``_cz_e1``...)."""
+MEMBERS = "_cz_m"
+"""Prefix of the per-protected-dataset hashed people lists, for the disclosure audit."""
+GROUP_VALUE = "_cz_g"
+"""Prefix of the hidden group values (``_cz_g0``...), for the disclosure audit."""
 
 
 @dataclass(frozen=True)
@@ -36,14 +41,35 @@ class Quantity:
 
 
 @dataclass(frozen=True)
+class OwnTable:
+    """A table of the requester's own, joined as at most one row per join key."""
+
+    dataset: str
+    keys: tuple[str, ...]
+    """Join-key columns: at most one row is kept per value of each (nested)."""
+    columns: tuple[str, ...]
+    """Every column, ordering the rows so the one kept does not depend on storage order."""
+
+
+@dataclass(frozen=True)
 class RewriteContext:
     """Parameters shared by the rules; each rule reads what it needs."""
 
     output_names: tuple[str, ...]
     entity: exp.Column
-    """The qualified column whose distinct values are the people behind a row."""
+    """The qualified column whose distinct values are the people behind a row (the first
+    protected dataset's; DP bounds contributions per value of it)."""
+    entities: tuple[exp.Column, ...] = ()
+    """One entity column per protected dataset: every released row needs the minimum of
+    distinct people in each (defaults to ``entity`` alone)."""
     min_group_size: int = 1
     collect_members: bool = False
+    member_salt: int = 0
+    """Salt of the 64-bit hashes of people kept for the disclosure audit."""
+    value_bounds: Mapping[tuple[str, str], SumBound] = field(default_factory=dict)
+    """(table alias, column) -> clamping bounds of aggregated values (aggregation mode)."""
+    own_tables: Mapping[str, OwnTable] = field(default_factory=dict)
+    """Table alias -> the requester's own table, joined one row per key."""
     max_result_rows: int | None = None
     order_by: tuple[tuple[str, bool], ...] = ()
     limit: int | None = None
@@ -52,6 +78,11 @@ class RewriteContext:
     quantities: tuple[Quantity, ...] = field(default_factory=tuple)
     salt: int = 0
     """Per-run salt of the hash that picks which groups an entity keeps (DP)."""
+
+    @property
+    def counted(self) -> tuple[exp.Column, ...]:
+        """The entity columns whose distinct values must each reach the minimum."""
+        return self.entities or (self.entity,)
 
 
 def quoted(name: str) -> exp.Identifier:

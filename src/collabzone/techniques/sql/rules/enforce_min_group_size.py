@@ -1,13 +1,15 @@
-"""Rule: release only groups with at least ``min_group_size`` distinct entities behind them.
+"""Rule: release only groups with at least ``min_group_size`` distinct people of every
+protected dataset behind them.
 
-The query becomes three nested SELECTs. The innermost groups the analyst's rows and
-computes each aggregate once (``_cz_a0``...), the output dimensions, and
-``COUNT(DISTINCT entity)`` (plus, for the query monitor, the list of hashed entities). The
-middle one counts, over all groups, how many fall below the threshold (a window over the
-grouped rows). The outer one keeps the groups at or above it and only then evaluates the
-analyst's expressions over aggregates, HAVING, ORDER BY and LIMIT, so arithmetic on a
-suppressed group can never fail (or succeed) where the analyst could see it. The threshold
-is enforced by the engine; no suppressed row ever reaches Python.
+The query becomes two nested SELECTs. The inner one groups the analyst's rows and computes
+each aggregate once (``_cz_a0``...), the output dimensions, every GROUP BY value
+(``_cz_g0``..., hidden, for the disclosure audit) and, per protected dataset,
+``COUNT(DISTINCT entity)`` (``_cz_e0``...) plus, for the audit, the list of its people's
+salted hashes (``_cz_m0``...). The outer one keeps the groups where each count reaches the
+threshold and only then evaluates the analyst's expressions over aggregates, HAVING,
+ORDER BY and LIMIT, so arithmetic on a suppressed group can never fail (or succeed) where
+the analyst could see it. The threshold is enforced by the engine; no suppressed row ever
+reaches Python, and nothing says how many were suppressed.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 from sqlglot import exp
 
 from collabzone.techniques.sql.rules._context import (
-    ENTITIES,
+    ENTITY_COUNT,
+    GROUP_VALUE,
     MEMBERS,
-    SUPPRESSED,
     RewriteContext,
     column,
     derived,
@@ -44,8 +46,13 @@ def _lift(node: Any, found: dict[str, tuple[str, exp.Expression]]) -> Any:
     return node.copy().transform(swap)
 
 
+def member_hash(entity: exp.Expression, salt: int) -> exp.Expression:
+    """The salted 64-bit hash of one person, as kept for the disclosure audit."""
+    return exp.Anonymous(this="hash", expressions=[entity, exp.Literal.number(salt)])
+
+
 def enforce_min_group_size(expression: exp.Select, *, ctx: RewriteContext) -> exp.Select:
-    """Wrap ``expression`` so that rows with fewer than the minimum entities are dropped."""
+    """Wrap ``expression`` so that rows with fewer than the minimum people are dropped."""
     found: dict[str, tuple[str, exp.Expression]] = {}
     inner_items: list[exp.Expression] = []
     outer_items: list[exp.Expression] = []
@@ -59,34 +66,40 @@ def enforce_min_group_size(expression: exp.Select, *, ctx: RewriteContext) -> ex
     having = expression.args.get("having")
     having_test = _lift(having.this, found) if having is not None else None
     inner_items += [named(agg, alias) for alias, agg in found.values()]
-    inner_items.append(
-        named(exp.Count(this=exp.Distinct(expressions=[ctx.entity.copy()])), ENTITIES)
-    )
-    if ctx.collect_members:
-        hashed = exp.Anonymous(this="hash", expressions=[ctx.entity.copy()])
-        inner_items.append(named(exp.ArrayAgg(this=exp.Distinct(expressions=[hashed])), MEMBERS))
+    group = expression.args.get("group")
+    hidden: list[str] = []
+    for i, dim in enumerate(group.expressions if group is not None else []):
+        inner_items.append(named(dim.copy(), f"{GROUP_VALUE}{i}"))
+        hidden.append(f"{GROUP_VALUE}{i}")
+    threshold = exp.Literal.number(ctx.min_group_size)
+    keep: exp.Expression | None = None
+    for i, entity in enumerate(ctx.counted):
+        counted = f"{ENTITY_COUNT}{i}"
+        inner_items.append(
+            named(exp.Count(this=exp.Distinct(expressions=[entity.copy()])), counted)
+        )
+        hidden.append(counted)
+        test = exp.GTE(this=column(counted, "_cz_g"), expression=threshold.copy())
+        keep = test if keep is None else exp.And(this=keep, expression=test)
+        if ctx.collect_members:
+            hashed = member_hash(entity.copy(), ctx.member_salt)
+            members = f"{MEMBERS}{i}"
+            listed = exp.ArrayAgg(this=exp.Distinct(expressions=[hashed]))
+            inner_items.append(
+                named(exp.Anonymous(this="list_sort", expressions=[listed]), members)
+            )
+            hidden.append(members)
     inner = expression.copy()
     for part in ("order", "limit", "having"):
         inner.set(part, None)
     inner.set("expressions", inner_items)
-
-    threshold = exp.Literal.number(ctx.min_group_size)
-    below = exp.If(
-        this=exp.LT(this=column(ENTITIES, "_cz_q"), expression=threshold),
-        true=exp.Literal.number(1),
-        false=exp.Literal.number(0),
-    )
-    counted = named(exp.Window(this=exp.Sum(this=below)), SUPPRESSED)
-    middle = select([exp.Star(), counted], derived(inner, "_cz_q"))
-    outer_items.append(column(SUPPRESSED, "_cz_g"))
-    if ctx.collect_members:
-        outer_items.append(column(MEMBERS, "_cz_g"))
-    keep: exp.Expression = exp.GTE(this=column(ENTITIES, "_cz_g"), expression=threshold.copy())
+    outer_items += [column(name, "_cz_g") for name in hidden]
+    assert keep is not None
     if having_test is not None:
         keep = exp.And(this=keep, expression=exp.Paren(this=having_test))
     return select(
         outer_items,
-        derived(middle, "_cz_g"),
+        derived(inner, "_cz_g"),
         where=keep,
         order=[(column(name), desc) for name, desc in ctx.order_by],
         limit=ctx.limit,

@@ -1,16 +1,17 @@
-"""Rule: a row-level list is released only if it covers at least ``min_group_size`` entities.
+"""Rule: a row-level list is released only if it covers at least ``min_group_size`` people
+of every protected dataset.
 
 The analyst's SELECT becomes a CTE; the released rows are read from it only when the
-number of distinct entities in it reaches the threshold (a scalar count over the same
-CTE), so a list small enough to single people out comes back empty and is reported as
-suppressed. Items are aliased to their output names; ORDER BY / LIMIT move outside.
+number of distinct people of each protected dataset in it reaches the threshold (scalar
+counts over the same CTE), so a list small enough to single people out comes back empty.
+Items are aliased to their output names; ORDER BY / LIMIT move outside.
 """
 
 from __future__ import annotations
 
 from sqlglot import exp
 
-from collabzone.techniques.sql.rules._context import ENTITIES, RewriteContext
+from collabzone.techniques.sql.rules._context import ENTITY_COUNT, RewriteContext
 
 
 def _q(name: str) -> exp.Identifier:
@@ -26,20 +27,24 @@ def enforce_min_list_size(expression: exp.Select, *, ctx: RewriteContext) -> exp
         exp.alias_(item.this if isinstance(item, exp.Alias) else item, _q(name))
         for item, name in zip(inner.expressions, ctx.output_names, strict=True)
     ]
-    items.append(exp.alias_(ctx.entity.copy(), _q(ENTITIES)))
+    keep: exp.Expression | None = None
+    for i, entity in enumerate(ctx.counted):
+        name = f"{ENTITY_COUNT}{i}"
+        items.append(exp.alias_(entity.copy(), _q(name)))
+        count = exp.select(exp.Count(this=exp.Distinct(expressions=[exp.column(_q(name))]))).from_(
+            _q("_cz_rows")
+        )
+        test = exp.GTE(
+            this=exp.Subquery(this=count), expression=exp.Literal.number(ctx.min_group_size)
+        )
+        keep = test if keep is None else exp.And(this=keep, expression=test)
     inner.set("expressions", items)
-    count = exp.select(exp.Count(this=exp.Distinct(expressions=[exp.column(_q(ENTITIES))]))).from_(
-        _q("_cz_rows")
-    )
+    assert keep is not None
     outer = (
         exp.select(*[exp.column(_q(name), table=_q("_cz_rows")) for name in ctx.output_names])
         .distinct()
         .from_(_q("_cz_rows"))
-        .where(
-            exp.GTE(
-                this=exp.Subquery(this=count), expression=exp.Literal.number(ctx.min_group_size)
-            )
-        )
+        .where(keep)
         .with_(_q("_cz_rows"), as_=inner)
     )
     if ctx.order_by:
