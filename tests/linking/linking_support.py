@@ -13,7 +13,16 @@ import pyarrow as pa
 
 from collabzone.budget import PrivacyCost
 from collabzone.errors import NotFoundError
-from collabzone.model import Agreement, Column, ColumnClass, ColumnType, Dataset, Party, Role
+from collabzone.model import (
+    Agreement,
+    Approval,
+    Column,
+    ColumnClass,
+    ColumnType,
+    Dataset,
+    Party,
+    Role,
+)
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -67,6 +76,8 @@ class FakeContext:
         }
         self._requester = Party(name="analyst", roles=(Role.ANALYST,), created_at=NOW)
         self._rng = np.random.default_rng(7)
+        self.audit_states: dict[str, tuple[int, bytes]] = {}
+        self.agreements: list[Agreement] = []
 
     @property
     def requester(self) -> Party:
@@ -85,7 +96,16 @@ class FakeContext:
         return list(self._datasets.values())
 
     def agreements_for(self, dataset: str) -> list[Agreement]:
-        return []
+        return [a for a in self.agreements if a.dataset == dataset]
+
+    def agree(self, dataset: str, technique: str, rules: Mapping[str, Any]) -> None:
+        """An agreement granting the requester ``technique`` on ``dataset``."""
+        owner = self._datasets[dataset].owner
+        self.agreements.append(
+            Agreement(id=f"agr-{dataset}", dataset=dataset, owner=owner, grantees=("*",),
+                      technique=technique, purposes=("*",), rules=dict(rules),
+                      approval=Approval.AUTO, valid_from=NOW, valid_until=None, created_at=NOW)
+        )  # fmt: skip
 
     def party(self, name: str) -> Party:
         return Party(name=name, roles=(Role.PROVIDER,), created_at=NOW)
@@ -111,3 +131,13 @@ class FakeContext:
 
     def history(self, dataset: str) -> list[Mapping[str, Any]]:
         return []
+
+    def audit_state(self, space: str) -> tuple[int, bytes] | None:
+        return self.audit_states.get(space)
+
+    def store(self, updates: Any) -> None:
+        """Keep a release's audited spaces, as the zone's release transaction does."""
+        for change in updates:
+            current = self.audit_states.get(change.space)
+            assert (current[0] if current else None) == change.base_version
+            self.audit_states[change.space] = ((current[0] if current else 0) + 1, change.state)

@@ -36,8 +36,11 @@ def table(people: list[tuple[int | None, int | None, int | None]], regions: list
     )
 
 
-def context(left: pa.Table, right: pa.Table) -> FakeContext:
-    return FakeContext({"bank": ("bank", left, CLASSES), "shop": ("shop", right, CLASSES)})
+def context(left: pa.Table, right: pa.Table, owner: str | None = None) -> FakeContext:
+    """Two datasets of two owners (or both of ``owner``, e.g. the requester itself)."""
+    return FakeContext(
+        {"bank": (owner or "bank", left, CLASSES), "shop": (owner or "shop", right, CLASSES)}
+    )
 
 
 def rules(**merged: Any) -> Rules:
@@ -60,25 +63,33 @@ person = st.tuples(ids, ids, ids)
 @given(st.lists(person, min_size=1, max_size=25), st.lists(person, min_size=1, max_size=25))
 def test_cascade_equals_brute_force(left: list[Any], right: list[Any]) -> None:
     regions = ["n" if i % 2 else "s" for i in range(len(left))]
-    ctx = context(table(left, regions), table(right, ["x"] * len(right)))
+    # both sides the requester's own: nothing to protect, so every count is shown
+    ctx = context(table(left, regions), table(right, ["x"] * len(right)), owner="analyst")
     raw, _ = run(
         ctx,
         {"datasets": ["bank", "shop"], "by": "region"},
         min_group_size=1,
         allowed_dimensions=["region"],
     )
-    expected = dict.fromkeys(KEYS, 0)
-    by_region: dict[str, int] = {}
+    # distinct people: a left record is its email token (its entity), else its best token
+    people: dict[str, set[str]] = {k: set() for k in KEYS}
+    by_region: dict[str, set[str]] = {}
+    everyone: set[str] = set()
     for row, region in zip(left, regions, strict=True):
         for level, key in enumerate(KEYS):
             if row[level] is not None and row[level] in {r[level] for r in right}:
-                expected[key] += 1
-                by_region[region] = by_region.get(region, 0) + 1
+                who = tok("e", row[0]) or tok(key[0] if key != "ndp" else "n", row[level])
+                assert who is not None
+                people[key].add(who)
+                by_region.setdefault(region, set()).add(who)
+                everyone.add(who)
                 break
-    assert raw.payload["by_match_key"] == expected
-    assert raw.payload["overlap"] == sum(expected.values())
+    assert raw.payload["by_match_key"] == {k: len(v) or None for k, v in people.items()}
+    assert raw.payload["overlap"] == (len(everyone) or None)
     if by_region or "by_dimension" in raw.payload:
-        assert raw.payload["by_dimension"]["counts"] == by_region
+        assert raw.payload["by_dimension"]["counts"] == {
+            k: len(v) or None for k, v in by_region.items()
+        }
 
 
 def demo_tables() -> FakeContext:
@@ -92,21 +103,23 @@ def demo_tables() -> FakeContext:
 
 def test_release_suppresses_small_cells_and_their_complement() -> None:
     ctx = demo_tables()
-    raw, released = run(
+    _raw, released = run(
         ctx,
         {"datasets": ["bank", "shop"], "by": "region"},
         min_group_size=5,
         allowed_dimensions=["region"],
     )
-    assert raw.payload["by_match_key"] == {"email": 20, "phone": 12, "ndp": 2}
-    assert released.payload["overlap"] == 34
-    # ndp (2) is below 5; alone it would be 34 - 20 - 12: phone is hidden too
-    assert released.payload["by_match_key"] == {"email": 20, "phone": None, "ndp": None}
-    counts = released.payload["by_dimension"]["counts"]
-    assert raw.payload["by_dimension"]["counts"] == {"London": 32, "Wales": 2}
-    assert counts == {"London": None, "Wales": None}
-    assert released.rows_suppressed == 4
+    assert released.payload["overlap"] == 34  # distinct people linked on any key
+    # per-key counts would give, through the total, people linked in two ways
+    assert "by_match_key" not in released.payload
+    # Wales (2) is below 5; alone it would be 34 - London: London is withheld too
+    assert released.payload["by_dimension"]["counts"] == {"London": None, "Wales": None}
     assert "list" not in released.payload
+    assert not any("suppress" in key for key in released.payload)
+    own = context(table([(i, i, i) for i in range(30)], ["x"] * 30),
+                  table([(i, None, None) for i in range(20)], ["x"] * 20), owner="analyst")  # fmt: skip
+    _, mine = run(own, {"datasets": ["bank", "shop"]}, min_group_size=5)
+    assert mine.payload["by_match_key"] == {"email": 20, "phone": None, "ndp": None}
 
 
 def test_membership_probe_with_one_record_is_suppressed() -> None:
@@ -127,6 +140,50 @@ def test_membership_probe_with_one_record_is_suppressed() -> None:
         answers.append(released.payload)
     assert answers[0] == answers[1]
     assert answers[0]["overlap"] is None
+
+
+def test_probe_of_fifteen_copies_of_one_token_counts_one_person() -> None:
+    """Issue 10: counting rows, a probe of 15 copies of the victim's token answered 15
+    (victim present) against nothing (absent)."""
+    customers = [(i, i, i) for i in range(100, 140)]
+    answers = []
+    for present in (True, False):
+        bank = table(customers + ([(7, 7, 7)] if present else []), ["r"] * (40 + present))
+        probe = table([(7, None, None)] * 15, ["x"] * 15)
+        ctx = FakeContext({"probe": ("analyst", probe, CLASSES), "bank": ("bank", bank, CLASSES)})
+        ctx.agree("bank", "overlap", {"min_group_size": 10})
+        _, released = run(ctx, {"datasets": ["probe", "bank"]}, min_group_size=10)
+        answers.append(released.payload)
+    assert answers[0] == answers[1]
+    assert answers[0]["overlap"] is None
+
+
+def test_two_probes_differing_by_one_token_learn_nothing() -> None:
+    """Issue 10, set algebra on overlap: L and L + victim against the partner, in the world
+    where the victim is a customer and where they are not: the same answers."""
+    customers = [(i, i, i) for i in range(100, 160)]
+    known = [(i, None, None) for i in range(100, 130)]
+    seen = []
+    for present in (True, False):
+        bank = table(customers + ([(7, 7, 7)] if present else []), ["r"] * (60 + present))
+        ctx = FakeContext(
+            {
+                "probe": ("analyst", table(known, ["x"] * 30), CLASSES),
+                "probe2": ("analyst", table([*known, (7, None, None)], ["x"] * 31), CLASSES),
+                "bank": ("bank", bank, CLASSES),
+            }
+        )
+        ctx.agree("bank", "overlap", {"min_group_size": 10})
+        technique = Overlap()
+        outs = []
+        for probe in ("probe", "probe2"):
+            plan = technique.plan({"datasets": [probe, "bank"]}, ctx)
+            raw = technique.run(plan, ctx)
+            ctx.store(raw.audit_updates)
+            outs.append(technique.release(plan, raw, rules(min_group_size=10)).payload["overlap"])
+        seen.append(outs)
+    assert seen[0] == seen[1]  # whether the victim is a customer changes nothing
+    assert seen[0][0] == 30 and seen[0][1] is None
 
 
 def test_list_release_only_to_the_named_party_the_agreement_allows() -> None:

@@ -75,8 +75,10 @@ def test_overlap_request_through_the_zone(
     assert zone.bank.request(request.id).status == RequestStatus.RELEASED, request.reasons
     payload = zone.bank.result(request.id).payload
     assert payload["overlap"] == 80
-    assert payload["by_match_key"]["email"] == 80
-    assert sum(payload["by_dimension"]["counts"].values()) == 80
+    assert "by_match_key" not in payload  # the partner's side is protected
+    shown = [v for v in payload["by_dimension"]["counts"].values() if v is not None]
+    assert shown and all(v >= 10 for v in shown)
+    assert 80 - sum(shown) == 0 or 80 - sum(shown) >= 10
     # a list release is refused: no agreement allows it
     refused = zone.bank.submit(
         "overlap",

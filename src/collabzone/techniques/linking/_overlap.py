@@ -8,8 +8,9 @@ Request spec::
      "release": "counts" | "list", "list_to": "bank"}         # list needs an agreement
 
 The match cascade links each record of the first dataset on the best key (first in
-``match_keys``) whose token also appears in the second dataset; a record counts once, at
-the level of its best key. Token columns are ``link_<key>`` of class ``join_key`` on both
+``match_keys``) whose token also appears in the second dataset; a record counts at the
+level of its best key, and every count is of distinct people (see _overlap_cells.py:
+released cells are also audited with everything else released on both datasets). Token columns are ``link_<key>`` of class ``join_key`` on both
 sides, made under one key version (tokens carry it; mixing versions is refused).
 
 Rules (agreement ``rules``): ``min_group_size`` (every released count below it is
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from collabzone import disclosure
 from collabzone.errors import InvalidInputError, Reason
 from collabzone.model import ColumnClass, Dataset
 from collabzone.techniques.base import (
@@ -34,6 +36,14 @@ from collabzone.techniques.base import (
     RuleSpec,
     RunContext,
     Technique,
+)
+from collabzone.techniques.linking._overlap_cells import (
+    Cell,
+    audit_overlap,
+    cells_of,
+    entity_of,
+    link,
+    people,
 )
 from collabzone.techniques.linking._spec import TOKEN_PREFIX
 
@@ -52,13 +62,18 @@ def _token_keys(dataset: Dataset) -> list[str]:
     ]
 
 
-def suppress(cells: dict[str, int], min_group_size: int) -> tuple[dict[str, int | None], int]:
-    """Suppress counts below ``min_group_size``; if exactly one cell of a breakdown falls,
-    suppress the next smallest too, so it cannot be recovered by subtraction from a total."""
-    out: dict[str, int | None] = {k: (v if v >= min_group_size else None) for k, v in cells.items()}
+def suppress(
+    cells: Mapping[str, int | None], min_group_size: int
+) -> tuple[dict[str, int | None], int]:
+    """Suppress counts below ``min_group_size`` (None stays None); if exactly one cell of a
+    breakdown falls, suppress the next smallest too, so it cannot be recovered by
+    subtraction from a total."""
+    out: dict[str, int | None] = {
+        k: (v if v is not None and v >= min_group_size else None) for k, v in cells.items()
+    }
     hidden = [k for k, v in out.items() if v is None]
     shown = sorted((v, k) for k, v in out.items() if v is not None)
-    if len(hidden) == 1 and shown and cells[hidden[0]] > 0:
+    if len(hidden) == 1 and shown and (cells[hidden[0]] is None or (cells[hidden[0]] or 0) > 0):
         out[shown[0][1]] = None
     return out, sum(1 for v in out.values() if v is None)
 
@@ -167,72 +182,113 @@ class Overlap(Technique):
         con = ctx.connection()
         for key in keys:
             _check_versions(con, left, right, f"{TOKEN_PREFIX}{key}")
-        cte = _cascade_sql(left, right, keys, by)
-        rows = con.execute(
-            f"{cte} SELECT best.level, l.__dim, count(*) FROM best JOIN l USING (rid) GROUP BY ALL"
-        ).fetchall()
-        by_key = dict.fromkeys(keys, 0)
-        by_dim: dict[str, int] = {}
-        for level, value, count in rows:
-            by_key[keys[int(level)]] += int(count)
-            if by:
-                label = "(missing)" if value is None else str(value)
-                by_dim[label] = by_dim.get(label, 0) + int(count)
-        payload: dict[str, Any] = {
-            "overlap": sum(by_key.values()),
-            "by_match_key": by_key,
-        }
+        entities = {name: entity_of(ctx.dataset(name)) for name in plan.datasets}
+        salt = int.from_bytes(ctx.derive_key(disclosure.MEMBER_SALT_PURPOSE, 6), "little")
+        linked = link(con, plan, entities[left], entities[right], salt)
+        protected = [n for n in plan.datasets if ctx.dataset(n).owner != ctx.requester.name]
+        # per-key counts of the cascade tell, through the total, how many people are
+        # linked in two ways: a breakdown only the owner of both sides may see
+        cells = [c for c in cells_of(linked, keys, by) if c.level is None or not protected]
+        minimum = self._minimum(plan, ctx)
+        jitter = disclosure.Jitter(
+            ctx.derive_key(disclosure.JITTER_PURPOSE), max(0, minimum // 2) if minimum > 1 else 0
+        )
+        counts: dict[str, int] = {}
+        shown: dict[str, bool] = {}
+        for cell in cells:
+            mine, theirs = people(linked, cell)
+            counts[cell.name] = int(mine.size)
+            small = disclosure.below_jittered([mine, theirs], jitter, minimum)
+            shown[cell.name] = not small.any()
+        hidden = _complement(cells, counts, shown, keys)
+        released = [c for c in cells if shown[c.name] and c.name not in hidden]
+        released, updates = audit_overlap(plan, ctx, linked, released, minimum, jitter, entities)
+        payload: dict[str, Any] = {"overlap": _shown(counts, "total", released)}
+        if not protected:
+            payload["by_match_key"] = {k: _shown(counts, f"key:{k}", released) for k in keys}
         if by:
-            payload["by_dimension"] = {"column": by, "counts": by_dim}
+            payload["by_dimension"] = {
+                "column": by,
+                "counts": {
+                    c.dim: _shown(counts, c.name, released) for c in cells if c.by_dimension
+                },
+            }
         if plan.details.get("release") == "list":
-            cases = " ".join(
-                f"WHEN {level} THEN l.{_quote(TOKEN_PREFIX + key)}"
-                for level, key in enumerate(keys)
-            )
-            listed = con.execute(
-                f"{cte} SELECT best.level, CASE best.level {cases} END FROM best JOIN l "
-                "USING (rid) ORDER BY rid"
-            ).fetchall()
             payload["list"] = {
                 "columns": ["match_key", "token"],
-                "rows": [[keys[int(level)], str(token)] for level, token in listed],
+                "rows": [
+                    [keys[int(level)], token]
+                    for level, token in zip(linked.level.tolist(), linked.left_token, strict=True)
+                ],
             }
-        return Outcome(payload=payload, mechanism="threshold")
+        return Outcome(payload=payload, mechanism="threshold", audit_updates=updates)
+
+    @staticmethod
+    def _minimum(plan: Plan, ctx: RunContext) -> int:
+        """The largest min_group_size of the overlap agreements behind the plan (1 if none
+        is visible here: the zone's check refuses a plan without one)."""
+        found = [
+            int(a.rules["min_group_size"])
+            for name in plan.datasets
+            for a in ctx.agreements_for(name)
+            if a.technique == "overlap" and isinstance(a.rules.get("min_group_size"), int)
+        ]
+        return max(found, default=1)
 
     def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
+        """Suppress, by the agreements in force, any count run let through (never reveal)."""
         minimum = int(rules.get("min_group_size") or 0)
         if minimum < 1:
             raise InvalidInputError("overlap cannot be released without min_group_size >= 1")
         raw = outcome.payload
-        suppressed = 0
-        total = int(raw["overlap"])
-        payload: dict[str, Any] = {"overlap": total if total >= minimum else None}
-        suppressed += payload["overlap"] is None
-        by_key, hidden = suppress(dict(raw["by_match_key"]), minimum)
-        payload["by_match_key"] = by_key
-        suppressed += hidden
+        total = raw["overlap"]
+        payload: dict[str, Any] = {
+            "overlap": total if total is not None and total >= minimum else None
+        }
+        if "by_match_key" in raw:
+            payload["by_match_key"], _ = suppress(dict(raw["by_match_key"]), minimum)
         if "by_dimension" in raw:
-            cells, hidden = suppress(dict(raw["by_dimension"]["counts"]), minimum)
+            cells, _ = suppress(dict(raw["by_dimension"]["counts"]), minimum)
             payload["by_dimension"] = {"column": raw["by_dimension"]["column"], "counts": cells}
-            suppressed += hidden
         released_to: tuple[str, ...] = ()
         allowed_list = (
             plan.details.get("release") == "list"
             and rules.get("allow_list", False)
             and plan.details.get("list_to") in (rules.get("list_recipients") or [])
-            and total >= minimum
+            and payload["overlap"] is not None
         )
         if allowed_list:
             payload["list"] = raw["list"]
             released_to = (str(plan.details["list_to"]),)
-        notes = (f"cells below min_group_size {minimum} suppressed",)
+        notes = (
+            f"counts are of distinct people; cells under min_group_size {minimum} (a little "
+            "more, at random, near it) are withheld, with a second one where a total would "
+            "give the first away; how many is not disclosed",
+        )
         return Outcome(
             payload=payload,
-            rows_suppressed=suppressed,
             mechanism="threshold",
             released_to=released_to,
             notes=notes,
+            audit_updates=outcome.audit_updates,
         )
+
+
+def _shown(counts: Mapping[str, int], name: str, released: list[Cell]) -> int | None:
+    return counts[name] if any(c.name == name for c in released) else None
+
+
+def _complement(
+    cells: list[Cell], counts: Mapping[str, int], shown: Mapping[str, bool], keys: list[str]
+) -> set[str]:
+    """Second cells to withhold so that no withheld count is a total minus the shown ones."""
+    hidden: set[str] = set()
+    for family in ([c for c in cells if c.level is not None], [c for c in cells if c.by_dimension]):
+        withheld = [c for c in family if not shown[c.name]]
+        visible = sorted((counts[c.name], c.name) for c in family if shown[c.name])
+        if len(withheld) == 1 and counts[withheld[0].name] > 0 and visible:
+            hidden.add(visible[0][1])
+    return hidden
 
 
 def _check_versions(con: Any, left: str, right: str, column: str) -> None:
@@ -247,20 +303,3 @@ def _check_versions(con: Any, left: str, right: str, column: str) -> None:
             f"{column} holds tokens of several key versions {versions}: re-key (oprf) or "
             "re-prepare (hmac) both datasets under one version"
         )
-
-
-def _cascade_sql(left: str, right: str, keys: list[str], by: str | None) -> str:
-    """CTEs ``l`` (left rows with an id) and ``best`` (each linked id and its best level)."""
-    columns = ", ".join(_quote(TOKEN_PREFIX + k) for k in keys)
-    dim = f"CAST({_quote(by)} AS VARCHAR)" if by else "NULL"
-    linked = " UNION ALL ".join(
-        f"SELECT rid, {level} AS level FROM l WHERE {_quote(TOKEN_PREFIX + key)} IN "
-        f"(SELECT {_quote(TOKEN_PREFIX + key)} FROM {_quote(right)} "
-        f"WHERE {_quote(TOKEN_PREFIX + key)} <> '')"
-        for level, key in enumerate(keys)
-    )
-    return (
-        f"WITH l AS (SELECT row_number() OVER () AS rid, {columns}, {dim} AS __dim "
-        f"FROM {_quote(left)}), "
-        f"best AS (SELECT rid, min(level) AS level FROM ({linked}) GROUP BY rid)"
-    )
