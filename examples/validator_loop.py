@@ -5,7 +5,8 @@ adult.test *with labels* at its premises; the ML party knows the owner's records
 (and their keyed tokens) but never the labels. Using only the validator's aggregate,
 DP-noised feedback it picks a decision threshold per group (sex) that maximises F1, then
 submits the adjusted predictions once more. Before/after metrics are printed; the owner's
-node checks every submission with the query monitor and the zone charges the budget.
+node adds every submission's evaluation sets to the disclosure audit (with a budget in the
+agreement, feedback is DP and the audit refuses nothing) and the zone charges the budget.
 
 Run (under 2 minutes):  .venv/bin/python examples/validator_loop.py
 """
@@ -118,7 +119,6 @@ def main() -> None:
         rules={
             "min_records": 1000,
             "min_group_size": 100,
-            "min_difference": 100,
             "dp_required": True,
             "epsilon_budget": 2.0,
             "max_submissions": 20,
@@ -171,7 +171,7 @@ def main() -> None:
         )
 
     # tuning with feedback only: F1 per group at a few thresholds (each one a submission)
-    print("\ntuning: one submission per candidate threshold (the monitor may refuse some)")
+    print("\ntuning: one submission per candidate threshold (refusals would be printed)")
     best = {g: (before["groups"][g]["f1"], 0.5) for g in before["groups"]}
     submitted = 1
     for threshold in THRESHOLDS:

@@ -1,4 +1,9 @@
-"""Attacks an ML party would send, and the refusal or noise that must come back."""
+"""Attacks an ML party would send, and the refusal or noise that must come back.
+
+Pairwise variants (one record more or less, a sliding window, a moved group member, a
+moved threshold, a flipped prediction) and the per-submission checks; combinations of
+three or more answers and magnified scores are in test_validator_combinations.py.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ def test_two_submissions_differing_in_one_record_are_refused(world: World) -> No
     assert "DIFFERENCING" in _codes(world, third.id)
     grown = world.validate(range(330))  # 30 more overall, but only ~3 more in each band
     assert "DIFFERENCING" in _codes(world, grown.id)
+    sliding = world.validate(range(1, 301))  # a window moved by one record
+    assert "DIFFERENCING" in _codes(world, sliding.id)
     other = world.validate(range(300, 600))  # a disjoint set differs in every cell
     assert other.status is RequestStatus.RELEASED, other.reasons
 
@@ -71,15 +78,23 @@ def test_moving_one_record_between_groups_is_differencing(world: World) -> None:
     assert "DIFFERENCING" in _codes(world, attack.id)
 
 
-def test_group_that_is_a_band_plus_one_record_is_refused(world: World) -> None:
+def test_group_that_is_a_band_plus_one_record_is_not_released_apart(world: World) -> None:
     # group "g" = 40 records scored 0.95 (alone in the top band) + the target scored 0.55:
-    # the group's metrics minus the band's calibration would isolate the target's label
+    # the group's metrics minus the band's calibration would isolate the target's label.
+    # Bands are cut so that no group's share of a band is small: the target's band reaches
+    # up to the 40, so no released set tells the target apart from them.
     scores = np.minimum(world.scores, 0.85)
     scores[:40] = 0.95
     scores[40] = 0.55
     groups = np.where(np.arange(300) <= 40, "g", "rest")
-    attack = world.validate(range(300), groups=groups, scores=scores)
-    assert attack.status is RequestStatus.REFUSED and "DIFFERENCING" in _codes(world, attack.id)
+    final = world.validate(range(300), groups=groups, scores=scores)
+    assert final.status is RequestStatus.RELEASED, final.reasons
+    bands = world.ml.result(final.id).payload["calibration"]
+    top = next(b for b in bands if b["band"][0] <= 0.95 <= b["band"][1])
+    assert top["band"][0] <= 0.55
+    # a second file that holds the 40 without the target would separate them: refused
+    attack = world.validate(np.r_[np.arange(40), np.arange(300, 360)], scores=scores)
+    assert "DIFFERENCING" in _codes(world, attack.id)
 
 
 def test_one_record_submission_is_refused(world: World) -> None:

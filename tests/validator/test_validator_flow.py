@@ -14,7 +14,8 @@ from tests.validator.validator_support import make_world
 
 
 def test_exact_feedback_matches_scikit_learn(sqlite_zone: Parties, tmp_path: Path) -> None:
-    world = make_world(sqlite_zone, tmp_path)
+    """With ``count_rounding: 1`` the threshold metrics are exact; AUC is band-binned."""
+    world = make_world(sqlite_zone, tmp_path, {"count_rounding": 1})
     request = world.submit(range(400))
     assert request.status is RequestStatus.APPROVED and request.runs_at == "owner:partner"
     assert world.ml.jobs() == []  # the job is the owner's node's, not the ML party's
@@ -24,7 +25,7 @@ def test_exact_feedback_matches_scikit_learn(sqlite_zone: Parties, tmp_path: Pat
     y, s = world.truth[:400], world.scores[:400]
     assert overall["accuracy"] == pytest.approx(accuracy_score(y, s >= 0.5), abs=1e-4)
     assert overall["f1"] == pytest.approx(f1_score(y, s >= 0.5), abs=1e-4)
-    assert overall["roc_auc"] == pytest.approx(roc_auc_score(y, s), abs=1e-4)
+    assert overall["roc_auc"] == pytest.approx(roc_auc_score(y, s), abs=0.03)
     assert sum(overall["confusion"].values()) == 400
     bands = released.payload["calibration"]
     assert sum(b["records"] for b in bands) == 400 and all(b["records"] >= 20 for b in bands)
@@ -50,14 +51,14 @@ def test_groups_get_their_own_metrics(sqlite_zone: Parties, tmp_path: Path) -> N
 
 def test_dp_feedback_is_charged_to_the_ledger(sqlite_zone: Parties, tmp_path: Path) -> None:
     world = make_world(sqlite_zone, tmp_path, {"epsilon_budget": 1.0, "dp_required": True})
-    refused = world.validate(range(300))
-    assert refused.status is RequestStatus.REFUSED
-    assert any("DP_REQUIRED" in r for r in refused.reasons)
-    final = world.validate(range(300), epsilon=0.4)
+    default = world.validate(range(300))  # no epsilon named: the default one, charged
+    assert default.status is RequestStatus.RELEASED, default.reasons
+    assert world.ml.result(default.id).receipt.budget_spent["labels"]["epsilon"] == 0.5
+    final = world.validate(range(300, 600), epsilon=0.4)
     assert final.status is RequestStatus.RELEASED, final.reasons
     release = world.ml.result(final.id)
     assert release.receipt.budget_spent["labels"]["epsilon"] == 0.4
-    assert release.receipt.budget_remaining["labels"]["epsilon"] == pytest.approx(0.6)
+    assert release.receipt.budget_remaining["labels"]["epsilon"] == pytest.approx(0.1)
     assert "OpenDP" in (release.receipt.mechanism or "")
     low, high = release.payload["overall"]["ci95"]["accuracy"]
     assert low <= release.payload["overall"]["accuracy"] <= high
@@ -70,5 +71,6 @@ def test_demo_round(sqlite_zone: Parties, tmp_path: Path) -> None:
     assert outcome["status"] == "released"
     assert set(outcome["feedback"]["groups"]) == {"online", "branch"}
     assert outcome["receipt"]["budget_spent"]["validator_labels"]["epsilon"] == 0.5
-    assert outcome["attack_status"] == "refused"
-    assert any("DIFFERENCING" in r for r in outcome["attack_reasons"])
+    # the same records plus one, under DP: answered with fresh noise and charged
+    assert outcome["attack_status"] == "released"
+    assert "fresh DP noise (epsilon 0.5 charged)" in outcome["attack_reasons"][0]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import mean_absolute_error
 
+from collabzone.keys import LocalKeyring, new_master_key
 from collabzone.model import Request, RequestStatus
 from collabzone.node import NodeAgent
 from collabzone.techniques.validator import Submission, submission_spec
@@ -47,20 +48,25 @@ def _regression(
     return NodeAgent(parties.partner, {"spend": path}), tokens, targets
 
 
-def test_regression_feedback_exact_and_dp(sqlite_zone: Parties, tmp_path: Path) -> None:
+def test_regression_feedback_is_dp_only(sqlite_zone: Parties, tmp_path: Path) -> None:
     node, tokens, targets = _regression(
         sqlite_zone, tmp_path, {"error_bound": 50, "epsilon_budget": 2.0}
     )
     values = targets + np.random.default_rng(3).normal(0, 5, 300)
     submission = Submission(tuple(tokens[:200]), tuple(float(v) for v in values[:200]))
-    request = sqlite_zone.bank.submit(
+    exact = sqlite_zone.bank.submit(
         "validator", submission_spec("spend", submission, task="regression"), "v"
     )
     node.run_once()
-    payload = sqlite_zone.bank.result(request.id).payload  # type: ignore[union-attr]
-    assert payload["overall"]["mae"] == pytest.approx(
-        mean_absolute_error(targets[:200], values[:200]), abs=1e-3
-    )
+    # the agreement grants a budget, so DP is the default: charged, with intervals
+    release = sqlite_zone.bank.result(exact.id)  # type: ignore[union-attr]
+    assert release.receipt.budget_spent["spend"]["epsilon"] == 0.5
+    low, high = release.payload["overall"]["ci95"]["mae"]
+    assert low <= release.payload["overall"]["mae"] <= high
+    # Laplace noise on the clipped |error| sum: scale 8 x 50 / 200 = 2 on the MAE, so an
+    # error above 25 has probability exp(-12.5) < 1e-5
+    exact_mae = mean_absolute_error(targets[:200], values[:200])
+    assert abs(release.payload["overall"]["mae"] - exact_mae) < 25
     other = Submission(tuple(tokens[200:]), tuple(float(v) for v in values[200:]))
     dp = sqlite_zone.bank.submit(
         "validator", submission_spec("spend", other, task="regression", epsilon=1.0), "v"
@@ -68,8 +74,17 @@ def test_regression_feedback_exact_and_dp(sqlite_zone: Parties, tmp_path: Path) 
     node.run_once()
     release = sqlite_zone.bank.result(dp.id)  # type: ignore[union-attr]
     assert release.receipt.budget_spent["spend"]["epsilon"] == 1.0
-    low, high = release.payload["overall"]["ci95"]["mae"]
-    assert low <= release.payload["overall"]["mae"] <= high
+
+
+def test_exact_regression_is_refused(sqlite_zone: Parties, tmp_path: Path) -> None:
+    """Without DP an MAE or RMSE of a chosen wild prediction would say one record's value."""
+    _, tokens, targets = _regression(sqlite_zone, tmp_path, {"error_bound": 50})
+    submission = Submission(tuple(tokens[:100]), tuple(float(v) for v in targets[:100]))
+    request = sqlite_zone.bank.submit(
+        "validator", submission_spec("spend", submission, task="regression"), "v"
+    )
+    assert isinstance(request, Request) and request.status is RequestStatus.REFUSED
+    assert "DP_REQUIRED" in " ".join(request.reasons)
 
 
 def test_dp_regression_needs_bounds(sqlite_zone: Parties, tmp_path: Path) -> None:
@@ -188,3 +203,32 @@ def test_adding_an_unlabelled_record_is_still_differencing(
     assert world.validate(range(300)).status is RequestStatus.RELEASED
     probe = world.validate(range(301))  # would reveal whether record 300 is labelled
     assert probe.status is RequestStatus.REFUSED and "DIFFERENCING" in " ".join(probe.reasons)
+
+
+def test_two_nodes_racing_on_one_space_cannot_both_release(
+    sqlite_zone: Parties, tmp_path: Path
+) -> None:
+    """Both jobs read the audit state before either released: the second to complete was
+    audited against a stale space, so the zone refuses it instead of storing it."""
+    world = make_world(sqlite_zone, tmp_path)
+    first, second = world.submit(range(100)), world.submit(range(200, 300))
+    stale = world.owner.job_context(second.id)
+
+    class Stale:
+        """The owner's zone, answering ``job_context`` of the second job from before."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(world.owner, name)
+
+        def job_context(self, request_id: str) -> dict[str, object]:
+            return stale if request_id == second.id else world.owner.job_context(request_id)
+
+    keys = LocalKeyring.create_new(tmp_path / "node-keys.json", new_master_key())
+    world.node.keys = keys  # two processes of one node: the same node key
+    world.node.run_job(first)
+    racing = NodeAgent(Stale(), {"labels": world.labels_path}, keys=keys)  # type: ignore[arg-type]
+    racing.run_job(second)
+    assert world.ml.request(first.id).status is RequestStatus.RELEASED
+    final = world.ml.request(second.id)
+    assert final.status is RequestStatus.REFUSED
+    assert "CONCURRENT_RELEASE" in " ".join(final.reasons)

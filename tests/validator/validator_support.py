@@ -57,8 +57,15 @@ class World:
         return self.parties.partner
 
     def submit(
-        self, indices: Any, *, groups: Any = None, scores: Any = None, **options: Any
+        self,
+        indices: Any,
+        *,
+        groups: Any = None,
+        scores: Any = None,
+        by: Zone | None = None,
+        **options: Any,
     ) -> Request:
+        """Submit predictions for the records at ``indices`` (as the ML party, or ``by``)."""
         index = np.asarray(indices)
         use = self.scores if scores is None else np.asarray(scores)
         submission = Submission(
@@ -67,7 +74,7 @@ class World:
             tuple(str(g) for g in groups) if groups is not None else None,
         )
         spec = submission_spec("labels", submission, positive_label=">50K", **options)
-        request = self.ml.submit("validator", spec, "model validation")
+        request = (by or self.ml).submit("validator", spec, "model validation")
         assert isinstance(request, Request)
         return request
 
@@ -76,7 +83,7 @@ class World:
         request = self.submit(indices, **kwargs)
         if request.status.value == "approved":
             self.node.run_once()
-        return self.ml.request(request.id)
+        return (kwargs.get("by") or self.ml).request(request.id)
 
 
 def write_labels(path: Path, n: int, seed: int = 7) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -94,16 +101,27 @@ def write_labels(path: Path, n: int, seed: int = 7) -> tuple[list[str], np.ndarr
 
 
 def make_world(
-    parties: Parties, tmp: Path, rules: Mapping[str, Any] | None = None, n: int = 600
+    parties: Parties,
+    tmp: Path,
+    rules: Mapping[str, Any] | None = None,
+    n: int = 600,
+    *,
+    exact_rules: bool = False,
+    grantees: tuple[str, ...] = ("bank",),
 ) -> World:
+    """An owner's labelled dataset and validator agreement. The agreement's rules are the
+    tests' usual ones updated by ``rules``, or exactly ``rules`` with ``exact_rules``
+    (``{}``: an owner who accepts every default)."""
     path = tmp / "owner_labels.csv"
     tokens, truth, scores = write_labels(path, n)
     parties.partner.register_dataset("labels", LABEL_SPEC, row_count=n)
-    base = {"min_records": 50, "min_group_size": 20, "precision": 4}
+    base: dict[str, Any] = (
+        {} if exact_rules else {"min_records": 50, "min_group_size": 20, "precision": 4}
+    )
     base.update(rules or {})
     parties.partner.add_agreement(
         "labels",
-        grantees=["bank"],
+        grantees=list(grantees),
         technique="validator",
         purposes=["model validation"],
         rules=base,

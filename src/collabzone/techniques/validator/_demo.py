@@ -2,7 +2,8 @@
 
 Not part of the technique: a scripted scene that drives a zone the way the two parties
 would (owner registers labels kept at its node, signs an agreement, the ML party submits,
-the owner's node answers, an attack is refused). Kept here so the demo needs one call.
+the owner's node answers, a differencing attempt gets only fresh, charged DP noise). Kept
+here so the demo needs one call.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ DEMO_KEY = b"demo key shared by the ML party and the owner"
 def demo_round(
     owner: Zone, analyst: Zone, workdir: str | Path, *, rows: int = 800, seed: int = 0
 ) -> dict[str, Any]:
-    """Run one validation round and one refused differencing attempt.
+    """Run one validation round and one differencing attempt.
 
     ``owner`` (a provider) keeps tokenised labels in ``workdir`` (its premises) and
     registers them as ``validator_labels``; ``analyst`` submits DP-scored predictions with
     two groups; the owner's :class:`~collabzone.node.NodeAgent` answers. Returns the
-    released feedback, its receipt and the refused attack's reasons, for printing.
+    released feedback, its receipt and what became of the attack, for printing.
     """
     from collabzone.model import Request
     from collabzone.node import NodeAgent
@@ -94,11 +95,18 @@ def demo_round(
     released = submit(half)
     attack = submit(half + 1)  # the same records plus one: differencing
     result = analyst.result(released.id) if released.status.value == "released" else None
+    reasons = list(attack.reasons)
+    if attack.status.value == "released":  # DP: fresh noise, charged; nothing isolated
+        spent = analyst.result(attack.id).receipt.budget_spent.get("validator_labels", {})
+        reasons = [
+            f"answered with fresh DP noise (epsilon {spent.get('epsilon')} charged): the "
+            "difference of the two answers is noise, not the added record's label"
+        ]
     return {
         "request_id": released.id,
         "status": released.status.value,
         "feedback": dict(result.payload) if result else {},
         "receipt": result.receipt.model_dump(mode="json") if result else {},
         "attack_status": attack.status.value,
-        "attack_reasons": list(attack.reasons),
+        "attack_reasons": reasons,
     }

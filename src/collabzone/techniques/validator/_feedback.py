@@ -1,14 +1,19 @@
-"""Assemble the feedback of one submission: cells, exact or DP metrics, calibration bands.
+"""Assemble the feedback of one submission: cells, exact or DP counts, calibration bands.
 
-Pure given its inputs and an injected generator (used only to size DP intervals). A *cell*
-is the whole submission or one declared group; confidence bands come from the whole
-submission. Labels arrive here as 0/1 (binary) or numbers (regression), aligned with the
-predictions; nothing per record is ever returned.
+Pure given its inputs and an injected generator (used only to size DP intervals). A
+*cell* is the whole submission or one declared group; each is split at the threshold into
+its predicted-negative and predicted-positive parts, and the whole submission into
+calibration bands. Everything released is post-processing of label counts over those sets
+(see ``_metrics``): exact counts rounded to a multiple of ``count_rounding``, or counts
+with DP noise. Set *structure* (bands, parts) depends only on the ML party's own scores
+over every record it sent; sizes are labelled records of audited sets. Labels arrive as
+0/1 with a flag per record saying whether the owner has one; nothing per record is ever
+returned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,34 +23,41 @@ from numpy.typing import NDArray
 from collabzone.techniques.validator import _dp, _metrics
 
 FloatArray = NDArray[np.float64]
+Mask = NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
 class Options:
-    """What the plan fixed: task, threshold, binning, DP epsilon and regression bounds."""
+    """What the plan fixed: task, threshold, binning, DP epsilon, rounding, bounds."""
 
     task: str = "binary"
     threshold: float = 0.5
     bins: int = 20
     bands: int = 10
-    min_group_size: int = 20
+    min_band_size: int = 20
+    """Bands are merged until each holds this many sent records (the audit's minimum plus
+    its jitter width, so a band alone is never a borderline atom)."""
     epsilon: float | None = None
+    count_rounding: int = 1
     error_bound: float | None = None
     label_bounds: tuple[float, float] | None = None
 
 
 @dataclass
 class Feedback:
-    """The released metrics (JSON-ready) and how they were protected."""
+    """The released metrics (JSON-ready), the sets they describe, how they were protected."""
 
     payload: dict[str, Any]
-    band_masks: list[NDArray[np.bool_]] = field(default_factory=list)
+    released_sets: list[Mask] = field(default_factory=list)
+    """Membership (over every submitted record) of each set a count is released over."""
+    band_masks: list[Mask] = field(default_factory=list)
     noise_scale: float | None = None
     mechanism: str | None = None
 
 
-def _cells(groups: Sequence[str] | None, n: int) -> list[tuple[str | None, NDArray[np.bool_]]]:
-    cells: list[tuple[str | None, NDArray[np.bool_]]] = [(None, np.ones(n, dtype=bool))]
+def cells_of(groups: Sequence[str] | None, n: int) -> list[tuple[str | None, Mask]]:
+    """The whole submission, then each declared group in a stable order."""
+    cells: list[tuple[str | None, Mask]] = [(None, np.ones(n, dtype=bool))]
     if groups is not None:
         array = np.asarray(groups, dtype=object)
         cells += [(g, array == g) for g in sorted(set(groups))]
@@ -59,48 +71,101 @@ def _place(payload: dict[str, Any], name: str | None, metrics: dict[str, Any]) -
         payload.setdefault("groups", {})[name] = metrics
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """Fine score bins, the threshold's bin, the bands (ranges of fine bins)."""
+
+    edges: FloatArray
+    index: NDArray[np.int64]
+    split: int
+    ranges: list[tuple[int, int]]
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.edges) - 1
+
+
+def _layout(scores: FloatArray, groups: Sequence[str] | None, options: Options) -> _Layout:
+    """Bins, threshold and bands; bands are cut from what was sent, per group and side."""
+    edges = _metrics.fine_edges(options.threshold, options.bins, options.bands)
+    index = _metrics.bin_index(scores, edges)
+    split = _metrics.threshold_bin(edges, options.threshold)
+    n_bins = len(edges) - 1
+    slices = []
+    for _, mask in cells_of(groups, len(scores))[1 if groups is not None else 0 :]:
+        sent = np.bincount(index[mask], minlength=n_bins).astype(np.int64)
+        below = sent.copy()
+        below[split:] = 0
+        slices += [below, sent - below]
+    ranges = _metrics.band_ranges(np.array(slices), edges, options.bands, options.min_band_size)
+    return _Layout(edges, index, split, ranges)
+
+
 def binary(
     labels: NDArray[np.int64],
+    labelled: Mask,
     scores: FloatArray,
     groups: Sequence[str] | None,
     options: Options,
     rng: np.random.Generator,
 ) -> Feedback:
     """Classification feedback overall, per group and per confidence band."""
-    edges = _metrics.fine_edges(options.threshold, options.bins, options.bands)
-    index = _metrics.bin_index(scores, edges)
-    n_bins = len(edges) - 1
-    split = _metrics.threshold_bin(edges, options.threshold)
-    midpoints = (edges[:-1] + edges[1:]) / 2
-    cells = _cells(groups, len(labels))
-    payload: dict[str, Any] = {"task": "binary", "threshold": options.threshold}
-    sizes, means, positives = [], [], []
+    layout = _layout(scores, groups, options)
+    index, split, n_bins = layout.index, layout.split, layout.n_bins
+    cells = cells_of(groups, len(scores))
+    predicted = index >= split
+    band_masks = [(index >= a) & (index < b) for a, b in layout.ranges]
+    positives: list[FloatArray] = []
+    part_sizes: list[tuple[float, float]] = []
     for _, mask in cells:
-        size = np.bincount(index[mask], minlength=n_bins).astype(np.int64)
-        total = np.bincount(index[mask], weights=scores[mask], minlength=n_bins)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(size > 0, total / np.maximum(size, 1), midpoints)
-        sizes.append(size)
-        means.append(mean)
-        positives.append(np.bincount(index[mask], weights=labels[mask], minlength=n_bins))
-    overall_sizes = sizes[0]
-    ranges = _metrics.band_ranges(overall_sizes, edges, options.bands, options.min_group_size)
-    band_masks = [(index >= a) & (index < b) for a, b in ranges]
-    feedback = Feedback(payload, band_masks)
-    if options.epsilon is None:
-        for name, mask in cells:
-            metrics = _metrics.exact_binary(labels[mask], scores[mask], options.threshold)
-            metrics["records"] = int(mask.sum())
+        known = mask & labelled
+        counted = np.bincount(index[known], weights=labels[known], minlength=n_bins)
+        positives.append(counted.astype(np.float64))
+        part_sizes.append((float((known & ~predicted).sum()), float((known & predicted).sum())))
+    band_sizes = np.array([float((m & labelled).sum()) for m in band_masks])
+    band_means = np.array([float(scores[m].mean()) for m in band_masks])
+    payload: dict[str, Any] = {"task": "binary", "threshold": options.threshold}
+    released = [mask for _, mask in cells]
+    released += [p for _, m in cells for p in (m & ~predicted, m & predicted) if p.any()]
+    feedback = Feedback(payload, released + band_masks, band_masks)
+
+    def summarise(fine: FloatArray, c: int, exact: bool) -> dict[str, FloatArray]:
+        """Metrics of cell ``c`` from its (noisy or exact) positives per fine bin."""
+        parts = [fine[..., :split].sum(axis=-1), fine[..., split:].sum(axis=-1)]
+        bands = np.stack([fine[..., a:b].sum(axis=-1) for a, b in layout.ranges], axis=-1)
+        if exact:
+            parts = [
+                _metrics.round_counts(p, options.count_rounding, s)
+                for p, s in zip(parts, part_sizes[c], strict=True)
+            ]
+            bands = _metrics.round_counts(bands, options.count_rounding, band_sizes)
+        out = _metrics.threshold_metrics(parts[0], parts[1], part_sizes[c])
+        if c == 0:
+            out.update(_metrics.band_metrics(bands, band_sizes, band_means))
+            clipped = np.clip(bands, 0.0, band_sizes)
+            for i in range(len(layout.ranges)):
+                out[f"band{i}"] = clipped[..., i] / max(band_sizes[i], 1.0)
+        return out
+
+    def release_cells(
+        fine_of: Callable[[int], FloatArray], intervals: Callable[[int], Mapping[str, Any]]
+    ) -> None:
+        for c, (name, mask) in enumerate(cells):
+            values = summarise(fine_of(c), c, options.epsilon is None)
+            metrics = _binary_payload(values, intervals(c), int((mask & labelled).sum()))
             _place(payload, name, metrics)
-        payload["calibration"] = [
-            {
-                "band": [float(edges[a]), float(edges[b])],
-                "records": int(m.sum()),
-                "mean_score": float(scores[m].mean()),
-                "observed_rate": float(labels[m].mean()),
-            }
-            for (a, b), m in zip(ranges, band_masks, strict=True)
-        ]
+            if c == 0:
+                payload["calibration"] = _bands(values, intervals(c), layout, band_sizes,
+                                                band_means)  # fmt: skip
+
+    if options.epsilon is None:
+        release_cells(lambda c: positives[c], lambda c: {})
+        base = options.count_rounding
+        feedback.mechanism = (
+            f"exact label counts over audited sets, rounded to multiples of {base}"
+            if base > 1
+            else "exact label counts over audited sets"
+        )
         return feedback
     exact = np.concatenate(positives).round().astype(np.int64).tolist()
     noisy, scale = _dp.noisy_counts(exact, sensitivity=len(cells), epsilon=options.epsilon)
@@ -109,21 +174,14 @@ def binary(
     def noise(generator: np.random.Generator, shape: tuple[int, ...]) -> FloatArray:
         return _dp.sample_discrete_laplace(generator, scale, shape)
 
-    for c, (name, mask) in enumerate(cells):
-        size, mean = sizes[c], means[c]
+    cis: dict[int, Mapping[str, Any]] = {}
+    for c in range(len(cells)):
 
-        def metrics_of(
-            pos: FloatArray, size: Any = size, mean: Any = mean
-        ) -> dict[str, FloatArray]:
-            return _metrics.binned_binary(pos, size, mean, split)
+        def metrics_of(pos: FloatArray, c: int = c) -> dict[str, FloatArray]:
+            return summarise(pos, c, False)
 
-        released = metrics_of(noisy_pos[c])
-        cis = _dp.intervals(noisy_pos[c], noise, metrics_of, rng)
-        metrics = _binary_payload(released, cis, int(mask.sum()))
-        _place(payload, name, metrics)
-    payload["calibration"] = _bands(
-        noisy_pos[0], overall_sizes, means[0], ranges, edges, noise, rng
-    )
+        cis[c] = _dp.intervals(noisy_pos[c], noise, metrics_of, rng)
+    release_cells(lambda c: noisy_pos[c], lambda c: cis[c])
     feedback.noise_scale = scale
     feedback.mechanism = (
         "discrete Laplace (OpenDP) on positive counts per score bin, pure epsilon-DP"
@@ -150,64 +208,54 @@ def _binary_payload(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"):
-        value = float(released[name])
+        value = float(released[name]) if name in released else float("nan")
         out[name] = value if np.isfinite(value) else None
     out["confusion"] = {k: round(float(released[k])) for k in ("tn", "fp", "fn", "tp")}
-    out["ci95"] = {k: _clip(k, v) for k, v in cis.items() if k in out}
+    if cis:
+        out["ci95"] = {k: _clip(k, v) for k, v in cis.items() if out.get(k) is not None}
     out["records"] = records
     return out
 
 
 def _bands(
-    noisy_pos: FloatArray,
-    sizes: NDArray[np.int64],
+    released: Mapping[str, FloatArray],
+    cis: Mapping[str, tuple[float, float]],
+    layout: _Layout,
+    sizes: FloatArray,
     means: FloatArray,
-    ranges: Sequence[tuple[int, int]],
-    edges: FloatArray,
-    noise: Any,
-    rng: np.random.Generator,
 ) -> list[dict[str, Any]]:
-    def rates(pos: FloatArray) -> dict[str, FloatArray]:
-        clipped = np.clip(pos, 0.0, sizes.astype(np.float64))
-        return {
-            str(i): clipped[..., a:b].sum(axis=-1) / max(int(sizes[a:b].sum()), 1)
-            for i, (a, b) in enumerate(ranges)
-        }
-
-    released = rates(noisy_pos)
-    cis = _dp.intervals(noisy_pos, noise, rates, rng)
     out = []
-    for i, (a, b) in enumerate(ranges):
-        count = int(sizes[a:b].sum())
-        out.append(
-            {
-                "band": [float(edges[a]), float(edges[b])],
-                "records": count,
-                "mean_score": float((means[a:b] * sizes[a:b]).sum() / max(count, 1)),
-                "observed_rate": float(released[str(i)]),
-                "ci95": _clip("rate", cis.get(str(i), (float("nan"), float("nan")))),
-            }
-        )
+    for i, (a, b) in enumerate(layout.ranges):
+        band: dict[str, Any] = {
+            "band": [float(layout.edges[a]), float(layout.edges[b])],
+            "records": int(sizes[i]),
+            "mean_score": float(means[i]),
+            "observed_rate": float(released[f"band{i}"]),
+        }
+        if cis:
+            band["ci95"] = _clip("rate", cis.get(f"band{i}", (float("nan"), float("nan"))))
+        out.append(band)
     return out
 
 
 def regression(
     targets: FloatArray,
+    labelled: Mask,
     values: FloatArray,
     groups: Sequence[str] | None,
     options: Options,
     rng: np.random.Generator,
 ) -> Feedback:
-    """Regression feedback (MAE, RMSE, R^2) overall and per group."""
-    cells = _cells(groups, len(targets))
-    payload: dict[str, Any] = {"task": "regression"}
-    feedback = Feedback(payload)
+    """DP regression feedback (MAE, RMSE, R^2) overall and per group.
+
+    DP only: each error is weighted by the ML party's own prediction, so an exact MAE or
+    RMSE of one chosen wild prediction would say that record's value (a magnifier).
+    """
     if options.epsilon is None:
-        for name, mask in cells:
-            metrics = _metrics.exact_regression(targets[mask], values[mask])
-            metrics["records"] = int(mask.sum())
-            _place(payload, name, metrics)
-        return feedback
+        raise ValueError("regression feedback is released with DP noise only")
+    cells = cells_of(groups, len(targets))
+    payload: dict[str, Any] = {"task": "regression"}
+    feedback = Feedback(payload, [mask for _, mask in cells])
     assert options.error_bound is not None and options.label_bounds is not None
     low, high = options.label_bounds
     bound = float(options.error_bound)
@@ -217,7 +265,8 @@ def regression(
     per_record = np.array([bound, bound * bound, high - low, max(square, 1e-12)])
     clipped = np.clip(targets, low, high)
     sums = [
-        _metrics.regression_sums(clipped[mask], values[mask], bound) / per_record
+        _metrics.regression_sums(clipped[mask & labelled], values[mask & labelled], bound)
+        / per_record
         for _, mask in cells
     ]
     sensitivity = 4.0 * len(cells)
@@ -230,7 +279,7 @@ def regression(
         return generator.laplace(0.0, scale, shape)
 
     for c, (name, mask) in enumerate(cells):
-        n = int(mask.sum())
+        n = max(int((mask & labelled).sum()), 1)
 
         def metrics_of(unit: FloatArray, n: int = n) -> dict[str, FloatArray]:
             return _metrics.regression_from_sums(unit * per_record, n)
@@ -241,7 +290,7 @@ def regression(
             k: (float(v) if np.isfinite(float(v)) else None) for k, v in released.items()
         }
         out["ci95"] = {k: list(v) for k, v in cis.items()}
-        out["records"] = n
+        out["records"] = int((mask & labelled).sum())
         _place(payload, name, out)
     feedback.noise_scale = scale
     feedback.mechanism = "Laplace (OpenDP) on clipped error and label sums, pure epsilon-DP"

@@ -1,13 +1,17 @@
-"""Pure metric cores: exact metrics (scikit-learn) and metrics of binned label counts.
+"""Pure metric cores: metrics of label counts over released sets, and exact references.
 
-Exact mode computes every metric with scikit-learn on the records of a cell (the whole
-submission, one declared group). DP mode never looks at records again after counting: each
-cell becomes a histogram of positive labels per score bin (bin sizes are public, they
-depend only on the ML party's own scores), noise is added to the positive counts, and every
-metric is post-processed from the noisy histogram. With the threshold on a bin edge,
-accuracy, precision, recall, F1 and the confusion matrix are exact functions of the
-histogram; ROC AUC is that of the binned scores and log loss uses each bin's mean score.
-All binned functions accept a leading batch axis (used for Monte Carlo intervals).
+Every classification metric the validator releases is post-processing of label counts
+over *audited* sets (see ``_audit``): per cell (the whole submission, a declared group)
+the positives of its predicted-negative and predicted-positive parts, per calibration band
+its positives; sizes are the labelled records of those same sets. Accuracy, precision,
+recall, F1 and the confusion matrix come from the two parts; ROC AUC and log loss from the
+bands (band-binned: their per-record weights would otherwise be the ML party's own scores,
+a magnifier that isolates one record in a single submission). Counts are exact and
+rounded (exact mode) or DP-noised (DP mode) before these functions see them. All functions
+accept a leading batch axis (used for Monte Carlo intervals).
+
+``exact_binary`` and ``exact_regression`` (scikit-learn) are references for tests and
+for the owner's own checks; they are never released.
 """
 
 from __future__ import annotations
@@ -42,29 +46,43 @@ def band_ranges(
 ) -> list[tuple[int, int]]:
     """Confidence bands as ranges of fine bins ``[start, stop)``.
 
-    Bands start at multiples of ``1/bands``; a band with fewer than ``min_size`` records is
-    merged into the next one (the last into the previous), so every released band is large
-    enough and the bands still partition the submission (no small remainder to subtract).
-    Depends only on bin sizes, which the ML party already knows.
+    ``bin_sizes`` counts sent records per fine bin, one row per *slice* (a declared group's
+    predicted-negative or -positive records; a 1-D array is one slice). Bands start at
+    multiples of ``1/bands``; a band in which some slice holds between 1 and ``min_size - 1``
+    records is merged into the next one (the last into the previous ones), so every band,
+    and every part of a band that a group or the threshold cuts off, is large enough, and
+    the bands still partition the submission (no small remainder to subtract). Depends only
+    on what the ML party sent, which it already knows.
     """
+    rows = np.atleast_2d(np.asarray(bin_sizes, dtype=np.int64))
+
+    def fits(a: int, b: int) -> bool:
+        per_slice = rows[:, a:b].sum(axis=1)
+        return int(per_slice.sum()) >= min_size and bool(
+            ((per_slice == 0) | (per_slice >= min_size)).all()
+        )
+
     starts = [int(np.argmin(np.abs(edges - i / bands))) for i in range(bands)]
     ranges = [(a, b) for a, b in zip(starts, [*starts[1:], len(edges) - 1], strict=True)]
     merged: list[list[int]] = []
     pending: list[int] | None = None
     for start, stop in ranges:
         current = [pending[0], stop] if pending else [start, stop]
-        size = int(bin_sizes[current[0] : current[1]].sum())
-        if size < min_size:
+        if not fits(current[0], current[1]):
             pending = current
             continue
         merged.append(current)
         pending = None
     if pending is not None:
-        if merged:
-            merged[-1][1] = pending[1]
-        elif int(bin_sizes.sum()) >= min_size:
+        while merged:  # fold the remainder into the previous bands until it fits
+            last = merged.pop()
+            pending = [last[0], pending[1]]
+            if fits(pending[0], pending[1]):
+                break
+        if merged or int(rows.sum()) >= min_size:
             merged.append(pending)
-    return [(a, b) for a, b in merged if int(bin_sizes[a:b].sum()) > 0]
+    totals = rows.sum(axis=0)
+    return [(a, b) for a, b in merged if int(totals[a:b].sum()) > 0]
 
 
 def threshold_bin(edges: FloatArray, threshold: float) -> int:
@@ -72,47 +90,68 @@ def threshold_bin(edges: FloatArray, threshold: float) -> int:
     return int(np.argmin(np.abs(edges - threshold)))
 
 
-def binned_binary(
-    positives: FloatArray,
-    sizes: NDArray[np.int64],
-    mean_scores: FloatArray,
-    split: int,
-) -> dict[str, FloatArray]:
-    """Metrics from positive counts per bin (``positives[..., bin]``), post-processing only.
+def round_counts(counts: FloatArray, base: int, sizes: FloatArray | float) -> FloatArray:
+    """Counts rounded to the nearest multiple of ``base`` (half up), kept in ``[0, size]``."""
+    rounded = np.floor(np.asarray(counts, dtype=np.float64) / base + 0.5) * base
+    return np.asarray(np.clip(rounded, 0.0, sizes), dtype=np.float64)
 
-    Counts are first clamped to ``[0, bin size]`` (a noisy count can leave that range).
+
+def threshold_metrics(
+    negative_part: FloatArray, positive_part: FloatArray, sizes: tuple[float, float]
+) -> dict[str, FloatArray]:
+    """Confusion matrix, accuracy, precision, recall and F1 of one cell from the positives of
+    its predicted-negative and predicted-positive parts (``sizes``: their labelled records).
+
+    Counts are clamped to ``[0, part size]`` first (a noisy count can leave that range).
     """
-    n_bins = sizes.astype(np.float64)
-    pos = np.clip(positives, 0.0, n_bins)
-    neg = n_bins - pos
-    n = float(n_bins.sum())
-    tp = pos[..., split:].sum(axis=-1)
-    fp = neg[..., split:].sum(axis=-1)
-    fn = pos[..., :split].sum(axis=-1)
-    tn = neg[..., :split].sum(axis=-1)
+    below, above = float(sizes[0]), float(sizes[1])
+    fn = np.clip(negative_part, 0.0, below)
+    tp = np.clip(positive_part, 0.0, above)
+    tn, fp = below - fn, above - tp
+    n = max(below + above, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-        total_pos = pos.sum(axis=-1)
-        total_neg = neg.sum(axis=-1)
-        above = np.cumsum(pos[..., ::-1], axis=-1)[..., ::-1] - pos  # positives in higher bins
-        pairs = (neg * (above + 0.5 * pos)).sum(axis=-1)
-        auc = np.where(total_pos * total_neg > 0, pairs / (total_pos * total_neg), np.nan)
-    p = np.clip(mean_scores, CLIP, 1 - CLIP)
-    loss = -(pos * np.log(p) + neg * np.log(1 - p)).sum(axis=-1) / n
+        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1e-12), 0.0)
+        recall = np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1e-12), 0.0)
+        f1 = np.where(
+            precision + recall > 0,
+            2 * precision * recall / np.maximum(precision + recall, 1e-12),
+            0.0,
+        )
     return {
         "accuracy": (tp + tn) / n,
         "precision": precision,
         "recall": recall,
         "f1": f1,
-        "roc_auc": auc,
-        "log_loss": loss,
         "tp": tp,
         "fp": fp,
         "fn": fn,
         "tn": tn,
     }
+
+
+def band_metrics(
+    positives: FloatArray, sizes: FloatArray, mean_scores: FloatArray
+) -> dict[str, FloatArray]:
+    """ROC AUC and log loss of the band histogram (bands in ascending score order).
+
+    Each band's records are scored with the band's mean score; counts are clamped to
+    ``[0, band size]`` first.
+    """
+    n_band = np.asarray(sizes, dtype=np.float64)
+    pos = np.clip(positives, 0.0, n_band)
+    neg = n_band - pos
+    n = max(float(n_band.sum()), 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total_pos = pos.sum(axis=-1)
+        total_neg = neg.sum(axis=-1)
+        above = np.cumsum(pos[..., ::-1], axis=-1)[..., ::-1] - pos  # positives in higher bands
+        pairs = (neg * (above + 0.5 * pos)).sum(axis=-1)
+        auc = np.where(
+            total_pos * total_neg > 0, pairs / np.maximum(total_pos * total_neg, 1e-12), np.nan
+        )
+    p = np.clip(mean_scores, CLIP, 1 - CLIP)
+    loss = -(pos * np.log(p) + neg * np.log(1 - p)).sum(axis=-1) / n
+    return {"roc_auc": auc, "log_loss": loss}
 
 
 def exact_binary(labels: NDArray[np.int64], scores: FloatArray, threshold: float) -> dict[str, Any]:

@@ -1,25 +1,20 @@
-"""Query monitor for submissions: differencing, repeats and a cap per period (pure).
+"""Query monitor for submissions: repeats and a cap per period (pure).
 
-Each submission is remembered as keyed digests only (BLAKE2b under a node key the ML party
-does not have; 8 bytes each): per record, the digest of its token and the digest of
-(token, group, prediction). For two cells (the whole submission, a group, a confidence
-band) the number of records that differ is ``(|R1 ^ R2| + |T1 ^ T2|) / 2``: a record
-present on one side only counts once, a record whose prediction or group changed counts
-once too. Any pair of released cells, in the new submission or against an earlier one,
-that differs in at least one but fewer than ``min_difference`` records is refused
-(``DIFFERENCING``): their metric difference would describe those few records.
+Each released submission leaves a small entry with its release: the fingerprint of its
+records and options (a hash of keyed digests, BLAKE2b under a node key the ML party does
+not have), the id of that key, and for DP answers the released payload, so an identical
+resubmission replays the earlier noisy answer instead of drawing (and charging) fresh
+noise. The cap counts these entries per ML party and period.
 
-Pairwise checks do not stop every linear combination of many large submissions; the
-agreement's DP noise is the defence against that (see docs/validator.md).
+Combinations of submissions (differencing, overlapping files) are the disclosure audit's
+job (``_audit``); this module no longer compares sets.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,80 +53,6 @@ def key_id(key: bytes) -> str:
     return hashlib.blake2b(
         b"collabzone/validator/monitor-key-id", key=key, digest_size=8
     ).hexdigest()
-
-
-def encode(array: NDArray[Any]) -> str:
-    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
-
-
-def decode(text: str, dtype: type[np.generic]) -> NDArray[Any]:
-    return np.frombuffer(base64.b64decode(text), dtype=dtype)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """The digests of one released cell, sorted."""
-
-    tokens: U64
-    records: U64
-
-    @classmethod
-    def of(cls, tokens: U64, records: U64) -> Cell:
-        return cls(np.sort(tokens), np.sort(records))
-
-
-def changed(a: Cell, b: Cell) -> int:
-    """How many records differ between two cells (added, removed or re-predicted)."""
-    common_t = np.intersect1d(a.tokens, b.tokens, assume_unique=True).size
-    common_r = np.intersect1d(a.records, b.records, assume_unique=True).size
-    delta_t = a.tokens.size + b.tokens.size - 2 * common_t
-    delta_r = a.records.size + b.records.size - 2 * common_r
-    return (delta_t + delta_r) // 2
-
-
-def cells_of(tokens: U64, records: U64, members: Sequence[NDArray[np.bool_]]) -> list[Cell]:
-    """Cells from per-record digests and boolean membership masks."""
-    return [Cell.of(tokens[mask], records[mask]) for mask in members]
-
-
-def remember(tokens: U64, records: U64, members: Sequence[NDArray[np.bool_]]) -> dict[str, Any]:
-    """The monitor entry stored with a release (digests and cell masks, nothing raw)."""
-    return {
-        "tokens": encode(tokens.astype("<u8")),
-        "records": encode(records.astype("<u8")),
-        "cells": [encode(np.packbits(mask)) for mask in members],
-        "size": int(tokens.size),
-    }
-
-
-def recall(entry: Mapping[str, Any]) -> list[Cell]:
-    """The cells of an earlier submission from its monitor entry."""
-    tokens = decode(entry["tokens"], np.uint64)
-    records = decode(entry["records"], np.uint64)
-    size = int(entry["size"])
-    masks = [np.unpackbits(decode(c, np.uint8))[:size].astype(bool) for c in entry["cells"]]
-    return cells_of(tokens, records, masks)
-
-
-def differencing_pairs(
-    new: Sequence[Cell], earlier: Iterable[Sequence[Cell]], min_difference: int
-) -> int:
-    """How many cell pairs differ in at least one but fewer than ``min_difference`` records."""
-    found = 0
-    for index, cell in enumerate(new):
-        for other in new[:index]:
-            if abs(int(cell.tokens.size) - int(other.tokens.size)) >= min_difference:
-                continue  # at least that many records differ: no need to compare
-            if 0 < changed(cell, other) < min_difference:
-                found += 1
-    for cells in earlier:
-        for cell in new:
-            for other in cells:
-                if abs(int(cell.tokens.size) - int(other.tokens.size)) >= min_difference:
-                    continue
-                if 0 < changed(cell, other) < min_difference:
-                    found += 1
-    return found
 
 
 def fingerprint(records: U64, parameters: Mapping[str, Any]) -> str:

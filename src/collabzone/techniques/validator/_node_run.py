@@ -1,9 +1,10 @@
-"""The node side of the validator: join predictions to local labels, monitor, measure.
+"""The node side of the validator: join predictions to local labels, measure, audit.
 
 Runs where the labels are (the owner's node or a mediator's), reached only through the
 :class:`~collabzone.techniques.base.RunContext` the node builds. Raises ``PolicyRefusal``
 for anything the owner's rules forbid; :meth:`Validator.run` turns that into a payload the
-zone's release turns back into the refusal.
+zone's release turns back into the refusal. A released outcome carries the new states of
+the job's two audited spaces (``_audit``), which the zone stores with the release.
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from collabzone.budget import PrivacyCost
+from collabzone.disclosure import Jitter
 from collabzone.errors import InvalidInputError, PolicyRefusal, Reason
-from collabzone.techniques.base import Outcome, Plan, RunContext
-from collabzone.techniques.validator import _feedback, _monitor
+from collabzone.techniques.base import AuditUpdate, Outcome, Plan, RunContext
+from collabzone.techniques.validator import _audit, _feedback, _monitor, _rules
 from collabzone.techniques.validator._submission import Submission, check_submission, unseal
 
 NAME = "validator"
 SEALING_PURPOSE = "validator/sealing"
 MONITOR_PURPOSE = "validator/monitor"
+JITTER_PURPOSE = "validator/audit-jitter"
 
 
 def _submission(plan: Plan, ctx: RunContext) -> Submission:
@@ -39,7 +43,7 @@ def _submission(plan: Plan, ctx: RunContext) -> Submission:
 
 def run_at_node(plan: Plan, ctx: RunContext) -> Outcome:
     """Validate the plan's predictions against the node's local labels (raises refusals)."""
-    details, snap = plan.details, plan.details["rules"]
+    details, snap = plan.details, _rules.at_node(plan.details["rules"])
     dataset = plan.datasets[0]
     submission = _submission(plan, ctx)
     table = ctx.table(dataset).select([details["token_column"], details["label"]])
@@ -52,45 +56,17 @@ def run_at_node(plan: Plan, ctx: RunContext) -> Outcome:
             f"{unknown} submitted token(s) are not in {dataset!r}: make tokens with the key "
             "shared with the owner, from the record IDs the owner published"
         )
-    keep = [label_of[t] is not None for t in submission.tokens]
-    tokens = [t for t, k in zip(submission.tokens, keep, strict=True) if k]
-    predictions = np.array(
-        [p for p, k in zip(submission.predictions, keep, strict=True) if k], dtype=np.float64
-    )
-    groups = (
-        [g for g, k in zip(submission.groups, keep, strict=True) if k]
-        if submission.groups is not None
-        else None
-    )
-    raw = [label_of[t] for t in tokens]
-    _check_sizes(len(tokens), groups, snap)
-    if details["task"] == "binary":
-        labels = np.array([int(_is_positive(v, details["positive_label"])) for v in raw])
-    else:
-        try:
-            labels = np.array([float(v) for v in raw], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InvalidInputError(
-                "the owner's label column is not numeric: a regression needs numeric labels"
-            ) from None
-        if not np.isfinite(labels).all():
-            raise InvalidInputError("the owner's label column holds NaN or infinite values")
+    # every submitted record takes part (sets, sizes checked, audit units); only labelled
+    # ones are counted. Whether a record has a label is the owner's, so size checks here
+    # use what the ML party sent, and the audit weighs labelled records only.
+    raw = [label_of[t] for t in submission.tokens]
+    labelled = np.array([v is not None for v in raw], dtype=np.bool_)
+    scores = np.asarray(submission.predictions, dtype=np.float64)
+    _check_sizes(len(submission), submission.groups, snap)
+    labels = _labels(raw, labelled, details)
     history = _history(ctx, dataset, snap)
     _check_cap(history, snap, ctx)
     key = ctx.derive_key(MONITOR_PURPOSE)
-    if any(h.get("key_id") != _monitor.key_id(key) for h in history):
-        # digests under another key never match: monitoring would silently stop
-        raise PolicyRefusal(
-            Reason(
-                "MONITOR_KEY_CHANGED",
-                "min_difference",
-                "the node's monitor key differs from the one earlier submissions were "
-                "recorded under: the node operator must restore the node keyring",
-            )
-        )
-    # the monitor sees every submitted record, labelled or not: otherwise adding a record
-    # without a label would pass as "no change" and reveal that it has none
-    every = np.asarray(submission.predictions, dtype=np.float64)
     token_d, record_d = _monitor.digests(
         key, submission.tokens, list(submission.predictions), submission.groups
     )
@@ -103,7 +79,8 @@ def run_at_node(plan: Plan, ctx: RunContext) -> Outcome:
             raise PolicyRefusal(
                 Reason("REPEATED", "on_repeat", "this exact submission was already validated")
             )
-        if earlier.get("replay") is not None:
+        if earlier.get("replay") is not None and earlier.get("key_id") == _monitor.key_id(key):
+            # the same sets again: no new atom, no new noise, no new cost
             replay = dict(earlier["replay"])
             replay["replayed"] = True
             replay["_monitor"] = {**earlier, "replay": None}
@@ -117,50 +94,120 @@ def run_at_node(plan: Plan, ctx: RunContext) -> Outcome:
         threshold=details["threshold"],
         bins=details["bins"],
         bands=details["bands"],
-        min_group_size=snap["min_group_size"],
+        min_band_size=int(snap["atom_min"]) + max(0, int(snap["jitter"])),
         epsilon=details["epsilon"],
+        count_rounding=int(snap.get("count_rounding") or 1),
         error_bound=snap.get("error_bound"),
         label_bounds=tuple(details["label_bounds"]) if details.get("label_bounds") else None,
     )
     if details["task"] == "binary":
-        feedback = _feedback.binary(labels, predictions, groups, options, ctx.rng)
-    else:
-        feedback = _feedback.regression(labels, predictions, groups, options, ctx.rng)
-    members = [np.ones(len(every), dtype=bool)]
-    if submission.groups is not None:
-        array = np.asarray(submission.groups, dtype=object)
-        members += [array == g for g in sorted(set(submission.groups))]
-    if details["task"] == "binary":
-        members += _splits(members, every >= details["threshold"], snap)
-    members += _band_masks(feedback.payload.get("calibration") or [], every)
-    cells = _monitor.cells_of(token_d, record_d, members)
-    found = _monitor.differencing_pairs(
-        cells, (_monitor.recall(h) for h in history), snap["min_difference"]
-    )
-    if found:
-        raise PolicyRefusal(
-            Reason(
-                "DIFFERENCING",
-                "min_difference",
-                f"{found} released cell(s) would differ from another (this or an earlier "
-                f"submission) in fewer than {snap['min_difference']} records",
-            )
+        _check_parts(scores >= details["threshold"], submission.groups, snap)
+        feedback = _feedback.binary(
+            labels.astype(np.int64), labelled, scores, submission.groups, options, ctx.rng
         )
+    else:
+        feedback = _feedback.regression(
+            labels, labelled, scores, submission.groups, options, ctx.rng
+        )
+    updates = audit_release(
+        ctx,
+        dataset,
+        snap,
+        key,
+        token_d,
+        labelled,
+        feedback.released_sets,
+        enforce=details["epsilon"] is None,
+    )
     payload = dict(feedback.payload)
-    payload["records"] = len(tokens)
-    monitor = _monitor.remember(token_d, record_d, members)
-    monitor["technique"] = NAME
-    monitor["fingerprint"] = fingerprint
-    monitor["key_id"] = _monitor.key_id(key)
-    monitor["replay"] = dict(payload) if details["epsilon"] is not None else None
-    payload["_monitor"] = monitor
+    payload["records"] = int(labelled.sum())
+    payload["_monitor"] = {
+        "technique": NAME,
+        "fingerprint": fingerprint,
+        "key_id": _monitor.key_id(key),
+        "size": len(submission),
+        "replay": dict(payload) if details["epsilon"] is not None else None,
+    }
     spent = {dataset: PrivacyCost(epsilon=details["epsilon"])} if details["epsilon"] else {}
     return Outcome(
         payload=payload,
         mechanism=feedback.mechanism,
         noise_scale=feedback.noise_scale,
         spent=spent,
+        audit_updates=updates,
     )
+
+
+def audit_release(
+    ctx: RunContext,
+    dataset: str,
+    snap: Mapping[str, Any],
+    key: bytes,
+    units: NDArray[np.uint64],
+    labelled: NDArray[np.bool_],
+    sets: list[NDArray[np.bool_]],
+    *,
+    enforce: bool = True,
+) -> tuple[AuditUpdate, ...]:
+    """Add the released sets to both audited spaces; refuse if the one in force (every ML
+    party's, unless the agreements narrow it to the requester's) would cover a small atom.
+
+    With ``enforce`` False (DP feedback: label counts carry noise, so combining answers
+    averages noise instead of isolating a label) the sets are still added, so a later exact
+    answer is audited against them, but nothing is refused.
+    """
+    key_id = _monitor.key_id(key)
+    everyone, mine = _audit.space_names(dataset, ctx.requester.name)
+    enforced = mine if snap["audit_scope"] == "requester" else everyone
+    jitter = Jitter(ctx.derive_key(JITTER_PURPOSE), max(0, int(snap["jitter"])))
+    updates = []
+    for space in (everyone, mine):
+        stored = ctx.audit_state(space)
+        state = _audit.State.from_bytes(stored[1]) if stored else _audit.State(key_id)
+        if state.key_id != key_id:
+            # digests under another key never match: auditing would silently restart
+            raise PolicyRefusal(
+                Reason(
+                    "MONITOR_KEY_CHANGED",
+                    "min_group_size",
+                    "the node's audit key differs from the one earlier submissions were "
+                    "recorded under: the node operator must restore the node keyring",
+                )
+            )
+        added = _audit.add(
+            state, units, labelled, sets, min_size=int(snap["atom_min"]), jitter=jitter
+        )
+        if enforce and space == enforced and not added.finding.safe:
+            # nothing about the small atoms (how many, how small) goes into the refusal
+            raise PolicyRefusal(
+                Reason(
+                    "DIFFERENCING",
+                    "min_group_size",
+                    f"combined with what was already released on {dataset!r}, this "
+                    "feedback would describe fewer labelled records than the minimum: send "
+                    "sets that overlap earlier ones less, or ask the owner for DP",
+                )
+            )
+        updates.append(AuditUpdate(space, stored[0] if stored else None, added.state.to_bytes()))
+    return tuple(updates)
+
+
+def _labels(raw: list[Any], labelled: NDArray[np.bool_], details: Mapping[str, Any]) -> Any:
+    """Labels aligned with the submission (0 where the owner has none)."""
+    if details["task"] == "binary":
+        positive = details["positive_label"]
+        return np.array(
+            [int(_is_positive(v, positive)) if v is not None else 0 for v in raw], dtype=np.int64
+        )
+    try:
+        values = np.array([float(v) if v is not None else 0.0 for v in raw], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            "the owner's label column is not numeric: a regression needs numeric labels"
+        ) from None
+    if not np.isfinite(values[labelled]).all():
+        raise InvalidInputError("the owner's label column holds NaN or infinite values")
+    return values
 
 
 def _is_positive(value: Any, positive: str) -> bool:
@@ -170,22 +217,14 @@ def _is_positive(value: Any, positive: str) -> bool:
     return str(value) == positive
 
 
-def _band_masks(bands: list[dict[str, Any]], scores: np.ndarray) -> list[np.ndarray]:
-    """Membership of every submitted record in the released confidence bands."""
-    masks = []
-    for band in bands:
-        low, high = band["band"]
-        masks.append((scores >= low) & ((scores < high) | ((high >= 1.0) & (scores <= 1.0))))
-    return masks
-
-
-def _check_sizes(n: int, groups: list[str] | None, snap: Mapping[str, Any]) -> None:
+def _check_sizes(n: int, groups: tuple[str, ...] | None, snap: Mapping[str, Any]) -> None:
+    """Sizes of what the ML party sent (it knows them: the decision reveals nothing)."""
     if n < snap["min_records"]:
         raise PolicyRefusal(
             Reason(
                 "TOO_FEW_RECORDS",
                 "min_records",
-                f"a submission needs at least {snap['min_records']} labelled records",
+                f"a submission needs at least {snap['min_records']} records",
             )
         )
     if groups is not None:
@@ -197,22 +236,27 @@ def _check_sizes(n: int, groups: list[str] | None, snap: Mapping[str, Any]) -> N
                     "GROUP_TOO_SMALL",
                     "min_group_size",
                     f"{small} declared group(s) have fewer than {snap['min_group_size']} "
-                    "labelled records: merge them or drop the group column",
+                    "records: merge them or drop the group column",
                 )
             )
 
 
-def _splits(
-    cells: list[np.ndarray], positive: np.ndarray, snap: Mapping[str, Any]
-) -> list[np.ndarray]:
-    """Predicted-positive and -negative parts of each cell (the confusion matrix's rows).
+def _check_parts(
+    positive: NDArray[np.bool_], groups: tuple[str, ...] | None, snap: Mapping[str, Any]
+) -> None:
+    """Predicted-positive and -negative parts of each cell (the confusion matrix's rows)
+    must hold at least ``min_group_size`` sent records, or be empty.
 
-    They are cells too: a threshold that puts one record alone above it would release
-    that record's label through precision, and two thresholds a few records apart are
-    differencing. Empty parts release nothing and are allowed.
+    A threshold that puts one record alone above it would describe that record through
+    precision; the audit would refuse it too, but this says why in terms the ML party
+    controls. Empty parts release nothing and are allowed.
     """
-    parts = [m & side for m in cells for side in (positive, ~positive)]
-    small = sum(1 for p in parts if 0 < int(p.sum()) < snap["min_group_size"])
+    cells = [np.ones(positive.size, dtype=bool)]
+    if groups is not None:
+        array = np.asarray(groups, dtype=object)
+        cells += [array == g for g in sorted(set(groups))]
+    parts = [int((m & side).sum()) for m in cells for side in (positive, ~positive)]
+    small = sum(1 for p in parts if 0 < p < snap["min_group_size"])
     if small:
         raise PolicyRefusal(
             Reason(
@@ -222,7 +266,6 @@ def _splits(
                 f"than {snap['min_group_size']} records: move the threshold",
             )
         )
-    return [p for p in parts if p.any()]
 
 
 def _history(ctx: RunContext, dataset: str, snap: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -7,10 +7,13 @@ agreement must also publish ``node_public_key`` so the ML party seals its predic
 the mediator: the owner never sees them.
 
 What the plan carries: the predictions (inline, or sealed), the options, and a snapshot of
-the owner's rules, so the node needs nothing else from the zone but the monitor history.
+the owner's rules, so the node needs nothing else from the zone but the monitor history
+(repeats, cap) and the job's audited spaces (``Zone.job_context``).
 A node that refuses (bad tokens, small group, differencing, cap) hands back a payload with
 only ``_refused``; :meth:`Validator.release` turns it into the refusal, so nothing is
-released or remembered as a submission.
+released or remembered as a submission. A released outcome carries the node's new
+disclosure-audit states (``audit_updates``), which the zone stores in the release
+transaction (compare-and-swap: a concurrent release makes this one CONCURRENT_RELEASE).
 """
 
 from __future__ import annotations
@@ -102,6 +105,8 @@ class Validator(Technique):
             raise InvalidInputError("`epsilon` must be a positive, finite number (or omitted)")
         agreements = [a for a in ctx.agreements_for(dataset_name) if a.technique == self.name]
         snapshot, conflicts = _rules.snapshot(agreements)
+        if epsilon is None:
+            epsilon = _rules.default_epsilon(snapshot)  # a budget makes DP the default
         details: dict[str, Any] = {
             "task": task,
             "label": label,
@@ -214,6 +219,18 @@ class Validator(Technique):
                     owner,
                 )
             )
+        if details["task"] == "regression" and details["epsilon"] is None:
+            reasons.append(
+                Reason(
+                    "DP_REQUIRED",
+                    "task",
+                    "regression errors are weighted by the ML party's own predictions (one "
+                    "wild prediction would reveal one record's value): they are released "
+                    "only with DP noise; set `epsilon` (the agreement needs error_bound and "
+                    "the label column's domain)",
+                    owner,
+                )
+            )
         if details["task"] == "regression" and details["epsilon"] is not None:
             bounds = details.get("label_bounds") or [None, None]
             if snap.get("error_bound") is None or None in bounds:
@@ -268,6 +285,12 @@ class Validator(Technique):
         rounded: dict[str, Any] = _round(public, digits)
         if "_monitor" in payload:
             rounded["_monitor"] = payload["_monitor"]
+        counts = (
+            "label counts DP-noised"
+            if epsilon is not None
+            else f"label counts rounded to multiples of {snap['count_rounding']}"
+        )
+        scope = "every ML party" if snap["audit_scope"] == "all" else "this ML party"
         return Outcome(
             payload=rounded,
             rows_suppressed=outcome.rows_suppressed,
@@ -276,9 +299,12 @@ class Validator(Technique):
             spent=spent,
             notes=(
                 *outcome.notes,
-                f"metrics rounded to {digits} decimals; groups and bands of at least "
-                f"{snap['min_group_size']} records",
+                f"{counts}; metrics rounded to {digits} decimals; groups and bands of at "
+                f"least {snap['min_group_size']} records; every released set audited with "
+                f"the releases of {scope} (atoms of at least {snap['atom_min']} labelled "
+                "records, jittered)",
             ),
+            audit_updates=outcome.audit_updates,
         )
 
     @staticmethod

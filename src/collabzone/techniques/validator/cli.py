@@ -25,7 +25,7 @@ KeyringOption = Annotated[
     Path,
     typer.Option(
         "--keyring",
-        help="the node's keyring (created if absent; keep it: the monitor and the sealing "
+        help="the node's keyring (created if absent; keep it: the audit digests and the sealing "
         "key depend on it)",
     ),
 ]
