@@ -32,6 +32,8 @@ quasi_identifiers:
   sex: {{file: {ADULT / "adult_hierarchy_sex.csv"}}}
   race: {{flat: true}}
 sensitive: [occupation]
+keep: [salary-class]
+undeclared: drop
 privacy: {{k: 10, l: 3}}
 suppression_limit: 0.02
 prepare:
@@ -46,6 +48,9 @@ prepare:
         tmp_path / "out" / "released.csv", parse_options=pacsv.ParseOptions(delimiter=";")
     )
     assert "native-country" not in released.column_names
+    # every released column is declared; the undeclared ones were dropped, not released
+    assert set(released.column_names) == {"age", "sex", "race", "occupation", "salary-class"}
+    assert report["columns"]["dropped"] == ["marital-status", "education", "workclass"]
     assert released.num_rows == 800 - report["suppressed_rows"]
     assert list(report["transformation"]) == ["age", "sex", "race"]
     assert report["min_class_size"] >= 10 and "non_uniform_entropy" in report

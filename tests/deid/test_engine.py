@@ -32,6 +32,7 @@ def _adult_config(**extra: object) -> dict[str, object]:
             q: {"file": str(ADULT / f"adult_hierarchy_{q}.csv")} for q in ADULT_QIS[:5]
         },
         "privacy": {"k": 5},
+        "undeclared": "drop",
         **extra,
     }
 
@@ -119,6 +120,7 @@ def test_prepare_scrubs_pseudonymises_enriches_and_adds_noise() -> None:
     cfg = parse_config(
         {
             "quasi_identifiers": {"age": {"intervals": [10]}, "sector": {"flat": True}},
+            "keep": ["customer", "income"],
             "privacy": {"k": 2},
             "prepare": {
                 "scrub": ["name"],
@@ -154,6 +156,7 @@ def test_noise_has_the_stated_laplace_scale() -> None:
     cfg = parse_config(
         {
             "quasi_identifiers": {"age": None},
+            "keep": ["x"],
             "privacy": {"k": 1},
             "prepare": {"noise": {"x": {"epsilon": 2.0, "lower": 0, "upper": 100}}},
         }

@@ -99,7 +99,7 @@ def test_bad_parameters_are_refused() -> None:
 def test_hierarchical_t_closeness_end_to_end(adult) -> None:  # type: ignore[no-untyped-def]
     from .conftest import ADULT
 
-    sub = adult.slice(0, 3000)
+    sub = adult.slice(0, 3000).select(["sex", "age", "race", "education", "occupation"])
     qis = ["sex", "age", "race", "education"]
     config = parse_config(
         {

@@ -38,8 +38,8 @@ def test_pycanon_agrees_with_the_report(adult, privacy) -> None:  # type: ignore
             "suppression_limit": 0.0,
         }
     )
-    released, report = deidentify(sub, config)
-    frame = released.select([*QIS, "occupation"]).to_pandas()
+    released, report = deidentify(sub.select([*QIS, "occupation"]), config)
+    frame = released.to_pandas()
     achieved = report["privacy"]
     assert anonymity.k_anonymity(frame, QIS) == achieved["k"] == report["min_class_size"]
     assert achieved["k"] >= privacy["k"]
@@ -71,8 +71,8 @@ def test_pycanon_agrees_on_ordered_distance_for_numbers(adult) -> None:  # type:
             "privacy": {"k": 2, "t": 0.3, "t_distance": "ordered"},
         }
     )
-    released, report = deidentify(sub, config)
-    frame = released.select(["sex", "race", "education", "age"]).to_pandas()
+    released, report = deidentify(sub.select(["sex", "race", "education", "age"]), config)
+    frame = released.to_pandas()
     t = anonymity.t_closeness(frame, ["sex", "race", "education"], ["age"])
     assert t == pytest.approx(report["privacy"]["t_ordered"]["age"])
     assert t <= 0.3 + 1e-9

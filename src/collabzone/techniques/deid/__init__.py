@@ -1,21 +1,34 @@
 """De-identification (Architecture 1): generalisation to k-anonymity, l-diversity and
-t-closeness with an optimal lattice search, risk and utility reports, pre-steps (scrub,
-pseudonymise, noise, enrich) and a mediator that mixes several providers' extracts.
+t-closeness with an optimal lattice search, risk and utility reports, pre-steps (enrich,
+derive, scrub, pseudonymise, noise) and a mediator that merges several providers'
+extracts, enriches / derives, then de-identifies the union.
 
-The pure core is :func:`deidentify` (table + config -> released table + JSON report);
-:class:`Deidentify` and :class:`Mediate` adapt it to the zone; ``collabzone deid run``
-runs it at the provider with no zone (:mod:`collabzone.techniques.deid.cli`).
+The pure core is :func:`deidentify` (table + config -> released table + JSON report).
+Every released column is accounted for (:func:`account`): a declared quasi-identifier,
+sensitive attribute or non-identifying ``keep`` column, added columns defaulting to
+quasi-identifiers. :class:`Deidentify` and :class:`Mediate` adapt it to the zone, with
+strict request specs (:class:`DeidRequest`, :class:`MediateRequest`); ``collabzone deid
+run`` runs it at the provider with no zone (:mod:`collabzone.techniques.deid.cli`).
 """
 
 from __future__ import annotations
 
 from collabzone.techniques.deid._config import (
+    AgeDerive,
+    BandDerive,
+    BinsDerive,
+    DatePartDerive,
     DeidConfig,
+    DeriveSpec,
+    EnrichSpec,
     HierarchySpec,
+    PrepareSpec,
     PrivacySpec,
     load_config,
     parse_config,
 )
+from collabzone.techniques.deid._declare import Accounting, account, input_columns
+from collabzone.techniques.deid._derive import derive
 from collabzone.techniques.deid._encode import Encoded, UnknownValueError, encode
 from collabzone.techniques.deid._engine import build_hierarchy, build_models, deidentify, prepare
 from collabzone.techniques.deid._hierarchy import (
@@ -37,42 +50,57 @@ from collabzone.techniques.deid._models import (
     TCloseness,
 )
 from collabzone.techniques.deid._mondrian import mondrian
+from collabzone.techniques.deid._request import DeidRequest, MediateRequest, parse_request
 from collabzone.techniques.deid._risk import risk_report
 from collabzone.techniques.deid._search import SearchResult, exhaustive, flash, greedy, search
 from collabzone.techniques.deid._technique import Deidentify, Mediate
 
 __all__ = [
+    "Accounting",
+    "AgeDerive",
+    "BandDerive",
+    "BinsDerive",
+    "DatePartDerive",
     "DeidConfig",
+    "DeidRequest",
     "Deidentify",
+    "DeriveSpec",
     "DistinctLDiversity",
     "Encoded",
+    "EnrichSpec",
     "EntropyLDiversity",
     "Hierarchy",
     "HierarchySpec",
     "KAnonymity",
     "Lattice",
     "Mediate",
+    "MediateRequest",
     "NodeResult",
+    "PrepareSpec",
     "PrivacySpec",
     "RecursiveCLDiversity",
     "SearchResult",
     "TCloseness",
     "UnknownValueError",
+    "account",
     "build_hierarchy",
     "build_models",
     "dates",
     "deidentify",
+    "derive",
     "encode",
     "exhaustive",
     "flash",
     "flat",
     "greedy",
+    "input_columns",
     "intervals",
     "load_config",
     "masking",
     "mediate",
     "mondrian",
     "parse_config",
+    "parse_request",
     "prepare",
     "read_arx_csv",
     "risk_report",

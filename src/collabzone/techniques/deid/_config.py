@@ -1,14 +1,22 @@
 """The de-identification configuration: what to protect, how, and the pre-steps.
 
-One schema serves the client-side CLI (a YAML or TOML file) and the zone technique (a
-request spec merged with the agreement's rules). Validation errors name the field.
+One schema serves the client-side CLI (a YAML or TOML file) and the zone techniques (a
+request spec merged with the agreement's rules). Validation is strict: an unknown key is
+an error that names it and the keys allowed at that place, never silently ignored.
+
+Every column the job releases is accounted for: a declared quasi-identifier, a sensitive
+attribute or an explicitly non-identifying ``keep`` column; columns the pre-steps add
+(enriched, derived, kept keys) default to quasi-identifiers (see ``_declare.py``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -19,7 +27,21 @@ from collabzone.techniques.deid._models import Distance
 
 
 class _Spec(BaseModel):
+    """Base of every spec: frozen, and an unknown key is an error naming the allowed ones."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = [repr(k) for k in data if k not in cls.model_fields]
+            if unknown:
+                raise ValueError(
+                    f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                    f"(allowed: {', '.join(cls.model_fields)})"
+                )
+        return data
 
 
 class HierarchySpec(_Spec):
@@ -78,22 +100,101 @@ class NoiseSpec(_Spec):
 
 
 class EnrichSpec(_Spec):
-    """Replace ``column`` by ``columns`` of a reference table joined on ``key``."""
+    """Replace ``column`` by ``columns`` of a reference table joined on ``key``.
+
+    ``columns`` is a list of reference columns, or a mapping reference column -> output
+    name (to avoid a clash with a column the table already has). The new columns, and
+    the key when ``keep_key`` is set, default to quasi-identifiers unless declared.
+    """
 
     column: str
     reference: str
     key: str | None = None
-    columns: list[str]
+    columns: list[str] | dict[str, str] = Field(min_length=1)
     keep_key: bool = False
+
+    def outputs(self) -> dict[str, str]:
+        """Reference column -> the name it gets in the table."""
+        if isinstance(self.columns, dict):
+            return dict(self.columns)
+        return {c: c for c in self.columns}
+
+
+class _Derive(_Spec):
+    column: str
+    """The new column (may equal ``source``: the derived value then replaces it)."""
+    source: str
+    keep_source: bool = False
+    """Keep the source column too (it then defaults to a quasi-identifier)."""
+
+    @model_validator(mode="after")
+    def _not_both(self) -> _Derive:
+        if self.column == self.source and self.keep_source:
+            raise ValueError("keep_source needs a new column name: column equals source")
+        return self
+
+
+class AgeDerive(_Derive):
+    """Age in whole years on the date ``at``, from a date of birth (date or ISO text)."""
+
+    kind: Literal["age"]
+    at: dt.date
+
+
+class DatePartDerive(_Derive):
+    """A date truncated to its ``year`` (a number), ``month`` (YYYY-MM) or ``decade`` (199x)."""
+
+    kind: Literal["date_part"]
+    part: Literal["year", "month", "decade"]
+
+
+class BandDerive(_Derive):
+    """A number replaced by its band ``lo-hi`` of ``width`` counted from ``origin`` (the
+    labels of an ``intervals`` hierarchy); its default hierarchy nests bands of 2 and 4
+    widths, then ``*``."""
+
+    kind: Literal["band"]
+    width: float = Field(gt=0, allow_inf_nan=False)
+    origin: float = Field(default=0.0, allow_inf_nan=False)
+
+
+class BinsDerive(_Derive):
+    """A number replaced by a named bin: below ``edges[0]`` -> ``labels[0]``, from
+    ``edges[i-1]`` (inclusive) to ``edges[i]`` -> ``labels[i]``, from the last edge on ->
+    the last label."""
+
+    kind: Literal["bins"]
+    edges: list[float] = Field(min_length=1)
+    labels: list[str]
+
+    @model_validator(mode="after")
+    def _bins(self) -> BinsDerive:
+        if not all(math.isfinite(e) for e in self.edges) or any(
+            b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)
+        ):
+            raise ValueError("edges must be finite and strictly increasing")
+        if len(self.labels) != len(self.edges) + 1:
+            raise ValueError(
+                f"give one label more than edges ({len(self.edges) + 1}), got {len(self.labels)}"
+            )
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("bin labels must be distinct")
+        return self
+
+
+DeriveSpec = Annotated[
+    AgeDerive | DatePartDerive | BandDerive | BinsDerive, Field(discriminator="kind")
+]
 
 
 class PrepareSpec(_Spec):
-    """Pre-steps, applied in this order: enrich, scrub, pseudonymise, noise."""
+    """Pre-steps, applied in this order: enrich, derive, scrub, pseudonymise, noise."""
 
+    enrich: list[EnrichSpec] = Field(default_factory=list)
+    derive: list[DeriveSpec] = Field(default_factory=list)
     scrub: list[str] = Field(default_factory=list)
     pseudonymise: list[str] = Field(default_factory=list)
     noise: dict[str, NoiseSpec] = Field(default_factory=dict)
-    enrich: list[EnrichSpec] = Field(default_factory=list)
 
 
 class DeidConfig(_Spec):
@@ -108,8 +209,14 @@ class DeidConfig(_Spec):
           age: {file: adult_hierarchy_age.csv}
           zip: {masking: true}
         sensitive: [occupation]
+        keep: [salary-class]          # non-identifying: released unchanged
         privacy: {k: 5, l: 3, l_variant: entropy}
         suppression_limit: 0.04
+        prepare:
+          derive: [{column: age_band, kind: band, source: age, width: 10, keep_source: true}]
+
+    Every released column must be declared (quasi_identifiers, sensitive or keep);
+    columns the pre-steps add default to quasi-identifiers (here ``age_band``).
     """
 
     input: str | None = None
@@ -117,7 +224,7 @@ class DeidConfig(_Spec):
     report: str | None = None
     population: str | None = None
     delimiter: str = ","
-    quasi_identifiers: dict[str, HierarchySpec | None]
+    quasi_identifiers: dict[str, HierarchySpec | None] = Field(default_factory=dict)
     sensitive: list[str] = Field(default_factory=list)
     sensitive_hierarchies: dict[str, HierarchySpec] = Field(default_factory=dict)
     privacy: PrivacySpec = PrivacySpec()
@@ -128,13 +235,30 @@ class DeidConfig(_Spec):
     prepare: PrepareSpec = PrepareSpec()
     shuffle: bool = False
     keep: list[str] = Field(default_factory=list)
-    """Mediator only: columns released unchanged besides the QIs and sensitive ones (a
-    single provider's other columns always stay; scrub the ones that must not)."""
+    """Columns declared non-identifying (ARX: insensitive): released unchanged."""
+    undeclared: Literal["error", "drop"] = "error"
+    """What to do with an input column that is not declared: refuse the job (default) or
+    drop the column (listed in the report). Columns the pre-steps add are never dropped:
+    they default to quasi-identifiers."""
 
     @model_validator(mode="after")
     def _consistent(self) -> DeidConfig:
-        if not self.quasi_identifiers:
+        if not self.quasi_identifiers and not (self.prepare.enrich or self.prepare.derive):
             raise ValueError("name at least one quasi-identifier")
+        classes = {
+            "quasi_identifiers": list(self.quasi_identifiers),
+            "sensitive": self.sensitive,
+            "keep": self.keep,
+        }
+        seen: dict[str, str] = {}
+        for cls_name, columns in classes.items():
+            for column in columns:
+                if column in seen and seen[column] != cls_name:
+                    raise ValueError(
+                        f"column {column!r} is declared in both {seen[column]} and {cls_name}: "
+                        "give every column one class"
+                    )
+                seen[column] = cls_name
         if (self.privacy.l is not None or self.privacy.t is not None) and not self.sensitive:
             raise ValueError("l-diversity and t-closeness need at least one sensitive attribute")
         p = self.privacy
@@ -143,16 +267,25 @@ class DeidConfig(_Spec):
         return self
 
 
-def parse_config(data: dict[str, Any]) -> DeidConfig:
-    """Validate a config mapping; the error names each bad field."""
+def validation_problems(exc: ValidationError) -> str:
+    """One line naming each bad field (its dotted path) and what is wrong with it."""
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}")
+    return "; ".join(problems)
+
+
+def parse_config(data: Mapping[str, Any]) -> DeidConfig:
+    """Validate a config mapping; the error names each bad field, and for an unknown key
+    the keys allowed at that place."""
     try:
         return DeidConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise InvalidInputError(f"invalid de-identification config: {problems}") from None
+        raise InvalidInputError(
+            f"invalid de-identification config: {validation_problems(exc)}"
+        ) from None
 
 
 def load_config(path: str | Path) -> DeidConfig:

@@ -13,6 +13,8 @@ import pyarrow as pa
 from collabzone.errors import InvalidInputError
 from collabzone.techniques.deid import _hierarchy as hier
 from collabzone.techniques.deid._config import DeidConfig, HierarchySpec
+from collabzone.techniques.deid._declare import account
+from collabzone.techniques.deid._derive import derive, derived_hierarchy, derived_labels
 from collabzone.techniques.deid._encode import Encoded, column_strings, encode, encode_qi
 from collabzone.techniques.deid._lattice import Lattice
 from collabzone.techniques.deid._metrics import METRICS, normalise
@@ -105,18 +107,24 @@ def prepare(
     references: Mapping[str, pa.Table] | None = None,
     pseudonym_key: bytes | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:
-    """Apply the config's pre-steps in order: enrich, scrub, pseudonymise, noise."""
+    """Apply the config's pre-steps in order: enrich, derive, scrub, pseudonymise, noise.
+
+    Returns the prepared table and a summary for the report (column names and noise
+    scales, never values)."""
     steps = config.prepare
     for spec in steps.enrich:
         ref = (references or {}).get(spec.reference)
         if ref is None:
             raise InvalidInputError(f"enrich: reference table {spec.reference!r} was not supplied")
         table = enrich(table, spec, ref)
+    for step in steps.derive:
+        table = derive(table, step)
     table = scrub(table, steps.scrub)
     table = pseudonymise(table, steps.pseudonymise, pseudonym_key)
     table = add_noise(table, steps.noise)
     summary = {
         "enriched": [s.column for s in steps.enrich],
+        "derived": {d.column: f"{d.kind} of {d.source}" for d in steps.derive},
         "scrubbed": list(steps.scrub),
         "pseudonymised": list(steps.pseudonymise),
         "noise": {
@@ -201,9 +209,14 @@ def deidentify(
 ) -> tuple[pa.Table, dict[str, Any]]:
     """De-identify ``table`` as ``config`` says; return the released table and the report.
 
-    The QI columns of the result hold generalised labels; rows in classes that fail the
-    privacy model are suppressed (removed) within the suppression limit. Raises
-    InvalidInputError when no transformation satisfies the model.
+    The pre-steps run first; then every column is accounted for (``_declare.account``):
+    declared quasi-identifiers, sensitive and ``keep`` columns are released, columns the
+    pre-steps added default to quasi-identifiers, and any other column is an error (or
+    dropped with ``undeclared: drop``). The QI columns of the result hold generalised
+    labels; rows in classes that fail the privacy model are suppressed (removed) within
+    the suppression limit, so the report's k / l / t / risk are those of exactly the
+    released columns. Raises InvalidInputError for an undeclared column or when no
+    transformation satisfies the model.
 
     Example:
         >>> import pyarrow as pa
@@ -217,14 +230,13 @@ def deidentify(
     """
     note = progress or (lambda _msg: None)
     table, prepared = prepare(table, config, references, pseudonym_key)
-    qis = list(config.quasi_identifiers)
-    given = dict(hierarchies or {})
-    hs = {
-        q: given.get(q) or build_hierarchy(q, config.quasi_identifiers[q], table, base_dir)
-        for q in qis
-    }
+    columns = account(table.column_names, config)
+    released = set(columns.released)
+    table = table.select([c for c in table.column_names if c in released])
+    qis = list(columns.quasi_identifiers)
+    hs = _qi_hierarchies(table, config, qis, hierarchies or {}, base_dir)
     sens_h = {
-        a: given.get(a) or build_hierarchy(a, spec, table, base_dir)
+        a: (hierarchies or {}).get(a) or build_hierarchy(a, spec, table, base_dir)
         for a, spec in config.sensitive_hierarchies.items()
     }
     models = build_models(config, sens_h)
@@ -234,7 +246,7 @@ def deidentify(
             "or de-identify more rows together"
         )
     note("encoding")
-    encoded = encode(table, qis, hs, config.sensitive)
+    encoded = encode(table, qis, hs, list(columns.sensitive))
     n = encoded.n_rows
     before = risk_report(
         np.unique(np.column_stack([q.codes for q in encoded.qis]), axis=0, return_counts=True)[1],
@@ -277,6 +289,11 @@ def deidentify(
         report["nodes_checked"] = result.checked
     note("writing")
     rows = np.flatnonzero(kept)
+    if population is not None:  # the population needs the same enriched and derived QIs
+        for step in config.prepare.enrich:
+            population = enrich(population, step, (references or {})[step.reference])
+        for d in config.prepare.derive:
+            population = derive(population, d)
     pop_sizes = _population_sizes(population, hs, encoded, node, labels, row_class, rows)
     stats = _class_stats(encoded, row_class, rows)
     out = table
@@ -320,10 +337,32 @@ def deidentify(
                 for q, e, lab in zip(qis, encoded.qis, labels, strict=True)
             },
             "prepare": prepared,
+            "columns": columns.report(),
         }
     )
     assert set(METRICS) <= set(report)
+    columns.verify(out.column_names)
     return out, report
+
+
+def _qi_hierarchies(
+    table: pa.Table,
+    config: DeidConfig,
+    qis: list[str],
+    given: Mapping[str, hier.Hierarchy],
+    base_dir: Path | None,
+) -> dict[str, hier.Hierarchy]:
+    """Per QI: the hierarchy passed in, else the config's spec, else (for a derived
+    column) its natural hierarchy, else the default for the column's type."""
+    derived = {d.column: d for d in config.prepare.derive}
+    out = {}
+    for q in qis:
+        spec = config.quasi_identifiers.get(q)
+        h = given.get(q)
+        if h is None and spec is None and q in derived:
+            h = derived_hierarchy(derived[q], derived_labels(table.column(q)))
+        out[q] = h or build_hierarchy(q, spec, table, base_dir)
+    return out
 
 
 def _population_sizes(

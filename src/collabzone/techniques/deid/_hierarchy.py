@@ -162,7 +162,7 @@ def _all_numbers(values: Iterable[str]) -> bool:
         return False
 
 
-def _interval_label(lo: float, hi: float) -> str:
+def interval_label(lo: float, hi: float) -> str:
     return f"{format_value(lo)}-{format_value(hi)}"
 
 
@@ -188,7 +188,7 @@ def intervals(
         row = [format_value(raw)]
         for width in widths:
             lo = origin + math.floor((raw - origin) / width) * width
-            row.append(_interval_label(lo, lo + width))
+            row.append(interval_label(lo, lo + width))
         rows.append([*row, TOP])
     return Hierarchy.from_rows(attribute, rows, numeric=True)
 

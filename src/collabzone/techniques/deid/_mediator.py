@@ -1,10 +1,15 @@
-"""The mediator (Architecture 1 with a trusted third party): mix, then de-identify again.
+"""The mediator (Architecture 1 with a trusted third party): merge -> enrich / derive ->
+de-identify.
 
-Several providers hand in (possibly already de-identified) extracts. The mediator keeps
-only the columns every extract has (a column only one provider sends would tell whose rows
-they are), gives each column one type, merges and shuffles the rows, de-identifies the
-union to the agreement's model (lifting every quasi-identifier to one common granularity,
-since a provider that generalised more would otherwise stand out), and releases the rows
+Several providers hand in (possibly already de-identified) extracts. The mediator takes
+from each only the columns the job reads (a column only one provider sends would tell
+whose rows they are; each must be in every extract), gives each column one type, merges
+and shuffles the rows, then runs the pre-steps on the union: enrichment with reference
+tables the owners approved (the ML party's reference data need not reach any provider,
+as the KU Leuven paper suggests) and derived attributes (bands, age from a birth date).
+It de-identifies the union to the agreement's model (lifting every quasi-identifier to
+one common granularity, since a provider that generalised more would otherwise stand
+out; every added column is a quasi-identifier unless declared) and releases the rows
 sorted by their released values, so neither a column nor the row order depends on which
 provider a record came from.
 """
@@ -19,12 +24,13 @@ import pyarrow as pa
 
 from collabzone.errors import InvalidInputError
 from collabzone.techniques.deid._config import DeidConfig
+from collabzone.techniques.deid._declare import input_columns
 from collabzone.techniques.deid._engine import deidentify
 from collabzone.techniques.deid._hierarchy import Hierarchy, format_value
 
 
 def _common_columns(extracts: Sequence[pa.Table], needed: Sequence[str]) -> list[str]:
-    """Only the columns the model names leave; each must be in every extract."""
+    """Only the columns the job reads are merged; each must be in every extract."""
     missing = [c for c in needed if not all(c in t.column_names for t in extracts)]
     if missing:
         raise InvalidInputError(
@@ -62,8 +68,11 @@ def mediate(
     rng: np.random.Generator,
     *,
     hierarchies: Mapping[str, Hierarchy] | None = None,
+    references: Mapping[str, pa.Table] | None = None,
+    pseudonym_key: bytes | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:
-    """Merge, shuffle, drop provenance, de-identify the union; return table and report.
+    """Merge, shuffle, drop provenance, run the pre-steps (enrich with ``references``,
+    derive, ...) on the union, de-identify it; return the table and the report.
 
     Example:
         >>> import numpy as np, pyarrow as pa
@@ -76,10 +85,23 @@ def mediate(
         >>> out.num_rows + report["suppressed_rows"]
         6
     """
-    needed = list(dict.fromkeys([*config.quasi_identifiers, *config.sensitive, *config.keep]))
-    union = merge(extracts, needed, rng)
-    plain = config.model_copy(update={"shuffle": False})
-    released, report = deidentify(union, plain, hierarchies=hierarchies, rng=rng)
+    union = merge(extracts, input_columns(config), rng)
+    # columns that were never merged need no scrubbing
+    scrub = [c for c in config.prepare.scrub if c in union.column_names]
+    plain = config.model_copy(
+        update={
+            "shuffle": False,
+            "prepare": config.prepare.model_copy(update={"scrub": scrub}),
+        }
+    )
+    released, report = deidentify(
+        union,
+        plain,
+        hierarchies=hierarchies,
+        references=references,
+        pseudonym_key=pseudonym_key,
+        rng=rng,
+    )
     released = released.sort_by([(c, "ascending") for c in released.column_names])
     report["extracts"] = len(extracts)
     return released, report

@@ -1,7 +1,9 @@
-"""Pre-steps before generalisation: enrich, scrub, pseudonymise, add noise.
+"""Pre-steps before generalisation: enrich, (derive: ``_derive.py``), scrub, pseudonymise,
+add noise.
 
 * **enrich**: replace a key (a company number, a postcode) by attributes from a reference
-  table (sector, size band, region), so the data keeps its meaning without the key.
+  table (sector, size band, region), so the data keeps its meaning without the key; the
+  new columns are quasi-identifiers unless declared otherwise (``_declare.py``).
 * **scrub**: drop direct identifiers.
 * **pseudonymise**: replace values by keyed tokens (HMAC-SHA256 under an owner-held key,
   in the linking module's token format) so records stay linkable by whoever holds the
@@ -109,8 +111,19 @@ def enrich(table: pa.Table, spec: EnrichSpec, reference: pa.Table) -> pa.Table:
     do not, without showing their keys).
     """
     key = spec.key or spec.column
+    outputs = spec.outputs()
     _require(table, [spec.column], "enrich")
-    _require(reference, [key, *spec.columns], f"enrich reference {spec.reference}")
+    _require(reference, [key, *outputs], f"enrich reference {spec.reference}")
+    clash = [
+        out
+        for out in outputs.values()
+        if out in table.column_names and not (out == spec.column and not spec.keep_key)
+    ]
+    if clash:
+        raise InvalidInputError(
+            f"enrich from {spec.reference}: the table already has column(s) {clash}: name the "
+            "new columns with a mapping, e.g. columns: {reference_column: new_name}"
+        )
     ref_keys = pc.cast(reference.column(key), pa.string())
     if len(pc.unique(ref_keys)) != len(ref_keys):
         raise InvalidInputError(f"enrich reference {spec.reference}: key {key!r} is not unique")
@@ -122,8 +135,8 @@ def enrich(table: pa.Table, spec: EnrichSpec, reference: pa.Table) -> pa.Table:
             f"enrich: {missing} row(s) of column {spec.column!r} have no match in "
             f"{spec.reference}: complete the reference table"
         )
-    for name in spec.columns:
-        taken = reference.column(name).take(position)
-        out = name if name not in table.column_names else f"{spec.column}_{name}"
-        table = table.append_column(out, taken)
-    return table if spec.keep_key else table.drop_columns([spec.column])
+    if not spec.keep_key:
+        table = table.drop_columns([spec.column])
+    for name, out in outputs.items():
+        table = table.append_column(out, reference.column(name).take(position))
+    return table

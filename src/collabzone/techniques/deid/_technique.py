@@ -2,20 +2,24 @@
 
 The agreement states the required model (rules ``k``, ``l``, ``l_variant``, ``c``, ``t``,
 ``t_distance``, ``suppression_limit``, ``quasi_identifiers``, ``sensitive``,
-``hierarchies``); a request may ask for a stricter one, never a weaker one: the strictest
-value of the request and of every agreement on the dataset is applied. Identifier and
-join-key columns never leave. ``release`` re-checks the report against the rules.
+``hierarchies``) and the reference datasets its owner approves for enrichment
+(``references``); a request may ask for a stricter model, never a weaker one (see
+``_zone_job.py`` for how the request, the catalogue and the rules combine). The request
+spec is validated strictly (``_request.py``). Both techniques run merge (mediate only)
+-> enrich / derive -> de-identify. ``release`` recounts k and l on the rows that leave
+and checks that every released column is accounted for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import math
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 
 from collabzone.errors import InvalidInputError, PolicyRefusal, Reason
-from collabzone.model import ColumnClass, Dataset
 from collabzone.techniques.base import (
     Merge,
     Outcome,
@@ -26,10 +30,18 @@ from collabzone.techniques.base import (
     RunContext,
     Technique,
 )
-from collabzone.techniques.deid._config import DeidConfig, HierarchySpec, parse_config
 from collabzone.techniques.deid._encode import UnknownValueError
 from collabzone.techniques.deid._engine import deidentify
 from collabzone.techniques.deid._mediator import mediate
+from collabzone.techniques.deid._request import (
+    DeidRequest,
+    MediateRequest,
+    ZoneRequest,
+    parse_request,
+)
+from collabzone.techniques.deid._zone_job import ZoneJob, build_job, strictest
+
+__all__ = ["RULE_SPECS", "Deidentify", "Mediate", "strictest"]
 
 RULE_SPECS = (
     RuleSpec("k", Merge.AT_LEAST, "every released class holds at least k rows", int),
@@ -42,148 +54,9 @@ RULE_SPECS = (
     RuleSpec("quasi_identifiers", Merge.PER_DATASET, "columns always generalised", list),
     RuleSpec("sensitive", Merge.PER_DATASET, "columns protected by l / t", list),
     RuleSpec("hierarchies", Merge.PER_DATASET, "hierarchy spec per column", dict),
+    RuleSpec("references", Merge.PER_DATASET, "reference datasets approved for enrichment", list),
 )
-_MODEL_KEYS = ("k", "l", "l_variant", "c", "t", "t_distance")
-_NEVER_RELEASED = (ColumnClass.IDENTIFIER, ColumnClass.JOIN_KEY)
-_PROTECTED = (ColumnClass.QUASI_IDENTIFIER, ColumnClass.SENSITIVE)
-
-
-def _keep(spec: Mapping[str, Any]) -> list[str]:
-    """Columns the request wants released unchanged (measures, labels, other)."""
-    keep = spec.get("keep", [])
-    if not isinstance(keep, list) or not all(isinstance(c, str) for c in keep):
-        raise InvalidInputError("keep must be a list of column names")
-    return list(keep)
-
-
-def strictest(rule_sets: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Merge rule sets most restrictively (k, l up; c, t, suppression limit down)."""
-    out: dict[str, Any] = {}
-    for rules in rule_sets:
-        for key, value in rules.items():
-            if value is None or key not in {"suppression_limit", *_MODEL_KEYS}:
-                continue
-            if key not in out:
-                out[key] = value
-            elif key in ("k", "l"):
-                out[key] = max(out[key], value)
-            elif key in ("c", "t", "suppression_limit"):
-                out[key] = min(out[key], value)
-            elif out[key] != value:
-                raise InvalidInputError(f"the agreements disagree on {key!r}: align them")
-    return out
-
-
-def _spec_qis(spec: Mapping[str, Any]) -> dict[str, Any]:
-    qis = spec.get("quasi_identifiers") or {}
-    if isinstance(qis, list):
-        return dict.fromkeys(qis)
-    if not isinstance(qis, dict):
-        raise InvalidInputError("quasi_identifiers must be a list of columns or a mapping")
-    return dict(qis)
-
-
-def _columns(
-    dataset: Dataset, rules: Mapping[str, Any], spec: Mapping[str, Any]
-) -> tuple[dict[str, Any], list[str]]:
-    """Effective quasi-identifiers (with hierarchy specs) and sensitive columns."""
-    qis = _spec_qis(spec)
-    for name in [
-        *rules.get("quasi_identifiers", []),
-        *(c.name for c in dataset.columns_of(ColumnClass.QUASI_IDENTIFIER)),
-    ]:
-        qis.setdefault(name, None)
-    for name, h in (rules.get("hierarchies") or {}).items():
-        if name in qis:
-            qis[name] = h  # the owner's hierarchy wins over the requester's
-    sensitive = list(
-        dict.fromkeys(
-            [
-                *spec.get("sensitive", []),
-                *rules.get("sensitive", []),
-                *(c.name for c in dataset.columns_of(ColumnClass.SENSITIVE)),
-            ]
-        )
-    )
-    return qis, sensitive
-
-
-def _reasons(
-    dataset: Dataset,
-    rules: Mapping[str, Any],
-    qis: Mapping[str, Any],
-    sensitive: list[str],
-    owner: str,
-    keep: Sequence[str] = (),
-) -> list[Reason]:
-    reasons = []
-    if rules.get("k") is None:
-        reasons.append(
-            Reason(
-                "DEID_NO_K",
-                "k",
-                "the agreement states no k: rows leave only under a stated k",
-                owner,
-            )
-        )
-    for name in keep:
-        column = dataset.column(name)
-        if column is not None and column.column_class in _PROTECTED:
-            reasons.append(
-                Reason(
-                    "DEID_KEEP_PROTECTED",
-                    "keep",
-                    f"column {name!r} is a {column.column_class.value}: it is generalised or "
-                    "protected, never released unchanged; remove it from keep",
-                    owner,
-                )
-            )
-    for name in [*qis, *sensitive, *keep]:
-        column = dataset.column(name)
-        if column is None:
-            reasons.append(
-                Reason(
-                    "UNKNOWN_COLUMN",
-                    "columns",
-                    f"dataset {dataset.name!r} has no column {name!r}",
-                    owner,
-                )
-            )
-        elif column.column_class in _NEVER_RELEASED:
-            reasons.append(
-                Reason(
-                    "IDENTIFIER_COLUMN",
-                    "columns",
-                    f"column {name!r} is a {column.column_class.value} and never leaves: remove it from the request",
-                    owner,
-                )
-            )
-    return reasons
-
-
-def _config(
-    spec: Mapping[str, Any], rules: Mapping[str, Any], qis: Mapping[str, Any], sensitive: list[str]
-) -> DeidConfig:
-    both = strictest([{k: spec.get("privacy", {}).get(k) for k in _MODEL_KEYS}, rules])
-    model = {k: v for k, v in both.items() if k in _MODEL_KEYS}
-    limit = strictest([{"suppression_limit": spec.get("suppression_limit", 0.0)}, rules]).get(
-        "suppression_limit", 0.0
-    )
-    return parse_config(
-        {
-            "quasi_identifiers": {
-                q: (h if h is None or isinstance(h, HierarchySpec) else dict(h))
-                for q, h in qis.items()
-            },
-            "sensitive": sensitive,
-            "privacy": model,
-            "suppression_limit": limit,
-            "metric": spec.get("metric", "discernibility"),
-            "algorithm": spec.get("algorithm", "auto"),
-            "shuffle": True,
-            "keep": [c for c in _keep(spec) if c not in qis and c not in sensitive],
-        }
-    )
+RuleSets = dict[str, list[Mapping[str, Any]]]
 
 
 def _payload(table: pa.Table, report: dict[str, Any]) -> dict[str, Any]:
@@ -191,8 +64,8 @@ def _payload(table: pa.Table, report: dict[str, Any]) -> dict[str, Any]:
     return {"columns": table.column_names, "rows": rows, "report": report}
 
 
-def _verify(report: Mapping[str, Any], rules: Mapping[str, Any]) -> list[Reason]:
-    """The last filter: the achieved levels must meet the merged rules."""
+def _claimed(report: Mapping[str, Any], rules: Mapping[str, Any]) -> list[Reason]:
+    """The report's own claims must meet the merged rules."""
     problems = []
     achieved = report["privacy"]
     if rules.get("k") is not None and report["rows_out"] and achieved["k"] < rules["k"]:
@@ -214,15 +87,52 @@ def _verify(report: Mapping[str, Any], rules: Mapping[str, Any]) -> list[Reason]
                 "more rows were suppressed than the agreement allows",
             )
         )
-    if (
-        rules.get("l") is not None
-        and rules.get("l_variant", "distinct") == "distinct"
-        and report["rows_out"]
-        and min(achieved.get("l_distinct", {}).values(), default=0) < rules["l"]
-    ):
+    return problems
+
+
+def _recounted(payload: Mapping[str, Any], rules: Mapping[str, Any]) -> list[Reason]:
+    """Recount on the rows that would leave: every column accounted for, every class of
+    the quasi-identifiers at least k rows and at least l distinct sensitive values (any
+    l variant needs that many)."""
+    declared = payload["report"].get("columns") or {}
+    qis = list(declared.get("quasi_identifiers", []))
+    sensitive = list(declared.get("sensitive", []))
+    accounted = {*qis, *sensitive, *declared.get("keep", [])}
+    columns = list(payload["columns"])
+    if set(columns) != accounted or not qis:
+        return [
+            Reason(
+                "DEID_UNACCOUNTED_COLUMN",
+                "columns",
+                f"the release's columns {sorted(columns)} are not exactly the declared ones",
+            )
+        ]
+    rows = payload["rows"]
+    if not rows:
+        return []
+    at = [columns.index(q) for q in qis]
+    sizes: dict[tuple[Any, ...], int] = defaultdict(int)
+    values: dict[tuple[str, tuple[Any, ...]], set[Any]] = defaultdict(set)
+    for row in rows:
+        key = tuple(row[i] for i in at)
+        sizes[key] += 1
+        for s in sensitive:
+            values[(s, key)].add(row[columns.index(s)])
+    problems = []
+    if rules.get("k") is not None and min(sizes.values()) < rules["k"]:
         problems.append(
-            Reason("DEID_L_NOT_MET", "l", "a released class is less diverse than the agreement's l")
+            Reason(
+                "DEID_K_NOT_MET", "k", "a released class holds fewer rows than the agreement's k"
+            )
         )
+    if rules.get("l") is not None and sensitive:
+        need = math.ceil(rules["l"] - 1e-9)
+        if min(len(v) for v in values.values()) < need:
+            problems.append(
+                Reason(
+                    "DEID_L_NOT_MET", "l", "a released class is less diverse than the agreement's l"
+                )
+            )
     return problems
 
 
@@ -242,11 +152,55 @@ def _generalised(
 
 
 def _checked_release(outcome: Outcome, rules: Rules) -> Outcome:
-    """Let the outcome out only if its report meets every merged rule."""
-    problems = _verify(outcome.payload["report"], rules.merged)
+    """Let the outcome out only if its report and its rows meet every merged rule."""
+    problems = _claimed(outcome.payload["report"], rules.merged)
+    problems += [p for p in _recounted(outcome.payload, rules.merged) if p not in problems]
     if problems:
         raise PolicyRefusal(problems)
     return outcome
+
+
+def _job(
+    request: ZoneRequest, ctx: PlanContext, rule_sets: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> ZoneJob:
+    providers = [ctx.dataset(n) for n in request.providers()]
+    references = {n: ctx.dataset(n) for n in request.references()}
+    return build_job(request, providers, references, rule_sets, ctx.requester.name)
+
+
+def _plan(name: str, request: ZoneRequest, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
+    job = _job(request, ctx, {})
+    providers = request.providers()
+    return Plan(
+        name,
+        (*providers, *request.references()),
+        columns={**{p: job.inputs for p in providers}, **job.reference_columns},
+        outputs="rows",
+        details={"spec": dict(spec)},
+    )
+
+
+def _check(kind: type[ZoneRequest], plan: Plan, rules: Rules, ctx: PlanContext) -> list[Reason]:
+    sets: RuleSets = {n: [rules.by_dataset[n]] for n in plan.datasets if n in rules.by_dataset}
+    try:
+        return list(_job(parse_request(kind, plan.details["spec"]), ctx, sets).reasons)
+    except InvalidInputError as exc:
+        return [Reason(exc.code, "request spec", exc.message)]
+
+
+def _run_job(
+    technique: str, kind: type[ZoneRequest], plan: Plan, ctx: RunContext
+) -> tuple[ZoneJob, ZoneRequest, dict[str, pa.Table]]:
+    request = parse_request(kind, plan.details["spec"])
+    sets: RuleSets = {
+        n: [a.rules for a in ctx.agreements_for(n) if a.technique == technique]
+        for n in plan.datasets
+    }
+    job = _job(request, ctx, sets)
+    if job.reasons:
+        raise PolicyRefusal(list(job.reasons))
+    references = {n: ctx.table(n).select(list(cols)) for n, cols in job.reference_columns.items()}
+    return job, request, references
 
 
 class Deidentify(Technique):
@@ -257,119 +211,42 @@ class Deidentify(Technique):
     rule_specs = RULE_SPECS
 
     def plan(self, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
-        name = spec.get("dataset")
-        if not isinstance(name, str):
-            raise InvalidInputError("the deid request needs 'dataset': the dataset's name")
-        dataset = ctx.dataset(name)
-        qis, sensitive = _columns(dataset, {}, spec)
-        return Plan(
-            self.name,
-            (name,),
-            columns={name: (*qis, *sensitive, *_keep(spec))},
-            outputs="rows",
-            details={"spec": dict(spec)},
-        )
+        return _plan(self.name, parse_request(DeidRequest, spec), spec, ctx)
 
     def check(self, plan: Plan, rules: Rules, ctx: PlanContext) -> list[Reason]:
-        name = plan.datasets[0]
-        dataset = ctx.dataset(name)
-        ds_rules = {**rules.merged, **rules.by_dataset.get(name, {})}
-        spec = plan.details["spec"]
-        qis, sensitive = _columns(dataset, ds_rules, spec)
-        return _reasons(dataset, ds_rules, qis, sensitive, dataset.owner, _keep(spec))
+        return _check(DeidRequest, plan, rules, ctx)
 
     def run(self, plan: Plan, ctx: RunContext) -> Outcome:
-        name = plan.datasets[0]
-        dataset = ctx.dataset(name)
-        rule_sets = [a.rules for a in ctx.agreements_for(name) if a.technique == self.name]
-        merged = strictest(rule_sets)
-        per_ds: dict[str, Any] = {}
-        for rules in rule_sets:
-            for key in ("quasi_identifiers", "sensitive"):
-                per_ds[key] = [*per_ds.get(key, []), *rules.get(key, [])]
-            per_ds.setdefault("hierarchies", {}).update(rules.get("hierarchies") or {})
-        spec = plan.details["spec"]
-        qis, sensitive = _columns(dataset, per_ds, spec)
-        keep = [c for c in _keep(spec) if c not in qis and c not in sensitive]
-        reasons = _reasons(dataset, merged, qis, sensitive, dataset.owner, keep)
-        if reasons:
-            raise PolicyRefusal(reasons)
-        config = _config(plan.details["spec"], merged, qis, sensitive)
-        table = ctx.table(name).select([*qis, *sensitive, *keep])
-        return _generalised(lambda: deidentify(table, config, rng=ctx.rng), merged)
+        job, request, references = _run_job(self.name, DeidRequest, plan, ctx)
+        table = ctx.table(request.providers()[0]).select(list(job.inputs))
+        return _generalised(
+            lambda: deidentify(table, job.config, references=references, rng=ctx.rng), job.merged
+        )
 
     def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
         return _checked_release(outcome, rules)
 
 
 class Mediate(Technique):
-    """Mix several providers' extracts, de-identify the union, release to the requester
-    without revealing which provider any record came from."""
+    """Mix several providers' extracts, enrich / derive, de-identify the union, release to
+    the requester without revealing which provider any record came from."""
 
     name = "mediate"
     summary = "merged, shuffled and re-de-identified rows of several providers, provenance dropped"
     rule_specs = RULE_SPECS
 
     def plan(self, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
-        names = spec.get("datasets")
-        if (
-            not isinstance(names, list)
-            or len(names) < 2
-            or not all(isinstance(n, str) for n in names)
-        ):
-            raise InvalidInputError(
-                "the mediate request needs 'datasets': two or more dataset names"
-            )
-        if len(set(names)) != len(names):
-            raise InvalidInputError("the mediate request lists a dataset twice")
-        columns = {}
-        for name in names:
-            qis, sensitive = _columns(ctx.dataset(name), {}, spec)
-            columns[name] = (*qis, *sensitive)
-        return Plan(
-            self.name, tuple(names), columns=columns, outputs="rows", details={"spec": dict(spec)}
-        )
-
-    def _effective(
-        self, plan: Plan, ctx: PlanContext, rule_sets: Mapping[str, Sequence[Mapping[str, Any]]]
-    ) -> tuple[dict[str, Any], dict[str, Any], list[str], list[Reason]]:
-        merged = strictest(r for rules in rule_sets.values() for r in rules)
-        qis: dict[str, Any] = _spec_qis(plan.details["spec"])
-        sensitive: list[str] = list(plan.details["spec"].get("sensitive", []))
-        reasons: list[Reason] = []
-        for name in plan.datasets:
-            dataset = ctx.dataset(name)
-            per_ds: dict[str, Any] = {}
-            for rules in rule_sets.get(name, []):
-                for key in ("quasi_identifiers", "sensitive"):
-                    per_ds[key] = [*per_ds.get(key, []), *rules.get(key, [])]
-                per_ds.setdefault("hierarchies", {}).update(rules.get("hierarchies") or {})
-            ds_qis, ds_sens = _columns(dataset, per_ds, plan.details["spec"])
-            for q, h in ds_qis.items():
-                if qis.get(q) is None:
-                    qis[q] = h
-            sensitive = list(dict.fromkeys([*sensitive, *ds_sens]))
-            keep = _keep(plan.details["spec"])
-            reasons += _reasons(dataset, merged, ds_qis, ds_sens, dataset.owner, keep)
-        return merged, qis, sensitive, reasons
+        return _plan(self.name, parse_request(MediateRequest, spec), spec, ctx)
 
     def check(self, plan: Plan, rules: Rules, ctx: PlanContext) -> list[Reason]:
-        sets = {
-            name: [{**rules.merged, **rules.by_dataset.get(name, {})}] for name in plan.datasets
-        }
-        return self._effective(plan, ctx, sets)[3]
+        return _check(MediateRequest, plan, rules, ctx)
 
     def run(self, plan: Plan, ctx: RunContext) -> Outcome:
-        sets = {
-            n: [a.rules for a in ctx.agreements_for(n) if a.technique == self.name]
-            for n in plan.datasets
-        }
-        merged, qis, sensitive, reasons = self._effective(plan, ctx, sets)
-        if reasons:
-            raise PolicyRefusal(reasons)
-        config = _config(plan.details["spec"], merged, qis, sensitive)
-        extracts = [ctx.table(n) for n in plan.datasets]
-        return _generalised(lambda: mediate(extracts, config, ctx.rng), merged)
+        job, request, references = _run_job(self.name, MediateRequest, plan, ctx)
+        extracts = [ctx.table(n) for n in request.providers()]
+        return _generalised(
+            lambda: mediate(extracts, job.config, ctx.rng, references=references), job.merged
+        )
 
     def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
         return _checked_release(outcome, rules)
