@@ -19,45 +19,10 @@ from rich.panel import Panel
 from rich.table import Table
 
 from collabzone import demo_data
+from collabzone.demo_prepare import prepare_and_ingest
 from collabzone.keys import MASTER_KEY_ENV, new_master_key
 from collabzone.model import Request
 from collabzone.zone import Zone, init
-
-BANK_COLUMNS: list[dict[str, Any]] = [
-    {"name": "region", "type": "string", "class": "dimension", "domain": demo_data.REGIONS},
-    {
-        "name": "age",
-        "type": "integer",
-        "class": "quasi_identifier",
-        "domain": {"min": 18, "max": 100},
-    },
-    {"name": "segment", "type": "string", "class": "dimension", "domain": demo_data.SEGMENTS},
-    {"name": "income", "type": "integer", "class": "measure", "domain": {"min": 0, "max": 500000}},
-    {"name": "has_credit_card", "type": "boolean", "class": "dimension"},
-    {"name": "converted", "type": "boolean", "class": "label"},
-]
-PARTNER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "region", "type": "string", "class": "dimension", "domain": demo_data.REGIONS},
-    {
-        "name": "age",
-        "type": "integer",
-        "class": "quasi_identifier",
-        "domain": {"min": 18, "max": 100},
-    },
-    {"name": "loyalty_tier", "type": "string", "class": "dimension", "domain": demo_data.TIERS},
-    {
-        "name": "annual_spend",
-        "type": "float",
-        "class": "measure",
-        "domain": {"min": 0, "max": 100000},
-    },
-    {
-        "name": "store_visits",
-        "type": "integer",
-        "class": "measure",
-        "domain": {"min": 0, "max": 365},
-    },
-]
 
 
 @dataclass
@@ -126,8 +91,14 @@ def step_catalogue(demo: DemoZone) -> None:
 
 
 def step_overlap(demo: DemoZone) -> None:
-    _title(demo, "3b. How many customers do we share? Overlap by match key and by region")
-    spec = {"datasets": ["bank_customers", "partner_customers"], "by": "region"}
+    _title(demo, "3b. How many customers do we share? Overlap on the email key, by region")
+    # One match key, the one the SQL step joins on: answers on the same key nest, so the
+    # zone's audit of every answer against the others leaves them releasable.
+    spec = {
+        "datasets": ["bank_customers", "partner_customers"],
+        "match_keys": ["email"],
+        "by": "region",
+    }
     for who, handle in (("bank", demo.bank), ("partner", demo.partner)):
         request = handle.submit("overlap", spec, purpose="overlap measurement")
         _show(demo, who, request)
@@ -146,36 +117,41 @@ def step_overlap(demo: DemoZone) -> None:
 
 
 JOIN = "FROM bank_customers b JOIN partner_customers p ON b.link_email = p.link_email"
+DIFFERENCING_BASE = "customers by region, age over 40"
 
 
 def step_sql(demo: DemoZone) -> None:
     _title(demo, "3c. Governed SQL over the joined data: thresholds, query monitoring, DP")
+    # The zone audits every answer against all earlier ones (the overlap's region counts
+    # included): dimensions that nest inside regions stay releasable, a crossing that leaves
+    # a few people on their own is suppressed, and one birthday of difference is refused.
     queries: list[tuple[str, dict[str, Any]]] = [
         (
-            "conversion by partner loyalty tier",
+            "conversion by region",
             {
-                "sql": f"SELECT p.loyalty_tier, COUNT(*) AS customers, "
-                f"AVG(b.converted) AS conversion {JOIN} GROUP BY p.loyalty_tier"
+                "sql": f"SELECT b.region, COUNT(*) AS customers, "
+                f"AVG(b.converted) AS conversion {JOIN} GROUP BY b.region"
             },
         ),
         (
             "a breakdown too fine for the agreement (small cells suppressed)",
             {
-                "sql": f"SELECT p.loyalty_tier, b.region, COUNT(*) AS customers {JOIN} WHERE b.segment = 'private' "
-                f"GROUP BY p.loyalty_tier, b.region"
+                "sql": f"SELECT p.loyalty_tier, b.region, COUNT(*) AS customers {JOIN} "
+                f"WHERE b.segment = 'private' GROUP BY p.loyalty_tier, b.region"
             },
         ),
         (
-            "customers by segment, age over 30",
+            DIFFERENCING_BASE,
             {
-                "sql": f"SELECT b.segment, COUNT(*) AS customers {JOIN} "
-                f"WHERE b.age > 30 GROUP BY b.segment"
+                "sql": f"SELECT b.region, COUNT(*) AS customers {JOIN} "
+                f"WHERE b.age > 40 GROUP BY b.region"
             },
         ),
         (
-            "the same with age 30 or over (differencing one birthday)",
+            "the same with age 40 or over (differencing one birthday)",
             {
-                "sql": f"SELECT b.segment, COUNT(*) AS customers {JOIN} WHERE b.age >= 30 GROUP BY b.segment"
+                "sql": f"SELECT b.region, COUNT(*) AS customers {JOIN} "
+                f"WHERE b.age >= 40 GROUP BY b.region"
             },
         ),
         (
@@ -187,6 +163,7 @@ def step_sql(demo: DemoZone) -> None:
             },
         ),
     ]
+    shown: dict[str, set[Any]] = {}
     for label, spec in queries:
         request = demo.bank.submit("sql", spec, purpose="campaign analysis")
         demo.console.print(f"  [bold]{label}[/]")
@@ -195,11 +172,19 @@ def step_sql(demo: DemoZone) -> None:
         if request.status.value == "released":
             release = demo.bank.result(request.id)
             payload = dict(release.payload)
+            shown[label] = {row[0] for row in payload.get("rows", [])}
             if payload.get("rows"):
                 _table(demo, payload, label)
+            if "differencing" in label:
+                earlier = shown.get(DIFFERENCING_BASE, set())
+                left_out = sorted(earlier - shown[label])
+                demo.console.print(
+                    f"   left out (each would differ from the earlier answer by the few "
+                    f"customers aged exactly 40): {', '.join(map(str, left_out)) or 'none'}"
+                )
             receipt = release.receipt
             demo.console.print(
-                f"   suppressed rows: {receipt.rows_suppressed}; mechanism: {receipt.mechanism or '-'}; "
+                f"   suppressed rows: {'not disclosed' if receipt.rows_suppressed is None else receipt.rows_suppressed}; mechanism: {receipt.mechanism or '-'}; "
                 f"spent: {receipt.budget_spent or '-'}"
             )
     price = demo.bank.price(
@@ -394,8 +379,6 @@ STEPS: list[Step] = [
 
 
 def _setup(root: Path, rows: int, console: Console) -> DemoZone:
-    from collabzone.demo_prepare import prepare_and_ingest
-
     if not os.environ.get(MASTER_KEY_ENV):
         os.environ[MASTER_KEY_ENV] = new_master_key()
     operator, _ = init(root / "zone")
@@ -406,7 +389,7 @@ def _setup(root: Path, rows: int, console: Console) -> DemoZone:
     demo = DemoZone(root, operator, bank, partner, auditor, files, console)
     step_parties(demo)
     _title(demo, "2. Each party prepares its file at its premises and uploads tokens only")
-    prepare_and_ingest(demo)
+    prepare_and_ingest(demo.bank, demo.partner, demo.files, demo.console)
     overlap_rules = {"min_group_size": 10, "allowed_dimensions": ["region"]}
     partner.add_agreement(
         "partner_customers",

@@ -13,6 +13,7 @@ import csv
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from faker import Faker
 
@@ -166,3 +167,56 @@ def write_extract(raw: Path, out: Path) -> Path:
             band = SPEND_BANDS[min(3, int(amount // 600))]
             writer.writerow([row["age"], row["region"], band])
     return out
+
+
+# The columns each provider declares for its upload, besides its token columns.
+_REGION_AND_AGE: list[dict[str, Any]] = [
+    {
+        "name": "region",
+        "type": "string",
+        "class": "dimension",
+        "domain": REGIONS,
+        "nullable": False,
+    },
+    {
+        "name": "age",
+        "type": "integer",
+        "class": "quasi_identifier",
+        "domain": {"min": 18, "max": 100},
+    },
+]
+BANK_COLUMNS: list[dict[str, Any]] = [
+    *_REGION_AND_AGE,
+    {
+        "name": "segment",
+        "type": "string",
+        "class": "dimension",
+        "domain": SEGMENTS,
+        "nullable": False,
+    },
+    {"name": "income", "type": "integer", "class": "measure", "domain": {"min": 0, "max": 500000}},
+    {"name": "has_credit_card", "type": "boolean", "class": "dimension"},
+    {"name": "converted", "type": "boolean", "class": "label"},
+]
+PARTNER_COLUMNS: list[dict[str, Any]] = [
+    *_REGION_AND_AGE,
+    {
+        "name": "loyalty_tier",
+        "type": "string",
+        "class": "dimension",
+        "domain": TIERS,
+        "nullable": False,
+    },
+    {
+        "name": "annual_spend",
+        "type": "float",
+        "class": "measure",
+        "domain": {"min": 0, "max": 100000},
+    },
+    {
+        "name": "store_visits",
+        "type": "integer",
+        "class": "measure",
+        "domain": {"min": 0, "max": 365},
+    },
+]

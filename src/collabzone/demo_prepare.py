@@ -8,13 +8,13 @@ operator never holds it), drops the raw PII, and only the tokenised file is uplo
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
+from rich.console import Console
+
+from collabzone.demo_data import BANK_COLUMNS, PARTNER_COLUMNS, DemoFiles
 from collabzone.keys import LocalKeyring, new_master_key
 from collabzone.techniques.linking import parse_spec, prepare
-
-if TYPE_CHECKING:
-    from collabzone.demo import DemoZone
+from collabzone.zone import Zone
 
 COLLABORATION = "bank-retail"
 LINK_SPEC = {
@@ -36,11 +36,9 @@ LINK_SPEC = {
 }
 
 
-def prepare_and_ingest(demo: DemoZone) -> None:
+def prepare_and_ingest(bank: Zone, partner: Zone, files: DemoFiles, console: Console) -> None:
     """Prepare both raw files at the providers' premises and ingest the uploads."""
-    from collabzone.demo import BANK_COLUMNS, PARTNER_COLUMNS
-
-    premises = demo.files.bank_raw.parent
+    premises = files.bank_raw.parent
     # the collaboration keyring the two providers share (its key never reaches the zone)
     shared_ring = LocalKeyring.create_new(
         premises / "collaboration_keyring.json",
@@ -49,8 +47,8 @@ def prepare_and_ingest(demo: DemoZone) -> None:
     shared_ring.create(f"link:{COLLABORATION}")
     spec = parse_spec(LINK_SPEC)
     for zone, raw, name, columns in (
-        (demo.bank, demo.files.bank_raw, "bank_customers", BANK_COLUMNS),
-        (demo.partner, demo.files.partner_raw, "partner_customers", PARTNER_COLUMNS),
+        (bank, files.bank_raw, "bank_customers", BANK_COLUMNS),
+        (partner, files.partner_raw, "partner_customers", PARTNER_COLUMNS),
     ):
         out = raw.with_name(raw.stem.replace("_raw", "_upload") + ".csv")
         report = prepare(raw, spec, out, keys=shared_ring, report=out.with_suffix(".report.json"))
@@ -58,7 +56,7 @@ def prepare_and_ingest(demo: DemoZone) -> None:
             field: counts.invalid for field, counts in report.fields.items() if counts.invalid
         }
         dataset = zone.add_dataset(name, out, {"columns": [*report.token_columns(), *columns]})
-        demo.console.print(
+        console.print(
             f"  {zone.me.name}: {raw.name} (names, emails, phones...) -> {out.name} "
             f"(tokens only) -> dataset {dataset.name}, {dataset.row_count} rows; "
             f"invalid values not hashed: {invalid or 'none'}"
