@@ -186,10 +186,37 @@ def party_add(
 @party_app.command("list")
 def party_list() -> None:
     """List parties and roles."""
-    table = Table("party", "roles", "since")
+    table = Table("party", "roles", "since", "state")
     for party in _zone().parties():
-        table.add_row(party.name, ", ".join(party.roles), party.created_at.date().isoformat())
+        state = "disabled" if party.disabled_at else "active"
+        table.add_row(
+            party.name, ", ".join(party.roles), party.created_at.date().isoformat(), state
+        )
     console.print(table)
+
+
+@party_app.command("disable")
+def party_disable(
+    name: str, reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")]
+) -> None:
+    """Disable a party (operator only): its secret and every token it holds stop working."""
+    _zone().disable_party(name, reason)
+    console.print(f"party {name} disabled; its sessions end within seconds")
+
+
+@party_app.command("enable")
+def party_enable(name: str) -> None:
+    """Let a disabled party act again (operator only)."""
+    _zone().enable_party(name)
+    console.print(f"party {name} enabled")
+
+
+@party_app.command("rotate-secret")
+def party_rotate_secret(name: str) -> None:
+    """Give a party a new secret (operator, or the party itself); prints it once."""
+    _, secret = _zone().rotate_party_secret(name)
+    console.print(f"party {name}: the old secret and its sessions no longer work; new secret:")
+    console.print(secret, soft_wrap=True, markup=False)
 
 
 @dataset_app.command("add")

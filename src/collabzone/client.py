@@ -233,6 +233,18 @@ class RemoteZone:
     def parties(self) -> list[Party]:
         return [Party.model_validate(p) for p in self._call("GET", "/v1/parties")]
 
+    def disable_party(self, name: str, reason: str) -> Party:
+        doc = self._call("POST", f"/v1/parties/{_segment(name)}/disable", json={"reason": reason})
+        return Party.model_validate(doc)
+
+    def enable_party(self, name: str) -> Party:
+        return Party.model_validate(self._call("POST", f"/v1/parties/{_segment(name)}/enable"))
+
+    def rotate_party_secret(self, name: str) -> tuple[Party, str]:
+        doc = self._call("POST", f"/v1/parties/{_segment(name)}/rotate-secret")
+        secret = doc.pop("client_secret")
+        return Party.model_validate(doc), str(secret)
+
     # -- datasets -------------------------------------------------------------------------
 
     def add_dataset(

@@ -68,11 +68,17 @@ class Frozen(BaseModel):
 
 
 class Party(Frozen):
-    """An organisation taking part in the zone."""
+    """An organisation taking part in the zone.
+
+    ``disabled_at`` is set while the operator has disabled the party (nothing it holds is
+    accepted); ``secret_version`` counts rotations of its secret.
+    """
 
     name: str
     roles: tuple[Role, ...]
     created_at: dt.datetime
+    disabled_at: dt.datetime | None = None
+    secret_version: int = 1
 
     def has_role(self, role: Role) -> bool:
         return role in self.roles

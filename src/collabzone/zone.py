@@ -51,6 +51,7 @@ from collabzone.zone_audit import AuditOps
 from collabzone.zone_base import DB_URL_ENV, _check_name, _hash_token, _new_token, _now
 from collabzone.zone_datasets import DatasetOps
 from collabzone.zone_keys import KeyOps
+from collabzone.zone_parties import PartyOps
 
 
 def _resolve_db(root: Path, db_url: str | None) -> str:
@@ -157,7 +158,7 @@ def connect(
     return zone
 
 
-class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps):
+class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps, PartyOps):
     """One collaboration, seen by one party. Every public method is one zone operation."""
 
     # -- parties --------------------------------------------------------------------------
@@ -235,7 +236,7 @@ class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps):
         me = self.me
         with self._engine.connect() as conn:
             request = repo.get_request(conn, request_id)
-            owners = {d.owner for d in repo.list_datasets(conn) if d.name in request.datasets}
+            owners = set(repo.dataset_owners(conn, list(request.datasets)).values())
         if (
             me.name != request.requester
             and request.runs_at != f"owner:{me.name}"
@@ -254,7 +255,7 @@ class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps):
         me = self.me
         with self._engine.connect() as conn:
             everything = repo.list_requests(conn)
-            mine = {d.name for d in repo.list_datasets(conn) if d.owner == me.name}
+            mine = repo.owned_dataset_names(conn, me.name)
         wanted = RequestStatus(status) if status else None
         seen_all = me.has_role(Role.AUDITOR) or me.has_role(Role.OPERATOR)
         return [

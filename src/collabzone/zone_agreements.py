@@ -133,7 +133,7 @@ class AgreementOps(ZoneBase):
         me = self.me
         with self._engine.connect() as conn:
             everything = repo.list_agreements(conn, dataset)
-            mine = {r.name for r in repo.list_datasets(conn) if r.owner == me.name}
+            mine = repo.owned_dataset_names(conn, me.name)
             touched = repo.datasets_requested_by(conn, me.name)
         if me.has_role(Role.AUDITOR) or me.has_role(Role.OPERATOR):
             return everything

@@ -26,7 +26,7 @@ class AuditOps(ZoneBase):
         me = self.me
         with self._engine.connect() as conn:
             debits = list(conn.execute(select(t.budget_debits)).mappings())
-            owned = {d.name for d in repo.list_datasets(conn) if d.owner == me.name}
+            owned = repo.owned_dataset_names(conn, me.name)
             agreements = repo.list_agreements(conn)
         seen_all = me.has_role(Role.AUDITOR) or me.has_role(Role.OPERATOR)
         groups: dict[tuple[str, str, str], list[Any]] = {}

@@ -34,7 +34,9 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DB_URL_ENV = "COLLABZONE_DB_URL"
 NODE_PREFIX = "node:"
 SERVICES_KEY = "zone-services"
-HOST_METHODS = frozenset({"authenticate", "acting_as", "record_denied", "derive_key", "party"})
+HOST_METHODS = frozenset(
+    {"authenticate", "acting_as", "record_denied", "derive_key", "party", "party_status"}
+)
 """Methods for the process hosting the zone (the server), not for a party's client."""
 
 
@@ -94,7 +96,7 @@ class ZoneBase:
 
     # -- identity -------------------------------------------------------------------------
 
-    def _authenticate(self, token: str) -> Party:
+    def _authenticate(self, token: str, *, audit: bool = True) -> Party:
         with self._engine.connect() as conn:
             row = (
                 conn.execute(select(t.parties).where(t.parties.c.token_hash == _hash_token(token)))
@@ -102,13 +104,23 @@ class ZoneBase:
                 .first()
             )
         if row is None:
-            self._requests.audit_denied(
-                "anonymous", "authentication", set(), {"reason": "unknown token"}
-            )
+            if audit:
+                self._requests.audit_denied(
+                    "anonymous", "authentication", set(), {"reason": "unknown token"}
+                )
             raise AuthenticationError(
                 "the token matches no party (check --token / COLLABZONE_TOKEN)"
             )
-        return repo.party_from_row(row)
+        party = repo.party_from_row(row)
+        if party.disabled_at is not None:
+            if audit:
+                self._requests.audit_denied(
+                    party.name, "authentication", {party.name}, {"reason": "party disabled"}
+                )
+            raise AuthenticationError(
+                f"party {party.name!r} is disabled: ask the zone's operator to enable it"
+            )
+        return party
 
     def as_party(self, token: str) -> Self:
         """The same zone, acting as the party that owns ``token``."""
@@ -125,9 +137,10 @@ class ZoneBase:
                 f"{action} is for the zone's host process, not for a party's handle"
             )
 
-    def authenticate(self, secret: str) -> Party:
-        """The party whose token is ``secret`` (a wrong one is audited and refused)."""
-        return self._authenticate(secret)
+    def authenticate(self, secret: str, *, audit: bool = True) -> Party:
+        """The party whose token is ``secret`` (a wrong one is refused, and audited unless
+        ``audit`` is off: a front door that aggregates its own denials turns it off)."""
+        return self._authenticate(secret, audit=audit)
 
     def acting_as(self, party: Party) -> Self:
         """A handle on the same open zone acting for ``party``, sharing its stores and keys.

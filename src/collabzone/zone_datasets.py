@@ -50,6 +50,7 @@ class DatasetOps(ZoneBase):
                 conn.execute(select(t.datasets).where(t.datasets.c.name == name)).mappings().first()
             )
             agreements = repo.list_agreements(conn, name)
+        self._check_tombstone(name, me.name)
         if existing is not None and existing["owner"] != me.name:
             self._requests.audit_denied(
                 me.name, f"dataset:{name}", {me.name, existing["owner"]}, {"attempt": "replace"}
@@ -135,6 +136,7 @@ class DatasetOps(ZoneBase):
         """
         me = self._require_role("registering a dataset", Role.PROVIDER)
         _check_name("dataset", name)
+        self._check_tombstone(name, me.name)
         parsed = ingest.parse_spec(spec)
         if isinstance(row_count, bool) or not isinstance(row_count, int) or row_count < 0:
             raise InvalidInputError("row_count must be a non-negative integer")
@@ -176,6 +178,18 @@ class DatasetOps(ZoneBase):
             created_at=created,
         )
 
+    def _check_tombstone(self, name: str, party: str) -> None:
+        """A removed dataset's name stays with its owner (see :meth:`remove_dataset`)."""
+        with self._engine.connect() as conn:
+            owner = conn.execute(
+                select(t.dataset_tombstones.c.owner).where(t.dataset_tombstones.c.name == name)
+            ).scalar()
+        if owner is not None and owner != party:
+            raise ConflictError(
+                f"the name {name!r} belonged to a removed dataset of another party: "
+                "choose another name"
+            )
+
     @staticmethod
     def _read_only(agreements: Sequence[Agreement]) -> bool:
         now = _now()
@@ -189,7 +203,12 @@ class DatasetOps(ZoneBase):
             return visible_to(me, repo.list_datasets(conn), repo.list_agreements(conn), _now())
 
     def remove_dataset(self, name: str) -> None:
-        """Delete one's own dataset and its data (its agreements end with it)."""
+        """Delete one's own dataset and its data (its agreements end with it).
+
+        The name stays the owner's (a tombstone): the requests, decisions, budgets and
+        audit events that concerned the dataset stay visible to it, and no other party
+        can register a dataset under that name and so inherit that history.
+        """
         me = self.me
         with self._engine.connect() as conn:
             row = repo.get_dataset_row(conn, name)
@@ -200,6 +219,13 @@ class DatasetOps(ZoneBase):
             raise NotAuthorisedError(f"dataset {name!r} belongs to {row['owner']!r}")
         with self._engine.begin() as conn:
             conn.execute(delete(t.datasets).where(t.datasets.c.name == name))
+            # the tombstone: the owner keeps sight of what it decided on this dataset
+            conn.execute(delete(t.dataset_tombstones).where(t.dataset_tombstones.c.name == name))
+            conn.execute(
+                t.dataset_tombstones.insert().values(
+                    name=name, owner=me.name, version=row["version"], removed_at=repo.iso(_now())
+                )
+            )
             conn.execute(
                 update(t.agreements)
                 .where(t.agreements.c.dataset == name, t.agreements.c.revoked_at.is_(None))

@@ -229,6 +229,21 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
         "dp_count", {"dataset": "partner_data", "epsilon": 0.1}, "marketing"
     )
     assert isinstance(request, Request)
-    server = start_server(root, "--rate", "1000", "--burst", "1000", env={MASTER_KEY_ENV: key})
+    server = start_server(
+        root,
+        *("--rate", "1000", "--burst", "1000", "--max-failures", "1000"),
+        env={MASTER_KEY_ENV: key},
+    )
     yield Shared(root, server, tokens, key, request.id)
     server.stop()
+
+
+def console_sign_in(browser: httpx.Client, token: str) -> httpx.Response:
+    """Sign in to the console the way a browser does: load the form, post it back with the
+    form's CSRF token (the nonce cookie travels in ``browser``'s cookie jar)."""
+    import re
+
+    form = browser.get("/console/login")
+    match = re.search(r'name="csrf" value="([0-9a-f]+)"', form.text)
+    assert match, "no CSRF token in the sign-in form"
+    return browser.post("/console/login", data={"token": token, "csrf": match.group(1)})

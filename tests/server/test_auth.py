@@ -69,7 +69,7 @@ def test_wrong_secret_and_mismatched_client_id_are_refused(
     assert response.status_code == 401 and response.json()["error"] == "invalid_client"
     stolen = {**bad, "client_secret": shared_server.tokens["partner"]}  # partner's secret as bank
     assert http.post("/oauth/token", data=stolen).status_code == 401
-    assert len(_denials(auditor)) >= before + 2
+    assert len(_denials(auditor)) >= before + 1  # repeats fold into one event per window
     assert http.post("/oauth/token", data={**bad, "grant_type": "password"}).status_code == 400
 
 
@@ -97,7 +97,9 @@ def test_expired_forged_and_tampered_tokens_are_401(
     for attempt in (expired, forged_token, escalated, unsigned, genuine[:-4] + "AAAA"):
         response = http.get("/v1/requests", headers=_bearer(attempt))
         assert response.status_code == 401, attempt
-    assert len(_denials(auditor)) == before + 5
+    # one event per kind of refusal at once (expired, invalid); repeats fold into an
+    # aggregated event when the audit window closes (see test_bruteforce.py)
+    assert len(_denials(auditor)) == before + 2
     assert "expired" in http.get("/v1/me", headers=_bearer(expired)).json()["error"]["message"]
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from collabzone import cli
 from collabzone.errors import NotAuthorisedError
-from tests.server.conftest import Handles
+from tests.server.conftest import Handles, console_sign_in
 from tests.system.test_risk import BY_TIER, SPEC, _ask, _customers
 
 
@@ -32,7 +32,7 @@ def test_risk_over_rest_console_and_cli(
     with pytest.raises(NotAuthorisedError):
         served.bank.request_risk(pending.id)
     with httpx.Client(base_url=served.server.url, timeout=30) as browser:
-        browser.post("/console/login", data={"token": served.tokens["partner"]})
+        console_sign_in(browser, served.tokens["partner"])
         page = browser.get(f"/console/requests/{pending.id}").text
         assert "Risk if approved" in page and re.search(r'id="risk"', page)
     monkeypatch.setattr(cli.console, "width", 250)

@@ -123,6 +123,45 @@ def add_party(body: PartyIn, caller: Operator) -> PartyOut:
     )
 
 
+@router.post("/parties/{name}/disable", response_model=Party, tags=["parties"])
+def disable_party(
+    request: Request,
+    name: Annotated[str, PathParam(pattern=NAME)],
+    body: ReasonIn,
+    caller: Operator,
+) -> Party:
+    """Disable a party (operator): its secret and every token it holds are refused."""
+    party = caller.zone.disable_party(name, body.reason)
+    state_of(request).standing.forget(name)
+    return party
+
+
+@router.post("/parties/{name}/enable", response_model=Party, tags=["parties"])
+def enable_party(
+    request: Request, name: Annotated[str, PathParam(pattern=NAME)], caller: Operator
+) -> Party:
+    """Let a disabled party act again (operator)."""
+    party = caller.zone.enable_party(name)
+    state_of(request).standing.forget(name)
+    return party
+
+
+@router.post("/parties/{name}/rotate-secret", response_model=PartyOut, tags=["parties"])
+def rotate_party_secret(
+    request: Request, name: Annotated[str, PathParam(pattern=NAME)], caller: Operator
+) -> PartyOut:
+    """A new secret for a party (operator), shown once; old secret and tokens stop working."""
+    party, secret = caller.zone.rotate_party_secret(name)
+    state_of(request).standing.forget(name)
+    return PartyOut(
+        name=party.name,
+        roles=[str(r) for r in party.roles],
+        created_at=party.created_at,
+        secret_version=party.secret_version,
+        client_secret=secret,
+    )
+
+
 @router.get("/datasets", response_model=list[Dataset], tags=["datasets"])
 def datasets(caller: Read) -> list[Dataset]:
     """Datasets this party owns or that an active agreement shares with it."""

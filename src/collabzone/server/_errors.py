@@ -46,6 +46,19 @@ def _plain(status: int, type_: str, code: str, message: str) -> JSONResponse:
     )
 
 
+def render(exc: Exception) -> JSONResponse:
+    """The response for an error raised outside the routes (middleware)."""
+    if isinstance(exc, CollabzoneError):
+        return error_response(exc)
+    if isinstance(exc, StarletteHTTPException):
+        response = _plain(exc.status_code, "HTTPError", f"HTTP_{exc.status_code}", str(exc.detail))
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
+    log.exception("unexpected error", exc_info=exc)
+    return _plain(500, "InternalError", "INTERNAL", "internal error: see the server log")
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
@@ -63,10 +76,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        response = _plain(exc.status_code, "HTTPError", f"HTTP_{exc.status_code}", str(exc.detail))
-        for key, value in (exc.headers or {}).items():
-            response.headers[key] = value
-        return response
+        return render(exc)
 
     @app.exception_handler(Exception)
     async def _bug(_: Request, exc: Exception) -> JSONResponse:

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 
 from collabzone.errors import AuthenticationError, CollabzoneError, NotAuthorisedError
-from collabzone.server import _acting
 from collabzone.server._api import state_of
 from collabzone.server._state import RateLimited
 from collabzone.server.auth import scopes_for
@@ -61,19 +60,16 @@ def token(
     client_id = client_id or basic_id
     client_secret = client_secret or basic_secret
     if not client_secret:
-        state.deny("anonymous", "oauth.token", "no client secret")
+        state.deny("anonymous", "oauth.token", "no client secret", client)
         return _oauth_error(401, "invalid_client", "give client_id and client_secret")
     try:
-        party = _acting.authenticate(state.zone, client_secret)
+        party = state.sign_in(client_secret, "oauth.token", client, client_id)
     except AuthenticationError:
-        return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
-    if client_id is not None and client_id != party.name:
-        state.deny(party.name, "oauth.token", "client_id does not match the secret")
         return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
     try:
         scopes = scopes_for(party, scope)
     except CollabzoneError as exc:
-        state.deny(party.name, "oauth.token", "scope beyond the party's roles")
+        state.deny(party.name, "oauth.token", "scope beyond the party's roles", client)
         return _oauth_error(400, "invalid_scope", exc.message)
     return JSONResponse(state.tokens.issue(party, scopes), headers={"Cache-Control": "no-store"})
 
@@ -84,13 +80,16 @@ def revoke(request: Request, token: Annotated[str, Form(max_length=4000)]) -> An
     state = state_of(request)
     header = request.headers.get("authorization", "")
     scheme, _, bearer = header.partition(" ")
-    caller = state.authenticate(bearer.strip() if scheme.lower() == "bearer" else None, "revoke")
+    client = request.client.host if request.client else ""
+    caller = state.authenticate(
+        bearer.strip() if scheme.lower() == "bearer" else None, "revoke", client
+    )
     try:
         target = state.tokens.verify(token)
     except AuthenticationError:
         return JSONResponse({}, status_code=200)  # RFC 7009: unknown tokens are not an error
     if target.party.name != caller.party.name and "parties:write" not in caller.scopes:
-        state.deny(caller.party.name, "revoke", "another party's token")
+        state.deny(caller.party.name, "revoke", "another party's token", client)
         raise NotAuthorisedError("only the token's party or the operator can revoke it")
     state.tokens.revoked.revoke(target.token_id, target.expires_at)
     return JSONResponse({}, status_code=200)

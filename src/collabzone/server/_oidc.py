@@ -22,6 +22,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from collabzone.errors import AuthenticationError, CollabzoneError, InvalidInputError
 from collabzone.server import _acting
+from collabzone.server._headers import is_https
 from collabzone.server._settings import OidcSettings
 
 FLOW_COOKIE = "cz_oidc"
@@ -139,7 +140,7 @@ def oidc_login(request: Request) -> RedirectResponse:
         max_age=FLOW_TTL,
         httponly=True,
         samesite="lax",  # the provider redirects back cross-site with a top-level GET
-        secure=state.settings.secure_cookies,
+        secure=state.settings.secure_cookies or is_https(request),
         path="/console/oidc",
     )
     return response

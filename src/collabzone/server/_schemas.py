@@ -25,6 +25,7 @@ class PartyOut(BaseModel):
     name: str
     roles: list[str]
     created_at: dt.datetime
+    secret_version: int = 1
     client_secret: str
 
 

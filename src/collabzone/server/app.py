@@ -4,7 +4,9 @@
 >>> app = create_app(ServerSettings(zone_dir=Path("zone")))            # doctest: +SKIP
 >>> uvicorn.run(app, host="127.0.0.1", port=8080)                      # doctest: +SKIP
 
-The OpenAPI schema is served at ``/openapi.json`` (interactive docs at ``/docs``).
+The OpenAPI schema is served at ``/openapi.json``. There is no ``/docs`` page: Swagger UI
+loads its scripts from a CDN, and the zone runs offline behind a strict Content Security
+Policy; load the schema into a local tool instead.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from collabzone.server import _api, _console, _errors, _oauth, _oidc
-from collabzone.server._limits import BodyLimit
+from collabzone.server._headers import SecurityHeaders
+from collabzone.server._limits import BodyLimit, UploadGate, UploadQuota
 from collabzone.server._settings import ServerSettings
 from collabzone.server._state import ServerState
 from collabzone.zone import Zone
@@ -49,6 +53,8 @@ def create_app(settings: ServerSettings, zone: Zone | None = None) -> FastAPI:
             '`{"error": {"type", "code", "message", "reasons"?}}`.'
         ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.cz = state
     app.state.oidc = _oidc.Provider(settings.oidc) if settings.oidc else None
@@ -57,12 +63,28 @@ def create_app(settings: ServerSettings, zone: Zone | None = None) -> FastAPI:
     app.include_router(_api.router)
     app.include_router(_console.router)
     app.include_router(_oidc.router)
+    quota = UploadQuota(settings.upload_quota, settings.upload_window)
+
+    def authorise_upload(token: str | None, client: str) -> str:
+        caller = state.authorise(token, "datasets:write", "POST /v1/datasets", client)
+        return caller.party.name
+
+    app.add_middleware(
+        UploadGate,
+        is_upload=_is_upload,
+        authorise=authorise_upload,
+        quota=quota,
+        render=_errors.render,
+    )
     app.add_middleware(
         BodyLimit,
         default=settings.max_body,
         upload=settings.max_upload,
         is_upload=_is_upload,
     )
+    app.add_middleware(SecurityHeaders)
+    if settings.trusted_proxies:  # outermost: every layer sees the client's real address
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -132,6 +132,7 @@ class TokenService:
             "sub": party.name,
             "roles": [str(r) for r in party.roles],
             "since": party.created_at.isoformat(),
+            "ver": party.secret_version,
             "scope": " ".join(sorted(scopes)),
             "iat": now,
             "nbf": now,
@@ -170,6 +171,7 @@ class TokenService:
                 name=claims["sub"],
                 roles=tuple(Role(r) for r in claims["roles"]),
                 created_at=dt.datetime.fromisoformat(claims["since"]),
+                secret_version=int(claims.get("ver", 1)),
             )
         except (KeyError, ValueError, TypeError):
             raise AuthenticationError("the access token is malformed: request a new one") from None

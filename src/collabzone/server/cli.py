@@ -32,6 +32,10 @@ def serve(
     burst: Annotated[int, typer.Option(help="Burst size per party.")] = 200,
     max_body: Annotated[int, typer.Option(help="Largest JSON body, bytes.")] = 1 << 20,
     max_upload: Annotated[int, typer.Option(help="Largest dataset upload, bytes.")] = 1 << 30,
+    upload_quota: Annotated[
+        int, typer.Option(help="Bytes each party may upload per --upload-window.")
+    ] = 4 << 30,
+    upload_window: Annotated[float, typer.Option(help="Upload quota window, seconds.")] = 86400.0,
     smtp_host: Annotated[
         str | None, typer.Option(envvar="COLLABZONE_SMTP_HOST", help="SMTP server for e-mail.")
     ] = None,
@@ -46,7 +50,37 @@ def serve(
     smtp_starttls: Annotated[
         bool, typer.Option(envvar="COLLABZONE_SMTP_STARTTLS", help="Upgrade SMTP with STARTTLS.")
     ] = True,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="COLLABZONE_TRUSTED_PROXIES",
+            help="Address or network of a TLS proxy whose X-Forwarded-* headers to believe "
+            "(repeat for several).",
+        ),
+    ] = None,
+    party_cache: Annotated[
+        float, typer.Option(help="Seconds a party's standing (disabled, re-keyed) is cached.")
+    ] = 5.0,
+    header_timeout: Annotated[
+        float, typer.Option(help="Seconds a client has to send its request headers.")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option(help="Longest pause, seconds, while a request body arrives.")
+    ] = 30.0,
+    max_connections: Annotated[
+        int, typer.Option(help="Open connections beyond which requests get 503.")
+    ] = 1000,
     workers: Annotated[int, typer.Option(help="Threads for blocking zone calls.")] = 40,
+    max_failures: Annotated[
+        int, typer.Option(help="Failed sign-ins per address or client before a lock-out.")
+    ] = 10,
+    failure_window: Annotated[
+        float, typer.Option(help="Seconds over which failed sign-ins are counted.")
+    ] = 300.0,
+    lockout_cap: Annotated[float, typer.Option(help="Longest lock-out, seconds.")] = 900.0,
+    audit_window: Annotated[
+        float, typer.Option(help="Repeated refusals fold into one audit event per this many s.")
+    ] = 60.0,
     oidc_issuer: Annotated[
         str | None,
         typer.Option(envvar="COLLABZONE_OIDC_ISSUER", help="OpenID provider for console sign-in."),
@@ -62,6 +96,7 @@ def serve(
     """Serve ZONE over HTTP(S) until interrupted (the master key comes from the environment)."""
     import uvicorn
 
+    from collabzone.server._protocol import protocol_class
     from collabzone.server.app import create_app
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
@@ -86,9 +121,20 @@ def serve(
         burst=burst,
         max_body=max_body,
         max_upload=max_upload,
+        upload_quota=upload_quota,
+        upload_window=upload_window,
         secure_cookies=ssl_certfile is not None,
+        trusted_proxies=tuple(trusted_proxy or ()),
+        party_cache_seconds=party_cache,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        max_connections=max_connections,
         smtp=smtp,
         threads=workers,
+        max_failures=max_failures,
+        failure_window=failure_window,
+        lockout_cap=lockout_cap,
+        audit_window=audit_window,
         oidc=oidc,
     )
     application = create_app(settings)
@@ -98,6 +144,9 @@ def serve(
         port=port,
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+        http=protocol_class(settings.header_timeout, settings.body_timeout),
+        limit_concurrency=settings.max_connections,
+        proxy_headers=False,  # the app trusts only --trusted-proxy (never loopback by default)
         log_level="warning",
         access_log=False,
     )

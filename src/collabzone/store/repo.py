@@ -45,6 +45,8 @@ def party_from_row(row: RowLike) -> Party:
         name=row["name"],
         roles=tuple(Role(r) for r in row["roles"]),
         created_at=_time(row["created_at"]),
+        disabled_at=parse_time(row.get("disabled_at")),
+        secret_version=row.get("secret_version") or 1,
     )
 
 
@@ -104,6 +106,33 @@ def list_datasets(conn: Connection) -> list[Dataset]:
         dataset_from_row(r)
         for r in conn.execute(select(t.datasets).order_by(t.datasets.c.name)).mappings()
     ]
+
+
+def owned_dataset_names(conn: Connection, party: str) -> set[str]:
+    """Datasets ``party`` owns or owned: a removed dataset's tombstone keeps its owner's
+    sight of the requests, decisions, budgets and audit that concerned it."""
+    live = conn.execute(select(t.datasets.c.name).where(t.datasets.c.owner == party))
+    gone = conn.execute(
+        select(t.dataset_tombstones.c.name).where(t.dataset_tombstones.c.owner == party)
+    )
+    return {r.name for r in live} | {r.name for r in gone}
+
+
+def dataset_owners(conn: Connection, names: list[str]) -> dict[str, str]:
+    """The owner of each named dataset, live or removed (tombstoned)."""
+    owners = {
+        r.name: r.owner
+        for r in conn.execute(
+            select(t.dataset_tombstones.c.name, t.dataset_tombstones.c.owner).where(
+                t.dataset_tombstones.c.name.in_(names)
+            )
+        )
+    }
+    for r in conn.execute(
+        select(t.datasets.c.name, t.datasets.c.owner).where(t.datasets.c.name.in_(names))
+    ):
+        owners[r.name] = r.owner
+    return owners
 
 
 def list_agreements(conn: Connection, dataset: str | None = None) -> list[Agreement]:

@@ -25,6 +25,8 @@ parties = Table(
     Column("roles", JSON, nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", String(40), nullable=False),
+    Column("disabled_at", String(40)),
+    Column("secret_version", Integer, nullable=False, server_default="1"),
 )
 
 datasets = Table(
@@ -39,6 +41,15 @@ datasets = Table(
     Column("data_file", String(255), nullable=False),
     Column("content_sha256", String(64), nullable=False),
     Column("created_at", String(40), nullable=False),
+)
+
+dataset_tombstones = Table(
+    "dataset_tombstones",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(64), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("removed_at", String(40), nullable=False),
 )
 
 agreements = Table(
