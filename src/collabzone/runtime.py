@@ -108,7 +108,7 @@ class ZoneContext:
         for dataset in self.visible_datasets():
             if dataset.name == name:
                 return dataset
-        if name in self._datasets:
+        if name in self._datasets and self._may_know(self._datasets[name]):
             verdict = choose_agreement(
                 self._datasets[name],
                 self._agreements,
@@ -126,6 +126,14 @@ class ZoneContext:
                 )
             raise PolicyRefusal(verdict)
         raise NotFoundError(f"no dataset named {name!r}")
+
+    def _may_know(self, dataset: Dataset) -> bool:
+        """Whether the requester may learn that ``dataset`` exists: it owns it, or some
+        agreement (even an expired or revoked one) names it as a grantee. Anyone else gets
+        the answer an unknown name gets, so refusals do not map other owners' datasets."""
+        return dataset.owner == self._requester.name or any(
+            a.dataset == dataset.name and a.grants(self._requester) for a in self._agreements
+        )
 
     def agreements_for(self, dataset: str) -> list[Agreement]:
         return [

@@ -107,3 +107,28 @@ def test_a_party_disabled_outside_the_server_is_refused_within_seconds(
         assert time.monotonic() < deadline, "a disabled party's token still works after 5 s"
         time.sleep(0.2)
     assert _me(server.url, token).status_code == 401
+
+
+def test_the_operator_manages_parties_in_the_console(served: Handles) -> None:
+    assert served.server is not None
+    url = served.server.url
+    with httpx.Client(base_url=url, timeout=30) as bank:
+        console_sign_in(bank, served.tokens["bank"])
+        assert bank.get("/console/parties").status_code == 403  # operators only
+    with httpx.Client(base_url=url, timeout=30) as browser:
+        assert console_sign_in(browser, served.tokens["operator"]).status_code == 303
+        page = browser.get("/console/parties")
+        assert page.status_code == 200 and 'id="party-bank"' in page.text
+        csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        disabled = browser.post(
+            "/console/parties/bank/disable", data={"csrf": csrf, "reason": "audit finding"}
+        )
+        assert disabled.status_code == 200
+        assert _token(url, "bank", served.tokens["bank"]).status_code == 401
+        again = browser.post("/console/parties/bank/disable", data={"csrf": csrf, "reason": "x"})
+        assert again.status_code == 409 and 'role="alert"' in again.text
+        browser.post("/console/parties/bank/enable", data={"csrf": csrf})
+        rotated = browser.post("/console/parties/bank/rotate-secret", data={"csrf": csrf})
+        secret = rotated.text.split('<pre id="new-secret">', 1)[1].split("</pre>", 1)[0]
+        assert _token(url, "bank", secret).status_code == 200
+        assert _token(url, "bank", served.tokens["bank"]).status_code == 401

@@ -177,6 +177,8 @@ def oidc_callback(
                 f"the ID token has no {provider.settings.party_claim!r} claim naming a party"
             )
         party = _acting.party_named(server.zone, name)
+        if party.disabled_at is not None:
+            raise AuthenticationError(f"party {name!r} is disabled")
     except CollabzoneError as exc:
         server.deny("anonymous", "console.oidc", exc.message)
         raise AuthenticationError(f"sign-in refused: {exc.message}") from None

@@ -57,8 +57,8 @@ class ServerSettings:
     beyond ``max_connections`` open connections new requests get 503.
 
     Brute force: after ``max_failures`` failed authentications within ``failure_window``
-    seconds, a client address or client id is locked out for a back-off that doubles per
-    further failure, up to ``lockout_cap`` seconds. Refusals are audited once, then
+    seconds, a client address or client id is locked out for ``lockout_base`` seconds,
+    doubled per further failure, up to ``lockout_cap`` seconds. Refusals are audited once, then
     folded into one aggregated ``auth.denied`` event per ``audit_window`` seconds.
     """
 
@@ -83,6 +83,7 @@ class ServerSettings:
     threads: int = 40
     max_failures: int = 10
     failure_window: float = 300.0
+    lockout_base: float = 1.0
     lockout_cap: float = 900.0
     audit_window: float = 60.0
 

@@ -101,6 +101,7 @@ class ServerState:
         self.guard = FailureGuard(
             threshold=settings.max_failures,
             window=settings.failure_window,
+            base=settings.lockout_base,
             cap=settings.lockout_cap,
         )
         self.denials = DenialAudit(

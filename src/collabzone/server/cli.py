@@ -77,6 +77,9 @@ def serve(
     failure_window: Annotated[
         float, typer.Option(help="Seconds over which failed sign-ins are counted.")
     ] = 300.0,
+    lockout_base: Annotated[
+        float, typer.Option(help="First lock-out, seconds (doubles per further failure).")
+    ] = 1.0,
     lockout_cap: Annotated[float, typer.Option(help="Longest lock-out, seconds.")] = 900.0,
     audit_window: Annotated[
         float, typer.Option(help="Repeated refusals fold into one audit event per this many s.")
@@ -133,6 +136,7 @@ def serve(
         threads=workers,
         max_failures=max_failures,
         failure_window=failure_window,
+        lockout_base=lockout_base,
         lockout_cap=lockout_cap,
         audit_window=audit_window,
         oidc=oidc,
