@@ -54,10 +54,16 @@ def test_other_partys_dataset_is_refused_and_audited(shared: Parties, tmp_path: 
             purposes=["*"],
             rules={"epsilon_budget": 100.0},
         )
-    # reading it through a technique without an agreement is a refusal naming the owner
+    # reading it through a technique without an agreement is refused exactly as an unknown
+    # name is (issue 12: no oracle for other owners' dataset names and their owners)
     request = shared.bank.submit("dp_count", {"dataset": "partner_data", "epsilon": 1.0}, "peek")
     assert isinstance(request, Request) and request.status is RequestStatus.REFUSED
-    assert "owner partner" in request.reasons[0]
+    unknown = shared.bank.submit("dp_count", {"dataset": "no_such_data", "epsilon": 1.0}, "peek")
+    assert isinstance(unknown, Request)
+    assert request.reasons[0].replace("partner_data", "X") == unknown.reasons[0].replace(
+        "no_such_data", "X"
+    )
+    assert "owner partner" not in request.reasons[0]
     assert "partner_data" not in {d.name for d in shared.bank.datasets()}
     attempts = {(e["actor"], e["details"]["attempt"]) for e in _denials(shared)}  # type: ignore[index]
     assert {("bank", "remove"), ("bank", "replace"), ("bank", "agreement")} <= attempts
