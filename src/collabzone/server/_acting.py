@@ -42,3 +42,9 @@ def party_named(zone: Zone, name: str) -> Party:
     """The registered party called ``name`` (for sign-in by an identity provider, which
     vouches for a name, not a secret)."""
     return zone.party(name)
+
+
+def party_status(zone: Zone, name: str) -> Party:
+    """The party's current standing (disabled? secret version?), read for each call's
+    check; a party that no longer exists raises NotAuthorisedError."""
+    return zone.party_status(name)

@@ -111,7 +111,9 @@ class ServerState:
             window=settings.audit_window,
         )
         self.csrf_key = _acting.derive_key(self.zone, "csrf")
-        self.standing = PartyStanding(self.zone.party_status, settings.party_cache_seconds)
+        self.standing = PartyStanding(
+            lambda name: _acting.party_status(self.zone, name), settings.party_cache_seconds
+        )
         self.notifier = Notifier(
             settings.state_dir / "webhooks.json",
             lambda party: _acting.derive_key(self.zone, f"webhook:{party}"),
