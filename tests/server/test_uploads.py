@@ -44,8 +44,10 @@ def _headers_only(url: str, authorization: str | None) -> str:
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         sock.sendall(b"--xyz\r\n")  # the start of a body that never finishes
-        answer = sock.recv(65536).decode(errors="replace")
-    return answer
+        answer = b""
+        while chunk := sock.recv(65536):  # the server answers and closes, body unread
+            answer += chunk
+    return answer.decode(errors="replace")
 
 
 def _token(url: str, party: str, secret: str) -> str:
