@@ -443,9 +443,9 @@ def audit_verify(
     kept = load(against) if against is not None else None
     result = _zone().verify_audit(against=kept)
     if result.ok:
-        console.print(f"[green]{escape(str(result))}[/]")
+        console.print(f"[green]{escape(str(result))}[/]", soft_wrap=True)
         return
-    err_console.print(f"[red]{escape(str(result))}[/]")
+    err_console.print(f"[red]{escape(str(result))}[/]", soft_wrap=True)
     raise typer.Exit(8)
 
 
@@ -463,7 +463,7 @@ def audit_checkpoint(
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(checkpoint.to_json(), encoding="utf-8")
     tmp.replace(out)
-    err_console.print(f"{escape(checkpoint.describe())} written to {out}")
+    err_console.print(f"{escape(checkpoint.describe())} written to {out}", soft_wrap=True)
 
 
 @audit_app.command("export")
@@ -488,9 +488,9 @@ def audit_verify_export(
     kept = load(against) if against is not None else None
     result = verify_export(file, kept)
     if result.ok:
-        console.print(f"[green]{escape(str(result))}[/]")
+        console.print(f"[green]{escape(str(result))}[/]", soft_wrap=True)
         return
-    err_console.print(f"[red]{escape(str(result))}[/]")
+    err_console.print(f"[red]{escape(str(result))}[/]", soft_wrap=True)
     raise typer.Exit(8)
 
 
