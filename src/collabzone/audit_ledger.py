@@ -113,7 +113,9 @@ def reconcile(events: Iterable[AuditEvent], rows: Iterable[Mapping[Any, Any]]) -
         elif event_id not in seq_of:
             problems.append(f"{what} names event {event_id}, which is not in the audit log")
         else:
-            problems.append(f"{what} differs from what event {seq_of[event_id]} charged")
+            problems.append(
+                f"{what} does not match what event {seq_of[event_id]} charged (altered or duplicated)"
+            )
     for key, count in bound.items():
         if count > 0:
             event_id, request_id, party, dataset, period, eps, delta, rho = key

@@ -155,7 +155,7 @@ def test_invented_or_altered_ledger_rows_are_caught(zone: Parties, tmp_path: Pat
     result = zone.auditor.verify_audit()
     assert not result.ok
     text = "\n".join(result.problems)
-    assert "differs from what event" in text and "has no audit event" in text
+    assert "does not match what event" in text and "has no audit event" in text
     assert request_id in text
 
 
