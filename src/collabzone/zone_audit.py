@@ -20,7 +20,7 @@ from collabzone.model import (
 from collabzone.store import repo
 from collabzone.store import tables as t
 from collabzone.zone_base import ZoneBase, _now
-from collabzone.zone_keys import AUDIT_KEY, head_keys
+from collabzone.zone_keys import AUDIT_KEY, checkpoint_seed, head_keys
 
 
 class AuditOps(ZoneBase):
@@ -107,20 +107,28 @@ class AuditOps(ZoneBase):
             return "the checkpoint's signature does not verify (edited, or not a zone's)"
         if against.zone != self.zone_id:
             return f"the checkpoint is for zone {against.zone}, not {self.zone_id}"
-        if against.key_version not in self._keys.versions(AUDIT_KEY):
+        if against.public_key not in self._checkpoint_keys(against.key_version, events):
             return (
-                f"the checkpoint is signed by version {against.key_version} of {AUDIT_KEY!r}, "
-                "which this zone no longer holds: it cannot be confirmed as this zone's"
+                f"the checkpoint is not signed by this zone's key (version "
+                f"{against.key_version} of {AUDIT_KEY!r})"
             )
-        if against.public_key != public_key_of(self._checkpoint_seed(against.key_version)):
-            return "the checkpoint is not signed by this zone's key"
         hash_at = events[against.size - 1].hash if 0 < against.size <= len(events) else None
         return consistency_problem(against, self.zone_id, len(events), hash_at)
 
-    def _checkpoint_seed(self, version: int) -> bytes:
-        """The Ed25519 seed of the checkpoint key: derived from ``audit-head`` (same
-        versions, rotated and destroyed with it) for a purpose of its own."""
-        return self._keys.derive(AUDIT_KEY, f"{self.zone_id}/checkpoint", version=version)
+    def _checkpoint_keys(self, version: int, events: list[audit.AuditEvent]) -> set[str]:
+        """The public checkpoint keys of ``audit-head`` version ``version``: derived while
+        the zone holds it, and as ``zone.created`` / ``key.rotated`` recorded it (so a
+        checkpoint stays checkable after its version is destroyed)."""
+        found = {
+            str(note["public_key"])
+            for e in events
+            if e.action in ("zone.created", "key.rotated")
+            and isinstance(note := e.details.get("checkpoint_key"), dict)
+            and note.get("version") == version
+        }
+        if version in self._keys.versions(AUDIT_KEY):
+            found.add(public_key_of(checkpoint_seed(self._keys, self.zone_id, version)))
+        return found
 
     def audit_checkpoint(self) -> Checkpoint:
         """A signed checkpoint of the audit log's head, to keep outside the zone.
@@ -147,7 +155,7 @@ class AuditOps(ZoneBase):
             raise IntegrityError(f"no checkpoint issued: {result}")
         version = self._keys.current(AUDIT_KEY)
         return checkpoints.sign(
-            self._checkpoint_seed(version),
+            checkpoint_seed(self._keys, self.zone_id, version),
             zone=self.zone_id,
             size=len(events),
             head=events[-1].hash if events else audit.GENESIS,

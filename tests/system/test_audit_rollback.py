@@ -225,3 +225,22 @@ def test_cli_checkpoint_and_verify_against(
     assert code == 0, out  # without the kept checkpoint the rollback is invisible
     code, _, err = _cli(monkeypatch, capsys, *base, "audit", "verify", "--against", str(kept))
     assert code == 8 and "ROLLED BACK" in err
+
+
+def test_checkpoints_survive_rotating_and_destroying_the_head_key(zone: Parties) -> None:
+    before = zone.partner.audit_checkpoint()
+    zone.operator.rotate_key("audit-head")
+    after = zone.partner.audit_checkpoint()
+    assert (before.key_version, after.key_version) == (1, 2)
+    assert before.public_key != after.public_key
+    zone.operator.destroy_key("audit-head", 1)
+    for kept in (before, after):  # version 1's key is recorded in the chain
+        assert zone.auditor.verify_audit(against=kept).ok, kept
+    impostor = sign(os.urandom(32), **{**_fields(before), "zone": before.zone})
+    assert "not signed by this zone's key" in (
+        zone.auditor.verify_audit(against=impostor).problem or ""
+    )
+
+
+def _fields(checkpoint: Checkpoint) -> dict[str, Any]:
+    return {k: getattr(checkpoint, k) for k in ("size", "head", "at", "key_version")}
