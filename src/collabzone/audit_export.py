@@ -136,6 +136,11 @@ def verify_export(path: str | Path, against: Checkpoint | None = None) -> Export
         raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         return _broken("the file is not UTF-8 text")
+    return verify_export_text(text, against)
+
+
+def verify_export_text(text: str, against: Checkpoint | None = None) -> ExportCheck:
+    """Verify an export given as its JSON Lines text (see :func:`verify_export`)."""
     if not text:
         return _broken("the file is empty (not an audit export)")
     records, problem = _parse(text)

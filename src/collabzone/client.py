@@ -29,7 +29,7 @@ from collabzone import audit_checkpoint as checkpoints
 from collabzone import errors
 from collabzone.audit import Verification, canonical_json
 from collabzone.audit_checkpoint import Checkpoint
-from collabzone.audit_export import write_export
+from collabzone.audit_export import verify_export_text, write_export
 from collabzone.errors import CollabzoneError, Reason
 from collabzone.model import (
     Agreement,
@@ -414,14 +414,15 @@ class RemoteZone:
         return doc
 
     def verify_audit(self, against: Checkpoint | None = None) -> Verification:
-        """The server's verification of its log (chain, head, ledger), and with
-        ``against`` that it continues a checkpoint kept earlier. To check without trusting
-        the server, export the log and run ``collabzone audit verify-export``."""
+        """The server's verification of its log (chain, head, ledger). With ``against``
+        (a checkpoint kept earlier) the server checks that its log continues it, and so
+        does this client, on the export it fetches: a server that lies about its own log
+        is caught here too."""
         if against is None:
             doc = self._call("GET", "/v1/audit/verify")
         else:
             doc = self._call("POST", "/v1/audit/verify", json={"against": against.as_dict()})
-        return Verification(
+        result = Verification(
             doc["ok"],
             doc["events"],
             doc.get("broken_at"),
@@ -429,6 +430,13 @@ class RemoteZone:
             tuple(doc.get("problems", ())),
             doc.get("anchor"),
         )
+        if against is None:
+            return result
+        text = "".join(canonical_json(r) + "\n" for r in self.audit_export())
+        local = verify_export_text(text, against)
+        if local.ok:
+            return result
+        return result.with_problem(f"checked here, on this party's export: {local}")
 
     def audit_checkpoint(self) -> Checkpoint:
         """The zone's signed checkpoint of its audit log's head (signature checked here)."""

@@ -163,3 +163,31 @@ def test_verify_export_cli_runs_offline(
     path.write_text("".join(_lines(path)[:-1]), encoding="utf-8")
     code, text = run("audit", "verify-export", str(path))
     assert code == 8 and "TRUNCATED" in text
+
+
+def test_remote_client_checks_a_lying_server_on_its_export(make_zone: Any, tmp_path: Path) -> None:
+    """A server that answers "intact" for a rolled-back log is caught by the client,
+    which verifies the export it fetches against the party's kept checkpoint."""
+    import httpx
+
+    from collabzone.client import RemoteZone
+
+    zone = make_zone(None)
+    old_export = zone.bank.audit_export()  # what the rolled-back server will serve
+    zone.partner.add_dataset("partner_data", write_customers(tmp_path / "p.csv", 30), CUSTOMER_SPEC)
+    kept = zone.bank.audit_checkpoint()
+    claims_ok = {"ok": True, "events": len(old_export) - 2, "problems": []}
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
+        if request.url.path == "/v1/audit/export":
+            return httpx.Response(200, json=old_export)
+        return httpx.Response(200, json=claims_ok)
+
+    remote = RemoteZone("http://zone.test", client_id="bank", client_secret="czt_x",
+                        transport=httpx.MockTransport(server))  # fmt: skip
+    assert remote.verify_audit().ok  # without a kept checkpoint the client must trust it
+    caught = remote.verify_audit(against=kept)
+    assert not caught.ok and "ROLLED BACK" in str(caught) and "checked here" in str(caught)
+    remote.close()
