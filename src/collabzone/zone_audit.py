@@ -107,7 +107,8 @@ class AuditOps(ZoneBase):
             return "the checkpoint's signature does not verify (edited, or not a zone's)"
         if against.zone != self.zone_id:
             return f"the checkpoint is for zone {against.zone}, not {self.zone_id}"
-        if against.public_key not in self._checkpoint_keys(against.key_version, events):
+        announced = events[: against.size]  # a key is recorded before it signs anything
+        if against.public_key not in self._checkpoint_keys(against.key_version, announced):
             return (
                 f"the checkpoint is not signed by this zone's key (version "
                 f"{against.key_version} of {AUDIT_KEY!r})"
