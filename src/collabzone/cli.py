@@ -428,21 +428,70 @@ def budget() -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute the hash chain; exit 8 at the first broken link."""
-    result = _zone().verify_audit()
+def audit_verify(
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against",
+            help="A checkpoint you kept (audit checkpoint --out): prove no rollback or fork since.",
+        ),
+    ] = None,
+) -> None:
+    """Recompute the hash chain and the ledger; exit 8 at the first broken link."""
+    from collabzone.audit_checkpoint import load
+
+    kept = load(against) if against is not None else None
+    result = _zone().verify_audit(against=kept)
     if result.ok:
-        console.print(f"[green]{result}[/]")
+        console.print(f"[green]{escape(str(result))}[/]", soft_wrap=True)
         return
-    err_console.print(f"[red]{result}[/]")
+    err_console.print(f"[red]{escape(str(result))}[/]", soft_wrap=True)
     raise typer.Exit(8)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write it here (default: print the JSON).")
+    ] = None,
+) -> None:
+    """Fetch the zone's signed checkpoint of the audit log's head: keep it outside the zone."""
+    checkpoint = _zone().audit_checkpoint()
+    if out is None:
+        sys.stdout.write(checkpoint.to_json())
+        return
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(checkpoint.to_json(), encoding="utf-8")
+    tmp.replace(out)
+    err_console.print(f"{escape(checkpoint.describe())} written to {out}", soft_wrap=True)
 
 
 @audit_app.command("export")
 def audit_export(out: Path) -> None:
-    """Write the audit log you may read as JSON Lines."""
+    """Write the audit log as a verifiable export (JSON Lines; others' events redacted)."""
     count = _zone().export_audit(out)
-    console.print(f"{count} events written to {out}")
+    console.print(f"{count} events written to {out} (check it with audit verify-export)")
+
+
+@audit_app.command("verify-export")
+def audit_verify_export(
+    file: Annotated[Path, typer.Argument(help="An export written by audit export.")],
+    against: Annotated[
+        Path | None,
+        typer.Option("--against", help="A checkpoint you kept: prove the export continues it."),
+    ] = None,
+) -> None:
+    """Verify an audit export offline (no zone needed); exit 8 if broken or truncated."""
+    from collabzone.audit_checkpoint import load
+    from collabzone.audit_export import verify_export
+
+    kept = load(against) if against is not None else None
+    result = verify_export(file, kept)
+    if result.ok:
+        console.print(f"[green]{escape(str(result))}[/]", soft_wrap=True)
+        return
+    err_console.print(f"[red]{escape(str(result))}[/]", soft_wrap=True)
+    raise typer.Exit(8)
 
 
 @app.command()

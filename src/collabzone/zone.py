@@ -50,7 +50,7 @@ from collabzone.zone_agreements import AgreementOps
 from collabzone.zone_audit import AuditOps
 from collabzone.zone_base import DB_URL_ENV, _check_name, _hash_token, _new_token, _now
 from collabzone.zone_datasets import DatasetOps
-from collabzone.zone_keys import KeyOps
+from collabzone.zone_keys import KeyOps, checkpoint_key_note
 
 
 def _resolve_db(root: Path, db_url: str | None) -> str:
@@ -120,7 +120,12 @@ def init(
             action="zone.created",
             subject=zone_id,
             parties=[operator],
-            details={"operator": operator},
+            details={
+                "operator": operator,
+                "checkpoint_key": checkpoint_key_note(
+                    keyring, zone_id, keyring.current("audit-head")
+                ),
+            },
         )
     lines = [f'zone_id = "{zone_id}"', "format = 1"]
     if db_url:
