@@ -9,6 +9,7 @@ from collabzone.model import RequestStatus
 from collabzone.server._chart import Series, budget_series, in_period, svg_chart, time_ticks
 from collabzone.server._console_pages import paged
 from collabzone.server._console_words import (
+    action_words,
     budget_words,
     flatten,
     receives,
@@ -24,6 +25,8 @@ def test_every_status_reads_as_words() -> None:
     words = [status_word(s) for s in RequestStatus]
     assert all("_" not in w for w in words) and len(set(words)) == len(words)
     assert status_word("awaiting_approval") == "waiting for approval"
+    assert action_words("request.awaiting_approval") == "request waiting for approval"
+    assert action_words("auth.denied") == "auth denied"
 
 
 def test_budgets_read_as_spent_of_cap() -> None:

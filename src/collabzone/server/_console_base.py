@@ -29,6 +29,7 @@ templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters["when"] = _console_words.when
 templates.env.filters["status_word"] = _console_words.status_word
 templates.env.filters["cost_words"] = _console_words.cost_words
+templates.env.filters["action_words"] = _console_words.action_words
 
 ERROR_TITLES = {
     400: "That request was not understood",

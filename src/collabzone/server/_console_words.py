@@ -42,6 +42,15 @@ def status_word(status: RequestStatus | str) -> str:
     return STATUS_WORDS[RequestStatus(status)]
 
 
+def action_words(action: str) -> str:
+    """An audit action in words: ``request.awaiting_approval`` -> ``request waiting for
+    approval`` (filters keep the action's own name as their value)."""
+    subject, _, verb = action.partition(".")
+    if verb in {s.value for s in RequestStatus}:
+        return f"{subject} {status_word(verb)}"
+    return f"{subject} {verb.replace('_', ' ')}".strip()
+
+
 def number(value: float) -> str:
     """A privacy amount without float noise (0.30000000000000004 -> 0.3, 2 -> 2.0)."""
     return f"{value:.1f}" if float(value).is_integer() else f"{value:.6g}"
