@@ -54,6 +54,7 @@ def test_owner_signs_in_reviews_and_approves(served: Handles, tmp_path: Path) ->
         assert "httponly" in cookie and "samesite=strict" in cookie
         page = browser.get("/console/")
         assert request.id in page.text and "ε 0.3" in page.text
+        assert "ε 2.0 of 2.0 left" in page.text and "ε 1.7 of 2.0 left" in page.text
         forged = browser.post(
             f"/console/requests/{request.id}/approve", data={"reason": "x", "csrf": "0" * 32}
         )
@@ -67,6 +68,7 @@ def test_owner_signs_in_reviews_and_approves(served: Handles, tmp_path: Path) ->
         assert approved.status_code == 303
         after = browser.get(approved.headers["location"])
         assert 'id="status">released' in after.text and "Privacy receipt" in after.text
+        assert "partner_data: ε 1.7 left" in after.text
         assert "nothing awaits you" in browser.get("/console/").text.lower()
         assert "fine by us" in browser.get(f"/console/requests/{request.id}").text
         assert request.id in browser.get("/console/history").text
@@ -118,7 +120,7 @@ def test_history_and_audit_filter_and_page(served: Handles, tmp_path: Path) -> N
     with httpx.Client(base_url=served.server.url, timeout=60) as browser:
         browser.post("/console/login", data={"token": served.tokens["auditor"]})  # reads it all
         audit = browser.get("/console/audit", params={"actor": "zone"}).text
-        actors = re.findall(r"</time></td><td>([^<]+)</td>", audit)
+        actors = re.findall(r"data-label=\"Actor\">([^<]+)</td>", audit)
         assert len(actors) == 50 and set(actors) == {"zone"}
         assert re.search(r"<time datetime=\"[^\"]+\">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", audit)
         refusals = browser.get("/console/audit", params={"action": "request.refused"}).text
@@ -127,6 +129,15 @@ def test_history_and_audit_filter_and_page(served: Handles, tmp_path: Path) -> N
         assert "No event matches" in later
         paged_out = browser.get("/console/audit", params={"page": "2"}).text
         assert "Page 2 of" in paged_out
+    with httpx.Client(base_url=served.server.url, timeout=60) as browser:
+        browser.post("/console/login", data={"token": served.tokens["partner"]})
+        form = {"reason": "not this quarter", "csrf": _csrf(browser.get("/console/").text)}
+        denied = browser.post(
+            f"/console/requests/{request.id}/deny", data={**form, "back": "pending"}
+        )
+        assert denied.status_code == 303 and denied.headers["location"] == "/console/"
+        shown = browser.get(f"/console/requests/{request.id}").text
+        assert 'id="status">refused' in shown and "not this quarter" in shown
 
 
 def test_console_errors_are_html_pages(served: Handles) -> None:

@@ -12,6 +12,7 @@ from collabzone.server._console_words import (
     action_words,
     budget_words,
     flatten,
+    left_words,
     receives,
     standings,
     status_word,
@@ -33,6 +34,8 @@ def test_budgets_read_as_spent_of_cap() -> None:
     assert budget_words(0.7, 2.0) == "ε 0.7 of 2.0"
     assert budget_words(0.1 + 0.2, 1) == "ε 0.3 of 1.0"
     assert budget_words(0.5, None) == "ε 0.5 (no cap)"
+    assert left_words({"epsilon": 0.0, "delta": None, "rho": None}) == "ε 0.0 left"
+    assert left_words({"epsilon": None}) == "no cap"
     [row] = standings(
         {"d": {"epsilon": 0.3, "delta": 0.0}},
         {"d": {"spent": {"epsilon": 1.5}, "cap": {"epsilon": 2.0}}},

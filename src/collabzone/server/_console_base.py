@@ -30,6 +30,7 @@ templates.env.filters["when"] = _console_words.when
 templates.env.filters["status_word"] = _console_words.status_word
 templates.env.filters["cost_words"] = _console_words.cost_words
 templates.env.filters["action_words"] = _console_words.action_words
+templates.env.filters["left_words"] = _console_words.left_words
 
 ERROR_TITLES = {
     400: "That request was not understood",

@@ -73,6 +73,16 @@ def cost_words(cost: Mapping[str, Any]) -> str:
     return ", ".join(parts) or "none"
 
 
+def left_words(left: Mapping[str, Any]) -> str:
+    """What a receipt says remains, e.g. ``ε 1.7 left``; ``no cap`` where none is granted."""
+    parts = [
+        f"{SYMBOLS[name]} {number(float(value))} left"
+        for name in ("epsilon", "delta", "rho")
+        if (value := left.get(name)) is not None
+    ]
+    return ", ".join(parts) or "no cap"
+
+
 def when(at: dt.datetime | str | None) -> Markup:
     """A ``<time>`` element to the second in UTC (the page script shows the viewer's zone)."""
     if at is None or at == "":
