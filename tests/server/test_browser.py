@@ -204,4 +204,5 @@ def test_owner_uses_the_console_in_the_browser(world: World, page: Any) -> None:
     missing = page.goto(f"{url}/console/no-such-page")
     assert missing is not None and missing.status == 404
     assert page.inner_text("#error-title") == "Page not found"
+    assert "no console page at /console/no-such-page" in page.inner_text("#error-message")
     _check(page, shots / "console-error.png")

@@ -102,6 +102,8 @@ def error_page(
     if 300 <= status < 400 and headers and "location" in headers:
         return RedirectResponse(headers["location"], status_code=status)
     title = ERROR_TITLES.get(status, "Something went wrong" if status >= 500 else "Refused")
+    if status == 404 and message == "Not Found":  # Starlette's words for an unknown path
+        message = f"There is no console page at {request.url.path}."
     response = templates.TemplateResponse(
         request,
         "error.html",
