@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
+from collabzone.errors import NotAuthorisedError
 from collabzone.model import Request, RequestStatus
 from collabzone.zone import connect
-from tests.conftest import CUSTOMER_SPEC, write_customers
+from tests.conftest import CUSTOMER_SPEC, Parties, write_customers
 from tests.server.conftest import Handles
 
 
@@ -159,3 +162,24 @@ def test_console_errors_are_html_pages(served: Handles) -> None:
         assert api.headers["content-type"].startswith("application/json")
     anonymous = httpx.get(f"{served.server.url}/console/history")
     assert anonymous.status_code == 303 and anonymous.headers["location"] == "/console/login"
+
+
+def test_request_plan_shows_what_is_asked_to_those_who_may_read_it(
+    make_zone: Callable[[str | None], Parties], tmp_path: Path
+) -> None:
+    parties = make_zone(None)
+    parties.partner.add_dataset("d", write_customers(tmp_path / "d.csv", 30), CUSTOMER_SPEC)
+    parties.partner.add_agreement(
+        "d", grantees=["bank"], technique="dp_count", purposes=["m"], approval="manual",
+        rules={"epsilon_budget": 2.0, "budget_period": "month"},
+    )  # fmt: skip
+    asked = parties.bank.submit("dp_count", {"dataset": "d", "epsilon": 0.25, "by": "region"}, "m")
+    assert isinstance(asked, Request)
+    plan = parties.partner.request_plan(asked.id)
+    assert plan["outputs"] == "noisy counts with 95% confidence intervals"
+    assert plan["details"] == {"entity": "token", "by": "region"}
+    standing = plan["standing"]["d"]
+    assert standing["period"].startswith("month:") and standing["cap"]["epsilon"] == 2.0
+    assert standing["spent"]["epsilon"] == 0.0
+    with pytest.raises(NotAuthorisedError):
+        parties.insurer.request_plan(asked.id)
