@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from collabzone import audit
+from collabzone.budget import total
 from collabzone.errors import (
     ConflictError,
     InvalidInputError,
@@ -42,6 +43,7 @@ from collabzone.model import (
 )
 from collabzone.pacing import Pacing
 from collabzone.requests import node_audit_spaces
+from collabzone.runtime import budget_period_of
 from collabzone.store import repo
 from collabzone.store import tables as t
 from collabzone.store.data import DATA_KEY
@@ -302,6 +304,40 @@ class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps):
         """What a request would disclose if released now, combined with everything released
         before (for the owners of the data it touches, and auditors; see assess.py)."""
         return self._requests.assess(self.me, request_id)
+
+    def request_plan(self, request_id: str) -> dict[str, Any]:
+        """What the zone planned for a request, for the parties that may read it: its
+        ``outputs``, the technique's compiled form (``details``, e.g. the rewritten SQL) and,
+        per dataset it charges, the requester's budget in the current period (``standing``:
+        ``spent`` and the agreement's ``cap``, ``None`` where none is granted). The console
+        shows it so an owner decides on what the analyst would receive, not on raw JSON."""
+        request = self.request(request_id)  # the same read rights as the request itself
+        with self._engine.connect() as conn:
+            plan = dict(repo.get_request_row(conn, request_id)["plan"] or {})
+            agreements = repo.list_agreements(conn)
+            asker = repo.get_party(conn, request.requester)
+            standing: dict[str, dict[str, Any]] = {}
+            for dataset in request.cost:
+                rules = next(
+                    (
+                        a.rules
+                        for a in reversed(agreements)
+                        if a.dataset == dataset and a.grants(asker) and a.is_active(_now())
+                    ),
+                    {},
+                )
+                period = budget_period_of(rules, _now())
+                spent = total(repo.spent(conn, request.requester, dataset, period))
+                standing[dataset] = {
+                    "period": period,
+                    "spent": spent.as_dict(),
+                    "cap": {n: rules.get(f"{n}_budget") for n in ("epsilon", "delta", "rho")},
+                }
+        return {
+            "outputs": plan.get("outputs", ""),
+            "details": plan.get("details", {}),
+            "standing": standing,
+        }
 
     def receipt(self, request_id: str) -> Receipt:
         """The privacy receipt of a released request."""
