@@ -22,6 +22,13 @@ from rich.table import Table
 
 from collabzone import zone as zone_module
 from collabzone.cli_plugins import SUBCOMMANDS
+from collabzone.cli_support import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    exit_code_for,
+    id_table,
+    resolve_request_id,
+)
 from collabzone.errors import CollabzoneError, InvalidInputError, error_info
 from collabzone.model import Request
 
@@ -105,19 +112,21 @@ def _print_json(value: Any) -> None:
     console.print_json(json.dumps(value, default=str))
 
 
-def _show_request(request: Request) -> None:
+def _show_request(request: Request, to: Console | None = None) -> None:
+    """One request's line, reasons and approvals (on ``to``: stdout unless data goes there)."""
+    out = to or console
     colour = {
         "released": "green",
         "refused": "red",
         "failed": "red",
         "awaiting_approval": "yellow",
     }.get(request.status.value, "white")
-    console.print(
+    out.print(
         f"[bold]{request.id}[/] [{colour}]{request.status.value}[/] {request.technique} "
         f"by {request.requester} on {', '.join(request.datasets) or '-'}"
     )
     for reason in request.reasons:
-        console.print(f"  [red]reason:[/] {escape(reason)}")
+        out.print(f"  [red]reason:[/] {escape(reason)}")
     if request.owners_to_approve:
         decided = {d.owner: d for d in request.decisions}
         for owner in request.owners_to_approve:
@@ -127,7 +136,7 @@ def _show_request(request: Request) -> None:
                 if d is None
                 else ("approved" if d.approved else "denied") + f": {d.reason}"
             )
-            console.print(f"  approval by {owner}: {verdict}")
+            out.print(f"  approval by {owner}: {verdict}")
 
 
 def render_table(payload: dict[str, Any], title: str | None = None) -> None:
@@ -314,6 +323,8 @@ def request_submit(
     _show_request(result)
     if result.status.value == "released":
         _print_release(zone, result.id)
+    if code := exit_code_for(result):
+        raise typer.Exit(code)  # a refusal (7) or a failure (9) is not a success
 
 
 def _print_release(zone: zone_module.Zone, request_id: str) -> None:
@@ -338,7 +349,7 @@ def request_list(
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
 ) -> None:
     """Requests you asked, must decide, or that touch your data."""
-    table = Table("request", "status", "technique", "requester", "datasets", "purpose")
+    table = id_table("request", "status", "technique", "requester", "datasets", "purpose")
     for r in _zone().requests(status):
         table.add_row(
             r.id, r.status.value, r.technique, r.requester, ", ".join(r.datasets), r.purpose
@@ -348,14 +359,16 @@ def request_list(
 
 @request_app.command("show")
 def request_show(request_id: str) -> None:
-    """One request, its decisions and reasons."""
-    _show_request(_zone().request(request_id))
+    """One request, its decisions and reasons (any unique prefix of its id will do)."""
+    zone = _zone()
+    _show_request(zone.request(resolve_request_id(zone, request_id)))
 
 
 @request_app.command("result")
 def request_result(request_id: str) -> None:
-    """A released result and its privacy receipt."""
-    _print_release(_zone(), request_id)
+    """A released result and its privacy receipt (any unique prefix of its id will do)."""
+    zone = _zone()
+    _print_release(zone, resolve_request_id(zone, request_id))
 
 
 @request_app.command("risk")
@@ -365,7 +378,9 @@ def request_risk(
 ) -> None:
     """What a pending request would disclose if released now, with everything released
     before (for the owners of the data it touches, and auditors)."""
-    report = _zone().request_risk(request_id)
+    zone = _zone()
+    request_id = resolve_request_id(zone, request_id)
+    report = zone.request_risk(request_id)
     if as_json:
         _print_json(report)
         return
@@ -379,14 +394,20 @@ def request_risk(
 
 @app.command()
 def approve(request_id: str, reason: Annotated[str, typer.Option(help="Why.")]) -> None:
-    """Approve a request touching your dataset."""
-    _show_request(_zone().approve(request_id, reason))
+    """Approve a request touching your dataset (any unique prefix of its id will do); exits
+    7 or 9 when the approved request then ends refused or failed."""
+    zone = _zone()
+    request = zone.approve(resolve_request_id(zone, request_id), reason)
+    _show_request(request)
+    if code := exit_code_for(request):
+        raise typer.Exit(code)
 
 
 @app.command()
 def deny(request_id: str, reason: Annotated[str, typer.Option(help="Why.")]) -> None:
-    """Deny a request touching your dataset."""
-    _show_request(_zone().deny(request_id, reason))
+    """Deny a request touching your dataset (any unique prefix of its id will do)."""
+    zone = _zone()
+    _show_request(zone.deny(resolve_request_id(zone, request_id), reason))
 
 
 @app.command()
@@ -477,8 +498,8 @@ def main() -> None:
         sys.exit(error_info(exc).exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # click usage errors and the like
         import click
 
@@ -490,4 +511,4 @@ def main() -> None:
         err_console.print(
             f"[red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug)"
         )
-        sys.exit(70)
+        sys.exit(EXIT_INTERNAL)

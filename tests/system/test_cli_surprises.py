@@ -6,6 +6,8 @@ them) unless a test needs a real child process.
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -14,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from collabzone.errors import ERROR_CATALOGUE, PolicyRefusal
+from collabzone.model import Request
 from collabzone.server._settings import ServerSettings
-from tests.conftest import Parties
+from tests.conftest import CUSTOMER_SPEC, Parties, write_customers
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -66,3 +70,84 @@ def test_the_server_ignores_a_party_token_in_the_environment(
     monkeypatch.setenv("COLLABZONE_TOKEN", sqlite_zone.tokens["bank"])
     app = create_app(ServerSettings(zone_dir=sqlite_zone.root))  # used to refuse: derive_key
     assert app.title
+
+
+REQUEST_ID = re.compile(r"\brq-[0-9a-f]{12}\b")
+
+
+def _share(parties: Parties, tmp_path: Path, *, manual: bool) -> None:
+    parties.bank.add_dataset("customers", write_customers(tmp_path / "c.csv", 60), CUSTOMER_SPEC)
+    parties.bank.add_agreement(
+        "customers",
+        grantees=["partner"],
+        technique="dp_count",
+        purposes=["sizing"],
+        rules={"epsilon_budget": 1.0},
+        approval="manual" if manual else "auto",
+    )
+
+
+def test_a_refused_submit_does_not_exit_0(
+    sqlite_zone: Parties, tmp_path: Path, call: Callable[..., Result]
+) -> None:
+    _share(sqlite_zone, tmp_path, manual=False)
+    spec = '{"dataset": "customers", "epsilon": 5.0}'  # over the whole budget
+    refused = call(
+        "request", "submit", "dp_count", "--spec", spec, "--purpose", "sizing",
+        zone=sqlite_zone.root, token=sqlite_zone.tokens["partner"],
+    )  # fmt: skip
+    assert "refused" in refused.out
+    assert refused.code == ERROR_CATALOGUE[PolicyRefusal].exit_code == 7
+
+
+def test_request_ids_are_whole_in_narrow_tables_and_prefixes_work(
+    sqlite_zone: Parties,
+    tmp_path: Path,
+    call: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _share(sqlite_zone, tmp_path, manual=True)
+    partner, bank = sqlite_zone.tokens["partner"], sqlite_zone.tokens["bank"]
+    spec = '{"dataset": "customers", "epsilon": 0.1}'
+    ids: list[str] = []
+    while len({i[3] for i in ids}) == len(ids):  # until two ids share a first digit
+        waiting = sqlite_zone.partner.submit("dp_count", json.loads(spec), "sizing")
+        assert isinstance(waiting, Request)
+        ids.append(waiting.id)
+    twins = [i for i in ids if [j[3] for j in ids].count(i[3]) > 1]
+    monkeypatch.setattr(cli.console, "width", 50)  # a narrow terminal
+    listing = call("request", "list", zone=sqlite_zone.root, token=bank)
+    assert listing.code == 0
+    assert set(REQUEST_ID.findall(listing.out)) == set(ids), listing.out
+
+    first = ids[-1]
+    short = first[
+        : next(n for n in range(4, 16) if not any(i.startswith(first[:n]) for i in ids[:-1]))
+    ]
+    approved = call(
+        "approve", short, "--reason", "fine", zone=sqlite_zone.root, token=bank
+    )  # a unique prefix names it
+    assert approved.code == 0 and first in approved.out and "released" in approved.out
+    shown = call("request", "show", first[3:9], zone=sqlite_zone.root, token=partner)
+    assert shown.code == 0 and first in shown.out  # without "rq-" too
+
+    ambiguous = call("request", "show", twins[0][:4], zone=sqlite_zone.root, token=partner)
+    assert ambiguous.code == 2 and "give more of the id" in ambiguous.err
+    unknown = call("request", "show", "rq-zzz", zone=sqlite_zone.root, token=partner)
+    assert unknown.code == 3 and "no request of yours" in unknown.err
+
+
+def test_the_documented_exit_codes_are_the_catalogue() -> None:
+    from collabzone import cli_support, errors
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    documented: dict[str, int] = {}
+    for code, classes in re.findall(r"^\| (\d+) \|[^|]*\| ([^|]*) \|", doc, re.MULTILINE):
+        for name in re.findall(r"`(\w+)`", classes):
+            documented[name] = int(code)
+    for cls, info in ERROR_CATALOGUE.items():
+        assert documented.get(cls.__name__) == info.exit_code, cls.__name__
+    assert set(documented) <= {c.__name__ for c in ERROR_CATALOGUE}
+    assert f"| {cli_support.EXIT_REQUEST_FAILED} | the request was accepted but failed" in doc
+    assert f"| {cli_support.EXIT_INTERNAL} | internal error" in doc
+    assert errors.ERROR_CATALOGUE[errors.InternalError].exit_code == cli_support.EXIT_INTERNAL
