@@ -96,7 +96,12 @@ def _json_arg(text: str | None, what: str) -> dict[str, Any]:
         return {}
     source = text
     if text.startswith("@"):
-        source = Path(text[1:]).read_text(encoding="utf-8")
+        try:
+            source = Path(text[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(
+                f"{what} {text}: cannot read {text[1:]} ({type(exc).__name__})"
+            ) from None
     try:
         value = json.loads(source)
     except json.JSONDecodeError as exc:

@@ -110,7 +110,8 @@ def parse_spec(source: Mapping[str, Any] | str | Path) -> DatasetSpec:
         if column.column_class is ColumnClass.IDENTIFIER:
             raise InvalidInputError(
                 f"column {column.name!r} is class identifier: direct identifiers never enter the "
-                "zone; tokenise it at your premises with `collabzone prepare` (class join_key) or drop it"
+                "zone; tokenise it at your premises with `collabzone link prepare` (class join_key) "
+                "or drop it"
             )
     limits = Limits(**doc.get("limits", {}))
     delimiter = str(doc.get("delimiter", ","))

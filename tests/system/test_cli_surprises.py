@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import typer
 
 from collabzone.errors import ERROR_CATALOGUE, PolicyRefusal
 from collabzone.model import Request
@@ -151,3 +152,35 @@ def test_the_documented_exit_codes_are_the_catalogue() -> None:
     assert f"| {cli_support.EXIT_REQUEST_FAILED} | the request was accepted but failed" in doc
     assert f"| {cli_support.EXIT_INTERNAL} | internal error" in doc
     assert errors.ERROR_CATALOGUE[errors.InternalError].exit_code == cli_support.EXIT_INTERNAL
+
+
+def test_the_identifier_refusal_names_the_real_command(
+    sqlite_zone: Parties, tmp_path: Path, call: Callable[..., Result]
+) -> None:
+    raw = tmp_path / "raw.csv"
+    raw.write_text("email,region\na@example.org,north\n", encoding="utf-8")
+    refused = call(
+        "dataset", "add", "raw", str(raw), "-c", "email:string:identifier",
+        "-c", "region:string:dimension",
+        zone=sqlite_zone.root, token=sqlite_zone.tokens["bank"],
+    )  # fmt: skip
+    assert refused.code == 2
+    command = re.search(r"`(collabzone [a-z ]+)`", refused.err)
+    assert command and command.group(1) == "collabzone link prepare", refused.err
+    assert any(c.name == "prepare" for c in cli_link_app().registered_commands)
+
+
+def cli_link_app() -> typer.Typer:
+    from collabzone.techniques.linking.cli import app
+
+    return app
+
+
+def test_submitting_a_spec_file_that_is_missing_is_invalid_input(
+    sqlite_zone: Parties, call: Callable[..., Result]
+) -> None:
+    missing = call(
+        "request", "submit", "dp_count", "--spec", "@no/such/spec.json",
+        zone=sqlite_zone.root, token=sqlite_zone.tokens["partner"],
+    )  # fmt: skip
+    assert missing.code == 2 and "cannot read no/such/spec.json" in missing.err, missing
