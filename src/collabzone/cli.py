@@ -27,6 +27,7 @@ from collabzone.cli_support import (
     EXIT_INTERRUPTED,
     exit_code_for,
     id_table,
+    ingest_progress,
     resolve_request_id,
 )
 from collabzone.errors import CollabzoneError, InvalidInputError, error_info
@@ -217,11 +218,23 @@ def dataset_add(
         list[str] | None, typer.Option("--column", "-c", help="name:type:class (repeatable).")
     ] = None,
     description: Annotated[str | None, typer.Option(help="What the dataset holds.")] = None,
+    no_header: Annotated[
+        bool,
+        typer.Option(
+            "--no-header", help="The file has no header line: its columns are the spec's, in order."
+        ),
+    ] = False,
 ) -> None:
     """Ingest a CSV or Parquet file (all or nothing) as one of your datasets."""
+    from collabzone.ingest import load_spec_document
+
     if spec is None and not column:
         raise InvalidInputError("declare the columns with --spec FILE or --column name:type:class")
+    if not source.is_file():
+        raise InvalidInputError(f"{source}: no such file")
     spec_source: Any = spec
+    if spec is not None and no_header:
+        spec_source = {**load_spec_document(spec), "header": False}
     if spec is None:
         columns = []
         for item in column or []:
@@ -229,12 +242,20 @@ def dataset_add(
             if len(parts) != 3:
                 raise InvalidInputError(f"--column {item!r} must be name:type:class")
             columns.append({"name": parts[0], "type": parts[1], "class": parts[2]})
-        spec_source = {"columns": columns}
-    with console.status(f"ingesting {source.name}..."):
-        dataset = _zone().add_dataset(name, source, spec_source, description)
+        spec_source = {"columns": columns, **({"header": False} if no_header else {})}
+    zone = _zone()
+    with ingest_progress(err_console, source.stat().st_size, source.name) as progress:
+        dataset = zone.add_dataset(
+            name, source, spec_source, description, progress=progress, notice=_notice
+        )
     console.print(
         f"dataset {dataset.name} v{dataset.version}: {dataset.row_count} rows, {len(dataset.columns)} columns"
     )
+
+
+def _notice(text: str) -> None:
+    """Something the zone skipped without refusing (blank lines): said on stderr."""
+    err_console.print(f"[yellow]note:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 @dataset_app.command("list")

@@ -16,9 +16,22 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from collabzone.errors import (
     ERROR_CATALOGUE,
@@ -30,6 +43,8 @@ from collabzone.model import Request, RequestStatus
 
 if TYPE_CHECKING:
     from collabzone.zone import Zone
+
+Progress_ = Callable[[int, int], None]
 
 EXIT_OK = 0
 EXIT_REFUSED = ERROR_CATALOGUE[PolicyRefusal].exit_code
@@ -96,3 +111,45 @@ def id_table(id_header: str, *headers: str, title: str | None = None) -> Table:
     for header in headers:
         table.add_column(header, overflow="fold")
     return table
+
+
+PROGRESS_FROM_BYTES = 2 << 20
+"""Files above this size show a progress bar while they are read (smaller ones are quick)."""
+
+
+class _RowsPerSecond(ProgressColumn):
+    """Rows read per second so far (the task's ``rows`` field over its elapsed time)."""
+
+    def render(self, task: Task) -> Text:
+        rows = int(task.fields.get("rows", 0))
+        elapsed = task.elapsed or 0.0
+        rate = f"{rows / elapsed:,.0f} rows/s" if elapsed > 0 else "- rows/s"
+        return Text(f"{rows:,} rows, {rate}", style="progress.data.speed")
+
+
+@contextmanager
+def ingest_progress(console: Console, size: int, name: str) -> Iterator[Progress_ | None]:
+    """A progress bar (percent, rows per second, time left) for reading a file of ``size``
+    bytes, on ``console`` (stderr); None for small files. Yields the callback to hand to
+    ``Zone.add_dataset(progress=...)``."""
+    if size < PROGRESS_FROM_BYTES:
+        with console.status(f"ingesting {name}..."):
+            yield None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        _RowsPerSecond(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"reading {name}", total=size)
+
+        def advance(done: int, lines: int) -> None:
+            bar.update(task, completed=done, rows=lines)
+            if done >= size:
+                bar.update(task, description=f"checking {name}")
+
+        yield advance

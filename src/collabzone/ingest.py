@@ -4,6 +4,12 @@ The owner declares every column (name, type, class, optional value domain) in a 
 spec (YAML, TOML or a dict). The file must match it exactly; the first problem found is
 reported with the file, line and column, and never with the offending value (it may be
 personal data). Nothing is stored unless every check passes.
+
+Limits come first: a byte-level pass (:mod:`collabzone.ingest_scan`) refuses an overlong
+line by its number before a parser sees it, and the header's width before any per-column
+work (every check is linear in the columns). Blank lines are skipped and reported through
+``notice``; a file without a header line (``header: false`` in the spec, or
+``collabzone dataset add --no-header``) has the spec's columns in the spec's order.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import csv
 import io
 import math
 import tomllib
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +33,7 @@ import yaml
 from pydantic import ValidationError
 
 from collabzone.errors import InvalidInputError
+from collabzone.ingest_scan import Progress, scan_lines
 from collabzone.model import Column, ColumnClass, ColumnType
 
 DUCKDB_TYPES = {
@@ -46,6 +54,7 @@ class Limits:
     max_columns: int = 500
     max_file_bytes: int = 10 * 1024**3
     max_string_length: int = 4096
+    max_line_bytes: int = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -56,10 +65,16 @@ class DatasetSpec:
     description: str = ""
     delimiter: str = ","
     limits: Limits = field(default_factory=Limits)
+    header: bool = True
 
 
-def parse_spec(source: Mapping[str, Any] | str | Path) -> DatasetSpec:
-    """Read a dataset spec from a dict, or a YAML/TOML file path."""
+def _duplicates(names: list[str]) -> list[str]:
+    """Names given more than once, sorted (linear: 1e5 columns must not take minutes)."""
+    return sorted(name for name, count in Counter(names).items() if count > 1)
+
+
+def load_spec_document(source: Mapping[str, Any] | str | Path) -> dict[str, Any]:
+    """The spec as a plain dict, from a dict or a YAML/TOML file (not yet validated)."""
     if isinstance(source, str | Path):
         path = Path(source)
         try:
@@ -74,6 +89,16 @@ def parse_spec(source: Mapping[str, Any] | str | Path) -> DatasetSpec:
             ) from None
     else:
         doc = dict(source)
+    if not isinstance(doc, Mapping):
+        raise InvalidInputError(
+            "a dataset spec needs a non-empty list `columns` of {name, type, class}"
+        )
+    return dict(doc)
+
+
+def parse_spec(source: Mapping[str, Any] | str | Path) -> DatasetSpec:
+    """Read a dataset spec from a dict, or a YAML/TOML file path."""
+    doc = load_spec_document(source)
     if (
         not isinstance(doc, Mapping)
         or not isinstance(doc.get("columns"), list)
@@ -103,7 +128,7 @@ def parse_spec(source: Mapping[str, Any] | str | Path) -> DatasetSpec:
                 f"spec column {name!r}: {where}: {first['msg']}{allowed}"
             ) from None
     names = [c.name for c in columns]
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = _duplicates(names)
     if dupes:
         raise InvalidInputError(f"the spec declares column(s) {', '.join(dupes)} twice")
     for column in columns:
@@ -113,11 +138,20 @@ def parse_spec(source: Mapping[str, Any] | str | Path) -> DatasetSpec:
                 "zone; tokenise it at your premises with `collabzone link prepare` (class join_key) "
                 "or drop it"
             )
-    limits = Limits(**doc.get("limits", {}))
+    limits_doc = doc.get("limits", {})
+    known = set(Limits.__dataclass_fields__)
+    if not isinstance(limits_doc, Mapping) or set(limits_doc) - known:
+        raise InvalidInputError(f"the spec's limits take only {', '.join(sorted(known))}")
+    limits = Limits(**limits_doc)
     delimiter = str(doc.get("delimiter", ","))
     if len(delimiter) != 1:
         raise InvalidInputError("the spec's delimiter must be a single character")
-    return DatasetSpec(tuple(columns), str(doc.get("description", "")), delimiter, limits)
+    header = doc.get("header", True)
+    if not isinstance(header, bool):
+        raise InvalidInputError("the spec's header must be true or false")
+    return DatasetSpec(
+        tuple(columns), str(doc.get("description", "")), delimiter, limits, header
+    )
 
 
 def _fail(
@@ -151,38 +185,44 @@ def _check_encoding(path: Path) -> None:
             raise _fail(path, "ends in a truncated UTF-8 character", line) from None
 
 
-def _read_header(path: Path, delimiter: str) -> list[str]:
+def _read_header(path: Path, spec: DatasetSpec) -> list[str]:
+    """The header's names (lines are already known to be within the line limit)."""
     with path.open("r", encoding="utf-8-sig", newline="") as handle:
         first = handle.readline()
-        second = handle.readline()
     if not first.strip():
         raise _fail(path, "is empty (expected a header line and data rows)")
-    header = next(csv.reader(io.StringIO(first), delimiter=delimiter))
+    try:
+        header = next(csv.reader(io.StringIO(first), delimiter=spec.delimiter))
+    except csv.Error:
+        raise _fail(path, "the header is not a valid CSV line", 1) from None
+    if len(header) > spec.limits.max_columns:
+        raise _fail(
+            path, f"has {len(header)} columns, over the limit of {spec.limits.max_columns}", 1
+        )
     header = [h.strip() for h in header]
-    dupes = sorted({h for h in header if header.count(h) > 1})
+    dupes = _duplicates(header)
     if dupes:
         raise _fail(
             path, f"the header names column(s) {', '.join(map(repr, dupes))} more than once", 1
         )
-    if not second.strip():
-        raise _fail(path, "has a header but no data rows", 2)
     return header
 
 
 def _match_columns(path: Path, found: list[str], spec: DatasetSpec) -> None:
+    if len(found) > spec.limits.max_columns:
+        raise _fail(path, f"has {len(found)} columns, over the limit of {spec.limits.max_columns}")
     declared = [c.name for c in spec.columns]
-    unknown = [c for c in found if c not in declared]
+    declared_set, found_set = set(declared), set(found)
+    unknown = [c for c in found if c not in declared_set]
     if unknown:
         raise _fail(
             path, f"column(s) {', '.join(map(repr, unknown))} are not declared in the spec", 1
         )
-    missing = [c for c in declared if c not in found]
+    missing = [c for c in declared if c not in found_set]
     if missing:
         raise _fail(
             path, f"declared column(s) {', '.join(map(repr, missing))} are missing from the file", 1
         )
-    if len(found) > spec.limits.max_columns:
-        raise _fail(path, f"has {len(found)} columns, over the limit of {spec.limits.max_columns}")
 
 
 _REJECT_MESSAGES = {
@@ -196,8 +236,18 @@ _REJECT_MESSAGES = {
 }
 
 
-def read_csv(path: Path, spec: DatasetSpec) -> pa.Table:
-    """Validate and read a CSV file into an Arrow table typed as the spec says."""
+def read_csv(
+    path: Path,
+    spec: DatasetSpec,
+    *,
+    progress: Progress | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> pa.Table:
+    """Validate and read a CSV file into an Arrow table typed as the spec says.
+
+    ``progress(bytes_done, lines_done)`` hears the first pass over the file; ``notice``
+    hears what was skipped without being an error (blank lines).
+    """
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"{path}: no such file")
@@ -206,11 +256,19 @@ def read_csv(path: Path, spec: DatasetSpec) -> pa.Table:
         raise _fail(path, "is empty (expected a header line and data rows)")
     if size > spec.limits.max_file_bytes:
         raise _fail(path, f"is {size} bytes, over the limit of {spec.limits.max_file_bytes}")
-    try:
-        header = _read_header(path, spec.delimiter)
-    except UnicodeDecodeError:
-        _check_encoding(path)  # raises, naming the line
-        raise
+    scan = scan_lines(path, spec.limits.max_line_bytes, progress)
+    if spec.header:
+        try:
+            header = _read_header(path, spec)
+        except UnicodeDecodeError:
+            _check_encoding(path)  # raises, naming the line
+            raise
+        if scan.lines - scan.blank <= 1:
+            raise _fail(path, "has a header but no data rows", 2)
+    else:
+        header = [c.name for c in spec.columns]  # the spec's order is the file's
+        if scan.lines == scan.blank:
+            raise _fail(path, "has no data rows")
 
     _match_columns(path, header, spec)
     by_name = {c.name: c for c in spec.columns}
@@ -225,10 +283,16 @@ def read_csv(path: Path, spec: DatasetSpec) -> pa.Table:
     try:
         try:
             raw = con.sql(
-                "SELECT * FROM read_csv(?, header=true, auto_detect=false, "
+                "SELECT * FROM read_csv(?, header=?, auto_detect=false, "
                 "delim=?, quote='\"', escape='\"', columns=?, store_rejects=true, strict_mode=true, "
-                "max_line_size=1048576)",
-                params=[str(path), spec.delimiter, types],
+                "max_line_size=?)",
+                params=[
+                    str(path),
+                    spec.header,
+                    spec.delimiter,
+                    types,
+                    max(spec.limits.max_line_bytes + 2, 1 << 20),
+                ],
             ).to_arrow_table()
         except duckdb.Error as exc:
             _check_encoding(path)  # a bad byte is the usual cause: name its line
@@ -250,10 +314,18 @@ def read_csv(path: Path, spec: DatasetSpec) -> pa.Table:
             line = _line_at_byte(path, int(position))
             raise _fail(path, message, line, column if error_type == "CAST" else None)
 
-        def locate(row: int) -> int:
-            return _line_of_record(path, row, spec.delimiter)
+        expected = scan.lines - scan.blank - (1 if spec.header else 0)
+        if not scan.quotes and raw.num_rows != expected:
+            # without quotes every non-blank line is one row: a difference is a lost row
+            raise _fail(path, f"{expected} data lines gave {raw.num_rows} rows")
 
-        return _validate_arrow(con, raw, path, spec, header, locate)
+        def locate(row: int) -> int:
+            return _line_of_record(path, row, spec.delimiter, header=spec.header)
+
+        table = _validate_arrow(con, raw, path, spec, header, locate)
+        if notice is not None and (text := scan.blank_notice(path.name)):
+            notice(text)
+        return table
     finally:
         con.close()
 
@@ -268,12 +340,13 @@ def _line_at_byte(path: Path, position: int) -> int:
     return newlines + 1
 
 
-def _line_of_record(path: Path, row: int, delimiter: str) -> int:
+def _line_of_record(path: Path, row: int, delimiter: str, *, header: bool = True) -> int:
     """The physical line where data row ``row`` (0-based, as DuckDB numbers them: blank lines
     skipped, a quoted field may span lines) starts. Error path only: it rereads the file."""
     with path.open("r", encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
-        next(reader, None)  # the header
+        if header:
+            next(reader, None)
         start, seen = reader.line_num + 1, -1
         for record in reader:
             if record:  # a blank line reads as []
@@ -281,7 +354,7 @@ def _line_of_record(path: Path, row: int, delimiter: str) -> int:
                 if seen == row:
                     return start
             start = reader.line_num + 1
-    return row + 2
+    return row + (2 if header else 1)
 
 
 def _check_integers(
@@ -533,13 +606,22 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def read_file(path: Path, spec: DatasetSpec) -> pa.Table:
-    """Read a CSV or Parquet file (by extension) under ``spec``."""
+def read_file(
+    path: Path,
+    spec: DatasetSpec,
+    *,
+    progress: Progress | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> pa.Table:
+    """Read a CSV or Parquet file (by extension) under ``spec`` (see :func:`read_csv`)."""
     suffix = Path(path).suffix.lower()
     if suffix in (".parquet", ".pq"):
+        if not spec.header:
+            raise InvalidInputError("a Parquet file names its columns: drop --no-header")
         return read_parquet(Path(path), spec)
-    if suffix in (".csv", ".txt", ".tsv"):
-        return read_csv(Path(path), spec)
+    if suffix in (".csv", ".txt", ".tsv", ".data"):
+        return read_csv(Path(path), spec, progress=progress, notice=notice)
     raise InvalidInputError(
-        f"{Path(path).name}: unsupported file type {suffix!r} (use .csv or .parquet)"
+        f"{Path(path).name}: unsupported file type {suffix!r} (use .csv, .tsv, .txt, .data or "
+        ".parquet)"
     )
