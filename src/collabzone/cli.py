@@ -2,7 +2,9 @@
 
 The CLI acts as the party whose token is given (``--token`` or ``COLLABZONE_TOKEN``) on the
 zone in ``--zone`` (or ``COLLABZONE_ZONE``, default ``./zone``). Errors print one line and
-exit with the code the error catalogue gives (no traceback unless ``--debug``).
+exit with the code the error catalogue gives (no traceback unless ``--debug``); a request
+that ends refused or failed exits 7 or 9 (:mod:`collabzone.cli_support`; the whole scheme is
+in docs/cli.md). Data goes to stdout and messages to stderr, so scripts can capture values.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collabzone.cli_support import (
     id_table,
     ingest_progress,
     resolve_request_id,
+    write_data,
 )
 from collabzone.errors import CollabzoneError, InvalidInputError, error_info
 from collabzone.model import Request
@@ -166,7 +169,10 @@ def init(
         typer.Option(help="Provider option NAME=VALUE for zone.toml [keys] (repeatable)."),
     ] = None,
 ) -> None:
-    """Create a zone; prints the operator's token (and a master key if none is set)."""
+    """Create a zone; prints the operator's token (and a master key if none is set).
+
+    The secrets go to stdout as ``export`` lines and everything else to stderr, so
+    ``eval "$(collabzone init)"`` sets them in the shell (as the README's tour does)."""
     keys: dict[str, str] = {"provider": key_provider}
     for item in key_option or []:
         option, sep, value = item.partition("=")
@@ -180,11 +186,13 @@ def init(
     _, token = zone_module.init(
         state.zone_dir, operator=operator, db_url=state.db_url, master_key=master, keys=keys
     )
-    console.print(f"zone created in {state.zone_dir}")
+    err_console.print(f"zone created in {state.zone_dir}")
     if generated:
-        console.print("[yellow]master key (keep it outside the zone; it is shown only once):[/]")
+        err_console.print(
+            "[yellow]master key (keep it outside the zone; it is shown only once):[/]"
+        )
         console.print(f"export COLLABZONE_MASTER_KEY={generated}", soft_wrap=True, markup=False)
-    console.print("operator token (shown only once):")
+    err_console.print("operator token (shown only once):")
     console.print(f"export COLLABZONE_TOKEN={token}", soft_wrap=True, markup=False)
 
 
@@ -192,9 +200,12 @@ def init(
 def party_add(
     name: str, role: Annotated[list[str], typer.Option("--role", "-r", help="Role (repeatable).")]
 ) -> None:
-    """Register a party (operator only); prints its token once."""
+    """Register a party (operator only); prints its token once, alone on stdout (the rest on
+    stderr), so ``BANK=$(collabzone party add bank -r analyst)`` keeps it."""
     party, token = _zone().add_party(name, role)
-    console.print(f"party {party.name} ({', '.join(party.roles)}); its token (shown only once):")
+    err_console.print(
+        f"party {party.name} ({', '.join(party.roles)}); its token (shown only once):"
+    )
     console.print(token, soft_wrap=True, markup=False)
 
 
@@ -373,8 +384,14 @@ def _print_release(zone: zone_module.Zone, request_id: str) -> None:
 @request_app.command("list")
 def request_list(
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    ids: Annotated[
+        bool, typer.Option("--ids", help="Only the ids, one per line (for scripts).")
+    ] = False,
 ) -> None:
     """Requests you asked, must decide, or that touch your data."""
+    if ids:
+        write_data("".join(f"{r.id}\n" for r in _zone().requests(status)))
+        return
     table = id_table("request", "status", "technique", "requester", "datasets", "purpose")
     for r in _zone().requests(status):
         table.add_row(

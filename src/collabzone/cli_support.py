@@ -98,8 +98,9 @@ def resolve_request_id(zone: Zone, text: str) -> str:
 
 def write_data(text: str) -> None:
     """Write command output that is data (CSV, JSON) to stdout, untouched by Rich (no
-    wrapping at the terminal width, no colour, no markup)."""
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    wrapping at the terminal width, no colour, no markup); nothing at all for no data."""
+    if text:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
 
 

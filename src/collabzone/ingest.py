@@ -149,9 +149,7 @@ def parse_spec(source: Mapping[str, Any] | str | Path) -> DatasetSpec:
     header = doc.get("header", True)
     if not isinstance(header, bool):
         raise InvalidInputError("the spec's header must be true or false")
-    return DatasetSpec(
-        tuple(columns), str(doc.get("description", "")), delimiter, limits, header
-    )
+    return DatasetSpec(tuple(columns), str(doc.get("description", "")), delimiter, limits, header)
 
 
 def _fail(
