@@ -10,6 +10,7 @@ line by its number before a parser sees it, and the header's width before any pe
 work (every check is linear in the columns). Blank lines are skipped and reported through
 ``notice``; a file without a header line (``header: false`` in the spec, or
 ``collabzone dataset add --no-header``) has the spec's columns in the spec's order.
+The spec itself is parsed in :mod:`collabzone.ingest_spec` (re-exported here).
 """
 
 from __future__ import annotations
@@ -18,10 +19,7 @@ import codecs
 import csv
 import io
 import math
-import tomllib
-from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +27,28 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import yaml
-from pydantic import ValidationError
 
 from collabzone.errors import InvalidInputError
 from collabzone.ingest_scan import Progress, scan_lines
-from collabzone.model import Column, ColumnClass, ColumnType
+from collabzone.ingest_spec import (
+    DatasetSpec,
+    Limits,
+    duplicate_names,
+    load_spec_document,
+    parse_spec,
+)
+from collabzone.model import Column, ColumnType
+
+__all__ = [
+    "DatasetSpec",
+    "Limits",
+    "Progress",
+    "load_spec_document",
+    "parse_spec",
+    "read_csv",
+    "read_file",
+    "read_parquet",
+]
 
 DUCKDB_TYPES = {
     ColumnType.STRING: "VARCHAR",
@@ -44,112 +58,6 @@ DUCKDB_TYPES = {
     ColumnType.DATE: "DATE",
     ColumnType.TIMESTAMP: "TIMESTAMP",
 }
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Upper bounds an ingest refuses to cross (protect the zone from huge uploads)."""
-
-    max_rows: int = 50_000_000
-    max_columns: int = 500
-    max_file_bytes: int = 10 * 1024**3
-    max_string_length: int = 4096
-    max_line_bytes: int = 1 << 20
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What the owner declares about a file before it is ingested."""
-
-    columns: tuple[Column, ...]
-    description: str = ""
-    delimiter: str = ","
-    limits: Limits = field(default_factory=Limits)
-    header: bool = True
-
-
-def _duplicates(names: list[str]) -> list[str]:
-    """Names given more than once, sorted (linear: 1e5 columns must not take minutes)."""
-    return sorted(name for name, count in Counter(names).items() if count > 1)
-
-
-def load_spec_document(source: Mapping[str, Any] | str | Path) -> dict[str, Any]:
-    """The spec as a plain dict, from a dict or a YAML/TOML file (not yet validated)."""
-    if isinstance(source, str | Path):
-        path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(f"cannot read spec file {path}: {exc}") from None
-        try:
-            doc = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-        except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-            raise InvalidInputError(
-                f"spec file {path} is not valid {path.suffix[1:] or 'YAML'}: {exc}"
-            ) from None
-    else:
-        doc = dict(source)
-    if not isinstance(doc, Mapping):
-        raise InvalidInputError(
-            "a dataset spec needs a non-empty list `columns` of {name, type, class}"
-        )
-    return dict(doc)
-
-
-def parse_spec(source: Mapping[str, Any] | str | Path) -> DatasetSpec:
-    """Read a dataset spec from a dict, or a YAML/TOML file path."""
-    doc = load_spec_document(source)
-    if (
-        not isinstance(doc, Mapping)
-        or not isinstance(doc.get("columns"), list)
-        or not doc["columns"]
-    ):
-        raise InvalidInputError(
-            "a dataset spec needs a non-empty list `columns` of {name, type, class}"
-        )
-    columns = []
-    for i, raw in enumerate(doc["columns"], start=1):
-        if not isinstance(raw, Mapping):
-            raise InvalidInputError(
-                f"column {i} of the spec must be a mapping with name, type and class"
-            )
-        try:
-            columns.append(Column.model_validate(dict(raw)))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            allowed = ""
-            if where == "class":
-                allowed = f" (known classes: {', '.join(c.value for c in ColumnClass)})"
-            elif where == "type":
-                allowed = f" (known types: {', '.join(c.value for c in ColumnType)})"
-            name = raw.get("name", f"#{i}")
-            raise InvalidInputError(
-                f"spec column {name!r}: {where}: {first['msg']}{allowed}"
-            ) from None
-    names = [c.name for c in columns]
-    dupes = _duplicates(names)
-    if dupes:
-        raise InvalidInputError(f"the spec declares column(s) {', '.join(dupes)} twice")
-    for column in columns:
-        if column.column_class is ColumnClass.IDENTIFIER:
-            raise InvalidInputError(
-                f"column {column.name!r} is class identifier: direct identifiers never enter the "
-                "zone; tokenise it at your premises with `collabzone link prepare` (class join_key) "
-                "or drop it"
-            )
-    limits_doc = doc.get("limits", {})
-    known = set(Limits.__dataclass_fields__)
-    if not isinstance(limits_doc, Mapping) or set(limits_doc) - known:
-        raise InvalidInputError(f"the spec's limits take only {', '.join(sorted(known))}")
-    limits = Limits(**limits_doc)
-    delimiter = str(doc.get("delimiter", ","))
-    if len(delimiter) != 1:
-        raise InvalidInputError("the spec's delimiter must be a single character")
-    header = doc.get("header", True)
-    if not isinstance(header, bool):
-        raise InvalidInputError("the spec's header must be true or false")
-    return DatasetSpec(tuple(columns), str(doc.get("description", "")), delimiter, limits, header)
 
 
 def _fail(
@@ -198,7 +106,7 @@ def _read_header(path: Path, spec: DatasetSpec) -> list[str]:
             path, f"has {len(header)} columns, over the limit of {spec.limits.max_columns}", 1
         )
     header = [h.strip() for h in header]
-    dupes = _duplicates(header)
+    dupes = duplicate_names(header)
     if dupes:
         raise _fail(
             path, f"the header names column(s) {', '.join(map(repr, dupes))} more than once", 1
@@ -312,6 +220,8 @@ def read_csv(
             line = _line_at_byte(path, int(position))
             raise _fail(path, message, line, column if error_type == "CAST" else None)
 
+        if spec.strip_spaces:
+            raw = _strip_spaces(raw)
         expected = scan.lines - scan.blank - (1 if spec.header else 0)
         if not scan.quotes and raw.num_rows != expected:
             # without quotes every non-blank line is one row: a difference is a lost row
@@ -326,6 +236,17 @@ def read_csv(
         return table
     finally:
         con.close()
+
+
+def _strip_spaces(table: pa.Table) -> pa.Table:
+    """Trim whitespace around every text field (``strip_spaces: true``: files such as UCI's
+    ``adult.data`` separate fields with ", ", so each value would start with a space)."""
+    for index, column in enumerate(table.columns):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            table = table.set_column(
+                index, table.column_names[index], pc.utf8_trim_whitespace(column)
+            )
+    return table
 
 
 def _line_at_byte(path: Path, position: int) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from rich.console import Console
 
 from collabzone.errors import InvalidInputError
@@ -35,7 +36,8 @@ SPEC = {
 }
 ADULT = SHARED_DATA / "uci_adult_full" / "adult.data"
 ADULT_SPEC = """\
-description: UCI Adult (adult.data has no header line)
+description: UCI Adult (adult.data has no header line; fields are separated by ", ")
+strip_spaces: true
 columns:
   - {name: age, type: integer, class: quasi_identifier}
   - {name: workclass, type: string, class: dimension}
@@ -46,12 +48,12 @@ columns:
   - {name: occupation, type: string, class: dimension}
   - {name: relationship, type: string, class: other}
   - {name: race, type: string, class: quasi_identifier}
-  - {name: sex, type: string, class: quasi_identifier}
+  - {name: sex, type: string, class: quasi_identifier, domain: [Female, Male]}
   - {name: capital_gain, type: integer, class: measure}
   - {name: capital_loss, type: integer, class: measure}
   - {name: hours_per_week, type: integer, class: measure}
   - {name: native_country, type: string, class: quasi_identifier}
-  - {name: income, type: string, class: label}
+  - {name: income, type: string, class: label, domain: ["<=50K", ">50K"]}
 """
 
 
@@ -173,6 +175,15 @@ def test_adult_data_ingests_without_a_header_in_the_specs_order(
     assert "adult.data: skipped 1 blank line (line 32562)" in err
     [adult] = [d for d in sqlite_zone.bank.datasets() if d.name == "adult"]
     assert [c.name for c in adult.columns][:3] == ["age", "workclass", "fnlwgt"]
+
+    table = read_csv(ADULT, parse_spec({**yaml.safe_load(ADULT_SPEC), "header": False}))
+    assert table.slice(0, 1).to_pylist()[0] | {"fnlwgt": 0} == {
+        "age": 39, "workclass": "State-gov", "fnlwgt": 0, "education": "Bachelors",
+        "education_num": 13, "marital_status": "Never-married", "occupation": "Adm-clerical",
+        "relationship": "Not-in-family", "race": "White", "sex": "Male", "capital_gain": 2174,
+        "capital_loss": 0, "hours_per_week": 40, "native_country": "United-States",
+        "income": "<=50K",
+    }  # fmt: skip
 
     # without --no-header the first record is taken for a header and refused by name
     code, _, err = _cli(monkeypatch, capsys)(
