@@ -26,6 +26,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
@@ -44,7 +45,7 @@ from collabzone.model import Request, RequestStatus
 if TYPE_CHECKING:
     from collabzone.zone import Zone
 
-Progress_ = Callable[[int, int], None]
+Progress_ = Callable[[str, float, int], None]
 
 EXIT_OK = 0
 EXIT_REFUSED = ERROR_CATALOGUE[PolicyRefusal].exit_code
@@ -130,9 +131,9 @@ class _RowsPerSecond(ProgressColumn):
 
 @contextmanager
 def ingest_progress(console: Console, size: int, name: str) -> Iterator[Progress_ | None]:
-    """A progress bar (percent, rows per second, time left) for reading a file of ``size``
-    bytes, on ``console`` (stderr); None for small files. Yields the callback to hand to
-    ``Zone.add_dataset(progress=...)``."""
+    """Progress bars (percent, rows per second, time left) for ingesting a file of ``size``
+    bytes, one per step (scanning, parsing), on ``console`` (stderr); None for small files.
+    Yields the callback to hand to ``Zone.add_dataset(progress=...)``."""
     if size < PROGRESS_FROM_BYTES:
         with console.status(f"ingesting {name}..."):
             yield None
@@ -146,11 +147,11 @@ def ingest_progress(console: Console, size: int, name: str) -> Iterator[Progress
         console=console,
         transient=True,
     ) as bar:
-        task = bar.add_task(f"reading {name}", total=size)
+        tasks: dict[str, TaskID] = {}
 
-        def advance(done: int, lines: int) -> None:
-            bar.update(task, completed=done, rows=lines)
-            if done >= size:
-                bar.update(task, description=f"checking {name}")
+        def advance(step: str, fraction: float, rows: int) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(f"{step} {name}", total=1000, rows=0)
+            bar.update(tasks[step], completed=round(fraction * 1000), rows=rows)
 
         yield advance

@@ -242,7 +242,7 @@ class RemoteZone:
         spec: Mapping[str, Any] | str | Path,
         description: str | None = None,
         *,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[str, float, int], None] | None = None,
         notice: Callable[[str], None] | None = None,
     ) -> Dataset:
         """Upload a CSV or Parquet file (streamed) with its spec (a mapping or a spec file).
@@ -260,8 +260,7 @@ class RemoteZone:
         with handle:
             doc = self._call("POST", "/v1/datasets", data=form, files={"file": (path.name, handle)})
         if progress is not None:
-            size = path.stat().st_size
-            progress(size, 0)
+            progress("uploading", 1.0, 0)
         return Dataset.model_validate(doc)
 
     def register_dataset(

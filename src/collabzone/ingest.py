@@ -19,6 +19,7 @@ import codecs
 import csv
 import io
 import math
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -151,8 +152,9 @@ def read_csv(
 ) -> pa.Table:
     """Validate and read a CSV file into an Arrow table typed as the spec says.
 
-    ``progress(bytes_done, lines_done)`` hears the first pass over the file; ``notice``
-    hears what was skipped without being an error (blank lines).
+    ``progress(step, fraction, rows)`` hears both passes over the file (see
+    :data:`collabzone.ingest_scan.Progress`); ``notice`` hears what was skipped without being
+    an error (blank lines).
     """
     path = Path(path)
     if not path.is_file():
@@ -188,18 +190,21 @@ def read_csv(
     con = duckdb.connect(config={"enable_external_access": True})
     try:
         try:
-            raw = con.sql(
+            raw = _arrow_with_progress(
+                con,
                 "SELECT * FROM read_csv(?, header=?, auto_detect=false, "
                 "delim=?, quote='\"', escape='\"', columns=?, store_rejects=true, strict_mode=true, "
                 "max_line_size=?)",
-                params=[
+                [
                     str(path),
                     spec.header,
                     spec.delimiter,
                     types,
                     max(spec.limits.max_line_bytes + 2, 1 << 20),
                 ],
-            ).to_arrow_table()
+                progress,
+                scan.lines - scan.blank - (1 if spec.header else 0),
+            )
         except duckdb.Error as exc:
             _check_encoding(path)  # a bad byte is the usual cause: name its line
             raise _fail(path, f"could not be parsed as CSV ({type(exc).__name__})") from None
@@ -236,6 +241,45 @@ def read_csv(
         return table
     finally:
         con.close()
+
+
+def _arrow_with_progress(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: list[Any],
+    progress: Progress | None,
+    rows: int,
+) -> pa.Table:
+    """Run ``sql`` to an Arrow table; with ``progress``, the query runs on a worker thread
+    while this one polls DuckDB's own progress (``query_progress``, made for this)."""
+    if progress is None:
+        return con.sql(sql, params=params).to_arrow_table()
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["table"] = con.sql(sql, params=params).to_arrow_table()
+        except BaseException as exc:  # handed back to the caller's thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=run, name="collabzone-ingest", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+            percent = con.query_progress()
+            if percent >= 0:
+                progress("parsing", percent / 100, int(rows * percent / 100))
+    except BaseException:  # Ctrl-C or a failing callback: stop the query before leaving
+        con.interrupt()
+        worker.join()
+        raise
+    if "error" in result:
+        raise result["error"]
+    progress("parsing", 1.0, rows)
+    return result["table"]
 
 
 def _strip_spaces(table: pa.Table) -> pa.Table:

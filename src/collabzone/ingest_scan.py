@@ -21,8 +21,9 @@ from collabzone.errors import InvalidInputError
 CHUNK_BYTES = 8 << 20
 BLANK_LINES_NAMED = 5
 
-Progress = Callable[[int, int], None]
-"""Called as ``progress(bytes_done, lines_done)`` while a file is read."""
+Progress = Callable[[str, float, int], None]
+"""Called as ``progress(step, fraction_of_step_done, rows_so_far)`` while a file is ingested;
+the steps are ``"scanning"`` (this module's byte pass) then ``"parsing"`` (the CSV reader)."""
 
 
 @dataclass
@@ -57,6 +58,7 @@ def scan_lines(path: Path, max_line_bytes: int, progress: Progress | None = None
     open_length = 0  # bytes of that line seen in earlier chunks
     last_byte = -1  # the byte before the current chunk (a CR before a chunk's first LF)
     done = 0
+    size = max(path.stat().st_size, 1)
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK_BYTES):
             data = np.frombuffer(chunk, dtype=np.uint8)
@@ -81,7 +83,7 @@ def scan_lines(path: Path, max_line_bytes: int, progress: Progress | None = None
             last_byte = int(data[-1])
             done += len(chunk)
             if progress is not None:
-                progress(done, line - 1)
+                progress("scanning", done / size, line - 1)
     if open_length:  # a last line without a line ending
         _refuse_long(path, np.array([open_length - (last_byte == 0x0D)]), line, max_line_bytes)
         scan.lines = line

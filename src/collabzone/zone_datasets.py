@@ -44,7 +44,7 @@ class DatasetOps(ZoneBase):
         """Ingest a CSV or Parquet file as a new dataset (or a new version of one's own).
 
         All or nothing: any problem raises InvalidInputError naming file, line and column,
-        and leaves the zone exactly as it was. ``progress(bytes_done, lines_done)`` hears
+        and leaves the zone exactly as it was. ``progress(step, fraction, rows)`` hears
         the reading of a CSV file; ``notice`` hears what was skipped (blank lines), which
         the audit event records too.
         """

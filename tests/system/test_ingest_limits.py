@@ -203,19 +203,21 @@ def test_big_files_show_percent_rows_per_second_and_time_left(
         handle.writelines(f"t{i},note number {i}\n" for i in range(rows))
     size = source.stat().st_size
     assert size > cli_support.PROGRESS_FROM_BYTES
-    heard: list[tuple[int, int]] = []
+    heard: list[tuple[str, float, int]] = []
     screen = io.StringIO()
     terminal = Console(file=screen, force_terminal=True, width=120)
     with cli_support.ingest_progress(terminal, size, source.name) as progress:
         assert progress is not None
 
-        def both(done: int, lines: int) -> None:
-            heard.append((done, lines))
-            progress(done, lines)
+        def both(step: str, fraction: float, rows: int) -> None:
+            heard.append((step, fraction, rows))
+            progress(step, fraction, rows)
 
         dataset = sqlite_zone.bank.add_dataset("big", source, SPEC, progress=both)
     assert dataset.row_count == rows
-    assert heard[-1] == (size, rows + 1) and heard == sorted(heard)
+    scanned = [h for h in heard if h[0] == "scanning"]
+    assert scanned[-1] == ("scanning", 1.0, rows + 1) and scanned == sorted(scanned)
+    assert heard[-1] == ("parsing", 1.0, rows)  # every physical line but the header
     drawn = screen.getvalue()
     assert "%" in drawn and "rows/s" in drawn, drawn
     with cli_support.ingest_progress(terminal, 10, "small.csv") as none:
