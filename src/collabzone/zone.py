@@ -263,7 +263,12 @@ class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps):
         with self._engine.connect() as conn:
             everything = repo.list_requests(conn)
             mine = {d.name for d in repo.list_datasets(conn) if d.owner == me.name}
-        wanted = RequestStatus(status) if status else None
+        try:
+            wanted = RequestStatus(status) if status else None
+        except ValueError:
+            raise InvalidInputError(
+                f"unknown status {status!r}; statuses: {', '.join(s.value for s in RequestStatus)}"
+            ) from None
         seen_all = me.has_role(Role.AUDITOR) or me.has_role(Role.OPERATOR)
         return [
             r

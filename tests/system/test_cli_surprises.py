@@ -184,3 +184,13 @@ def test_submitting_a_spec_file_that_is_missing_is_invalid_input(
         zone=sqlite_zone.root, token=sqlite_zone.tokens["partner"],
     )  # fmt: skip
     assert missing.code == 2 and "cannot read no/such/spec.json" in missing.err, missing
+
+
+def test_an_unknown_status_is_invalid_input_not_an_internal_error(
+    sqlite_zone: Parties, call: Callable[..., Result]
+) -> None:
+    listed = call(
+        "request", "list", "--status", "waiting", "--ids",
+        zone=sqlite_zone.root, token=sqlite_zone.tokens["partner"],
+    )  # fmt: skip
+    assert listed.code == 2 and "awaiting_approval" in listed.err, listed
