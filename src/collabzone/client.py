@@ -244,8 +244,14 @@ class RemoteZone:
         source: str | Path,
         spec: Mapping[str, Any] | str | Path,
         description: str | None = None,
+        *,
+        progress: Callable[[str, float, int], None] | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> Dataset:
-        """Upload a CSV or Parquet file (streamed) with its spec (a mapping or a spec file)."""
+        """Upload a CSV or Parquet file (streamed) with its spec (a mapping or a spec file).
+
+        The server reads the file: ``progress`` hears the upload's end only, and what it
+        skipped (blank lines) is in the ``dataset.added`` audit event, not in ``notice``."""
         path = Path(source)
         form = {"name": name, "spec": json.dumps(_spec_doc(spec))}
         if description is not None:
@@ -256,6 +262,8 @@ class RemoteZone:
             raise errors.InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
         with handle:
             doc = self._call("POST", "/v1/datasets", data=form, files={"file": (path.name, handle)})
+        if progress is not None:
+            progress("uploading", 1.0, 0)
         return Dataset.model_validate(doc)
 
     def register_dataset(

@@ -145,8 +145,15 @@ def connect(
     *,
     db_url: str | None = None,
     master_key: str | None = None,
+    host: bool = False,
 ) -> Zone:
-    """Open an existing zone acting as the party whose token is given (or COLLABZONE_TOKEN)."""
+    """Open an existing zone acting as the party whose token is given (or COLLABZONE_TOKEN).
+
+    ``host=True`` opens it for the zone's host process (the server), which acts for no party:
+    ``COLLABZONE_TOKEN`` is then ignored, so an operator's shell that still exports a party's
+    token can start the server."""
+    if host and token is not None:
+        raise InvalidInputError("a host handle acts for no party: give no token")
     root = Path(path)
     config = root / "zone.toml"
     if not config.exists():
@@ -158,7 +165,8 @@ def connect(
     engine = open_engine(_resolve_db(root, db_url))
     migrate(engine)
     keyring = open_keys(root, KeysConfig.parse(doc.get("keys")), master_key)
-    token = token or os.environ.get("COLLABZONE_TOKEN")
+    if not host:
+        token = token or os.environ.get("COLLABZONE_TOKEN")
     zone = Zone(root, engine, keyring, zone_id, token)
     zone._requests.recover()  # requests a crashed process left half-way end failed
     return zone
@@ -262,7 +270,12 @@ class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps):
         with self._engine.connect() as conn:
             everything = repo.list_requests(conn)
             mine = {d.name for d in repo.list_datasets(conn) if d.owner == me.name}
-        wanted = RequestStatus(status) if status else None
+        try:
+            wanted = RequestStatus(status) if status else None
+        except ValueError:
+            raise InvalidInputError(
+                f"unknown status {status!r}; statuses: {', '.join(s.value for s in RequestStatus)}"
+            ) from None
         seen_all = me.has_role(Role.AUDITOR) or me.has_role(Role.OPERATOR)
         return [
             r
