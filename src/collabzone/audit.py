@@ -19,7 +19,7 @@ import hmac
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -77,17 +77,37 @@ def head_mac(key: bytes, seq: int, last_hash: str) -> str:
 
 @dataclass(frozen=True)
 class Verification:
-    """Result of checking the chain: ``ok``, or the first broken link and why."""
+    """Result of checking the log: ``ok``, or the first broken link and why.
+
+    ``problems`` lists every further finding (ledger rows without events and the like);
+    ``anchor`` names the kept checkpoint the log was shown to continue, if one was given.
+    """
 
     ok: bool
     events: int
     broken_at: int | None = None
     problem: str | None = None
+    problems: tuple[str, ...] = ()
+    anchor: str | None = None
 
     def __str__(self) -> str:
         if self.ok:
-            return f"audit log intact: {self.events} events, chain and signed head verified"
-        return f"audit log BROKEN at event {self.broken_at}: {self.problem}"
+            text = f"audit log intact: {self.events} events, chain and signed head verified"
+            if self.anchor:
+                text += f"; continues your {self.anchor}"
+            return text
+        where = f" at event {self.broken_at}" if self.broken_at is not None else ""
+        lines = [f"audit log BROKEN{where}: {self.problem}"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+    def with_problem(
+        self, problem: str, *, at: int | None = None, problems: Sequence[str] = ()
+    ) -> Verification:
+        """This result, failed with ``problem`` unless it already failed on the chain."""
+        if not self.ok:
+            return replace(self, problems=(*self.problems, problem, *problems))
+        return replace(self, ok=False, broken_at=at, problem=problem, problems=tuple(problems))
 
 
 def verify_chain(

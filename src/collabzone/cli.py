@@ -2,7 +2,9 @@
 
 The CLI acts as the party whose token is given (``--token`` or ``COLLABZONE_TOKEN``) on the
 zone in ``--zone`` (or ``COLLABZONE_ZONE``, default ``./zone``). Errors print one line and
-exit with the code the error catalogue gives (no traceback unless ``--debug``).
+exit with the code the error catalogue gives (no traceback unless ``--debug``); a request
+that ends refused or failed exits 7 or 9 (:mod:`collabzone.cli_support`; the whole scheme is
+in docs/cli.md). Data goes to stdout and messages to stderr, so scripts can capture values.
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ from rich.table import Table
 
 from collabzone import zone as zone_module
 from collabzone.cli_plugins import SUBCOMMANDS
+from collabzone.cli_support import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    exit_code_for,
+    id_table,
+    ingest_progress,
+    resolve_request_id,
+    write_data,
+)
 from collabzone.errors import CollabzoneError, InvalidInputError, error_info
 from collabzone.model import Request
 
@@ -89,7 +100,12 @@ def _json_arg(text: str | None, what: str) -> dict[str, Any]:
         return {}
     source = text
     if text.startswith("@"):
-        source = Path(text[1:]).read_text(encoding="utf-8")
+        try:
+            source = Path(text[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(
+                f"{what} {text}: cannot read {text[1:]} ({type(exc).__name__})"
+            ) from None
     try:
         value = json.loads(source)
     except json.JSONDecodeError as exc:
@@ -105,19 +121,21 @@ def _print_json(value: Any) -> None:
     console.print_json(json.dumps(value, default=str))
 
 
-def _show_request(request: Request) -> None:
+def _show_request(request: Request, to: Console | None = None) -> None:
+    """One request's line, reasons and approvals (on ``to``: stdout unless data goes there)."""
+    out = to or console
     colour = {
         "released": "green",
         "refused": "red",
         "failed": "red",
         "awaiting_approval": "yellow",
     }.get(request.status.value, "white")
-    console.print(
+    out.print(
         f"[bold]{request.id}[/] [{colour}]{request.status.value}[/] {request.technique} "
         f"by {request.requester} on {', '.join(request.datasets) or '-'}"
     )
     for reason in request.reasons:
-        console.print(f"  [red]reason:[/] {escape(reason)}")
+        out.print(f"  [red]reason:[/] {escape(reason)}")
     if request.owners_to_approve:
         decided = {d.owner: d for d in request.decisions}
         for owner in request.owners_to_approve:
@@ -127,7 +145,7 @@ def _show_request(request: Request) -> None:
                 if d is None
                 else ("approved" if d.approved else "denied") + f": {d.reason}"
             )
-            console.print(f"  approval by {owner}: {verdict}")
+            out.print(f"  approval by {owner}: {verdict}")
 
 
 def render_table(payload: dict[str, Any], title: str | None = None) -> None:
@@ -151,7 +169,10 @@ def init(
         typer.Option(help="Provider option NAME=VALUE for zone.toml [keys] (repeatable)."),
     ] = None,
 ) -> None:
-    """Create a zone; prints the operator's token (and a master key if none is set)."""
+    """Create a zone; prints the operator's token (and a master key if none is set).
+
+    The secrets go to stdout as ``export`` lines and everything else to stderr, so
+    ``eval "$(collabzone init)"`` sets them in the shell (as the README's tour does)."""
     keys: dict[str, str] = {"provider": key_provider}
     for item in key_option or []:
         option, sep, value = item.partition("=")
@@ -165,11 +186,13 @@ def init(
     _, token = zone_module.init(
         state.zone_dir, operator=operator, db_url=state.db_url, master_key=master, keys=keys
     )
-    console.print(f"zone created in {state.zone_dir}")
+    err_console.print(f"zone created in {state.zone_dir}")
     if generated:
-        console.print("[yellow]master key (keep it outside the zone; it is shown only once):[/]")
+        err_console.print(
+            "[yellow]master key (keep it outside the zone; it is shown only once):[/]"
+        )
         console.print(f"export COLLABZONE_MASTER_KEY={generated}", soft_wrap=True, markup=False)
-    console.print("operator token (shown only once):")
+    err_console.print("operator token (shown only once):")
     console.print(f"export COLLABZONE_TOKEN={token}", soft_wrap=True, markup=False)
 
 
@@ -177,9 +200,12 @@ def init(
 def party_add(
     name: str, role: Annotated[list[str], typer.Option("--role", "-r", help="Role (repeatable).")]
 ) -> None:
-    """Register a party (operator only); prints its token once."""
+    """Register a party (operator only); prints its token once, alone on stdout (the rest on
+    stderr), so ``BANK=$(collabzone party add bank -r analyst)`` keeps it."""
     party, token = _zone().add_party(name, role)
-    console.print(f"party {party.name} ({', '.join(party.roles)}); its token (shown only once):")
+    err_console.print(
+        f"party {party.name} ({', '.join(party.roles)}); its token (shown only once):"
+    )
     console.print(token, soft_wrap=True, markup=False)
 
 
@@ -230,11 +256,23 @@ def dataset_add(
         list[str] | None, typer.Option("--column", "-c", help="name:type:class (repeatable).")
     ] = None,
     description: Annotated[str | None, typer.Option(help="What the dataset holds.")] = None,
+    no_header: Annotated[
+        bool,
+        typer.Option(
+            "--no-header", help="The file has no header line: its columns are the spec's, in order."
+        ),
+    ] = False,
 ) -> None:
     """Ingest a CSV or Parquet file (all or nothing) as one of your datasets."""
+    from collabzone.ingest import load_spec_document
+
     if spec is None and not column:
         raise InvalidInputError("declare the columns with --spec FILE or --column name:type:class")
+    if not source.is_file():
+        raise InvalidInputError(f"{source}: no such file")
     spec_source: Any = spec
+    if spec is not None and no_header:
+        spec_source = {**load_spec_document(spec), "header": False}
     if spec is None:
         columns = []
         for item in column or []:
@@ -242,12 +280,20 @@ def dataset_add(
             if len(parts) != 3:
                 raise InvalidInputError(f"--column {item!r} must be name:type:class")
             columns.append({"name": parts[0], "type": parts[1], "class": parts[2]})
-        spec_source = {"columns": columns}
-    with console.status(f"ingesting {source.name}..."):
-        dataset = _zone().add_dataset(name, source, spec_source, description)
+        spec_source = {"columns": columns, **({"header": False} if no_header else {})}
+    zone = _zone()
+    with ingest_progress(err_console, source.stat().st_size, source.name) as progress:
+        dataset = zone.add_dataset(
+            name, source, spec_source, description, progress=progress, notice=_notice
+        )
     console.print(
         f"dataset {dataset.name} v{dataset.version}: {dataset.row_count} rows, {len(dataset.columns)} columns"
     )
+
+
+def _notice(text: str) -> None:
+    """Something the zone skipped without refusing (blank lines): said on stderr."""
+    err_console.print(f"[yellow]note:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 @dataset_app.command("list")
@@ -341,6 +387,8 @@ def request_submit(
     _show_request(result)
     if result.status.value == "released":
         _print_release(zone, result.id)
+    if code := exit_code_for(result):
+        raise typer.Exit(code)  # a refusal (7) or a failure (9) is not a success
 
 
 def _print_release(zone: zone_module.Zone, request_id: str) -> None:
@@ -363,9 +411,15 @@ def _print_release(zone: zone_module.Zone, request_id: str) -> None:
 @request_app.command("list")
 def request_list(
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    ids: Annotated[
+        bool, typer.Option("--ids", help="Only the ids, one per line (for scripts).")
+    ] = False,
 ) -> None:
     """Requests you asked, must decide, or that touch your data."""
-    table = Table("request", "status", "technique", "requester", "datasets", "purpose")
+    if ids:
+        write_data("".join(f"{r.id}\n" for r in _zone().requests(status)))
+        return
+    table = id_table("request", "status", "technique", "requester", "datasets", "purpose")
     for r in _zone().requests(status):
         table.add_row(
             r.id, r.status.value, r.technique, r.requester, ", ".join(r.datasets), r.purpose
@@ -375,14 +429,16 @@ def request_list(
 
 @request_app.command("show")
 def request_show(request_id: str) -> None:
-    """One request, its decisions and reasons."""
-    _show_request(_zone().request(request_id))
+    """One request, its decisions and reasons (any unique prefix of its id will do)."""
+    zone = _zone()
+    _show_request(zone.request(resolve_request_id(zone, request_id)))
 
 
 @request_app.command("result")
 def request_result(request_id: str) -> None:
-    """A released result and its privacy receipt."""
-    _print_release(_zone(), request_id)
+    """A released result and its privacy receipt (any unique prefix of its id will do)."""
+    zone = _zone()
+    _print_release(zone, resolve_request_id(zone, request_id))
 
 
 @request_app.command("risk")
@@ -392,7 +448,9 @@ def request_risk(
 ) -> None:
     """What a pending request would disclose if released now, with everything released
     before (for the owners of the data it touches, and auditors)."""
-    report = _zone().request_risk(request_id)
+    zone = _zone()
+    request_id = resolve_request_id(zone, request_id)
+    report = zone.request_risk(request_id)
     if as_json:
         _print_json(report)
         return
@@ -406,14 +464,20 @@ def request_risk(
 
 @app.command()
 def approve(request_id: str, reason: Annotated[str, typer.Option(help="Why.")]) -> None:
-    """Approve a request touching your dataset."""
-    _show_request(_zone().approve(request_id, reason))
+    """Approve a request touching your dataset (any unique prefix of its id will do); exits
+    7 or 9 when the approved request then ends refused or failed."""
+    zone = _zone()
+    request = zone.approve(resolve_request_id(zone, request_id), reason)
+    _show_request(request)
+    if code := exit_code_for(request):
+        raise typer.Exit(code)
 
 
 @app.command()
 def deny(request_id: str, reason: Annotated[str, typer.Option(help="Why.")]) -> None:
-    """Deny a request touching your dataset."""
-    _show_request(_zone().deny(request_id, reason))
+    """Deny a request touching your dataset (any unique prefix of its id will do)."""
+    zone = _zone()
+    _show_request(zone.deny(resolve_request_id(zone, request_id), reason))
 
 
 @app.command()
@@ -455,21 +519,70 @@ def budget() -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute the hash chain; exit 8 at the first broken link."""
-    result = _zone().verify_audit()
+def audit_verify(
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against",
+            help="A checkpoint you kept (audit checkpoint --out): prove no rollback or fork since.",
+        ),
+    ] = None,
+) -> None:
+    """Recompute the hash chain and the ledger; exit 8 at the first broken link."""
+    from collabzone.audit_checkpoint import load
+
+    kept = load(against) if against is not None else None
+    result = _zone().verify_audit(against=kept)
     if result.ok:
-        console.print(f"[green]{result}[/]")
+        console.print(f"[green]{escape(str(result))}[/]", soft_wrap=True)
         return
-    err_console.print(f"[red]{result}[/]")
+    err_console.print(f"[red]{escape(str(result))}[/]", soft_wrap=True)
     raise typer.Exit(8)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write it here (default: print the JSON).")
+    ] = None,
+) -> None:
+    """Fetch the zone's signed checkpoint of the audit log's head: keep it outside the zone."""
+    checkpoint = _zone().audit_checkpoint()
+    if out is None:
+        sys.stdout.write(checkpoint.to_json())
+        return
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(checkpoint.to_json(), encoding="utf-8")
+    tmp.replace(out)
+    err_console.print(f"{escape(checkpoint.describe())} written to {out}", soft_wrap=True)
 
 
 @audit_app.command("export")
 def audit_export(out: Path) -> None:
-    """Write the audit log you may read as JSON Lines."""
+    """Write the audit log as a verifiable export (JSON Lines; others' events redacted)."""
     count = _zone().export_audit(out)
-    console.print(f"{count} events written to {out}")
+    console.print(f"{count} events written to {out} (check it with audit verify-export)")
+
+
+@audit_app.command("verify-export")
+def audit_verify_export(
+    file: Annotated[Path, typer.Argument(help="An export written by audit export.")],
+    against: Annotated[
+        Path | None,
+        typer.Option("--against", help="A checkpoint you kept: prove the export continues it."),
+    ] = None,
+) -> None:
+    """Verify an audit export offline (no zone needed); exit 8 if broken or truncated."""
+    from collabzone.audit_checkpoint import load
+    from collabzone.audit_export import verify_export
+
+    kept = load(against) if against is not None else None
+    result = verify_export(file, kept)
+    if result.ok:
+        console.print(f"[green]{escape(str(result))}[/]", soft_wrap=True)
+        return
+    err_console.print(f"[red]{escape(str(result))}[/]", soft_wrap=True)
+    raise typer.Exit(8)
 
 
 @app.command()
@@ -504,8 +617,8 @@ def main() -> None:
         sys.exit(error_info(exc).exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # click usage errors and the like
         import click
 
@@ -517,4 +630,4 @@ def main() -> None:
         err_console.print(
             f"[red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug)"
         )
-        sys.exit(70)
+        sys.exit(EXIT_INTERNAL)

@@ -25,8 +25,11 @@ from typing import Any
 import httpx
 import yaml
 
+from collabzone import audit_checkpoint as checkpoints
 from collabzone import errors
 from collabzone.audit import Verification, canonical_json
+from collabzone.audit_checkpoint import Checkpoint
+from collabzone.audit_export import verify_export_text, write_export
 from collabzone.errors import CollabzoneError, Reason
 from collabzone.model import (
     Agreement,
@@ -253,8 +256,14 @@ class RemoteZone:
         source: str | Path,
         spec: Mapping[str, Any] | str | Path,
         description: str | None = None,
+        *,
+        progress: Callable[[str, float, int], None] | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> Dataset:
-        """Upload a CSV or Parquet file (streamed) with its spec (a mapping or a spec file)."""
+        """Upload a CSV or Parquet file (streamed) with its spec (a mapping or a spec file).
+
+        The server reads the file: ``progress`` hears the upload's end only, and what it
+        skipped (blank lines) is in the ``dataset.added`` audit event, not in ``notice``."""
         path = Path(source)
         form = {"name": name, "spec": json.dumps(_spec_doc(spec))}
         if description is not None:
@@ -265,6 +274,8 @@ class RemoteZone:
             raise errors.InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
         with handle:
             doc = self._call("POST", "/v1/datasets", data=form, files={"file": (path.name, handle)})
+        if progress is not None:
+            progress("uploading", 1.0, 0)
         return Dataset.model_validate(doc)
 
     def register_dataset(
@@ -422,24 +433,46 @@ class RemoteZone:
         doc: list[dict[str, Any]] = self._call("GET", "/v1/budget")
         return doc
 
-    def verify_audit(self) -> Verification:
-        doc = self._call("GET", "/v1/audit/verify")
-        return Verification(doc["ok"], doc["events"], doc.get("broken_at"), doc.get("problem"))
+    def verify_audit(self, against: Checkpoint | None = None) -> Verification:
+        """The server's verification of its log (chain, head, ledger). With ``against``
+        (a checkpoint kept earlier) the server checks that its log continues it, and so
+        does this client, on the export it fetches: a server that lies about its own log
+        is caught here too."""
+        if against is None:
+            doc = self._call("GET", "/v1/audit/verify")
+        else:
+            doc = self._call("POST", "/v1/audit/verify", json={"against": against.as_dict()})
+        result = Verification(
+            doc["ok"],
+            doc["events"],
+            doc.get("broken_at"),
+            doc.get("problem"),
+            tuple(doc.get("problems", ())),
+            doc.get("anchor"),
+        )
+        if against is None:
+            return result
+        text = "".join(canonical_json(r) + "\n" for r in self.audit_export())
+        local = verify_export_text(text, against)
+        if local.ok:
+            return result
+        return result.with_problem(f"checked here, on this party's export: {local}")
+
+    def audit_checkpoint(self) -> Checkpoint:
+        """The zone's signed checkpoint of its audit log's head (signature checked here)."""
+        return checkpoints.from_dict(self._call("GET", "/v1/audit/checkpoint"))
 
     def audit_events(self) -> list[dict[str, Any]]:
         doc: list[dict[str, Any]] = self._call("GET", "/v1/audit")
         return doc
 
+    def audit_export(self) -> list[dict[str, Any]]:
+        doc: list[dict[str, Any]] = self._call("GET", "/v1/audit/export")
+        return doc
+
     def export_audit(self, path: str | Path) -> int:
-        """Write the audit log this party may read as JSON Lines; returns the event count."""
-        events = self.audit_events()
-        target = Path(path)
-        tmp = target.with_name(target.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
-            for event in events:
-                handle.write(canonical_json(event) + "\n")
-        tmp.replace(target)
-        return len(events)
+        """Write the verifiable export as JSON Lines; returns the number of events shown."""
+        return write_export(path, self.audit_export())
 
     # -- the zone's keys (operator) --------------------------------------------------------
 

@@ -356,8 +356,10 @@ def step_validator(demo: DemoZone) -> None:
 
 
 def step_audit(demo: DemoZone) -> None:
-    _title(demo, "Audit: the auditor verifies the hash chain")
-    demo.console.print(f"  {demo.auditor.verify_audit()}")
+    _title(demo, "Audit: the auditor verifies the hash chain against the bank's checkpoint")
+    checkpoint = demo.bank.audit_checkpoint()  # owners keep these outside the zone
+    demo.console.print(f"  the bank keeps a signed {escape(checkpoint.describe())}")
+    demo.console.print(f"  {escape(str(demo.auditor.verify_audit(against=checkpoint)))}")
     events = demo.auditor.audit_events()
     demo.console.print(
         f"  {len(events)} events; last: {events[-1]['action']} on {events[-1]['subject']}"

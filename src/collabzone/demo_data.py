@@ -2,7 +2,7 @@
 
 Generated with Faker from a fixed seed so every run prints the same story. Both tables hold
 direct PII (names, emails, phones, birth dates, postcodes) as they would at each party's
-premises; only tokens leave (see ``collabzone prepare``). A fixed share of the partner's
+premises; only tokens leave (see ``collabzone link prepare``). A fixed share of the partner's
 customers are also bank customers, written slightly differently (case, spaces, phone
 format) as real systems do, so that normalisation matters.
 """

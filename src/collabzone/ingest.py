@@ -4,6 +4,13 @@ The owner declares every column (name, type, class, optional value domain) in a 
 spec (YAML, TOML or a dict). The file must match it exactly; the first problem found is
 reported with the file, line and column, and never with the offending value (it may be
 personal data). Nothing is stored unless every check passes.
+
+Limits come first: a byte-level pass (:mod:`collabzone.ingest_scan`) refuses an overlong
+line by its number before a parser sees it, and the header's width before any per-column
+work (every check is linear in the columns). Blank lines are skipped and reported through
+``notice``; a file without a header line (``header: false`` in the spec, or
+``collabzone dataset add --no-header``) has the spec's columns in the spec's order.
+The spec itself is parsed in :mod:`collabzone.ingest_spec` (re-exported here).
 """
 
 from __future__ import annotations
@@ -12,9 +19,8 @@ import codecs
 import csv
 import io
 import math
-import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +28,28 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import yaml
-from pydantic import ValidationError
 
 from collabzone.errors import InvalidInputError
-from collabzone.model import Column, ColumnClass, ColumnType
+from collabzone.ingest_scan import Progress, scan_lines
+from collabzone.ingest_spec import (
+    DatasetSpec,
+    Limits,
+    duplicate_names,
+    load_spec_document,
+    parse_spec,
+)
+from collabzone.model import Column, ColumnType
+
+__all__ = [
+    "DatasetSpec",
+    "Limits",
+    "Progress",
+    "load_spec_document",
+    "parse_spec",
+    "read_csv",
+    "read_file",
+    "read_parquet",
+]
 
 DUCKDB_TYPES = {
     ColumnType.STRING: "VARCHAR",
@@ -36,87 +59,6 @@ DUCKDB_TYPES = {
     ColumnType.DATE: "DATE",
     ColumnType.TIMESTAMP: "TIMESTAMP",
 }
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Upper bounds an ingest refuses to cross (protect the zone from huge uploads)."""
-
-    max_rows: int = 50_000_000
-    max_columns: int = 500
-    max_file_bytes: int = 10 * 1024**3
-    max_string_length: int = 4096
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What the owner declares about a file before it is ingested."""
-
-    columns: tuple[Column, ...]
-    description: str = ""
-    delimiter: str = ","
-    limits: Limits = field(default_factory=Limits)
-
-
-def parse_spec(source: Mapping[str, Any] | str | Path) -> DatasetSpec:
-    """Read a dataset spec from a dict, or a YAML/TOML file path."""
-    if isinstance(source, str | Path):
-        path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(f"cannot read spec file {path}: {exc}") from None
-        try:
-            doc = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-        except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-            raise InvalidInputError(
-                f"spec file {path} is not valid {path.suffix[1:] or 'YAML'}: {exc}"
-            ) from None
-    else:
-        doc = dict(source)
-    if (
-        not isinstance(doc, Mapping)
-        or not isinstance(doc.get("columns"), list)
-        or not doc["columns"]
-    ):
-        raise InvalidInputError(
-            "a dataset spec needs a non-empty list `columns` of {name, type, class}"
-        )
-    columns = []
-    for i, raw in enumerate(doc["columns"], start=1):
-        if not isinstance(raw, Mapping):
-            raise InvalidInputError(
-                f"column {i} of the spec must be a mapping with name, type and class"
-            )
-        try:
-            columns.append(Column.model_validate(dict(raw)))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            allowed = ""
-            if where == "class":
-                allowed = f" (known classes: {', '.join(c.value for c in ColumnClass)})"
-            elif where == "type":
-                allowed = f" (known types: {', '.join(c.value for c in ColumnType)})"
-            name = raw.get("name", f"#{i}")
-            raise InvalidInputError(
-                f"spec column {name!r}: {where}: {first['msg']}{allowed}"
-            ) from None
-    names = [c.name for c in columns]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise InvalidInputError(f"the spec declares column(s) {', '.join(dupes)} twice")
-    for column in columns:
-        if column.column_class is ColumnClass.IDENTIFIER:
-            raise InvalidInputError(
-                f"column {column.name!r} is class identifier: direct identifiers never enter the "
-                "zone; tokenise it at your premises with `collabzone prepare` (class join_key) or drop it"
-            )
-    limits = Limits(**doc.get("limits", {}))
-    delimiter = str(doc.get("delimiter", ","))
-    if len(delimiter) != 1:
-        raise InvalidInputError("the spec's delimiter must be a single character")
-    return DatasetSpec(tuple(columns), str(doc.get("description", "")), delimiter, limits)
 
 
 def _fail(
@@ -150,38 +92,44 @@ def _check_encoding(path: Path) -> None:
             raise _fail(path, "ends in a truncated UTF-8 character", line) from None
 
 
-def _read_header(path: Path, delimiter: str) -> list[str]:
+def _read_header(path: Path, spec: DatasetSpec) -> list[str]:
+    """The header's names (lines are already known to be within the line limit)."""
     with path.open("r", encoding="utf-8-sig", newline="") as handle:
         first = handle.readline()
-        second = handle.readline()
     if not first.strip():
         raise _fail(path, "is empty (expected a header line and data rows)")
-    header = next(csv.reader(io.StringIO(first), delimiter=delimiter))
+    try:
+        header = next(csv.reader(io.StringIO(first), delimiter=spec.delimiter))
+    except csv.Error:
+        raise _fail(path, "the header is not a valid CSV line", 1) from None
+    if len(header) > spec.limits.max_columns:
+        raise _fail(
+            path, f"has {len(header)} columns, over the limit of {spec.limits.max_columns}", 1
+        )
     header = [h.strip() for h in header]
-    dupes = sorted({h for h in header if header.count(h) > 1})
+    dupes = duplicate_names(header)
     if dupes:
         raise _fail(
             path, f"the header names column(s) {', '.join(map(repr, dupes))} more than once", 1
         )
-    if not second.strip():
-        raise _fail(path, "has a header but no data rows", 2)
     return header
 
 
 def _match_columns(path: Path, found: list[str], spec: DatasetSpec) -> None:
+    if len(found) > spec.limits.max_columns:
+        raise _fail(path, f"has {len(found)} columns, over the limit of {spec.limits.max_columns}")
     declared = [c.name for c in spec.columns]
-    unknown = [c for c in found if c not in declared]
+    declared_set, found_set = set(declared), set(found)
+    unknown = [c for c in found if c not in declared_set]
     if unknown:
         raise _fail(
             path, f"column(s) {', '.join(map(repr, unknown))} are not declared in the spec", 1
         )
-    missing = [c for c in declared if c not in found]
+    missing = [c for c in declared if c not in found_set]
     if missing:
         raise _fail(
             path, f"declared column(s) {', '.join(map(repr, missing))} are missing from the file", 1
         )
-    if len(found) > spec.limits.max_columns:
-        raise _fail(path, f"has {len(found)} columns, over the limit of {spec.limits.max_columns}")
 
 
 _REJECT_MESSAGES = {
@@ -195,8 +143,19 @@ _REJECT_MESSAGES = {
 }
 
 
-def read_csv(path: Path, spec: DatasetSpec) -> pa.Table:
-    """Validate and read a CSV file into an Arrow table typed as the spec says."""
+def read_csv(
+    path: Path,
+    spec: DatasetSpec,
+    *,
+    progress: Progress | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> pa.Table:
+    """Validate and read a CSV file into an Arrow table typed as the spec says.
+
+    ``progress(step, fraction, rows)`` hears both passes over the file (see
+    :data:`collabzone.ingest_scan.Progress`); ``notice`` hears what was skipped without being
+    an error (blank lines).
+    """
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"{path}: no such file")
@@ -205,11 +164,19 @@ def read_csv(path: Path, spec: DatasetSpec) -> pa.Table:
         raise _fail(path, "is empty (expected a header line and data rows)")
     if size > spec.limits.max_file_bytes:
         raise _fail(path, f"is {size} bytes, over the limit of {spec.limits.max_file_bytes}")
-    try:
-        header = _read_header(path, spec.delimiter)
-    except UnicodeDecodeError:
-        _check_encoding(path)  # raises, naming the line
-        raise
+    scan = scan_lines(path, spec.limits.max_line_bytes, progress)
+    if spec.header:
+        try:
+            header = _read_header(path, spec)
+        except UnicodeDecodeError:
+            _check_encoding(path)  # raises, naming the line
+            raise
+        if scan.lines - scan.blank <= 1:
+            raise _fail(path, "has a header but no data rows", 2)
+    else:
+        header = [c.name for c in spec.columns]  # the spec's order is the file's
+        if scan.lines == scan.blank:
+            raise _fail(path, "has no data rows")
 
     _match_columns(path, header, spec)
     by_name = {c.name: c for c in spec.columns}
@@ -223,12 +190,21 @@ def read_csv(path: Path, spec: DatasetSpec) -> pa.Table:
     con = duckdb.connect(config={"enable_external_access": True})
     try:
         try:
-            raw = con.sql(
-                "SELECT * FROM read_csv(?, header=true, auto_detect=false, "
+            raw = _arrow_with_progress(
+                con,
+                "SELECT * FROM read_csv(?, header=?, auto_detect=false, "
                 "delim=?, quote='\"', escape='\"', columns=?, store_rejects=true, strict_mode=true, "
-                "max_line_size=1048576)",
-                params=[str(path), spec.delimiter, types],
-            ).to_arrow_table()
+                "max_line_size=?)",
+                [
+                    str(path),
+                    spec.header,
+                    spec.delimiter,
+                    types,
+                    max(spec.limits.max_line_bytes + 2, 1 << 20),
+                ],
+                progress,
+                scan.lines - scan.blank - (1 if spec.header else 0),
+            )
         except duckdb.Error as exc:
             _check_encoding(path)  # a bad byte is the usual cause: name its line
             raise _fail(path, f"could not be parsed as CSV ({type(exc).__name__})") from None
@@ -249,12 +225,72 @@ def read_csv(path: Path, spec: DatasetSpec) -> pa.Table:
             line = _line_at_byte(path, int(position))
             raise _fail(path, message, line, column if error_type == "CAST" else None)
 
-        def locate(row: int) -> int:
-            return _line_of_record(path, row, spec.delimiter)
+        if spec.strip_spaces:
+            raw = _strip_spaces(raw)
+        expected = scan.lines - scan.blank - (1 if spec.header else 0)
+        if not scan.quotes and raw.num_rows != expected:
+            # without quotes every non-blank line is one row: a difference is a lost row
+            raise _fail(path, f"{expected} data lines gave {raw.num_rows} rows")
 
-        return _validate_arrow(con, raw, path, spec, header, locate)
+        def locate(row: int) -> int:
+            return _line_of_record(path, row, spec.delimiter, header=spec.header)
+
+        table = _validate_arrow(con, raw, path, spec, header, locate)
+        if notice is not None and (text := scan.blank_notice(path.name)):
+            notice(text)
+        return table
     finally:
         con.close()
+
+
+def _arrow_with_progress(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: list[Any],
+    progress: Progress | None,
+    rows: int,
+) -> pa.Table:
+    """Run ``sql`` to an Arrow table; with ``progress``, the query runs on a worker thread
+    while this one polls DuckDB's own progress (``query_progress``, made for this)."""
+    if progress is None:
+        return con.sql(sql, params=params).to_arrow_table()
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["table"] = con.sql(sql, params=params).to_arrow_table()
+        except BaseException as exc:  # handed back to the caller's thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=run, name="collabzone-ingest", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+            percent = con.query_progress()
+            if percent >= 0:
+                progress("parsing", percent / 100, int(rows * percent / 100))
+    except BaseException:  # Ctrl-C or a failing callback: stop the query before leaving
+        con.interrupt()
+        worker.join()
+        raise
+    if "error" in result:
+        raise result["error"]
+    progress("parsing", 1.0, rows)
+    return result["table"]
+
+
+def _strip_spaces(table: pa.Table) -> pa.Table:
+    """Trim whitespace around every text field (``strip_spaces: true``: files such as UCI's
+    ``adult.data`` separate fields with ", ", so each value would start with a space)."""
+    for index, column in enumerate(table.columns):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            table = table.set_column(
+                index, table.column_names[index], pc.utf8_trim_whitespace(column)
+            )
+    return table
 
 
 def _line_at_byte(path: Path, position: int) -> int:
@@ -267,12 +303,13 @@ def _line_at_byte(path: Path, position: int) -> int:
     return newlines + 1
 
 
-def _line_of_record(path: Path, row: int, delimiter: str) -> int:
+def _line_of_record(path: Path, row: int, delimiter: str, *, header: bool = True) -> int:
     """The physical line where data row ``row`` (0-based, as DuckDB numbers them: blank lines
     skipped, a quoted field may span lines) starts. Error path only: it rereads the file."""
     with path.open("r", encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
-        next(reader, None)  # the header
+        if header:
+            next(reader, None)
         start, seen = reader.line_num + 1, -1
         for record in reader:
             if record:  # a blank line reads as []
@@ -280,7 +317,7 @@ def _line_of_record(path: Path, row: int, delimiter: str) -> int:
                 if seen == row:
                     return start
             start = reader.line_num + 1
-    return row + 2
+    return row + (2 if header else 1)
 
 
 def _check_integers(
@@ -532,13 +569,22 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def read_file(path: Path, spec: DatasetSpec) -> pa.Table:
-    """Read a CSV or Parquet file (by extension) under ``spec``."""
+def read_file(
+    path: Path,
+    spec: DatasetSpec,
+    *,
+    progress: Progress | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> pa.Table:
+    """Read a CSV or Parquet file (by extension) under ``spec`` (see :func:`read_csv`)."""
     suffix = Path(path).suffix.lower()
     if suffix in (".parquet", ".pq"):
+        if not spec.header:
+            raise InvalidInputError("a Parquet file names its columns: drop --no-header")
         return read_parquet(Path(path), spec)
-    if suffix in (".csv", ".txt", ".tsv"):
-        return read_csv(Path(path), spec)
+    if suffix in (".csv", ".txt", ".tsv", ".data"):
+        return read_csv(Path(path), spec, progress=progress, notice=notice)
     raise InvalidInputError(
-        f"{Path(path).name}: unsupported file type {suffix!r} (use .csv or .parquet)"
+        f"{Path(path).name}: unsupported file type {suffix!r} (use .csv, .tsv, .txt, .data or "
+        ".parquet)"
     )

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from collabzone import audit, lifecycle, workers
+from collabzone.audit_ledger import debit_entry
 from collabzone.budget import PrivacyCost, overspend, remaining
 from collabzone.errors import (
     BudgetExhaustedError,
@@ -149,6 +150,7 @@ class ExecutionEngine(EngineCore):
                 audit.lock_head(conn)
                 crashpoint("before_debit")
                 spent_after: dict[str, dict[str, float | None]] = {}
+                debits: list[dict[str, str]] = []
                 now = dt.datetime.now(dt.UTC)
                 for dataset, cost in outcome.spent.items():
                     dataset_rules = rules.by_dataset.get(dataset, {})
@@ -169,18 +171,7 @@ class ExecutionEngine(EngineCore):
                                     for p in problems
                                 ]
                             )
-                    conn.execute(
-                        t.budget_debits.insert().values(
-                            request_id=request_id,
-                            party=requester.name,
-                            dataset=dataset,
-                            period=period,
-                            epsilon=repr(cost.epsilon),
-                            delta=repr(cost.delta),
-                            rho=repr(cost.rho),
-                            at=repo.iso(now),
-                        )
-                    )
+                    debits.append(_debit(requester.name, dataset, period, cost))
                     spent_after[dataset] = remaining([*already, cost], _limit(dataset_rules))
                 for change in outcome.audit_updates:
                     try:
@@ -213,8 +204,9 @@ class ExecutionEngine(EngineCore):
                     request_id,
                     RequestStatus.RELEASED,
                     "zone",
-                    {"receipt": receipt_doc, "released_to": list(released_to)},
+                    {"receipt": receipt_doc, "released_to": list(released_to), "debits": debits},
                 )
+                _write_debits(conn, request_id, event, debits, now)
                 receipt = receipt.model_copy(update={"audit_event_id": event.id})
                 crashpoint("after_audit")
                 conn.execute(
@@ -247,9 +239,22 @@ class ExecutionEngine(EngineCore):
         with self._engine.begin() as conn:
             audit.lock_head(conn)
             details: dict[str, Any] = {"error": message}
+            debits: list[dict[str, str]] = []
             if charge is not None:
-                details["charged"] = self._debit_spent(conn, request_id, *charge)
-            self._move(
+                requester, spent, rules = charge
+                now = dt.datetime.now(dt.UTC)
+                details["charged"] = {dataset: cost.as_dict() for dataset, cost in spent.items()}
+                debits = [
+                    _debit(
+                        requester.name,
+                        dataset,
+                        budget_period_of(rules.by_dataset.get(dataset, {}), now),
+                        cost,
+                    )
+                    for dataset, cost in spent.items()
+                ]
+                details["debits"] = debits
+            event = self._move(
                 conn,
                 request_id,
                 RequestStatus.FAILED,
@@ -257,30 +262,8 @@ class ExecutionEngine(EngineCore):
                 details,
                 reasons=[message],
             )
-
-    def _debit_spent(
-        self,
-        conn: Connection,
-        request_id: str,
-        requester: Party,
-        spent: Mapping[str, PrivacyCost],
-        rules: Rules,
-    ) -> dict[str, dict[str, float]]:
-        now = dt.datetime.now(dt.UTC)
-        for dataset, cost in spent.items():
-            conn.execute(
-                t.budget_debits.insert().values(
-                    request_id=request_id,
-                    party=requester.name,
-                    dataset=dataset,
-                    period=budget_period_of(rules.by_dataset.get(dataset, {}), now),
-                    epsilon=repr(cost.epsilon),
-                    delta=repr(cost.delta),
-                    rho=repr(cost.rho),
-                    at=repo.iso(now),
-                )
-            )
-        return {dataset: cost.as_dict() for dataset, cost in spent.items()}
+            if debits:
+                _write_debits(conn, request_id, event, debits, dt.datetime.now(dt.UTC))
 
     # -- pacing and last-resort endings ----------------------------------------------------
 
@@ -367,3 +350,24 @@ class ExecutionEngine(EngineCore):
                 )
             failed.append(row.id)
         return failed
+
+
+def _debit(party: str, dataset: str, period: str, cost: PrivacyCost) -> dict[str, str]:
+    """One ledger debit as its audit event lists it (exact decimal strings)."""
+    return debit_entry(party, dataset, period, repr(cost.epsilon), repr(cost.delta), repr(cost.rho))
+
+
+def _write_debits(
+    conn: Connection,
+    request_id: str,
+    event: audit.AuditEvent,
+    debits: list[dict[str, str]],
+    now: dt.datetime,
+) -> None:
+    """Write the ledger rows ``event`` lists, each naming it (see audit_ledger.py)."""
+    for debit in debits:
+        conn.execute(
+            t.budget_debits.insert().values(
+                request_id=request_id, event_id=event.id, at=repo.iso(now), **debit
+            )
+        )

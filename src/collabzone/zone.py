@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from collabzone import audit
+from collabzone.budget import total
 from collabzone.errors import (
     ConflictError,
     InvalidInputError,
@@ -42,6 +43,7 @@ from collabzone.model import (
 )
 from collabzone.pacing import Pacing
 from collabzone.requests import node_audit_spaces
+from collabzone.runtime import budget_period_of
 from collabzone.store import repo
 from collabzone.store import tables as t
 from collabzone.store.data import DATA_KEY
@@ -50,7 +52,7 @@ from collabzone.zone_agreements import AgreementOps
 from collabzone.zone_audit import AuditOps
 from collabzone.zone_base import DB_URL_ENV, _check_name, _hash_token, _new_token, _now
 from collabzone.zone_datasets import DatasetOps
-from collabzone.zone_keys import KeyOps
+from collabzone.zone_keys import KeyOps, checkpoint_key_note
 from collabzone.zone_parties import PartyOps
 
 
@@ -121,7 +123,12 @@ def init(
             action="zone.created",
             subject=zone_id,
             parties=[operator],
-            details={"operator": operator},
+            details={
+                "operator": operator,
+                "checkpoint_key": checkpoint_key_note(
+                    keyring, zone_id, keyring.current("audit-head")
+                ),
+            },
         )
     lines = [f'zone_id = "{zone_id}"', "format = 1"]
     if db_url:
@@ -139,8 +146,15 @@ def connect(
     *,
     db_url: str | None = None,
     master_key: str | None = None,
+    host: bool = False,
 ) -> Zone:
-    """Open an existing zone acting as the party whose token is given (or COLLABZONE_TOKEN)."""
+    """Open an existing zone acting as the party whose token is given (or COLLABZONE_TOKEN).
+
+    ``host=True`` opens it for the zone's host process (the server), which acts for no party:
+    ``COLLABZONE_TOKEN`` is then ignored, so an operator's shell that still exports a party's
+    token can start the server."""
+    if host and token is not None:
+        raise InvalidInputError("a host handle acts for no party: give no token")
     root = Path(path)
     config = root / "zone.toml"
     if not config.exists():
@@ -152,7 +166,8 @@ def connect(
     engine = open_engine(_resolve_db(root, db_url))
     migrate(engine)
     keyring = open_keys(root, KeysConfig.parse(doc.get("keys")), master_key)
-    token = token or os.environ.get("COLLABZONE_TOKEN")
+    if not host:
+        token = token or os.environ.get("COLLABZONE_TOKEN")
     zone = Zone(root, engine, keyring, zone_id, token)
     zone._requests.recover()  # requests a crashed process left half-way end failed
     return zone
@@ -256,7 +271,12 @@ class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps, PartyOps):
         with self._engine.connect() as conn:
             everything = repo.list_requests(conn)
             mine = repo.owned_dataset_names(conn, me.name)
-        wanted = RequestStatus(status) if status else None
+        try:
+            wanted = RequestStatus(status) if status else None
+        except ValueError:
+            raise InvalidInputError(
+                f"unknown status {status!r}; statuses: {', '.join(s.value for s in RequestStatus)}"
+            ) from None
         seen_all = me.has_role(Role.AUDITOR) or me.has_role(Role.OPERATOR)
         return [
             r
@@ -298,6 +318,40 @@ class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps, PartyOps):
         """What a request would disclose if released now, combined with everything released
         before (for the owners of the data it touches, and auditors; see assess.py)."""
         return self._requests.assess(self.me, request_id)
+
+    def request_plan(self, request_id: str) -> dict[str, Any]:
+        """What the zone planned for a request, for the parties that may read it: its
+        ``outputs``, the technique's compiled form (``details``, e.g. the rewritten SQL) and,
+        per dataset it charges, the requester's budget in the current period (``standing``:
+        ``spent`` and the agreement's ``cap``, ``None`` where none is granted). The console
+        shows it so an owner decides on what the analyst would receive, not on raw JSON."""
+        request = self.request(request_id)  # the same read rights as the request itself
+        with self._engine.connect() as conn:
+            plan = dict(repo.get_request_row(conn, request_id)["plan"] or {})
+            agreements = repo.list_agreements(conn)
+            asker = repo.get_party(conn, request.requester)
+            standing: dict[str, dict[str, Any]] = {}
+            for dataset in request.cost:
+                rules = next(
+                    (
+                        a.rules
+                        for a in reversed(agreements)
+                        if a.dataset == dataset and a.grants(asker) and a.is_active(_now())
+                    ),
+                    {},
+                )
+                period = budget_period_of(rules, _now())
+                spent = total(repo.spent(conn, request.requester, dataset, period))
+                standing[dataset] = {
+                    "period": period,
+                    "spent": spent.as_dict(),
+                    "cap": {n: rules.get(f"{n}_budget") for n in ("epsilon", "delta", "rho")},
+                }
+        return {
+            "outputs": plan.get("outputs", ""),
+            "details": plan.get("details", {}),
+            "standing": standing,
+        }
 
     def receipt(self, request_id: str) -> Receipt:
         """The privacy receipt of a released request."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from collabzone.errors import (
     InvalidInputError,
     NotAuthorisedError,
 )
+from collabzone.ingest_scan import Progress
 from collabzone.model import (
     Agreement,
     Dataset,
@@ -36,11 +37,16 @@ class DatasetOps(ZoneBase):
         source: str | Path,
         spec: Mapping[str, Any] | str | Path,
         description: str | None = None,
+        *,
+        progress: Progress | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> Dataset:
         """Ingest a CSV or Parquet file as a new dataset (or a new version of one's own).
 
         All or nothing: any problem raises InvalidInputError naming file, line and column,
-        and leaves the zone exactly as it was.
+        and leaves the zone exactly as it was. ``progress(step, fraction, rows)`` hears
+        the reading of a CSV file; ``notice`` hears what was skipped (blank lines), which
+        the audit event records too.
         """
         me = self._require_role("adding a dataset", Role.PROVIDER)
         _check_name("dataset", name)
@@ -58,7 +64,11 @@ class DatasetOps(ZoneBase):
             raise NotAuthorisedError(f"dataset {name!r} belongs to {existing['owner']!r}")
         if existing is not None and self._read_only(agreements):
             raise ConflictError(f"dataset {name!r} is read-only: its agreements have expired")
-        table = ingest.read_file(Path(source), parsed)
+        notices: list[str] = []
+        table = ingest.read_file(Path(source), parsed, progress=progress, notice=notices.append)
+        for text in notices:
+            if notice is not None:
+                notice(text)
         version = (existing["version"] + 1) if existing is not None else 1
         file_name, digest = self._data.write(name, version, table)
         columns = [c.model_dump(by_alias=True, mode="json") for c in parsed.columns]
@@ -93,6 +103,7 @@ class DatasetOps(ZoneBase):
                         "rows": table.num_rows,
                         "columns": [c["name"] for c in columns],
                         "sha256": digest,
+                        **({"notices": notices} if notices else {}),
                     },
                 )
                 note_token_versions(

@@ -32,6 +32,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, delete, select, update
 
 from collabzone import audit
+from collabzone.audit_checkpoint import public_key_of
 from collabzone.errors import ConflictError, InvalidInputError, NotFoundError
 from collabzone.keys import KeyProvider
 from collabzone.model import Column, ColumnClass, Role
@@ -81,6 +82,21 @@ def head_key_version(
         if audit.head_mac(keys.derive(name, zone_id, version=version), seq, digest) == mac:
             return version
     return None
+
+
+def checkpoint_seed(keys: KeyProvider, zone_id: str, version: int) -> bytes:
+    """The Ed25519 seed that signs audit checkpoints under ``audit-head`` version
+    ``version`` (derived for a purpose of its own; rotated and destroyed with it)."""
+    return keys.derive(AUDIT_KEY, f"{zone_id}/checkpoint", version=version)
+
+
+def checkpoint_key_note(keys: KeyProvider, zone_id: str, version: int) -> dict[str, Any]:
+    """What ``zone.created`` and a rotation's ``key.rotated`` record of the checkpoint key,
+    so its checkpoints stay checkable from the chain after the version is destroyed."""
+    return {
+        "version": version,
+        "public_key": public_key_of(checkpoint_seed(keys, zone_id, version)),
+    }
 
 
 def head_keys(keys: KeyProvider, zone_id: str) -> list[bytes]:
@@ -221,7 +237,18 @@ class KeyOps(ZoneBase):
                 action="key.rotated",
                 subject=f"key:{name}",
                 parties=[me.name, *plan.get("owners", [])],
-                details={k: v for k, v in summary.items() if k != "name"},
+                details={
+                    **{k: v for k, v in summary.items() if k != "name"},
+                    **(
+                        {
+                            "checkpoint_key": checkpoint_key_note(
+                                self._keys, self.zone_id, to_version
+                            )
+                        }
+                        if name == AUDIT_KEY
+                        else {}
+                    ),
+                },
             )
         return summary
 

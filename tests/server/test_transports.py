@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from collabzone.audit_checkpoint import sign
+from collabzone.audit_export import verify_export
 from collabzone.client import RemoteZone
 from collabzone.errors import (
     ConflictError,
@@ -127,7 +129,31 @@ def test_agreements_revoke_and_audit(api: Handles, tmp_path: Path) -> None:
     actions = [e["action"] for e in api.auditor.audit_events()]
     assert "agreement.revoked" in actions and "auth.denied" in actions
     exported = api.auditor.export_audit(tmp_path / "audit.jsonl")
-    assert exported == len((tmp_path / "audit.jsonl").read_text().splitlines())
+    assert exported + 2 == len((tmp_path / "audit.jsonl").read_text().splitlines())
+    assert verify_export(tmp_path / "audit.jsonl").ok
+
+
+def test_checkpoints_and_verifiable_exports(api: Handles, tmp_path: Path) -> None:
+    _share(api, tmp_path)
+    _count(api)
+    kept = api.partner.audit_checkpoint()
+    assert kept.signature_ok() and kept.size == len(api.auditor.audit_events())
+    _count(api)
+    continued = api.partner.verify_audit(against=kept)
+    assert continued.ok and continued.anchor and "continues your checkpoint" in str(continued)
+    foreign = sign(
+        bytes(32),
+        zone=kept.zone,
+        size=kept.size,
+        head=kept.head,
+        at=kept.at,
+        key_version=kept.key_version,
+    )
+    refused = api.partner.verify_audit(against=foreign)
+    assert not refused.ok and "not signed by this zone's key" in (refused.problem or "")
+    shown = api.bank.export_audit(tmp_path / "bank.jsonl")
+    checked = verify_export(tmp_path / "bank.jsonl", kept)
+    assert checked.ok and checked.shown == shown < checked.events, str(checked)
 
 
 def test_parties_and_datasets_lifecycle(api: Handles, tmp_path: Path) -> None:

@@ -73,3 +73,57 @@ def test_refused_query_exits_7(run: Callable[..., tuple[int, str, str]]) -> None
                        "--purpose", "marketing")  # fmt: skip
     assert code == 7
     assert "JOIN_KEY_MISUSE" in out
+
+
+DP_SQL = (
+    "SELECT p.partner_segment, COUNT(*) FROM partner p JOIN bank b ON p.token = b.token "
+    "GROUP BY p.partner_segment"
+)
+
+
+def test_csv_and_json_put_only_data_on_stdout(
+    run: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    code, out, err = run("bank", "query", CONVERSION, "--purpose", "marketing", "--format", "csv")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == '"partner_segment","customers","conversion"', out
+    assert all(line.count(",") == 2 for line in lines), out  # no request line, no footer
+    assert "rq-" in err and "released" in err
+
+    code, out, err = run("bank", "query", CONVERSION, "--purpose", "marketing", "--format", "json")
+    assert code == 0, err
+    document = json.loads(out)  # the whole of stdout is one JSON document
+    assert document["payload"]["columns"] == ["partner_segment", "customers", "conversion"]
+    assert "rq-" in err
+
+    target = tmp_path / "result.json"
+    code, out, err = run(
+        "bank", "query", CONVERSION, "--purpose", "marketing", "--format", "json", "--out",
+        str(target),
+    )  # fmt: skip
+    assert code == 0 and out == "", (out, err)
+    assert json.loads(target.read_text(encoding="utf-8"))["payload"]["rows"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--format", "parquet"), "--format parquet needs --out FILE"),
+        (("--format", "xml"), "--format must be one of"),
+        (("--out", "x.csv"), "--out needs --format csv, json or parquet"),
+        (("--format", "csv", "--out", "no/such/folder/x.csv"), "does not exist"),
+    ],
+)
+def test_bad_output_arguments_are_refused_before_anything_is_charged(
+    run: Callable[..., tuple[int, str, str]], extra: tuple[str, ...], message: str
+) -> None:
+    code, out, err = run(
+        "partner", "query", DP_SQL, "--purpose", "marketing", "--epsilon", "0.5", *extra
+    )
+    assert code == 2, (out, err)
+    assert message in err and out == ""
+    code, out, _ = run("partner", "request", "list")
+    assert "rq-" not in out  # nothing was submitted
+    code, out, _ = run("partner", "budget")
+    assert "0.5" not in out  # nothing was spent

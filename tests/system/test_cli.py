@@ -336,8 +336,10 @@ def test_cli_lifecycle_end_to_end(tmp_path: Path, inline: Callable[..., Result])
     exported = run(root, "audit", "export", str(export), token=operator, key=key)
     assert exported.code == 0 and f"{events} events written" in exported.out
     lines = export.read_text(encoding="utf-8").splitlines()
-    assert len(lines) == events
-    actions = [json.loads(line)["action"] for line in lines]
+    assert len(lines) == events + 2  # header, events, closing checkpoint
+    actions = [json.loads(line)["action"] for line in lines[1:-1]]
+    offline = run(root, "audit", "verify-export", str(export))
+    assert offline.code == 0 and f"export intact: {events} events" in offline.out, offline
     for action in (
         "zone.created",
         "party.added",

@@ -39,3 +39,4 @@ def test_demo_runs_every_step_with_the_expected_outcomes(tmp_path: Path) -> None
     zone_bytes = b"".join(p.read_bytes() for p in (tmp_path / "zone").rglob("*") if p.is_file())
     assert not any(email.encode() in zone_bytes for email in raw_emails)
     assert demo.auditor.verify_audit().ok
+    assert "continues your checkpoint" in text  # the auditor checked the bank's checkpoint

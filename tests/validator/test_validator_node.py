@@ -232,3 +232,52 @@ def test_two_nodes_racing_on_one_space_cannot_both_release(
     final = world.ml.request(second.id)
     assert final.status is RequestStatus.REFUSED
     assert "CONCURRENT_RELEASE" in " ".join(final.reasons)
+
+
+def test_the_commands_honour_collabzone_zone_and_refuse_missing_files(
+    sqlite_zone: Parties, tmp_path: Path
+) -> None:
+    """Through the main `collabzone` app, like a user: COLLABZONE_ZONE names the zone (no
+    --zone); a missing --data file is refused before anything is served."""
+    from collabzone import cli
+
+    world = make_world(sqlite_zone, tmp_path)
+    runner = CliRunner()
+    predictions = tmp_path / "predictions.csv"
+    predictions.write_text(
+        "token,score\n" + "".join(f"{world.tokens[i]},{world.scores[i]}\n" for i in range(100)),
+        encoding="utf-8",
+    )
+    env = {"COLLABZONE_ZONE": str(sqlite_zone.root)}
+    submitted = runner.invoke(
+        cli.app,
+        [
+            "--token", sqlite_zone.tokens["bank"], "validator", "submit",
+            "--dataset", "labels", "--predictions", str(predictions),
+            "--purpose", "model validation", "--positive-label", ">50K",
+        ],
+        env=env,
+    )  # fmt: skip
+    assert submitted.exit_code == 0, submitted.output
+    request_id = submitted.output.strip().split(": ")[0]
+
+    serve = ["--token", sqlite_zone.tokens["partner"], "validator", "serve", "--once",
+             "--keyring", str(tmp_path / "node-keys.json")]  # fmt: skip
+    missing = runner.invoke(cli.app, [*serve, "--data", "labels=no/such/labels.csv"], env=env)
+    assert missing.exit_code == 2 and "no such file" in missing.output, missing.output
+    assert world.ml.request(request_id).status is RequestStatus.APPROVED  # nothing ran
+
+    served = runner.invoke(cli.app, [*serve, "--data", f"labels={world.labels_path}"], env=env)
+    assert served.exit_code == 0, served.output
+    assert f"{request_id}: released" in served.output
+
+    refused = runner.invoke(
+        cli.app,
+        [
+            "--token", sqlite_zone.tokens["bank"], "validator", "submit",
+            "--dataset", "labels", "--predictions", str(predictions),
+            "--purpose", "not an allowed purpose",
+        ],
+        env=env,
+    )  # fmt: skip
+    assert refused.exit_code == 7, refused.output

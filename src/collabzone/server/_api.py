@@ -15,6 +15,8 @@ from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2
 from pydantic import Field
 
+from collabzone import audit_checkpoint as checkpoints
+from collabzone.audit import Verification
 from collabzone.errors import InvalidInputError
 from collabzone.model import Agreement, Dataset, Party, Receipt, Release, RequestStatus
 from collabzone.model import Request as ZoneRequest
@@ -22,6 +24,7 @@ from collabzone.server._schemas import (
     NAME,
     AgreementIn,
     Body,
+    CheckpointDoc,
     CompleteIn,
     Me,
     PartyIn,
@@ -31,6 +34,7 @@ from collabzone.server._schemas import (
     SubmitIn,
     SubscriptionIn,
     VerificationOut,
+    VerifyIn,
 )
 from collabzone.server._state import Caller, ServerState
 from collabzone.server.auth import ALL_SCOPES
@@ -371,13 +375,40 @@ def audit_events(caller: Audit) -> list[dict[str, Any]]:
     return caller.zone.audit_events()
 
 
+def _verification(result: Verification) -> VerificationOut:
+    return VerificationOut(
+        ok=result.ok,
+        events=result.events,
+        broken_at=result.broken_at,
+        problem=result.problem,
+        problems=list(result.problems),
+        anchor=result.anchor,
+    )
+
+
 @router.get("/audit/verify", response_model=VerificationOut, tags=["audit"])
 def verify_audit(caller: Audit) -> VerificationOut:
-    """Recompute the hash chain and its signed head."""
-    result = caller.zone.verify_audit()
-    return VerificationOut(
-        ok=result.ok, events=result.events, broken_at=result.broken_at, problem=result.problem
-    )
+    """Recompute the hash chain and its signed head, and the ledger from the chain."""
+    return _verification(caller.zone.verify_audit())
+
+
+@router.post("/audit/verify", response_model=VerificationOut, tags=["audit"])
+def verify_audit_against(body: VerifyIn, caller: Audit) -> VerificationOut:
+    """Verify as GET does, and that the log continues a checkpoint the caller kept."""
+    against = checkpoints.from_dict(body.against.model_dump())
+    return _verification(caller.zone.verify_audit(against=against))
+
+
+@router.get("/audit/checkpoint", response_model=CheckpointDoc, tags=["audit"])
+def audit_checkpoint(caller: Audit) -> CheckpointDoc:
+    """A signed checkpoint of the audit log's head: fetch it now and then and keep it."""
+    return CheckpointDoc.model_validate(caller.zone.audit_checkpoint().as_dict())
+
+
+@router.get("/audit/export", tags=["audit"])
+def audit_export(caller: Audit) -> list[dict[str, Any]]:
+    """The verifiable export: header, events (others' redacted to hashes), checkpoint."""
+    return caller.zone.audit_export()
 
 
 @router.put("/notifications", tags=["identity"])

@@ -1,91 +1,47 @@
 """The web console for owners and auditors: server-rendered HTML, no script needed.
 
-Sign in with the party token; the session is a signed, HttpOnly, SameSite=Strict cookie
-holding a short-lived access token (the same JWTs as the API, revoked on sign-out). Every
-form carries a CSRF token bound to the session. Pages: pending requests with the exact
-spec, what they touch and cost; approve / deny with a reason; history; the audit log with
-its verification status; privacy budget per party over time.
+Sign in with the party token (see :mod:`._console_base` for the session, the scoped
+authorisation of every page and CSRF). Pages: the pending list (each request in one
+sentence, its cost next to what remains of each budget, approve / deny with a reason in
+place); a request page in plain words (what the analyst would receive, the rewritten SQL,
+the risk if approved, the decision); history, the audit log and the budgets
+(:mod:`._console_pages`); the operator's parties page (disable / enable / rotate-secret).
+Errors are HTML pages.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import secrets
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
-from collabzone.errors import (
-    AuthenticationError,
-    CollabzoneError,
-    NotAuthorisedError,
-    error_info,
-)
+from collabzone.errors import AuthenticationError, CollabzoneError, error_info
 from collabzone.model import Party, RequestStatus
 from collabzone.model import Request as ZoneRequest
+from collabzone.server import _console_pages
 from collabzone.server._api import state_of
-from collabzone.server._chart import budget_series, svg_chart
-from collabzone.server._headers import is_https
+from collabzone.server._console_base import (
+    COOKIE,
+    HERE,
+    LOGIN_COOKIE,
+    PREFIX,
+    SESSION_TTL,
+    caller_of,
+    check_csrf,
+    check_login_csrf,
+    login_page,
+    page,
+    secure_cookies,
+)
+from collabzone.server._console_words import pretty_sql, receives, standings
 from collabzone.server._state import Caller, RateLimited
 from collabzone.server.auth import scopes_for
 
-COOKIE = "cz_session"
-SESSION_TTL = 3600
-LOGIN_COOKIE = "cz_login"
-LOGIN_TTL = 1800
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-router = APIRouter(prefix="/console", include_in_schema=False)
+__all__ = ["COOKIE", "router", "sign_in"]
 
-
-class _SignIn(HTTPException):
-    def __init__(self) -> None:
-        super().__init__(303, "sign in first", headers={"Location": "/console/login"})
-
-
-def _caller(request: Request, scope: str = "zone:read") -> Caller:
-    """The session's caller, authorised for ``scope`` exactly as the REST API would be.
-
-    The cookie holds an ordinary access token, so the console goes through the same
-    :meth:`ServerState.authorise` as every ``/v1`` route: revocation, the party's current
-    state, the token's scopes and rate limits. A narrowed token (say ``zone:read`` copied
-    from an API client into the cookie) cannot approve here any more than over REST.
-    """
-    state = state_of(request)
-    token = request.cookies.get(COOKIE)
-    if not token:
-        raise _SignIn
-    try:
-        return state.authorise(
-            token,
-            scope,
-            f"console {request.method} {request.url.path}",
-            request.client.host if request.client else "",
-        )
-    except AuthenticationError:
-        raise _SignIn from None
-
-
-def _csrf(request: Request, caller: Caller) -> str:
-    key = state_of(request).csrf_key
-    return hmac.new(key, caller.principal.token_id.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def _check_csrf(request: Request, caller: Caller, given: str) -> None:
-    if not hmac.compare_digest(_csrf(request, caller), given):
-        state_of(request).deny(caller.party.name, "console", "bad CSRF token")
-        raise NotAuthorisedError("the form expired or came from another site: reload the page")
-
-
-def _page(request: Request, caller: Caller | None, name: str, **context: Any) -> HTMLResponse:
-    extra: dict[str, Any] = {"me": caller.party if caller else None}
-    if caller is not None:
-        extra["csrf"] = _csrf(request, caller)
-    return templates.TemplateResponse(request, name, {**extra, **context})
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 
 
 def _awaits(request: ZoneRequest, party: str) -> bool:
@@ -96,34 +52,35 @@ def _awaits(request: ZoneRequest, party: str) -> bool:
     )
 
 
-def _login_page(request: Request, error: str | None = None, status: int = 200) -> HTMLResponse:
-    """The sign-in form, bound to a pre-session nonce (login CSRF, see :func:`login`)."""
-    nonce = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
-    oidc = getattr(request.app.state, "oidc", None) is not None
-    page = _page(
-        request, None, "login.html", error=error, oidc=oidc, csrf=_login_csrf(request, nonce)
-    )
-    page.status_code = status
-    page.set_cookie(
-        LOGIN_COOKIE,
-        nonce,
-        max_age=LOGIN_TTL,
-        httponly=True,
-        samesite="strict",
-        secure=state_of(request).settings.secure_cookies or is_https(request),
-        path="/console/login",
-    )
-    return page
+def _plain(caller: Caller, request: ZoneRequest) -> dict[str, Any]:
+    """A request in plain words: the sentence, the compiled form, cost against budgets."""
+    plan = caller.zone.request_plan(request.id)
+    details = plan["details"] if isinstance(plan["details"], dict) else {}
+    sql = details.get("governed_sql")
+    return {
+        "sentence": receives(
+            request.technique, request.requester, request.datasets, plan["outputs"], details
+        ),
+        "governed_sql": pretty_sql(sql) if isinstance(sql, str) else None,
+        "standings": standings(request.cost, plan["standing"]),
+    }
 
 
-def _login_csrf(request: Request, nonce: str) -> str:
-    key = state_of(request).csrf_key
-    return hmac.new(key, f"login:{nonce}".encode(), hashlib.sha256).hexdigest()[:32]
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    """The console's stylesheet and its one optional script (local times)."""
+    if name not in STATIC:
+        raise HTTPException(404, f"no static file {name!r}")
+    return Response(
+        (HERE / "static" / name).read_bytes(),
+        media_type=STATIC[name],
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
 
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> HTMLResponse:
-    return _login_page(request)
+    return login_page(request)
 
 
 @router.post("/login", response_model=None)
@@ -134,30 +91,27 @@ def login(
 ) -> Response:
     """Sign in with a party token.
 
-    Login CSRF: a foreign page could otherwise post its own party's token here and sign
-    the owner's browser in as that party (whatever the owner then uploads or approves
-    lands with the attacker). The form therefore carries a token bound to a nonce cookie
-    that only this site's own form page sets (SameSite=Strict, so a cross-site post
-    arrives without it).
+    The form must carry the CSRF token bound to this browser's sign-in nonce (login CSRF,
+    see :func:`._console_base.login_page`); failed sign-ins count towards the same
+    brute-force limits as ``/oauth/token`` (429 with Retry-After once locked out).
     """
     state = state_of(request)
     client = request.client.host if request.client else ""
-    nonce = request.cookies.get(LOGIN_COOKIE)
-    if not nonce or not hmac.compare_digest(_login_csrf(request, nonce), csrf):
+    if not check_login_csrf(request, csrf):
         state.deny("anonymous", "console.login", "sign-in form without a valid CSRF token", client)
-        return _login_page(
+        return login_page(
             request, "The sign-in form expired or came from another site: sign in again.", 403
         )
     try:
         party = state.sign_in(token.strip(), "console.login", client)
     except AuthenticationError:
-        return _login_page(request, "That token matches no party.", 401)
+        return login_page(request, "That token matches no party.", 401)
     except RateLimited as exc:
-        page = _login_page(request, f"{exc.detail}.", 429)
-        page.headers.update(exc.headers or {})
-        return page
+        refused = login_page(request, f"{exc.detail}.", 429)
+        refused.headers.update(exc.headers or {})
+        return refused
     response = sign_in(request, party)
-    response.delete_cookie(LOGIN_COOKIE, path="/console/login")
+    response.delete_cookie(LOGIN_COOKIE, path=f"{PREFIX}/login")
     return response
 
 
@@ -165,57 +119,69 @@ def sign_in(request: Request, party: Party) -> RedirectResponse:
     """Start a console session for ``party`` (after a token or an identity provider)."""
     state = state_of(request)
     issued = state.tokens.issue(party, scopes_for(party), ttl=SESSION_TTL)
-    response = RedirectResponse("/console/", status_code=303)
+    response = RedirectResponse(f"{PREFIX}/", status_code=303)
     response.set_cookie(
         COOKIE,
         issued["access_token"],
         max_age=SESSION_TTL,
         httponly=True,
         samesite="strict",
-        secure=state.settings.secure_cookies or is_https(request),
-        path="/console",
+        secure=secure_cookies(request),
+        path=PREFIX,
     )
     return response
 
 
 @router.post("/logout")
 def logout(request: Request, csrf: Annotated[str, Form(max_length=64)]) -> RedirectResponse:
-    caller = _caller(request)
-    _check_csrf(request, caller, csrf)
+    caller = caller_of(request)
+    check_csrf(request, caller, csrf)
     state_of(request).tokens.revoked.revoke(caller.principal.token_id, caller.principal.expires_at)
-    response = RedirectResponse("/console/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/console")
+    response = RedirectResponse(f"{PREFIX}/login", status_code=303)
+    response.delete_cookie(COOKIE, path=PREFIX)
     return response
 
 
 @router.get("/", response_class=HTMLResponse)
 def pending(request: Request) -> HTMLResponse:
-    caller = _caller(request)
+    caller = caller_of(request)
     waiting = [r for r in caller.zone.requests() if _awaits(r, caller.party.name)]
-    return _page(request, caller, "pending.html", requests=waiting, dumps=_dumps)
+    waiting.sort(key=lambda r: r.created_at)
+    return page(
+        request,
+        caller,
+        "pending.html",
+        requests=[(r, _plain(caller, r)) for r in waiting],
+    )
+
+
+def _detail(
+    request: Request, caller: Caller, zone_request: ZoneRequest, error: str | None, status: int
+) -> HTMLResponse:
+    receipt = None
+    if zone_request.status is RequestStatus.RELEASED:
+        receipt = caller.zone.receipt(zone_request.id)
+    can_decide = _awaits(zone_request, caller.party.name)
+    # an owner about to decide sees what the answer would disclose with earlier ones
+    risk = caller.zone.request_risk(zone_request.id) if can_decide else None
+    return page(
+        request,
+        caller,
+        "request.html",
+        status_code=status,
+        r=zone_request,
+        plain=_plain(caller, zone_request),
+        receipt=receipt,
+        can_decide=can_decide,
+        risk=risk,
+        error=error,
+    )
 
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
 def detail(request: Request, request_id: str) -> HTMLResponse:
-    caller = _caller(request)
-    zone_request = caller.zone.request(request_id)
-    receipt = None
-    if zone_request.status is RequestStatus.RELEASED:
-        receipt = caller.zone.receipt(request_id)
-    can_decide = _awaits(zone_request, caller.party.name)
-    # an owner about to decide sees what the answer would disclose with earlier ones
-    risk = caller.zone.request_risk(request_id) if can_decide else None
-    return _page(
-        request,
-        caller,
-        "request.html",
-        r=zone_request,
-        receipt=receipt,
-        can_decide=can_decide,
-        risk=risk,
-        dumps=_dumps,
-        error=None,
-    )
+    caller = caller_of(request)
+    return _detail(request, caller, caller.zone.request(request_id), None, 200)
 
 
 @router.post("/requests/{request_id}/{decision}", response_model=None)
@@ -225,9 +191,10 @@ def decide(
     decision: str,
     reason: Annotated[str, Form(max_length=2000)],
     csrf: Annotated[str, Form(max_length=64)],
+    back: Annotated[str, Form(max_length=16)] = "request",
 ) -> Response:
-    caller = _caller(request, "requests:decide")
-    _check_csrf(request, caller, csrf)
+    caller = caller_of(request, "requests:decide")
+    check_csrf(request, caller, csrf)
     if decision not in ("approve", "deny"):
         raise HTTPException(404, "no such decision")
     try:
@@ -236,67 +203,25 @@ def decide(
         else:
             decided = caller.zone.deny(request_id, reason)
     except CollabzoneError as exc:
-        zone_request = caller.zone.request(request_id)
-        page = _page(
+        # the page again, with why; the status says it too (scripts and proxies must not
+        # read a refused decision as a success)
+        return _detail(
             request,
             caller,
-            "request.html",
-            r=zone_request,
-            receipt=None,
-            can_decide=_awaits(zone_request, caller.party.name),
-            risk=None,
-            dumps=_dumps,
-            error=exc.message,
+            caller.zone.request(request_id),
+            exc.message,
+            error_info(exc).http_status,
         )
-        # the page explains the refusal; the status says it too (scripts and proxies
-        # must not read a refused decision as a success)
-        page.status_code = error_info(exc).http_status
-        return page
     state_of(request).notifier.notify(decided)
-    return RedirectResponse(f"/console/requests/{request_id}", status_code=303)
-
-
-@router.get("/history", response_class=HTMLResponse)
-def history(request: Request) -> HTMLResponse:
-    caller = _caller(request)
-    everything = sorted(caller.zone.requests(), key=lambda r: r.created_at, reverse=True)
-    return _page(request, caller, "history.html", requests=everything)
-
-
-@router.get("/audit", response_class=HTMLResponse)
-def audit_page(request: Request) -> HTMLResponse:
-    caller = _caller(request, "audit:read")
-    verification = caller.zone.verify_audit()
-    events = caller.zone.audit_events()[-300:]
-    return _page(
-        request,
-        caller,
-        "audit.html",
-        verification=verification,
-        events=list(reversed(events)),
-        dumps=_dumps,
-    )
-
-
-@router.get("/budget", response_class=HTMLResponse)
-def budget_page(request: Request) -> HTMLResponse:
-    caller = _caller(request)
-    requester_of = {r.id: r.requester for r in caller.zone.requests()}
-    series = budget_series(caller.zone.audit_events(), requester_of)
-    return _page(
-        request,
-        caller,
-        "budget.html",
-        chart=svg_chart(series),
-        rows=caller.zone.budget(),
-    )
+    target = f"{PREFIX}/" if back == "pending" else f"{PREFIX}/requests/{request_id}"
+    return RedirectResponse(target, status_code=303)
 
 
 @router.get("/parties", response_class=HTMLResponse)
 def parties_page(request: Request) -> HTMLResponse:
     """The operator's view of every party, with disable / enable / rotate-secret."""
-    caller = _caller(request, "parties:write")
-    return _page(request, caller, "parties.html", parties=caller.zone.parties(), error=None)
+    caller = caller_of(request, "parties:write")
+    return page(request, caller, "parties.html", parties=caller.zone.parties(), error=None)
 
 
 @router.post("/parties/{name}/{action}", response_class=HTMLResponse)
@@ -308,8 +233,8 @@ def party_action(
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> HTMLResponse:
     """Disable, enable or re-key a party (operator); a new secret is shown once."""
-    caller = _caller(request, "parties:write")
-    _check_csrf(request, caller, csrf)
+    caller = caller_of(request, "parties:write")
+    check_csrf(request, caller, csrf)
     secret = None
     status = 200
     error = None
@@ -325,18 +250,16 @@ def party_action(
     except CollabzoneError as exc:
         error, status = exc.message, error_info(exc).http_status
     state_of(request).standing.forget(name)
-    page = _page(
+    return page(
         request,
         caller,
         "parties.html",
+        status_code=status,
         parties=caller.zone.parties(),
         error=error,
         secret=secret,
         secret_for=name,
     )
-    page.status_code = status
-    return page
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, default=str)
+router.include_router(_console_pages.router)

@@ -2,22 +2,26 @@
 
 ``{"error": {"type": "PolicyRefusal", "code": "REFUSED", "message": "...", "reasons": [...]}}``
 with the status from ``errors.ERROR_CATALOGUE``. Validation errors never echo input values.
+Under ``/console`` the same failures are HTML pages (a browser never shows raw JSON).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collabzone.errors import CollabzoneError, PolicyRefusal, error_info
 
 log = logging.getLogger("collabzone.server")
+HTML_HEADERS = {"location", "retry-after", "allow"}
+"""Headers an error page keeps from the API's answer (the redirect to sign in, back-off)."""
 
 
 def error_body(error: CollabzoneError) -> dict[str, Any]:
@@ -59,26 +63,44 @@ def render(exc: Exception) -> JSONResponse:
     return _plain(500, "InternalError", "INTERNAL", "internal error: see the server log")
 
 
+def _for_browser(request: Request, response: JSONResponse) -> Response:
+    """``response`` itself, or under ``/console`` the same status and message as a page."""
+    from collabzone.server import _console_base  # the console imports the API: import late
+
+    if not _console_base.is_console(request):
+        return response
+    error = json.loads(bytes(response.body))["error"]
+    headers = {k: v for k, v in response.headers.items() if k.lower() in HTML_HEADERS}
+    return _console_base.error_page(request, response.status_code, error["message"], headers)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
     @app.exception_handler(CollabzoneError)
-    async def _collabzone(_: Request, exc: CollabzoneError) -> JSONResponse:
-        return error_response(exc)
+    async def _collabzone(request: Request, exc: CollabzoneError) -> Response:
+        return _for_browser(request, error_response(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         problems = [
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
             for e in exc.errors()[:10]
         ]
-        return _plain(422, "InvalidInputError", "INVALID_INPUT", "; ".join(problems))
+        return _for_browser(
+            request, _plain(422, "InvalidInputError", "INVALID_INPUT", "; ".join(problems))
+        )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return render(exc)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        response = _plain(exc.status_code, "HTTPError", f"HTTP_{exc.status_code}", str(exc.detail))
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return _for_browser(request, response)
 
     @app.exception_handler(Exception)
-    async def _bug(_: Request, exc: Exception) -> JSONResponse:
+    async def _bug(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error", exc_info=exc)
-        return _plain(500, "InternalError", "INTERNAL", "internal error: see the server log")
+        return _for_browser(
+            request, _plain(500, "InternalError", "INTERNAL", "internal error: see the server log")
+        )

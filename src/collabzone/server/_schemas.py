@@ -92,3 +92,22 @@ class VerificationOut(BaseModel):
     events: int
     broken_at: int | None = None
     problem: str | None = None
+    problems: list[str] = Field(default_factory=list)
+    anchor: str | None = None
+
+
+class CheckpointDoc(Body):
+    """A signed checkpoint of the audit log's head (see collabzone.audit_checkpoint)."""
+
+    format: str = Field(max_length=64)
+    zone: str = Field(max_length=200)
+    size: int = Field(ge=0, le=2**62)
+    head: str = Field(max_length=64)
+    at: str = Field(max_length=40)
+    key_version: int = Field(ge=1, le=2**31 - 1)
+    public_key: str = Field(max_length=64)
+    signature: str = Field(max_length=128)
+
+
+class VerifyIn(Body):
+    against: CheckpointDoc

@@ -88,7 +88,7 @@ class ServerState:
 
     def __init__(self, settings: ServerSettings, zone: Zone | None = None) -> None:
         self.settings = settings
-        self.zone = zone or connect_zone(settings.zone_dir, None, db_url=settings.db_url)
+        self.zone = zone or connect_zone(settings.zone_dir, db_url=settings.db_url, host=True)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         (settings.state_dir / "uploads").mkdir(exist_ok=True)
         self.tokens = TokenService(

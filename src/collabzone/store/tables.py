@@ -124,6 +124,8 @@ budget_debits = Table(
     Column("delta", String(40), nullable=False),
     Column("rho", String(40), nullable=False),
     Column("at", String(40), nullable=False),
+    # the audit event that charged this debit (None: written before 0003, see audit_ledger)
+    Column("event_id", String(40)),
 )
 
 audit_events = Table(

@@ -10,7 +10,8 @@ rule. The resolved tree names every table by its dataset and every column as
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sqlglot
@@ -20,6 +21,9 @@ from sqlglot.errors import ParseError, TokenError
 from collabzone.errors import InvalidInputError
 from collabzone.model import Column, Dataset
 
+ZONE_SCHEMA = "zone"
+"""The one schema every shared dataset is also in (``zone.dataset``)."""
+_TOP = re.compile(r"\s*SELECT\s+(DISTINCT\s+)?TOP\s*\(?\s*\d", re.IGNORECASE)
 MAX_SQL_LENGTH = 20_000
 MAX_NESTING = 24
 """Deepest nesting of parentheses and prefix operators (NOT, unary minus) in one query:
@@ -68,7 +72,7 @@ class QueryRejected(InvalidInputError):
     """The SQL is outside what governed SQL accepts; ``reason`` is a stable code.
 
     Codes: ``SYNTAX``, ``TOO_COMPLEX``, ``NOT_A_SELECT``, ``CONSTRUCT_NOT_ALLOWED``,
-    ``UNKNOWN_TABLE``, ``UNKNOWN_COLUMN``, ``AMBIGUOUS_COLUMN``, ``BAD_SHAPE``,
+    ``UNKNOWN_TABLE``, ``UNKNOWN_COLUMN``, ``AMBIGUOUS_COLUMN``, ``AMBIGUOUS_NAME``, ``BAD_SHAPE``,
     ``BAD_PARAMETER``.
     """
 
@@ -123,6 +127,10 @@ def parse_select(sql: str) -> exp.Select:
         raise QueryRejected("SYNTAX", "the query is empty; send one SELECT statement")
     if len(sql) > MAX_SQL_LENGTH:
         raise QueryRejected("SYNTAX", f"the query is longer than {MAX_SQL_LENGTH} characters")
+    if _TOP.match(sql):
+        raise QueryRejected(
+            "SYNTAX", "TOP n is T-SQL; write LIMIT n at the end of the query instead"
+        )
     dialect = sqlglot.Dialect.get_or_raise("duckdb")
     try:
         tokens = dialect.tokenize(sql)
@@ -233,6 +241,52 @@ def _name(identifier: exp.Expression | None) -> str:
     return identifier.name if isinstance(identifier, exp.Identifier) else ""
 
 
+def _quoted(identifier: exp.Expression | None) -> bool:
+    return isinstance(identifier, exp.Identifier) and bool(identifier.args.get("quoted"))
+
+
+def _lookup(name: str, quoted: bool, names: Iterable[str], what: str) -> str | None:
+    """The one of ``names`` that ``name`` means: exactly when quoted, and otherwise
+    case-insensitively as the SQL standard says for unquoted identifiers (an exact match
+    wins; two that differ only in case must be quoted)."""
+    names = list(names)
+    if name in names or quoted:
+        return name if name in names else None
+    folded = [n for n in names if n.casefold() == name.casefold()]
+    if len(folded) > 1:
+        raise QueryRejected(
+            "AMBIGUOUS_NAME",
+            f"{what} {name!r} matches {sorted(folded)} when case is ignored; quote the one "
+            'you mean, e.g. "' + folded[0] + '"',
+        )
+    return folded[0] if folded else None
+
+
+def _column(dataset: Dataset, name: str) -> Column:
+    found = dataset.column(name)
+    assert found is not None  # a name _lookup returned from this dataset's columns
+    return found
+
+
+def _schema_allows(table: exp.Table, dataset: Dataset) -> None:
+    """A schema qualifier names the dataset's owner (one schema per provider) or the
+    zone's single schema ``zone``; a catalogue is never needed."""
+    if table.args.get("catalog"):
+        raise QueryRejected(
+            "UNKNOWN_TABLE", "write schema.dataset or dataset; a catalogue is not needed"
+        )
+    schema = _name(table.args.get("db"))
+    if not schema:
+        return
+    allowed = {dataset.owner, ZONE_SCHEMA}
+    if _lookup(schema, _quoted(table.args.get("db")), allowed, "schema") is None:
+        raise QueryRejected(
+            "UNKNOWN_TABLE",
+            f"dataset {dataset.name!r} is in schema {dataset.owner!r} (its owner) or "
+            f"{ZONE_SCHEMA!r}, not {schema!r}",
+        )
+
+
 def resolve(tree: exp.Select, catalogue: Sequence[Dataset], *, copy: bool = True) -> ResolvedQuery:
     """Resolve every table and column of ``tree`` exactly; return a qualified tree
     (a copy unless ``copy`` is False, for a tree the caller has just parsed)."""
@@ -248,18 +302,19 @@ def resolve(tree: exp.Select, catalogue: Sequence[Dataset], *, copy: bool = True
     for join in tree.args.get("joins") or []:
         sources.append(join.this)
     for table in sources:
-        if not isinstance(table, exp.Table) or table.args.get("db") or table.args.get("catalog"):
+        if not isinstance(table, exp.Table):
+            raise QueryRejected("UNKNOWN_TABLE", "tables must be shared datasets, by name")
+        written = _name(table.this)
+        found = _lookup(written, _quoted(table.this), by_name, "dataset")
+        if found is None:
             raise QueryRejected(
                 "UNKNOWN_TABLE",
-                "tables must be shared datasets named on their own (no schema or catalogue)",
+                f"no dataset named {written!r} is visible to you (`collabzone catalogue` "
+                "lists them; quoted names are case-sensitive)",
             )
-        name = _name(table.this)
-        if name not in by_name:
-            raise QueryRejected(
-                "UNKNOWN_TABLE",
-                f"no dataset named {name!r} is visible to you (names are exact and "
-                "case-sensitive; `collabzone datasets` lists them)",
-            )
+        name = found
+        _schema_allows(table, by_name[name])
+        table.set("db", None)
         alias_node = table.args.get("alias")
         alias = _name(alias_node.this) if isinstance(alias_node, exp.TableAlias) else name
         if alias_node is not None and alias_node.args.get("columns"):
@@ -293,22 +348,27 @@ def _resolve_column(
     if column.args.get("db") or column.args.get("catalog"):
         raise QueryRejected("UNKNOWN_COLUMN", "columns are named as column or alias.column")
     name = _name(column.this)
-    qualifier = _name(column.args.get("table"))
-    if qualifier:
-        if qualifier not in tables:
-            raise QueryRejected("UNKNOWN_TABLE", f"no table or alias {qualifier!r} in FROM")
+    quoted = _quoted(column.this)
+    written_qualifier = _name(column.args.get("table"))
+    if written_qualifier:
+        qualifier = _lookup(
+            written_qualifier, _quoted(column.args.get("table")), tables, "table or alias"
+        )
+        if qualifier is None:
+            raise QueryRejected("UNKNOWN_TABLE", f"no table or alias {written_qualifier!r} in FROM")
         dataset = by_name[tables[qualifier]]
-        found = dataset.column(name)
+        found = _lookup(name, quoted, (c.name for c in dataset.columns), "column")
         if found is None:
             raise QueryRejected(
                 "UNKNOWN_COLUMN", f"dataset {dataset.name!r} has no column {name!r}"
             )
-        return ColumnRef(qualifier, dataset.name, found)
-    matches = [
-        ColumnRef(alias, dataset_name, col)
-        for alias, dataset_name in tables.items()
-        if (col := by_name[dataset_name].column(name)) is not None
-    ]
+        return ColumnRef(qualifier, dataset.name, _column(dataset, found))
+    matches = []
+    for alias, dataset_name in tables.items():
+        dataset = by_name[dataset_name]
+        found = _lookup(name, quoted, (c.name for c in dataset.columns), "column")
+        if found is not None:
+            matches.append(ColumnRef(alias, dataset_name, _column(dataset, found)))
     if not matches:
         if name in output_aliases and column.find_ancestor(exp.Order) is not None:
             return None

@@ -14,6 +14,7 @@ from typing import Any
 from collabzone.budget import PrivacyCost
 from collabzone.errors import CollabzoneError
 from collabzone.techniques.base import FailedAfterSpending, Outcome, RunContext
+from collabzone.techniques.sql import _rules
 from collabzone.techniques.sql._bounds import AUTO_SHARE, derive_limit
 from collabzone.techniques.sql._canonical import canonical_key
 from collabzone.techniques.sql._compile import Compiled, quantity_key
@@ -232,6 +233,13 @@ def _answer(
         rows = rows[: compiled.shape.limit]
         intervals = {k: v[: compiled.shape.limit] for k, v in intervals.items()}
     item_scale = _item_scales(compiled, noisy.scales, scale_of)
+    noisy_columns = dwarfed(rows, intervals, names)
+    if noisy_columns:
+        notes = [
+            *notes,
+            f"the noise is larger than most values of {', '.join(noisy_columns)}: ask with a "
+            "larger epsilon, coarser groups or over more people for a useful answer",
+        ]
     payload = table_payload(names, rows)
     payload.update(
         {
@@ -276,9 +284,30 @@ def _item_scales(
     return out
 
 
+def _natural_range(compiled: Compiled, func: str, ref: Any) -> tuple[float, float]:
+    """Where the true value of an aggregate must lie: a count is never negative, a sum of
+    non-negative values neither, an average lies within the values' bounds."""
+    inf = float("inf")
+    if func == "COUNT" or ref is None:
+        return 0.0, inf
+    bounds = _rules.bounds_of(ref, compiled.effective.of(ref.dataset))
+    if bounds is None:
+        return -inf, inf
+    low, high = bounds
+    if func == "AVG":
+        return low, high
+    return (0.0 if low >= 0 else -inf), (0.0 if high <= 0 else inf)
+
+
+def _clamped(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)
+
+
 def _dp_rows(
     compiled: Compiled, noisy: Any, scale_of: Mapping[str, int], alpha: float
 ) -> tuple[list[list[Any]], dict[str, list[list[float | None]]]]:
+    """The released rows and their intervals, clamped to where the true values must lie
+    (post-processing: no negative count or average income, at no privacy cost)."""
     rows: list[list[Any]] = []
     intervals: dict[str, list[list[float | None]]] = {}
     dims = {ref.key: i for i, ref in enumerate(compiled.shape.group_by)}
@@ -289,6 +318,7 @@ def _dp_rows(
                 row.append(key[dims[item.dimension.key]])
                 continue
             agg = item.aggregates[0]
+            low, high = _natural_range(compiled, agg.func, agg.ref)
             parts = quantity_key(compiled, agg.func, agg.ref)
             values = [noisy.values[p][index] / scale_of[p] for p in parts]
             if agg.func == "AVG":  # two noisy values: alpha / 2 each keeps 1 - alpha coverage
@@ -296,23 +326,47 @@ def _dp_rows(
                 widths = [accuracy(zcdp, noisy.scales[p], alpha / 2) / scale_of[p] for p in parts]
             else:
                 widths = [noisy.accuracy[p] / scale_of[p] for p in parts]
+            interval: list[float | None]
             if agg.func == "AVG":
                 total, count = values
-                value = total / count if count > 0 else None
-                low_count = count - widths[1]
-                interval: list[float | None] = [None, None]
-                if low_count > 0 and value is not None:
+                value = _clamped(total / count, low, high) if count > 0 else None
+                interval = [low, high]  # what is known when the count may be 0
+                if count - widths[1] > 0 and value is not None:
                     candidates = [
                         (total + s * widths[0]) / (count + c * widths[1])
                         for s in (-1, 1)
                         for c in (-1, 1)
                     ]
-                    interval = [min(candidates), max(candidates)]
+                    interval = [_clamped(min(candidates), low, high),
+                                _clamped(max(candidates), low, high)]  # fmt: skip
                 row.append(value)
             else:
-                value = values[0]
+                value = _clamped(values[0], low, high)
                 row.append(int(value) if scale_of[parts[0]] == 1 else value)
-                interval = [value - widths[0], value + widths[0]]
-            intervals.setdefault(item.name, []).append(interval)
+                interval = [
+                    _clamped(value - widths[0], low, high),
+                    _clamped(value + widths[0], low, high),
+                ]
+            intervals.setdefault(item.name, []).append(
+                [None if v is None or abs(v) == float("inf") else v for v in interval]
+            )
         rows.append(row)
     return rows, intervals
+
+
+def dwarfed(rows: list[list[Any]], intervals: Mapping[str, list[list[float | None]]],
+            names: list[str]) -> list[str]:  # fmt: skip
+    """Columns where the noise is larger than most values (the interval's half-width
+    exceeds the value itself in more than half of the rows): worth saying in the notes."""
+    out = []
+    for name, column in intervals.items():
+        idx = names.index(name)
+        wide = 0
+        for row, (low, high) in zip(rows, column, strict=True):
+            value = row[idx]
+            if value is None or low is None or high is None:
+                continue
+            wide += (high - low) / 2 > abs(value)
+        if column and wide * 2 > len(column):
+            out.append(name)
+    return out

@@ -4,12 +4,15 @@
 tokenised labels), pulls approved validation jobs and hands back aggregate feedback.
 ``public-key`` prints the node's sealing key for the owner's agreement (``node_public_key``).
 The node key lives in a local keyring encrypted under ``COLLABZONE_MASTER_KEY``.
+
+Like every command, ``serve`` and ``submit`` act on the zone of ``--zone`` (here or before the
+sub-command) or ``COLLABZONE_ZONE``, as the party of ``--token`` or ``COLLABZONE_TOKEN``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -46,23 +49,51 @@ def _fail(error: CollabzoneError) -> typer.Exit:
 
 
 def _data(pairs: list[str]) -> dict[str, Path]:
+    """The node's local files by dataset name; each must exist before anything is served
+    (a missing file would otherwise surface only as a refused job, much later)."""
     out = {}
     for pair in pairs:
         name, sep, path = pair.partition("=")
         if not sep or not name or not path:
             raise InvalidInputError("--data takes NAME=PATH (dataset name = local file)")
+        if not Path(path).is_file():
+            raise InvalidInputError(f"--data {name}={path}: no such file")
         out[name] = Path(path)
     return out
 
 
+ZoneOption = Annotated[
+    str | None,
+    typer.Option(
+        "--zone", help="zone directory or server URL (default: the global --zone / COLLABZONE_ZONE)"
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token", help="this party's token (default: the global --token / COLLABZONE_TOKEN)"
+    ),
+]
+
+
+def _open_zone(zone: str | None, token: str | None) -> Any:
+    """The zone as every other command opens it (``collabzone.cli._zone``), with this
+    sub-command's own ``--zone`` / ``--token`` taking precedence over the global ones."""
+    from collabzone import cli
+
+    if zone is not None:
+        cli.state.zone_dir = zone
+    if token is not None:
+        cli.state.token = token
+    return cli._zone()
+
+
 @app.command("serve")
 def serve_command(
-    zone: Annotated[Path, typer.Option("--zone", help="zone directory")],
     data: Annotated[list[str], typer.Option("--data", help="NAME=PATH of a local labelled file")],
     keyring: KeyringOption = Path("node-keyring.json"),
-    token: Annotated[
-        str | None, typer.Option("--token", envvar="COLLABZONE_TOKEN", help="node party's token")
-    ] = None,
+    zone: ZoneOption = None,
+    token: TokenOption = None,
     poll: Annotated[float, typer.Option("--poll", help="seconds between polls")] = 5.0,
     max_jobs: Annotated[
         int | None, typer.Option("--max-jobs", help="stop after this many jobs")
@@ -71,10 +102,10 @@ def serve_command(
 ) -> None:
     """Serve validation jobs for this party's node from local files."""
     from collabzone.node import NodeAgent
-    from collabzone.zone import connect
 
     try:
-        agent = NodeAgent(connect(zone, token=token), _data(data), keys=_keyring(keyring))
+        files = _data(data)
+        agent = NodeAgent(_open_zone(zone, token), files, keys=_keyring(keyring))
         if once:
             done = agent.run_once()
             for request in done:
@@ -102,15 +133,13 @@ def public_key_command(keyring: KeyringOption = Path("node-keyring.json")) -> No
 
 @app.command("submit")
 def submit_command(
-    zone: Annotated[Path, typer.Option("--zone", help="zone directory")],
     dataset: Annotated[str, typer.Option("--dataset", help="the owner's labelled dataset")],
     predictions: Annotated[
         Path, typer.Option("--predictions", help="CSV: token, score|label|value[, group]")
     ],
     purpose: Annotated[str, typer.Option("--purpose", help="purpose the agreement allows")],
-    token: Annotated[
-        str | None, typer.Option("--token", envvar="COLLABZONE_TOKEN", help="ML party's token")
-    ] = None,
+    zone: ZoneOption = None,
+    token: TokenOption = None,
     task: Annotated[str, typer.Option("--task", help="binary or regression")] = "binary",
     positive_label: Annotated[
         str, typer.Option("--positive-label", help="label value of the positive class")
@@ -124,10 +153,10 @@ def submit_command(
     ] = None,
 ) -> None:
     """Submit predictions for validation (the ML party's side); prints the request id."""
+    from collabzone.cli_support import exit_code_for
     from collabzone.model import Request
     from collabzone.techniques.validator import read_submission, submission_spec
     from collabzone.techniques.validator._submission import TASKS, Task
-    from collabzone.zone import connect
 
     try:
         if task not in TASKS:
@@ -144,10 +173,12 @@ def submit_command(
             public_key=public_key,
             **options,
         )
-        request = connect(zone, token=token).submit("validator", spec, purpose)
+        request = _open_zone(zone, token).submit("validator", spec, purpose)
         assert isinstance(request, Request)
         typer.echo(f"{request.id}: {request.status.value}")
         for reason in request.reasons:
             typer.echo(f"  {reason}", err=True)
     except CollabzoneError as exc:
         raise _fail(exc) from None
+    if code := exit_code_for(request):
+        raise typer.Exit(code)  # refused (7) or failed (9): not a success

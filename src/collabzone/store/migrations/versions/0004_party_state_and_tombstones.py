@@ -4,15 +4,15 @@
 every token it holds are refused); ``parties.secret_version`` counts rotations of its
 secret, so tokens issued before a rotation stop verifying.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 
 
 def upgrade() -> None:
