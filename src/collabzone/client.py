@@ -393,6 +393,10 @@ class RemoteZone:
         doc: dict[str, Any] = self._call("GET", f"/v1/requests/{_segment(request_id)}/risk")
         return doc
 
+    def request_plan(self, request_id: str) -> dict[str, Any]:
+        doc: dict[str, Any] = self._call("GET", f"/v1/requests/{_segment(request_id)}/plan")
+        return doc
+
     def receipt(self, request_id: str) -> Receipt:
         return Receipt.model_validate(
             self._call("GET", f"/v1/requests/{_segment(request_id)}/receipt")

@@ -58,6 +58,8 @@ def test_owner_signs_in_reviews_and_approves(served: Handles, tmp_path: Path) ->
         page = browser.get("/console/")
         assert request.id in page.text and "ε 0.3" in page.text
         assert "ε 2.0 of 2.0 left" in page.text and "ε 1.7 of 2.0 left" in page.text
+        plan = served.partner.request_plan(request.id)  # the same plan over REST
+        assert plan["standing"]["partner_data"]["spent"]["epsilon"] == 0.0
         forged = browser.post(
             f"/console/requests/{request.id}/approve", data={"reason": "x", "csrf": "0" * 32}
         )

@@ -316,6 +316,12 @@ def risk(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> dic
     return caller.zone.request_risk(request_id)
 
 
+@router.get("/requests/{request_id}/plan", tags=["requests"])
+def plan(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> dict[str, Any]:
+    """What the zone planned for the request: outputs, compiled form, budget standing."""
+    return caller.zone.request_plan(request_id)
+
+
 @router.get("/requests/{request_id}/receipt", response_model=Receipt, tags=["requests"])
 def receipt(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> Receipt:
     """The privacy receipt of a released request."""
