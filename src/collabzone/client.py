@@ -377,6 +377,10 @@ class RemoteZone:
             self._call("GET", f"/v1/requests/{_segment(request_id)}/result")
         )
 
+    def request_plan(self, request_id: str) -> dict[str, Any]:
+        doc: dict[str, Any] = self._call("GET", f"/v1/requests/{_segment(request_id)}/plan")
+        return doc
+
     def request_risk(self, request_id: str) -> dict[str, Any]:
         doc: dict[str, Any] = self._call("GET", f"/v1/requests/{_segment(request_id)}/risk")
         return doc

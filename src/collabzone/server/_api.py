@@ -277,6 +277,13 @@ def risk(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> dic
     return caller.zone.request_risk(request_id)
 
 
+@router.get("/requests/{request_id}/plan", tags=["requests"])
+def plan(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> dict[str, Any]:
+    """What the zone planned for the request and the requester's budget standing (the
+    parties that may read the request)."""
+    return caller.zone.request_plan(request_id)
+
+
 @router.get("/requests/{request_id}/receipt", response_model=Receipt, tags=["requests"])
 def receipt(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> Receipt:
     """The privacy receipt of a released request."""
