@@ -389,12 +389,12 @@ class RemoteZone:
             self._call("GET", f"/v1/requests/{_segment(request_id)}/result")
         )
 
-    def request_risk(self, request_id: str) -> dict[str, Any]:
-        doc: dict[str, Any] = self._call("GET", f"/v1/requests/{_segment(request_id)}/risk")
-        return doc
-
     def request_plan(self, request_id: str) -> dict[str, Any]:
         doc: dict[str, Any] = self._call("GET", f"/v1/requests/{_segment(request_id)}/plan")
+        return doc
+
+    def request_risk(self, request_id: str) -> dict[str, Any]:
+        doc: dict[str, Any] = self._call("GET", f"/v1/requests/{_segment(request_id)}/risk")
         return doc
 
     def receipt(self, request_id: str) -> Receipt:

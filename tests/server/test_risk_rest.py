@@ -31,6 +31,8 @@ def test_risk_over_rest_console_and_cli(
     assert report["would_be"] == "released" and report["summary"]
     with pytest.raises(NotAuthorisedError):
         served.bank.request_risk(pending.id)
+    plan = served.partner.request_plan(pending.id)  # what the console shows, over REST
+    assert "tier" in plan["details"]["governed_sql"] and plan["outputs"]
     with httpx.Client(base_url=served.server.url, timeout=30) as browser:
         console_sign_in(browser, served.tokens["partner"])
         page = browser.get(f"/console/requests/{pending.id}").text

@@ -318,7 +318,8 @@ def risk(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> dic
 
 @router.get("/requests/{request_id}/plan", tags=["requests"])
 def plan(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> dict[str, Any]:
-    """What the zone planned for the request: outputs, compiled form, budget standing."""
+    """What the zone planned for the request and the requester's budget standing (the
+    parties that may read the request)."""
     return caller.zone.request_plan(request_id)
 
 
