@@ -28,7 +28,7 @@ from collabzone.errors import ConflictError, PolicyRefusal, Reason
 from collabzone.keys import KeyProvider
 from collabzone.model import Party, RequestStatus
 from collabzone.pacing import Clock, Pacing
-from collabzone.runtime import ZoneContext, budget_period_of
+from collabzone.runtime import ZoneContext, ZoneRunContext, budget_period_of
 from collabzone.store import repo
 from collabzone.store import tables as t
 from collabzone.store.data import DataStore
@@ -162,6 +162,22 @@ class EngineCore(abc.ABC):
             for problem in overspend([spent], amount, _limit(dataset_rules)):
                 reasons.append(Reason("BUDGET_EXHAUSTED", f"budget on {dataset}", problem, owner))
         return reasons
+
+    def _run_context(
+        self, requester: Party, technique: Technique, plan: Plan, rules: Rules, purpose: str
+    ) -> ZoneRunContext:
+        """What a technique's ``run`` sees for this request (its datasets, merged rules)."""
+        return ZoneRunContext(
+            self._engine,
+            requester,
+            self._data,
+            self._keys,
+            plan.datasets,
+            rules.by_dataset,
+            self._zone_id,
+            technique=technique.name,
+            purpose=purpose,
+        )
 
     def _rules_now(self, requester: Party, technique: Technique, plan: Plan, purpose: str) -> Rules:
         ctx = ZoneContext(self._engine, requester, technique=technique.name, purpose=purpose)

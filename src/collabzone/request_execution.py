@@ -41,7 +41,7 @@ from collabzone.request_core import (
     crashpoint,
     log,
 )
-from collabzone.runtime import ZoneRunContext, budget_period_of
+from collabzone.runtime import budget_period_of
 from collabzone.store import repo
 from collabzone.store import tables as t
 from collabzone.techniques import registry
@@ -106,17 +106,7 @@ class ExecutionEngine(EngineCore):
         rules: Rules,
     ) -> Outcome | None:
         """Run and filter the outcome; on a refusal or failure, finish the request (None)."""
-        ctx = ZoneRunContext(
-            self._engine,
-            requester,
-            self._data,
-            self._keys,
-            plan.datasets,
-            rules.by_dataset,
-            self._zone_id,
-            technique=technique.name,
-            purpose=purpose,
-        )
+        ctx = self._run_context(requester, technique, plan, rules, purpose)
         try:
             outcome = technique.run(plan, ctx)
             crashpoint("after_run")

@@ -51,7 +51,7 @@ from collabzone.request_core import (
 )
 from collabzone.request_execution import ExecutionEngine
 from collabzone.request_jobs import JobsEngine, node_audit_spaces
-from collabzone.runtime import ZoneContext, ZoneRunContext, budget_period_of
+from collabzone.runtime import ZoneContext, budget_period_of
 from collabzone.store import repo
 from collabzone.store import tables as t
 from collabzone.techniques import registry
@@ -325,17 +325,7 @@ class RequestEngine(ExecutionEngine, JobsEngine):
             rules = self._rules_now(requester, technique, plan, row["purpose"])
         except PolicyRefusal as exc:
             return summary(outcome=None, refusal=[str(r) for r in exc.reasons], spent_before={})
-        ctx = ZoneRunContext(
-            self._engine,
-            requester,
-            self._data,
-            self._keys,
-            plan.datasets,
-            rules.by_dataset,
-            self._zone_id,
-            technique=technique.name,
-            purpose=row["purpose"],
-        )
+        ctx = self._run_context(requester, technique, plan, rules, row["purpose"])
         try:
             outcome, refusal = assess.outcome_or_reasons(
                 lambda: technique.release(plan, technique.run(plan, ctx), rules)
