@@ -140,12 +140,8 @@ def list_self_join(
     LIST_NEEDS_OVERLAP).
     """
     sql = f"SELECT p.{column} FROM {dataset} p JOIN {dataset} q ON p.{key_column} = q.{key_column}"
-    if where:
-        sql += f" WHERE {where}"
-    log = Log(target, 2)
     how = f"listed by {dataset} joined with itself: matched against nobody else's data"
-    claims, notes = _ask_all(log, _list_questions(sql), {"0": column}, how)
-    return log.result("list_self_join", CHANNEL, claims=tuple(claims), notes=tuple(notes))
+    return _list_attack(target, "list_self_join", sql, where, column, how)
 
 
 def list_unlisted_key(
@@ -167,12 +163,19 @@ def list_unlisted_key(
     never agreed to. A safe zone refuses (JOIN_NOT_ALLOWED).
     """
     sql = f"SELECT p.{column} FROM {dataset} p JOIN {other} o ON p.{key_column} = o.{key_column}"
+    how = f"listed through {key_column}, a join key the agreement on {dataset} does not name"
+    return _list_attack(target, "list_unlisted_key", sql, where, column, how)
+
+
+def _list_attack(
+    target: Asked, name: str, sql: str, where: str | None, column: str, how: str
+) -> AttackResult:
+    """Ask ``sql`` (narrowed by ``where``) as a list, both ways, and claim what it lists."""
     if where:
         sql += f" WHERE {where}"
     log = Log(target, 2)
-    how = f"listed through {key_column}, a join key the agreement on {dataset} does not name"
     claims, notes = _ask_all(log, _list_questions(sql), {"0": column}, how)
-    return log.result("list_unlisted_key", CHANNEL, claims=tuple(claims), notes=tuple(notes))
+    return log.result(name, CHANNEL, claims=tuple(claims), notes=tuple(notes))
 
 
 def template_cross_owner(
