@@ -166,6 +166,27 @@ class Counted:
     """Per fresh label: the code (set of this release's cells) it joined."""
 
 
+_DENSE_FACTORIZE_LIMIT = 1 << 25
+"""Largest key range factorised with a dense rank array (128 MB of int32) rather than hashed."""
+
+
+def _factorize(keys: NDArray[np.int64], span: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Dense ids for ``keys`` (all in ``0 .. span - 1``) and the distinct keys, in key order.
+
+    A rank array over the key range beats a hash table when the range is not much larger
+    than the keys (a release's cells times the atoms it splits, for a release covering most
+    people); otherwise pandas' hash table.
+    """
+    if span <= min(_DENSE_FACTORIZE_LIMIT, 8 * keys.size):
+        present = np.zeros(span, dtype=np.bool_)
+        present[keys] = True
+        rank = np.cumsum(present, dtype=np.int32)
+        ids = rank[keys].astype(np.int64) - 1
+        return ids, np.flatnonzero(present).astype(np.int64)
+    ids, distinct = pd.factorize(keys)
+    return np.asarray(ids, dtype=np.int64), np.asarray(distinct, dtype=np.int64)
+
+
 def refine_sparse(
     labels: Labels,
     covered: Flags,
@@ -189,20 +210,15 @@ def refine_sparse(
     old = labels[members]
     n_codes = int(codes.max()) + 1
     keys = old * n_codes + codes
-    fresh, distinct = pd.factorize(keys)  # a hash table: no sort of the release's units
-    fresh = np.asarray(fresh, dtype=np.int64)
+    fresh, distinct = _factorize(keys, int(covered.size) * n_codes)
     base = covered.size
     labels[members] = base + fresh
     n_fresh = int(distinct.size)
-    weight = is_entity.astype(np.int64)
-    moved_people = np.bincount(old, weights=weight, minlength=base).astype(np.int64)
-    moved_units = np.bincount(old, minlength=base).astype(np.int64)
-    people = np.concatenate(
-        (
-            people - moved_people,
-            np.bincount(fresh, weights=weight, minlength=n_fresh).astype(np.int64),
-        )
-    )
+    everyone = bool(is_entity.all())
+    moved_people = np.bincount(old if everyone else old[is_entity], minlength=base)
+    moved_units = np.bincount(old, minlength=base)
+    fresh_people = np.bincount(fresh if everyone else fresh[is_entity], minlength=n_fresh)
+    people = np.concatenate((people - moved_people, fresh_people))
     units = np.concatenate((units - moved_units, np.bincount(fresh, minlength=n_fresh)))
     covered = np.concatenate((covered, np.ones(n_fresh, dtype=np.bool_)))
     emptied = np.flatnonzero(moved_units)

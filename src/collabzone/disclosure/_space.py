@@ -15,6 +15,7 @@ import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -234,42 +235,51 @@ class Audit:
     regions: int
 
 
+def _positions(entities: Hashes, keys: Hashes) -> NDArray[np.int64]:
+    """Where each key lies in the sorted ``entities`` (insertion points), searched in two
+    halves at once: numpy releases the GIL, and this lookup is most of a large check."""
+    if keys.size < 200_000:
+        return np.searchsorted(entities, keys).astype(np.int64)
+    out = np.empty(keys.size, dtype=np.int64)
+    half = keys.size // 2
+
+    def search(lo: int, hi: int) -> None:
+        out[lo:hi] = np.searchsorted(entities, keys[lo:hi])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda bounds: search(*bounds), [(0, half), (half, keys.size)]))
+    return out
+
+
 def _grow_entities(
     space: Space, cells: Sequence[Hashes]
-) -> tuple[Hashes, Labels, Flags, NDArray[np.int64], list[np.ndarray]]:
-    """The entity universe with the cells' new people added (in no cell yet), and each
-    cell's people as positions in it."""
+) -> tuple[Hashes, Labels, Flags, NDArray[np.int64], NDArray[np.int64]]:
+    """The entity universe with the cells' new people added (in no cell yet), and every
+    cell's people, one cell after another, as positions in it."""
     entities, labels, covered, people = (
         space.entities, space.entity_labels, space.covered, space.people,
     )  # fmt: skip
-    fresh: list[np.ndarray] = []
-    positions: list[np.ndarray] = []
-    for members in cells:
-        at = np.searchsorted(entities, members)
-        known = at < entities.size
-        known[known] = entities[at[known]] == members[known]
-        if not known.all():
-            fresh.append(members[~known])
-        positions.append(at.astype(np.int64))
-    if not fresh:
-        return entities, labels, covered, people, positions
-    if fresh:
-        new = _sorted_unique(np.concatenate(fresh))
-        empty = np.flatnonzero(~covered)
-        if empty.size:
-            root = int(empty[0])
-        else:
-            root = int(covered.size)
-            covered = np.concatenate((covered, [False]))
-            people = np.concatenate((people, [0]))
-        merged = np.concatenate((entities, new))
-        order = np.argsort(merged, kind="stable")
-        entities = merged[order]
-        labels = np.concatenate((labels, np.full(new.size, root, dtype=np.int64)))[order]
-        people = people.copy()
-        people[root] += new.size
-    positions = [np.searchsorted(entities, members).astype(np.int64) for members in cells]
-    return entities, labels, covered, people, positions
+    members = np.concatenate(cells) if cells else np.zeros(0, dtype=np.uint64)
+    at = _positions(entities, members)
+    inside = np.minimum(at, max(entities.size - 1, 0))
+    known = (at < entities.size) & (entities[inside] == members) if entities.size else at < 0
+    if known.all():
+        return entities, labels, covered, people, at
+    new = _sorted_unique(members[~known])
+    empty = np.flatnonzero(~covered)
+    if empty.size:
+        root = int(empty[0])
+    else:
+        root = int(covered.size)
+        covered = np.concatenate((covered, [False]))
+        people = np.concatenate((people, [0]))
+    merged = np.concatenate((entities, new))
+    order = np.argsort(merged, kind="stable")
+    entities = merged[order]
+    labels = np.concatenate((labels, np.full(new.size, root, dtype=np.int64)))[order]
+    people = people.copy()
+    people[root] += new.size
+    return entities, labels, covered, people, _positions(entities, members)
 
 
 def _expand(space: Space, attributes: list[AttributeDim], tokens: list[TokenDim],
@@ -446,19 +456,12 @@ def audit(
     # 3. entities in this release's cells
     released = [np.asarray(m, dtype=np.uint64) for m in cells.members]
     entities, entity_labels, covered, people, entity_units = _grow_entities(space, released)
+    entity_cells = np.repeat(np.arange(len(released), dtype=np.int64), [m.size for m in released])
 
     # 4. refine the units in a cell (entities, then phantoms) and check the touched atoms
     n_entities = entities.size
-    pieces = [*entity_units, *(u + n_entities for u in phantom_units)]
-    units = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
-    which = (
-        np.concatenate(
-            [*(np.full(u.size, i, dtype=np.int64) for i, u in enumerate(entity_units)),
-             *phantom_cells]
-        )
-        if pieces
-        else np.zeros(0, dtype=np.int64)
-    )  # fmt: skip
+    units = np.concatenate([entity_units, *(u + n_entities for u in phantom_units)])
+    which = np.concatenate([entity_cells, *phantom_cells])
     coded = membership_codes_sparse(units, which)
     labels = np.concatenate((entity_labels, phantom_labels))
     alive = people + np.bincount(phantom_labels, minlength=covered.size)[: covered.size]
