@@ -202,6 +202,28 @@ def test_space_round_trip_and_remap() -> None:
     con.close()
 
 
+def test_a_space_stored_in_the_earlier_zstd_format_still_reads() -> None:
+    import pyarrow as pa
+
+    con = duckdb.connect()
+    members = disclosure.mix64(np.arange(40, dtype=np.uint64))
+    cells = disclosure.ReleasedCells(
+        members=[members[:20], members[20:]], group_columns=("colour",),
+        own_values=[("r",), ("g",)],
+    )  # fmt: skip
+    space = disclosure.audit(disclosure.Space(), cells, COLUMNS, con, min_size=5).space
+    blob = space.to_bytes()
+    assert blob.startswith(b"CZAS5")
+    size = int.from_bytes(blob[5:13], "little")
+    raw = pa.decompress(blob[13:], decompressed_size=size, codec="lz4", asbytes=True)
+    older = b"CZAS4" + blob[5:13] + pa.compress(raw, codec="zstd", asbytes=True)
+    again = disclosure.Space.from_bytes(older)
+    assert (again.entities == space.entities).all()
+    assert (again.entity_labels == space.entity_labels).all()
+    assert again.cells == space.cells == 2
+    con.close()
+
+
 # -- one rule for people and for empty regions ---------------------------------------------
 
 

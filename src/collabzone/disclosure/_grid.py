@@ -24,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from collabzone.disclosure._atoms import Hashes, Labels, membership_codes, refine
+from collabzone.disclosure._atoms import (
+    Hashes,
+    Labels,
+    membership_codes,
+    membership_codes_sparse,
+    refine,
+)
 from collabzone.model import Column, ColumnType
 
 _EPOCH = dt.date(1970, 1, 1)
@@ -261,13 +267,25 @@ class TokenDim:
 
     def with_set(self, members: Hashes) -> tuple[TokenDim, np.ndarray]:
         """Refined by one more set; returns the new dimension and each new class's parent."""
-        members = _sorted_unique(members.astype(np.uint64))
-        universe = _sorted_union(self.universe, members)
+        return self.with_sets([members])
+
+    def with_sets(self, sets: Sequence[Hashes]) -> tuple[TokenDim, np.ndarray]:
+        """Refined by several sets at once (the same classes as one set after another, in
+        one pass); returns the new dimension and each new class's parent."""
+        listed = [_sorted_unique(np.asarray(m).astype(np.uint64)) for m in sets]
+        if not listed:
+            return self, np.arange(self.classes, dtype=np.int64)
+        joined = np.concatenate(listed)
+        joined.sort(kind="stable")  # sorted runs: a merge
+        universe = _sorted_union(self.universe, _sorted_unique(joined))
         old = np.zeros(universe.size, dtype=np.int64)
         if self.universe.size:
             old[np.searchsorted(universe, self.universe)] = self.labels
+        positions = np.concatenate([np.searchsorted(universe, m) for m in listed])
+        which = np.repeat(np.arange(len(listed), dtype=np.int64), [m.size for m in listed])
+        coded = membership_codes_sparse(positions.astype(np.int64), which)
         codes = np.full(universe.size, -1, dtype=np.int64)
-        codes[np.searchsorted(universe, members)] = 0
+        codes[coded.units] = coded.codes
         # class 0 (in no set) must stay class 0: prepend a virtual token of it
         labels_in = np.concatenate(([0], old))
         codes_in = np.concatenate(([-1], codes))

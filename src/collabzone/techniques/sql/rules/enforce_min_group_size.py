@@ -4,8 +4,8 @@ protected dataset behind them.
 The query becomes two nested SELECTs. The inner one groups the analyst's rows and computes
 each aggregate once (``_cz_a0``...), the output dimensions, every GROUP BY value
 (``_cz_g0``..., hidden, for the disclosure audit) and, per protected dataset,
-``COUNT(DISTINCT entity)`` (``_cz_e0``...) plus, for the audit, the list of its people's
-salted hashes (``_cz_m0``...). The outer one keeps the groups where each count reaches the
+``COUNT(DISTINCT entity)`` (``_cz_e0``...) or, when the audit needs them, the sorted list
+of its people's salted hashes (``_cz_m0``...), whose length is the count. The outer one keeps the groups where each count reaches the
 threshold and only then evaluates the analyst's expressions over aggregates, HAVING,
 ORDER BY and LIMIT, so arithmetic on a suppressed group can never fail (or succeed) where
 the analyst could see it. The threshold is enforced by the engine; no suppressed row ever
@@ -75,20 +75,32 @@ def enforce_min_group_size(expression: exp.Select, *, ctx: RewriteContext) -> ex
     keep: exp.Expression | None = None
     for i, entity in enumerate(ctx.counted):
         counted = f"{ENTITY_COUNT}{i}"
-        inner_items.append(
-            named(exp.Count(this=exp.Distinct(expressions=[entity.copy()])), counted)
-        )
-        hidden.append(counted)
-        test = exp.GTE(this=column(counted, "_cz_g"), expression=threshold.copy())
-        keep = test if keep is None else exp.And(this=keep, expression=test)
         if ctx.collect_members:
+            # the audit's list of people doubles as the count: one DISTINCT, not two
             hashed = member_hash(entity.copy(), ctx.member_salt)
             members = f"{MEMBERS}{i}"
-            listed = exp.ArrayAgg(this=exp.Distinct(expressions=[hashed]))
+            listed = exp.Filter(
+                this=exp.ArrayAgg(this=exp.Distinct(expressions=[hashed])),
+                expression=exp.Where(
+                    this=exp.Not(this=exp.Is(this=entity.copy(), expression=exp.Null()))
+                ),
+            )
             inner_items.append(
                 named(exp.Anonymous(this="list_sort", expressions=[listed]), members)
             )
             hidden.append(members)
+            size: exp.Expression = exp.Coalesce(
+                this=exp.Anonymous(this="len", expressions=[column(members, "_cz_g")]),
+                expressions=[exp.Literal.number(0)],
+            )
+        else:
+            inner_items.append(
+                named(exp.Count(this=exp.Distinct(expressions=[entity.copy()])), counted)
+            )
+            hidden.append(counted)
+            size = column(counted, "_cz_g")
+        test = exp.GTE(this=size, expression=threshold.copy())
+        keep = test if keep is None else exp.And(this=keep, expression=test)
     inner = expression.copy()
     for part in ("order", "limit", "having"):
         inner.set(part, None)
