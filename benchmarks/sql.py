@@ -237,33 +237,43 @@ def bench_dp(rows: int, groups: int, repeat: int, snsql_python: str) -> dict[str
     import pyarrow as pa
 
     con.register("events", pa.table(data))
-    events = _dataset("events", [
-        _col("pid", "integer", "join_key"), _col("grp", "string", "dimension"),
-        _col("v", "float", "measure", {"min": 0, "max": 100}),
-    ])  # fmt: skip
     rules = {
         "analysis": "dp",
         "max_rows_per_entity": 1,
         "max_groups_per_entity": 1,
         "dp_delta": 1e-6,
     }
-    ctx = BenchContext(con, [events], [_agreement("events", rules)])
-    technique = GovernedSQL()
     spec = {
         "sql": "SELECT grp, COUNT(*) AS n, SUM(v) AS s FROM events GROUP BY grp",
         "epsilon": 1.0,
     }
+    technique = GovernedSQL()
 
-    def run_governed() -> object:
-        return technique.run(technique.plan(spec, ctx), ctx)  # type: ignore[arg-type]
+    def governed(unique: bool) -> Callable[[], object]:
+        """The governed query with ``pid`` declared unique (one row per person, checked at
+        ingest, as smartnoise's ``max_ids: 1``) or not (bounded per person in the plan)."""
+        pid = Column.model_validate(
+            {"name": "pid", "type": "integer", "class": "join_key", "unique": unique}
+        )
+        events = _dataset("events", [
+            pid, _col("grp", "string", "dimension"),
+            _col("v", "float", "measure", {"min": 0, "max": 100}),
+        ])  # fmt: skip
+        ctx = BenchContext(con, [events], [_agreement("events", rules)])
+        return lambda: technique.run(technique.plan(spec, ctx), ctx)  # type: ignore[arg-type]
 
     def run_raw() -> object:
         return con.sql("SELECT grp, COUNT(*), SUM(v) FROM events GROUP BY grp").to_arrow_table()
 
+    run_governed, run_bounded = governed(True), governed(False)
+    run_bounded()
+    _, t_bounded = _paired(run_raw, run_bounded, repeat)
     run_raw(), run_governed()
     t_raw, t_gov = _paired(run_raw, run_governed, repeat)
     out: dict[str, Any] = {"raw_duckdb_s": t_raw, "governed_dp_s": t_gov}
     out["dp_over_raw_ratio"] = out["governed_dp_s"] / out["raw_duckdb_s"]
+    out["governed_dp_bounded_s"] = t_bounded
+    out["bounded_over_raw_ratio"] = t_bounded / t_raw
     if Path(snsql_python).exists():
         done = subprocess.run([snsql_python, "-c", SNSQL_SCRIPT, str(rows), str(groups), str(repeat)],
                               capture_output=True, text=True, check=False)  # fmt: skip

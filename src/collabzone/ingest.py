@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -569,6 +570,34 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def _check_unique(
+    table: pa.Table, path: Path, spec: DatasetSpec, locate: Callable[[int], int]
+) -> None:
+    """Refuse a column declared ``unique`` whose values repeat, naming the first repeat."""
+    for column in spec.columns:
+        if not column.unique:
+            continue
+        values = table.column(column.name)
+        if pc.count_distinct(values, mode="only_valid").as_py() == pc.count(values).as_py():
+            continue
+        con = duckdb.connect()
+        try:
+            rows = pa.array(np.arange(table.num_rows, dtype=np.int64))
+            con.register("_cz_values", pa.table({"v": values, "i": rows}))
+            first = _first(
+                con,
+                "SELECT min(i) FROM (SELECT i, row_number() OVER (PARTITION BY v ORDER BY i) AS r"
+                " FROM _cz_values WHERE v IS NOT NULL) WHERE r = 2",
+            )
+        finally:
+            con.close()
+        row = int(first[0]) if first and first[0] is not None else 0
+        raise _fail(
+            path, "value repeats an earlier row but the column is declared unique", locate(row),
+            column.name,
+        )  # fmt: skip
+
+
 def read_file(
     path: Path,
     spec: DatasetSpec,
@@ -581,9 +610,16 @@ def read_file(
     if suffix in (".parquet", ".pq"):
         if not spec.header:
             raise InvalidInputError("a Parquet file names its columns: drop --no-header")
-        return read_parquet(Path(path), spec)
+        table = read_parquet(Path(path), spec)
+        _check_unique(table, Path(path), spec, lambda row: row + 1)
+        return table
     if suffix in (".csv", ".txt", ".tsv", ".data"):
-        return read_csv(Path(path), spec, progress=progress, notice=notice)
+        table = read_csv(Path(path), spec, progress=progress, notice=notice)
+        _check_unique(
+            table, Path(path), spec,
+            lambda row: _line_of_record(Path(path), row, spec.delimiter, header=spec.header),
+        )  # fmt: skip
+        return table
     raise InvalidInputError(
         f"{Path(path).name}: unsupported file type {suffix!r} (use .csv, .tsv, .txt, .data or "
         ".parquet)"

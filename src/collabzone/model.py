@@ -97,6 +97,9 @@ class Column(Frozen):
     column_class: ColumnClass = Field(alias="class")
     domain: list[Any] | dict[str, Any] | None = None
     nullable: bool = True
+    unique: bool = False
+    """Every value occurs at most once (checked at ingest): on the entity column of a table
+    with one row per person, DP needs no contribution bounding for queries on it alone."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

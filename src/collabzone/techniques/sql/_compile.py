@@ -84,6 +84,12 @@ class Compiled:
     def datasets(self) -> tuple[str, ...]:
         return self.query.datasets
 
+    @property
+    def entity_unique(self) -> bool:
+        """One table whose entity column is declared unique (checked at ingest): every
+        person has exactly one row, so contribution limits of 1 are public facts."""
+        return self.entity is not None and self.entity.column.unique and len(self.query.tables) == 1
+
     def rewrite_context(
         self,
         *,
@@ -114,6 +120,7 @@ class Compiled:
             max_groups_per_entity=max_groups or eff.max_groups_per_entity or 1,
             quantities=self.quantities,
             salt=salt,
+            entity_unique=self.entity_unique,
         )
 
     def rewritten(

@@ -104,6 +104,8 @@ def _limits(
     eff = compiled.effective
     grouped = bool(compiled.shape.group_by)
     rows, groups = eff.max_rows_per_entity, eff.max_groups_per_entity if grouped else 1
+    if compiled.entity_unique:  # one row per person (checked at ingest): both limits are 1
+        rows, groups = 1, 1
     missing = [name for name, value in (("rows", rows), ("groups", groups)) if value is None]
     if not missing:
         return budget, int(rows or 1), int(groups or 1), []

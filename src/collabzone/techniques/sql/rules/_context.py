@@ -78,6 +78,9 @@ class RewriteContext:
     quantities: tuple[Quantity, ...] = field(default_factory=tuple)
     salt: int = 0
     """Per-run salt of the hash that picks which groups an entity keeps (DP)."""
+    entity_unique: bool = False
+    """The query reads one table whose entity column is declared (and checked) unique:
+    every person has one row, so DP's contribution bounding is the identity."""
 
     @property
     def counted(self) -> tuple[exp.Column, ...]:

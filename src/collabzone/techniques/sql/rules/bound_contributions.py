@@ -117,6 +117,23 @@ def _one_row_per_entity(source: exp.Select, dims: list[Any], ctx: RewriteContext
     )
 
 
+def _one_row_each(source: exp.Select, dims: list[Any], ctx: RewriteContext) -> exp.Select:
+    """Every person has one row (a unique entity column, one table): each row is already
+    one person's bounded contribution, so the groups sum rows directly."""
+    items: list[Any] = [named(d, f"_cz_d{i}") for i, d in enumerate(dims)]
+    items += [
+        named(exp.Cast(this=exp.Sum(this=_per_row(q)), to=exp.DataType.build("BIGINT")), q.name)
+        for q in ctx.quantities
+    ]
+    out = exp.Select(expressions=items)
+    out.set("from_", source.args["from_"])
+    out.set("joins", source.args.get("joins"))
+    out.set("where", source.args.get("where"))
+    if dims:
+        out.set("group", exp.Group(expressions=[d.copy() for d in dims]))
+    return out
+
+
 def _per_entity(quantity: Quantity, cap: int) -> exp.Expression:
     if quantity.kind == "rows":
         return _least(exp.Count(this=exp.Star()), _num(cap))
@@ -136,6 +153,8 @@ def bound_contributions(expression: exp.Select, *, ctx: RewriteContext) -> exp.S
     source = expression.copy()
     group = source.args.get("group")
     dims = [d.copy() for d in group.expressions] if group is not None else []
+    if ctx.entity_unique:
+        return _one_row_each(source, dims, ctx)
     if ctx.max_rows_per_entity == 1 and ctx.max_groups_per_entity == 1:
         return _one_row_per_entity(source, dims, ctx)
     names = [f"_cz_d{i}" for i in range(len(dims))]
