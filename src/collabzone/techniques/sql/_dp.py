@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from collabzone._opendp import dp
 from collabzone.budget import PrivacyCost, privacy_parameter
 from collabzone.errors import InternalError, InvalidInputError
@@ -222,8 +224,13 @@ def release(
         sensitivity = _sensitivity(zcdp, max_groups, measure.linf)
         first = sensitivity / share if not zcdp else sensitivity / math.sqrt(2 * share)
         meas, scale = calibrate(lambda s: _vector_measurement(zcdp, s), sensitivity, share, first)
-        exact = [int(data[measure.name][index[k]]) if k in index else 0 for k in kept]
-        values[measure.name] = [int(v) for v in meas(exact)] if exact else []
+        column = data[measure.name]
+        exact = np.fromiter(
+            (int(column[index[k]]) if k in index else 0 for k in kept), dtype=np.int64,
+            count=len(kept),
+        )  # fmt: skip
+        # a numpy vector crosses into OpenDP as one buffer (a list converts value by value)
+        values[measure.name] = np.asarray(meas(exact)).astype(np.int64).tolist() if kept else []
         spent_main += meas.map(sensitivity)
         scales[measure.name] = scale
         widths[measure.name] = accuracy(zcdp, scale, alpha)
