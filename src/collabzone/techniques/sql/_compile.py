@@ -510,6 +510,10 @@ def _check(compiled: Compiled, requester: str) -> list[Reason]:
             )
     if mode == "dp":
         reasons += _check_dp(compiled)
+    else:
+        from collabzone.techniques.sql._postprocess import functions_outside_dp
+
+        reasons += functions_outside_dp(compiled)
     return reasons
 
 
@@ -534,28 +538,11 @@ def _list_overlap(compiled: Compiled, requester: str) -> list[Reason]:
 
 
 def _check_dp(compiled: Compiled) -> list[Reason]:
+    from collabzone.techniques.sql import _postprocess  # it reads Compiled: imported late
+
     reasons: list[Reason] = []
-    shape, eff, spec = compiled.shape, compiled.effective, compiled.spec
-    if any(
-        len(item.aggregates) != 1 or not isinstance(item.node, tuple(_AGG_NODES))
-        for item in shape.items
-        if item.is_aggregate
-    ):
-        reasons.append(
-            Reason(
-                "BAD_SHAPE",
-                "sql.dp",
-                "in dp, output each aggregate on its own (no arithmetic between them)",
-            )
-        )
-    if compiled.query.tree.args.get("having") is not None:
-        reasons.append(
-            Reason(
-                "BAD_SHAPE",
-                "sql.dp",
-                "HAVING would filter on exact values; filter the noisy result instead",
-            )
-        )
+    eff, spec = compiled.effective, compiled.spec
+    reasons += _postprocess.check(compiled)  # arithmetic, HAVING: on the noisy values only
     epsilon, rho = spec.get("epsilon"), spec.get("rho")
     if (
         eff.max_epsilon is not None
@@ -578,6 +565,3 @@ def _check_dp(compiled: Compiled) -> list[Reason]:
             )
         )
     return reasons
-
-
-_AGG_NODES = (exp.Count, exp.Sum, exp.Avg)

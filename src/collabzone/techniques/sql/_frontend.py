@@ -45,6 +45,13 @@ _ALLOWED_NODES: frozenset[type[exp.Expression]] = frozenset(
         exp.Neg, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Placeholder,
     }
 )  # fmt: skip
+_ALLOWED_NODES |= frozenset(
+    {
+        exp.Pow, exp.Round, exp.Abs, exp.Sqrt, exp.Ln, exp.Log, exp.Exp, exp.Floor, exp.Ceil,
+        exp.Greatest, exp.Least, exp.Sign,
+    }
+)  # fmt: skip
+"""Functions of aggregates: computed only on released DP values (``_postprocess``)."""
 
 _FAMILY_HINTS: Mapping[type[exp.Expression], str] = {
     exp.Subquery: "subqueries",

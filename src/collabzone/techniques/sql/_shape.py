@@ -282,6 +282,8 @@ def analyse(query: ResolvedQuery) -> Shape:
             items.append(OutputItem(name, node, dimension=query.ref(node)))
         elif aggs and not _bare_columns_outside_aggregates(node):
             items.append(OutputItem(name, node, aggregates=aggs))
+        elif not aggs and node.find(exp.Column, exp.Star) is None:
+            items.append(OutputItem(name, node))  # a constant, written in the query
         else:
             raise QueryRejected(
                 "CONSTRUCT_NOT_ALLOWED",
