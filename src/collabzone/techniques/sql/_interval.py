@@ -135,9 +135,9 @@ def monotone(
     if a.value is not None and low_ok(a.value) and a.value <= domain[1]:
         try:
             value = _finite(fn(a.value))
-            partials = _scaled(a, derivative(a.value)) if value is not None else {}
         except (OverflowError, ValueError, ZeroDivisionError):
             value = None
+        partials = _slope(a, derivative) if value is not None else {}
     interval = None
     if a.interval is not None:
         low, high = max(a.interval[0], domain[0]), min(a.interval[1], domain[1])
@@ -146,6 +146,17 @@ def monotone(
             ends = [_safe(fn, x) if low_ok(x) else edge for x in (low, high)]
             interval = (ends[0], ends[1]) if increasing else (ends[1], ends[0])
     return Noisy(value, interval, partials)
+
+
+def _slope(a: Noisy, derivative: Callable[[float], float]) -> dict[str, float]:
+    """The chain rule through a one-argument function."""
+    if a.value is None:
+        return {}
+    try:
+        d = derivative(a.value)
+    except (OverflowError, ValueError, ZeroDivisionError):
+        d = math.nan
+    return _scaled(a, d)  # a NaN slope: noise_of says it cannot state the noise
 
 
 def _safe(fn: Callable[[float], float], x: float) -> float:
@@ -199,7 +210,7 @@ def power(a: Noisy, exponent: float) -> Noisy:
             value = _finite(a.value ** int(exponent))
     except OverflowError:
         value = None
-    partials = _scaled(a, slope(a.value)) if value is not None and a.value is not None else {}
+    partials = _slope(a, slope) if value is not None else {}
     interval = None
     if a.interval is not None:
         low, high = a.interval
