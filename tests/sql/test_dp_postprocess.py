@@ -56,6 +56,14 @@ def _truth(zone: FakeZone, sql: str) -> dict[Any, tuple[Any, ...]]:
     return {row[0]: row[1:] for row in rows}
 
 
+def _compiled(zone: FakeZone, sql: str) -> Any:
+    ctx = zone.as_party("analyst")
+    try:
+        return compile_for({"sql": sql, "epsilon": 1.0}, ctx)
+    finally:
+        ctx.close()
+
+
 def _column(payload: dict[str, Any], name: str) -> list[Any]:
     index = payload["columns"].index(name)
     return [row[index] for row in payload["rows"]]
@@ -243,6 +251,21 @@ def test_privately_selected_groups_are_released_in_key_order() -> None:
     assert ages == sorted(ages) and len(ages) == 5
 
 
+def test_the_cache_key_follows_what_having_and_order_by_mean() -> None:
+    """The DP cache serves an earlier answer to the same question only: output names in
+    HAVING and ORDER BY count by what they name (same noisy quantities, other meaning)."""
+    zone = make_fake_zone(DP_RULES, DP_RULES)
+    key = _run_dp._dp_cache_key
+    having = "SELECT segment, COUNT(*) AS n, SUM(converted) AS s FROM bank GROUP BY segment "
+    swapped = "SELECT segment, SUM(converted) AS n, COUNT(*) AS s FROM bank GROUP BY segment "
+    for tail in ("HAVING n > 150", "ORDER BY n LIMIT 2"):
+        assert key(_compiled(zone, having + tail)) != key(_compiled(zone, swapped + tail))
+    same = "SELECT segment, COUNT(*) AS m, SUM(converted) AS s FROM bank GROUP BY segment "
+    assert key(_compiled(zone, having + "HAVING n > 150")) == key(
+        _compiled(zone, same + "HAVING m > 150")
+    )
+
+
 def test_repeated_query_with_another_having_is_not_served_the_cached_rows() -> None:
     zone = make_fake_zone(DP_RULES, DP_RULES)
     base = "SELECT segment, COUNT(*) AS n FROM bank GROUP BY segment"
@@ -361,3 +384,24 @@ def test_reported_95_percent_intervals_cover_the_truth_in_200_repetitions() -> N
     width = math.floor(accuracy(False, scale, 0.05))
     p = math.exp(-1 / scale)
     assert 1 - 2 * p ** (width + 1) / (1 + p) >= 0.95
+
+
+def test_having_may_name_an_output_in_dp_only(inject: Any, fake_zone: FakeZone) -> None:
+    inject(lambda key, name: 0)
+    zone = make_fake_zone(DP_RULES, DP_RULES)
+    truth = _truth(zone, "SELECT segment, COUNT(*) FROM bank GROUP BY segment")
+    sql = (
+        "SELECT segment, COUNT(*) AS n, SUM(converted) / COUNT(*) AS rate FROM bank "
+        "GROUP BY segment HAVING n > 150 AND rate >= 0"
+    )
+    payload = zone.submit("analyst", {"sql": sql, "epsilon": 1.0})
+    assert set(_column(payload, "segment")) == {s for s, (n,) in truth.items() if n > 150}
+    with pytest.raises(PolicyRefusal) as info:
+        dimension = "SELECT segment AS seg, COUNT(*) FROM bank GROUP BY segment HAVING seg > 'a'"
+        zone.submit("analyst", {"sql": dimension, "epsilon": 1.0})
+    assert "not an aggregate output" in info.value.reasons[0].message
+    with pytest.raises(PolicyRefusal) as info:  # exact HAVING stays as written
+        fake_zone.submit(
+            "shop", {"sql": "SELECT segment, COUNT(*) AS n FROM bank GROUP BY segment HAVING n > 5"}
+        )
+    assert "repeat its aggregate" in info.value.reasons[0].message

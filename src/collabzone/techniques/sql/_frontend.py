@@ -377,8 +377,8 @@ def _resolve_column(
         if found is not None:
             matches.append(ColumnRef(alias, dataset_name, _column(dataset, found)))
     if not matches:
-        if name in output_aliases and column.find_ancestor(exp.Order) is not None:
-            return None
+        if name in output_aliases and column.find_ancestor(exp.Order, exp.Having) is not None:
+            return None  # an output named in ORDER BY, or in HAVING (DP: post-processing)
         raise QueryRejected("UNKNOWN_COLUMN", f"no dataset in FROM has a column {name!r}")
     if len(matches) > 1:
         raise QueryRejected(

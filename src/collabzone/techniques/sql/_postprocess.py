@@ -62,20 +62,54 @@ def _refuse(message: str) -> Unsupported:
 
 def functions_outside_dp(compiled: Compiled) -> list[Reason]:
     """Functions of aggregates (POWER, LN, ...) are refused in exact modes: the engine would
-    compute them on exact values, and whether it fails (LN(COUNT(*) - 37)) is an oracle."""
+    compute them on exact values, and whether it fails (LN(COUNT(*) - 37)) is an oracle.
+    So is a HAVING that names an output (``HAVING n > 10``): exact HAVING stays as written."""
     if compiled.mode == "dp":
         return []
+    reasons = []
     found = sorted({POST_FUNCTIONS[type(n)] for n in compiled.query.tree.find_all(*POST_FUNCTIONS)})
-    if not found:
+    if found:
+        reasons.append(
+            Reason(
+                "BAD_SHAPE",
+                "sql.aggregation",
+                f"{', '.join(found)} of aggregates is computed only on DP answers (as "
+                "post-processing of noisy values); in exact mode compute it from the released "
+                "values",
+            )
+        )
+    aliases = _output_names_in_having(compiled)
+    if aliases:
+        reasons.append(
+            Reason(
+                "BAD_SHAPE",
+                "sql.aggregation",
+                f"HAVING names the output {aliases[0]!r}: in exact mode repeat its aggregate "
+                "(HAVING COUNT(*) > 10, not HAVING n > 10)",
+            )
+        )
+    return reasons
+
+
+def _output_names_in_having(compiled: Compiled) -> list[str]:
+    having = compiled.query.tree.args.get("having")
+    if having is None:
         return []
     return [
-        Reason(
-            "BAD_SHAPE",
-            "sql.aggregation",
-            f"{', '.join(found)} of aggregates is computed only on DP answers (as "
-            "post-processing of noisy values); in exact mode compute it from the released values",
-        )
+        c.name
+        for c in having.find_all(exp.Column)
+        if id(c) not in compiled.query.refs and c.find_ancestor(*AGG_FUNCS) is None
     ]
+
+
+def _output(node: exp.Column, compiled: Compiled) -> Any:
+    """The SELECT item a HAVING column names (an output alias, as DuckDB allows)."""
+    item = next((i for i in compiled.shape.items if i.name.lower() == node.name.lower()), None)
+    if item is None or item.dimension is not None:
+        raise _refuse(
+            f"{node.name!r} is not an aggregate output; HAVING tests aggregates or their outputs"
+        )
+    return item.node
 
 
 def check(compiled: Compiled) -> list[Reason]:
@@ -116,6 +150,8 @@ def _check_value(node: Any, compiled: Compiled) -> None:
     elif isinstance(node, _ARITHMETIC):
         _check_value(node.left, compiled)
         _check_value(node.right, compiled)
+    elif isinstance(node, exp.Column) and id(node) not in compiled.query.refs:
+        _check_value(_output(node, compiled), compiled)  # HAVING n > 10 (an output's name)
     elif type(node) in AGG_FUNCS:
         agg = _aggregate(node, compiled.query)
         if agg.func not in LEAVES:
@@ -302,6 +338,8 @@ def evaluate(node: Any, released: _Released, row: int, alpha: float) -> iv.Noisy
     if type(node) in AGG_FUNCS:
         agg = _aggregate(node, released.compiled.query)
         return LEAVES[agg.func](released, agg, row, alpha)
+    if isinstance(node, exp.Column):  # an output named in HAVING
+        return evaluate(_output(node, released.compiled), released, row, alpha)
     if isinstance(node, exp.Literal | exp.Null):
         value = literal_value(node)
         return iv.Noisy.constant(value if isinstance(value, int | float) else None)

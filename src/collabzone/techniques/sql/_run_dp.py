@@ -39,7 +39,7 @@ def _dp_cache_key(compiled: Compiled) -> str:
         compiled.query.tables,
         extra=[
             sorted(compiled.quantity_index),
-            compiled.shape.order_by,
+            _ordering(compiled),
             compiled.shape.limit,
             _having(compiled),
             budget.epsilon,
@@ -51,14 +51,25 @@ def _dp_cache_key(compiled: Compiled) -> str:
     )
 
 
+def _ordering(compiled: Compiled) -> list[tuple[str, bool]]:
+    """ORDER BY by what each output is (two queries may give one name different meanings)."""
+    ids = dict(zip((item.name for item in compiled.shape.items), _item_ids(compiled), strict=True))
+    return [(ids[name], desc) for name, desc in compiled.shape.order_by]
+
+
 def _having(compiled: Compiled) -> str | None:
     """The HAVING condition (it filters the cached rows), tables named by dataset."""
     having = compiled.query.tree.args.get("having")
     if having is None:
         return None
+    outputs = {item.name.lower(): item.node for item in compiled.shape.items}
     node = having.this.copy()
+    for column in list(node.find_all(exp.Column)):
+        if column.table not in compiled.query.tables and column.name.lower() in outputs:
+            column.replace(exp.Paren(this=outputs[column.name.lower()].copy()))  # n's meaning
     for column in node.find_all(exp.Column):
-        column.set("table", exp.to_identifier(compiled.query.tables[column.table]))
+        if column.table in compiled.query.tables:
+            column.set("table", exp.to_identifier(compiled.query.tables[column.table]))
     return str(node.sql())
 
 
