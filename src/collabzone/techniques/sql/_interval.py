@@ -18,21 +18,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
 INF = math.inf
 
 Number = int | float
 
 
-@dataclass(frozen=True)
-class Noisy:
+_NO_PARTIALS: Mapping[str, float] = MappingProxyType({})
+
+
+class Noisy(NamedTuple):
     """A released value (``None``: SQL NULL), its interval (``None``: no interval) and
-    its derivative by each noisy quantity it is computed from."""
+    its derivative by each noisy quantity it is computed from (a tuple: one per cell)."""
 
     value: Number | None
     interval: tuple[float, float] | None
-    partials: Mapping[str, float] = field(default_factory=dict)
+    partials: Mapping[str, float] = _NO_PARTIALS
 
     @staticmethod
     def constant(value: Number | None) -> Noisy:

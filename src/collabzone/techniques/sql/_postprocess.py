@@ -235,18 +235,22 @@ class _Released:
     def scale(self, quantity: str) -> float:
         return self.noisy.scales[quantity] / self.scale_of[quantity]
 
-    def quantity(self, name: str, row: int, alpha: float) -> iv.Noisy:
-        """A noisy quantity: clamped to where its true value lies (a count is never
-        negative, nor a sum of non-negative values), with its interval at ``alpha``."""
+    def quantity(self, name: str, alpha: float) -> Cell:
+        """A noisy quantity, row by row: clamped to where its true value lies (a count is
+        never negative, nor a sum of non-negative values), with its interval at ``alpha``."""
         unit = self.scale_of[name]
-        raw = self.noisy.values[name][row]
+        raw = self.noisy.values[name]
         low, high = self._natural(name)
-        value: int | float = min(max(raw / unit, low), high)
-        if unit == 1:
-            value = int(value)
         width = self.width(name, alpha)
-        interval = (max(value - width, low), min(value + width, high))
-        return iv.Noisy(value, interval, {name: 1.0})
+        partials = {name: 1.0}
+
+        def cell(row: int) -> iv.Noisy:
+            value: int | float = min(max(raw[row] / unit, low), high)
+            if unit == 1:
+                value = int(value)
+            return iv.Noisy(value, (max(value - width, low), min(value + width, high)), partials)
+
+        return cell
 
     def _natural(self, name: str) -> tuple[float, float]:
         quantity = next(q for q in self.compiled.quantities if q.name == name)
@@ -256,28 +260,35 @@ class _Released:
         return (0.0 if bound.low >= 0 else -iv.INF), (0.0 if bound.high <= 0 else iv.INF)
 
 
-Leaf = Callable[[_Released, Aggregate, int, float], iv.Noisy]
+Cell = Callable[[int], iv.Noisy]
+"""One output's released value in a given row (the tree is compiled once per answer)."""
+Leaf = Callable[[_Released, Aggregate, float], Cell]
 
 
-def _single(released: _Released, agg: Aggregate, row: int, alpha: float) -> iv.Noisy:
+def _single(released: _Released, agg: Aggregate, alpha: float) -> Cell:
     (name,) = quantity_key(released.compiled, agg.func, agg.ref)
-    return released.quantity(name, row, alpha)
+    return released.quantity(name, alpha)
 
 
-def _average(released: _Released, agg: Aggregate, row: int, alpha: float) -> iv.Noisy:
+def _average(released: _Released, agg: Aggregate, alpha: float) -> Cell:
     """AVG = noisy SUM / noisy COUNT, within the column's bounds; its interval is the ratio
     of the two intervals (the whole bounds when the count's interval reaches 0)."""
     total_name, count_name = quantity_key(released.compiled, agg.func, agg.ref)
-    total = released.quantity(total_name, row, alpha)
-    count = released.quantity(count_name, row, alpha)
+    total = released.quantity(total_name, alpha)
+    count = released.quantity(count_name, alpha)
     assert agg.ref is not None
     bounds = _rules.bounds_of(agg.ref, released.compiled.effective.of(agg.ref.dataset))
     low, high = bounds if bounds is not None else (-iv.INF, iv.INF)
-    ratio = iv.div(total, count)
-    interval = ratio.interval if ratio.interval is not None else (low, high)
-    if count.value is None or count.value <= 0:
-        return iv.Noisy(None, (low, high))
-    return iv.clamp(iv.Noisy(ratio.value, interval, ratio.partials), low, high)
+
+    def cell(row: int) -> iv.Noisy:
+        divisor = count(row)
+        if divisor.value is None or divisor.value <= 0:
+            return iv.Noisy(None, (low, high))
+        ratio = iv.div(total(row), divisor)
+        interval = ratio.interval if ratio.interval is not None else (low, high)
+        return iv.clamp(iv.Noisy(ratio.value, interval, ratio.partials), low, high)
+
+    return cell
 
 
 LEAVES: dict[str, Leaf] = {
@@ -298,11 +309,12 @@ def quantities_of(node: Any, compiled: Compiled) -> set[str]:
     return out
 
 
-def _function(node: Any, a: iv.Noisy) -> iv.Noisy:
+def _function(node: Any) -> Callable[[iv.Noisy], iv.Noisy]:
+    """The interval form of a one-argument function of the SELECT list."""
     if isinstance(node, exp.Abs):
-        return iv.absolute(a)
+        return iv.absolute
     if isinstance(node, exp.Sqrt):
-        return iv.monotone(
+        return lambda a: iv.monotone(
             a, math.sqrt, lambda x: 0.5 / math.sqrt(x) if x > 0 else 0.0, domain=(0.0, iv.INF)
         )
     if isinstance(node, exp.Ln | exp.Log):
@@ -310,86 +322,120 @@ def _function(node: Any, a: iv.Noisy) -> iv.Noisy:
         if isinstance(node, exp.Log):  # DuckDB's LOG(x) is base 10
             base = _constant(node.this) if node.expression is not None else 10.0
         factor = math.log(base)
-        return iv.monotone(
+        return lambda a: iv.monotone(
             a, lambda x: math.log(x) / factor, lambda x: 1.0 / (x * factor),
             domain=(0.0, iv.INF), open_low=True, increasing=factor > 0,
         )  # fmt: skip
     if isinstance(node, exp.Exp):
-        return iv.monotone(a, math.exp, math.exp)
+        return lambda a: iv.monotone(a, math.exp, math.exp)
     if isinstance(node, exp.Floor | exp.Ceil):  # the label keeps the noise of the argument
         step = math.floor if isinstance(node, exp.Floor) else math.ceil
-        return iv.monotone(a, lambda x: float(step(x)), lambda x: 1.0)
+        return lambda a: iv.monotone(a, lambda x: float(step(x)), lambda x: 1.0)
     if isinstance(node, exp.Sign):
-        return iv.monotone(a, lambda x: float((x > 0) - (x < 0)), lambda x: 0.0)
+        return lambda a: iv.monotone(a, lambda x: float((x > 0) - (x < 0)), lambda x: 0.0)
     if isinstance(node, exp.Round):
         decimals = node.args.get("decimals")
         digits = int(_constant(decimals)) if decimals is not None else 0
-        rounded = iv.monotone(a, lambda x: iv.round_half_away(x, digits), lambda x: 1.0)
-        if isinstance(a.value, int) and digits >= 0:
-            return iv.Noisy(a.value, rounded.interval, rounded.partials)
+
+        def rounded(a: iv.Noisy) -> iv.Noisy:
+            out = iv.monotone(a, lambda x: iv.round_half_away(x, digits), lambda x: 1.0)
+            if isinstance(a.value, int) and digits >= 0:  # an integer stays itself
+                return iv.Noisy(a.value, out.interval, out.partials)
+            return out
+
         return rounded
     raise _refuse(f"{node.sql()} cannot be computed from noisy values")
 
 
-def evaluate(node: Any, released: _Released, row: int, alpha: float) -> iv.Noisy:
-    """The released value of a SELECT item (or one side of a HAVING test) in one row."""
+_OPERATORS: Mapping[type[exp.Expr], Callable[[iv.Noisy, iv.Noisy], iv.Noisy]] = {
+    exp.Add: iv.add, exp.Sub: iv.sub, exp.Mul: iv.mul, exp.Div: iv.div,
+}  # fmt: skip
+
+
+def build(node: Any, released: _Released, alpha: float) -> Cell:
+    """Compile a SELECT item (or one side of a HAVING test) into its value per row."""
     if isinstance(node, exp.Paren):
-        return evaluate(node.this, released, row, alpha)
+        return build(node.this, released, alpha)
     if type(node) in AGG_FUNCS:
         agg = _aggregate(node, released.compiled.query)
-        return LEAVES[agg.func](released, agg, row, alpha)
+        return LEAVES[agg.func](released, agg, alpha)
     if isinstance(node, exp.Column):  # an output named in HAVING
-        return evaluate(_output(node, released.compiled), released, row, alpha)
+        return build(_output(node, released.compiled), released, alpha)
     if isinstance(node, exp.Literal | exp.Null):
         value = literal_value(node)
-        return iv.Noisy.constant(value if isinstance(value, int | float) else None)
+        constant = iv.Noisy.constant(value if isinstance(value, int | float) else None)
+        return lambda row: constant
     if isinstance(node, exp.Neg):
-        return iv.neg(evaluate(node.this, released, row, alpha))
-    if isinstance(node, _ARITHMETIC):
-        left = evaluate(node.left, released, row, alpha)
-        right = evaluate(node.right, released, row, alpha)
-        op = {exp.Add: iv.add, exp.Sub: iv.sub, exp.Mul: iv.mul, exp.Div: iv.div}[type(node)]
-        return op(left, right)
+        inner = build(node.this, released, alpha)
+        return lambda row: iv.neg(inner(row))
+    if type(node) in _OPERATORS:
+        op = _OPERATORS[type(node)]
+        left, right = build(node.left, released, alpha), build(node.right, released, alpha)
+        return lambda row: op(left(row), right(row))
     if isinstance(node, exp.Pow):
-        return iv.power(evaluate(node.this, released, row, alpha), _constant(node.expression))
+        base, exponent = build(node.this, released, alpha), _constant(node.expression)
+        return lambda row: iv.power(base(row), exponent)
     if isinstance(node, exp.Greatest | exp.Least):
-        parts = [evaluate(p, released, row, alpha) for p in [node.this, *node.expressions]]
-        return iv.extreme(parts, greatest=isinstance(node, exp.Greatest))
-    if isinstance(node, exp.Log) and node.expression is not None:
-        return _function(node, evaluate(node.expression, released, row, alpha))
-    return _function(node, evaluate(node.this, released, row, alpha))
+        parts = [build(p, released, alpha) for p in [node.this, *node.expressions]]
+        greatest = isinstance(node, exp.Greatest)
+        return lambda row: iv.extreme([p(row) for p in parts], greatest=greatest)
+    argument = node.expression if isinstance(node, exp.Log) and node.expression else node.this
+    fn, inner = _function(node), build(argument, released, alpha)
+    return lambda row: fn(inner(row))
 
 
-def holds(node: Any, released: _Released, row: int) -> bool | None:
-    """A HAVING condition on the released values, in SQL's three-valued logic."""
+Test = Callable[[int], bool | None]
 
-    def value(part: Any) -> Any:
-        return evaluate(part, released, row, released.alpha).value
+
+def build_test(node: Any, released: _Released) -> Test:
+    """Compile a HAVING condition on the released values (SQL's three-valued logic)."""
+
+    def value(part: Any) -> Callable[[int], Any]:
+        cell = build(part, released, released.alpha)
+        return lambda row: cell(row).value
 
     if isinstance(node, exp.Paren):
-        return holds(node.this, released, row)
+        return build_test(node.this, released)
     if isinstance(node, exp.Not):
-        inner = holds(node.this, released, row)
-        return None if inner is None else not inner
+        inner = build_test(node.this, released)
+        return lambda row: None if (v := inner(row)) is None else not v
     if isinstance(node, exp.And | exp.Or):
-        parts = (holds(node.left, released, row), holds(node.right, released, row))
+        left, right = build_test(node.left, released), build_test(node.right, released)
         decisive = isinstance(node, exp.Or)  # True decides an OR, False decides an AND
-        if decisive in parts:
-            return decisive
-        return None if None in parts else not decisive
+
+        def junction(row: int) -> bool | None:
+            parts = (left(row), right(row))
+            if decisive in parts:
+                return decisive
+            return None if None in parts else not decisive
+
+        return junction
     if isinstance(node, exp.Boolean):
-        return bool(node.this)
+        truth = bool(node.this)
+        return lambda row: truth
     if isinstance(node, exp.Is):
-        return value(node.this) is None
+        this = value(node.this)
+        return lambda row: this(row) is None
     if isinstance(node, exp.Between):
         this, low, high = (value(node.args[k]) for k in ("this", "low", "high"))
-        return None if None in (this, low, high) else low <= this <= high
+
+        def between(row: int) -> bool | None:
+            x, a, b = this(row), low(row), high(row)
+            return None if x is None or a is None or b is None else a <= x <= b
+
+        return between
     if isinstance(node, exp.In):
-        this = value(node.this)
-        return None if this is None else this in [_constant(v) for v in node.expressions]
+        this, options = value(node.this), [_constant(v) for v in node.expressions]
+        return lambda row: None if (x := this(row)) is None else x in options
     assert isinstance(node, exp.Binary)  # a comparison (checked at compile time)
+    compare = _COMPARE[type(node)]
     left, right = value(node.left), value(node.right)
-    return None if left is None or right is None else _COMPARE[type(node)](left, right)
+
+    def comparison(row: int) -> bool | None:
+        a, b = left(row), right(row)
+        return None if a is None or b is None else compare(a, b)
+
+    return comparison
 
 
 # ---------------------------------------------------------------- the released table
@@ -433,29 +479,37 @@ def answer(
         for item in shape.items
         if item.dimension is None
     }
+    keep = build_test(having.this, released) if having is not None else None
+    # per output: a group key's position, a constant, or a noisy cell's evaluator
+    plan: list[tuple[str, int, Any, Cell | None]] = []
+    for item in shape.items:
+        if item.dimension is not None:
+            plan.append((item.name, dims[item.dimension.key], None, None))
+        elif not item.is_aggregate:  # a constant output: written in the query, not noisy
+            fixed = (
+                literal_value(item.node)
+                if _is_literal(item.node)
+                else build(item.node, released, alpha)(0).value
+            )
+            plan.append((item.name, -1, fixed, None))
+        else:
+            plan.append((item.name, -1, None, build(item.node, released, item_alpha[item.name])))
     rows: list[list[Any]] = []
     cells: list[dict[str, iv.Noisy]] = []
     for index in order:
-        if having is not None and not holds(having.this, released, index):
+        if keep is not None and not keep(index):
             continue
+        key = noisy.keys[index]
         row: list[Any] = []
         noisy_cells: dict[str, iv.Noisy] = {}
-        for item in shape.items:
-            if item.dimension is not None:
-                row.append(noisy.keys[index][dims[item.dimension.key]])
+        for name, position, fixed, evaluate in plan:
+            if evaluate is None:
+                row.append(key[position] if position >= 0 else fixed)
                 continue
-            if not item.is_aggregate:  # a constant output: written in the query, not noisy
-                constant = (
-                    literal_value(item.node)
-                    if _is_literal(item.node)
-                    else evaluate(item.node, released, index, alpha).value
-                )
-                row.append(constant)
-                continue
-            cell = evaluate(item.node, released, index, item_alpha[item.name])
+            cell = evaluate(index)
             value = cell.value
             row.append(value if value is None or math.isfinite(value) else None)
-            noisy_cells[item.name] = cell
+            noisy_cells[name] = cell
         rows.append(row)
         cells.append(noisy_cells)
     names = [item.name for item in shape.items]
