@@ -405,3 +405,80 @@ def test_having_may_name_an_output_in_dp_only(inject: Any, fake_zone: FakeZone) 
             "shop", {"sql": "SELECT segment, COUNT(*) AS n FROM bank GROUP BY segment HAVING n > 5"}
         )
     assert "repeat its aggregate" in info.value.reasons[0].message
+
+
+AGGREGATES = {
+    "COUNT(*)": "n",
+    "SUM(converted)": "s",
+    "AVG(balance)": "a",
+}
+EXPRESSIONS = [
+    "SUM(converted) / COUNT(*)",
+    "(SUM(converted) + 1) * 2 - COUNT(*)",
+    "-AVG(balance) + 0.5",
+    "POWER(AVG(balance), 2)",
+    "POWER(COUNT(*), 0.5)",
+    "POWER(COUNT(*), -1)",
+    "SQRT(COUNT(*))",
+    "ROUND(AVG(balance), 1)",
+    "ROUND(AVG(balance))",
+    "ROUND(AVG(balance), -2)",
+    "ABS(AVG(balance) - 5000)",
+    "LN(COUNT(*))",
+    "LOG(COUNT(*))",
+    "LOG(2, COUNT(*))",
+    "EXP(SUM(converted) / COUNT(*))",
+    "FLOOR(AVG(balance))",
+    "CEIL(AVG(balance))",
+    "SIGN(AVG(balance) - 5000)",
+    "GREATEST(COUNT(*), SUM(converted) * 3)",
+    "LEAST(COUNT(*), 100, AVG(balance))",
+    "SUM(converted) / (COUNT(*) - COUNT(*))",
+    "LN(COUNT(*) - COUNT(*))",
+]
+
+
+def test_post_processing_computes_what_duckdb_computes_on_the_released_values(
+    inject: Any,
+) -> None:
+    """Each expression, evaluated by the zone on the released aggregates, equals DuckDB's
+    value of the same SQL with the released aggregates written in as numbers (an infinite
+    or undefined result, which JSON cannot carry, is NULL)."""
+    import sqlglot
+    from sqlglot import exp as sqlexp
+
+    inject(lambda key, name: 5 if name.endswith("0") else -2)
+    zone = make_fake_zone(DP_RULES, DP_RULES)
+    outputs = ", ".join(f"{sql} AS e{i}" for i, sql in enumerate(EXPRESSIONS))
+    leaves = ", ".join(f"{sql} AS {name}" for sql, name in AGGREGATES.items())
+    sql = f"SELECT segment, {leaves}, {outputs} FROM bank GROUP BY segment"
+    payload = zone.submit("analyst", {"sql": sql, "epsilon": 1.0})
+    ctx = zone.as_party("analyst")
+    try:
+        for segment, row in _by(payload, "segment").items():
+            released = {sql_: row[name] for sql_, name in AGGREGATES.items()}
+
+            def literal(node: sqlexp.Expr, released: dict[str, Any] = released) -> sqlexp.Expr:
+                if isinstance(node, sqlexp.Count | sqlexp.Sum | sqlexp.Avg):
+                    value = released[node.sql()]
+                    if value is None:
+                        return sqlexp.Null()
+                    if isinstance(value, int):
+                        return sqlexp.Literal.number(value)
+                    return sqlexp.cast(sqlexp.Literal.number(repr(value)), "DOUBLE")
+                return node
+
+            for i, text in enumerate(EXPRESSIONS):
+                reference = sqlglot.parse_one(text, read="duckdb").transform(literal)
+                ((expected,),) = (
+                    ctx.connection().sql(f"SELECT {reference.sql('duckdb')}").fetchall()
+                )
+                expected = float(expected) if expected is not None else None
+                if expected is not None and not math.isfinite(expected):
+                    expected = None
+                got = row[f"e{i}"]
+                assert (got is None) == (expected is None), (segment, text, got, expected)
+                if got is not None:
+                    assert got == pytest.approx(expected, rel=1e-12, abs=1e-12), (segment, text)
+    finally:
+        ctx.close()
