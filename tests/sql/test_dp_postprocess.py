@@ -482,3 +482,32 @@ def test_post_processing_computes_what_duckdb_computes_on_the_released_values(
                     assert got == pytest.approx(expected, rel=1e-12, abs=1e-12), (segment, text)
     finally:
         ctx.close()
+
+
+def test_boolean_columns_are_post_processed_as_counts_of_true(inject: Any) -> None:
+    """SUM / AVG of a boolean column read CAST(col AS INTEGER) (the demo's DP query)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    inject(lambda key, name: 0)
+    zone = make_fake_zone(DP_RULES, DP_RULES)
+    bank = zone.datasets["bank"]
+    columns = tuple(
+        c.model_copy(update={"type": "boolean", "domain": None}) if c.name == "converted" else c
+        for c in bank.columns
+    )
+    zone.datasets["bank"] = bank.model_copy(update={"columns": columns})
+    table = zone.tables["bank"]
+    flags = pc.cast(table.column("converted"), pa.bool_())
+    zone.tables["bank"] = table.set_column(
+        table.schema.get_field_index("converted"), "converted", flags
+    )
+    sql = (
+        "SELECT segment, COUNT(*) AS n, SUM(converted) AS s, SUM(converted) / COUNT(*) AS rate, "
+        "ROUND(100 * AVG(converted)) AS pct FROM bank GROUP BY segment HAVING SUM(converted) > 0"
+    )
+    payload = zone.submit("analyst", {"sql": sql, "epsilon": 1.0})
+    assert payload["rows"]
+    for row in _by(payload, "segment").values():
+        assert row["rate"] == row["s"] / row["n"]
+        assert row["pct"] == round_half_away(100 * row["s"] / row["n"])

@@ -53,6 +53,21 @@ class Unsupported(ValueError):
     """A part of the SELECT list or HAVING that cannot be computed from noisy values."""
 
 
+def _aggregate_of(node: Any, query: Any) -> Aggregate:
+    """The aggregate a node of the compiled tree computes (SUM / AVG of a boolean column
+    read it as CAST(col AS INTEGER), a rewrite made after the shape was checked)."""
+    arg = node.this
+    if isinstance(arg, exp.Cast) and isinstance(arg.this, exp.Column):
+        column = arg.this  # a copy made by the rewrite: found by its qualified name
+        ref = next(
+            r
+            for r in query.refs.values()
+            if (r.alias, r.column.name) == (column.table, column.name)
+        )
+        return Aggregate(AGG_FUNCS[type(node)], ref)
+    return _aggregate(node, query)
+
+
 def _refuse(message: str) -> Unsupported:
     return Unsupported(message)
 
@@ -153,7 +168,7 @@ def _check_value(node: Any, compiled: Compiled) -> None:
     elif isinstance(node, exp.Column) and id(node) not in compiled.query.refs:
         _check_value(_output(node, compiled), compiled)  # HAVING n > 10 (an output's name)
     elif type(node) in AGG_FUNCS:
-        agg = _aggregate(node, compiled.query)
+        agg = _aggregate_of(node, compiled.query)
         if agg.func not in LEAVES:
             raise _refuse(f"{agg.func} has no DP form here")
     elif isinstance(node, exp.Literal | exp.Null):
@@ -304,7 +319,7 @@ def quantities_of(node: Any, compiled: Compiled) -> set[str]:
     """The distinct noisy quantities an expression is computed from."""
     out: set[str] = set()
     for agg in node.find_all(*AGG_FUNCS):
-        found = _aggregate(agg, compiled.query)
+        found = _aggregate_of(agg, compiled.query)
         out.update(quantity_key(compiled, found.func, found.ref))
     return out
 
@@ -357,7 +372,7 @@ def build(node: Any, released: _Released, alpha: float) -> Cell:
     if isinstance(node, exp.Paren):
         return build(node.this, released, alpha)
     if type(node) in AGG_FUNCS:
-        agg = _aggregate(node, released.compiled.query)
+        agg = _aggregate_of(node, released.compiled.query)
         return LEAVES[agg.func](released, agg, alpha)
     if isinstance(node, exp.Column):  # an output named in HAVING
         return build(_output(node, released.compiled), released, alpha)
