@@ -18,7 +18,7 @@ from sqlglot import exp
 from collabzone.budget import privacy_parameter
 from collabzone.errors import InvalidInputError, Reason
 from collabzone.model import ColumnType, Dataset
-from collabzone.techniques.sql import _rules
+from collabzone.techniques.sql import _postcheck, _rules
 from collabzone.techniques.sql._bounds import CANDIDATES, bad_bounds, scaled_bound, too_wide
 from collabzone.techniques.sql._dp import Budget
 from collabzone.techniques.sql._frontend import (
@@ -511,9 +511,7 @@ def _check(compiled: Compiled, requester: str) -> list[Reason]:
     if mode == "dp":
         reasons += _check_dp(compiled)
     else:
-        from collabzone.techniques.sql._postprocess import functions_outside_dp
-
-        reasons += functions_outside_dp(compiled)
+        reasons += _postcheck.functions_outside_dp(compiled)
     return reasons
 
 
@@ -538,11 +536,9 @@ def _list_overlap(compiled: Compiled, requester: str) -> list[Reason]:
 
 
 def _check_dp(compiled: Compiled) -> list[Reason]:
-    from collabzone.techniques.sql import _postprocess  # it reads Compiled: imported late
-
     reasons: list[Reason] = []
     eff, spec = compiled.effective, compiled.spec
-    reasons += _postprocess.check(compiled)  # arithmetic, HAVING: on the noisy values only
+    reasons += _postcheck.check(compiled)  # arithmetic, HAVING: on the noisy values only
     epsilon, rho = spec.get("epsilon"), spec.get("rho")
     if (
         eff.max_epsilon is not None
