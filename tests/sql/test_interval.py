@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,13 +22,14 @@ def noisy_with_point(draw: st.DrawFn) -> tuple[iv.Noisy, float]:
     a, b = sorted((draw(finite) + 0.0, draw(finite) + 0.0))  # no -0.0 (hypothesis bounds)
     value = draw(st.floats(min_value=a, max_value=b))
     truth = draw(st.floats(min_value=a, max_value=b))
-    return iv.Noisy(value, (a, b), {"q": 1.0}), truth
+    return iv.scalar(value, (a, b)), truth
 
 
 def _inside(result: iv.Noisy, truth: float | None) -> bool:
-    if result.interval is None or truth is None or not math.isfinite(truth):
+    interval = result.interval_at(0)
+    if interval is None or truth is None or not math.isfinite(truth):
         return True  # no interval claimed, or the true value is undefined
-    low, high = result.interval
+    low, high = interval
     slack = 1e-9 * max(1.0, abs(truth))
     return low - slack <= truth <= high + slack
 
@@ -49,8 +52,9 @@ def test_binary_operations_contain_the_true_result(
     interval_op, point_op = BINARY[op]
     result = interval_op(a[0], b[0])
     assert _inside(result, point_op(a[1], b[1]))
-    if op == "div" and b[0].interval is not None and b[0].interval[0] <= 0 <= b[0].interval[1]:
-        assert result.interval is None  # a divisor that may be 0: no interval
+    divisor = b[0].interval_at(0)
+    if op == "div" and divisor is not None and divisor[0] <= 0 <= divisor[1]:
+        assert result.interval_at(0) is None  # a divisor that may be 0: no interval
 
 
 def _pow(x: float, n: float) -> float:
@@ -70,18 +74,18 @@ UNARY: dict[str, tuple[Callable[[iv.Noisy], iv.Noisy], Callable[[float], float]]
     "abs": (iv.absolute, abs),
     "neg": (iv.neg, lambda x: -x),
     "sqrt": (
-        lambda a: iv.monotone(a, math.sqrt, lambda x: 1.0, domain=(0.0, iv.INF)),
+        lambda a: iv.monotone(a, np.sqrt, np.ones_like, domain=(0.0, iv.INF)),
         lambda x: math.sqrt(x) if x >= 0 else math.nan,
     ),
     "ln": (
-        lambda a: iv.monotone(a, math.log, lambda x: 1 / x, domain=(0.0, iv.INF), open_low=True),
+        lambda a: iv.monotone(a, np.log, np.ones_like, domain=(0.0, iv.INF), open_low=True),
         lambda x: math.log(x) if x > 0 else math.nan,
     ),
     "round": (
-        lambda a: iv.monotone(a, lambda x: iv.round_half_away(x, 1), lambda x: 1.0),
-        lambda x: iv.round_half_away(x, 1),
+        lambda a: iv.monotone(a, lambda x: iv.round_half_away(x, 1), np.ones_like),
+        lambda x: float(iv.round_half_away(x, 1)),
     ),
-    "floor": (lambda a: iv.monotone(a, math.floor, lambda x: 1.0), math.floor),
+    "floor": (lambda a: iv.monotone(a, np.floor, np.ones_like), math.floor),
 }
 
 
@@ -98,9 +102,21 @@ def test_round_is_half_away_from_zero_like_duckdb() -> None:
 
 
 def test_noise_of_a_ratio_is_the_delta_method() -> None:
-    total = iv.Noisy(500.0, (400.0, 600.0), {"s": 1.0})
-    count = iv.Noisy(100, (90.0, 110.0), {"c": 1.0})
+    total = iv.scalar(500.0, (400.0, 600.0), "s")
+    count = iv.scalar(100, (90.0, 110.0), "c")
     ratio = iv.div(total, count)
-    assert ratio.value == 5.0
+    assert ratio.value[0] == 5.0
     expected = math.sqrt((10 / 100) ** 2 + (500 * 2 / 100**2) ** 2)
-    assert iv.noise_of(ratio, {"s": 10.0, "c": 2.0}) == expected
+    assert iv.noise_of(ratio, {"s": 10.0, "c": 2.0})[0] == pytest.approx(expected, rel=1e-15)
+
+
+def test_columns_are_computed_row_by_row_alike() -> None:
+    """A column of several rows gives, in each row, what that row alone gives."""
+    values, lows, highs = [3.0, -2.0, 0.0, math.nan], [1.0, -5.0, -1.0, 0.0], [4.0, 1.0, 2.0, 9.0]
+    column = iv.Noisy(np.array(values), np.array(lows), np.array(highs), {"q": np.ones(4)})
+    for op in (lambda a: iv.power(a, 2), lambda a: iv.div(iv.Noisy.constant(1, len(a.value)), a)):
+        whole = op(column)
+        for i, (v, lo, hi) in enumerate(zip(values, lows, highs, strict=True)):
+            alone = op(iv.scalar(None if math.isnan(v) else v, (lo, hi)))
+            assert np.array_equal(whole.value[i : i + 1], alone.value, equal_nan=True)
+            assert whole.interval_at(i) == alone.interval_at(0)

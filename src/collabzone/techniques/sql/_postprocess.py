@@ -16,11 +16,12 @@ keeps its own (1 - alpha) interval; an AVG is SUM / COUNT at alpha / 2 each.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlglot import exp
 
 from collabzone.techniques.sql import _interval as iv
@@ -63,22 +64,22 @@ class _Released:
     def scale(self, quantity: str) -> float:
         return self.noisy.scales[quantity] / self.scale_of[quantity]
 
-    def quantity(self, name: str, alpha: float) -> Cell:
-        """A noisy quantity, row by row: clamped to where its true value lies (a count is
-        never negative, nor a sum of non-negative values), with its interval at ``alpha``."""
+    @property
+    def size(self) -> int:
+        return len(self.noisy.keys)
+
+    def quantity(self, name: str, alpha: float) -> iv.Noisy:
+        """A noisy quantity as a column: clamped to where its true value lies (a count is
+        never negative, nor a sum of non-negative values), its interval at ``alpha``."""
         unit = self.scale_of[name]
-        raw = self.noisy.values[name]
+        raw = np.asarray(self.noisy.values[name], dtype=np.float64) / unit
         low, high = self._natural(name)
         width = self.width(name, alpha)
-        partials = {name: 1.0}
-
-        def cell(row: int) -> iv.Noisy:
-            value: int | float = min(max(raw[row] / unit, low), high)
-            if unit == 1:
-                value = int(value)
-            return iv.Noisy(value, (max(value - width, low), min(value + width, high)), partials)
-
-        return cell
+        value = np.clip(raw, low, high)
+        return iv.Noisy(
+            value, np.maximum(value - width, low), np.minimum(value + width, high),
+            {name: np.ones(self.size)}, unit == 1,
+        )  # fmt: skip
 
     def _natural(self, name: str) -> tuple[float, float]:
         quantity = next(q for q in self.compiled.quantities if q.name == name)
@@ -88,35 +89,30 @@ class _Released:
         return (0.0 if bound.low >= 0 else -iv.INF), (0.0 if bound.high <= 0 else iv.INF)
 
 
-Cell = Callable[[int], iv.Noisy]
-"""One output's released value in a given row (the tree is compiled once per answer)."""
-Leaf = Callable[[_Released, Aggregate, float], Cell]
+Leaf = Callable[[_Released, Aggregate, float], iv.Noisy]
 
 
-def _single(released: _Released, agg: Aggregate, alpha: float) -> Cell:
+def _single(released: _Released, agg: Aggregate, alpha: float) -> iv.Noisy:
     (name,) = quantity_key(released.compiled, agg.func, agg.ref)
     return released.quantity(name, alpha)
 
 
-def _average(released: _Released, agg: Aggregate, alpha: float) -> Cell:
+def _average(released: _Released, agg: Aggregate, alpha: float) -> iv.Noisy:
     """AVG = noisy SUM / noisy COUNT, within the column's bounds; its interval is the ratio
-    of the two intervals (the whole bounds when the count's interval reaches 0)."""
+    of the two intervals (the whole bounds where the count's interval reaches 0)."""
     total_name, count_name = quantity_key(released.compiled, agg.func, agg.ref)
-    total = released.quantity(total_name, alpha)
     count = released.quantity(count_name, alpha)
+    ratio = iv.div(released.quantity(total_name, alpha), count)
     assert agg.ref is not None
     bounds = _rules.bounds_of(agg.ref, released.compiled.effective.of(agg.ref.dataset))
     low, high = bounds if bounds is not None else (-iv.INF, iv.INF)
-
-    def cell(row: int) -> iv.Noisy:
-        divisor = count(row)
-        if divisor.value is None or divisor.value <= 0:
-            return iv.Noisy(None, (low, high))
-        ratio = iv.div(total(row), divisor)
-        interval = ratio.interval if ratio.interval is not None else (low, high)
-        return iv.clamp(iv.Noisy(ratio.value, interval, ratio.partials), low, high)
-
-    return cell
+    known = ~np.isnan(ratio.low)
+    value = np.where(count.value > 0, ratio.value, np.nan)
+    return iv.clamp(
+        iv.Noisy(value, np.where(known, ratio.low, low), np.where(known, ratio.high, high),
+                 ratio.partials),
+        low, high,
+    )  # fmt: skip
 
 
 LEAVES: dict[str, Leaf] = {
@@ -138,41 +134,35 @@ def quantities_of(node: Any, compiled: Compiled) -> set[str]:
     return out
 
 
-def _function(node: Any) -> Callable[[iv.Noisy], iv.Noisy]:
-    """The interval form of a one-argument function of the SELECT list."""
+def _function(node: Any, a: iv.Noisy) -> iv.Noisy:
+    """A one-argument function of the SELECT list, on a whole column."""
     if isinstance(node, exp.Abs):
-        return iv.absolute
+        return iv.absolute(a)
     if isinstance(node, exp.Sqrt):
-        return lambda a: iv.monotone(
-            a, math.sqrt, lambda x: 0.5 / math.sqrt(x) if x > 0 else 0.0, domain=(0.0, iv.INF)
-        )
+        return iv.monotone(a, np.sqrt, lambda x: 0.5 / np.sqrt(x), domain=(0.0, iv.INF))
     if isinstance(node, exp.Ln | exp.Log):
         base = math.e
         if isinstance(node, exp.Log):  # DuckDB's LOG(x) is base 10
             base = constant(node.this) if node.expression is not None else 10.0
         factor = math.log(base)
-        return lambda a: iv.monotone(
-            a, lambda x: math.log(x) / factor, lambda x: 1.0 / (x * factor),
+        return iv.monotone(
+            a, lambda x: np.log(x) / factor, lambda x: 1.0 / (x * factor),
             domain=(0.0, iv.INF), open_low=True, increasing=factor > 0,
         )  # fmt: skip
     if isinstance(node, exp.Exp):
-        return lambda a: iv.monotone(a, math.exp, math.exp)
+        return iv.monotone(a, np.exp, np.exp)
     if isinstance(node, exp.Floor | exp.Ceil):  # the label keeps the noise of the argument
-        step = math.floor if isinstance(node, exp.Floor) else math.ceil
-        return lambda a: iv.monotone(a, lambda x: float(step(x)), lambda x: 1.0)
+        step = np.floor if isinstance(node, exp.Floor) else np.ceil
+        return iv.monotone(a, step, np.ones_like)
     if isinstance(node, exp.Sign):
-        return lambda a: iv.monotone(a, lambda x: float((x > 0) - (x < 0)), lambda x: 0.0)
+        return iv.monotone(a, np.sign, np.zeros_like)
     if isinstance(node, exp.Round):
         decimals = node.args.get("decimals")
         digits = int(constant(decimals)) if decimals is not None else 0
-
-        def rounded(a: iv.Noisy) -> iv.Noisy:
-            out = iv.monotone(a, lambda x: iv.round_half_away(x, digits), lambda x: 1.0)
-            if isinstance(a.value, int) and digits >= 0:  # an integer stays itself
-                return iv.Noisy(a.value, out.interval, out.partials)
-            return out
-
-        return rounded
+        out = iv.monotone(a, lambda x: iv.round_half_away(x, digits), np.ones_like)
+        if a.integral and digits >= 0:  # a whole number stays itself
+            return iv.Noisy(a.value, out.low, out.high, out.partials, True)
+        return out
     raise Unsupported(f"{node.sql()} cannot be computed from noisy values")
 
 
@@ -181,90 +171,73 @@ _OPERATORS: Mapping[type[exp.Expr], Callable[[iv.Noisy, iv.Noisy], iv.Noisy]] = 
 }  # fmt: skip
 
 
-def build(node: Any, released: _Released, alpha: float) -> Cell:
-    """Compile a SELECT item (or one side of a HAVING test) into its value per row."""
+def evaluate(node: Any, released: _Released, alpha: float) -> iv.Noisy:
+    """A SELECT item (or one side of a HAVING test) on every released row at once."""
     if isinstance(node, exp.Paren):
-        return build(node.this, released, alpha)
+        return evaluate(node.this, released, alpha)
     if type(node) in AGG_FUNCS:
         agg = aggregate_of(node, released.compiled.query)
         return LEAVES[agg.func](released, agg, alpha)
     if isinstance(node, exp.Column):  # an output named in HAVING
-        return build(output_of(node, released.compiled), released, alpha)
+        return evaluate(output_of(node, released.compiled), released, alpha)
     if isinstance(node, exp.Literal | exp.Null):
         value = literal_value(node)
-        fixed = iv.Noisy.constant(value if isinstance(value, int | float) else None)
-        return lambda row: fixed
+        number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        return iv.Noisy.constant(number, released.size)
     if isinstance(node, exp.Neg):
-        inner = build(node.this, released, alpha)
-        return lambda row: iv.neg(inner(row))
+        return iv.neg(evaluate(node.this, released, alpha))
     if type(node) in _OPERATORS:
-        op = _OPERATORS[type(node)]
-        left, right = build(node.left, released, alpha), build(node.right, released, alpha)
-        return lambda row: op(left(row), right(row))
+        left, right = evaluate(node.left, released, alpha), evaluate(node.right, released, alpha)
+        return _OPERATORS[type(node)](left, right)
     if isinstance(node, exp.Pow):
-        base, exponent = build(node.this, released, alpha), constant(node.expression)
-        return lambda row: iv.power(base(row), exponent)
+        return iv.power(evaluate(node.this, released, alpha), constant(node.expression))
     if isinstance(node, exp.Greatest | exp.Least):
-        parts = [build(p, released, alpha) for p in [node.this, *node.expressions]]
-        greatest = isinstance(node, exp.Greatest)
-        return lambda row: iv.extreme([p(row) for p in parts], greatest=greatest)
+        parts = [evaluate(p, released, alpha) for p in [node.this, *node.expressions]]
+        return iv.extreme(parts, greatest=isinstance(node, exp.Greatest))
     argument = node.expression if isinstance(node, exp.Log) and node.expression else node.this
-    fn, inner = _function(node), build(argument, released, alpha)
-    return lambda row: fn(inner(row))
+    return _function(node, evaluate(argument, released, alpha))
 
 
-Test = Callable[[int], bool | None]
+Truth = npt.NDArray[np.float64]
+"""A HAVING condition per row in SQL's three-valued logic: 1 true, 0 false, NaN unknown."""
 
 
-def build_test(node: Any, released: _Released) -> Test:
-    """Compile a HAVING condition on the released values (SQL's three-valued logic)."""
+def _truth(mask: npt.NDArray[np.bool_], unknown: npt.NDArray[np.bool_]) -> Truth:
+    return np.where(unknown, np.nan, mask.astype(np.float64))
 
-    def value(part: Any) -> Callable[[int], Any]:
-        cell = build(part, released, released.alpha)
-        return lambda row: cell(row).value
+
+def holds(node: Any, released: _Released) -> Truth:
+    """A HAVING condition on the released values of every row."""
+
+    def value(part: Any) -> iv.Array:
+        return evaluate(part, released, released.alpha).value
 
     if isinstance(node, exp.Paren):
-        return build_test(node.this, released)
+        return holds(node.this, released)
     if isinstance(node, exp.Not):
-        inner = build_test(node.this, released)
-        return lambda row: None if (v := inner(row)) is None else not v
+        return 1.0 - holds(node.this, released)
     if isinstance(node, exp.And | exp.Or):
-        left, right = build_test(node.left, released), build_test(node.right, released)
-        decisive = isinstance(node, exp.Or)  # True decides an OR, False decides an AND
-
-        def junction(row: int) -> bool | None:
-            parts = (left(row), right(row))
-            if decisive in parts:
-                return decisive
-            return None if None in parts else not decisive
-
-        return junction
+        left, right = holds(node.left, released), holds(node.right, released)
+        decisive = 1.0 if isinstance(node, exp.Or) else 0.0  # True decides OR, False AND
+        decided = (left == decisive) | (right == decisive)
+        unknown = np.isnan(left) | np.isnan(right)
+        return np.where(decided, decisive, np.where(unknown, np.nan, 1.0 - decisive))
     if isinstance(node, exp.Boolean):
-        truth = bool(node.this)
-        return lambda row: truth
+        return np.full(released.size, 1.0 if node.this else 0.0)
     if isinstance(node, exp.Is):
-        this = value(node.this)
-        return lambda row: this(row) is None
-    if isinstance(node, exp.Between):
-        this, low, high = (value(node.args[k]) for k in ("this", "low", "high"))
-
-        def between(row: int) -> bool | None:
-            x, a, b = this(row), low(row), high(row)
-            return None if x is None or a is None or b is None else a <= x <= b
-
-        return between
-    if isinstance(node, exp.In):
-        this, options = value(node.this), [constant(v) for v in node.expressions]
-        return lambda row: None if (x := this(row)) is None else x in options
-    assert isinstance(node, exp.Binary)  # a comparison (checked at compile time)
-    compare = COMPARISONS[type(node)]
-    left, right = value(node.left), value(node.right)
-
-    def comparison(row: int) -> bool | None:
-        a, b = left(row), right(row)
-        return None if a is None or b is None else compare(a, b)
-
-    return comparison
+        return np.isnan(value(node.this)).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        if isinstance(node, exp.Between):
+            x, low, high = (value(node.args[k]) for k in ("this", "low", "high"))
+            unknown = np.isnan(x) | np.isnan(low) | np.isnan(high)
+            return _truth((low <= x) & (x <= high), unknown)
+        if isinstance(node, exp.In):
+            x = value(node.this)
+            return _truth(np.isin(x, [constant(v) for v in node.expressions]), np.isnan(x))
+        assert isinstance(node, exp.Binary)  # a comparison (checked at compile time)
+        left, right = value(node.left), value(node.right)
+        compared = np.asarray(COMPARISONS[type(node)](left, right), dtype=bool)
+        return _truth(compared, np.isnan(left) | np.isnan(right))
 
 
 # ---------------------------------------------------------------- the released table
@@ -308,66 +281,81 @@ def answer(
         for item in shape.items
         if item.dimension is None
     }
-    keep = build_test(having.this, released) if having is not None else None
-    # per output: a group key's position, a constant, or a noisy cell's evaluator
-    plan: list[tuple[str, int, Any, Cell | None]] = []
+    if having is not None:
+        kept = holds(having.this, released) == 1.0
+        order = [i for i in order if kept[i]]
+    # per output: a group key's position, or a column computed on every row at once
+    columns: dict[str, iv.Noisy] = {}
+    released_values: dict[str, list[Any]] = {}
     for item in shape.items:
         if item.dimension is not None:
-            plan.append((item.name, dims[item.dimension.key], None, None))
-        elif not item.is_aggregate:  # a constant output: written in the query, not noisy
-            fixed = (
-                literal_value(item.node)
-                if is_literal(item.node)
-                else build(item.node, released, alpha)(0).value
-            )
-            plan.append((item.name, -1, fixed, None))
-        else:
-            plan.append((item.name, -1, None, build(item.node, released, item_alpha[item.name])))
-    rows: list[list[Any]] = []
-    cells: list[dict[str, iv.Noisy]] = []
-    for index in order:
-        if keep is not None and not keep(index):
             continue
+        if is_literal(item.node):  # a constant output: written in the query, not noisy
+            fixed = literal_value(item.node)
+            released_values[item.name] = [fixed] * released.size
+            continue
+        column = evaluate(item.node, released, item_alpha.get(item.name, alpha))
+        released_values[item.name] = _values(column)
+        if item.is_aggregate:
+            columns[item.name] = column
+    rows: list[list[Any]] = []
+    for index in order:
         key = noisy.keys[index]
-        row: list[Any] = []
-        noisy_cells: dict[str, iv.Noisy] = {}
-        for name, position, fixed, evaluate in plan:
-            if evaluate is None:
-                row.append(key[position] if position >= 0 else fixed)
-                continue
-            cell = evaluate(index)
-            value = cell.value
-            row.append(value if value is None or math.isfinite(value) else None)
-            noisy_cells[name] = cell
-        rows.append(row)
-        cells.append(noisy_cells)
+        rows.append(
+            [
+                key[dims[item.dimension.key]]
+                if item.dimension is not None
+                else released_values[item.name][index]
+                for item in shape.items
+            ]
+        )
     names = [item.name for item in shape.items]
     for name, desc in reversed(shape.order_by):  # stable sorts, last key first
         idx = names.index(name)
         present = [i for i in range(len(rows)) if rows[i][idx] is not None]
         perm = sorted(present, key=lambda i: rows[i][idx], reverse=desc)
         perm += [i for i in range(len(rows)) if rows[i][idx] is None]  # NULLS LAST (DuckDB)
-        rows, cells = [rows[i] for i in perm], [cells[i] for i in perm]
+        rows, order = [rows[i] for i in perm], [order[i] for i in perm]
     if shape.limit is not None:
-        rows, cells = rows[: shape.limit], cells[: shape.limit]
-    aggregates = [item for item in shape.items if item.is_aggregate]
-    intervals = {item.name: [_public(c[item.name].interval) for c in cells] for item in aggregates}
-    noise = _labels(released, aggregates, cells)
+        rows, order = rows[: shape.limit], order[: shape.limit]
+    picked = np.asarray(order, dtype=np.intp)
+    intervals = {name: _intervals(column, picked) for name, column in columns.items()}
+    noise = _labels(released, [i for i in shape.items if i.name in columns], columns, picked)
     notes = [
         f"{name}: no interval in {missing} row(s): a noisy divisor (or a logarithm's "
         "argument) there may be 0, so no finite range holds the true value"
-        for name, column in intervals.items()
-        if (missing := sum(1 for c in column if c == [None, None]))
-        and any(c[name].value is not None for c in cells)
+        for name, column in columns.items()
+        if (missing := int(np.sum(np.isnan(column.low[picked]) & ~np.isnan(column.value[picked]))))
     ]
     return Answer(rows, intervals, noise, notes)
 
 
+def _values(column: iv.Noisy) -> list[Any]:
+    """Released values as JSON numbers: NULL where undefined or infinite, whole numbers
+    as integers."""
+    finite = np.isfinite(column.value)
+    if column.integral:
+        return [int(v) if ok else None for v, ok in zip(column.value.tolist(), finite, strict=True)]
+    return [v if ok else None for v, ok in zip(column.value.tolist(), finite, strict=True)]
+
+
+def _intervals(column: iv.Noisy, rows: npt.NDArray[np.intp]) -> list[list[float | None]]:
+    """[low, high] per released row; an infinite end (or no interval) is null."""
+    out = []
+    for low, high in zip(column.low[rows].tolist(), column.high[rows].tolist(), strict=True):
+        out.append([low if math.isfinite(low) else None, high if math.isfinite(high) else None])
+    return out
+
+
 def _labels(
-    released: _Released, items: Sequence[Any], cells: Sequence[Mapping[str, iv.Noisy]]
+    released: _Released,
+    items: Sequence[Any],
+    columns: Mapping[str, iv.Noisy],
+    rows: npt.NDArray[np.intp],
 ) -> dict[str, float]:
     """Each output's noise in its own units: a plain COUNT / SUM its quantity's scale; an
-    AVG or an expression the median over rows of its propagated noise (delta method)."""
+    AVG or an expression the median over released rows of its propagated noise (delta
+    method)."""
     scales = {q.name: released.scale(q.name) for q in released.compiled.quantities}
     out: dict[str, float] = {}
     for item in items:
@@ -376,8 +364,8 @@ def _labels(
         if type(node) in AGG_FUNCS and len(parts) == 1:
             out[item.name] = scales[next(iter(parts))]
             continue
-        found = [iv.noise_of(c[item.name], scales) for c in cells]
-        present = [n for n in found if n is not None]
-        if present:
-            out[item.name] = float(statistics.median(present))
+        noise = iv.noise_of(columns[item.name], scales)[rows]
+        present = noise[np.isfinite(noise)]
+        if present.size:
+            out[item.name] = float(np.median(present))
     return out
