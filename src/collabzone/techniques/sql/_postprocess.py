@@ -282,7 +282,7 @@ def answer(
         if item.dimension is None
     }
     if having is not None:
-        kept = holds(having.this, released) == 1.0
+        kept = (holds(having.this, released) == 1.0).tolist()
         order = [i for i in order if kept[i]]
     # per output: a group key's position, or a column computed on every row at once
     columns: dict[str, iv.Noisy] = {}
@@ -298,17 +298,13 @@ def answer(
         released_values[item.name] = _values(column)
         if item.is_aggregate:
             columns[item.name] = column
-    rows: list[list[Any]] = []
-    for index in order:
-        key = noisy.keys[index]
-        rows.append(
-            [
-                key[dims[item.dimension.key]]
-                if item.dimension is not None
-                else released_values[item.name][index]
-                for item in shape.items
-            ]
-        )
+    sources = [
+        [key[dims[item.dimension.key]] for key in noisy.keys]
+        if item.dimension is not None
+        else released_values[item.name]
+        for item in shape.items
+    ]
+    rows = [[source[index] for source in sources] for index in order]
     names = [item.name for item in shape.items]
     for name, desc in reversed(shape.order_by):  # stable sorts, last key first
         idx = names.index(name)
