@@ -258,12 +258,6 @@ def _sort_key(value: Any) -> tuple[bool, str, Any]:
     return (value is None, kind, value if value is not None else 0)
 
 
-def _public(interval: tuple[float, float] | None) -> list[float | None]:
-    if interval is None:
-        return [None, None]
-    return [v if math.isfinite(v) else None for v in interval]
-
-
 def answer(
     compiled: Compiled, noisy: NoisyTable, scale_of: Mapping[str, int], alpha: float
 ) -> Answer:
