@@ -127,3 +127,29 @@ def test_bad_output_arguments_are_refused_before_anything_is_charged(
     assert "rq-" not in out  # nothing was submitted
     code, out, _ = run("partner", "budget")
     assert "0.5" not in out  # nothing was spent
+
+
+def test_dry_run_prices_post_processing_at_nothing_extra(
+    run: Callable[..., tuple[int, str, str]],
+) -> None:
+    """A ratio, a function, HAVING, ORDER BY and LIMIT on noisy values cost what the
+    aggregates cost: the dry-run price is the epsilon asked, and so is the debit."""
+    sql = (
+        "SELECT p.partner_segment, COUNT(*) AS n, SUM(b.converted) / COUNT(*) AS rate, "
+        "ROUND(100 * AVG(b.converted), 1) AS pct FROM partner p JOIN bank b "
+        "ON p.token = b.token GROUP BY p.partner_segment HAVING n > 0 ORDER BY rate DESC LIMIT 2"
+    )
+    args = ("query", sql, "--purpose", "marketing", "--epsilon", "0.5", "--format", "json")
+    code, out, err = run("partner", *args, "--dry-run")
+    assert code == 0, (out, err)
+    price = json.loads(out)
+    assert price["plan"]["cost"]["bank"]["epsilon"] == 0.5
+    assert price["plan"]["details"]["refusals"] == []
+    code, out, err = run("partner", *args)
+    assert code == 0, (out, err)
+    payload = json.loads(out)["payload"]
+    assert payload["spent"]["epsilon"] == 0.5 and len(payload["rows"]) <= 2
+    rates = [row[2] for row in payload["rows"]]
+    assert rates == sorted(rates, key=lambda r: (r is None, -(r or 0)))
+    code, out, _ = run("partner", "budget")
+    assert "0.5" in out

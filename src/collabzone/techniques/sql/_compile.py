@@ -18,7 +18,7 @@ from sqlglot import exp
 from collabzone.budget import privacy_parameter
 from collabzone.errors import InvalidInputError, Reason
 from collabzone.model import ColumnType, Dataset
-from collabzone.techniques.sql import _rules
+from collabzone.techniques.sql import _postcheck, _rules
 from collabzone.techniques.sql._bounds import CANDIDATES, bad_bounds, scaled_bound, too_wide
 from collabzone.techniques.sql._dp import Budget
 from collabzone.techniques.sql._frontend import (
@@ -517,6 +517,8 @@ def _check(compiled: Compiled, requester: str) -> list[Reason]:
             )
     if mode == "dp":
         reasons += _check_dp(compiled)
+    else:
+        reasons += _postcheck.functions_outside_dp(compiled)
     return reasons
 
 
@@ -542,27 +544,8 @@ def _list_overlap(compiled: Compiled, requester: str) -> list[Reason]:
 
 def _check_dp(compiled: Compiled) -> list[Reason]:
     reasons: list[Reason] = []
-    shape, eff, spec = compiled.shape, compiled.effective, compiled.spec
-    if any(
-        len(item.aggregates) != 1 or not isinstance(item.node, tuple(_AGG_NODES))
-        for item in shape.items
-        if item.is_aggregate
-    ):
-        reasons.append(
-            Reason(
-                "BAD_SHAPE",
-                "sql.dp",
-                "in dp, output each aggregate on its own (no arithmetic between them)",
-            )
-        )
-    if compiled.query.tree.args.get("having") is not None:
-        reasons.append(
-            Reason(
-                "BAD_SHAPE",
-                "sql.dp",
-                "HAVING would filter on exact values; filter the noisy result instead",
-            )
-        )
+    eff, spec = compiled.effective, compiled.spec
+    reasons += _postcheck.check(compiled)  # arithmetic, HAVING: on the noisy values only
     epsilon, rho = spec.get("epsilon"), spec.get("rho")
     if (
         eff.max_epsilon is not None
@@ -585,6 +568,3 @@ def _check_dp(compiled: Compiled) -> list[Reason]:
             )
         )
     return reasons
-
-
-_AGG_NODES = (exp.Count, exp.Sum, exp.Avg)

@@ -45,6 +45,13 @@ _ALLOWED_NODES: frozenset[type[exp.Expression]] = frozenset(
         exp.Neg, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Placeholder,
     }
 )  # fmt: skip
+_ALLOWED_NODES |= frozenset(
+    {
+        exp.Pow, exp.Round, exp.Abs, exp.Sqrt, exp.Ln, exp.Log, exp.Exp, exp.Floor, exp.Ceil,
+        exp.Greatest, exp.Least, exp.Sign,
+    }
+)  # fmt: skip
+"""Functions of aggregates: computed only on released DP values (``_postprocess``)."""
 
 _FAMILY_HINTS: Mapping[type[exp.Expression], str] = {
     exp.Subquery: "subqueries",
@@ -370,8 +377,8 @@ def _resolve_column(
         if found is not None:
             matches.append(ColumnRef(alias, dataset_name, _column(dataset, found)))
     if not matches:
-        if name in output_aliases and column.find_ancestor(exp.Order) is not None:
-            return None
+        if name in output_aliases and column.find_ancestor(exp.Order, exp.Having) is not None:
+            return None  # an output named in ORDER BY, or in HAVING (DP: post-processing)
         raise QueryRejected("UNKNOWN_COLUMN", f"no dataset in FROM has a column {name!r}")
     if len(matches) > 1:
         raise QueryRejected(

@@ -11,17 +11,20 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from sqlglot import exp
+
 from collabzone.budget import PrivacyCost
 from collabzone.errors import CollabzoneError
 from collabzone.techniques.base import FailedAfterSpending, Outcome, RunContext
-from collabzone.techniques.sql import _rules
+from collabzone.techniques.sql import _postprocess
 from collabzone.techniques.sql._bounds import AUTO_SHARE, derive_limit
 from collabzone.techniques.sql._canonical import canonical_key
-from collabzone.techniques.sql._compile import Compiled, quantity_key
-from collabzone.techniques.sql._dp import Budget, Measure, accuracy, release
+from collabzone.techniques.sql._compile import Compiled
+from collabzone.techniques.sql._dp import Budget, Measure, release
 from collabzone.techniques.sql._execute import execute
 from collabzone.techniques.sql._payload import jsonable, table_payload
 from collabzone.techniques.sql._run import history
+from collabzone.techniques.sql._shape import AGG_FUNCS
 from collabzone.techniques.sql.rules.profile_contributions import profile_contributions
 
 EXACT_LIMIT = 2**62
@@ -36,8 +39,9 @@ def _dp_cache_key(compiled: Compiled) -> str:
         compiled.query.tables,
         extra=[
             sorted(compiled.quantity_index),
-            compiled.shape.order_by,
+            _ordering(compiled),
             compiled.shape.limit,
+            _having(compiled),
             budget.epsilon,
             budget.rho,
             budget.delta,
@@ -47,17 +51,44 @@ def _dp_cache_key(compiled: Compiled) -> str:
     )
 
 
+def _ordering(compiled: Compiled) -> list[tuple[str, bool]]:
+    """ORDER BY by what each output is (two queries may give one name different meanings)."""
+    ids = dict(zip((item.name for item in compiled.shape.items), _item_ids(compiled), strict=True))
+    return [(ids[name], desc) for name, desc in compiled.shape.order_by]
+
+
+def _having(compiled: Compiled) -> str | None:
+    """The HAVING condition (it filters the cached rows), tables named by dataset."""
+    having = compiled.query.tree.args.get("having")
+    if having is None:
+        return None
+    outputs = {item.name.lower(): item.node for item in compiled.shape.items}
+    node = having.this.copy()
+    for column in list(node.find_all(exp.Column)):
+        if column.table not in compiled.query.tables and column.name.lower() in outputs:
+            column.replace(exp.Paren(this=outputs[column.name.lower()].copy()))  # n's meaning
+    for column in node.find_all(exp.Column):
+        if column.table in compiled.query.tables:
+            column.set("table", exp.to_identifier(compiled.query.tables[column.table]))
+    return str(node.sql())
+
+
 def _item_ids(compiled: Compiled) -> list[str]:
     """What each output is, independent of its name and position."""
     ids = []
     for item in compiled.shape.items:
         if item.dimension is not None:
             ids.append(f"dim:{item.dimension.dataset}.{item.dimension.column.name}")
-        else:
+        elif len(item.aggregates) == 1 and item.node.find(*AGG_FUNCS) is item.node:
             agg = item.aggregates[0]
             ids.append(
                 f"{agg.func}:{agg.ref.dataset}.{agg.ref.column.name}" if agg.ref else "COUNT:*"
             )
+        else:  # an expression of aggregates or a constant: its text, tables by dataset
+            node = item.node.copy()
+            for column in node.find_all(exp.Column):
+                column.set("table", exp.to_identifier(compiled.query.tables[column.table]))
+            ids.append(f"expr:{node.sql()}")
     return ids
 
 
@@ -222,19 +253,10 @@ def _answer(
     # the whole budget is charged: the answer's share and the share that derived the limits
     charged = budget.cost() if noisy.threshold is not None else replace(budget, delta=0.0).cost()
     scale_of = {q.name: (q.bound.scale if q.bound is not None else 1) for q in compiled.quantities}
-    rows, intervals = _dp_rows(compiled, noisy, scale_of, alpha)
-    order = compiled.shape.order_by
-    for name, desc in reversed(order):
-        idx = names.index(name)
-        perm = sorted(
-            range(len(rows)), key=lambda i: (rows[i][idx] is None, rows[i][idx]), reverse=desc
-        )
-        rows = [rows[i] for i in perm]
-        intervals = {k: [v[i] for i in perm] for k, v in intervals.items()}
-    if compiled.shape.limit is not None:
-        rows = rows[: compiled.shape.limit]
-        intervals = {k: v[: compiled.shape.limit] for k, v in intervals.items()}
-    item_scale = _item_scales(compiled, noisy.scales, scale_of)
+    released = _postprocess.answer(compiled, noisy, scale_of, alpha)
+    rows, intervals = released.rows, released.intervals
+    item_scale = released.noise
+    notes = [*notes, *released.notes]
     noisy_columns = dwarfed(rows, intervals, names)
     if noisy_columns:
         notes = [
@@ -242,6 +264,7 @@ def _answer(
             f"the noise is larger than most values of {', '.join(noisy_columns)}: ask with a "
             "larger epsilon, coarser groups or over more people for a useful answer",
         ]
+    mechanism_scale = max((noisy.scales[q] / scale_of[q] for q in noisy.scales), default=None)
     payload = table_payload(names, rows)
     payload.update(
         {
@@ -250,7 +273,7 @@ def _answer(
             "confidence_level": 1 - alpha,
             "confidence_intervals": intervals,
             "noise_scale": item_scale,
-            "max_noise_scale": max(item_scale.values()) if item_scale else None,
+            "max_noise_scale": mechanism_scale,
             "partition_selection": "public domain"
             if compiled.public_keys is not None
             else f"private (threshold {noisy.threshold})",
@@ -272,88 +295,6 @@ def _answer(
         noise_scale=payload["max_noise_scale"],
         spent=spent,
     )
-
-
-def _item_scales(
-    compiled: Compiled, scales: Mapping[str, float], scale_of: Mapping[str, int]
-) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for item in compiled.shape.items:
-        if item.is_aggregate:
-            agg = item.aggregates[0]
-            first = quantity_key(compiled, agg.func, agg.ref)[0]
-            out[item.name] = scales[first] / scale_of[first]
-    return out
-
-
-def _natural_range(compiled: Compiled, func: str, ref: Any) -> tuple[float, float]:
-    """Where the true value of an aggregate must lie: a count is never negative, a sum of
-    non-negative values neither, an average lies within the values' bounds."""
-    inf = float("inf")
-    if func == "COUNT" or ref is None:
-        return 0.0, inf
-    bounds = _rules.bounds_of(ref, compiled.effective.of(ref.dataset))
-    if bounds is None:
-        return -inf, inf
-    low, high = bounds
-    if func == "AVG":
-        return low, high
-    return (0.0 if low >= 0 else -inf), (0.0 if high <= 0 else inf)
-
-
-def _clamped(value: float, low: float, high: float) -> float:
-    return min(max(value, low), high)
-
-
-def _dp_rows(
-    compiled: Compiled, noisy: Any, scale_of: Mapping[str, int], alpha: float
-) -> tuple[list[list[Any]], dict[str, list[list[float | None]]]]:
-    """The released rows and their intervals, clamped to where the true values must lie
-    (post-processing: no negative count or average income, at no privacy cost)."""
-    rows: list[list[Any]] = []
-    intervals: dict[str, list[list[float | None]]] = {}
-    dims = {ref.key: i for i, ref in enumerate(compiled.shape.group_by)}
-    for index, key in enumerate(noisy.keys):
-        row: list[Any] = []
-        for item in compiled.shape.items:
-            if item.dimension is not None:
-                row.append(key[dims[item.dimension.key]])
-                continue
-            agg = item.aggregates[0]
-            low, high = _natural_range(compiled, agg.func, agg.ref)
-            parts = quantity_key(compiled, agg.func, agg.ref)
-            values = [noisy.values[p][index] / scale_of[p] for p in parts]
-            if agg.func == "AVG":  # two noisy values: alpha / 2 each keeps 1 - alpha coverage
-                zcdp = bool(compiled.budget and compiled.budget.zcdp)
-                widths = [accuracy(zcdp, noisy.scales[p], alpha / 2) / scale_of[p] for p in parts]
-            else:
-                widths = [noisy.accuracy[p] / scale_of[p] for p in parts]
-            interval: list[float | None]
-            if agg.func == "AVG":
-                total, count = values
-                value = _clamped(total / count, low, high) if count > 0 else None
-                interval = [low, high]  # what is known when the count may be 0
-                if count - widths[1] > 0 and value is not None:
-                    candidates = [
-                        (total + s * widths[0]) / (count + c * widths[1])
-                        for s in (-1, 1)
-                        for c in (-1, 1)
-                    ]
-                    interval = [_clamped(min(candidates), low, high),
-                                _clamped(max(candidates), low, high)]  # fmt: skip
-                row.append(value)
-            else:
-                value = _clamped(values[0], low, high)
-                row.append(int(value) if scale_of[parts[0]] == 1 else value)
-                interval = [
-                    _clamped(value - widths[0], low, high),
-                    _clamped(value + widths[0], low, high),
-                ]
-            intervals.setdefault(item.name, []).append(
-                [None if v is None or abs(v) == float("inf") else v for v in interval]
-            )
-        rows.append(row)
-    return rows, intervals
 
 
 def dwarfed(rows: list[list[Any]], intervals: Mapping[str, list[list[float | None]]],

@@ -282,6 +282,8 @@ def analyse(query: ResolvedQuery) -> Shape:
             items.append(OutputItem(name, node, dimension=query.ref(node)))
         elif aggs and not _bare_columns_outside_aggregates(node):
             items.append(OutputItem(name, node, aggregates=aggs))
+        elif not aggs and node.find(exp.Column, exp.Star) is None:
+            items.append(OutputItem(name, node))  # a constant, written in the query
         else:
             raise QueryRejected(
                 "CONSTRUCT_NOT_ALLOWED",
@@ -307,7 +309,8 @@ def analyse(query: ResolvedQuery) -> Shape:
         raise QueryRejected("BAD_SHAPE", "GROUP BY without aggregates; add COUNT(*) or drop it")
     having = tree.args.get("having")
     if having is not None:
-        if _bare_columns_outside_aggregates(having.this):
+        named = [c for c in _bare_columns_outside_aggregates(having.this) if id(c) in query.refs]
+        if named:  # (a column the resolver left unresolved names an output: DP only)
             raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "HAVING may test aggregates only")
         shape.having_aggregates = list(_aggregates_in(having.this, query))
     shape.order_by = _order_by(tree, items)
