@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from collabzone.errors import InvalidInputError
-from collabzone.techniques.deid._metrics import MetricName
+from collabzone.techniques.deid._metrics import AggregateName, MetricName
 from collabzone.techniques.deid._models import Distance
 
 
@@ -230,6 +230,9 @@ class DeidConfig(_Spec):
     privacy: PrivacySpec = PrivacySpec()
     suppression_limit: float = Field(default=0.0, ge=0, le=1)
     metric: MetricName = "discernibility"
+    aggregate: AggregateName | None = None
+    """How an attribute-wise metric combines its per-attribute values (ARX's aggregate
+    functions); None: ARX's default for the metric. Not allowed with discernibility."""
     algorithm: Literal["auto", "flash", "exhaustive", "greedy", "mondrian"] = "auto"
     risk_threshold: float = Field(default=0.2, gt=0, le=1)
     prepare: PrepareSpec = PrepareSpec()
@@ -261,6 +264,12 @@ class DeidConfig(_Spec):
                 seen[column] = cls_name
         if (self.privacy.l is not None or self.privacy.t is not None) and not self.sensitive:
             raise ValueError("l-diversity and t-closeness need at least one sensitive attribute")
+        if self.aggregate is not None and self.metric.startswith("discernibility"):
+            raise ValueError(
+                f"aggregate applies to attribute-wise metrics; {self.metric} is one number "
+                "for the whole table: remove aggregate or choose non_uniform_entropy, loss "
+                "or precision"
+            )
         p = self.privacy
         if p.l_variant == "recursive" and p.l is not None and p.c is None:
             raise ValueError("recursive (c,l)-diversity needs c")

@@ -17,7 +17,7 @@ from collabzone.techniques.deid._declare import account
 from collabzone.techniques.deid._derive import derive, derived_hierarchy, derived_labels
 from collabzone.techniques.deid._encode import Encoded, column_strings, encode, encode_qi
 from collabzone.techniques.deid._lattice import Lattice
-from collabzone.techniques.deid._metrics import METRICS, normalise
+from collabzone.techniques.deid._metrics import METRICS, aggregate_of, combine, row_metrics
 from collabzone.techniques.deid._models import (
     ClassStats,
     DistinctLDiversity,
@@ -170,29 +170,35 @@ def _class_stats(encoded: Encoded, row_class: np.ndarray, rows: np.ndarray) -> C
     return ClassStats(sizes, hists, overall, values)
 
 
-def _utility(
+def _quality(
     encoded: Encoded,
+    config: DeidConfig,
     kept: np.ndarray,
+    row_class: np.ndarray,
+    labels: list[np.ndarray],
     levels: list[np.ndarray],
     covered: list[np.ndarray],
-    labels: list[np.ndarray],
-) -> dict[str, float]:
-    """non-uniform entropy, loss and precision from per-row levels / coverage / labels."""
-    n = encoded.n_rows
-    nue = loss = prec = 0.0
-    for q, lev, cov, lab in zip(encoded.qis, levels, covered, labels, strict=True):
-        orig = np.bincount(q.codes, minlength=q.maps.shape[1])[q.codes].astype(float)
-        _, inv, counts = np.unique(lab[kept], return_inverse=True, return_counts=True)
-        nue += float(np.log2(counts[inv] / orig[kept]).sum() + np.log2(n / orig[~kept]).sum())
-        n_leaves = max(q.maps.shape[1] - 1, 1)
-        loss += float(((cov[kept] - 1) / n_leaves).sum() + (~kept).sum())
-        prec += float((lev[kept] / max(q.height, 1)).sum() + (~kept).sum())
-    d = len(encoded.qis)
-    return {
-        "non_uniform_entropy": nue,
-        "loss": normalise("loss", loss, n, d),
-        "precision": normalise("precision", prec, n, d),
-    }
+) -> dict[str, Any]:
+    """Every metric of the release, as ARX defines it (see ``_metrics``): the searched one
+    with the config's aggregate function, the others with ARX's default one."""
+    raw = row_metrics(encoded, kept, row_class, labels, levels, covered)
+    out: dict[str, Any] = {}
+    aggregates: dict[str, str] = {}
+    per_attribute: dict[str, dict[str, float]] = {}
+    qis = [q.hierarchy.attribute for q in encoded.qis]
+    for name in METRICS:
+        value = raw[name]
+        if isinstance(value, np.ndarray):
+            agg = aggregate_of(name, config.aggregate if name == config.metric else None)
+            assert agg is not None
+            aggregates[name] = agg
+            per_attribute[name] = dict(zip(qis, value.tolist(), strict=True))
+            out[name] = float(combine(value, agg))
+        else:
+            out[name] = round(value) if name.startswith("discernibility") else value
+    out["metric_aggregates"] = aggregates
+    out["metric_per_attribute"] = per_attribute
+    return out
 
 
 def deidentify(
@@ -266,11 +272,16 @@ def deidentify(
         report["lattice_size"] = None
         report["nodes_checked"] = None
     else:
-        lattice = Lattice(encoded, models, config.suppression_limit, config.metric)
+        lattice = Lattice(
+            encoded, models, config.suppression_limit, config.metric, config.aggregate
+        )
         result = search(lattice, config.algorithm)
         if result.best is None:
             raise InvalidInputError(_no_solution(config))
         node = result.best.levels
+        report["score"] = result.best.score
+        if result.best.rank is not None:
+            report["score_rank"] = list(result.best.rank)
         report["optimal"] = result.algorithm != "greedy"
         part = lattice.partition(node)
         row_class = part.group_class[encoded.row_group]
@@ -303,7 +314,9 @@ def deidentify(
         )
     order = rows if not config.shuffle else (rng or np.random.default_rng()).permutation(rows)
     out = out.take(pa.array(order))
-    utility = _utility(encoded, kept, levels, covered, labels)
+    quality = _quality(encoded, config, kept, row_class, labels, levels, covered)
+    if node is None:  # local recoding: the score is the quality metric of the release
+        report["score"] = quality[config.metric]
     sizes = stats.sizes
     report.update(
         {
@@ -315,9 +328,9 @@ def deidentify(
             "equivalence_classes": len(sizes),
             "min_class_size": int(sizes.min()) if len(sizes) else 0,
             "average_class_size": float(sizes.mean()) if len(sizes) else 0.0,
-            "discernibility": int((sizes * sizes).sum() + (n - len(rows)) * n),
-            **utility,
+            **quality,
             "metric": config.metric,
+            "aggregate": aggregate_of(config.metric, config.aggregate),
             "privacy": _privacy_levels(stats, config.sensitive, sens_h),
             "requirements": {
                 **config.privacy.model_dump(exclude_none=True),

@@ -16,10 +16,14 @@ import pandas as pd
 
 from collabzone.techniques.deid._encode import Encoded
 from collabzone.techniques.deid._metrics import (
+    SINGLE_DIMENSIONAL,
+    AggregateName,
     MetricName,
     attribute_costs,
     discernibility,
     discernibility_bound,
+    discernibility_monotonic,
+    rank_key,
 )
 from collabzone.techniques.deid._models import (
     ClassStats,
@@ -52,6 +56,16 @@ class NodeResult:
     score: float
     bound: float
     """A lower bound of the score of this node and of every more general node."""
+    rank: tuple[float, ...] | None = None
+    """Under the RANK aggregate: the per-attribute values sorted descending (compared
+    lexicographically instead of ``score``)."""
+    per_attribute: tuple[float, ...] = ()
+    """Attribute-wise metrics: the value of each quasi-identifier before aggregation."""
+
+    @property
+    def order(self) -> tuple[float, ...]:
+        """What the search minimises: ``rank`` under RANK, else ``(score,)``."""
+        return self.rank if self.rank is not None else (self.score,)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -128,6 +142,7 @@ class Lattice:
         models: Sequence[PrivacyModel],
         suppression_limit: float,
         metric: MetricName = "discernibility",
+        aggregate: AggregateName | None = None,
     ) -> None:
         self.encoded = encoded
         self.models = tuple(models)
@@ -153,7 +168,11 @@ class Lattice:
             for s, (codes, m) in zip(encoded.sensitive, self.sens.values(), strict=True)
         }
         self._values = {s.name: s.values for s in encoded.sensitive}
-        self.costs = None if metric == "discernibility" else attribute_costs(encoded, metric)
+        self.costs = (
+            None if metric in SINGLE_DIMENSIONAL else attribute_costs(encoded, metric, aggregate)
+        )
+        self.ranked = self.costs is not None and self.costs.aggregate == "rank"
+        """RANK compares vectors: no scalar bound, so the search prunes nothing by score."""
         self._dense_limit = max(2 * encoded.groups.shape[0], 1 << 12)
         self.n_codes = [q.sizes() for q in encoded.qis]
         self.lifts = [_lifts(q.maps) for q in encoded.qis]
@@ -311,19 +330,26 @@ class Lattice:
                 mono_kept &= model.passes(stats)
             mono_ok = int(sizes[~mono_kept].sum()) <= self.limit_rows
         n = self.encoded.n_rows
+        rank: tuple[float, ...] | None = None
+        per_attribute: tuple[float, ...] = ()
         if self.costs is None:
-            score: float = discernibility(sizes, kept, n)
-            bound: float = discernibility_bound(sizes, self.min_class_size)
+            if self.metric == "discernibility":
+                score: float = discernibility(sizes, kept, n)
+                bound: float = discernibility_bound(sizes, self.min_class_size)
+            else:
+                score = bound = discernibility_monotonic(sizes)
         else:
-            bound = float(sum(t[lv] for t, lv in zip(self.costs.totals, levels, strict=True)))
-            score = bound
+            base = self.costs.values(levels)
+            values = base
             if suppressed:
                 gone = ~kept
-                gap = sum(
-                    g[lv][snap.column(i)[gone]]
-                    for i, (g, lv) in enumerate(zip(self.costs.gaps, levels, strict=True))
-                )
-                score += float((sizes[gone] * gap).sum())
+                codes = [snap.column(i)[gone] for i in range(len(levels))]
+                values = base + self.costs.suppression(levels, codes, sizes[gone])
+            score = self.costs.score(values)
+            bound = self.costs.score(base)
+            per_attribute = tuple(float(v) for v in values)
+            if self.ranked:
+                rank, bound = rank_key(values), -np.inf
         result = NodeResult(
             levels=levels,
             passes=suppressed <= self.limit_rows,
@@ -332,6 +358,8 @@ class Lattice:
             classes=int(kept.sum()),
             score=score,
             bound=bound,
+            rank=rank,
+            per_attribute=per_attribute,
         )
         self._cache[levels] = result
         return result

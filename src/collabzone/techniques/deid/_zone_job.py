@@ -296,6 +296,7 @@ def build_job(
             "privacy": {k: v for k, v in model.items() if k in MODEL_KEYS},
             "suppression_limit": limit["suppression_limit"],
             "metric": request.metric,
+            "aggregate": request.aggregate,
             "algorithm": request.algorithm,
             "risk_threshold": request.risk_threshold,
             "shuffle": True,
