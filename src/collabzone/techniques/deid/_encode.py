@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -293,6 +294,28 @@ def encode(
         raise UnknownValueError(problems[:SHOWN_VALUES], n_values, n_rows)
     qis = [_encode_qi(table, name, hierarchies[name]) for name in quasi_identifiers]
     sens = [encode_sensitive(table, name) for name in sensitive]
-    matrix = np.column_stack([q.codes for q in qis] + [s.codes for s in sens])
-    groups, row_group, weights = np.unique(matrix, axis=0, return_inverse=True, return_counts=True)
-    return Encoded(tuple(qis), tuple(sens), groups, weights.astype(np.int64), row_group.ravel())
+    columns = [q.codes for q in qis] + [s.codes for s in sens]
+    radices = [q.maps.shape[1] for q in qis] + [len(s.values) for s in sens]
+    row_group = _row_groups(columns, radices)
+    n_groups = int(row_group.max()) + 1
+    first = np.empty(n_groups, dtype=np.int64)
+    first[row_group[::-1]] = np.arange(row_group.shape[0] - 1, -1, -1)  # first row of each
+    groups = np.column_stack([c[first] for c in columns])
+    weights = np.bincount(row_group, minlength=n_groups)
+    return Encoded(tuple(qis), tuple(sens), groups, weights.astype(np.int64), row_group)
+
+
+def _row_groups(columns: Sequence[IntArray], radices: Sequence[int]) -> IntArray:
+    """Dense id of each row's combination of codes, in order of first appearance: the
+    codes are combined into one integer key (re-densified by hashing whenever it would
+    overflow), so a million rows need no sort of a rows x columns matrix."""
+    key = np.zeros(columns[0].shape[0], dtype=np.int64)
+    span = 1
+    for column, radix in zip(columns, radices, strict=True):
+        if span * max(radix, 1) >= 2**62:
+            ids, uniques = pd.factorize(key)
+            key, span = np.asarray(ids, dtype=np.int64), len(uniques)
+        key = key * max(radix, 1) + column
+        span *= max(radix, 1)
+    ids, _ = pd.factorize(key)
+    return np.asarray(ids, dtype=np.int64)

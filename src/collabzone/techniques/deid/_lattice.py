@@ -38,9 +38,12 @@ Node = tuple[int, ...]
 _MAX_KEY = 2**62
 _SNAPSHOTS = 512
 _EMPTY = np.iinfo(np.int64).max
+"""How many evaluated nodes keep their class table for rolling up coarser nodes."""
 _HALVES = 512
 """How many compressed half-keys (prefix or suffix attributes at given levels) to keep."""
-"""How many evaluated nodes keep their class table for rolling up coarser nodes."""
+_CACHE_BYTES = 96 * 2**20
+"""Memory the class tables may take, and the half-keys likewise: on a million rows a
+class table is megabytes, so fewer are kept (the oldest go first)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,10 @@ class _Snapshot:
                 self._member[self._row_class] = np.arange(self._row_class.shape[0])
             out = self._columns[i] = self._row_codes[i][self._member]
         return out
+
+
+_FREE = _Snapshot(np.zeros(0), np.zeros(0, dtype=np.int64), {}, np.zeros(0, dtype=np.int64), [])
+"""A released slot (its levels are impossible, so it is never chosen)."""
 
 
 def _lifts(maps: np.ndarray) -> list[list[np.ndarray]]:
@@ -182,6 +189,11 @@ class Lattice:
         self._halves: dict[tuple[int, ...], tuple[np.ndarray, int]] = {}
         self._snap_levels = np.full((_SNAPSHOTS, len(self.heights)), np.iinfo(np.int64).max)
         self._snap_sizes = np.full(_SNAPSHOTS, _EMPTY, dtype=np.int64)
+        self._snap_bytes = np.zeros(_SNAPSHOTS, dtype=np.int64)
+        self._snap_total = 0
+        self._max_halves = int(
+            np.clip(_CACHE_BYTES // (8 * max(encoded.groups.shape[0], 1)), 4, _HALVES)
+        )
         self.min_class_size = _min_class_size(self.models)
         self._cache: dict[Node, NodeResult] = {}
         self.checked = 0
@@ -231,7 +243,7 @@ class Lattice:
                 [self.gen[i][levels[i]] for i in attrs],
                 [self.n_codes[i][levels[i]] for i in attrs],
             )
-            if len(self._halves) >= _HALVES:
+            if len(self._halves) >= self._max_halves:
                 self._halves.pop(next(iter(self._halves)))
             self._halves[key] = hit
         return hit
@@ -294,6 +306,25 @@ class Lattice:
             self._snaps.append(snap)
         self._snap_levels[slot] = snap.levels
         self._snap_sizes[slot] = snap.sizes.shape[0]
+        # its row map, sizes, histograms and (later) per-attribute code columns
+        size = int(
+            snap._row_class.nbytes
+            + snap.sizes.nbytes * (2 + len(self.heights))
+            + sum(h.nbytes for h in snap.hists.values())
+        )
+        self._snap_total += size - int(self._snap_bytes[slot])
+        self._snap_bytes[slot] = size
+        oldest = slot
+        while self._snap_total > _CACHE_BYTES:
+            oldest = (oldest + 1) % _SNAPSHOTS
+            if oldest == slot:
+                break
+            if oldest < len(self._snaps) and self._snap_bytes[oldest]:
+                self._snap_levels[oldest] = np.iinfo(np.int64).max
+                self._snap_sizes[oldest] = _EMPTY
+                self._snap_total -= int(self._snap_bytes[oldest])
+                self._snap_bytes[oldest] = 0
+                self._snaps[oldest] = _FREE
 
     def _stats(self, snap: _Snapshot) -> tuple[ClassStats, np.ndarray]:
         stats = ClassStats(snap.sizes, snap.hists, self._overall, self._values)
