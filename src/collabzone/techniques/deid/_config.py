@@ -81,6 +81,23 @@ class PrivacySpec(_Spec):
     c: float | None = Field(default=None, gt=0)
     t: float | None = Field(default=None, ge=0, le=1)
     t_distance: Distance = "equal"
+    l_estimator: Literal["shannon", "grassberger"] = "shannon"
+    """Entropy l-diversity's estimator (ARX: Shannon or Grassberger)."""
+    average_risk: float | None = Field(default=None, ge=0, le=1)
+    """ARX's average re-identification risk: 1 / average class size at most this."""
+    highest_risk: float | None = Field(default=None, gt=0, le=1)
+    records_at_risk: float | None = Field(default=None, ge=0, le=1)
+    """With ``average_risk``: at most this share of rows above ``highest_risk``."""
+    population_uniqueness: float | None = Field(default=None, ge=0, le=1)
+    """ARX's population uniqueness: estimated share of population uniques at most this
+    (needs ``population_size``)."""
+    uniqueness_model: Literal["dankar", "pitman", "zayatz", "snb"] = "dankar"
+    k_map: int | None = Field(default=None, ge=1)
+    """ARX's k-map with a cell-size estimator (needs ``population_size``)."""
+    k_map_estimator: Literal["poisson", "zero_truncated_poisson"] = "poisson"
+    k_map_significance: float = Field(default=0.01, ge=0, le=1)
+    population_size: int | None = Field(default=None, ge=1)
+    """How many people the table was drawn from (population uniqueness, k-map)."""
 
 
 class NoiseSpec(_Spec):
@@ -273,6 +290,14 @@ class DeidConfig(_Spec):
         p = self.privacy
         if p.l_variant == "recursive" and p.l is not None and p.c is None:
             raise ValueError("recursive (c,l)-diversity needs c")
+        if (p.population_uniqueness is not None or p.k_map is not None) and (
+            p.population_size is None
+        ):
+            raise ValueError("population_uniqueness and k_map need privacy.population_size")
+        if (p.highest_risk is None) != (p.records_at_risk is None):
+            raise ValueError("give highest_risk and records_at_risk together")
+        if p.highest_risk is not None and p.average_risk is None:
+            raise ValueError("highest_risk and records_at_risk refine average_risk: set it")
         return self
 
 

@@ -31,6 +31,11 @@ from collabzone.techniques.deid._models import (
 from collabzone.techniques.deid._mondrian import mondrian
 from collabzone.techniques.deid._prepare import add_noise, enrich, pseudonymise, scrub
 from collabzone.techniques.deid._risk import risk_report
+from collabzone.techniques.deid._risk_models import (
+    AverageRisk,
+    PopulationUniqueness,
+    k_map_estimated_k,
+)
 from collabzone.techniques.deid._search import search
 
 Progress = Callable[[str], None]
@@ -79,19 +84,31 @@ def _numbers(name: str, values: list[str]) -> list[float]:
 
 
 def build_models(
-    config: DeidConfig, sensitive_hierarchies: Mapping[str, hier.Hierarchy]
+    config: DeidConfig, sensitive_hierarchies: Mapping[str, hier.Hierarchy], rows: int = 0
 ) -> list[PrivacyModel]:
-    """The privacy models the config asks for (one l / t model per sensitive attribute)."""
+    """The privacy models the config asks for (one l / t model per sensitive attribute;
+    k-map becomes k-anonymity with ARX's derived k for a table of ``rows`` rows)."""
     p = config.privacy
     models: list[PrivacyModel] = []
     if p.k is not None:
         models.append(KAnonymity(p.k))
+    if p.k_map is not None and p.population_size is not None:
+        derived = k_map_estimated_k(
+            p.k_map, rows, p.population_size, p.k_map_significance, p.k_map_estimator
+        )
+        models.append(KAnonymity(derived))
+    if p.average_risk is not None:
+        models.append(AverageRisk(p.average_risk, p.highest_risk, p.records_at_risk))
+    if p.population_uniqueness is not None and p.population_size is not None:
+        models.append(
+            PopulationUniqueness(p.population_uniqueness, p.population_size, p.uniqueness_model)
+        )
     for attr in config.sensitive:
         if p.l is not None:
             if p.l_variant == "distinct":
                 models.append(DistinctLDiversity(attr, int(np.ceil(p.l))))
             elif p.l_variant == "entropy":
-                models.append(EntropyLDiversity(attr, p.l))
+                models.append(EntropyLDiversity(attr, p.l, p.l_estimator))
             else:
                 models.append(RecursiveCLDiversity(attr, p.c or 1.0, int(np.ceil(p.l))))
         if p.t is not None:
@@ -245,7 +262,7 @@ def deidentify(
         a: (hierarchies or {}).get(a) or build_hierarchy(a, spec, table, base_dir)
         for a, spec in config.sensitive_hierarchies.items()
     }
-    models = build_models(config, sens_h)
+    models = build_models(config, sens_h, table.num_rows)
     if config.privacy.k is not None and config.privacy.k > table.num_rows:
         raise InvalidInputError(
             f"k={config.privacy.k} is larger than the table ({table.num_rows} rows): lower k "

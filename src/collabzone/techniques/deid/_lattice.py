@@ -33,6 +33,7 @@ from collabzone.techniques.deid._models import (
     PrivacyModel,
     RecursiveCLDiversity,
 )
+from collabzone.techniques.deid._risk_models import AverageRisk, PopulationUniqueness
 
 Node = tuple[int, ...]
 _MAX_KEY = 2**62
@@ -157,7 +158,10 @@ class Lattice:
         self.limit_rows = int(np.floor(suppression_limit * encoded.n_rows + 1e-9))
         self.heights: Node = tuple(q.height for q in encoded.qis)
         self.monotone = tuple(
-            m for m in self.models if self.limit_rows == 0 or m.monotone_with_suppression
+            m
+            for m in self.models
+            if m.monotone_with_generalisation
+            and (self.limit_rows == 0 or m.monotone_with_suppression)
         )
         self.all_monotone = len(self.monotone) == len(self.models)
         d = len(encoded.qis)
@@ -328,10 +332,20 @@ class Lattice:
 
     def _stats(self, snap: _Snapshot) -> tuple[ClassStats, np.ndarray]:
         stats = ClassStats(snap.sizes, snap.hists, self._overall, self._values)
-        kept = np.ones(snap.sizes.shape[0], dtype=bool)
-        for model in self.models:
+        return stats, self._kept(stats, self.models, tuple(int(v) for v in snap.levels))
+
+    def _kept(self, stats: ClassStats, models: Sequence[PrivacyModel], levels: Node) -> np.ndarray:
+        """The classes ``models`` keep: every per-class model, then the table-level (risk)
+        models, which suppress the smallest kept classes until they hold. At the top node
+        every class is fully generalised and ARX leaves it out of the risk distribution."""
+        kept = np.ones(stats.sizes.shape[0], dtype=bool)
+        for model in models:
             kept &= model.passes(stats)
-        return stats, kept
+        if levels != self.heights:
+            for model in models:
+                if isinstance(model, AverageRisk | PopulationUniqueness):
+                    kept = model.enforce(stats.sizes, kept)
+        return kept
 
     def partition(self, levels: Node) -> Partition:
         """Group the rows into the classes of node ``levels`` and check the models."""
@@ -356,9 +370,7 @@ class Lattice:
         if self.all_monotone:
             mono_ok = suppressed <= self.limit_rows
         else:
-            mono_kept = np.ones(sizes.shape[0], dtype=bool)
-            for model in self.monotone:
-                mono_kept &= model.passes(stats)
+            mono_kept = self._kept(stats, self.monotone, levels)
             mono_ok = int(sizes[~mono_kept].sum()) <= self.limit_rows
         n = self.encoded.n_rows
         rank: tuple[float, ...] | None = None
