@@ -173,8 +173,9 @@ def test_k_map_with_a_poisson_estimator_by_hand() -> None:
     )
     _, report = deidentify(table, config)
     assert report["min_class_size"] >= 6
-    with pytest.raises(InvalidInputError, match=r"need privacy\.population_size"):
-        parse_config({"quasi_identifiers": {"age": None}, "privacy": {"k_map": 3}})
+    bare = parse_config({"quasi_identifiers": {"age": None}, "privacy": {"k_map": 3}})
+    with pytest.raises(InvalidInputError, match="k_map needs a population table"):
+        deidentify(table, bare)
 
 
 def test_population_uniqueness_in_deidentify() -> None:
@@ -206,3 +207,72 @@ def test_models_are_used_by_the_search_with_k(adult, adult_hierarchies) -> None:
     reference = exhaustive(Lattice(enc, models, 0.02)).best
     assert best is not None and reference is not None
     assert best.score == reference.score
+
+
+POP_AGES = [21, 22, 23, 24, 25, 31, 32, 33, 34, 35, 36, 37]
+
+
+def _with_population(sample: list[int]):  # type: ignore[no-untyped-def]
+    from collabzone.techniques.deid._encode import with_population
+
+    h = intervals("age", POP_AGES + sample, [10])  # 20-30, 30-40, then *
+    enc = encode(pa.table({"age": sample}), ["age"], {"age": h})
+    return with_population(enc, pa.table({"age": POP_AGES}))
+
+
+def test_k_map_against_a_population_table_by_hand() -> None:
+    from collabzone.techniques.deid import KMap
+
+    enc = _with_population([21, 22, 31])
+    # level 0: each sample age matches 1 person; level 1: 20-30 matches 5, 30-40 matches 7
+    lattice = Lattice(enc, [KMap(3)], 0.0)
+    assert not lattice.evaluate((0,)).passes
+    assert lattice.evaluate((1,)).passes
+    assert flash(Lattice(enc, [KMap(3)], 0.0)).best.levels == (1,)  # type: ignore[union-attr]
+    # k = 6: 20-30 (5 people) fails; top node holds all 12
+    assert flash(Lattice(enc, [KMap(6)], 0.0)).best.levels == (2,)  # type: ignore[union-attr]
+    # suppressing the two 20-30 rows is allowed at 2/3: DM 1 + 2 * 3 = 7 beats 3^2 = 9
+    best = flash(Lattice(enc, [KMap(6)], 0.67)).best
+    assert best is not None and best.levels == (1,) and best.score == 7
+
+
+def test_delta_presence_by_hand() -> None:
+    from collabzone.techniques.deid import DeltaPresence
+
+    enc = _with_population([21, 22, 31])
+    # level 1: 20-30 holds 2 of its 5 people (0.4), 30-40 1 of 7 (0.14); top: 3 / 12 = 0.25
+    lattice = Lattice(enc, [DeltaPresence(0.0, 0.3)], 0.0)
+    assert not lattice.evaluate((1,)).passes
+    assert lattice.evaluate((2,)).passes
+    assert flash(Lattice(enc, [DeltaPresence(0.0, 0.3)], 0.0)).best.levels == (2,)  # type: ignore[union-attr]
+    assert flash(Lattice(enc, [DeltaPresence(0.0, 0.5)], 0.0)).best.levels == (1,)  # type: ignore[union-attr]
+    # an attacker holding the population: at level 2 nobody is in the table with more than
+    # 0.25 confidence
+    part = Lattice(enc, [DeltaPresence(0.0, 0.3)], 0.0).partition((2,))
+    assert part.stats.population is not None
+    assert (part.sizes / part.stats.population).max() <= 0.3
+
+
+def test_a_sample_outside_its_population_is_refused() -> None:
+    from collabzone.techniques.deid import KMap
+
+    enc = _with_population([21, 26])  # 26 is nobody in the population
+    with pytest.raises(InvalidInputError, match="population table must contain every row"):
+        Lattice(enc, [KMap(1)], 0.0).evaluate((0,))
+
+
+def test_k_map_and_delta_presence_through_deidentify() -> None:
+    rows = [[str(a), f"{a // 10 * 10}s", "*"] for a in POP_AGES]
+    config = parse_config(
+        {
+            "quasi_identifiers": {"age": {"rows": rows}},
+            "privacy": {"k_map": 3, "delta_min": 0.0, "delta_max": 0.5},
+        }
+    )
+    released, report = deidentify(
+        pa.table({"age": [21, 22, 31]}), config, population=pa.table({"age": POP_AGES})
+    )
+    assert report["transformation"] == {"age": 1}
+    assert sorted(released.column("age").to_pylist()) == ["20s", "20s", "30s"]
+    with pytest.raises(InvalidInputError, match="needs a population table"):
+        deidentify(pa.table({"age": [21, 22, 31]}), config)

@@ -55,6 +55,8 @@ from collabzone.techniques.deid._request import DeidRequest, MediateRequest, par
 from collabzone.techniques.deid._risk import risk_report
 from collabzone.techniques.deid._risk_models import (
     AverageRisk,
+    DeltaPresence,
+    KMap,
     PopulationUniqueness,
     k_map_estimated_k,
 )
@@ -71,6 +73,7 @@ __all__ = [
     "DeidConfig",
     "DeidRequest",
     "Deidentify",
+    "DeltaPresence",
     "DeriveSpec",
     "DistinctLDiversity",
     "Encoded",
@@ -79,6 +82,7 @@ __all__ = [
     "Hierarchy",
     "HierarchySpec",
     "KAnonymity",
+    "KMap",
     "Lattice",
     "Mediate",
     "MediateRequest",

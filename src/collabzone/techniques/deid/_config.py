@@ -98,6 +98,9 @@ class PrivacySpec(_Spec):
     k_map_significance: float = Field(default=0.01, ge=0, le=1)
     population_size: int | None = Field(default=None, ge=1)
     """How many people the table was drawn from (population uniqueness, k-map)."""
+    delta_min: float | None = Field(default=None, ge=0, le=1)
+    delta_max: float | None = Field(default=None, ge=0, le=1)
+    """ARX's delta-presence against the population table (``population``)."""
 
 
 class NoiseSpec(_Spec):
@@ -290,10 +293,10 @@ class DeidConfig(_Spec):
         p = self.privacy
         if p.l_variant == "recursive" and p.l is not None and p.c is None:
             raise ValueError("recursive (c,l)-diversity needs c")
-        if (p.population_uniqueness is not None or p.k_map is not None) and (
-            p.population_size is None
-        ):
-            raise ValueError("population_uniqueness and k_map need privacy.population_size")
+        if p.population_uniqueness is not None and p.population_size is None:
+            raise ValueError("population_uniqueness needs privacy.population_size")
+        if (p.delta_min is None) != (p.delta_max is None):
+            raise ValueError("give delta_min and delta_max together")
         if (p.highest_risk is None) != (p.records_at_risk is None):
             raise ValueError("give highest_risk and records_at_risk together")
         if p.highest_risk is not None and p.average_risk is None:

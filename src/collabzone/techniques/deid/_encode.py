@@ -9,6 +9,7 @@ value of the column fits, so one column never mixes granularities.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -259,10 +260,37 @@ class Encoded:
     """How many input rows each distinct row stands for."""
     row_group: IntArray
     """For each input row, its distinct row."""
+    population_groups: IntArray | None = None
+    """``(p, d)`` distinct rows of the population table (leaf codes), if one is given."""
+    population_weights: IntArray | None = None
 
     @property
     def n_rows(self) -> int:
         return int(self.row_group.shape[0])
+
+
+def with_population(encoded: Encoded, population: pa.Table) -> Encoded:
+    """``encoded`` plus the population table's quasi-identifiers, coded on the same leaves
+    (for k-map and delta-presence, which compare each class with its population matches).
+    Every population value must be a leaf of the (possibly lifted) hierarchy."""
+    columns, radices = [], []
+    for q in encoded.qis:
+        name = q.hierarchy.attribute
+        pq = encode_qi(population, name, q.hierarchy)
+        if pq.floor:
+            raise InvalidInputError(
+                f"the population's column {name!r} is coarser than the table's: give the "
+                "population at the table's granularity"
+            )
+        columns.append(pq.codes)  # leaf indices of the same hierarchy as the table's
+        radices.append(q.maps.shape[1])
+    ids = row_groups(columns, radices)
+    n_groups = int(ids.max()) + 1
+    first = np.empty(n_groups, dtype=np.int64)
+    first[ids[::-1]] = np.arange(ids.shape[0] - 1, -1, -1)
+    groups = np.column_stack([c[first] for c in columns])
+    weights = np.bincount(ids, minlength=n_groups).astype(np.int64)
+    return dataclasses.replace(encoded, population_groups=groups, population_weights=weights)
 
 
 def encode(
@@ -296,7 +324,7 @@ def encode(
     sens = [encode_sensitive(table, name) for name in sensitive]
     columns = [q.codes for q in qis] + [s.codes for s in sens]
     radices = [q.maps.shape[1] for q in qis] + [len(s.values) for s in sens]
-    row_group = _row_groups(columns, radices)
+    row_group = row_groups(columns, radices)
     n_groups = int(row_group.max()) + 1
     first = np.empty(n_groups, dtype=np.int64)
     first[row_group[::-1]] = np.arange(row_group.shape[0] - 1, -1, -1)  # first row of each
@@ -305,7 +333,7 @@ def encode(
     return Encoded(tuple(qis), tuple(sens), groups, weights.astype(np.int64), row_group)
 
 
-def _row_groups(columns: Sequence[IntArray], radices: Sequence[int]) -> IntArray:
+def row_groups(columns: Sequence[IntArray], radices: Sequence[int]) -> IntArray:
     """Dense id of each row's combination of codes, in order of first appearance: the
     codes are combined into one integer key (re-densified by hashing whenever it would
     overflow), so a million rows need no sort of a rows x columns matrix."""

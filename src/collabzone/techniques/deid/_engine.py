@@ -15,7 +15,13 @@ from collabzone.techniques.deid import _hierarchy as hier
 from collabzone.techniques.deid._config import DeidConfig, HierarchySpec
 from collabzone.techniques.deid._declare import account
 from collabzone.techniques.deid._derive import derive, derived_hierarchy, derived_labels
-from collabzone.techniques.deid._encode import Encoded, column_strings, encode, encode_qi
+from collabzone.techniques.deid._encode import (
+    Encoded,
+    column_strings,
+    encode,
+    encode_qi,
+    with_population,
+)
 from collabzone.techniques.deid._lattice import Lattice
 from collabzone.techniques.deid._metrics import METRICS, aggregate_of, combine, row_metrics
 from collabzone.techniques.deid._models import (
@@ -33,6 +39,8 @@ from collabzone.techniques.deid._prepare import add_noise, enrich, pseudonymise,
 from collabzone.techniques.deid._risk import risk_report
 from collabzone.techniques.deid._risk_models import (
     AverageRisk,
+    DeltaPresence,
+    KMap,
     PopulationUniqueness,
     k_map_estimated_k,
 )
@@ -84,19 +92,34 @@ def _numbers(name: str, values: list[str]) -> list[float]:
 
 
 def build_models(
-    config: DeidConfig, sensitive_hierarchies: Mapping[str, hier.Hierarchy], rows: int = 0
+    config: DeidConfig,
+    sensitive_hierarchies: Mapping[str, hier.Hierarchy],
+    rows: int = 0,
+    has_population: bool = False,
 ) -> list[PrivacyModel]:
-    """The privacy models the config asks for (one l / t model per sensitive attribute;
-    k-map becomes k-anonymity with ARX's derived k for a table of ``rows`` rows)."""
+    """The privacy models the config asks for (one l / t model per sensitive attribute).
+    k-map is checked against the population table if there is one, else (with
+    ``population_size``) it becomes k-anonymity with ARX's derived k for ``rows`` rows."""
     p = config.privacy
     models: list[PrivacyModel] = []
     if p.k is not None:
         models.append(KAnonymity(p.k))
-    if p.k_map is not None and p.population_size is not None:
-        derived = k_map_estimated_k(
-            p.k_map, rows, p.population_size, p.k_map_significance, p.k_map_estimator
-        )
-        models.append(KAnonymity(derived))
+    if p.k_map is not None:
+        if has_population:
+            models.append(KMap(p.k_map))
+        elif p.population_size is not None:
+            derived = k_map_estimated_k(
+                p.k_map, rows, p.population_size, p.k_map_significance, p.k_map_estimator
+            )
+            models.append(KAnonymity(derived))
+        else:
+            raise InvalidInputError(
+                "k_map needs a population table (`population`) or privacy.population_size"
+            )
+    if p.delta_min is not None and p.delta_max is not None:
+        if not has_population:
+            raise InvalidInputError("delta-presence needs a population table (`population`)")
+        models.append(DeltaPresence(p.delta_min, p.delta_max))
     if p.average_risk is not None:
         models.append(AverageRisk(p.average_risk, p.highest_risk, p.records_at_risk))
     if p.population_uniqueness is not None and p.population_size is not None:
@@ -262,7 +285,12 @@ def deidentify(
         a: (hierarchies or {}).get(a) or build_hierarchy(a, spec, table, base_dir)
         for a, spec in config.sensitive_hierarchies.items()
     }
-    models = build_models(config, sens_h, table.num_rows)
+    if population is not None:  # the population needs the same enriched and derived QIs
+        for step in config.prepare.enrich:
+            population = enrich(population, step, (references or {})[step.reference])
+        for d in config.prepare.derive:
+            population = derive(population, d)
+    models = build_models(config, sens_h, table.num_rows, population is not None)
     if config.privacy.k is not None and config.privacy.k > table.num_rows:
         raise InvalidInputError(
             f"k={config.privacy.k} is larger than the table ({table.num_rows} rows): lower k "
@@ -270,6 +298,8 @@ def deidentify(
         )
     note("encoding")
     encoded = encode(table, qis, hs, list(columns.sensitive))
+    if population is not None and any(isinstance(m, KMap | DeltaPresence) for m in models):
+        encoded = with_population(encoded, population)
     n = encoded.n_rows
     before = risk_report(
         np.unique(np.column_stack([q.codes for q in encoded.qis]), axis=0, return_counts=True)[1],
@@ -317,11 +347,6 @@ def deidentify(
         report["nodes_checked"] = result.checked
     note("writing")
     rows = np.flatnonzero(kept)
-    if population is not None:  # the population needs the same enriched and derived QIs
-        for step in config.prepare.enrich:
-            population = enrich(population, step, (references or {})[step.reference])
-        for d in config.prepare.derive:
-            population = derive(population, d)
     pop_sizes = _population_sizes(population, hs, encoded, node, labels, row_class, rows)
     stats = _class_stats(encoded, row_class, rows)
     out = table

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from collabzone.techniques.deid._encode import Encoded
+from collabzone.errors import InvalidInputError
+from collabzone.techniques.deid._encode import Encoded, row_groups
 from collabzone.techniques.deid._metrics import (
     SINGLE_DIMENSIONAL,
     AggregateName,
@@ -164,6 +165,7 @@ class Lattice:
             and (self.limit_rows == 0 or m.monotone_with_suppression)
         )
         self.all_monotone = len(self.monotone) == len(self.models)
+        self.needs_population = any(getattr(m, "needs_population", False) for m in self.models)
         d = len(encoded.qis)
         self.gen = [
             [q.maps[level][encoded.groups[:, i]] for level in range(q.height + 1)]
@@ -331,8 +333,34 @@ class Lattice:
                 self._snaps[oldest] = _FREE
 
     def _stats(self, snap: _Snapshot) -> tuple[ClassStats, np.ndarray]:
-        stats = ClassStats(snap.sizes, snap.hists, self._overall, self._values)
+        population = self._population(snap) if self.needs_population else None
+        stats = ClassStats(snap.sizes, snap.hists, self._overall, self._values, population)
         return stats, self._kept(stats, self.models, tuple(int(v) for v in snap.levels))
+
+    def _population(self, snap: _Snapshot) -> np.ndarray:
+        """Per class, the population rows generalised into it (both sides' generalised
+        codes hashed into one id space)."""
+        pop, pop_w = self.encoded.population_groups, self.encoded.population_weights
+        if pop is None or pop_w is None:
+            raise InvalidInputError(
+                "k-map and delta-presence need a population table: give `population`"
+            )
+        levels = [int(v) for v in snap.levels]
+        n_classes = snap.sizes.shape[0]
+        columns = [
+            np.concatenate([snap.column(i), q.maps[lv][pop[:, i]]])
+            for i, (q, lv) in enumerate(zip(self.encoded.qis, levels, strict=True))
+        ]
+        radices = [self.n_codes[i][lv] for i, lv in enumerate(levels)]
+        ids = row_groups(columns, radices)
+        counts = np.bincount(ids[n_classes:], weights=pop_w, minlength=int(ids.max()) + 1)
+        out = counts[ids[:n_classes]].astype(np.int64)
+        if (out < snap.sizes).any():
+            raise InvalidInputError(
+                "the population table must contain every row of the table (the table is a "
+                "sample of it): some class has more rows in the table than in the population"
+            )
+        return np.asarray(out)
 
     def _kept(self, stats: ClassStats, models: Sequence[PrivacyModel], levels: Node) -> np.ndarray:
         """The classes ``models`` keep: every per-class model, then the table-level (risk)

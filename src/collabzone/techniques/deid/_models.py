@@ -22,7 +22,12 @@ import numpy as np
 
 from collabzone.errors import InvalidInputError
 from collabzone.techniques.deid._hierarchy import Hierarchy
-from collabzone.techniques.deid._risk_models import AverageRisk, PopulationUniqueness
+from collabzone.techniques.deid._risk_models import (
+    AverageRisk,
+    DeltaPresence,
+    KMap,
+    PopulationUniqueness,
+)
 
 FloatArray = np.ndarray
 _EPS = 1e-9
@@ -40,6 +45,8 @@ class ClassStats:
     """Per sensitive attribute: the value distribution of the whole input."""
     values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Per sensitive attribute: the values the histogram columns stand for."""
+    population: np.ndarray | None = None
+    """Per class: its rows in the population table (k-map, delta-presence), if given."""
 
 
 @dataclass(frozen=True)
@@ -270,6 +277,8 @@ PrivacyModel = (
     | TCloseness
     | AverageRisk
     | PopulationUniqueness
+    | KMap
+    | DeltaPresence
 )
 
 

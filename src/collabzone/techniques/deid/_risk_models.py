@@ -12,6 +12,12 @@ exceeded. :meth:`enforce` does the same on a node's kept classes.
 * :class:`PopulationUniqueness` (ARX ``PopulationUniqueness``): the estimated share of the
   population (``population_size`` people) unique on the quasi-identifiers, by the Pitman,
   Zayatz, SNB or Dankar model (``_population.py``), is at most ``threshold``.
+* :class:`KMap` (ARX ``KMap`` with a population table): every released class matches at
+  least ``k`` people of the population table, generalised the same way.
+* :class:`DeltaPresence` (ARX ``DPresence``): for every released class, the share of its
+  population matches that are in the table (count / population count) lies in
+  [``delta_min``, ``delta_max``], so an attacker holding the population cannot tell
+  whether a person is in the table with more than ``delta_max`` confidence.
 * :func:`k_map_estimated_k` (ARX ``KMap`` with a cell-size estimator): every class must be
   large enough that, under a Poisson (or zero-truncated Poisson) model of the population
   cell sizes with the sampling fraction n / N, the class is at least ``k`` people in the
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from scipy import stats as sps  # type: ignore[import-untyped]
@@ -32,6 +38,16 @@ from collabzone.errors import InvalidInputError
 from collabzone.techniques.deid._population import UniquenessModel, population_uniques
 
 _RELATIVE_PRECISION = 0.01
+
+
+class Stats(Protocol):
+    """What these models read of a node's classes (``_models.ClassStats``)."""
+
+    @property
+    def sizes(self) -> np.ndarray: ...
+
+    @property
+    def population(self) -> np.ndarray | None: ...
 
 
 def size_threshold(risk: float) -> int:
@@ -58,9 +74,8 @@ class _TableModel:
     def fulfilled(self, sizes: np.ndarray) -> bool:
         raise NotImplementedError
 
-    def passes(self, stats: object) -> np.ndarray:
-        sizes = stats.sizes  # type: ignore[attr-defined]
-        return np.ones(np.asarray(sizes).shape[0], dtype=bool)
+    def passes(self, stats: Stats) -> np.ndarray:
+        return np.ones(np.asarray(stats.sizes).shape[0], dtype=bool)
 
     def enforce(self, sizes: np.ndarray, kept: np.ndarray) -> np.ndarray:
         """``kept`` with the fewest smallest classes removed so the model holds."""
@@ -195,3 +210,61 @@ def k_map_estimated_k(
                 break
         derived = counter
     return max(1, min(k, derived, rows))
+
+
+def _population_counts(stats: Stats) -> np.ndarray:
+    counts = stats.population
+    if counts is None:
+        raise InvalidInputError(
+            "k-map and delta-presence need a population table: give `population`"
+        )
+    return np.asarray(counts)
+
+
+@dataclass(frozen=True)
+class KMap:
+    """Every class matches at least ``k`` rows of the population table (ARX ``KMap``
+    with a population table, its exact variant)."""
+
+    k: int
+    needs_population = True
+    monotone_with_suppression = True
+    monotone_with_generalisation = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise InvalidInputError(f"k-map k must be a whole number >= 1, got {self.k!r}")
+
+    def measure(self, stats: Stats) -> np.ndarray:
+        return np.asarray(_population_counts(stats), dtype=float)
+
+    def passes(self, stats: Stats) -> np.ndarray:
+        return np.asarray(_population_counts(stats) >= self.k)
+
+
+@dataclass(frozen=True)
+class DeltaPresence:
+    """count / population count of every class in [``delta_min``, ``delta_max``] (ARX
+    ``DPresence``; Nergiz et al.)."""
+
+    delta_min: float
+    delta_max: float
+    needs_population = True
+    monotone_with_suppression = False
+    monotone_with_generalisation = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.delta_min <= self.delta_max <= 1:
+            raise InvalidInputError(
+                f"delta-presence needs 0 <= delta_min <= delta_max <= 1, got "
+                f"{self.delta_min!r}, {self.delta_max!r}"
+            )
+
+    def measure(self, stats: Stats) -> np.ndarray:
+        sizes = np.asarray(stats.sizes, dtype=np.float64)
+        pop = _population_counts(stats).astype(float)
+        return np.asarray(np.divide(sizes, pop, out=np.zeros_like(sizes), where=pop > 0))
+
+    def passes(self, stats: Stats) -> np.ndarray:
+        delta = self.measure(stats)
+        return np.asarray((delta >= self.delta_min - 1e-12) & (delta <= self.delta_max + 1e-12))
