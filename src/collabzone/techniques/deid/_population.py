@@ -24,13 +24,14 @@ from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
-from scipy import optimize, special, stats  # type: ignore[import-untyped]
 
 UniquenessModel = Literal["pitman", "zayatz", "snb", "dankar"]
 
 
 def tg(z: float | np.ndarray) -> np.ndarray:
     """The trigamma function."""
+    from scipy import special  # type: ignore[import-untyped]  # (imported when used)
+
     return np.asarray(special.polygamma(1, z))
 
 
@@ -40,6 +41,8 @@ def _valid(value: float) -> bool:
 
 def zayatz(histogram: Mapping[int, int], n: float, population: float) -> float:
     """Zayatz's estimate of the number of population uniques."""
+    from scipy import stats
+
     c1 = histogram.get(1, 0)
     if c1 == 0:
         return 0.0
@@ -56,6 +59,8 @@ def zayatz(histogram: Mapping[int, int], n: float, population: float) -> float:
 def pitman(histogram: Mapping[int, int], n: float, population: float) -> float:
     """Pitman's estimate: theta and alpha solve the likelihood equations (Newton-Raphson
     from Hoshino's moment estimates, as ARX), then Gamma(t+1)/Gamma(t+a) * N^a."""
+    from scipy import special
+
     if histogram.get(1, 0) == 0:
         return 0.0
     fitted = pitman_parameters(histogram, n)
@@ -69,6 +74,8 @@ def pitman(histogram: Mapping[int, int], n: float, population: float) -> float:
 def pitman_parameters(histogram: Mapping[int, int], n: float) -> tuple[float, float] | None:
     """(theta, alpha) of the Pitman model by maximum likelihood, or None if Newton-Raphson
     does not converge (to theta >= 0, alpha != 0, ARX's conditions)."""
+    from scipy import special
+
     c1 = float(histogram.get(1, 0))
     c2 = float(histogram.get(2, 0)) or 1.0  # ARX: overestimate when there is no pair
     u = float(sum(histogram.values()))
@@ -124,6 +131,8 @@ def pitman_parameters(histogram: Mapping[int, int], n: float) -> tuple[float, fl
 def snb(histogram: Mapping[int, int], n: float, population: float) -> float:
     """The SNB estimate k * beta^alpha, (alpha, beta) fitted to the classes of size 1 and 2
     and k the estimated number of non-empty population classes (ARX's formulas)."""
+    from scipy import optimize
+
     c1 = float(histogram.get(1, 0))
     if c1 == 0:
         return 0.0

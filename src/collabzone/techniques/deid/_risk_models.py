@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
-from scipy import stats as sps  # type: ignore[import-untyped]
 
 from collabzone.errors import InvalidInputError
 from collabzone.techniques.deid._population import UniquenessModel, population_uniques
@@ -184,6 +183,8 @@ def k_map_estimated_k(
     """The class size ARX's k-map (with a cell-size estimator) requires: the smallest size
     whose Poisson (lambda = k * n / N) cumulative probability reaches 1 - significance,
     capped at k and at the number of rows."""
+    from scipy import stats as sps  # type: ignore[import-untyped]  # (imported when used)
+
     if not 0 <= significance <= 1:
         raise InvalidInputError(f"significance must be between 0 and 1, got {significance!r}")
     if population_size < rows:
