@@ -20,6 +20,7 @@ from collabzone.techniques.deid._encode import (
     column_strings,
     encode,
     encode_qi,
+    row_groups,
     with_population,
 )
 from collabzone.techniques.deid._lattice import Lattice
@@ -252,8 +253,13 @@ def deidentify(
     rng: np.random.Generator | None = None,
     base_dir: Path | None = None,
     progress: Progress | None = None,
+    diagnostics: dict[str, Any] | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:
     """De-identify ``table`` as ``config`` says; return the released table and the report.
+
+    ``diagnostics``, if given, is filled for the owner's visual report (``_html.py``):
+    class sizes before and after, population class sizes, the prepared table before
+    generalisation and the input rows released (in output order).
 
     The pre-steps run first; then every column is accounted for (``_declare.account``):
     declared quasi-identifiers, sensitive and ``keep`` columns are released, columns the
@@ -301,10 +307,10 @@ def deidentify(
     if population is not None and any(isinstance(m, KMap | DeltaPresence) for m in models):
         encoded = with_population(encoded, population)
     n = encoded.n_rows
-    before = risk_report(
-        np.unique(np.column_stack([q.codes for q in encoded.qis]), axis=0, return_counts=True)[1],
-        config.risk_threshold,
+    sizes_before = np.bincount(
+        row_groups([q.codes for q in encoded.qis], [q.maps.shape[1] for q in encoded.qis])
     )
+    before = risk_report(sizes_before, config.risk_threshold)
     note("searching")
     report: dict[str, Any] = {"algorithm": config.algorithm}
     if config.algorithm == "mondrian":
@@ -396,6 +402,17 @@ def deidentify(
         }
     )
     assert set(METRICS) <= set(report)
+    if diagnostics is not None:
+        diagnostics.update(
+            {
+                "sizes_before": sizes_before,
+                "sizes_after": sizes,
+                "population_after": pop_sizes,
+                "prepared": table,
+                "rows": order,
+                "heights": {q: e.height + e.floor for q, e in zip(qis, encoded.qis, strict=True)},
+            }
+        )
     columns.verify(out.column_names)
     return out, report
 
