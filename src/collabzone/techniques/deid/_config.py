@@ -103,6 +103,24 @@ class PrivacySpec(_Spec):
     """ARX's delta-presence against the population table (``population``)."""
 
 
+class SafePubSpec(_Spec):
+    """ARX's SafePub: (epsilon, delta)-differentially private anonymisation by random
+    sampling, k-anonymity with k derived from the budget, and an exponential-mechanism
+    search over the lattice (``_safepub.py``)."""
+
+    epsilon: float = Field(gt=0, allow_inf_nan=False)
+    delta: float = Field(gt=0, lt=1)
+    search_epsilon: float = Field(default=0.1, ge=0, allow_inf_nan=False)
+    """The part of epsilon the search spends (ARX's default 0.1)."""
+    steps: int = Field(default=300, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _split(self) -> SafePubSpec:
+        if not self.epsilon > self.search_epsilon:
+            raise ValueError("epsilon must exceed search_epsilon")
+        return self
+
+
 class NoiseSpec(_Spec):
     """Laplace noise for one numeric column: values clipped to [lower, upper], scale
     (upper - lower) / epsilon, so each released value is epsilon-DP for its row."""
@@ -256,6 +274,8 @@ class DeidConfig(_Spec):
     algorithm: Literal["auto", "flash", "exhaustive", "greedy", "mondrian"] = "auto"
     risk_threshold: float = Field(default=0.2, gt=0, le=1)
     prepare: PrepareSpec = PrepareSpec()
+    safepub: SafePubSpec | None = None
+    """Differentially private anonymisation (SafePub) instead of a syntactic model."""
     shuffle: bool = False
     keep: list[str] = Field(default_factory=list)
     """Columns declared non-identifying (ARX: insensitive): released unchanged."""
@@ -291,6 +311,18 @@ class DeidConfig(_Spec):
                 "or precision"
             )
         p = self.privacy
+        if self.safepub is not None:
+            if p.model_dump(exclude_defaults=True):
+                raise ValueError(
+                    "SafePub derives its own k from epsilon and delta: remove the privacy "
+                    "models (privacy.*) or safepub"
+                )
+            if self.algorithm not in ("auto", "greedy"):
+                raise ValueError("SafePub runs its own search: leave algorithm at auto")
+            if self.metric == "loss":
+                raise ValueError(
+                    "SafePub scores discernibility, non-uniform entropy or precision, not loss"
+                )
         if p.l_variant == "recursive" and p.l is not None and p.c is None:
             raise ValueError("recursive (c,l)-diversity needs c")
         if p.population_uniqueness is not None and p.population_size is None:

@@ -45,7 +45,9 @@ from collabzone.techniques.deid._risk_models import (
     PopulationUniqueness,
     k_map_estimated_k,
 )
-from collabzone.techniques.deid._search import search
+from collabzone.techniques.deid._safepub import safepub_parameters, safepub_search
+from collabzone.techniques.deid._safepub import sample as safepub_sample
+from collabzone.techniques.deid._search import SearchResult, search
 
 Progress = Callable[[str], None]
 
@@ -296,7 +298,17 @@ def deidentify(
             population = enrich(population, step, (references or {})[step.reference])
         for d in config.prepare.derive:
             population = derive(population, d)
-    models = build_models(config, sens_h, table.num_rows, population is not None)
+    dp_params = None
+    n_input = table.num_rows
+    if config.safepub is not None:  # SafePub: random sample, then k from (epsilon, delta)
+        sp = config.safepub
+        dp_params = safepub_parameters(sp.epsilon, sp.delta, sp.search_epsilon, sp.steps)
+        table = table.filter(pa.array(safepub_sample(table.num_rows, dp_params.beta)))
+        if table.num_rows == 0:
+            raise InvalidInputError("SafePub's random sample is empty: raise epsilon")
+        models: list[PrivacyModel] = [KAnonymity(dp_params.k)]
+    else:
+        models = build_models(config, sens_h, table.num_rows, population is not None)
     if config.privacy.k is not None and config.privacy.k > table.num_rows:
         raise InvalidInputError(
             f"k={config.privacy.k} is larger than the table ({table.num_rows} rows): lower k "
@@ -325,10 +337,27 @@ def deidentify(
         report["lattice_size"] = None
         report["nodes_checked"] = None
     else:
-        lattice = Lattice(
-            encoded, models, config.suppression_limit, config.metric, config.aggregate
-        )
-        result = search(lattice, config.algorithm)
+        limit = 1.0 if dp_params is not None else config.suppression_limit
+        lattice = Lattice(encoded, models, limit, config.metric, config.aggregate)
+        if dp_params is not None:
+            found = safepub_search(lattice, dp_params, n_input)
+            result = SearchResult(
+                lattice.evaluate(found.best), "safepub", lattice.size, lattice.checked
+            )
+            report["dp"] = {
+                "mechanism": "SafePub (Bild et al. 2018), as ARX",
+                "epsilon": dp_params.epsilon,
+                "delta": dp_params.delta,
+                "search_epsilon": dp_params.search_epsilon,
+                "search_epsilon_spent": found.epsilon_spent,
+                "anonymisation_epsilon": dp_params.anonymisation_epsilon,
+                "sampling_probability": dp_params.beta,
+                "k": dp_params.k,
+                "steps": len(found.pivots) - 1,
+                "input_rows": n_input,
+            }
+        else:
+            result = search(lattice, config.algorithm)
         if result.best is None:
             raise InvalidInputError(_no_solution(config))
         node = result.best.levels
