@@ -105,3 +105,36 @@ def test_safepub_refuses_other_models_and_the_loss_metric() -> None:
         parse_config({**base, "privacy": {"k": 5}})
     with pytest.raises(InvalidInputError, match="not loss"):
         parse_config({**base, "metric": "loss"})
+
+
+def test_safepub_in_the_zone_is_charged_to_the_ledger() -> None:
+    from collabzone.budget import PrivacyCost
+    from collabzone.techniques.deid import Deidentify
+
+    from .test_technique import _context, _rules
+
+    spec = {
+        "dataset": "ds0",
+        "quasi_identifiers": {"zip": {"masking": True}},
+        "safepub": {"epsilon": 2.0, "delta": 0.01, "steps": 10},
+    }
+    k = safepub_parameters(2.0, 0.01).k
+    ctx = _context({"k": 5, "suppression_limit": 1.0})
+    tech = Deidentify()
+    plan = tech.plan(spec, ctx)
+    assert plan.cost == {"ds0": PrivacyCost(epsilon=2.0, delta=0.01)}  # priced before running
+    assert tech.check(plan, _rules(ctx, ["ds0"], "deid"), ctx) == []
+    outcome = tech.release(plan, tech.run(plan, ctx), _rules(ctx, ["ds0"], "deid"))
+    assert outcome.spent == {"ds0": PrivacyCost(epsilon=2.0, delta=0.01)}
+    assert outcome.mechanism == "safepub"
+    report = outcome.payload["report"]
+    assert report["dp"]["k"] == k and report["rows_out"] <= report["rows_in"] <= 60
+    # the agreement asks for l: SafePub does not give it; a k above SafePub's: refused
+    strict = _context({"k": 5, "l": 2, "suppression_limit": 1.0})
+    codes = [
+        r.code for r in tech.check(tech.plan(spec, strict), _rules(strict, ["ds0"], "deid"), strict)
+    ]
+    assert "DEID_SAFEPUB_MODEL" in codes
+    high = _context({"k": k + 1, "suppression_limit": 1.0})
+    reasons = tech.check(tech.plan(spec, high), _rules(high, ["ds0"], "deid"), high)
+    assert [r.code for r in reasons] == ["DEID_K_NOT_MET"]
