@@ -167,8 +167,10 @@ class Lattice:
         self.all_monotone = len(self.monotone) == len(self.models)
         self.needs_population = any(getattr(m, "needs_population", False) for m in self.models)
         d = len(encoded.qis)
+        # generalised code of every distinct row at every level; int32 halves the largest
+        # array of the search (codes are hierarchy indices, far below 2**31)
         self.gen = [
-            [q.maps[level][encoded.groups[:, i]] for level in range(q.height + 1)]
+            [q.maps[level][encoded.groups[:, i]].astype(np.int32) for level in range(q.height + 1)]
             for i, q in enumerate(encoded.qis)
         ]
         self.sens = {

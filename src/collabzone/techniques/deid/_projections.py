@@ -58,10 +58,10 @@ class Projections:
         for i in range(d):
             for j in range(i + 1, d):
                 nj = lat.n_codes[j][0]
-                combo, first = _factorize(lat.gen[i][0] * nj + lat.gen[j][0])
+                combo, first = _factorize(lat.gen[i][0].astype(np.int64) * nj + lat.gen[j][0])
                 n_combos = int(first.shape[0])
                 weight = np.bincount(combo, weights=w, minlength=n_combos)
-                ci, cj = lat.gen[i][0][first], lat.gen[j][0][first]
+                ci, cj = lat.gen[i][0][first], lat.gen[j][0][first]  # index lifts only
                 # per l-model: the (combination, sensitive value) pairs present
                 present = []
                 for model in diverse:
