@@ -24,7 +24,7 @@ from collabzone.techniques.deid._encode import (
     with_population,
 )
 from collabzone.techniques.deid._lattice import Lattice
-from collabzone.techniques.deid._metrics import METRICS, aggregate_of, combine, row_metrics
+from collabzone.techniques.deid._metrics import METRICS, aggregate_of, quality_report
 from collabzone.techniques.deid._models import (
     ClassStats,
     DistinctLDiversity,
@@ -213,37 +213,6 @@ def _class_stats(encoded: Encoded, row_class: np.ndarray, rows: np.ndarray) -> C
     return ClassStats(sizes, hists, overall, values)
 
 
-def _quality(
-    encoded: Encoded,
-    config: DeidConfig,
-    kept: np.ndarray,
-    row_class: np.ndarray,
-    labels: list[np.ndarray],
-    levels: list[np.ndarray],
-    covered: list[np.ndarray],
-) -> dict[str, Any]:
-    """Every metric of the release, as ARX defines it (see ``_metrics``): the searched one
-    with the config's aggregate function, the others with ARX's default one."""
-    raw = row_metrics(encoded, kept, row_class, labels, levels, covered)
-    out: dict[str, Any] = {}
-    aggregates: dict[str, str] = {}
-    per_attribute: dict[str, dict[str, float]] = {}
-    qis = [q.hierarchy.attribute for q in encoded.qis]
-    for name in METRICS:
-        value = raw[name]
-        if isinstance(value, np.ndarray):
-            agg = aggregate_of(name, config.aggregate if name == config.metric else None)
-            assert agg is not None
-            aggregates[name] = agg
-            per_attribute[name] = dict(zip(qis, value.tolist(), strict=True))
-            out[name] = float(combine(value, agg))
-        else:
-            out[name] = round(value) if name.startswith("discernibility") else value
-    out["metric_aggregates"] = aggregates
-    out["metric_per_attribute"] = per_attribute
-    return out
-
-
 def deidentify(
     table: pa.Table,
     config: DeidConfig,
@@ -391,7 +360,9 @@ def deidentify(
         )
     order = rows if not config.shuffle else (rng or np.random.default_rng()).permutation(rows)
     out = out.take(pa.array(order))
-    quality = _quality(encoded, config, kept, row_class, labels, levels, covered)
+    quality = quality_report(
+        encoded, config.metric, config.aggregate, kept, row_class, labels, levels, covered
+    )
     if node is None:  # local recoding: the score is the quality metric of the release
         report["score"] = quality[config.metric]
     sizes = stats.sizes

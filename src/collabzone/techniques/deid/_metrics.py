@@ -38,7 +38,7 @@ rank is increasing in each value; rank is searched without bound pruning).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -244,3 +244,35 @@ def row_metrics(
         "loss": loss,
         "precision": prec,
     }
+
+
+def quality_report(
+    encoded: Encoded,
+    metric: str,
+    aggregate: str | None,
+    kept: np.ndarray,
+    row_class: np.ndarray,
+    labels: list[np.ndarray],
+    levels: list[np.ndarray],
+    covered: list[np.ndarray],
+) -> dict[str, Any]:
+    """Every metric of the release, as ARX defines it (see ``_metrics``): the searched one
+    with the config's aggregate function, the others with ARX's default one."""
+    raw = row_metrics(encoded, kept, row_class, labels, levels, covered)
+    out: dict[str, Any] = {}
+    aggregates: dict[str, str] = {}
+    per_attribute: dict[str, dict[str, float]] = {}
+    qis = [q.hierarchy.attribute for q in encoded.qis]
+    for name in METRICS:
+        value = raw[name]
+        if isinstance(value, np.ndarray):
+            agg = aggregate_of(name, aggregate if name == metric else None)
+            assert agg is not None
+            aggregates[name] = agg
+            per_attribute[name] = dict(zip(qis, value.tolist(), strict=True))
+            out[name] = float(combine(value, agg))
+        else:
+            out[name] = round(value) if name.startswith("discernibility") else value
+    out["metric_aggregates"] = aggregates
+    out["metric_per_attribute"] = per_attribute
+    return out
