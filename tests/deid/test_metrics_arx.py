@@ -187,7 +187,7 @@ def _adult_reference(adult, node: dict[str, int], k: int) -> dict[str, object]: 
         "discernibility": int((classes[classes >= k] ** 2).sum() + classes[classes < k].sum() * n),
         "discernibility_monotonic": int((classes**2).sum()),
     }
-    mono, extra, loss = [], [], []
+    mono, extra, loss, precision = [], [], [], []
     for q in node:
         orig = df[q].map(df[q].value_counts())
         shared = gen[q].map(gen[q].value_counts())
@@ -196,9 +196,14 @@ def _adult_reference(adult, node: dict[str, int], k: int) -> dict[str, object]: 
         extra.append(float((c * np.log2(s / c)).sum()))
         per_row = (gen[q].map(covered[q]) - 1) / (domain[q] - 1)
         loss.append(float((per_row[~gone].sum() + s) / n))
+        height = (
+            len(pd.read_csv(ADULT / f"adult_hierarchy_{q}.csv", sep=";", header=None).columns) - 1
+        )
+        precision.append(((n - s) * node[q] / height + s) / n)
     out["non_uniform_entropy_monotonic"] = sum(mono)
     out["non_uniform_entropy"] = sum(mono) + sum(extra)
     out["loss"] = _gm(loss)
+    out["precision"] = sum(precision) / len(precision)
     return out
 
 
@@ -214,6 +219,7 @@ def test_every_metric_on_adult_with_suppression(adult, adult_hierarchies) -> Non
         "non_uniform_entropy",
         "non_uniform_entropy_monotonic",
         "loss",
+        "precision",
     ):
         result = Lattice(enc, [KAnonymity(5)], 1.0, metric).evaluate(tuple(node.values()))  # type: ignore[arg-type]
         assert result.suppressed_rows == reference["suppressed"]
