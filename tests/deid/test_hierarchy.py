@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -90,3 +92,40 @@ def test_masking_dates_and_tree() -> None:
     assert t.label("FR", 1) == "West" and t.label("JP", 1) == "JP" and t.label("JP", 2) == "Asia"
     with pytest.raises(InvalidInputError, match="not an ISO date"):
         dates("day", ["03/04/2021"])
+
+
+SMALL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "arx_small_examples"
+
+
+def test_every_unknown_value_is_reported_with_its_rows() -> None:
+    if not (SMALL / "test_dirty.csv").exists():
+        pytest.skip(f"ARX's small example not found at {SMALL}")
+    table = pacsv.read_csv(
+        SMALL / "test_dirty.csv", parse_options=pacsv.ParseOptions(delimiter=";")
+    )
+    hs = {q: read_arx_csv(SMALL / f"test_hierarchy_{q}.csv", q) for q in ("age", "gender")}
+    with pytest.raises(UnknownValueError) as info:
+        encode(table, ["age", "gender"], hs)
+    err = info.value
+    assert err.total_values == 2 and err.total_rows == 2  # '4e' (row 2) and '7f' (row 6)
+    assert [(p.value, p.rows) for p in err.problems] == [("4e", (2,)), ("7f", (6,))]
+    assert "'4e' in column 'age' (row 2)" in err.message
+    assert "'7f' in column 'age' (row 6)" in err.message
+    redacted = err.redacted().message
+    assert "4e" not in redacted and "7f" not in redacted and "row 2" in redacted
+
+
+def test_unknown_values_beyond_twenty_are_counted_and_rows_listed() -> None:
+    h = Hierarchy.from_rows("c", [["ok", "*"]])
+    values = [f"v{i}" for i in range(30) for _ in range(i % 3 + 1)] + ["ok"]
+    other = Hierarchy.from_rows("d", [["a", "*"]])
+    table = pa.table({"c": values, "d": ["a"] * (len(values) - 1) + ["zz"]})
+    with pytest.raises(UnknownValueError) as info:
+        encode(table, ["c", "d"], {"c": h, "d": other})
+    err = info.value
+    assert err.total_values == 31  # 30 in c, 1 in d: every one counted
+    assert err.total_rows == len(values) - 1 + 1
+    assert len(err.problems) == 20  # the first 20 are named
+    assert err.problems[0].value == "v0" and err.problems[0].rows == (1,)
+    assert err.problems[2].rows == (4, 5, 6) and err.problems[2].count == 3
+    assert "and 11 more values" in err.message

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collabzone.techniques.deid import (
+    AverageRisk,
     DistinctLDiversity,
     EntropyLDiversity,
     KAnonymity,
@@ -25,6 +26,7 @@ from collabzone.techniques.deid import (
     masking,
     tree,
 )
+from collabzone.techniques.deid._metrics import AGGREGATES, METRICS, SINGLE_DIMENSIONAL
 
 from .conftest import ADULT_QIS
 
@@ -37,6 +39,8 @@ def _same_optimum(make: object) -> None:
         return
     assert fast.best is not None and fast.best.passes
     assert math.isclose(fast.best.score, slow.best.score, rel_tol=1e-9, abs_tol=1e-9)
+    if slow.best.rank is not None:  # RANK: the sorted per-attribute values decide
+        assert fast.best.rank == pytest.approx(slow.best.rank)
     assert fast.checked <= slow.checked
 
 
@@ -66,7 +70,9 @@ def test_flash_equals_exhaustive_on_adult_subsets(
 
 
 @st.composite
-def small_problem(draw: st.DrawFn) -> tuple[pa.Table, dict[str, object], list[object], float, str]:
+def small_problem(
+    draw: st.DrawFn,
+) -> tuple[pa.Table, dict[str, object], list[object], float, str, str | None]:
     n = draw(st.integers(4, 120))
     ages = draw(st.lists(st.integers(0, 39), min_size=n, max_size=n))
     cities = draw(st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=n, max_size=n))
@@ -86,12 +92,27 @@ def small_problem(draw: st.DrawFn) -> tuple[pa.Table, dict[str, object], list[ob
     }
     models: list[object] = [KAnonymity(draw(st.integers(1, 5)))]
     extra = draw(
-        st.sampled_from(["none", "distinct", "entropy", "recursive", "t_equal", "t_ordered"])
+        st.sampled_from(
+            [
+                "none",
+                "distinct",
+                "entropy",
+                "grassberger",
+                "recursive",
+                "t_equal",
+                "t_ordered",
+                "risk",
+            ]
+        )
     )
     if extra == "distinct":
         models.append(DistinctLDiversity("disease", draw(st.integers(1, 3))))
     elif extra == "entropy":
         models.append(EntropyLDiversity("disease", draw(st.floats(1.0, 2.5))))
+    elif extra == "grassberger":
+        models.append(EntropyLDiversity("disease", draw(st.floats(1.0, 3.0)), "grassberger"))
+    elif extra == "risk":
+        models.append(AverageRisk(draw(st.floats(0.05, 0.6))))
     elif extra == "recursive":
         models.append(
             RecursiveCLDiversity("disease", draw(st.floats(0.5, 3.0)), draw(st.integers(1, 3)))
@@ -99,25 +120,26 @@ def small_problem(draw: st.DrawFn) -> tuple[pa.Table, dict[str, object], list[ob
     elif extra.startswith("t_"):
         models.append(TCloseness("disease", draw(st.floats(0.05, 0.6)), extra[2:]))  # type: ignore[arg-type]
     limit = draw(st.sampled_from([0.0, 0.1, 0.3]))
-    metric = draw(st.sampled_from(["discernibility", "loss", "non_uniform_entropy", "precision"]))
-    return table, hs, models, limit, metric
+    metric = draw(st.sampled_from(list(METRICS)))
+    aggregate = None if metric in SINGLE_DIMENSIONAL else draw(st.sampled_from([None, *AGGREGATES]))
+    return table, hs, models, limit, metric, aggregate
 
 
 @settings(max_examples=80, deadline=None)
 @given(small_problem())
 def test_flash_equals_exhaustive_on_random_tables(problem) -> None:  # type: ignore[no-untyped-def]
-    table, hs, models, limit, metric = problem
+    table, hs, models, limit, metric, aggregate = problem
     enc = encode(table, ["age", "city", "kind", "zip"], hs, ["disease"])
-    _same_optimum(lambda: Lattice(enc, models, limit, metric))
+    _same_optimum(lambda: Lattice(enc, models, limit, metric, aggregate))
 
 
 @settings(max_examples=40, deadline=None)
 @given(small_problem())
 def test_the_chosen_node_satisfies_the_model_and_the_limit(problem) -> None:  # type: ignore[no-untyped-def]
-    table, hs, models, limit, metric = problem
+    table, hs, models, limit, metric, aggregate = problem
     enc = encode(table, ["age", "city", "kind", "zip"], hs, ["disease"])
-    lat = Lattice(enc, models, limit, metric)
-    for result in (flash(lat), greedy(Lattice(enc, models, limit, metric))):
+    lat = Lattice(enc, models, limit, metric, aggregate)
+    for result in (flash(lat), greedy(Lattice(enc, models, limit, metric, aggregate))):
         if result.best is None:
             continue
         part = lat.partition(result.best.levels)

@@ -50,20 +50,30 @@ from collabzone.techniques.deid._models import (
     TCloseness,
 )
 from collabzone.techniques.deid._mondrian import mondrian
+from collabzone.techniques.deid._population import population_uniques
 from collabzone.techniques.deid._request import DeidRequest, MediateRequest, parse_request
 from collabzone.techniques.deid._risk import risk_report
+from collabzone.techniques.deid._risk_models import (
+    AverageRisk,
+    DeltaPresence,
+    KMap,
+    PopulationUniqueness,
+    k_map_estimated_k,
+)
 from collabzone.techniques.deid._search import SearchResult, exhaustive, flash, greedy, search
 from collabzone.techniques.deid._technique import Deidentify, Mediate
 
 __all__ = [
     "Accounting",
     "AgeDerive",
+    "AverageRisk",
     "BandDerive",
     "BinsDerive",
     "DatePartDerive",
     "DeidConfig",
     "DeidRequest",
     "Deidentify",
+    "DeltaPresence",
     "DeriveSpec",
     "DistinctLDiversity",
     "Encoded",
@@ -72,10 +82,12 @@ __all__ = [
     "Hierarchy",
     "HierarchySpec",
     "KAnonymity",
+    "KMap",
     "Lattice",
     "Mediate",
     "MediateRequest",
     "NodeResult",
+    "PopulationUniqueness",
     "PrepareSpec",
     "PrivacySpec",
     "RecursiveCLDiversity",
@@ -95,12 +107,14 @@ __all__ = [
     "greedy",
     "input_columns",
     "intervals",
+    "k_map_estimated_k",
     "load_config",
     "masking",
     "mediate",
     "mondrian",
     "parse_config",
     "parse_request",
+    "population_uniques",
     "prepare",
     "read_arx_csv",
     "risk_report",

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from collabzone.errors import InvalidInputError
-from collabzone.techniques.deid._metrics import MetricName
+from collabzone.techniques.deid._metrics import AggregateName, MetricName
 from collabzone.techniques.deid._models import Distance
 
 
@@ -81,6 +81,44 @@ class PrivacySpec(_Spec):
     c: float | None = Field(default=None, gt=0)
     t: float | None = Field(default=None, ge=0, le=1)
     t_distance: Distance = "equal"
+    l_estimator: Literal["shannon", "grassberger"] = "shannon"
+    """Entropy l-diversity's estimator (ARX: Shannon or Grassberger)."""
+    average_risk: float | None = Field(default=None, ge=0, le=1)
+    """ARX's average re-identification risk: 1 / average class size at most this."""
+    highest_risk: float | None = Field(default=None, gt=0, le=1)
+    records_at_risk: float | None = Field(default=None, ge=0, le=1)
+    """With ``average_risk``: at most this share of rows above ``highest_risk``."""
+    population_uniqueness: float | None = Field(default=None, ge=0, le=1)
+    """ARX's population uniqueness: estimated share of population uniques at most this
+    (needs ``population_size``)."""
+    uniqueness_model: Literal["dankar", "pitman", "zayatz", "snb"] = "dankar"
+    k_map: int | None = Field(default=None, ge=1)
+    """ARX's k-map with a cell-size estimator (needs ``population_size``)."""
+    k_map_estimator: Literal["poisson", "zero_truncated_poisson"] = "poisson"
+    k_map_significance: float = Field(default=0.01, ge=0, le=1)
+    population_size: int | None = Field(default=None, ge=1)
+    """How many people the table was drawn from (population uniqueness, k-map)."""
+    delta_min: float | None = Field(default=None, ge=0, le=1)
+    delta_max: float | None = Field(default=None, ge=0, le=1)
+    """ARX's delta-presence against the population table (``population``)."""
+
+
+class SafePubSpec(_Spec):
+    """ARX's SafePub: (epsilon, delta)-differentially private anonymisation by random
+    sampling, k-anonymity with k derived from the budget, and an exponential-mechanism
+    search over the lattice (``_safepub.py``)."""
+
+    epsilon: float = Field(gt=0, allow_inf_nan=False)
+    delta: float = Field(gt=0, lt=1)
+    search_epsilon: float = Field(default=0.1, ge=0, allow_inf_nan=False)
+    """The part of epsilon the search spends (ARX's default 0.1)."""
+    steps: int = Field(default=300, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _split(self) -> SafePubSpec:
+        if not self.epsilon > self.search_epsilon:
+            raise ValueError("epsilon must exceed search_epsilon")
+        return self
 
 
 class NoiseSpec(_Spec):
@@ -230,9 +268,14 @@ class DeidConfig(_Spec):
     privacy: PrivacySpec = PrivacySpec()
     suppression_limit: float = Field(default=0.0, ge=0, le=1)
     metric: MetricName = "discernibility"
+    aggregate: AggregateName | None = None
+    """How an attribute-wise metric combines its per-attribute values (ARX's aggregate
+    functions); None: ARX's default for the metric. Not allowed with discernibility."""
     algorithm: Literal["auto", "flash", "exhaustive", "greedy", "mondrian"] = "auto"
     risk_threshold: float = Field(default=0.2, gt=0, le=1)
     prepare: PrepareSpec = PrepareSpec()
+    safepub: SafePubSpec | None = None
+    """Differentially private anonymisation (SafePub) instead of a syntactic model."""
     shuffle: bool = False
     keep: list[str] = Field(default_factory=list)
     """Columns declared non-identifying (ARX: insensitive): released unchanged."""
@@ -261,9 +304,35 @@ class DeidConfig(_Spec):
                 seen[column] = cls_name
         if (self.privacy.l is not None or self.privacy.t is not None) and not self.sensitive:
             raise ValueError("l-diversity and t-closeness need at least one sensitive attribute")
+        if self.aggregate is not None and self.metric.startswith("discernibility"):
+            raise ValueError(
+                f"aggregate applies to attribute-wise metrics; {self.metric} is one number "
+                "for the whole table: remove aggregate or choose non_uniform_entropy, loss "
+                "or precision"
+            )
         p = self.privacy
+        if self.safepub is not None:
+            if p.model_dump(exclude_defaults=True):
+                raise ValueError(
+                    "SafePub derives its own k from epsilon and delta: remove the privacy "
+                    "models (privacy.*) or safepub"
+                )
+            if self.algorithm not in ("auto", "greedy"):
+                raise ValueError("SafePub runs its own search: leave algorithm at auto")
+            if self.metric == "loss":
+                raise ValueError(
+                    "SafePub scores discernibility, non-uniform entropy or precision, not loss"
+                )
         if p.l_variant == "recursive" and p.l is not None and p.c is None:
             raise ValueError("recursive (c,l)-diversity needs c")
+        if p.population_uniqueness is not None and p.population_size is None:
+            raise ValueError("population_uniqueness needs privacy.population_size")
+        if (p.delta_min is None) != (p.delta_max is None):
+            raise ValueError("give delta_min and delta_max together")
+        if (p.highest_risk is None) != (p.records_at_risk is None):
+            raise ValueError("give highest_risk and records_at_risk together")
+        if p.highest_risk is not None and p.average_risk is None:
+            raise ValueError("highest_risk and records_at_risk refine average_risk: set it")
         return self
 
 

@@ -15,9 +15,16 @@ from collabzone.techniques.deid import _hierarchy as hier
 from collabzone.techniques.deid._config import DeidConfig, HierarchySpec
 from collabzone.techniques.deid._declare import account
 from collabzone.techniques.deid._derive import derive, derived_hierarchy, derived_labels
-from collabzone.techniques.deid._encode import Encoded, column_strings, encode, encode_qi
+from collabzone.techniques.deid._encode import (
+    Encoded,
+    column_strings,
+    encode,
+    encode_qi,
+    row_groups,
+    with_population,
+)
 from collabzone.techniques.deid._lattice import Lattice
-from collabzone.techniques.deid._metrics import METRICS, normalise
+from collabzone.techniques.deid._metrics import METRICS, aggregate_of, quality_report
 from collabzone.techniques.deid._models import (
     ClassStats,
     DistinctLDiversity,
@@ -31,7 +38,16 @@ from collabzone.techniques.deid._models import (
 from collabzone.techniques.deid._mondrian import mondrian
 from collabzone.techniques.deid._prepare import add_noise, enrich, pseudonymise, scrub
 from collabzone.techniques.deid._risk import risk_report
-from collabzone.techniques.deid._search import search
+from collabzone.techniques.deid._risk_models import (
+    AverageRisk,
+    DeltaPresence,
+    KMap,
+    PopulationUniqueness,
+    k_map_estimated_k,
+)
+from collabzone.techniques.deid._safepub import safepub_parameters, safepub_search
+from collabzone.techniques.deid._safepub import sample as safepub_sample
+from collabzone.techniques.deid._search import SearchResult, search
 
 Progress = Callable[[str], None]
 
@@ -79,19 +95,46 @@ def _numbers(name: str, values: list[str]) -> list[float]:
 
 
 def build_models(
-    config: DeidConfig, sensitive_hierarchies: Mapping[str, hier.Hierarchy]
+    config: DeidConfig,
+    sensitive_hierarchies: Mapping[str, hier.Hierarchy],
+    rows: int = 0,
+    has_population: bool = False,
 ) -> list[PrivacyModel]:
-    """The privacy models the config asks for (one l / t model per sensitive attribute)."""
+    """The privacy models the config asks for (one l / t model per sensitive attribute).
+    k-map is checked against the population table if there is one, else (with
+    ``population_size``) it becomes k-anonymity with ARX's derived k for ``rows`` rows."""
     p = config.privacy
     models: list[PrivacyModel] = []
     if p.k is not None:
         models.append(KAnonymity(p.k))
+    if p.k_map is not None:
+        if has_population:
+            models.append(KMap(p.k_map))
+        elif p.population_size is not None:
+            derived = k_map_estimated_k(
+                p.k_map, rows, p.population_size, p.k_map_significance, p.k_map_estimator
+            )
+            models.append(KAnonymity(derived))
+        else:
+            raise InvalidInputError(
+                "k_map needs a population table (`population`) or privacy.population_size"
+            )
+    if p.delta_min is not None and p.delta_max is not None:
+        if not has_population:
+            raise InvalidInputError("delta-presence needs a population table (`population`)")
+        models.append(DeltaPresence(p.delta_min, p.delta_max))
+    if p.average_risk is not None:
+        models.append(AverageRisk(p.average_risk, p.highest_risk, p.records_at_risk))
+    if p.population_uniqueness is not None and p.population_size is not None:
+        models.append(
+            PopulationUniqueness(p.population_uniqueness, p.population_size, p.uniqueness_model)
+        )
     for attr in config.sensitive:
         if p.l is not None:
             if p.l_variant == "distinct":
                 models.append(DistinctLDiversity(attr, int(np.ceil(p.l))))
             elif p.l_variant == "entropy":
-                models.append(EntropyLDiversity(attr, p.l))
+                models.append(EntropyLDiversity(attr, p.l, p.l_estimator))
             else:
                 models.append(RecursiveCLDiversity(attr, p.c or 1.0, int(np.ceil(p.l))))
         if p.t is not None:
@@ -170,31 +213,6 @@ def _class_stats(encoded: Encoded, row_class: np.ndarray, rows: np.ndarray) -> C
     return ClassStats(sizes, hists, overall, values)
 
 
-def _utility(
-    encoded: Encoded,
-    kept: np.ndarray,
-    levels: list[np.ndarray],
-    covered: list[np.ndarray],
-    labels: list[np.ndarray],
-) -> dict[str, float]:
-    """non-uniform entropy, loss and precision from per-row levels / coverage / labels."""
-    n = encoded.n_rows
-    nue = loss = prec = 0.0
-    for q, lev, cov, lab in zip(encoded.qis, levels, covered, labels, strict=True):
-        orig = np.bincount(q.codes, minlength=q.maps.shape[1])[q.codes].astype(float)
-        _, inv, counts = np.unique(lab[kept], return_inverse=True, return_counts=True)
-        nue += float(np.log2(counts[inv] / orig[kept]).sum() + np.log2(n / orig[~kept]).sum())
-        n_leaves = max(q.maps.shape[1] - 1, 1)
-        loss += float(((cov[kept] - 1) / n_leaves).sum() + (~kept).sum())
-        prec += float((lev[kept] / max(q.height, 1)).sum() + (~kept).sum())
-    d = len(encoded.qis)
-    return {
-        "non_uniform_entropy": nue,
-        "loss": normalise("loss", loss, n, d),
-        "precision": normalise("precision", prec, n, d),
-    }
-
-
 def deidentify(
     table: pa.Table,
     config: DeidConfig,
@@ -206,8 +224,13 @@ def deidentify(
     rng: np.random.Generator | None = None,
     base_dir: Path | None = None,
     progress: Progress | None = None,
+    diagnostics: dict[str, Any] | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:
     """De-identify ``table`` as ``config`` says; return the released table and the report.
+
+    ``diagnostics``, if given, is filled for the owner's visual report (``_html.py``):
+    class sizes before and after, population class sizes, the prepared table before
+    generalisation and the input rows released (in output order).
 
     The pre-steps run first; then every column is accounted for (``_declare.account``):
     declared quasi-identifiers, sensitive and ``keep`` columns are released, columns the
@@ -239,7 +262,22 @@ def deidentify(
         a: (hierarchies or {}).get(a) or build_hierarchy(a, spec, table, base_dir)
         for a, spec in config.sensitive_hierarchies.items()
     }
-    models = build_models(config, sens_h)
+    if population is not None:  # the population needs the same enriched and derived QIs
+        for step in config.prepare.enrich:
+            population = enrich(population, step, (references or {})[step.reference])
+        for d in config.prepare.derive:
+            population = derive(population, d)
+    dp_params = None
+    n_input = table.num_rows
+    if config.safepub is not None:  # SafePub: random sample, then k from (epsilon, delta)
+        sp = config.safepub
+        dp_params = safepub_parameters(sp.epsilon, sp.delta, sp.search_epsilon, sp.steps)
+        table = table.filter(pa.array(safepub_sample(table.num_rows, dp_params.beta)))
+        if table.num_rows == 0:
+            raise InvalidInputError("SafePub's random sample is empty: raise epsilon")
+        models: list[PrivacyModel] = [KAnonymity(dp_params.k)]
+    else:
+        models = build_models(config, sens_h, table.num_rows, population is not None)
     if config.privacy.k is not None and config.privacy.k > table.num_rows:
         raise InvalidInputError(
             f"k={config.privacy.k} is larger than the table ({table.num_rows} rows): lower k "
@@ -247,11 +285,13 @@ def deidentify(
         )
     note("encoding")
     encoded = encode(table, qis, hs, list(columns.sensitive))
+    if population is not None and any(isinstance(m, KMap | DeltaPresence) for m in models):
+        encoded = with_population(encoded, population)
     n = encoded.n_rows
-    before = risk_report(
-        np.unique(np.column_stack([q.codes for q in encoded.qis]), axis=0, return_counts=True)[1],
-        config.risk_threshold,
+    sizes_before = np.bincount(
+        row_groups([q.codes for q in encoded.qis], [q.maps.shape[1] for q in encoded.qis])
     )
+    before = risk_report(sizes_before, config.risk_threshold)
     note("searching")
     report: dict[str, Any] = {"algorithm": config.algorithm}
     if config.algorithm == "mondrian":
@@ -266,11 +306,33 @@ def deidentify(
         report["lattice_size"] = None
         report["nodes_checked"] = None
     else:
-        lattice = Lattice(encoded, models, config.suppression_limit, config.metric)
-        result = search(lattice, config.algorithm)
+        limit = 1.0 if dp_params is not None else config.suppression_limit
+        lattice = Lattice(encoded, models, limit, config.metric, config.aggregate)
+        if dp_params is not None:
+            found = safepub_search(lattice, dp_params, n_input)
+            result = SearchResult(
+                lattice.evaluate(found.best), "safepub", lattice.size, lattice.checked
+            )
+            report["dp"] = {
+                "mechanism": "SafePub (Bild et al. 2018), as ARX",
+                "epsilon": dp_params.epsilon,
+                "delta": dp_params.delta,
+                "search_epsilon": dp_params.search_epsilon,
+                "search_epsilon_spent": found.epsilon_spent,
+                "anonymisation_epsilon": dp_params.anonymisation_epsilon,
+                "sampling_probability": dp_params.beta,
+                "k": dp_params.k,
+                "steps": len(found.pivots) - 1,
+                "input_rows": n_input,
+            }
+        else:
+            result = search(lattice, config.algorithm)
         if result.best is None:
             raise InvalidInputError(_no_solution(config))
         node = result.best.levels
+        report["score"] = result.best.score
+        if result.best.rank is not None:
+            report["score_rank"] = list(result.best.rank)
         report["optimal"] = result.algorithm != "greedy"
         part = lattice.partition(node)
         row_class = part.group_class[encoded.row_group]
@@ -289,11 +351,6 @@ def deidentify(
         report["nodes_checked"] = result.checked
     note("writing")
     rows = np.flatnonzero(kept)
-    if population is not None:  # the population needs the same enriched and derived QIs
-        for step in config.prepare.enrich:
-            population = enrich(population, step, (references or {})[step.reference])
-        for d in config.prepare.derive:
-            population = derive(population, d)
     pop_sizes = _population_sizes(population, hs, encoded, node, labels, row_class, rows)
     stats = _class_stats(encoded, row_class, rows)
     out = table
@@ -303,7 +360,11 @@ def deidentify(
         )
     order = rows if not config.shuffle else (rng or np.random.default_rng()).permutation(rows)
     out = out.take(pa.array(order))
-    utility = _utility(encoded, kept, levels, covered, labels)
+    quality = quality_report(
+        encoded, config.metric, config.aggregate, kept, row_class, labels, levels, covered
+    )
+    if node is None:  # local recoding: the score is the quality metric of the release
+        report["score"] = quality[config.metric]
     sizes = stats.sizes
     report.update(
         {
@@ -315,9 +376,9 @@ def deidentify(
             "equivalence_classes": len(sizes),
             "min_class_size": int(sizes.min()) if len(sizes) else 0,
             "average_class_size": float(sizes.mean()) if len(sizes) else 0.0,
-            "discernibility": int((sizes * sizes).sum() + (n - len(rows)) * n),
-            **utility,
+            **quality,
             "metric": config.metric,
+            "aggregate": aggregate_of(config.metric, config.aggregate),
             "privacy": _privacy_levels(stats, config.sensitive, sens_h),
             "requirements": {
                 **config.privacy.model_dump(exclude_none=True),
@@ -341,6 +402,17 @@ def deidentify(
         }
     )
     assert set(METRICS) <= set(report)
+    if diagnostics is not None:
+        diagnostics.update(
+            {
+                "sizes_before": sizes_before,
+                "sizes_after": sizes,
+                "population_after": pop_sizes,
+                "prepared": table,
+                "rows": order,
+                "heights": {q: e.height + e.floor for q, e in zip(qis, encoded.qis, strict=True)},
+            }
+        )
     columns.verify(out.column_names)
     return out, report
 

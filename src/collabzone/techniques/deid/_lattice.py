@@ -14,12 +14,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from collabzone.techniques.deid._encode import Encoded
+from collabzone.errors import InvalidInputError
+from collabzone.techniques.deid._encode import Encoded, row_groups
 from collabzone.techniques.deid._metrics import (
+    SINGLE_DIMENSIONAL,
+    AggregateName,
     MetricName,
     attribute_costs,
     discernibility,
     discernibility_bound,
+    discernibility_monotonic,
+    rank_key,
 )
 from collabzone.techniques.deid._models import (
     ClassStats,
@@ -29,14 +34,18 @@ from collabzone.techniques.deid._models import (
     PrivacyModel,
     RecursiveCLDiversity,
 )
+from collabzone.techniques.deid._risk_models import AverageRisk, PopulationUniqueness
 
 Node = tuple[int, ...]
 _MAX_KEY = 2**62
 _SNAPSHOTS = 512
 _EMPTY = np.iinfo(np.int64).max
+"""How many evaluated nodes keep their class table for rolling up coarser nodes."""
 _HALVES = 512
 """How many compressed half-keys (prefix or suffix attributes at given levels) to keep."""
-"""How many evaluated nodes keep their class table for rolling up coarser nodes."""
+_CACHE_BYTES = 96 * 2**20
+"""Memory the class tables may take, and the half-keys likewise: on a million rows a
+class table is megabytes, so fewer are kept (the oldest go first)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,16 @@ class NodeResult:
     score: float
     bound: float
     """A lower bound of the score of this node and of every more general node."""
+    rank: tuple[float, ...] | None = None
+    """Under the RANK aggregate: the per-attribute values sorted descending (compared
+    lexicographically instead of ``score``)."""
+    per_attribute: tuple[float, ...] = ()
+    """Attribute-wise metrics: the value of each quasi-identifier before aggregation."""
+
+    @property
+    def order(self) -> tuple[float, ...]:
+        """What the search minimises: ``rank`` under RANK, else ``(score,)``."""
+        return self.rank if self.rank is not None else (self.score,)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -95,6 +114,10 @@ class _Snapshot:
         return out
 
 
+_FREE = _Snapshot(np.zeros(0), np.zeros(0, dtype=np.int64), {}, np.zeros(0, dtype=np.int64), [])
+"""A released slot (its levels are impossible, so it is never chosen)."""
+
+
 def _lifts(maps: np.ndarray) -> list[list[np.ndarray]]:
     """``out[a][b][code]``: the level-``b`` code of a level-``a`` code (a <= b)."""
     out = []
@@ -128,6 +151,7 @@ class Lattice:
         models: Sequence[PrivacyModel],
         suppression_limit: float,
         metric: MetricName = "discernibility",
+        aggregate: AggregateName | None = None,
     ) -> None:
         self.encoded = encoded
         self.models = tuple(models)
@@ -135,12 +159,18 @@ class Lattice:
         self.limit_rows = int(np.floor(suppression_limit * encoded.n_rows + 1e-9))
         self.heights: Node = tuple(q.height for q in encoded.qis)
         self.monotone = tuple(
-            m for m in self.models if self.limit_rows == 0 or m.monotone_with_suppression
+            m
+            for m in self.models
+            if m.monotone_with_generalisation
+            and (self.limit_rows == 0 or m.monotone_with_suppression)
         )
         self.all_monotone = len(self.monotone) == len(self.models)
+        self.needs_population = any(getattr(m, "needs_population", False) for m in self.models)
         d = len(encoded.qis)
+        # generalised code of every distinct row at every level; int32 halves the largest
+        # array of the search (codes are hierarchy indices, far below 2**31)
         self.gen = [
-            [q.maps[level][encoded.groups[:, i]] for level in range(q.height + 1)]
+            [q.maps[level][encoded.groups[:, i]].astype(np.int32) for level in range(q.height + 1)]
             for i, q in enumerate(encoded.qis)
         ]
         self.sens = {
@@ -153,7 +183,11 @@ class Lattice:
             for s, (codes, m) in zip(encoded.sensitive, self.sens.values(), strict=True)
         }
         self._values = {s.name: s.values for s in encoded.sensitive}
-        self.costs = None if metric == "discernibility" else attribute_costs(encoded, metric)
+        self.costs = (
+            None if metric in SINGLE_DIMENSIONAL else attribute_costs(encoded, metric, aggregate)
+        )
+        self.ranked = self.costs is not None and self.costs.aggregate == "rank"
+        """RANK compares vectors: no scalar bound, so the search prunes nothing by score."""
         self._dense_limit = max(2 * encoded.groups.shape[0], 1 << 12)
         self.n_codes = [q.sizes() for q in encoded.qis]
         self.lifts = [_lifts(q.maps) for q in encoded.qis]
@@ -163,6 +197,11 @@ class Lattice:
         self._halves: dict[tuple[int, ...], tuple[np.ndarray, int]] = {}
         self._snap_levels = np.full((_SNAPSHOTS, len(self.heights)), np.iinfo(np.int64).max)
         self._snap_sizes = np.full(_SNAPSHOTS, _EMPTY, dtype=np.int64)
+        self._snap_bytes = np.zeros(_SNAPSHOTS, dtype=np.int64)
+        self._snap_total = 0
+        self._max_halves = int(
+            np.clip(_CACHE_BYTES // (8 * max(encoded.groups.shape[0], 1)), 4, _HALVES)
+        )
         self.min_class_size = _min_class_size(self.models)
         self._cache: dict[Node, NodeResult] = {}
         self.checked = 0
@@ -212,7 +251,7 @@ class Lattice:
                 [self.gen[i][levels[i]] for i in attrs],
                 [self.n_codes[i][levels[i]] for i in attrs],
             )
-            if len(self._halves) >= _HALVES:
+            if len(self._halves) >= self._max_halves:
                 self._halves.pop(next(iter(self._halves)))
             self._halves[key] = hit
         return hit
@@ -275,13 +314,68 @@ class Lattice:
             self._snaps.append(snap)
         self._snap_levels[slot] = snap.levels
         self._snap_sizes[slot] = snap.sizes.shape[0]
+        # its row map, sizes, histograms and (later) per-attribute code columns
+        size = int(
+            snap._row_class.nbytes
+            + snap.sizes.nbytes * (2 + len(self.heights))
+            + sum(h.nbytes for h in snap.hists.values())
+        )
+        self._snap_total += size - int(self._snap_bytes[slot])
+        self._snap_bytes[slot] = size
+        oldest = slot
+        while self._snap_total > _CACHE_BYTES:
+            oldest = (oldest + 1) % _SNAPSHOTS
+            if oldest == slot:
+                break
+            if oldest < len(self._snaps) and self._snap_bytes[oldest]:
+                self._snap_levels[oldest] = np.iinfo(np.int64).max
+                self._snap_sizes[oldest] = _EMPTY
+                self._snap_total -= int(self._snap_bytes[oldest])
+                self._snap_bytes[oldest] = 0
+                self._snaps[oldest] = _FREE
 
     def _stats(self, snap: _Snapshot) -> tuple[ClassStats, np.ndarray]:
-        stats = ClassStats(snap.sizes, snap.hists, self._overall, self._values)
-        kept = np.ones(snap.sizes.shape[0], dtype=bool)
-        for model in self.models:
+        population = self._population(snap) if self.needs_population else None
+        stats = ClassStats(snap.sizes, snap.hists, self._overall, self._values, population)
+        return stats, self._kept(stats, self.models, tuple(int(v) for v in snap.levels))
+
+    def _population(self, snap: _Snapshot) -> np.ndarray:
+        """Per class, the population rows generalised into it (both sides' generalised
+        codes hashed into one id space)."""
+        pop, pop_w = self.encoded.population_groups, self.encoded.population_weights
+        if pop is None or pop_w is None:
+            raise InvalidInputError(
+                "k-map and delta-presence need a population table: give `population`"
+            )
+        levels = [int(v) for v in snap.levels]
+        n_classes = snap.sizes.shape[0]
+        columns = [
+            np.concatenate([snap.column(i), q.maps[lv][pop[:, i]]])
+            for i, (q, lv) in enumerate(zip(self.encoded.qis, levels, strict=True))
+        ]
+        radices = [self.n_codes[i][lv] for i, lv in enumerate(levels)]
+        ids = row_groups(columns, radices)
+        counts = np.bincount(ids[n_classes:], weights=pop_w, minlength=int(ids.max()) + 1)
+        out = counts[ids[:n_classes]].astype(np.int64)
+        if (out < snap.sizes).any():
+            raise InvalidInputError(
+                "the population table must contain every row of the table (the table is a "
+                "sample of it): some class has more rows in the table than in the population"
+            )
+        return np.asarray(out)
+
+    def _kept(self, stats: ClassStats, models: Sequence[PrivacyModel], levels: Node) -> np.ndarray:
+        """The classes ``models`` keep: every per-class model, then the table-level (risk)
+        models, which suppress the smallest kept classes until they hold. At the top node
+        every class is fully generalised and ARX leaves it out of the risk distribution."""
+        kept = np.ones(stats.sizes.shape[0], dtype=bool)
+        for model in models:
             kept &= model.passes(stats)
-        return stats, kept
+        if levels != self.heights:
+            for model in models:
+                if isinstance(model, AverageRisk | PopulationUniqueness):
+                    kept = model.enforce(stats.sizes, kept)
+        return kept
 
     def partition(self, levels: Node) -> Partition:
         """Group the rows into the classes of node ``levels`` and check the models."""
@@ -306,24 +400,29 @@ class Lattice:
         if self.all_monotone:
             mono_ok = suppressed <= self.limit_rows
         else:
-            mono_kept = np.ones(sizes.shape[0], dtype=bool)
-            for model in self.monotone:
-                mono_kept &= model.passes(stats)
+            mono_kept = self._kept(stats, self.monotone, levels)
             mono_ok = int(sizes[~mono_kept].sum()) <= self.limit_rows
         n = self.encoded.n_rows
+        rank: tuple[float, ...] | None = None
+        per_attribute: tuple[float, ...] = ()
         if self.costs is None:
-            score: float = discernibility(sizes, kept, n)
-            bound: float = discernibility_bound(sizes, self.min_class_size)
+            if self.metric == "discernibility":
+                score: float = discernibility(sizes, kept, n)
+                bound: float = discernibility_bound(sizes, self.min_class_size)
+            else:
+                score = bound = discernibility_monotonic(sizes)
         else:
-            bound = float(sum(t[lv] for t, lv in zip(self.costs.totals, levels, strict=True)))
-            score = bound
+            base = self.costs.values(levels)
+            values = base
             if suppressed:
                 gone = ~kept
-                gap = sum(
-                    g[lv][snap.column(i)[gone]]
-                    for i, (g, lv) in enumerate(zip(self.costs.gaps, levels, strict=True))
-                )
-                score += float((sizes[gone] * gap).sum())
+                codes = [snap.column(i)[gone] for i in range(len(levels))]
+                values = base + self.costs.suppression(levels, codes, sizes[gone])
+            score = self.costs.score(values)
+            bound = self.costs.score(base)
+            per_attribute = tuple(float(v) for v in values)
+            if self.ranked:
+                rank, bound = rank_key(values), -np.inf
         result = NodeResult(
             levels=levels,
             passes=suppressed <= self.limit_rows,
@@ -332,6 +431,8 @@ class Lattice:
             classes=int(kept.sum()),
             score=score,
             bound=bound,
+            rank=rank,
+            per_attribute=per_attribute,
         )
         self._cache[levels] = result
         return result

@@ -13,6 +13,7 @@ l-diversity stay monotone, so the others are checked on every candidate node.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -21,6 +22,12 @@ import numpy as np
 
 from collabzone.errors import InvalidInputError
 from collabzone.techniques.deid._hierarchy import Hierarchy
+from collabzone.techniques.deid._risk_models import (
+    AverageRisk,
+    DeltaPresence,
+    KMap,
+    PopulationUniqueness,
+)
 
 FloatArray = np.ndarray
 _EPS = 1e-9
@@ -38,6 +45,8 @@ class ClassStats:
     """Per sensitive attribute: the value distribution of the whole input."""
     values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Per sensitive attribute: the values the histogram columns stand for."""
+    population: np.ndarray | None = None
+    """Per class: its rows in the population table (k-map, delta-presence), if given."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class KAnonymity:
 
     k: int
     monotone_with_suppression = True
+    monotone_with_generalisation = True
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
@@ -70,6 +80,7 @@ class DistinctLDiversity:
     attribute: str
     l: int  # noqa: E741
     monotone_with_suppression = True
+    monotone_with_generalisation = True
 
     def __post_init__(self) -> None:
         _check_l(self.l, "distinct")
@@ -90,22 +101,91 @@ def entropy_l(hist: np.ndarray) -> FloatArray:
     return np.asarray(np.exp(-terms.sum(axis=1)), dtype=float)
 
 
+_EULER = 0.5772156649015329
+
+
+def _digamma_int(n: int) -> float:
+    """psi(n) for a whole n >= 1: -gamma + 1 + 1/2 + ... + 1/(n-1)."""
+    return -_EULER + math.fsum(1.0 / k for k in range(1, n))
+
+
+def _digamma_half(m: int) -> float:
+    """psi(m + 1/2) for a whole m >= 0: -gamma - 2 ln 2 + sum_{k=1..m} 2 / (2k - 1)."""
+    return -_EULER - 2 * math.log(2) + math.fsum(2.0 / (2 * k - 1) for k in range(1, m + 1))
+
+
+@functools.lru_cache(maxsize=4096)
+def grassberger_g(n: int) -> float:
+    """Grassberger's G_n (2003) as ARX evaluates it: G_1 = psi(1) - ln 2; for n >= 2 the
+    value of the even number below or at n, G_2m = psi(2m) + (psi(m + 1/2) - psi(m)) / 2;
+    above 100, ARX's asymptotic expansion ln(2m) + x (1/24 - x (7/960 - x 31/8064)),
+    x = 1 / m^2."""
+    if n < 1:
+        raise ValueError(n)
+    if n == 1:
+        return -_EULER - math.log(2)
+    even = n - n % 2
+    m = even // 2
+    if n <= 100:
+        return _digamma_int(even) + 0.5 * (_digamma_half(m) - _digamma_int(m))
+    x = 1.0 / (m * m)
+    return math.log(even) + x * (1 / 24 - x * (7 / 960 - x * 31 / 8064))
+
+
+def grassberger_entropy(hist: np.ndarray) -> FloatArray:
+    """Grassberger's entropy estimate of each row of ``hist`` (counts, natural log):
+    G(n) - sum_i (f_i / n) G(f_i), n the row's total (ARX's ``EntropyEstimator.GRASSBERGER``)."""
+    counts = np.asarray(hist, dtype=np.int64)
+    top = int(counts.max()) if counts.size else 0
+    g = np.array([0.0] + [grassberger_g(i) for i in range(1, top + 1)])
+    totals = counts.sum(axis=1)
+    weighted = (counts * g[counts]).sum(axis=1)
+    out = np.zeros(counts.shape[0])
+    filled = totals > 0
+    head = np.array([grassberger_g(int(t)) for t in totals[filled]])
+    out[filled] = head - weighted[filled] / totals[filled]
+    return out
+
+
+Estimator = Literal["shannon", "grassberger"]
+
+
 @dataclass(frozen=True)
 class EntropyLDiversity:
-    """The entropy of ``attribute`` in every class is at least log(l)."""
+    """The entropy of ``attribute`` in every class is at least log(l) (and, as in ARX, the
+    class holds at least ceil(l) distinct values). ``estimator``: ``shannon`` (the plug-in
+    entropy) or ``grassberger`` (Grassberger's bias-corrected estimate, ARX's option for
+    small classes, where the plug-in entropy underestimates)."""
 
     attribute: str
     l: float  # noqa: E741
+    estimator: Estimator = "shannon"
     monotone_with_suppression = False
+
+    @property
+    def monotone_with_generalisation(self) -> bool:
+        """Shannon entropy is concave, so merging passing classes passes; Grassberger's
+        estimate has no such proof here, so the search checks it on every candidate."""
+        return self.estimator == "shannon"
 
     def __post_init__(self) -> None:
         _check_l(self.l, "entropy")
+        if self.estimator not in ("shannon", "grassberger"):
+            raise InvalidInputError(
+                f"unknown entropy estimator {self.estimator!r}: use shannon or grassberger"
+            )
 
     def measure(self, stats: ClassStats) -> FloatArray:
-        return entropy_l(stats.hists[self.attribute])
+        """Per class exp(entropy estimate): the class passes when this is at least l."""
+        hist = stats.hists[self.attribute]
+        if self.estimator == "shannon":
+            return entropy_l(hist)
+        return np.asarray(np.exp(grassberger_entropy(hist)))
 
     def passes(self, stats: ClassStats) -> np.ndarray:
-        return np.asarray(self.measure(stats) >= self.l * (1 - _EPS))
+        hist = stats.hists[self.attribute]
+        distinct = (hist > 0).sum(axis=1) >= math.ceil(self.l - _EPS)
+        return np.asarray((self.measure(stats) >= self.l * (1 - _EPS)) & distinct)
 
 
 @dataclass(frozen=True)
@@ -117,6 +197,7 @@ class RecursiveCLDiversity:
     c: float
     l: int  # noqa: E741
     monotone_with_suppression = False
+    monotone_with_generalisation = True
 
     def __post_init__(self) -> None:
         _check_l(self.l, "recursive")
@@ -156,6 +237,7 @@ class TCloseness:
     distance: Distance = "equal"
     hierarchy: Hierarchy | None = None
     monotone_with_suppression = False
+    monotone_with_generalisation = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.t <= 1:
@@ -188,7 +270,15 @@ class TCloseness:
 
 
 PrivacyModel = (
-    KAnonymity | DistinctLDiversity | EntropyLDiversity | RecursiveCLDiversity | TCloseness
+    KAnonymity
+    | DistinctLDiversity
+    | EntropyLDiversity
+    | RecursiveCLDiversity
+    | TCloseness
+    | AverageRisk
+    | PopulationUniqueness
+    | KMap
+    | DeltaPresence
 )
 
 

@@ -13,9 +13,20 @@ every level pair) bound every node of the lattice at once:
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from collabzone.techniques.deid._lattice import Lattice
+from collabzone.techniques.deid._metrics import combine
 from collabzone.techniques.deid._models import DistinctLDiversity, KAnonymity
+
+
+def _factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense ids of ``keys`` and, per id, the index of its first occurrence (hashing, no
+    sort and no table as large as the key space)."""
+    ids, uniques = pd.factorize(keys)
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[ids[::-1]] = np.arange(len(ids) - 1, -1, -1)
+    return np.asarray(ids, dtype=np.int64), first
 
 
 class Projections:
@@ -28,8 +39,9 @@ class Projections:
 
     def pair_tables(self) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
         """Per attribute pair and level pair: rows the monotone models force out, and the
-        number of non-empty combinations. One contingency table per pair at the lowest
-        levels, rolled up to every level pair with one-hot matrix products."""
+        number of non-empty combinations. The non-empty combinations of a pair at the
+        lowest levels are listed once (index arrays, never a dense leaves x leaves table)
+        and regrouped at every level pair by lifting their codes."""
         lat = self.lattice
         if self._pairs is not None:
             return self._pairs
@@ -42,35 +54,37 @@ class Projections:
                 diverse.append(model)
         w = lat.encoded.weights.astype(float)
         d = len(lat.heights)
-        onehot = [
-            [np.eye(lat.n_codes[i][v])[lift] for v, lift in enumerate(lat.lifts[i][0])]
-            for i in range(d)
-        ]  # onehot[i][v]: (codes at level 0) x (codes at level v)
         pairs = {}
         for i in range(d):
             for j in range(i + 1, d):
-                ni, nj = lat.n_codes[i][0], lat.n_codes[j][0]
-                combo = lat.gen[i][0] * nj + lat.gen[j][0]
-                base = np.bincount(combo, weights=w, minlength=ni * nj).reshape(ni, nj)
-                hists = []
+                nj = lat.n_codes[j][0]
+                combo, first = _factorize(lat.gen[i][0].astype(np.int64) * nj + lat.gen[j][0])
+                n_combos = int(first.shape[0])
+                weight = np.bincount(combo, weights=w, minlength=n_combos)
+                ci, cj = lat.gen[i][0][first], lat.gen[j][0][first]  # index lifts only
+                # per l-model: the (combination, sensitive value) pairs present
+                present = []
                 for model in diverse:
                     codes, m = lat.sens[model.attribute]
-                    flat = np.bincount(combo * m + codes, minlength=ni * nj * m)
-                    hists.append((model.l, flat.reshape(ni, nj, m).astype(float)))
+                    _, at = _factorize(combo * m + codes)
+                    present.append((model.l, combo[at], codes[at], m))
                 shape = (lat.heights[i] + 1, lat.heights[j] + 1)
                 forced = np.zeros(shape, dtype=np.int64)
                 count = np.zeros(shape, dtype=np.int64)
                 for vi in range(shape[0]):
+                    li = lat.lifts[i][0][vi][ci]
                     for vj in range(shape[1]):
-                        a, b = onehot[i][vi], onehot[j][vj]
-                        sizes = a.T @ base @ b
+                        lj = lat.lifts[j][0][vj][cj]
+                        cell, cells = _factorize(li * lat.n_codes[j][vj] + lj)
+                        n_cells = int(cells.shape[0])
+                        sizes = np.bincount(cell, weights=weight, minlength=n_cells)
                         bad = sizes < k
-                        for l_needed, hist in hists:
-                            rolled = np.einsum("xy,xzm,zw->ywm", a, hist, b)
-                            bad |= (rolled > 0).sum(axis=2) < l_needed
-                        filled = sizes > 0.5
-                        forced[vi, vj] = round(float(sizes[bad & filled].sum()))
-                        count[vi, vj] = int(filled.sum())
+                        for l_needed, pc, sens, m in present:
+                            _, distinct = _factorize(cell[pc] * m + sens)
+                            values = np.bincount(cell[pc][distinct], minlength=n_cells)
+                            bad |= values < l_needed
+                        forced[vi, vj] = round(float(sizes[bad].sum()))
+                        count[vi, vj] = n_cells
                 pairs[(i, j)] = (forced, count)
         self._pairs = pairs
         return pairs
@@ -104,7 +118,7 @@ class Projections:
         raised by the rows it must suppress, each costing |D| under discernibility."""
         lat = self.lattice
         cheap = self.cheap_bounds(nodes)
-        if lat.costs is not None:
+        if lat.metric != "discernibility":
             return cheap
         n = float(lat.encoded.n_rows)
         forced = self.forced_rows(nodes).astype(float)
@@ -113,15 +127,17 @@ class Projections:
     def cheap_bounds(self, nodes: np.ndarray) -> np.ndarray:
         """A lower bound of the score of each node (rows of levels) without evaluating it.
 
-        Attribute-wise metrics: their exact no-suppression value. Discernibility: n^2 / C,
+        Attribute-wise metrics: their exact no-suppression value (nothing under RANK).
+        Discernibility (either variant): n^2 / C,
         where C bounds the number of classes (distinct rows; product of the attributes'
         value counts; for each pair, its non-empty combinations times the others' counts).
         """
         lat = self.lattice
+        if lat.ranked:
+            return np.full(nodes.shape[0], -np.inf)
         if lat.costs is not None:
-            return np.asarray(
-                sum(t[nodes[:, i]] for i, t in enumerate(lat.costs.totals)), dtype=float
-            )
+            values = np.column_stack([t[nodes[:, i]] for i, t in enumerate(lat.costs.totals)])
+            return np.asarray(combine(values, lat.costs.aggregate), dtype=float)
         counts = np.column_stack(
             [np.asarray(lat.n_codes[i], dtype=float)[nodes[:, i]] for i in range(len(lat.heights))]
         )

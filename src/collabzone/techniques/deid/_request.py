@@ -23,10 +23,11 @@ from collabzone.techniques.deid._config import (
     HierarchySpec,
     PrepareSpec,
     PrivacySpec,
+    SafePubSpec,
     _Spec,
     validation_problems,
 )
-from collabzone.techniques.deid._metrics import MetricName
+from collabzone.techniques.deid._metrics import AggregateName, MetricName
 
 
 class ZonePrepare(_Spec):
@@ -52,6 +53,10 @@ class ZoneRequest(_Spec):
     """May only make the agreements' model stricter."""
     suppression_limit: float = Field(default=0.0, ge=0, le=1)
     metric: MetricName = "discernibility"
+    aggregate: AggregateName | None = None
+    safepub: SafePubSpec | None = None
+    """Differentially private anonymisation (SafePub); its (epsilon, delta) is charged to
+    the ledger of every provider's dataset."""
     algorithm: Literal["auto", "flash", "exhaustive", "greedy", "mondrian"] = "auto"
     risk_threshold: float = Field(default=0.2, gt=0, le=1)
     prepare: ZonePrepare = ZonePrepare()

@@ -40,7 +40,7 @@ class SearchResult:
 
 
 def _better(new: NodeResult, old: NodeResult | None) -> bool:
-    return new.passes and (old is None or new.score < old.score)
+    return new.passes and (old is None or new.order < old.order)
 
 
 def _all_nodes(lattice: Lattice) -> tuple[np.ndarray, np.ndarray]:
@@ -208,8 +208,8 @@ def greedy(lattice: Lattice, start: Node | None = None, climb: bool = True) -> S
         passing = [r for r in options if r.passes]
         if not passing:
             break
-        current = min(passing, key=lambda r: (r.score, r.levels))
-        if current.score < best.score:
+        current = min(passing, key=lambda r: (r.order, r.levels))
+        if current.order < best.order:
             best = current
     # then climb: move to a better passing neighbour (one level up or down on one
     # attribute, or up on one and down on another) while there is one
@@ -219,7 +219,7 @@ def greedy(lattice: Lattice, start: Node | None = None, climb: bool = True) -> S
         for node in _neighbours(best.levels, lattice.heights):
             result = lattice.evaluate(node)
             trail.append(result)
-            if result.passes and result.score < best.score:
+            if result.passes and result.order < best.order:
                 best, improved = result, True
                 break
     return SearchResult(best, "greedy", lattice.size, lattice.checked, tuple(trail))

@@ -19,7 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from collabzone.errors import InvalidInputError, PolicyRefusal, Reason
+from collabzone.budget import PrivacyCost
+from collabzone.errors import InternalError, InvalidInputError, PolicyRefusal, Reason
 from collabzone.techniques.base import (
     Merge,
     Outcome,
@@ -137,17 +138,28 @@ def _recounted(payload: Mapping[str, Any], rules: Mapping[str, Any]) -> list[Rea
 
 
 def _generalised(
-    compute: Callable[[], tuple[pa.Table, dict[str, Any]]], merged: Mapping[str, Any]
+    compute: Callable[[], tuple[pa.Table, dict[str, Any]]],
+    merged: Mapping[str, Any],
+    spent: Mapping[str, PrivacyCost] | None = None,
 ) -> Outcome:
     """Run a de-identification and wrap its table and report as the technique's outcome;
-    a value missing from a hierarchy is reported without echoing it."""
+    a value missing from a hierarchy is reported without echoing it. ``spent``: the
+    privacy loss SafePub charges (OpenDP's search loss must fit in what is charged)."""
     try:
         out, report = compute()
     except UnknownValueError as exc:
         raise exc.redacted() from None
     report["rules"] = dict(merged)
+    dp_part = report.get("dp")
+    if dp_part is not None and dp_part["search_epsilon_spent"] > dp_part["search_epsilon"] * (
+        1 + 1e-9
+    ):
+        raise InternalError("SafePub's search spent more than its share of epsilon")
     return Outcome(
-        _payload(out, report), rows_suppressed=report["suppressed_rows"], mechanism="generalisation"
+        _payload(out, report),
+        rows_suppressed=report["suppressed_rows"],
+        mechanism="safepub" if dp_part is not None else "generalisation",
+        spent=dict(spent or {}),
     )
 
 
@@ -168,12 +180,21 @@ def _job(
     return build_job(request, providers, references, rule_sets, ctx.requester.name)
 
 
+def _cost(request: ZoneRequest) -> dict[str, PrivacyCost]:
+    """SafePub's (epsilon, delta) on every provider's dataset; nothing otherwise."""
+    if request.safepub is None:
+        return {}
+    cost = PrivacyCost(epsilon=request.safepub.epsilon, delta=request.safepub.delta)
+    return dict.fromkeys(request.providers(), cost)
+
+
 def _plan(name: str, request: ZoneRequest, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
     job = _job(request, ctx, {})
     providers = request.providers()
     return Plan(
         name,
         (*providers, *request.references()),
+        cost=_cost(request),
         columns={**{p: job.inputs for p in providers}, **job.reference_columns},
         outputs="rows",
         details={"spec": dict(spec)},
@@ -220,7 +241,9 @@ class Deidentify(Technique):
         job, request, references = _run_job(self.name, DeidRequest, plan, ctx)
         table = ctx.table(request.providers()[0]).select(list(job.inputs))
         return _generalised(
-            lambda: deidentify(table, job.config, references=references, rng=ctx.rng), job.merged
+            lambda: deidentify(table, job.config, references=references, rng=ctx.rng),
+            job.merged,
+            _cost(request),
         )
 
     def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
@@ -245,7 +268,9 @@ class Mediate(Technique):
         job, request, references = _run_job(self.name, MediateRequest, plan, ctx)
         extracts = [ctx.table(n) for n in request.providers()]
         return _generalised(
-            lambda: mediate(extracts, job.config, ctx.rng, references=references), job.merged
+            lambda: mediate(extracts, job.config, ctx.rng, references=references),
+            job.merged,
+            _cost(request),
         )
 
     def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:

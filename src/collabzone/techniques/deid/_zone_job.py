@@ -268,6 +268,37 @@ def _reference_reasons(
     return reasons, {k: tuple(v) for k, v in read.items()}
 
 
+def _safepub_reasons(request: ZoneRequest, merged: Mapping[str, Any]) -> list[Reason]:
+    """SafePub gives (epsilon, delta)-DP and k-anonymity with its own k: the agreements may
+    ask for k (at most SafePub's), never for l or t, which it does not provide."""
+    from collabzone.techniques.deid._safepub import safepub_parameters
+
+    assert request.safepub is not None
+    reasons = []
+    for rule in ("l", "t"):
+        if merged.get(rule) is not None:
+            reasons.append(
+                Reason(
+                    "DEID_SAFEPUB_MODEL",
+                    rule,
+                    f"the agreement requires {rule} (l-diversity / t-closeness), which SafePub "
+                    "does not provide: request without safepub",
+                )
+            )
+    sp = request.safepub
+    derived = safepub_parameters(sp.epsilon, sp.delta, sp.search_epsilon, sp.steps).k
+    if merged.get("k") is not None and derived < merged["k"]:
+        reasons.append(
+            Reason(
+                "DEID_K_NOT_MET",
+                "k",
+                f"SafePub with epsilon {sp.epsilon} and delta {sp.delta} guarantees k = "
+                f"{derived}, the agreement needs {merged['k']}: choose another epsilon / delta",
+            )
+        )
+    return reasons
+
+
 def build_job(
     request: ZoneRequest,
     providers: Sequence[Dataset],
@@ -288,14 +319,22 @@ def build_job(
     reasons += classes.reasons
     model = strictest([request.privacy.model_dump(exclude_unset=True), merged])
     limit = strictest([{"suppression_limit": request.suppression_limit}, merged])
+    if request.safepub is not None:
+        reasons += _safepub_reasons(request, merged)
     config = parse_config(
         {
             "quasi_identifiers": classes.qis,
             "sensitive": classes.sensitive,
             "keep": classes.keep,
-            "privacy": {k: v for k, v in model.items() if k in MODEL_KEYS},
+            "privacy": (
+                {}
+                if request.safepub is not None
+                else {k: v for k, v in model.items() if k in MODEL_KEYS}
+            ),
+            "safepub": request.safepub,
             "suppression_limit": limit["suppression_limit"],
             "metric": request.metric,
+            "aggregate": request.aggregate,
             "algorithm": request.algorithm,
             "risk_threshold": request.risk_threshold,
             "shuffle": True,

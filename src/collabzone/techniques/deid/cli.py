@@ -52,8 +52,15 @@ def _key() -> bytes | None:
     return value.encode("utf-8") if value else None
 
 
-def run_config(config: DeidConfig, base: Path, console: Console | None = None) -> dict[str, object]:
-    """Run a loaded config (paths relative to ``base``); return the report."""
+def run_config(
+    config: DeidConfig,
+    base: Path,
+    console: Console | None = None,
+    html_path: Path | None = None,
+    target: str | None = None,
+) -> dict[str, object]:
+    """Run a loaded config (paths relative to ``base``); return the report. With
+    ``html_path``, also write the visual report there (PNGs beside it)."""
     if not config.input or not config.output or not config.report:
         raise InvalidInputError("the config must name input, output and report files")
     table = read_table(base / config.input, config.delimiter)
@@ -72,6 +79,7 @@ def run_config(config: DeidConfig, base: Path, console: Console | None = None) -
         disable=console is None,
     ) as bar:
         task = bar.add_task("de-identifying", total=None)
+        diagnostics: dict[str, object] | None = {} if html_path is not None else None
         released, report = deidentify(
             table,
             config,
@@ -80,7 +88,13 @@ def run_config(config: DeidConfig, base: Path, console: Console | None = None) -
             population=population,
             base_dir=base,
             progress=lambda step: bar.update(task, description=step),
+            diagnostics=diagnostics,
         )
+        if html_path is not None and diagnostics is not None:
+            from collabzone.techniques.deid._html import write_html
+
+            bar.update(task, description="drawing the report")
+            write_html(html_path, report, diagnostics, released, target)
     write_table(released, base / config.output, config.delimiter)
     report_path = base / config.report
     report_path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,15 +103,23 @@ def run_config(config: DeidConfig, base: Path, console: Console | None = None) -
 
 
 CONFIG_ARG = typer.Argument(..., help="YAML or TOML de-identification config")
+HTML_OPT = typer.Option(None, "--html", help="also write a visual HTML report (PNGs beside it)")
+TARGET_OPT = typer.Option(
+    None, "--target", help="with --html: a released column to compare classifiers on"
+)
 
 
 @app.command("run")
-def run(config: Path = CONFIG_ARG) -> None:
+def run(
+    config: Path = CONFIG_ARG, html: Path | None = HTML_OPT, target: str | None = TARGET_OPT
+) -> None:
     """De-identify the config's input file; write the output file and the JSON report."""
     console = Console(stderr=True)
     try:
         cfg = load_config(config)
-        report = run_config(cfg, config.resolve().parent, console)
+        if target is not None and html is None:
+            raise InvalidInputError("--target compares classifiers in the HTML report: add --html")
+        report = run_config(cfg, config.resolve().parent, console, html, target)
     except CollabzoneError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(error_info(exc).exit_code) from None
