@@ -15,8 +15,9 @@ ARX implements it (``EDDifferentialPrivacy``, ``ParameterCalculation``,
    the current node join the candidates, and the next node is drawn from all candidates
    with the exponential mechanism (OpenDP's Gumbel noisy max, probability proportional to
    exp(epsilon_step * score / 2), epsilon_step = search_epsilon / steps) on ARX's
-   sensitivity-1 score of the metric. The output is the best-scored node drawn (ARX's
-   ``trackOptimum``).
+   sensitivity-1 score of the metric. The output is drawn among the pivots by the same
+   mechanism with one more share (ARX keeps the best-scored pivot, ``trackOptimum``, a
+   comparison of the data's scores that no mechanism covers).
 5. The sample is generalised with that node; classes under k rows are suppressed.
 
 ARX's score functions (``getScore``) use the whole input's size N and count every record
@@ -154,37 +155,50 @@ class SafePubSearch:
     epsilon_spent: float
 
 
+def _noisy_max(scores: list[float], step_epsilon: float) -> tuple[int, float]:
+    """OpenDP's exponential mechanism (Gumbel noisy max) over sensitivity-1 scores: the
+    index drawn and the epsilon OpenDP accounts for it."""
+    mechanism = dp.m.make_noisy_max(
+        dp.vector_domain(dp.atom_domain(T=float, nan=False)),
+        dp.linf_distance(T=float),
+        dp.max_divergence(),
+        scale=2.0 / step_epsilon,
+    )
+    return int(mechanism(scores)), float(mechanism.map(1.0))
+
+
 def safepub_search(lattice: Lattice, params: SafePubParameters, n_total: int) -> SafePubSearch:
     """ARX's data-dependent search: ``steps`` exponential-mechanism draws among the
-    predecessors seen so far, starting from the top node."""
-    step_epsilon = params.search_epsilon / params.steps
+    predecessors seen so far, starting from the top node, then one more draw among the
+    pivots for the output.
+
+    ARX returns the best-scored pivot (``trackOptimum``); that comparison reads the data's
+    scores outside any mechanism, so here the output is chosen by the exponential mechanism
+    too, with one share of the search budget (``steps + 1`` shares in all)."""
+    step_epsilon = params.search_epsilon / (params.steps + 1)
     pivot: Node = lattice.top
     scores: dict[Node, float] = {pivot: dp_score(lattice, pivot, n_total, params.k)}
-    best, best_score = pivot, scores[pivot]
+    seen = dict(scores)
     pivots = [pivot]
     spent = 0.0
     for _ in range(params.steps):
         for i, level in enumerate(pivot):
             if level > 0:
                 pred: Node = (*pivot[:i], level - 1, *pivot[i + 1 :])
-                if pred not in scores:
-                    scores[pred] = dp_score(lattice, pred, n_total, params.k)
+                if pred not in seen:
+                    scores[pred] = seen[pred] = dp_score(lattice, pred, n_total, params.k)
         scores.pop(pivot, None)
         if not scores or step_epsilon == 0:
             break
         nodes = list(scores)
-        values = [scores[n] for n in nodes]
-        mechanism = dp.m.make_noisy_max(
-            dp.vector_domain(dp.atom_domain(T=float, nan=False)),
-            dp.linf_distance(T=float),
-            dp.max_divergence(),
-            scale=2.0 / step_epsilon,
-        )
-        spent += float(mechanism.map(1.0))
-        chosen = nodes[int(mechanism(values))]
-        value = scores[chosen]
-        pivot = chosen
+        index, cost = _noisy_max([scores[n] for n in nodes], step_epsilon)
+        spent += cost
+        pivot = nodes[index]
         pivots.append(pivot)
-        if value > best_score or (value == best_score and sum(pivot) < sum(best)):
-            best, best_score = pivot, value
+    best = pivots[0]
+    if len(pivots) > 1 and step_epsilon > 0:
+        distinct = list(dict.fromkeys(pivots))
+        index, cost = _noisy_max([seen[n] for n in distinct], step_epsilon)
+        spent += cost
+        best = distinct[index]
     return SafePubSearch(best, tuple(pivots), spent)
