@@ -17,7 +17,7 @@ from pydantic import Field
 
 from collabzone import audit_checkpoint as checkpoints
 from collabzone.audit import Verification
-from collabzone.errors import InvalidInputError
+from collabzone.errors import InvalidInputError, NotAuthorisedError
 from collabzone.model import Agreement, Dataset, Party, Receipt, Release, RequestStatus
 from collabzone.model import Request as ZoneRequest
 from collabzone.server._schemas import (
@@ -418,10 +418,28 @@ def audit_export(caller: Audit) -> list[dict[str, Any]]:
     return caller.zone.audit_export()
 
 
-@router.put("/notifications", tags=["identity"])
+@router.get("/notifications", tags=["identity"])
+def notifications(request: Request, caller: Read) -> dict[str, str]:
+    """Where this party's notices go (set by the operator) and its webhook signing secret."""
+    return state_of(request).notifier.subscription(caller.party.name)
+
+
+OPERATOR_SETS_WEBHOOKS = (
+    "webhook destinations are set by the zone's operator on the host "
+    "(`collabzone webhook set PARTY --url URL`), never over the API: ask them; "
+    "GET /v1/notifications shows yours and your signing secret"
+)
+
+
+@router.put("/notifications", tags=["identity"], deprecated=True)
 def subscribe(request: Request, body: SubscriptionIn, caller: Read) -> dict[str, str]:
-    """Where this party wants notices (webhook URL, e-mail); returns the signing secret."""
-    return state_of(request).notifier.subscribe(caller.party.name, body.url, body.email)
+    """Refused for every party: a destination the server would connect to is the
+    operator's to set (server-side request forgery), so this only explains where to go."""
+    client = request.client.host if request.client else ""
+    state_of(request).deny(
+        caller.party.name, "PUT /v1/notifications", "webhook registration by a party", client
+    )
+    raise NotAuthorisedError(OPERATOR_SETS_WEBHOOKS)
 
 
 # -- the zone's keys (operator; auditors may list) -------------------------------------------
