@@ -370,3 +370,89 @@ def test_allow_listed_receiver_gets_signed_notices_from_a_running_server(
     assert "ReadTimeout" in server.log.read_text()
     for handle in h.values():
         handle.close()
+
+
+def _tls_receiver(directory: Path, name: str) -> tuple[ThreadingHTTPServer, Path, list[str]]:
+    """An HTTPS receiver on 127.0.0.1 whose certificate names only ``name`` (own CA)."""
+    import datetime as dt
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test webhook CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    pem = serialization.Encoding.PEM
+    (directory / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (directory / "leaf.pem").write_bytes(
+        leaf.public_bytes(pem)
+        + key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    names: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            names.append(self.headers["Host"])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(directory / "leaf.pem")
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, directory / "ca.pem", names
+
+
+@pytest.mark.parametrize("named", ["hooks.partner.example", "other.example"])
+def test_https_delivery_to_the_pinned_address_checks_the_certificate_for_the_url_host(
+    tmp_path: Path, named: str
+) -> None:
+    httpd, ca, hosts = _tls_receiver(tmp_path, named)
+    port = int(httpd.server_address[1])
+    try:
+        notifier = Notifier(
+            tmp_path / "w.json",
+            lambda _: SECRET,
+            allow=LOOPBACK,
+            resolver=lambda host, port: ["127.0.0.1"],
+            attempts=1,
+            ca=ca,
+        )
+        notifier.set_destination("partner", f"https://hooks.partner.example:{port}/h", None)
+        notifier.notify(_waiting())
+        notifier.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    if named == "hooks.partner.example":  # SNI and the certificate check use the URL's name
+        assert notifier.outcomes[-1] == ("partner", "delivered (204)")
+        assert hosts == [f"hooks.partner.example:{port}"]
+    else:  # a receiver at that address with another name's certificate gets nothing
+        assert notifier.outcomes[-1] == ("partner", "failed: ConnectError")
+        assert hosts == []

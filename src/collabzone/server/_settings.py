@@ -58,7 +58,8 @@ class ServerSettings:
 
     Webhooks go only to public addresses unless ``webhook_allow`` names the network
     (addresses or CIDR, e.g. ``127.0.0.1`` for a receiver on the host); each delivery
-    gives up after ``webhook_timeout`` seconds to connect or to read.
+    gives up after ``webhook_timeout`` seconds to connect or to read. HTTPS receivers are
+    verified against the system CAs, or ``webhook_ca`` (a PEM bundle) when given.
 
     Brute force: after ``max_failures`` failed authentications within ``failure_window``
     seconds, a client address or client id is locked out for ``lockout_base`` seconds,
@@ -85,6 +86,7 @@ class ServerSettings:
     oidc: OidcSettings | None = None
     webhook_timeout: float = 5.0
     webhook_allow: tuple[str, ...] = ()
+    webhook_ca: Path | None = None
     threads: int = 40
     max_failures: int = 10
     failure_window: float = 300.0

@@ -121,6 +121,7 @@ class ServerState:
             smtp=settings.smtp,
             timeout=settings.webhook_timeout,
             allow=parse_allow(settings.webhook_allow),
+            ca=settings.webhook_ca,
         )
 
     def reload_service_keys(self) -> None:

@@ -58,6 +58,10 @@ def serve(
             "private...): only for receivers you run; repeat for several.",
         ),
     ] = None,
+    webhook_ca: Annotated[
+        Path | None,
+        typer.Option(help="PEM CA bundle to verify HTTPS webhook receivers (default: system)."),
+    ] = None,
     webhook_timeout: Annotated[
         float, typer.Option(help="Seconds a webhook delivery may take to connect, or to read.")
     ] = 5.0,
@@ -146,6 +150,7 @@ def serve(
         smtp=smtp,
         webhook_timeout=webhook_timeout,
         webhook_allow=tuple(webhook_allow or ()),
+        webhook_ca=webhook_ca,
         threads=workers,
         max_failures=max_failures,
         failure_window=failure_window,

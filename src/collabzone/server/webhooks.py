@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import smtplib
+import ssl
 import threading
 import time
 from collections import deque
@@ -96,7 +97,12 @@ class Refused(Exception):
 
 
 def _post(
-    target: Target, address: IPAddress, headers: dict[str, str], body: bytes, timeout: float
+    target: Target,
+    address: IPAddress,
+    headers: dict[str, str],
+    body: bytes,
+    timeout: float,
+    verify: ssl.SSLContext | bool = True,
 ) -> int:
     """POST ``body`` to ``address`` (the checked one), naming ``target``'s host in ``Host``
     and in TLS (SNI and certificate check); no redirects, no proxies from the environment."""
@@ -106,7 +112,9 @@ def _post(
     url = f"{target.scheme}://{host}:{target.port}{target.path}"
     headers = {**headers, "Host": named if target.port == default else f"{named}:{target.port}"}
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-    with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as c:
+    with httpx.Client(
+        timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False, verify=verify
+    ) as c:
         response = c.post(url, content=body, headers=headers, extensions=extensions)
     if response.is_redirect:
         raise Refused(f"answered {response.status_code} (a redirect): not followed")
@@ -117,6 +125,7 @@ def _post(
 class Notifier:
     """Destinations (party -> url, e-mail) set by the operator; asynchronous, retried,
     signed deliveries, each checked against the SSRF policy of ``webhook_targets``.
+    HTTPS receivers are verified against the system CAs, or ``ca`` (a PEM bundle).
 
     The destinations file is written by ``collabzone webhook`` on the host and re-read by
     the server when it changes.
@@ -132,6 +141,7 @@ class Notifier:
         allow: Sequence[Network] = (),
         resolver: Resolver = system_resolver,
         attempts: int = 3,
+        ca: Path | None = None,
     ) -> None:
         self._path = path
         self._secret_of = secret_of
@@ -140,6 +150,9 @@ class Notifier:
         self._allow = tuple(allow)
         self._resolver = resolver
         self._attempts = attempts
+        self._verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(ca)) if ca is not None else True
+        )
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="webhooks")
         self._closing = threading.Event()
@@ -216,7 +229,8 @@ class Notifier:
             }
             try:
                 target, address = check_destination(url, self._allow, self._resolver)
-                return f"delivered ({_post(target, address, headers, body, self._timeout)})"
+                status = _post(target, address, headers, body, self._timeout, self._verify)
+                return f"delivered ({status})"
             except (CollabzoneError, Refused) as exc:  # policy: retrying cannot help
                 log.warning("webhook to %s refused: %s", party, exc)
                 return f"refused: {exc}"
