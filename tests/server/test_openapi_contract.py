@@ -60,6 +60,8 @@ def test_every_api_route_documents_its_failures_with_the_error_body(client: http
         ("/v1/audit/verify", "GET, POST"),
         ("/v1/notifications", "GET, PUT"),
         ("/v1/me", "GET"),
+        ("/v1/datasets/registered", "POST"),  # not DELETE of /v1/datasets/{name}
+        ("/v1/datasets/some_name", "DELETE"),
     ],
 )
 def test_method_not_allowed_names_every_method_of_the_path(

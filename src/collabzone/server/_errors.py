@@ -90,11 +90,18 @@ def _leaves(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path (Starlette's own 405 names only the
     first route that matched the path, not its siblings with other methods)."""
+    matching = [
+        route
+        for route in _leaves(request.app.router.routes)
+        if getattr(route, "path_regex", None) is not None
+        and route.path_regex.match(request.url.path)  # type: ignore[attr-defined]
+    ]
+    # a literal path (/v1/datasets/registered) is its own resource, not a value of a
+    # sibling's parameter (/v1/datasets/{name}): name the literal route's methods only
+    literal = [r for r in matching if "{" not in getattr(r, "path", "{")]
     methods: set[str] = set()
-    for route in _leaves(request.app.router.routes):
-        regex = getattr(route, "path_regex", None)
-        if regex is not None and regex.match(request.url.path):
-            methods |= set(getattr(route, "methods", None) or ())
+    for route in literal or matching:
+        methods |= set(getattr(route, "methods", None) or ())
     return sorted(methods)
 
 
