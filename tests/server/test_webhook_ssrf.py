@@ -147,6 +147,22 @@ def test_malformed_destinations_are_refused(url: str, message: str) -> None:
         check_url(url)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2130706433/",  # 127.0.0.1 as one number
+        "http://0x7f.1/",
+        "http://0177.0.0.1/",
+        "http://127.1/",
+        "http://[0:0:0:0:0:ffff:7f00:1]/",
+        "http://[::]/",
+    ],
+)
+def test_spelled_out_loopback_forms_are_refused_by_what_they_resolve_to(url: str) -> None:
+    with pytest.raises(NotAuthorisedError, match=r"is an? (loopback|unspecified)"):
+        check_destination(url)
+
+
 def test_a_hostname_is_judged_by_every_address_it_resolves_to() -> None:
     def to_ten(host: str, port: int) -> list[str]:
         return ["10.20.30.40"]

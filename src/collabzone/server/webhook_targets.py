@@ -152,9 +152,10 @@ def checked_address(
         why = refusal(address, allow)
         if why is not None:
             shown = target.host if literal is not None else f"{target.host} ({address})"
+            article = "an" if why[0] in "aeiou" else "a"
             raise NotAuthorisedError(
-                f"webhook destination {shown} is a {why} address: refused, because the zone's "
-                f"server must not be made to reach its own network; {ALLOW_HINT}"
+                f"webhook destination {shown} is {article} {why} address: refused, because the "
+                f"zone's server must not be made to reach its own network; {ALLOW_HINT}"
             )
     return found[0]
 
