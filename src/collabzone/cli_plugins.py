@@ -13,4 +13,5 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("query", "collabzone.techniques.sql.cli:app"),
     ("serve", "collabzone.server.cli:app"),
     ("keys", "collabzone.cli_keys:app"),
+    ("webhook", "collabzone.server.cli_webhooks:app"),
 ]

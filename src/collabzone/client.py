@@ -505,11 +505,10 @@ class RemoteZone:
 
     # -- server-only ----------------------------------------------------------------------
 
-    def subscribe(self, url: str | None = None, email: str | None = None) -> dict[str, str]:
-        """Ask for notices (signed webhook and/or e-mail); returns the webhook secret."""
-        doc: dict[str, str] = self._call(
-            "PUT", "/v1/notifications", json={"url": url, "email": email}
-        )
+    def notifications(self) -> dict[str, str]:
+        """Where this party's notices go (set by the zone's operator) and the secret that
+        signs its webhook deliveries (``secret``, hex)."""
+        doc: dict[str, str] = self._call("GET", "/v1/notifications")
         return doc
 
     def revoke_token(self) -> None:

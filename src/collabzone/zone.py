@@ -304,9 +304,11 @@ class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps, PartyOps):
                 .mappings()
                 .first()
             )
-        if row is None:
+        if row is None:  # the request exists: its state, not its id, is the problem
             reasons = "; ".join(request.reasons) or "not released yet"
-            raise NotFoundError(f"request {request_id} is {request.status.value}: {reasons}")
+            raise ConflictError(
+                f"request {request_id} is {request.status.value}, so it has no result: {reasons}"
+            )
         me = self.me
         receipt = repo.receipt_from_row(row)
         if me.name not in row["released_to"] and me.name != request.requester:

@@ -117,7 +117,7 @@ def test_no_party_obtains_key_material_or_derived_keys_over_rest(
     paths = [
         p
         for p, ops in http.get("/openapi.json").json()["paths"].items()
-        if "get" in ops and "{" not in p
+        if "get" in ops and "{" not in p and p != "/v1/notifications"  # checked below
     ]
     assert "/v1/keys" in paths and "/v1/audit" in paths and len(paths) >= 12
     own_webhook: dict[str, str] = {}
@@ -125,8 +125,7 @@ def test_no_party_obtains_key_material_or_derived_keys_over_rest(
         headers = {"Authorization": f"Bearer {tokens[party]}"}
         for path in paths:
             said.append(http.get(path, headers=headers).text)
-        answer = http.put("/v1/notifications", json={"url": None}, headers=headers)
-        own_webhook[party] = answer.text
+        own_webhook[party] = http.get("/v1/notifications", headers=headers).text
         for action in ("rotate", "destroy"):
             body = {"version": 1} if action == "destroy" else {}
             response = http.post(f"/v1/keys/{DATA_KEY}/{action}", json=body, headers=headers)

@@ -79,7 +79,7 @@ def test_manual_approval_and_denial(api: Handles, tmp_path: Path) -> None:
     denied = api.partner.deny(second.id, "not this week")
     assert denied.status is RequestStatus.REFUSED
     assert any("not this week" in reason for reason in denied.reasons)
-    with pytest.raises(NotFoundError):
+    with pytest.raises(ConflictError, match="refused, so it has no result"):
         api.bank.result(second.id)
 
 

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from collabzone.errors import AuthenticationError, IntegrityError, InvalidInputError, NotFoundError
+from collabzone.errors import (
+    AuthenticationError,
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
 from collabzone.keys import LocalKeyring, new_master_key
 from collabzone.store.data import DATA_KEY
 from collabzone.zone import connect
@@ -138,7 +144,7 @@ def test_swapped_data_file_fails_authentication(sqlite_zone: Parties, tmp_path: 
     request = sqlite_zone.partner.submit("dp_count", {"dataset": "second", "epsilon": 0.5}, "x")
     assert request.status.value == "failed"  # type: ignore[union-attr]
     assert any("tampered or swapped" in r for r in request.reasons)  # type: ignore[union-attr]
-    with pytest.raises(NotFoundError):
+    with pytest.raises(ConflictError, match="failed"):
         sqlite_zone.partner.result(request.id)  # type: ignore[union-attr]
     assert sqlite_zone.partner.budget() == []
 

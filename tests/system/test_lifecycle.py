@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from collabzone.errors import ConflictError, InvalidInputError, NotAuthorisedError, NotFoundError
+from collabzone.errors import ConflictError, InvalidInputError, NotAuthorisedError
 from collabzone.model import Request, RequestStatus
 from collabzone.techniques import registry
 from collabzone.techniques.base import Outcome, Plan, PlanContext, RunContext, Technique
@@ -84,7 +84,7 @@ def test_manual_approval_waits_for_the_owner(shared: Parties) -> None:
     request = _submit(shared.bank)
     assert request.status is RequestStatus.AWAITING_APPROVAL
     assert request.owners_to_approve == ("partner",)
-    with pytest.raises(NotFoundError, match="awaiting_approval"):
+    with pytest.raises(ConflictError, match="awaiting_approval"):
         shared.bank.result(request.id)
     with pytest.raises(InvalidInputError, match="reason"):
         shared.partner.approve(request.id, "  ")

@@ -17,9 +17,10 @@ from pydantic import Field
 
 from collabzone import audit_checkpoint as checkpoints
 from collabzone.audit import Verification
-from collabzone.errors import InvalidInputError
+from collabzone.errors import InvalidInputError, NotAuthorisedError
 from collabzone.model import Agreement, Dataset, Party, Receipt, Release, RequestStatus
 from collabzone.model import Request as ZoneRequest
+from collabzone.server._responses import errors
 from collabzone.server._schemas import (
     NAME,
     AgreementIn,
@@ -90,7 +91,7 @@ WriteData = Annotated[Caller, Depends(require("datasets:write"))]
 Jobs = Annotated[Caller, Depends(require("jobs:run"))]
 Operator = Annotated[Caller, Depends(require("parties:write"))]
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=errors(401, 403, 429))
 
 
 def _notify(request: Request, zone_request: ZoneRequest) -> ZoneRequest:
@@ -115,7 +116,13 @@ def parties(caller: Read) -> list[Party]:
     return caller.zone.parties()
 
 
-@router.post("/parties", response_model=PartyOut, status_code=201, tags=["parties"])
+@router.post(
+    "/parties",
+    response_model=PartyOut,
+    status_code=201,
+    tags=["parties"],
+    responses=errors(400, 409, 413, 422),
+)
 def add_party(body: PartyIn, caller: Operator) -> PartyOut:
     """Register an organisation (operator); its secret is returned once."""
     party, secret = caller.zone.add_party(body.name, body.roles)
@@ -127,7 +134,12 @@ def add_party(body: PartyIn, caller: Operator) -> PartyOut:
     )
 
 
-@router.post("/parties/{name}/disable", response_model=Party, tags=["parties"])
+@router.post(
+    "/parties/{name}/disable",
+    response_model=Party,
+    tags=["parties"],
+    responses=errors(400, 404, 409, 413, 422),
+)
 def disable_party(
     request: Request,
     name: Annotated[str, PathParam(pattern=NAME)],
@@ -140,7 +152,12 @@ def disable_party(
     return party
 
 
-@router.post("/parties/{name}/enable", response_model=Party, tags=["parties"])
+@router.post(
+    "/parties/{name}/enable",
+    response_model=Party,
+    tags=["parties"],
+    responses=errors(404, 409, 422),
+)
 def enable_party(
     request: Request, name: Annotated[str, PathParam(pattern=NAME)], caller: Operator
 ) -> Party:
@@ -150,7 +167,12 @@ def enable_party(
     return party
 
 
-@router.post("/parties/{name}/rotate-secret", response_model=PartyOut, tags=["parties"])
+@router.post(
+    "/parties/{name}/rotate-secret",
+    response_model=PartyOut,
+    tags=["parties"],
+    responses=errors(404, 409, 422),
+)
 def rotate_party_secret(
     request: Request, name: Annotated[str, PathParam(pattern=NAME)], caller: Operator
 ) -> PartyOut:
@@ -172,12 +194,20 @@ def datasets(caller: Read) -> list[Dataset]:
     return caller.zone.datasets()
 
 
-@router.post("/datasets", response_model=Dataset, status_code=201, tags=["datasets"])
+@router.post(
+    "/datasets",
+    response_model=Dataset,
+    status_code=201,
+    tags=["datasets"],
+    responses=errors(400, 409, 413, 422),
+)
 def add_dataset(
     request: Request,
     caller: WriteData,
     name: Annotated[str, Form(pattern=NAME)],
-    spec: Annotated[str, Form(max_length=1 << 20, description="dataset spec as JSON")],
+    spec: Annotated[
+        str, Form(min_length=1, max_length=1 << 20, description="dataset spec as JSON")
+    ],
     file: Annotated[UploadFile, File(description="CSV or Parquet file")],
     description: Annotated[str | None, Form(max_length=2000)] = None,
 ) -> Dataset:
@@ -201,7 +231,13 @@ def add_dataset(
         path.unlink(missing_ok=True)
 
 
-@router.post("/datasets/registered", response_model=Dataset, status_code=201, tags=["datasets"])
+@router.post(
+    "/datasets/registered",
+    response_model=Dataset,
+    status_code=201,
+    tags=["datasets"],
+    responses=errors(400, 409, 413, 422),
+)
 def register_dataset(body: RegisterIn, caller: WriteData) -> Dataset:
     """Declare a dataset that stays at the owner's premises (its node runs the jobs)."""
     return caller.zone.register_dataset(
@@ -209,13 +245,15 @@ def register_dataset(body: RegisterIn, caller: WriteData) -> Dataset:
     )
 
 
-@router.delete("/datasets/{name}", status_code=204, tags=["datasets"])
+@router.delete("/datasets/{name}", status_code=204, tags=["datasets"], responses=errors(404, 422))
 def remove_dataset(name: Annotated[str, PathParam(pattern=NAME)], caller: WriteData) -> None:
     """Delete one's own dataset and its data."""
     caller.zone.remove_dataset(name)
 
 
-@router.get("/agreements", response_model=list[Agreement], tags=["agreements"])
+@router.get(
+    "/agreements", response_model=list[Agreement], tags=["agreements"], responses=errors(422)
+)
 def agreements(
     caller: Read, dataset: Annotated[str | None, Query(pattern=NAME)] = None
 ) -> list[Agreement]:
@@ -223,7 +261,13 @@ def agreements(
     return caller.zone.agreements(dataset)
 
 
-@router.post("/agreements", response_model=Agreement, status_code=201, tags=["agreements"])
+@router.post(
+    "/agreements",
+    response_model=Agreement,
+    status_code=201,
+    tags=["agreements"],
+    responses=errors(400, 404, 409, 413, 422),
+)
 def add_agreement(body: AgreementIn, caller: WriteData) -> Agreement:
     """Sign an agreement on one's own dataset."""
     return caller.zone.add_agreement(
@@ -232,23 +276,29 @@ def add_agreement(body: AgreementIn, caller: WriteData) -> Agreement:
         technique=body.technique,
         purposes=body.purposes,
         rules=body.rules,
-        approval=body.approval if body.approval in ("auto", "manual") else _bad_approval(),
+        approval=body.approval,
         valid_from=body.valid_from,
         valid_until=body.valid_until,
     )
 
 
-def _bad_approval() -> str:
-    raise InvalidInputError("approval must be 'auto' or 'manual'")
-
-
-@router.get("/agreements/{agreement_id}", response_model=Agreement, tags=["agreements"])
+@router.get(
+    "/agreements/{agreement_id}",
+    response_model=Agreement,
+    tags=["agreements"],
+    responses=errors(404, 422),
+)
 def agreement(agreement_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> Agreement:
     """One agreement visible to this party."""
     return caller.zone.agreement(agreement_id)
 
 
-@router.post("/agreements/{agreement_id}/revoke", response_model=Agreement, tags=["agreements"])
+@router.post(
+    "/agreements/{agreement_id}/revoke",
+    response_model=Agreement,
+    tags=["agreements"],
+    responses=errors(400, 404, 409, 413, 422),
+)
 def revoke_agreement(
     agreement_id: Annotated[str, PathParam(pattern=ID)], body: ReasonIn, caller: WriteData
 ) -> Agreement:
@@ -256,7 +306,13 @@ def revoke_agreement(
     return caller.zone.revoke_agreement(agreement_id, body.reason)
 
 
-@router.post("/requests", response_model=ZoneRequest, status_code=201, tags=["requests"])
+@router.post(
+    "/requests",
+    response_model=ZoneRequest,
+    status_code=201,
+    tags=["requests"],
+    responses=errors(400, 404, 409, 413, 422),
+)
 def submit(request: Request, body: SubmitIn, caller: Submit) -> ZoneRequest:
     """Ask a question; it runs as far as the agreements let it go."""
     made = caller.zone.submit(body.technique, body.spec, body.purpose)
@@ -264,25 +320,35 @@ def submit(request: Request, body: SubmitIn, caller: Submit) -> ZoneRequest:
     return _notify(request, made)
 
 
-@router.post("/price", tags=["requests"])
+@router.post("/price", tags=["requests"], responses=errors(400, 404, 409, 413, 422))
 def price(body: SubmitIn, caller: Submit) -> dict[str, Any]:
     """Dry run: what a request would touch, which rules apply, what it costs."""
     return caller.zone.price(body.technique, body.spec, body.purpose)
 
 
-@router.get("/requests", response_model=list[ZoneRequest], tags=["requests"])
+@router.get("/requests", response_model=list[ZoneRequest], tags=["requests"], responses=errors(422))
 def requests(caller: Read, status: RequestStatus | None = None) -> list[ZoneRequest]:
     """Requests this party asked, must decide, or that touch its datasets."""
     return caller.zone.requests(status)
 
 
-@router.get("/requests/{request_id}", response_model=ZoneRequest, tags=["requests"])
+@router.get(
+    "/requests/{request_id}",
+    response_model=ZoneRequest,
+    tags=["requests"],
+    responses=errors(404, 422),
+)
 def one_request(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> ZoneRequest:
     """One request that concerns this party."""
     return caller.zone.request(request_id)
 
 
-@router.post("/requests/{request_id}/approve", response_model=ZoneRequest, tags=["requests"])
+@router.post(
+    "/requests/{request_id}/approve",
+    response_model=ZoneRequest,
+    tags=["requests"],
+    responses=errors(400, 404, 409, 413, 422),
+)
 def approve(
     request: Request,
     request_id: Annotated[str, PathParam(pattern=ID)],
@@ -293,7 +359,12 @@ def approve(
     return _notify(request, caller.zone.approve(request_id, body.reason))
 
 
-@router.post("/requests/{request_id}/deny", response_model=ZoneRequest, tags=["requests"])
+@router.post(
+    "/requests/{request_id}/deny",
+    response_model=ZoneRequest,
+    tags=["requests"],
+    responses=errors(400, 404, 409, 413, 422),
+)
 def deny(
     request: Request,
     request_id: Annotated[str, PathParam(pattern=ID)],
@@ -304,32 +375,42 @@ def deny(
     return _notify(request, caller.zone.deny(request_id, body.reason))
 
 
-@router.get("/requests/{request_id}/result", response_model=Release, tags=["requests"])
+@router.get(
+    "/requests/{request_id}/result",
+    response_model=Release,
+    tags=["requests"],
+    responses=errors(404, 409, 422),
+)
 def result(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> Release:
     """A released result with its privacy receipt."""
     return caller.zone.result(request_id)
 
 
-@router.get("/requests/{request_id}/risk", tags=["requests"])
+@router.get("/requests/{request_id}/risk", tags=["requests"], responses=errors(404, 409, 422))
 def risk(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> dict[str, Any]:
     """What the request would disclose if released now (its data owners and auditors)."""
     return caller.zone.request_risk(request_id)
 
 
-@router.get("/requests/{request_id}/plan", tags=["requests"])
+@router.get("/requests/{request_id}/plan", tags=["requests"], responses=errors(404, 409, 422))
 def plan(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> dict[str, Any]:
     """What the zone planned for the request and the requester's budget standing (the
     parties that may read the request)."""
     return caller.zone.request_plan(request_id)
 
 
-@router.get("/requests/{request_id}/receipt", response_model=Receipt, tags=["requests"])
+@router.get(
+    "/requests/{request_id}/receipt",
+    response_model=Receipt,
+    tags=["requests"],
+    responses=errors(404, 409, 422),
+)
 def receipt(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> Receipt:
     """The privacy receipt of a released request."""
     return caller.zone.receipt(request_id)
 
 
-@router.get("/catalogue", tags=["requests"])
+@router.get("/catalogue", tags=["requests"], responses=errors(422))
 def catalogue(caller: Read, mock_rows: Annotated[int, Query(ge=0, le=100)] = 5) -> dict[str, Any]:
     """What this party may see of the datasets shared with it."""
     return caller.zone.catalogue(mock_rows)
@@ -341,13 +422,18 @@ def jobs(caller: Jobs) -> list[ZoneRequest]:
     return caller.zone.jobs()
 
 
-@router.get("/jobs/{request_id}/context", tags=["jobs"])
+@router.get("/jobs/{request_id}/context", tags=["jobs"], responses=errors(404, 409, 422))
 def job_context(request_id: Annotated[str, PathParam(pattern=ID)], caller: Jobs) -> dict[str, Any]:
     """The stored plan and monitor history a node needs to run its job (node only)."""
     return caller.zone.job_context(request_id)
 
 
-@router.post("/jobs/{request_id}/complete", response_model=ZoneRequest, tags=["jobs"])
+@router.post(
+    "/jobs/{request_id}/complete",
+    response_model=ZoneRequest,
+    tags=["jobs"],
+    responses=errors(400, 404, 409, 413, 422),
+)
 def complete_job(
     request: Request,
     request_id: Annotated[str, PathParam(pattern=ID)],
@@ -399,7 +485,9 @@ def verify_audit(caller: Audit) -> VerificationOut:
     return _verification(caller.zone.verify_audit())
 
 
-@router.post("/audit/verify", response_model=VerificationOut, tags=["audit"])
+@router.post(
+    "/audit/verify", response_model=VerificationOut, tags=["audit"], responses=errors(400, 413, 422)
+)
 def verify_audit_against(body: VerifyIn, caller: Audit) -> VerificationOut:
     """Verify as GET does, and that the log continues a checkpoint the caller kept."""
     against = checkpoints.from_dict(body.against.model_dump())
@@ -418,10 +506,28 @@ def audit_export(caller: Audit) -> list[dict[str, Any]]:
     return caller.zone.audit_export()
 
 
-@router.put("/notifications", tags=["identity"])
+@router.get("/notifications", tags=["identity"])
+def notifications(request: Request, caller: Read) -> dict[str, str]:
+    """Where this party's notices go (set by the operator) and its webhook signing secret."""
+    return state_of(request).notifier.subscription(caller.party.name)
+
+
+OPERATOR_SETS_WEBHOOKS = (
+    "webhook destinations are set by the zone's operator on the host "
+    "(`collabzone webhook set PARTY --url URL`), never over the API: ask them; "
+    "GET /v1/notifications shows yours and your signing secret"
+)
+
+
+@router.put("/notifications", tags=["identity"], deprecated=True, responses=errors(400, 413, 422))
 def subscribe(request: Request, body: SubscriptionIn, caller: Read) -> dict[str, str]:
-    """Where this party wants notices (webhook URL, e-mail); returns the signing secret."""
-    return state_of(request).notifier.subscribe(caller.party.name, body.url, body.email)
+    """Refused for every party: a destination the server would connect to is the
+    operator's to set (server-side request forgery), so this only explains where to go."""
+    client = request.client.host if request.client else ""
+    state_of(request).deny(
+        caller.party.name, "PUT /v1/notifications", "webhook registration by a party", client
+    )
+    raise NotAuthorisedError(OPERATOR_SETS_WEBHOOKS)
 
 
 # -- the zone's keys (operator; auditors may list) -------------------------------------------
@@ -444,7 +550,7 @@ def key_inventory(caller: Read) -> list[dict[str, Any]]:
     return caller.zone.key_inventory()
 
 
-@router.post("/keys/{name}/rotate", tags=["keys"])
+@router.post("/keys/{name}/rotate", tags=["keys"], responses=errors(400, 404, 409, 413, 422))
 def rotate_key(
     request: Request,
     name: Annotated[str, PathParam(pattern=KEY_NAME)],
@@ -458,7 +564,12 @@ def rotate_key(
     return summary
 
 
-@router.post("/keys/{name}/destroy", status_code=204, tags=["keys"])
+@router.post(
+    "/keys/{name}/destroy",
+    status_code=204,
+    tags=["keys"],
+    responses=errors(400, 404, 409, 413, 422),
+)
 def destroy_key(
     name: Annotated[str, PathParam(pattern=KEY_NAME)], body: DestroyIn, caller: Operator
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -16,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 
 from collabzone.errors import CollabzoneError, PolicyRefusal, error_info
 
@@ -74,6 +76,35 @@ def _for_browser(request: Request, response: JSONResponse) -> Response:
     return _console_base.error_page(request, response.status_code, error["message"], headers)
 
 
+def _leaves(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every endpoint route, looking inside included routers (FastAPI keeps an included
+    router as one entry holding the original router)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _leaves(inner.routes)
+        else:
+            yield route
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's own 405 names only the
+    first route that matched the path, not its siblings with other methods)."""
+    matching = [
+        route
+        for route in _leaves(request.app.router.routes)
+        if getattr(route, "path_regex", None) is not None
+        and route.path_regex.match(request.url.path)  # type: ignore[attr-defined]
+    ]
+    # a literal path (/v1/datasets/registered) is its own resource, not a value of a
+    # sibling's parameter (/v1/datasets/{name}): name the literal route's methods only
+    literal = [r for r in matching if "{" not in getattr(r, "path", "{")]
+    methods: set[str] = set()
+    for route in literal or matching:
+        methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
@@ -96,6 +127,8 @@ def install(app: FastAPI) -> None:
         response = _plain(exc.status_code, "HTTPError", f"HTTP_{exc.status_code}", str(exc.detail))
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
         return _for_browser(request, response)
 
     @app.exception_handler(Exception)

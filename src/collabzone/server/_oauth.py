@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from collabzone.errors import AuthenticationError, CollabzoneError, NotAuthorisedError
 from collabzone.server._api import state_of
+from collabzone.server._responses import ErrorOut, OAuthErrorOut, errors
 from collabzone.server._state import RateLimited
 from collabzone.server.auth import scopes_for
 
@@ -40,10 +41,20 @@ def _basic(request: Request) -> tuple[str | None, str | None]:
     return unquote(user), unquote(password)
 
 
-@router.post("/token")
+@router.post(
+    "/token",
+    responses={
+        **errors(401, model=OAuthErrorOut),
+        **errors(400, model=OAuthErrorOut | ErrorOut),  # RFC 6749, or an unreadable body
+        **errors(413, 422, 429),
+    },
+)
 def token(
     request: Request,
-    grant_type: Annotated[str, Form(max_length=100)],
+    grant_type: Annotated[
+        str,  # not a Literal: any other value gets RFC 6749's 400 unsupported_grant_type
+        Form(max_length=100, json_schema_extra={"enum": ["client_credentials"]}),
+    ],
     client_id: Annotated[str | None, Form(max_length=100)] = None,
     client_secret: Annotated[str | None, Form(max_length=200)] = None,
     scope: Annotated[str | None, Form(max_length=1000)] = None,
@@ -74,8 +85,8 @@ def token(
     return JSONResponse(state.tokens.issue(party, scopes), headers={"Cache-Control": "no-store"})
 
 
-@router.post("/revoke")
-def revoke(request: Request, token: Annotated[str, Form(max_length=4000)]) -> Any:
+@router.post("/revoke", responses=errors(400, 401, 403, 413, 422, 429))
+def revoke(request: Request, token: Annotated[str, Form(min_length=1, max_length=4000)]) -> Any:
     """Revoke an access token: its own bearer, the same party, or the operator may."""
     state = state_of(request)
     header = request.headers.get("authorization", "")

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 NAME = r"^[a-z][a-z0-9_]{0,62}$"
+HEX = r"^[0-9a-f]*$"
+BASE64 = r"^[A-Za-z0-9+/]*={0,2}$"
+
+
+def _technique_enum(schema: dict[str, Any]) -> None:
+    """Document the registered techniques as the allowed values (computed when the schema
+    is generated, so techniques registered by plugins are listed too)."""
+    from collabzone.techniques import registry
+
+    schema["enum"] = registry.names()
+
+
+TECHNIQUE = Field(min_length=1, max_length=100, json_schema_extra=_technique_enum)
 
 
 class Body(BaseModel):
@@ -38,11 +51,11 @@ class RegisterIn(Body):
 
 class AgreementIn(Body):
     dataset: str = Field(pattern=NAME)
-    grantees: list[str] = Field(min_length=1, max_length=100)
-    technique: str = Field(min_length=1, max_length=100)
+    grantees: list[Annotated[str, Field(pattern=NAME)]] = Field(min_length=1, max_length=100)
+    technique: str = TECHNIQUE
     purposes: list[str] = Field(min_length=1, max_length=100)
     rules: dict[str, Any] = Field(default_factory=dict)
-    approval: str = "auto"
+    approval: Literal["auto", "manual"] = "auto"
     valid_from: dt.datetime | None = None
     valid_until: dt.datetime | None = None
 
@@ -52,7 +65,7 @@ class ReasonIn(Body):
 
 
 class SubmitIn(Body):
-    technique: str = Field(min_length=1, max_length=100)
+    technique: str = TECHNIQUE
     spec: dict[str, Any] = Field(default_factory=dict)
     purpose: str = Field(default="", max_length=2000)
 
@@ -99,14 +112,14 @@ class VerificationOut(BaseModel):
 class CheckpointDoc(Body):
     """A signed checkpoint of the audit log's head (see collabzone.audit_checkpoint)."""
 
-    format: str = Field(max_length=64)
+    format: Literal["collabzone-checkpoint/1"]
     zone: str = Field(max_length=200)
     size: int = Field(ge=0, le=2**62)
-    head: str = Field(max_length=64)
+    head: str = Field(max_length=64, pattern=HEX)
     at: str = Field(max_length=40)
     key_version: int = Field(ge=1, le=2**31 - 1)
-    public_key: str = Field(max_length=64)
-    signature: str = Field(max_length=128)
+    public_key: str = Field(max_length=64, pattern=BASE64)
+    signature: str = Field(max_length=128, pattern=BASE64)
 
 
 class VerifyIn(Body):

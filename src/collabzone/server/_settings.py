@@ -56,6 +56,11 @@ class ServerSettings:
     ``header_timeout`` seconds, a body may pause at most ``body_timeout`` seconds, and
     beyond ``max_connections`` open connections new requests get 503.
 
+    Webhooks go only to public addresses unless ``webhook_allow`` names the network
+    (addresses or CIDR, e.g. ``127.0.0.1`` for a receiver on the host); each delivery
+    gives up after ``webhook_timeout`` seconds to connect or to read. HTTPS receivers are
+    verified against the system CAs, or ``webhook_ca`` (a PEM bundle) when given.
+
     Brute force: after ``max_failures`` failed authentications within ``failure_window``
     seconds, a client address or client id is locked out for ``lockout_base`` seconds,
     doubled per further failure, up to ``lockout_cap`` seconds. Refusals are audited once, then
@@ -80,6 +85,8 @@ class ServerSettings:
     smtp: SmtpSettings | None = None
     oidc: OidcSettings | None = None
     webhook_timeout: float = 5.0
+    webhook_allow: tuple[str, ...] = ()
+    webhook_ca: Path | None = None
     threads: int = 40
     max_failures: int = 10
     failure_window: float = 300.0

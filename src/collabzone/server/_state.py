@@ -22,6 +22,7 @@ from collabzone.server import _acting
 from collabzone.server._guard import DenialAudit, FailureGuard
 from collabzone.server._settings import ServerSettings
 from collabzone.server.auth import Principal, RateLimiter, RevocationList, TokenService
+from collabzone.server.webhook_targets import parse_allow
 from collabzone.server.webhooks import Notifier
 from collabzone.zone import Zone
 from collabzone.zone import connect as connect_zone
@@ -119,6 +120,8 @@ class ServerState:
             lambda party: _acting.derive_key(self.zone, f"webhook:{party}"),
             smtp=settings.smtp,
             timeout=settings.webhook_timeout,
+            allow=parse_allow(settings.webhook_allow),
+            ca=settings.webhook_ca,
         )
 
     def reload_service_keys(self) -> None:

@@ -50,6 +50,21 @@ def serve(
     smtp_starttls: Annotated[
         bool, typer.Option(envvar="COLLABZONE_SMTP_STARTTLS", help="Upgrade SMTP with STARTTLS.")
     ] = True,
+    webhook_allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="COLLABZONE_WEBHOOK_ALLOW",
+            help="Address or network webhooks may reach although it is not public (loopback, "
+            "private...): only for receivers you run; repeat for several.",
+        ),
+    ] = None,
+    webhook_ca: Annotated[
+        Path | None,
+        typer.Option(help="PEM CA bundle to verify HTTPS webhook receivers (default: system)."),
+    ] = None,
+    webhook_timeout: Annotated[
+        float, typer.Option(help="Seconds a webhook delivery may take to connect, or to read.")
+    ] = 5.0,
     trusted_proxy: Annotated[
         list[str] | None,
         typer.Option(
@@ -133,6 +148,9 @@ def serve(
         body_timeout=body_timeout,
         max_connections=max_connections,
         smtp=smtp,
+        webhook_timeout=webhook_timeout,
+        webhook_allow=tuple(webhook_allow or ()),
+        webhook_ca=webhook_ca,
         threads=workers,
         max_failures=max_failures,
         failure_window=failure_window,
