@@ -339,3 +339,33 @@ def test_accepted_releases_never_isolate_fewer_than_k(
             continue
         support = int(np.count_nonzero(combined))
         assert support == 0 or support >= k
+
+
+@given(
+    universe=st.lists(st.integers(0, 2**64 - 1), max_size=60, unique=True),
+    runs=st.lists(st.lists(st.integers(0, 2**64 - 1), max_size=30), max_size=5),
+    pick=st.lists(st.integers(0, 59), max_size=40),
+)
+@settings(max_examples=200, deadline=None)
+def test_galloping_lookup_agrees_with_searchsorted(
+    universe: list[int], runs: list[list[int]], pick: list[int]
+) -> None:
+    """Sorted runs (cells), repeated keys, keys in and out of the universe, unsorted input."""
+    from collabzone.disclosure._lookup import positions
+
+    hashes = np.array(sorted(universe), dtype=np.uint64)
+    chosen = [universe[i] for i in pick if i < len(universe)]
+    cells = [np.array(sorted(run + chosen[: len(run)]), dtype=np.uint64) for run in runs]
+    cells.append(np.array(pick, dtype=np.uint64))  # one unsorted run as well
+    keys = np.concatenate(cells) if cells else np.zeros(0, dtype=np.uint64)
+    np.testing.assert_array_equal(positions(hashes, keys), np.searchsorted(hashes, keys))
+
+
+def test_galloping_lookup_in_two_threads_agrees_with_searchsorted() -> None:
+    from collabzone.disclosure._lookup import positions
+
+    rng = np.random.default_rng(11)
+    universe = np.sort(rng.integers(0, 2**63, 300_000, dtype=np.uint64))
+    cells = [np.sort(rng.choice(universe, 40_000)) for _ in range(6)]
+    keys = np.concatenate(cells)
+    np.testing.assert_array_equal(positions(universe, keys), np.searchsorted(universe, keys))

@@ -181,7 +181,7 @@ def _factorize(keys: NDArray[np.int64], span: int) -> tuple[NDArray[np.int64], N
         present = np.zeros(span, dtype=np.bool_)
         present[keys] = True
         rank = np.cumsum(present, dtype=np.int32)
-        ids = rank[keys].astype(np.int64) - 1
+        ids = rank.take(keys).astype(np.int64) - 1
         return ids, np.flatnonzero(present).astype(np.int64)
     ids, distinct = pd.factorize(keys)
     return np.asarray(ids, dtype=np.int64), np.asarray(distinct, dtype=np.int64)
@@ -207,12 +207,12 @@ def refine_sparse(
     if members.size == 0:
         none = np.zeros(0, dtype=np.int64)
         return Counted(labels, covered, people, units, none, none, none)
-    old = labels[members]
+    old = labels.take(members)
     n_codes = int(codes.max()) + 1
     keys = old * n_codes + codes
     fresh, distinct = _factorize(keys, int(covered.size) * n_codes)
     base = covered.size
-    labels[members] = base + fresh
+    np.put(labels, members, base + fresh)
     n_fresh = int(distinct.size)
     everyone = bool(is_entity.all())
     moved_people = np.bincount(old if everyone else old[is_entity], minlength=base)

@@ -15,7 +15,6 @@ import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ from collabzone.disclosure._atoms import (
 )
 from collabzone.disclosure._derive import small_atoms
 from collabzone.disclosure._grid import AttributeDim, TokenDim, _sorted_unique
+from collabzone.disclosure._lookup import positions
 from collabzone.model import Column, ColumnType
 
 if TYPE_CHECKING:
@@ -238,22 +238,6 @@ class Audit:
     regions: int
 
 
-def _positions(entities: Hashes, keys: Hashes) -> NDArray[np.int64]:
-    """Where each key lies in the sorted ``entities`` (insertion points), searched in two
-    halves at once: numpy releases the GIL, and this lookup is most of a large check."""
-    if keys.size < 200_000:
-        return np.searchsorted(entities, keys).astype(np.int64)
-    out = np.empty(keys.size, dtype=np.int64)
-    half = keys.size // 2
-
-    def search(lo: int, hi: int) -> None:
-        out[lo:hi] = np.searchsorted(entities, keys[lo:hi])
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda bounds: search(*bounds), [(0, half), (half, keys.size)]))
-    return out
-
-
 def _grow_entities(
     space: Space, cells: Sequence[Hashes]
 ) -> tuple[Hashes, Labels, Flags, NDArray[np.int64], NDArray[np.int64]]:
@@ -263,11 +247,14 @@ def _grow_entities(
         space.entities, space.entity_labels, space.covered, space.people,
     )  # fmt: skip
     members = np.concatenate(cells) if cells else np.zeros(0, dtype=np.uint64)
-    at = _positions(entities, members)
-    inside = np.minimum(at, max(entities.size - 1, 0))
-    known = (at < entities.size) & (entities[inside] == members) if entities.size else at < 0
-    if known.all():
-        return entities, labels, covered, people, at
+    at = positions(entities, members)
+    if entities.size == 0:
+        known = np.zeros(members.size, dtype=np.bool_)
+    else:  # take(clip) is several times faster than fancy indexing on a large release
+        found = entities.take(at, mode="clip")
+        if np.array_equal(found, members):
+            return entities, labels, covered, people, at
+        known = found == members
     new = _sorted_unique(members[~known])
     empty = np.flatnonzero(~covered)
     if empty.size:
@@ -282,7 +269,7 @@ def _grow_entities(
     labels = np.concatenate((labels, np.full(new.size, root, dtype=np.int64)))[order]
     people = people.copy()
     people[root] += new.size
-    return entities, labels, covered, people, _positions(entities, members)
+    return entities, labels, covered, people, positions(entities, members)
 
 
 def _expand(space: Space, attributes: list[AttributeDim], tokens: list[TokenDim],
