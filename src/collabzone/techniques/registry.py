@@ -21,6 +21,7 @@ _BUILTIN: dict[str, str] = {
     "lookalike": "collabzone.techniques.lookalike:Lookalike",
     "mediate": "collabzone.techniques.deid:Mediate",
     "overlap": "collabzone.techniques.linking:Overlap",
+    "sealed": "collabzone.techniques.sealed:Sealed",
     "sql": "collabzone.techniques.sql:GovernedSQL",
     "validator": "collabzone.techniques.validator:Validator",
 }
