@@ -315,7 +315,9 @@ class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps, PartyOps):
         if me.name not in row["released_to"] and me.name != request.requester:
             # owners and auditors read the receipt, never the payload addressed to others
             return Release(request_id=request_id, payload={}, receipt=receipt)
-        return Release(request_id=request_id, payload=_part_of(row["payload"], me.name), receipt=receipt)
+        return Release(
+            request_id=request_id, payload=_part_of(row["payload"], me.name), receipt=receipt
+        )
 
     def request_risk(self, request_id: str) -> dict[str, Any]:
         """What a request would disclose if released now, combined with everything released

@@ -80,6 +80,7 @@ def test_audience_goes_to_the_partner_only_and_holds_no_overlap_member(
         text = json.dumps(handle.audit_events(), default=str)
         assert not any(t in text for t in audience[:20])
 
+
 def test_refusals_name_the_rule_to_change(
     make_zone: Callable[[str | None], Any], tmp_path: Path, data: LookalikeData
 ) -> None:

@@ -20,12 +20,12 @@ from collabzone.techniques.sealed import Limits, isolation_mode, make_manifest, 
 pytestmark = pytest.mark.skipif(isolation_mode() is None, reason="no network namespace here")
 
 MARKER = "SECRET_SCORECARD_7f3a"
-CODE = f'''
+CODE = f"""
 # {MARKER}: the bank's proprietary pre-approval rules
 def preapprove(inputs):
     return [{{"token": r["link_email"]}} for r in inputs["customers"]
             if r["income"] > 55 and r["age"] < 60]
-'''
+"""
 INPUTS = {"customers": ("partner_customers", ("link_email", "age", "income"))}
 
 
@@ -90,13 +90,16 @@ def test_hostile_sealed_code_is_stopped_and_reported(
     assert any(f"stopped: {kind}" in r for r in done.reasons), done.reasons
 
 
-def test_unapproved_code_is_refused(
-    make_zone: Callable[[str | None], Any], tmp_path: Path
-) -> None:
+def test_unapproved_code_is_refused(make_zone: Callable[[str | None], Any], tmp_path: Path) -> None:
     zone = _zone(make_zone, tmp_path)
     changed = CODE.replace("55", "20")  # same name, different rules: a different hash
-    upload(zone.bank, "bank_preapproval",  changed,
-           make_manifest(changed, "preapprove", INPUTS, {"token": "string"}, Limits()), tmp_path)
+    upload(
+        zone.bank,
+        "bank_preapproval",
+        changed,
+        make_manifest(changed, "preapprove", INPUTS, {"token": "string"}, Limits()),
+        tmp_path,
+    )
     request = zone.bank.submit("sealed", {"module": "bank_preapproval"}, "credit")
     assert request.status == RequestStatus.REFUSED
     assert any("not approved" in r for r in request.reasons)

@@ -42,8 +42,8 @@ from collabzone.attacks._algebra import System
 from collabzone.attacks._campaign import ATTACKS, Attack, CampaignReport, run_campaign
 from collabzone.attacks._differencing import differencing
 from collabzone.attacks._join import PROBE_COLUMNS, join_amplification, probe_table
-from collabzone.attacks._lookalike import MembershipResult, seed_membership
 from collabzone.attacks._judge import TableTruth, Truth, Verdict, dp_accuracy_bound, judge
+from collabzone.attacks._lookalike import MembershipResult, seed_membership
 from collabzone.attacks._oracle import oracle
 from collabzone.attacks._paths import (
     SpecQuestion,
@@ -93,8 +93,8 @@ __all__ = [
     "oracle",
     "probe_table",
     "reconstruct",
-    "seed_membership",
     "run_campaign",
+    "seed_membership",
     "subset_where",
     "suppressed",
     "template_cross_owner",

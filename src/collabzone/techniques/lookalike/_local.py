@@ -25,7 +25,9 @@ from collabzone.techniques.lookalike._technique import Lookalike
 _NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
 
-def _dataset(name: str, owner: str, table: pa.Table, columns: Sequence[Mapping[str, Any]]) -> Dataset:
+def _dataset(
+    name: str, owner: str, table: pa.Table, columns: Sequence[Mapping[str, Any]]
+) -> Dataset:
     return Dataset(
         name=name,
         owner=owner,
@@ -118,8 +120,8 @@ def run_local(ctx: LocalContext, spec: Mapping[str, Any]) -> Outcome:
     plan = technique.plan(spec, ctx)
     by_dataset = {n: a.rules for n in plan.datasets for a in ctx.agreements_for(n)}
     merged: dict[str, Any] = {}
-    for rules in by_dataset.values():
-        merged.update(rules)
+    for one in by_dataset.values():
+        merged.update(one)
     rules = Rules(by_dataset=by_dataset, merged=merged)
     reasons = technique.check(plan, rules, ctx)
     if reasons:

@@ -103,7 +103,7 @@ def lift(labels: np.ndarray, scores: np.ndarray, top: float = 0.1) -> float | No
     base = float(labels.mean()) if labels.size else 0.0
     if base == 0.0:
         return None
-    n = max(1, int(round(labels.size * top)))
+    n = max(1, round(labels.size * top))
     best = np.argsort(-scores, kind="stable")[:n]
     return float(labels[best].mean()) / base
 

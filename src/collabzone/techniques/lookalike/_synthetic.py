@@ -44,7 +44,8 @@ def token(i: int) -> str:
 def propensity(age: np.ndarray, income: np.ndarray, region: np.ndarray) -> np.ndarray:
     """Probability of buying product X: rises with income, falls with age, higher north."""
     z = -2.0 + 1.6 * (income - 40.0) / 15.0 - 0.8 * (age - 45.0) / 15.0 + 0.8 * (region == 0)
-    return 1.0 / (1.0 + np.exp(-z))
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+    return out
 
 
 def generate(

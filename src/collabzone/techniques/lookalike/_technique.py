@@ -81,9 +81,7 @@ class Lookalike(Technique):
     rule_specs: ClassVar[tuple[RuleSpec, ...]] = (
         RuleSpec("min_audience", Merge.AT_LEAST, "smallest audience that may be delivered", int),
         RuleSpec("allowed_models", Merge.SUBSET, "allowlisted models that may be trained", list),
-        RuleSpec(
-            "delivery_rate", Merge.AT_MOST, "share of look-alikes whose coin is heads", float
-        ),
+        RuleSpec("delivery_rate", Merge.AT_MOST, "share of look-alikes whose coin is heads", float),
         RuleSpec("min_training_rows", Merge.AT_LEAST, "overlap rows needed to train", int),
         RuleSpec("max_label_epsilon", Merge.AT_MOST, "labels must be protected with DP", float),
     )
@@ -228,9 +226,7 @@ class Lookalike(Technique):
             held_scores = pipeline.predict_proba(train.iloc[held])[:, 1]
             tokens = candidates.pop("__token").astype(str).tolist()
             scores = (
-                pipeline.predict_proba(candidates)[:, 1]
-                if tokens
-                else np.zeros(0, dtype=float)
+                pipeline.predict_proba(candidates)[:, 1] if tokens else np.zeros(0, dtype=float)
             )
         rate = self._rule(ctx, plan, "delivery_rate", DEFAULT_DELIVERY_RATE, min)
         heads = _model.coin(ctx.derive_key(COIN_PURPOSE), float(rate))

@@ -14,6 +14,7 @@ import json
 import os
 import resource
 import sys
+from typing import Any
 
 VIOLATIONS = (
     ("socket.", "network"),
@@ -31,13 +32,16 @@ VIOLATIONS = (
     ("shutil.", "file access"),
 )
 
+
 class SandboxViolation(BaseException):
     """Raised by the audit hook; a BaseException so ``except Exception`` cannot swallow it."""
 
 
-def report(doc: dict) -> None:
-    sys.__stdout__.write(json.dumps(doc) + "\n")
-    sys.__stdout__.flush()
+def report(doc: dict[str, Any]) -> None:
+    out = sys.__stdout__
+    assert out is not None
+    out.write(json.dumps(doc) + "\n")
+    out.flush()
 
 
 def drop_capabilities() -> None:
@@ -80,7 +84,7 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     allowed_imports = set(job["allowed_imports"])
 
-    def hook(event: str, args: tuple) -> None:
+    def hook(event: str, args: tuple[Any, ...]) -> None:
         if event == "import":
             root = str(args[0]).split(".")[0]
             if root not in allowed_imports and root not in sys.modules:
@@ -90,7 +94,7 @@ def main() -> None:
             if event.startswith(prefix):
                 raise SandboxViolation(f"{kind}:{event}")
 
-    namespace: dict = {"__name__": "sealed"}
+    namespace: dict[str, Any] = {"__name__": "sealed"}
     code = compile(job["code"], "<sealed>", "exec")
     sys.addaudithook(hook)
     try:

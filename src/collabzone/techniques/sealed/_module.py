@@ -50,7 +50,9 @@ class Manifest:
                 "kind": MANIFEST_KIND,
                 "entry": self.entry,
                 "code_sha256": self.code_sha256,
-                "inputs": {k: {"dataset": d, "columns": list(c)} for k, (d, c) in self.inputs.items()},
+                "inputs": {
+                    k: {"dataset": d, "columns": list(c)} for k, (d, c) in self.inputs.items()
+                },
                 "outputs": dict(self.outputs),
                 "limits": self.limits.as_dict(),
             },
@@ -93,7 +95,9 @@ def make_manifest(
     try:
         compile(code, "<sealed>", "exec")
     except SyntaxError as exc:
-        raise InvalidInputError(f"the module does not compile: line {exc.lineno}: {exc.msg}")
+        raise InvalidInputError(
+            f"the module does not compile: line {exc.lineno}: {exc.msg}"
+        ) from None
     if not inputs:
         raise InvalidInputError("declare at least one input (alias=dataset:col1,col2)")
     bad = {k: v for k, v in outputs.items() if v not in OUTPUT_TYPES}

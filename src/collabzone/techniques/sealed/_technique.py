@@ -92,8 +92,9 @@ class Sealed(Technique):
                 "module": module.name,
                 "entry": manifest.entry,
                 "code_sha256": manifest.code_sha256,
-                "inputs": {k: {"dataset": d, "columns": list(c)}
-                           for k, (d, c) in manifest.inputs.items()},  # fmt: skip
+                "inputs": {
+                    k: {"dataset": d, "columns": list(c)} for k, (d, c) in manifest.inputs.items()
+                },
                 "outputs": dict(manifest.outputs),
                 "limits": manifest.limits.as_dict(),
                 "deliver_to": recipients[0],
