@@ -5,6 +5,7 @@ qualify and the bank only a count; the partner's views never expose the code."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -61,8 +62,11 @@ def test_partner_approves_by_hash_and_receives_the_qualifying_list(
     assert "rows" not in bank_view and bank_view["count"] == len(partner_rows) > 10
     # the partner never sees the code: not in the request, catalogue, audit or result
     encoded = base64.b64encode(CODE.encode()).decode()[:40]
+    plan = zone.partner.request_plan(request.id)["details"]
+    assert plan["code_sha256"] == hashlib.sha256(CODE.encode()).hexdigest()  # what it approves
     for text in (
         seen.model_dump_json(),
+        json.dumps(plan),
         json.dumps(zone.partner.catalogue(), default=str),
         json.dumps(zone.partner.audit_events(), default=str),
         json.dumps(zone.partner.result(request.id).payload),
