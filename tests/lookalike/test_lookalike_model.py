@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collabzone.errors import InvalidInputError, PolicyRefusal
@@ -100,3 +100,32 @@ def test_agreement_must_allow_the_model_and_set_a_minimum() -> None:
         run_local(_ctx({"allowed_models": ["gradient_boosting"]}), SPEC)
     codes = {r.code for r in refused.value.reasons}
     assert codes == {"MIN_AUDIENCE_MISSING", "MODEL_NOT_ALLOWED"}
+
+
+@settings(max_examples=8)
+@given(
+    seed=st.integers(0, 10_000),
+    share=st.floats(0.2, 0.8),
+    model=st.sampled_from(["logistic_regression", "gradient_boosting"]),
+    rate=st.sampled_from([0.25, 1.0]),
+)
+def test_audience_never_holds_an_overlap_member(
+    seed: int, share: float, model: str, rate: float
+) -> None:
+    data = generate(400, overlap_share=share, bank_only=50, seed=seed)
+    ctx = LocalContext(
+        {"partner": ("partner", data.partner, PARTNER_COLUMNS),
+         "seed": ("bank", data.seed, SEED_COLUMNS)},
+        requester="bank",
+        rules={"partner": {"min_audience": 5, "allowed_models": [model], "delivery_rate": rate,
+                           "min_training_rows": 20}},
+    )  # fmt: skip
+    try:
+        outcome = run_local(ctx, {**SPEC, "model": model, "audience_size": 40})
+    except InvalidInputError as exc:  # too few candidates or one-class labels: nothing leaves
+        assert "min_audience" in exc.message or "one class" in exc.message
+        return
+    audience = {row[0] for row in outcome.parts["partner"]["audience"]["rows"]}
+    assert audience and not audience & data.overlap
+    assert set(outcome.parts) == {"partner", "bank"}
+    assert "audience" not in outcome.parts["bank"] and "audience" not in outcome.payload

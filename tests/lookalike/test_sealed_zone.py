@@ -80,6 +80,8 @@ def test_partner_approves_by_hash_and_receives_the_qualifying_list(
         ("import socket\n    socket.socket().connect(('10.0.0.1', 80))", "import"),
         ("open('/etc/passwd').read()", "file access"),
         ("x = bytearray(2_000_000_000)", "memory"),
+        ("open('/tmp/cz-sealed-leak.txt', 'w').write('x')", "file access"),
+        ("import os\n    os.system('id')", "process"),
     ],
 )
 def test_hostile_sealed_code_is_stopped_and_reported(
