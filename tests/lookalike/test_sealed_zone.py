@@ -77,7 +77,7 @@ def test_partner_approves_by_hash_and_receives_the_qualifying_list(
 @pytest.mark.parametrize(
     ("body", "kind"),
     [
-        ("import socket\n    socket.socket().connect(('10.0.0.1', 80))", "import"),
+        ("import socket\n    socket.socket().connect(('10.0.0.1', 80))", "network"),
         ("open('/etc/passwd').read()", "file access"),
         ("x = bytearray(2_000_000_000)", "memory"),
         ("open('/tmp/cz-sealed-leak.txt', 'w').write('x')", "file access"),

@@ -32,6 +32,10 @@ VIOLATIONS = (
     ("shutil.", "file access"),
 )
 
+NETWORK_MODULES = frozenset(
+    {"socket", "_socket", "ssl", "_ssl", "http", "urllib", "asyncio", "selectors", "select"}
+)
+
 
 class SandboxViolation(BaseException):
     """Raised by the audit hook; a BaseException so ``except Exception`` cannot swallow it."""
@@ -87,6 +91,8 @@ def main() -> None:
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if event == "import":
             root = str(args[0]).split(".")[0]
+            if root in NETWORK_MODULES:
+                raise SandboxViolation(f"network:import {args[0]}")
             if root not in allowed_imports and root not in sys.modules:
                 raise SandboxViolation(f"import:{args[0]}")
             return
