@@ -92,3 +92,14 @@ def test_refusals_name_the_rule_to_change(
                              "marketing")  # fmt: skip
     assert plain.status == RequestStatus.REFUSED
     assert any("label_epsilon" in r for r in plain.reasons)
+
+
+def test_partner_risk_view_states_the_membership_bound(
+    make_zone: Callable[[str | None], Any], tmp_path: Path, data: LookalikeData
+) -> None:
+    zone = _setup(make_zone, tmp_path, data)
+    request = zone.bank.submit("lookalike", SPEC, "marketing")
+    risk = zone.partner.request_risk(request.id)
+    assert risk["assessment"]["seed_membership_advantage_bound"] == 0.5
+    assert risk["assessment"]["overlap_members_in_audience"] == 0
+    assert "v1:" not in json.dumps(risk)  # no token of anyone in the risk view

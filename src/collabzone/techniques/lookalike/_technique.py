@@ -238,6 +238,13 @@ class Lookalike(Technique):
             payload={"model": d["model"], "audience_size": len(audience)},
             mechanism="lookalike",
             spent=dict(plan.cost),
+            assessment={
+                "audience_to": str(d["partner"]),
+                "overlap_members_in_audience": 0,
+                "delivery_rate": float(rate),
+                "seed_membership_advantage_bound": float(rate),
+                "label_epsilon": d.get("label_epsilon"),
+            },
             parts={
                 str(d["partner"]): {
                     "audience": {"columns": ["token"], "rows": [[t] for t in audience]},
@@ -288,5 +295,6 @@ class Lookalike(Technique):
             spent=dict(outcome.spent),
             notes=tuple(notes),
             parts=outcome.parts,
+            assessment=outcome.assessment,
             released_to=(partner,),
         )
