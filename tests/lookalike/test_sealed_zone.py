@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow.csv as pacsv
 import pytest
 
+from collabzone.errors import InvalidInputError
 from collabzone.model import Approval, RequestStatus
 from collabzone.techniques.lookalike._synthetic import PARTNER_COLUMNS, generate
 from collabzone.techniques.sealed import Limits, isolation_mode, make_manifest, upload
@@ -109,3 +110,18 @@ def test_unapproved_code_is_refused(make_zone: Callable[[str | None], Any], tmp_
     request = zone.bank.submit("sealed", {"module": "bank_preapproval"}, "credit")
     assert request.status == RequestStatus.REFUSED
     assert any("not approved" in r for r in request.reasons)
+
+
+def test_sealed_module_cannot_be_shared_by_an_agreement(
+    make_zone: Callable[[str | None], Any], tmp_path: Path
+) -> None:
+    from collabzone.techniques.sealed._module import MANIFEST_KIND
+    from collabzone.zone_agreements import SEALED_MANIFEST_KIND
+
+    assert SEALED_MANIFEST_KIND == MANIFEST_KIND
+    zone = _zone(make_zone, tmp_path)
+    with pytest.raises(InvalidInputError, match="holds sealed code"):
+        zone.bank.add_agreement(
+            "bank_preapproval", grantees=["partner"], technique="sql", purposes=["x"],
+            rules={"analysis": ["list"]},
+        )  # fmt: skip
