@@ -10,6 +10,8 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("deid", "collabzone.techniques.deid.cli:app"),
     ("link", "collabzone.techniques.linking.cli:app"),
     ("validator", "collabzone.techniques.validator.cli:app"),
+    ("lookalike", "collabzone.techniques.lookalike.cli:app"),
+    ("sealed", "collabzone.techniques.sealed.cli:app"),
     ("query", "collabzone.techniques.sql.cli:app"),
     ("serve", "collabzone.server.cli:app"),
     ("keys", "collabzone.cli_keys:app"),

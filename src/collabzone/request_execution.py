@@ -45,7 +45,14 @@ from collabzone.runtime import budget_period_of
 from collabzone.store import repo
 from collabzone.store import tables as t
 from collabzone.techniques import registry
-from collabzone.techniques.base import FailedAfterSpending, Outcome, Plan, Rules, Technique
+from collabzone.techniques.base import (
+    PARTS_KEY,
+    FailedAfterSpending,
+    Outcome,
+    Plan,
+    Rules,
+    Technique,
+)
 
 
 class ExecutionEngine(EngineCore):
@@ -134,6 +141,9 @@ class ExecutionEngine(EngineCore):
         payload = {k: v for k, v in outcome.payload.items() if not str(k).startswith("_")}
         monitor = outcome.payload.get("_monitor")
         released_to = tuple(outcome.released_to) or (requester.name,)
+        if outcome.parts:  # each part is stored apart and shown only to its party
+            payload[PARTS_KEY] = {str(k): dict(v) for k, v in outcome.parts.items()}
+            released_to += tuple(p for p in outcome.parts if p not in released_to)
         self._pace(request_id)  # a release and a refusal end on the same public ladder step
         try:
             with self._engine.begin() as conn:

@@ -48,6 +48,7 @@ from collabzone.store import repo
 from collabzone.store import tables as t
 from collabzone.store.data import DATA_KEY
 from collabzone.store.engine import migrate, open_engine, sqlite_url
+from collabzone.techniques.base import PARTS_KEY
 from collabzone.zone_agreements import AgreementOps
 from collabzone.zone_audit import AuditOps
 from collabzone.zone_base import DB_URL_ENV, _check_name, _hash_token, _new_token, _now
@@ -314,7 +315,9 @@ class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps, PartyOps):
         if me.name not in row["released_to"] and me.name != request.requester:
             # owners and auditors read the receipt, never the payload addressed to others
             return Release(request_id=request_id, payload={}, receipt=receipt)
-        return Release(request_id=request_id, payload=row["payload"], receipt=receipt)
+        return Release(
+            request_id=request_id, payload=_part_of(row["payload"], me.name), receipt=receipt
+        )
 
     def request_risk(self, request_id: str) -> dict[str, Any]:
         """What a request would disclose if released now, combined with everything released
@@ -427,3 +430,11 @@ class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps, PartyOps):
 def new_zone_master_key() -> str:
     """A random master key for a new zone (keep it outside the zone directory)."""
     return new_master_key()
+
+
+def _part_of(stored: Mapping[str, Any], party: str) -> dict[str, Any]:
+    """The payload ``party`` may read: the common fields plus its own result part, never
+    another party's (see :attr:`collabzone.techniques.base.Outcome.parts`)."""
+    common = {k: v for k, v in stored.items() if k != PARTS_KEY}
+    parts = stored.get(PARTS_KEY) or {}
+    return {**common, **dict(parts.get(party) or {})}

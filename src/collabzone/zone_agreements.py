@@ -28,6 +28,9 @@ from collabzone.store import tables as t
 from collabzone.techniques import registry
 from collabzone.zone_base import ZoneBase, _now
 
+SEALED_MANIFEST_KIND = "collabzone.sealed/1"
+"""Marks a sealed module's dataset (see techniques/sealed): no agreement may share it."""
+
 
 class AgreementOps(ZoneBase):
     """Agreements owners sign on their datasets."""
@@ -54,6 +57,11 @@ class AgreementOps(ZoneBase):
                 me.name, f"dataset:{dataset}", {me.name, row["owner"]}, {"attempt": "agreement"}
             )
             raise NotAuthorisedError(f"only {row['owner']!r} can sign agreements on {dataset!r}")
+        if SEALED_MANIFEST_KIND in str(row["description"] or ""):
+            raise InvalidInputError(
+                f"{dataset!r} holds sealed code: it is never shared by an agreement (the data "
+                "owner approves the job through an agreement on its own dataset)"
+            )
         technique_obj = registry.get(technique)
         if not grantees:
             raise InvalidInputError(

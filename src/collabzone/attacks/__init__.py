@@ -18,6 +18,8 @@ timing         response times with and without a person, KS test (5)
 values         sums beyond the declared bounds, answers that change with wording (6)
 rule_paths     issue 20's broken paths: a list of a dataset joined with itself, a list
                through an unlisted join key, a template reading another owner's columns
+lookalike      issue 17: a partner reads a delivered look-alike audience to tell which of
+               its customers are in the bank's seed set (absence as membership)
 ============== =========================================================================
 
 Attacks are pure except for their questions; they never see the data. What they infer
@@ -25,7 +27,8 @@ Attacks are pure except for their questions; they never see the data. What they 
 ground truth with :func:`judge`: *isolated* counts the right inferences about fewer than
 ``min_group_size`` people. :func:`run_campaign` runs every family as one attacker; the
 ``rule_paths`` attacks (:func:`list_self_join`, :func:`list_unlisted_key`,
-:func:`template_cross_owner`) need a multi-party zone and are run on their own.
+:func:`template_cross_owner`) need a multi-party zone and are run on their own, as is
+:func:`seed_membership` (it reads audiences, not SQL answers).
 
 Example:
     >>> from collabzone.attacks import ATTACKS, dp_accuracy_bound
@@ -40,6 +43,7 @@ from collabzone.attacks._campaign import ATTACKS, Attack, CampaignReport, run_ca
 from collabzone.attacks._differencing import differencing
 from collabzone.attacks._join import PROBE_COLUMNS, join_amplification, probe_table
 from collabzone.attacks._judge import TableTruth, Truth, Verdict, dp_accuracy_bound, judge
+from collabzone.attacks._lookalike import MembershipResult, seed_membership
 from collabzone.attacks._oracle import oracle
 from collabzone.attacks._paths import (
     SpecQuestion,
@@ -67,6 +71,7 @@ __all__ = [
     "Claim",
     "Guess",
     "Log",
+    "MembershipResult",
     "Person",
     "Question",
     "Scenario",
@@ -89,6 +94,7 @@ __all__ = [
     "probe_table",
     "reconstruct",
     "run_campaign",
+    "seed_membership",
     "subset_where",
     "suppressed",
     "template_cross_owner",

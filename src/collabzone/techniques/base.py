@@ -105,6 +105,10 @@ class AuditUpdate:
     state: bytes
 
 
+PARTS_KEY = "_parts"
+"""Where a release stores :attr:`Outcome.parts` beside its payload (never shown as such)."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What ``run`` produced and ``release`` let out.
@@ -126,6 +130,11 @@ class Outcome:
     assessment: Mapping[str, Any] = field(default_factory=dict)
     """The technique's own account of what this release would disclose (for the owners'
     risk summary before approval); never released to the requester."""
+    parts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Per-party result parts (party -> JSON-serialisable fields): each party named here
+    reads ``payload`` plus its own part and never another party's (e.g. a look-alike
+    audience goes only to the partner, its size and lift only to the bank). The zone adds
+    these parties to ``released_to``. Empty: every reader sees ``payload`` alone."""
 
 
 class PlanContext(Protocol):

@@ -18,8 +18,10 @@ _BUILTIN: dict[str, str] = {
     "dp_count": "collabzone.techniques.dp_count:DPCount",
     # -- techniques added by later work register here (one line each) --
     "deid": "collabzone.techniques.deid:Deidentify",
+    "lookalike": "collabzone.techniques.lookalike:Lookalike",
     "mediate": "collabzone.techniques.deid:Mediate",
     "overlap": "collabzone.techniques.linking:Overlap",
+    "sealed": "collabzone.techniques.sealed:Sealed",
     "sql": "collabzone.techniques.sql:GovernedSQL",
     "validator": "collabzone.techniques.validator:Validator",
 }
