@@ -19,6 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from collabzone import demo_data
+from collabzone.demo_lookalike import step_lookalike, step_sealed
 from collabzone.demo_prepare import prepare_and_ingest
 from collabzone.keys import MASTER_KEY_ENV, new_master_key
 from collabzone.model import Request
@@ -376,6 +377,8 @@ STEPS: list[Step] = [
     step_refusals,
     step_mediator,
     step_validator,
+    step_lookalike,
+    step_sealed,
     step_audit,
 ]
 

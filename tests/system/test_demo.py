@@ -29,6 +29,12 @@ def test_demo_runs_every_step_with_the_expected_outcomes(tmp_path: Path) -> None
     assert "PURPOSE_NOT_ALLOWED" in text
     assert by_technique["mediate"] == [RequestStatus.RELEASED]
     assert RequestStatus.RELEASED in by_technique["validator"]
+    # look-alike audience to the partner only; sealed pre-approval rules the partner never reads
+    assert by_technique["lookalike"] == [RequestStatus.RELEASED]
+    assert by_technique["sealed"] == [RequestStatus.RELEASED]
+    assert "partner sees:" in text and "of its own customer tokens" in text
+    assert "customers qualify (a count only)" in text
+    assert "preapprove" not in text.split("Sealed code")[1].split("partner reviews")[0]
     # the overlap the zone reports is the one generated
     assert f"{demo.files.overlap} shared customers" in text
     # no raw PII reached the zone: the uploads hold tokens, the raw files stay at the premises
