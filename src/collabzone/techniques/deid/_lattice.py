@@ -100,6 +100,10 @@ class _Snapshot:
     ) -> None:
         self.levels, self.sizes, self.hists = levels, sizes, hists
         self._row_class, self._row_codes = row_class, row_codes
+        self.first: np.ndarray | None = None
+        """Each class's first input row (ARX's representative: ties in the order risk
+        models suppress classes go to the class that appears first); only kept when a
+        table-level risk model needs it."""
         self._member: np.ndarray | None = None
         self._columns: dict[int, np.ndarray] = {}
 
@@ -166,6 +170,11 @@ class Lattice:
         )
         self.all_monotone = len(self.monotone) == len(self.models)
         self.needs_population = any(getattr(m, "needs_population", False) for m in self.models)
+        self._group_first: np.ndarray | None = None
+        if any(isinstance(m, AverageRisk | PopulationUniqueness) for m in self.models):
+            rows = encoded.row_group.shape[0]
+            self._group_first = np.full(encoded.groups.shape[0], rows, dtype=np.int64)
+            np.minimum.at(self._group_first, encoded.row_group, np.arange(rows, dtype=np.int64))
         d = len(encoded.qis)
         # generalised code of every distinct row at every level; int32 halves the largest
         # array of the search (codes are hierarchy indices, far below 2**31)
@@ -272,7 +281,9 @@ class Lattice:
         for name, (sens, m) in self.sens.items():
             flat = np.bincount(group_class * m + sens, weights=w, minlength=n_classes * m)
             hists[name] = flat.reshape(n_classes, m)
-        return _Snapshot(np.array(levels), sizes, hists, group_class, codes), group_class
+        snap = _Snapshot(np.array(levels), sizes, hists, group_class, codes)
+        snap.first = _first(self._group_first, group_class, n_classes)
+        return snap, group_class
 
     def _from_snapshot(self, snap: _Snapshot, levels: Node) -> _Snapshot:
         codes = [
@@ -289,7 +300,9 @@ class Lattice:
             )
             for name, h in snap.hists.items()
         }
-        return _Snapshot(np.array(levels), sizes, hists, cls, codes)
+        out = _Snapshot(np.array(levels), sizes, hists, cls, codes)
+        out.first = _first(snap.first, cls, n_classes)
+        return out
 
     def _snapshot(self, levels: Node) -> _Snapshot:
         """The classes of ``levels``, rolled up from the smallest cached finer node."""
@@ -337,7 +350,8 @@ class Lattice:
     def _stats(self, snap: _Snapshot) -> tuple[ClassStats, np.ndarray]:
         population = self._population(snap) if self.needs_population else None
         stats = ClassStats(snap.sizes, snap.hists, self._overall, self._values, population)
-        return stats, self._kept(stats, self.models, tuple(int(v) for v in snap.levels))
+        levels = tuple(int(v) for v in snap.levels)
+        return stats, self._kept(stats, self.models, levels, snap.first)
 
     def _population(self, snap: _Snapshot) -> np.ndarray:
         """Per class, the population rows generalised into it (both sides' generalised
@@ -364,7 +378,13 @@ class Lattice:
             )
         return np.asarray(out)
 
-    def _kept(self, stats: ClassStats, models: Sequence[PrivacyModel], levels: Node) -> np.ndarray:
+    def _kept(
+        self,
+        stats: ClassStats,
+        models: Sequence[PrivacyModel],
+        levels: Node,
+        first: np.ndarray | None = None,
+    ) -> np.ndarray:
         """The classes ``models`` keep: every per-class model, then the table-level (risk)
         models, which suppress the smallest kept classes until they hold. At the top node
         every class is fully generalised and ARX leaves it out of the risk distribution."""
@@ -374,7 +394,7 @@ class Lattice:
         if levels != self.heights:
             for model in models:
                 if isinstance(model, AverageRisk | PopulationUniqueness):
-                    kept = model.enforce(stats.sizes, kept)
+                    kept = model.enforce(stats.sizes, kept, first)
         return kept
 
     def partition(self, levels: Node) -> Partition:
@@ -436,6 +456,15 @@ class Lattice:
         )
         self._cache[levels] = result
         return result
+
+
+def _first(parts: np.ndarray | None, to_class: np.ndarray, n_classes: int) -> np.ndarray | None:
+    """The first input row of each class, from the first rows of the parts it merges."""
+    if parts is None:
+        return None
+    out = np.full(n_classes, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(out, to_class, parts)
+    return out
 
 
 def _min_class_size(models: Sequence[PrivacyModel]) -> int:

@@ -67,8 +67,11 @@ def pitman(histogram: Mapping[int, int], n: float, population: float) -> float:
     if fitted is None:
         return math.nan
     t, a = fitted
-    value = math.exp(special.gammaln(t + 1) - special.gammaln(t + a)) * population**a
-    return value if 0 <= value <= population else math.nan
+    # in logs: with a large alpha, N^alpha alone overflows a float
+    log_value = float(special.gammaln(t + 1) - special.gammaln(t + a)) + a * math.log(population)
+    if not math.isfinite(log_value) or log_value > math.log(population):
+        return math.nan
+    return math.exp(log_value)
 
 
 def pitman_parameters(histogram: Mapping[int, int], n: float) -> tuple[float, float] | None:

@@ -76,12 +76,17 @@ class _TableModel:
     def passes(self, stats: Stats) -> np.ndarray:
         return np.ones(np.asarray(stats.sizes).shape[0], dtype=bool)
 
-    def enforce(self, sizes: np.ndarray, kept: np.ndarray) -> np.ndarray:
-        """``kept`` with the fewest smallest classes removed so the model holds."""
+    def enforce(
+        self, sizes: np.ndarray, kept: np.ndarray, first: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``kept`` with the fewest smallest classes removed so the model holds. Among
+        classes of one size those whose ``first`` row comes first go first (ARX's order
+        for the size-proportional metrics); without ``first``, by class id."""
         if self.fulfilled(sizes[kept]):
             return kept
         ids = np.flatnonzero(kept)
-        order = ids[np.argsort(sizes[ids], kind="stable")]  # smallest first, ties by id
+        tie = ids if first is None else first[ids]
+        order = ids[np.lexsort((tie, sizes[ids]))]  # smallest first
         lo, hi = 1, order.shape[0]  # suppressing everything always holds
         while lo < hi:
             mid = (lo + hi) // 2

@@ -1,0 +1,84 @@
+"""Parity with ARX's own published test expectations on Adult (see arx_parity_cases.py).
+
+Two checks per case: ARX's optimal node, evaluated by our lattice, passes and scores
+exactly ARX's score (cheap: one node); and, for a representative subset, our search finds
+ARX's node with ARX's score. ``benchmarks/deid_arx_parity.py`` runs the search on every
+case and prints the match count.
+
+Known, explained differences (asserted as such, so a change is noticed):
+- Grassberger entropy-l-diversity: ARX declares it monotone under generalisation and
+  prunes with that assumption; the engine does not (no proof for Grassberger's estimate)
+  and finds passing nodes with a lower score than ARX's reported optimum.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+from collabzone.techniques.deid import Hierarchy
+
+from .arx_parity_cases import CASES, Case, lattice_for, matches, run_case
+from .conftest import ADULT
+
+BY_ID = {c.id: c for c in CASES}
+NOT_OPTIMAL_IN_ARX = {"EntropyLDiversity/0", "EntropyLDiversity/3"}
+OPEN = {
+    # Grassberger with 4-5 % suppression: ARX's node passes here but scores ~0.5 % lower
+    "EntropyLDiversity/0": "suppressed rows differ from ARX's under Grassberger",
+    "EntropyLDiversity/3": "suppressed rows differ from ARX's under Grassberger",
+    # Pitman (and Dankar, which picks Pitman here): ARX's node fails here
+    "RiskBased/2": "Pitman estimate differs from ARX's at this node",
+    "RiskBased/4": "Pitman estimate differs from ARX's at this node",
+    # loss: ARX breaks ties among equal-size classes by each class's loss first
+    "RiskBased/3": "ARX's loss-based tie order of suppressed classes not reproduced",
+}
+SEARCHED = [
+    "KAnonymity/2",
+    "KAnonymity/3",
+    "LDiversity/2",
+    "LDiversity/3",
+    "TCloseness/4",
+    "TCloseness/6",
+    "Combinations/k5+th",
+]
+
+
+@pytest.fixture(scope="module")
+def subset() -> pa.Table:
+    path = Path(ADULT) / "adult_subset.csv"
+    if not path.exists():
+        pytest.skip(f"ARX's Adult subset not found at {path}")
+    return pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=";"))
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, marks=pytest.mark.xfail(reason=OPEN[c.id], strict=True))
+        if c.id in OPEN
+        else c
+        for c in CASES
+        if c.node is not None
+    ],
+    ids=lambda c: c.id,
+)
+def test_arx_optimum_scores_as_arx_says(
+    case: Case, adult: pa.Table, subset: pa.Table, adult_hierarchies: dict[str, Hierarchy]
+) -> None:
+    assert case.node is not None
+    result = lattice_for(case, adult, subset, adult_hierarchies).evaluate(case.node)
+    assert result.passes
+    assert result.score == pytest.approx(case.score, rel=1e-9)
+
+
+@pytest.mark.parametrize("case_id", SEARCHED)
+def test_search_finds_arx_optimum(
+    case_id: str, adult: pa.Table, subset: pa.Table, adult_hierarchies: dict[str, Hierarchy]
+) -> None:
+    case = BY_ID[case_id]
+    node, score = run_case(case, adult, subset, adult_hierarchies)
+    assert matches(case, node, score), (node, score)
