@@ -33,8 +33,6 @@ OPEN = {
     # Pitman (and Dankar, which picks Pitman here): ARX's node fails here
     "RiskBased/2": "Pitman estimate differs from ARX's at this node",
     "RiskBased/4": "Pitman estimate differs from ARX's at this node",
-    # loss: ARX breaks ties among equal-size classes by each class's loss first
-    "RiskBased/3": "ARX's loss-based tie order of suppressed classes not reproduced",
 }
 SEARCHED = [
     "KAnonymity/2",

@@ -351,7 +351,34 @@ class Lattice:
         population = self._population(snap) if self.needs_population else None
         stats = ClassStats(snap.sizes, snap.hists, self._overall, self._values, population)
         levels = tuple(int(v) for v in snap.levels)
-        return stats, self._kept(stats, self.models, levels, snap.first)
+        order = None
+        if snap.first is not None:
+            loss = self._class_loss(snap) if self.metric == "loss" else None
+            order = (snap.first,) if loss is None else (snap.first, loss)
+        return stats, self._kept(stats, self.models, levels, order)
+
+    def _class_loss(self, snap: _Snapshot) -> np.ndarray:
+        """Each class's loss as ARX's ``MetricMDNMLoss`` prices one class (|E| times the
+        share of the domain its value covers, per QI, then the aggregate): ARX orders
+        equal-size classes by it, lowest first, before suppressing them for a risk model."""
+        assert self.costs is not None
+        sizes = snap.sizes.astype(np.float64)
+        values = [
+            sizes * (1.0 - self.costs.gaps[i][int(level)][snap.column(i)])
+            for i, level in enumerate(snap.levels)
+        ]
+        agg = self.costs.aggregate
+        if agg in ("geometric_mean", "rank"):
+            out = np.ones_like(sizes)
+            for v in values:  # ARX: the product of (v + 1)^(1/d), in QI order
+                out *= (v + 1.0) ** (1.0 / len(values))
+            return out
+        if agg == "max":
+            return np.asarray(np.max(values, axis=0))
+        total = np.zeros_like(sizes)
+        for v in values:
+            total += v
+        return total / len(values) if agg == "arithmetic_mean" else total
 
     def _population(self, snap: _Snapshot) -> np.ndarray:
         """Per class, the population rows generalised into it (both sides' generalised
@@ -383,7 +410,7 @@ class Lattice:
         stats: ClassStats,
         models: Sequence[PrivacyModel],
         levels: Node,
-        first: np.ndarray | None = None,
+        order: tuple[np.ndarray, ...] | None = None,
     ) -> np.ndarray:
         """The classes ``models`` keep: every per-class model, then the table-level (risk)
         models, which suppress the smallest kept classes until they hold. At the top node
@@ -394,7 +421,7 @@ class Lattice:
         if levels != self.heights:
             for model in models:
                 if isinstance(model, AverageRisk | PopulationUniqueness):
-                    kept = model.enforce(stats.sizes, kept, first)
+                    kept = model.enforce(stats.sizes, kept, order)
         return kept
 
     def partition(self, levels: Node) -> Partition:

@@ -78,21 +78,21 @@ class _TableModel:
         return np.ones(np.asarray(stats.sizes).shape[0], dtype=bool)
 
     def enforce(
-        self, sizes: np.ndarray, kept: np.ndarray, first: np.ndarray | None = None
+        self, sizes: np.ndarray, kept: np.ndarray, order: tuple[np.ndarray, ...] | None = None
     ) -> np.ndarray:
         """``kept`` with the fewest smallest classes removed so the model holds. Among
-        classes of one size those whose ``first`` row comes first go first (ARX's order
-        for the size-proportional metrics); without ``first``, by class id."""
+        classes of one size, ``order`` decides, last key first (ARX: the class's loss for
+        the loss metric, then its first row); without it, the class id."""
         if self.fulfilled(sizes[kept]):
             return kept
         ids = np.flatnonzero(kept)
-        tie = ids if first is None else first[ids]
-        order = ids[np.lexsort((tie, sizes[ids]))]  # smallest first
+        keys = (ids,) if order is None else tuple(k[ids] for k in order)
+        ranked = ids[np.lexsort((*keys, sizes[ids]))]  # smallest first
         cut = _arx_binary_search(
-            order.shape[0], lambda c: self.fulfilled(sizes[kept & ~_first_n(sizes, order, c)])
+            ranked.shape[0], lambda c: self.fulfilled(sizes[kept & ~_first_n(sizes, ranked, c)])
         )
         out = kept.copy()
-        out[order[:cut]] = False
+        out[ranked[:cut]] = False
         return out
 
 
