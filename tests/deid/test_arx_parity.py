@@ -18,8 +18,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collabzone.techniques.deid import Hierarchy
+from collabzone.techniques.deid._risk_models import _arx_binary_search
 
 from .arx_parity_cases import CASES, Case, lattice_for, matches, run_case
 from .conftest import ADULT
@@ -80,3 +83,26 @@ def test_search_finds_arx_optimum(
     case = BY_ID[case_id]
     node, score = run_case(case, adult, subset, adult_hierarchies)
     assert matches(case, node, score), (node, score)
+
+
+@given(st.integers(1, 300), st.data())
+def test_arx_binary_walk_finds_the_smallest_prefix_of_a_monotone_condition(
+    length: int, data: st.DataObject
+) -> None:
+    threshold = data.draw(st.integers(1, length))
+    calls: list[int] = []
+
+    def fulfilled(cut: int) -> bool:
+        calls.append(cut)
+        return cut >= threshold
+
+    assert _arx_binary_search(length, fulfilled) == threshold
+    assert len(calls) <= 2 * length.bit_length() + 2  # a binary search, not a scan
+
+
+def test_arx_binary_walk_follows_a_non_monotone_condition_as_arx() -> None:
+    # holds only for 3..5 suppressed classes out of 16 (an estimator that stops converging):
+    # ARX's walk tries 8 (fails), 12, 14, 15, 16 (all fail): every class is suppressed
+    assert _arx_binary_search(16, lambda cut: 3 <= cut <= 5) == 16
+    # holds for 6..9: the walk tries 8 (holds), 4 (fails), 6 (holds), 5 (fails) -> 6
+    assert _arx_binary_search(16, lambda cut: 6 <= cut <= 9) == 6
