@@ -106,3 +106,23 @@ def test_arx_binary_walk_follows_a_non_monotone_condition_as_arx() -> None:
     assert _arx_binary_search(16, lambda cut: 3 <= cut <= 5) == 16
     # holds for 6..9: the walk tries 8 (holds), 4 (fails), 6 (holds), 5 (fails) -> 6
     assert _arx_binary_search(16, lambda cut: 6 <= cut <= 9) == 6
+
+
+def test_delta_presence_refuses_a_node_that_shows_someone_absent() -> None:
+    """The attack: the population is public; a generalised class with no table rows tells
+    the attacker that everyone in it is absent from the table (delta 0). With delta_min >
+    0 no suppression can hide that, so the node must fail (ARX: HashGroupify); a k or l
+    model makes the empty class fail its size instead and ARX lets it pass."""
+    from collabzone.techniques.deid import DeltaPresence, KAnonymity, Lattice, encode, flat
+    from collabzone.techniques.deid._encode import with_population
+
+    h = flat("city", ["A", "B"])
+    table = pa.table({"city": ["A", "A"]})
+    population = pa.table({"city": ["A"] * 10 + ["B"] * 10})
+    enc = with_population(encode(table, ["city"], {"city": h}), population)
+    at_leaves = Lattice(enc, [DeltaPresence(0.1, 0.5)], 0.0, "loss").evaluate((0,))
+    assert not at_leaves.passes  # B's ten people are visibly absent
+    assert Lattice(enc, [DeltaPresence(0.05, 0.5)], 0.0, "loss").evaluate((1,)).passes
+    assert Lattice(enc, [DeltaPresence(0.0, 0.5)], 0.0, "loss").evaluate((0,)).passes
+    sized = Lattice(enc, [KAnonymity(2), DeltaPresence(0.1, 0.5)], 0.0, "loss")
+    assert sized.evaluate((0,)).passes

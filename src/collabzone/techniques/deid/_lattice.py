@@ -34,7 +34,7 @@ from collabzone.techniques.deid._models import (
     PrivacyModel,
     RecursiveCLDiversity,
 )
-from collabzone.techniques.deid._risk_models import AverageRisk, PopulationUniqueness
+from collabzone.techniques.deid._risk_models import AverageRisk, DeltaPresence, PopulationUniqueness
 
 Node = tuple[int, ...]
 _MAX_KEY = 2**62
@@ -212,6 +212,12 @@ class Lattice:
             np.clip(_CACHE_BYTES // (8 * max(encoded.groups.shape[0], 1)), 4, _HALVES)
         )
         self.min_class_size = _min_class_size(self.models)
+        self._sized = any(
+            isinstance(
+                m, KAnonymity | DistinctLDiversity | EntropyLDiversity | RecursiveCLDiversity
+            )
+            for m in self.models
+        )
         self._cache: dict[Node, NodeResult] = {}
         self.checked = 0
 
@@ -348,8 +354,10 @@ class Lattice:
                 self._snaps[oldest] = _FREE
 
     def _stats(self, snap: _Snapshot) -> tuple[ClassStats, np.ndarray]:
-        population = self._population(snap) if self.needs_population else None
-        stats = ClassStats(snap.sizes, snap.hists, self._overall, self._values, population)
+        population, unmatched = self._population(snap) if self.needs_population else (None, 0)
+        stats = ClassStats(
+            snap.sizes, snap.hists, self._overall, self._values, population, unmatched
+        )
         levels = tuple(int(v) for v in snap.levels)
         order = None
         if snap.first is not None:
@@ -380,9 +388,9 @@ class Lattice:
             total += v
         return total / len(values) if agg == "arithmetic_mean" else total
 
-    def _population(self, snap: _Snapshot) -> np.ndarray:
+    def _population(self, snap: _Snapshot) -> tuple[np.ndarray, int]:
         """Per class, the population rows generalised into it (both sides' generalised
-        codes hashed into one id space)."""
+        codes hashed into one id space), and the population rows in no class."""
         pop, pop_w = self.encoded.population_groups, self.encoded.population_weights
         if pop is None or pop_w is None:
             raise InvalidInputError(
@@ -398,12 +406,15 @@ class Lattice:
         ids = row_groups(columns, radices)
         counts = np.bincount(ids[n_classes:], weights=pop_w, minlength=int(ids.max()) + 1)
         out = counts[ids[:n_classes]].astype(np.int64)
+        matched = np.zeros(counts.shape[0], dtype=bool)
+        matched[ids[:n_classes]] = True
+        unmatched = int(pop_w[~matched[ids[n_classes:]]].sum())
         if (out < snap.sizes).any():
             raise InvalidInputError(
                 "the population table must contain every row of the table (the table is a "
                 "sample of it): some class has more rows in the table than in the population"
             )
-        return np.asarray(out)
+        return np.asarray(out), unmatched
 
     def _kept(
         self,
@@ -472,7 +483,7 @@ class Lattice:
                 rank, bound = rank_key(values), -np.inf
         result = NodeResult(
             levels=levels,
-            passes=suppressed <= self.limit_rows,
+            passes=suppressed <= self.limit_rows and not self._absent(stats),
             passes_monotone=mono_ok,
             suppressed_rows=suppressed,
             classes=int(kept.sum()),
@@ -483,6 +494,16 @@ class Lattice:
         )
         self._cache[levels] = result
         return result
+
+    def _absent(self, stats: ClassStats) -> bool:
+        """Delta-presence with delta_min > 0 and population rows in no class: whoever is in
+        those is known to be absent from the table (delta 0 < delta_min), and suppression
+        cannot remove rows that are not there, so the node fails. As in ARX
+        (``HashGroupify``), only when no model sets a minimal class size (k, l): ARX then
+        counts such an empty class as failing that size instead, which it may suppress."""
+        if stats.population_unmatched == 0 or self._sized:
+            return False
+        return any(isinstance(m, DeltaPresence) and m.delta_min > 0 for m in self.models)
 
 
 def _first(parts: np.ndarray | None, to_class: np.ndarray, n_classes: int) -> np.ndarray | None:
