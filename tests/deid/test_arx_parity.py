@@ -5,10 +5,9 @@ exactly ARX's score (cheap: one node); and, for a representative subset, our sea
 ARX's node with ARX's score. ``benchmarks/deid_arx_parity.py`` runs the search on every
 case and prints the match count.
 
-Known, explained differences (asserted as such, so a change is noticed):
-- Grassberger entropy-l-diversity: ARX declares it monotone under generalisation and
-  prunes with that assumption; the engine does not (no proof for Grassberger's estimate)
-  and finds passing nodes with a lower score than ARX's reported optimum.
+Known differences (strict xfail in ``OPEN``, so a fix is noticed; docs/deid.md "Parity
+with ARX"): Grassberger entropy-l with suppression (ARX prunes as if it were monotone, and
+scores its node higher), and Pitman where our Newton-Raphson finds no root and ARX's does.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from .arx_parity_cases import CASES, Case, lattice_for, matches, run_case
 from .conftest import ADULT
 
 BY_ID = {c.id: c for c in CASES}
-NOT_OPTIMAL_IN_ARX = {"EntropyLDiversity/0", "EntropyLDiversity/3"}
 OPEN = {
     # Grassberger with 4-5 % suppression: ARX's node passes here but scores ~0.5 % lower
     "EntropyLDiversity/0": "suppressed rows differ from ARX's under Grassberger",
