@@ -34,7 +34,7 @@ from collabzone.techniques.deid._models import (
     PrivacyModel,
     RecursiveCLDiversity,
 )
-from collabzone.techniques.deid._risk_models import AverageRisk, PopulationUniqueness
+from collabzone.techniques.deid._risk_models import AverageRisk, DeltaPresence, PopulationUniqueness
 
 Node = tuple[int, ...]
 _MAX_KEY = 2**62
@@ -100,6 +100,10 @@ class _Snapshot:
     ) -> None:
         self.levels, self.sizes, self.hists = levels, sizes, hists
         self._row_class, self._row_codes = row_class, row_codes
+        self.first: np.ndarray | None = None
+        """Each class's first input row (ARX's representative: ties in the order risk
+        models suppress classes go to the class that appears first); only kept when a
+        table-level risk model needs it."""
         self._member: np.ndarray | None = None
         self._columns: dict[int, np.ndarray] = {}
 
@@ -166,6 +170,11 @@ class Lattice:
         )
         self.all_monotone = len(self.monotone) == len(self.models)
         self.needs_population = any(getattr(m, "needs_population", False) for m in self.models)
+        self._group_first: np.ndarray | None = None
+        if any(isinstance(m, AverageRisk | PopulationUniqueness) for m in self.models):
+            rows = encoded.row_group.shape[0]
+            self._group_first = np.full(encoded.groups.shape[0], rows, dtype=np.int64)
+            np.minimum.at(self._group_first, encoded.row_group, np.arange(rows, dtype=np.int64))
         d = len(encoded.qis)
         # generalised code of every distinct row at every level; int32 halves the largest
         # array of the search (codes are hierarchy indices, far below 2**31)
@@ -203,6 +212,12 @@ class Lattice:
             np.clip(_CACHE_BYTES // (8 * max(encoded.groups.shape[0], 1)), 4, _HALVES)
         )
         self.min_class_size = _min_class_size(self.models)
+        self._sized = any(
+            isinstance(
+                m, KAnonymity | DistinctLDiversity | EntropyLDiversity | RecursiveCLDiversity
+            )
+            for m in self.models
+        )
         self._cache: dict[Node, NodeResult] = {}
         self.checked = 0
 
@@ -272,7 +287,9 @@ class Lattice:
         for name, (sens, m) in self.sens.items():
             flat = np.bincount(group_class * m + sens, weights=w, minlength=n_classes * m)
             hists[name] = flat.reshape(n_classes, m)
-        return _Snapshot(np.array(levels), sizes, hists, group_class, codes), group_class
+        snap = _Snapshot(np.array(levels), sizes, hists, group_class, codes)
+        snap.first = _first(self._group_first, group_class, n_classes)
+        return snap, group_class
 
     def _from_snapshot(self, snap: _Snapshot, levels: Node) -> _Snapshot:
         codes = [
@@ -289,7 +306,9 @@ class Lattice:
             )
             for name, h in snap.hists.items()
         }
-        return _Snapshot(np.array(levels), sizes, hists, cls, codes)
+        out = _Snapshot(np.array(levels), sizes, hists, cls, codes)
+        out.first = _first(snap.first, cls, n_classes)
+        return out
 
     def _snapshot(self, levels: Node) -> _Snapshot:
         """The classes of ``levels``, rolled up from the smallest cached finer node."""
@@ -335,13 +354,43 @@ class Lattice:
                 self._snaps[oldest] = _FREE
 
     def _stats(self, snap: _Snapshot) -> tuple[ClassStats, np.ndarray]:
-        population = self._population(snap) if self.needs_population else None
-        stats = ClassStats(snap.sizes, snap.hists, self._overall, self._values, population)
-        return stats, self._kept(stats, self.models, tuple(int(v) for v in snap.levels))
+        population, unmatched = self._population(snap) if self.needs_population else (None, 0)
+        stats = ClassStats(
+            snap.sizes, snap.hists, self._overall, self._values, population, unmatched
+        )
+        levels = tuple(int(v) for v in snap.levels)
+        order = None
+        if snap.first is not None:
+            loss = self._class_loss(snap) if self.metric == "loss" else None
+            order = (snap.first,) if loss is None else (snap.first, loss)
+        return stats, self._kept(stats, self.models, levels, order)
 
-    def _population(self, snap: _Snapshot) -> np.ndarray:
+    def _class_loss(self, snap: _Snapshot) -> np.ndarray:
+        """Each class's loss as ARX's ``MetricMDNMLoss`` prices one class (|E| times the
+        share of the domain its value covers, per QI, then the aggregate): ARX orders
+        equal-size classes by it, lowest first, before suppressing them for a risk model."""
+        assert self.costs is not None
+        sizes = snap.sizes.astype(np.float64)
+        values = [
+            sizes * (1.0 - self.costs.gaps[i][int(level)][snap.column(i)])
+            for i, level in enumerate(snap.levels)
+        ]
+        agg = self.costs.aggregate
+        if agg in ("geometric_mean", "rank"):
+            out = np.ones_like(sizes)
+            for v in values:  # ARX: the product of (v + 1)^(1/d), in QI order
+                out *= (v + 1.0) ** (1.0 / len(values))
+            return out
+        if agg == "max":
+            return np.asarray(np.max(values, axis=0))
+        total = np.zeros_like(sizes)
+        for v in values:
+            total += v
+        return total / len(values) if agg == "arithmetic_mean" else total
+
+    def _population(self, snap: _Snapshot) -> tuple[np.ndarray, int]:
         """Per class, the population rows generalised into it (both sides' generalised
-        codes hashed into one id space)."""
+        codes hashed into one id space), and the population rows in no class."""
         pop, pop_w = self.encoded.population_groups, self.encoded.population_weights
         if pop is None or pop_w is None:
             raise InvalidInputError(
@@ -357,14 +406,23 @@ class Lattice:
         ids = row_groups(columns, radices)
         counts = np.bincount(ids[n_classes:], weights=pop_w, minlength=int(ids.max()) + 1)
         out = counts[ids[:n_classes]].astype(np.int64)
+        matched = np.zeros(counts.shape[0], dtype=bool)
+        matched[ids[:n_classes]] = True
+        unmatched = int(pop_w[~matched[ids[n_classes:]]].sum())
         if (out < snap.sizes).any():
             raise InvalidInputError(
                 "the population table must contain every row of the table (the table is a "
                 "sample of it): some class has more rows in the table than in the population"
             )
-        return np.asarray(out)
+        return np.asarray(out), unmatched
 
-    def _kept(self, stats: ClassStats, models: Sequence[PrivacyModel], levels: Node) -> np.ndarray:
+    def _kept(
+        self,
+        stats: ClassStats,
+        models: Sequence[PrivacyModel],
+        levels: Node,
+        order: tuple[np.ndarray, ...] | None = None,
+    ) -> np.ndarray:
         """The classes ``models`` keep: every per-class model, then the table-level (risk)
         models, which suppress the smallest kept classes until they hold. At the top node
         every class is fully generalised and ARX leaves it out of the risk distribution."""
@@ -374,7 +432,7 @@ class Lattice:
         if levels != self.heights:
             for model in models:
                 if isinstance(model, AverageRisk | PopulationUniqueness):
-                    kept = model.enforce(stats.sizes, kept)
+                    kept = model.enforce(stats.sizes, kept, order)
         return kept
 
     def partition(self, levels: Node) -> Partition:
@@ -425,7 +483,7 @@ class Lattice:
                 rank, bound = rank_key(values), -np.inf
         result = NodeResult(
             levels=levels,
-            passes=suppressed <= self.limit_rows,
+            passes=suppressed <= self.limit_rows and not self._absent(stats),
             passes_monotone=mono_ok,
             suppressed_rows=suppressed,
             classes=int(kept.sum()),
@@ -436,6 +494,25 @@ class Lattice:
         )
         self._cache[levels] = result
         return result
+
+    def _absent(self, stats: ClassStats) -> bool:
+        """Delta-presence with delta_min > 0 and population rows in no class: whoever is in
+        those is known to be absent from the table (delta 0 < delta_min), and suppression
+        cannot remove rows that are not there, so the node fails. As in ARX
+        (``HashGroupify``), only when no model sets a minimal class size (k, l): ARX then
+        counts such an empty class as failing that size instead, which it may suppress."""
+        if stats.population_unmatched == 0 or self._sized:
+            return False
+        return any(isinstance(m, DeltaPresence) and m.delta_min > 0 for m in self.models)
+
+
+def _first(parts: np.ndarray | None, to_class: np.ndarray, n_classes: int) -> np.ndarray | None:
+    """The first input row of each class, from the first rows of the parts it merges."""
+    if parts is None:
+        return None
+    out = np.full(n_classes, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(out, to_class, parts)
+    return out
 
 
 def _min_class_size(models: Sequence[PrivacyModel]) -> int:

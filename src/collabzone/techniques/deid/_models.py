@@ -47,6 +47,9 @@ class ClassStats:
     """Per sensitive attribute: the values the histogram columns stand for."""
     population: np.ndarray | None = None
     """Per class: its rows in the population table (k-map, delta-presence), if given."""
+    population_unmatched: int = 0
+    """Population rows that fall in no class of the table (delta-presence with a positive
+    delta_min fails then: those people are visibly absent, delta 0, as in ARX)."""
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,11 @@ def pitman(histogram: Mapping[int, int], n: float, population: float) -> float:
     if fitted is None:
         return math.nan
     t, a = fitted
-    value = math.exp(special.gammaln(t + 1) - special.gammaln(t + a)) * population**a
-    return value if 0 <= value <= population else math.nan
+    # in logs: with a large alpha, N^alpha alone overflows a float
+    log_value = float(special.gammaln(t + 1) - special.gammaln(t + a)) + a * math.log(population)
+    if not math.isfinite(log_value) or log_value > math.log(population):
+        return math.nan
+    return math.exp(log_value)
 
 
 def pitman_parameters(histogram: Mapping[int, int], n: float) -> tuple[float, float] | None:
@@ -154,13 +157,25 @@ def snb(histogram: Mapping[int, int], n: float, population: float) -> float:
         second = k * a * b**a * f * f * (1 - b) / 2 * (1 - d) ** (a + 2) * (2 - (1 - a) * d) - c2
         return np.array([first, second])
 
-    for start in ((1.0, 0.5), (0.5, 0.1), (2.0, 0.9), (0.1, 0.01), (5.0, 0.5)):
-        with np.errstate(all="ignore"):
-            sol = optimize.root(objective, np.array(start), method="hybr")
-        a, b = (float(v) for v in sol.x)
-        if sol.success and a > 0 and 0 < b < 1 and np.abs(objective(sol.x)).max() < 1e-6 * c1:
-            return float(k * b**a)
+    # ARX's solver: the start values {0, .33, .66, .99}^2 in turn (alpha outer), the first
+    # root whose equations hold to ARX's accuracy 1e-6 wins; no bounds on alpha and beta
+    # beyond a finite estimate (ARX takes k * beta^alpha as it comes)
+    for a0 in ARX_STARTS:
+        for b0 in ARX_STARTS:
+            with np.errstate(all="ignore"):
+                sol = optimize.root(objective, np.array([a0, b0]), method="hybr")
+                residual = objective(sol.x)
+                a, b = (np.float64(v) for v in sol.x)
+                value = float(k * b**a)
+            if np.all(np.abs(residual) <= ARX_ACCURACY) and math.isfinite(value):
+                return value
     return math.nan
+
+
+ARX_STARTS = (0.0, 0.33, 0.66, 0.99)
+"""ARX's default solver start values per parameter (``ARXSolverConfiguration``)."""
+ARX_ACCURACY = 1e-6
+"""ARX's default solver accuracy: both equations' residuals at most this."""
 
 
 def population_uniques(

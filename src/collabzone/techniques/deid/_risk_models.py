@@ -28,6 +28,7 @@ exceeded. :meth:`enforce` does the same on a node's kept classes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -76,24 +77,54 @@ class _TableModel:
     def passes(self, stats: Stats) -> np.ndarray:
         return np.ones(np.asarray(stats.sizes).shape[0], dtype=bool)
 
-    def enforce(self, sizes: np.ndarray, kept: np.ndarray) -> np.ndarray:
-        """``kept`` with the fewest smallest classes removed so the model holds."""
+    def enforce(
+        self, sizes: np.ndarray, kept: np.ndarray, order: tuple[np.ndarray, ...] | None = None
+    ) -> np.ndarray:
+        """``kept`` with the fewest smallest classes removed so the model holds. Among
+        classes of one size, ``order`` decides, last key first (ARX: the class's loss for
+        the loss metric, then its first row); without it, the class id."""
         if self.fulfilled(sizes[kept]):
             return kept
         ids = np.flatnonzero(kept)
-        order = ids[np.argsort(sizes[ids], kind="stable")]  # smallest first, ties by id
-        lo, hi = 1, order.shape[0]  # suppressing everything always holds
-        while lo < hi:
-            mid = (lo + hi) // 2
-            rest = np.ones(sizes.shape[0], dtype=bool)
-            rest[order[:mid]] = False
-            if self.fulfilled(sizes[kept & rest]):
-                hi = mid
-            else:
-                lo = mid + 1
+        keys = (ids,) if order is None else tuple(k[ids] for k in order)
+        ranked = ids[np.lexsort((*keys, sizes[ids]))]  # smallest first
+        cut = _arx_binary_search(
+            ranked.shape[0], lambda c: self.fulfilled(sizes[kept & ~_first_n(sizes, ranked, c)])
+        )
         out = kept.copy()
-        out[order[:lo]] = False
+        out[ranked[:cut]] = False
         return out
+
+
+def _first_n(sizes: np.ndarray, order: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(sizes.shape[0], dtype=bool)
+    out[order[:n]] = True
+    return out
+
+
+def _arx_binary_search(length: int, fulfilled: Callable[[int], bool]) -> int:
+    """How many of the ``length`` ordered classes to suppress, found the way ARX's
+    ``suppressWhileNotFulfilledBinary`` does (Java integer midpoints, a last check of one
+    more class). For a monotone condition this is the smallest prefix that holds; the
+    estimators of population uniqueness are not monotone (they can fail to converge for
+    some prefixes), so the same walk is followed to land where ARX lands."""
+    low, high = 0, length - 1
+    mid = int((low + high) / 2)  # Java's division truncates towards zero
+    cut = mid + 1
+    state = False
+    while low <= high:
+        state = fulfilled(cut)
+        if state:
+            high = mid - 1
+            mid = int((low + high) / 2)
+            cut = min(cut, mid + 1)
+        else:
+            low = mid + 1
+            mid = int((low + high) / 2)
+            cut = max(cut, mid + 1)
+    if not fulfilled(cut) and mid + 1 < length and cut == mid + 1:
+        cut += 1
+    return cut
 
 
 @dataclass(frozen=True)
