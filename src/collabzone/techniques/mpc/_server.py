@@ -1,0 +1,63 @@
+"""A compute server's side of a report: check, compute in MPyC, hand out output shares.
+
+Run as its own process, one per server (``collabzone mpc server`` starts it)::
+
+    python -m collabzone.techniques.mpc._process --store DIR --report report.json \\
+        --shares-to share.json -P host0:port0 -P host1:port1 -P host2:port2 -I <index> [--ssl]
+
+``-P``/``-I``/``--ssl`` are MPyC's own options (its runtime reads them when imported; the
+rest of the command line is this module's). Each server checks the report against the
+holdings it has before joining the computation, so a refused report never starts; the
+shares it writes to ``--shares-to`` are its fresh share of each output, which only the
+recipient, holding ``threshold + 1`` of them, can open.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collabzone.errors import InvalidInputError
+from collabzone.techniques.mpc._reports import ReportSpec, compute, enforce
+from collabzone.techniques.mpc._store import ShareStore
+
+
+async def _run(mpc: Any, store: ShareStore, spec: ReportSpec) -> dict[str, Any]:
+    from collabzone.techniques.mpc._shares import secfxp_type
+
+    holdings = store.holdings()
+    enforce(spec, holdings)
+    first = holdings[spec.datasets[0]]
+    index, servers = int(first.extra["index"]), int(first.extra["servers"])
+    if (index, servers) != (mpc.pid, len(mpc.parties)):
+        raise InvalidInputError(
+            f"this store holds share {index} of {servers}, but MPyC runs as party "
+            f"{mpc.pid} of {len(mpc.parties)}: start it with -I {index} and {servers} -P options"
+        )
+    secfxp = secfxp_type()
+    wanted = [*spec.columns, *([spec.bound] if spec.bound else [])]
+    columns: dict[str, list[Any]] = {c: [] for c in wanted}
+    for name in spec.datasets:
+        for column, values in store.shares(name, wanted).items():
+            columns[column].extend(secfxp(secfxp.field(v)) for v in values)
+    rows = sum(holdings[n].rows for n in spec.datasets)
+    await mpc.start()
+    try:
+        outputs = compute(mpc, spec, columns, rows)
+        fresh = mpc._reshare(outputs)  # a new random sharing: shares reveal only the outputs
+        elements = await mpc.gather(fresh)
+    finally:
+        await mpc.shutdown()
+    return {
+        "server": index,
+        "threshold": int(first.extra["threshold"]),
+        "report": spec.to_json(),
+        "rows": rows,
+        "bounds": {c: list(first.bounds[c]) for c in wanted},
+        "shares": [str(int(e.value)) for e in elements],
+    }
+
+
+def run_report(mpc: Any, store: ShareStore, spec: ReportSpec) -> dict[str, Any]:
+    """This server's output shares of ``spec`` (runs MPyC's event loop to completion)."""
+    result: dict[str, Any] = mpc.run(_run(mpc, store, spec))
+    return result

@@ -1,0 +1,78 @@
+"""End to end: three real MPyC server processes on 127.0.0.1 ports (one test, ~10-20 s).
+
+The only multi-process test of the package: the servers each hold one share of Adult's
+columns, run the report over TCP between themselves, and write their output shares; the
+recipient opens them and gets what numpy computes on the plain data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collabzone.techniques.mpc import ReportSpec, open_report
+
+from .conftest import make_stores
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@pytest.mark.slow
+def test_three_server_processes_compute_what_numpy_computes(tmp_path: Path, master_key: str) -> None:
+    stores, data = make_stores(tmp_path, master_key, servers=3, threshold=1, rows=300)
+    spec = ReportSpec("correlation", ("adult",), ("age", "education_num", "hours"), "ministry")
+    mean_spec = ReportSpec("mean", ("adult",), ("age", "hours"), "ministry")
+    ports = _free_ports(3)
+    env = {**os.environ, "COLLABZONE_MASTER_KEY": master_key, "PYTHONPATH": os.pathsep.join(sys.path)}
+    results = []
+    for number, report in enumerate((spec, mean_spec)):
+        (tmp_path / f"report{number}.json").write_text(json.dumps(report.to_json()))
+        procs = []
+        for index, store in enumerate(stores):
+            command = [
+                sys.executable, "-m", "collabzone.techniques.mpc._process",
+                "--store", str(store.root), "--report", str(tmp_path / f"report{number}.json"),
+                "--shares-to", str(tmp_path / f"out{number}-{index}.json"),
+                *(arg for port in ports for arg in ("-P", f"127.0.0.1:{port}")), "-I", str(index),
+            ]
+            procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        try:
+            for proc in procs:
+                out, _ = proc.communicate(timeout=120)
+                assert proc.returncode == 0, out.decode()[-2000:]
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+        outputs = [json.loads((tmp_path / f"out{number}-{i}.json").read_text()) for i in range(3)]
+        # a single server's output share is not the result; any two open it
+        results.append((outputs, open_report(outputs[:2], "ministry"), open_report(outputs[1:], "ministry")))
+        ports = _free_ports(3)
+
+    (outputs, first, again) = results[0]
+    expected = np.corrcoef(np.vstack([data["age"], data["education_num"], data["hours"]]))
+    assert np.allclose(first["result"]["matrix"], expected, atol=1e-4)
+    assert np.allclose(again["result"]["matrix"], expected, atol=1e-4)
+    (outputs, means, _) = results[1]
+    assert means["result"]["age"] == pytest.approx(data["age"].mean(), abs=1e-6)
+    assert means["result"]["hours"] == pytest.approx(data["hours"].mean(), abs=1e-6)
+    for doc in outputs:  # what each server saw and wrote: shares, never the means
+        seen = [float(s) for s in doc["shares"]]
+        assert all(abs(s - data["age"].mean() * 2**32) > 1e6 for s in seen)
