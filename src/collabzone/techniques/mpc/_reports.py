@@ -172,7 +172,9 @@ def compute(mpc: Any, spec: ReportSpec, columns: Mapping[str, Sequence[Any]], ro
     elif spec.report == "sum":
         outs = [mpc.sum(list(columns[c])) + noise() for c in spec.columns]
     elif spec.report == "mean":
-        outs = [(mpc.sum(list(columns[c])) + noise()) * (1 / n) for c in spec.columns]
+        # the sum, divided by the public row count at the recipient: exact, where
+        # multiplying by 1/n in 32 fractional bits would round the reciprocal
+        outs = [mpc.sum(list(columns[c])) + noise() for c in spec.columns]
     elif spec.report == "variance":
         outs = []
         for c in spec.columns:
@@ -217,7 +219,8 @@ def interpret(spec: ReportSpec, values: Sequence[float], holding: Holding) -> di
     if spec.report == "sum":
         return {c: scale(c)[0] * holding.rows + scale(c)[1] * v for c, v in zip(cols, values, strict=True)}
     if spec.report == "mean":
-        return {c: scale(c)[0] + scale(c)[1] * v for c, v in zip(cols, values, strict=True)}
+        n = holding.rows
+        return {c: scale(c)[0] + scale(c)[1] * v / n for c, v in zip(cols, values, strict=True)}
     if spec.report == "variance":
         return {c: scale(c)[1] ** 2 * v for c, v in zip(cols, values, strict=True)}
     if spec.report == "correlation":
