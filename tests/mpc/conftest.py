@@ -28,13 +28,26 @@ def master_key() -> str:
 
 
 def make_stores(
-    root: Path, master_key: str, servers: int, threshold: int, *, rows: int = 400, min_group_size: int = 10
+    root: Path,
+    master_key: str,
+    servers: int,
+    threshold: int,
+    *,
+    rows: int = 400,
+    min_group_size: int = 10,
 ) -> tuple[list[ShareStore], dict[str, np.ndarray]]:
     """``servers`` stores, each holding its shares of Adult's numeric columns."""
     data = adult_columns(rows)
     packages = split_upload(
-        "adult", "census", data, BOUNDS, reports=list(REPORTS), recipients=["ministry"],
-        min_group_size=min_group_size, servers=servers, threshold=threshold,
+        "adult",
+        "census",
+        data,
+        BOUNDS,
+        reports=list(REPORTS),
+        recipients=["ministry"],
+        min_group_size=min_group_size,
+        servers=servers,
+        threshold=threshold,
     )
     stores = []
     for index, package in enumerate(packages):

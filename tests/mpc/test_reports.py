@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ def single(tmp_path: Path, master_key: str) -> tuple[ShareStore, dict[str, np.nd
     return stores[0], data
 
 
-def _open(store: ShareStore, spec: ReportSpec) -> dict[str, object]:
+def _open(store: ShareStore, spec: ReportSpec) -> dict[str, Any]:
     return open_report([run_report(runtime(), store, spec)], spec.recipient)["result"]  # type: ignore[no-any-return]
 
 
@@ -45,16 +46,27 @@ def test_report_over_two_providers_is_the_union(tmp_path: Path, master_key: str)
     store = ShareStore(tmp_path / "s", master_key)
     for name, part in (("a", slice(0, 120)), ("b", slice(120, 300))):
         (package,) = split_upload(
-            name, f"prov-{name}", {"age": data["age"][part]}, {"age": BOUNDS["age"]},
-            reports=["mean"], recipients=["ministry"], min_group_size=100, servers=1, threshold=0,
+            name,
+            f"prov-{name}",
+            {"age": data["age"][part]},
+            {"age": BOUNDS["age"]},
+            reports=["mean"],
+            recipients=["ministry"],
+            min_group_size=100,
+            servers=1,
+            threshold=0,
         )
         store.put(package)
     result = _open(store, ReportSpec("mean", ("a", "b"), ("age",), "ministry"))
     assert result["age"] == pytest.approx(data["age"].mean(), abs=1e-6)
 
 
-def test_group_below_minimum_is_refused_before_any_computation(tmp_path: Path, master_key: str) -> None:
-    stores, _ = make_stores(tmp_path, master_key, servers=1, threshold=0, rows=50, min_group_size=100)
+def test_group_below_minimum_is_refused_before_any_computation(
+    tmp_path: Path, master_key: str
+) -> None:
+    stores, _ = make_stores(
+        tmp_path, master_key, servers=1, threshold=0, rows=50, min_group_size=100
+    )
     with pytest.raises(PolicyRefusal) as caught:
         run_report(runtime(), stores[0], ReportSpec("mean", ("adult",), ("age",), "ministry"))
     assert [r.code for r in caught.value.reasons] == ["GROUP_TOO_SMALL"]
@@ -65,13 +77,23 @@ def test_report_the_provider_did_not_accept_or_another_recipient_is_refused(
 ) -> None:
     store = ShareStore(tmp_path / "s", master_key)
     (package,) = split_upload(
-        "d", "hospital", {"age": adult_columns(200)["age"]}, {"age": (0.0, 100.0)},
-        reports=["mean"], recipients=["ministry"], min_group_size=10, servers=1, threshold=0,
+        "d",
+        "hospital",
+        {"age": adult_columns(200)["age"]},
+        {"age": (0.0, 100.0)},
+        reports=["mean"],
+        recipients=["ministry"],
+        min_group_size=10,
+        servers=1,
+        threshold=0,
     )
     store.put(package)
     with pytest.raises(PolicyRefusal) as caught:
         run_report(runtime(), store, ReportSpec("variance", ("d",), ("age",), "insurer"))
-    assert {r.code for r in caught.value.reasons} == {"REPORT_NOT_ACCEPTED", "RECIPIENT_NOT_GRANTED"}
+    assert {r.code for r in caught.value.reasons} == {
+        "REPORT_NOT_ACCEPTED",
+        "RECIPIENT_NOT_GRANTED",
+    }
 
 
 def test_bad_specs_say_what_to_change() -> None:
@@ -82,10 +104,14 @@ def test_bad_specs_say_what_to_change() -> None:
     with pytest.raises(InvalidInputError, match="recipient"):
         ReportSpec("mean", ("d",), ("age",), "")
     with pytest.raises(InvalidInputError, match="unknown report keys"):
-        ReportSpec.from_json({"report": "mean", "datasets": ["d"], "columns": ["a"], "recipient": "r", "sql": "x"})
+        ReportSpec.from_json(
+            {"report": "mean", "datasets": ["d"], "columns": ["a"], "recipient": "r", "sql": "x"}
+        )
 
 
-def test_dp_noise_is_added_inside_mpc_and_centred(single: tuple[ShareStore, dict[str, np.ndarray]]) -> None:
+def test_dp_noise_is_added_inside_mpc_and_centred(
+    single: tuple[ShareStore, dict[str, np.ndarray]],
+) -> None:
     """Binomial noise: mean 0, variance N/4 (N secret coins); 6-sigma bounds (FP < 1e-6)."""
     from collabzone.techniques.mpc._reports import binomial_coins
 
@@ -97,3 +123,29 @@ def test_dp_noise_is_added_inside_mpc_and_centred(single: tuple[ShareStore, dict
     assert np.all(draws == np.round(draws * 2) / 2)  # half-integers: sums of coins minus N/2
     assert abs(draws.mean()) < 6 * sd / np.sqrt(len(draws))
     assert 0.3 * sd**2 < draws.var(ddof=1) < 2.5 * sd**2
+
+
+def test_lp_report_matches_scipy(tmp_path: Path, master_key: str) -> None:
+    """MPyC's secure simplex over secret constraints finds scipy's optimum."""
+    from scipy.optimize import linprog  # type: ignore[import-untyped]
+
+    rng = np.random.default_rng(11)
+    a1, a2, b = rng.uniform(1, 10, 12), rng.uniform(1, 10, 12), rng.uniform(20, 50, 12)
+    store = ShareStore(tmp_path / "s", master_key)
+    (package,) = split_upload(
+        "plants",
+        "coop",
+        {"a1": a1, "a2": a2, "b": b},
+        {"a1": (0.0, 10.0), "a2": (0.0, 10.0), "b": (0.0, 50.0)},
+        reports=["lp"],
+        recipients=["ministry"],
+        min_group_size=5,
+        servers=1,
+        threshold=0,
+    )
+    store.put(package)
+    spec = ReportSpec("lp", ("plants",), ("a1", "a2"), "ministry", objective=(3.0, 2.0), bound="b")
+    result = _open(store, spec)
+    exact = linprog([-3, -2], A_ub=np.c_[a1, a2], b_ub=b)
+    assert result["maximum"] == pytest.approx(-exact.fun, rel=1e-5)
+    assert list(result["x"].values()) == pytest.approx(list(exact.x), abs=1e-4)

@@ -49,7 +49,9 @@ def test_one_servers_shares_are_uniform_whatever_the_data(tmp_path: Path, master
     rows = 3000
     data = {"constant": np.full(rows, 42.0), "age": np.random.default_rng(3).normal(40, 10, rows)}
     bounds = {"constant": (0.0, 100.0), "age": (0.0, 100.0)}
-    packages = split_upload("d", "p", data, bounds, reports=["mean"], recipients=["r"], min_group_size=1)
+    packages = split_upload(
+        "d", "p", data, bounds, reports=["mean"], recipients=["r"], min_group_size=1
+    )
     store = ShareStore(tmp_path / "s1", master_key)
     store.put(packages[1])
     held = store.shares("d", ["constant", "age"])
@@ -65,14 +67,28 @@ def test_shares_are_sealed_at_rest(tmp_path: Path, master_key: str) -> None:
     assert first.to_bytes(16, "big") not in blob
     assert b"PAR1" not in blob  # no readable Parquet
     with pytest.raises(ConflictError):
-        stores[0].put(split_upload("adult", "x", {"age": np.ones(3)}, {"age": (0, 1)},
-                                   reports=["mean"], recipients=["r"], min_group_size=1)[0])
+        stores[0].put(
+            split_upload(
+                "adult",
+                "x",
+                {"age": np.ones(3)},
+                {"age": (0, 1)},
+                reports=["mean"],
+                recipients=["r"],
+                min_group_size=1,
+            )[0]
+        )
 
 
 def test_recipient_refuses_mixed_or_misaddressed_output_shares() -> None:
-    doc = {"server": 0, "threshold": 0, "rows": 1, "bounds": {"a": [0, 1]},
-           "report": {"report": "mean", "datasets": ["d"], "columns": ["a"], "recipient": "r"},
-           "shares": [str(encode([0.5])[0])]}
+    doc = {
+        "server": 0,
+        "threshold": 0,
+        "rows": 1,
+        "bounds": {"a": [0, 1]},
+        "report": {"report": "mean", "datasets": ["d"], "columns": ["a"], "recipient": "r"},
+        "shares": [str(encode([0.5])[0])],
+    }
     assert open_report([doc], "r")["result"] == {"a": 0.5}
     with pytest.raises(InvalidInputError, match="computed for 'r'"):
         open_report([doc], "someone-else")

@@ -34,24 +34,40 @@ def _free_ports(count: int) -> list[int]:
 
 
 @pytest.mark.slow
-def test_three_server_processes_compute_what_numpy_computes(tmp_path: Path, master_key: str) -> None:
+def test_three_server_processes_compute_what_numpy_computes(
+    tmp_path: Path, master_key: str
+) -> None:
     stores, data = make_stores(tmp_path, master_key, servers=3, threshold=1, rows=300)
     spec = ReportSpec("correlation", ("adult",), ("age", "education_num", "hours"), "ministry")
     mean_spec = ReportSpec("mean", ("adult",), ("age", "hours"), "ministry")
     ports = _free_ports(3)
-    env = {**os.environ, "COLLABZONE_MASTER_KEY": master_key, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {
+        **os.environ,
+        "COLLABZONE_MASTER_KEY": master_key,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
     results = []
     for number, report in enumerate((spec, mean_spec)):
         (tmp_path / f"report{number}.json").write_text(json.dumps(report.to_json()))
         procs = []
         for index, store in enumerate(stores):
             command = [
-                sys.executable, "-m", "collabzone.techniques.mpc._process",
-                "--store", str(store.root), "--report", str(tmp_path / f"report{number}.json"),
-                "--shares-to", str(tmp_path / f"out{number}-{index}.json"),
-                *(arg for port in ports for arg in ("-P", f"127.0.0.1:{port}")), "-I", str(index),
+                sys.executable,
+                "-m",
+                "collabzone.techniques.mpc._process",
+                "--store",
+                str(store.root),
+                "--report",
+                str(tmp_path / f"report{number}.json"),
+                "--shares-to",
+                str(tmp_path / f"out{number}-{index}.json"),
+                *(arg for port in ports for arg in ("-P", f"127.0.0.1:{port}")),
+                "-I",
+                str(index),
             ]
-            procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            )
         try:
             for proc in procs:
                 out, _ = proc.communicate(timeout=120)
@@ -63,7 +79,9 @@ def test_three_server_processes_compute_what_numpy_computes(tmp_path: Path, mast
                     proc.communicate()
         outputs = [json.loads((tmp_path / f"out{number}-{i}.json").read_text()) for i in range(3)]
         # a single server's output share is not the result; any two open it
-        results.append((outputs, open_report(outputs[:2], "ministry"), open_report(outputs[1:], "ministry")))
+        results.append(
+            (outputs, open_report(outputs[:2], "ministry"), open_report(outputs[1:], "ministry"))
+        )
         ports = _free_ports(3)
 
     (outputs, first, again) = results[0]

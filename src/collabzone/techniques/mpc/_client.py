@@ -88,11 +88,19 @@ def open_report(outputs: Sequence[Mapping[str, Any]], recipient: str) -> dict[st
         raise InvalidInputError("no output shares to open")
     first = outputs[0]
     for doc in outputs[1:]:
-        if (doc["report"], doc["rows"], doc["bounds"]) != (first["report"], first["rows"], first["bounds"]):
-            raise InvalidInputError("the output shares come from different reports: ask the servers again")
+        if (doc["report"], doc["rows"], doc["bounds"]) != (
+            first["report"],
+            first["rows"],
+            first["bounds"],
+        ):
+            raise InvalidInputError(
+                "the output shares come from different reports: ask the servers again"
+            )
     spec = ReportSpec.from_json(first["report"])
     if spec.recipient != recipient:
-        raise InvalidInputError(f"this report was computed for {spec.recipient!r}, not {recipient!r}")
+        raise InvalidInputError(
+            f"this report was computed for {spec.recipient!r}, not {recipient!r}"
+        )
     shares = {int(doc["server"]): [int(s) for s in doc["shares"]] for doc in outputs}
     values = decode(recombine(shares, int(first["threshold"])))
     holding = Holding(

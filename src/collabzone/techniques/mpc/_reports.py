@@ -60,11 +60,15 @@ class ReportSpec:
             )
         if self.epsilon is not None:
             if self.report not in DP_REPORTS:
-                raise InvalidInputError(f"DP noise is offered for {DP_REPORTS}, not {self.report!r}")
+                raise InvalidInputError(
+                    f"DP noise is offered for {DP_REPORTS}, not {self.report!r}"
+                )
             if not (self.epsilon > 0 and 0 < self.delta < 1):
                 raise InvalidInputError("DP needs epsilon > 0 and 0 < delta < 1")
         if self.report == "lp" and (len(self.objective) != len(self.columns) or not self.bound):
-            raise InvalidInputError("report 'lp' needs one objective weight per column and a bound column")
+            raise InvalidInputError(
+                "report 'lp' needs one objective weight per column and a bound column"
+            )
 
     def to_json(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
@@ -103,31 +107,49 @@ def check(spec: ReportSpec, holdings: Mapping[str, Holding]) -> list[Reason]:
             continue
         if spec.report not in held.reports:
             reasons.append(
-                Reason("REPORT_NOT_ACCEPTED", "reports",
-                       f"the provider accepted {list(held.reports)} on {name!r}, not {spec.report!r}",
-                       held.provider)
+                Reason(
+                    "REPORT_NOT_ACCEPTED",
+                    "reports",
+                    f"the provider accepted {list(held.reports)} on {name!r}, not {spec.report!r}",
+                    held.provider,
+                )
             )
         if spec.recipient not in held.recipients and "*" not in held.recipients:
             reasons.append(
-                Reason("RECIPIENT_NOT_GRANTED", "recipients",
-                       f"{spec.recipient!r} may not receive reports on {name!r}", held.provider)
+                Reason(
+                    "RECIPIENT_NOT_GRANTED",
+                    "recipients",
+                    f"{spec.recipient!r} may not receive reports on {name!r}",
+                    held.provider,
+                )
             )
-        missing = [c for c in (*spec.columns, *([spec.bound] if spec.bound else [])) if c not in held.bounds]
+        missing = [
+            c
+            for c in (*spec.columns, *([spec.bound] if spec.bound else []))
+            if c not in held.bounds
+        ]
         if missing:
-            reasons.append(Reason("UNKNOWN_COLUMN", "columns", f"{name!r} has no shared column {missing}"))
+            reasons.append(
+                Reason("UNKNOWN_COLUMN", "columns", f"{name!r} has no shared column {missing}")
+            )
         elif spec.datasets and name != spec.datasets[0]:
             first = holdings.get(spec.datasets[0])
             if first and any(first.bounds.get(c) != held.bounds[c] for c in spec.columns):
                 reasons.append(
-                    Reason("BOUNDS_DIFFER", "bounds", f"{name!r} declares other bounds for the columns")
+                    Reason(
+                        "BOUNDS_DIFFER", "bounds", f"{name!r} declares other bounds for the columns"
+                    )
                 )
     present = [holdings[n] for n in spec.datasets if n in holdings]
     rows = sum(h.rows for h in present)
     floor = max((h.min_group_size for h in present), default=0)
     if present and rows < floor:
         reasons.append(
-            Reason("GROUP_TOO_SMALL", "min_group_size",
-                   f"the report covers fewer records than the minimum group size {floor}")
+            Reason(
+                "GROUP_TOO_SMALL",
+                "min_group_size",
+                f"the report covers fewer records than the minimum group size {floor}",
+            )
         )
     return reasons
 
@@ -144,11 +166,17 @@ def binomial_coins(epsilon: float, delta: float) -> int:
     return math.ceil(64 * math.log(2 / delta) / epsilon**2)
 
 
-def compute(mpc: Any, spec: ReportSpec, columns: Mapping[str, Sequence[Any]], rows: int) -> list[Any]:
+async def compute(
+    mpc: Any,
+    spec: ReportSpec,
+    columns: Mapping[str, Sequence[Any]],
+    rows: int,
+    bounds: Mapping[str, tuple[float, float]],
+) -> list[Any]:
     """The report's secure outputs (secfxp objects), computed by every server alike.
 
     ``columns`` maps a column name to this server's secure values (normalised); nothing is
-    opened here.
+    opened here (the ``lp`` report opens one bit per simplex iteration).
     """
     secfxp = type(next(iter(columns.values()))[0]) if columns else None
     if spec.report == "count":
@@ -190,8 +218,11 @@ def compute(mpc: Any, spec: ReportSpec, columns: Mapping[str, Sequence[Any]], ro
         from mpyc.statistics import _fsqrt  # MPyC's secure fixed-point square root
 
         k = len(centred)
-        cov = {(i, j): mpc.in_prod(centred[i], centred[j]) * (1 / (n - 1))
-               for i in range(k) for j in range(i, k)}
+        cov = {
+            (i, j): mpc.in_prod(centred[i], centred[j]) * (1 / (n - 1))
+            for i in range(k)
+            for j in range(i, k)
+        }
         root = [_fsqrt(cov[i, i]) for i in range(k)]
         outs = [cov[i, j] / (root[i] * root[j]) for i in range(k) for j in range(i + 1, k)]
     elif spec.report == "regression":
@@ -200,9 +231,11 @@ def compute(mpc: Any, spec: ReportSpec, columns: Mapping[str, Sequence[Any]], ro
         model = linear_regression(list(columns[spec.columns[0]]), list(columns[spec.columns[1]]))
         outs = [model.slope, model.intercept]
     else:
-        from collabzone.techniques.mpc._simplex import maximise
+        from collabzone.techniques.mpc._simplex import maximise, scaled_objective
 
-        outs = maximise(mpc, spec, columns, rows)
+        objective = scaled_objective(spec.objective, spec.columns, spec.bound, bounds)
+        matrix = [list(r) for r in zip(*(columns[c] for c in spec.columns), strict=True)]
+        outs = await maximise(mpc, objective, matrix, list(columns[spec.bound]))
     return outs
 
 
@@ -217,7 +250,10 @@ def interpret(spec: ReportSpec, values: Sequence[float], holding: Holding) -> di
     if spec.report == "count":
         return {"count": values[0]}
     if spec.report == "sum":
-        return {c: scale(c)[0] * holding.rows + scale(c)[1] * v for c, v in zip(cols, values, strict=True)}
+        return {
+            c: scale(c)[0] * holding.rows + scale(c)[1] * v
+            for c, v in zip(cols, values, strict=True)
+        }
     if spec.report == "mean":
         n = holding.rows
         return {c: scale(c)[0] + scale(c)[1] * v / n for c, v in zip(cols, values, strict=True)}
@@ -237,4 +273,4 @@ def interpret(spec: ReportSpec, values: Sequence[float], holding: Holding) -> di
         return {"x": cols[0], "y": cols[1], "slope": slope, "intercept": intercept}
     from collabzone.techniques.mpc._simplex import read_solution
 
-    return read_solution(spec, values, holding)
+    return read_solution(spec.columns, spec.bound, values, holding.bounds)

@@ -42,7 +42,7 @@ async def _run(mpc: Any, store: ShareStore, spec: ReportSpec) -> dict[str, Any]:
     rows = sum(holdings[n].rows for n in spec.datasets)
     await mpc.start()
     try:
-        outputs = compute(mpc, spec, columns, rows)
+        outputs = await compute(mpc, spec, columns, rows, first.bounds)
         fresh = mpc._reshare(outputs)  # a new random sharing: shares reveal only the outputs
         elements = await mpc.gather(fresh)
     finally:

@@ -14,8 +14,9 @@ Values are first clipped to the column's declared bounds and mapped to ``[0, 1]`
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,14 +29,15 @@ BIT_LENGTH = 64
 
 def runtime() -> Any:
     """MPyC's runtime object ``mpc``, imported without reading this process's arguments."""
-    if "mpyc.runtime" not in sys.modules:
+    module = sys.modules.get("mpyc.runtime")
+    if module is None:
         saved = sys.argv
         sys.argv = saved[:1]
         try:
-            import mpyc.runtime
+            module = importlib.import_module("mpyc.runtime")
         finally:
             sys.argv = saved
-    return sys.modules["mpyc.runtime"].mpc
+    return module.mpc
 
 
 def secfxp_type() -> Any:
@@ -59,14 +61,15 @@ def normalise(values: np.ndarray, low: float, high: float) -> np.ndarray:
     data = np.asarray(values, dtype=float)
     if np.isnan(data).any():
         raise InvalidInputError("a column to share has missing values: drop or impute them first")
-    return (np.clip(data, low, high) - low) / (high - low)
+    scaled: np.ndarray = (np.clip(data, low, high) - low) / (high - low)
+    return scaled
 
 
 def encode(values: Sequence[float] | np.ndarray) -> list[int]:
     """Fixed-point integers (``round(v * 2**f)``) reduced into the field."""
     scale = 1 << frac_length()
     modulus = int(field().modulus)
-    return [int(round(float(v) * scale)) % modulus for v in values]
+    return [round(float(v) * scale) % modulus for v in values]
 
 
 def decode(elements: Sequence[int]) -> list[float]:
@@ -88,7 +91,7 @@ def split(values: Sequence[int], servers: int, threshold: int) -> list[list[int]
     ``threshold`` servers together learn nothing; ``threshold + 1`` reconstruct. MPyC
     multiplies shares, so it needs an honest majority: ``2 * threshold < servers``.
     """
-    if servers < 1 or not 0 <= threshold or 2 * threshold >= servers:
+    if servers < 1 or not threshold >= 0 or 2 * threshold >= servers:
         raise InvalidInputError(
             f"need 0 <= threshold and 2 * threshold < servers (got {servers=}, {threshold=})"
         )
@@ -101,7 +104,7 @@ def split(values: Sequence[int], servers: int, threshold: int) -> list[list[int]
     return [[int(s) for s in row] for row in rows]
 
 
-def recombine(shares: dict[int, Sequence[int]], threshold: int) -> list[int]:
+def recombine(shares: Mapping[int, Sequence[int]], threshold: int) -> list[int]:
     """The field elements that ``threshold + 1`` or more servers' shares open to.
 
     ``shares`` maps the server index (0-based, as MPyC numbers parties) to its shares.

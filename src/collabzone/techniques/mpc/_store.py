@@ -82,7 +82,11 @@ class ShareStore:
                 reports=tuple(doc["reports"]),
                 recipients=tuple(doc["recipients"]),
                 min_group_size=doc["min_group_size"],
-                extra={"index": doc["index"], "servers": doc["servers"], "threshold": doc["threshold"]},
+                extra={
+                    "index": doc["index"],
+                    "servers": doc["servers"],
+                    "threshold": doc["threshold"],
+                },
             )
         return out
 
@@ -96,11 +100,15 @@ class ShareStore:
         name = holding["dataset"]
         doc = self._read_holdings()
         if name in doc:
-            raise ConflictError(f"this server already holds dataset {name!r}: upload under a new name")
+            raise ConflictError(
+                f"this server already holds dataset {name!r}: upload under a new name"
+            )
         shares: Mapping[str, Sequence[int]] = package["shares"]
         lengths = {len(v) for v in shares.values()}
         if lengths != {holding["rows"]}:
-            raise InvalidInputError("the upload's share columns do not all have the declared row count")
+            raise InvalidInputError(
+                "the upload's share columns do not all have the declared row count"
+            )
         table = pa.table({c: _to_bytes(v) for c, v in shares.items()})
         file_name, _digest = self._data.write(name, 1, table)
         doc[name] = {**holding, "file": file_name}
@@ -116,4 +124,4 @@ class ShareStore:
 
     def sealed_file(self, dataset: str) -> Path:
         """The sealed file of ``dataset`` (what an attacker stealing the disk gets)."""
-        return self._data.root / self._read_holdings()[dataset]["file"]
+        return self._data.root / str(self._read_holdings()[dataset]["file"])
