@@ -11,6 +11,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("link", "collabzone.techniques.linking.cli:app"),
     ("validator", "collabzone.techniques.validator.cli:app"),
     ("query", "collabzone.techniques.sql.cli:app"),
+    ("mpc", "collabzone.techniques.mpc.cli:app"),
     ("serve", "collabzone.server.cli:app"),
     ("keys", "collabzone.cli_keys:app"),
     ("webhook", "collabzone.server.cli_webhooks:app"),

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from collabzone.errors import CollabzoneError, error_info
 from collabzone.techniques.mpc._reports import ReportSpec
 from collabzone.techniques.mpc._server import run_report
 from collabzone.techniques.mpc._store import ShareStore
@@ -27,9 +29,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", type=Path, required=True)
     parser.add_argument("--shares-to", type=Path, required=True)
     args = parser.parse_args(argv)
-    spec = ReportSpec.from_json(json.loads(args.report.read_text("utf-8")))
-    store = ShareStore(args.store, master_key_from_env())
-    doc = run_report(mpc, store, spec)
+    try:
+        spec = ReportSpec.from_json(json.loads(args.report.read_text("utf-8")))
+        store = ShareStore(args.store, master_key_from_env())
+        doc = run_report(mpc, store, spec)
+    except CollabzoneError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        raise SystemExit(error_info(error).exit_code) from None
     args.shares_to.write_text(json.dumps(doc), "utf-8")
 
 
