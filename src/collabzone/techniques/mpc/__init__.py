@@ -4,10 +4,13 @@ Providers split their values into Shamir shares on their own machines
 (:func:`split_upload`) and send one share to each compute server (:class:`ShareStore`,
 sealed at rest); the servers run predefined reports together in MPyC
 (:func:`run_report`, one process each) and hand their output shares to the recipient,
-whose client opens them (:func:`open_report`). See docs/mpc.md for the trust model.
+whose client opens them (:func:`open_report`). HE via a mediator (TenSEAL CKKS) is in
+:mod:`collabzone.techniques.mpc._he` (:class:`RecipientKeys`, :func:`encrypt`,
+:func:`aggregate`). See docs/mpc.md for the trust model.
 """
 
 from collabzone.techniques.mpc._client import open_report, split_upload
+from collabzone.techniques.mpc._he import RecipientKeys, aggregate, encrypt
 from collabzone.techniques.mpc._reports import REPORTS, Holding, ReportSpec, check, enforce
 from collabzone.techniques.mpc._server import run_report
 from collabzone.techniques.mpc._store import ShareStore
@@ -15,9 +18,12 @@ from collabzone.techniques.mpc._store import ShareStore
 __all__ = [
     "REPORTS",
     "Holding",
+    "RecipientKeys",
     "ReportSpec",
     "ShareStore",
+    "aggregate",
     "check",
+    "encrypt",
     "enforce",
     "open_report",
     "run_report",
