@@ -14,6 +14,7 @@ recipient, holding ``threshold + 1`` of them, can open.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from collabzone.errors import InvalidInputError
@@ -33,6 +34,7 @@ async def _run(mpc: Any, store: ShareStore, spec: ReportSpec) -> dict[str, Any]:
             f"this store holds share {index} of {servers}, but MPyC runs as party "
             f"{mpc.pid} of {len(mpc.parties)}: start it with -I {index} and {servers} -P options"
         )
+    started = time.perf_counter()
     secfxp = secfxp_type()
     wanted = [*spec.columns, *([spec.bound] if spec.bound else [])]
     columns: dict[str, list[Any]] = {c: [] for c in wanted}
@@ -40,13 +42,16 @@ async def _run(mpc: Any, store: ShareStore, spec: ReportSpec) -> dict[str, Any]:
         for column, values in store.shares(name, wanted).items():
             columns[column].extend(secfxp(secfxp.field(v)) for v in values)
     rows = sum(holdings[n].rows for n in spec.datasets)
+    loaded = time.perf_counter()
     await mpc.start()
+    connected = time.perf_counter()
     try:
         outputs = await compute(mpc, spec, columns, rows, first.bounds)
         fresh = mpc._reshare(outputs)  # a new random sharing: shares reveal only the outputs
         elements = await mpc.gather(fresh)
     finally:
         await mpc.shutdown()
+    done = time.perf_counter()
     return {
         "server": index,
         "threshold": int(first.extra["threshold"]),
@@ -54,6 +59,11 @@ async def _run(mpc: Any, store: ShareStore, spec: ReportSpec) -> dict[str, Any]:
         "rows": rows,
         "bounds": {c: list(first.bounds[c]) for c in wanted},
         "shares": [str(int(e.value)) for e in elements],
+        "seconds": {
+            "load": loaded - started,
+            "connect": connected - loaded,
+            "mpc": done - connected,
+        },
     }
 
 
