@@ -31,8 +31,12 @@ def split_upload(
     min_group_size: int,
     servers: int = 3,
     threshold: int = 1,
+    join_keys: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """One upload package per server: its shares of every column and the agreement.
+
+    ``join_keys`` are the rows' pseudonyms from :func:`~collabzone.techniques.mpc._join.pseudonymise`
+    (never raw ids): reports with ``join=True`` match datasets on them.
 
     Example:
         >>> import numpy as np
@@ -72,8 +76,11 @@ def split_upload(
         "servers": servers,
         "threshold": threshold,
     }
+    if join_keys is not None and len(join_keys) != holding["rows"]:
+        raise InvalidInputError("give one join key (pseudonym) per row")
+    extra = {"join_keys": list(join_keys)} if join_keys is not None else {}
     return [
-        {"holding": {**holding, "index": index}, "shares": per_server[index]}
+        {"holding": {**holding, "index": index}, "shares": per_server[index], **extra}
         for index in range(servers)
     ]
 

@@ -44,12 +44,17 @@ class ReportSpec:
     delta: float = 1e-6
     objective: tuple[float, ...] = ()
     bound: str = ""
+    join: bool = False
+    """Join the datasets on their secret-key pseudonyms (see ``_join``) instead of
+    stacking their rows; each column is then read from the dataset that has it."""
 
     def __post_init__(self) -> None:
         if self.report not in REPORTS:
             raise InvalidInputError(f"unknown report {self.report!r}; choose one of {REPORTS}")
         if not self.datasets:
             raise InvalidInputError("a report needs at least one dataset")
+        if self.join and len(self.datasets) < 2:
+            raise InvalidInputError("a join needs at least two datasets")
         if not self.recipient:
             raise InvalidInputError("a report needs a recipient (the party that opens it)")
         needed = {"count": 0, "correlation": 2, "regression": 2}.get(self.report, 1)
@@ -123,11 +128,14 @@ def check(spec: ReportSpec, holdings: Mapping[str, Holding]) -> list[Reason]:
                     held.provider,
                 )
             )
-        missing = [
-            c
-            for c in (*spec.columns, *([spec.bound] if spec.bound else []))
-            if c not in held.bounds
-        ]
+        if spec.join:
+            if not held.extra.get("join"):
+                reasons.append(
+                    Reason("NO_JOIN_KEY", "join", f"{name!r} was uploaded without join keys")
+                )
+            continue
+        wanted = (*spec.columns, *([spec.bound] if spec.bound else []))
+        missing = [c for c in wanted if c not in held.bounds]
         if missing:
             reasons.append(
                 Reason("UNKNOWN_COLUMN", "columns", f"{name!r} has no shared column {missing}")
@@ -140,8 +148,17 @@ def check(spec: ReportSpec, holdings: Mapping[str, Holding]) -> list[Reason]:
                         "BOUNDS_DIFFER", "bounds", f"{name!r} declares other bounds for the columns"
                     )
                 )
+    if spec.join:
+        for column in (*spec.columns, *([spec.bound] if spec.bound else [])):
+            owners = [n for n in spec.datasets if n in holdings and column in holdings[n].bounds]
+            if len(owners) != 1:
+                reasons.append(
+                    Reason("UNKNOWN_COLUMN", "columns",
+                           f"column {column!r} must be in exactly one joined dataset")
+                )  # fmt: skip
     present = [holdings[n] for n in spec.datasets if n in holdings]
-    rows = sum(h.rows for h in present)
+    # a join covers at most the smallest dataset; the servers re-check the matched count
+    rows = min((h.rows for h in present), default=0) if spec.join else sum(h.rows for h in present)
     floor = max((h.min_group_size for h in present), default=0)
     if present and rows < floor:
         reasons.append(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from collabzone.errors import InvalidInputError
+from collabzone.errors import InvalidInputError, PolicyRefusal, Reason
 from collabzone.techniques.mpc._reports import ReportSpec, compute, enforce
 from collabzone.techniques.mpc._store import ShareStore
 
@@ -37,16 +37,35 @@ async def _run(mpc: Any, store: ShareStore, spec: ReportSpec) -> dict[str, Any]:
     started = time.perf_counter()
     secfxp = secfxp_type()
     wanted = [*spec.columns, *([spec.bound] if spec.bound else [])]
+    bounds = {
+        c: holdings[n].bounds[c] for n in spec.datasets for c in wanted if c in holdings[n].bounds
+    }
     columns: dict[str, list[Any]] = {c: [] for c in wanted}
-    for name in spec.datasets:
-        for column, values in store.shares(name, wanted).items():
-            columns[column].extend(secfxp(secfxp.field(v)) for v in values)
-    rows = sum(holdings[n].rows for n in spec.datasets)
+    if spec.join:
+        from collabzone.techniques.mpc._join import match
+
+        rows_of = match({n: store.join_keys(n) for n in spec.datasets})
+        rows = len(rows_of[spec.datasets[0]])
+        floor = max(holdings[n].min_group_size for n in spec.datasets)
+        if rows < floor:
+            raise PolicyRefusal(
+                Reason("GROUP_TOO_SMALL", "min_group_size",
+                       f"the join matches fewer records than the minimum group size {floor}")
+            )  # fmt: skip
+        for name in spec.datasets:
+            mine = [c for c in wanted if c in holdings[name].bounds]
+            for column, values in store.shares(name, mine).items():
+                columns[column] = [secfxp(secfxp.field(values[i])) for i in rows_of[name]]
+    else:
+        for name in spec.datasets:
+            for column, values in store.shares(name, wanted).items():
+                columns[column].extend(secfxp(secfxp.field(v)) for v in values)
+        rows = sum(holdings[n].rows for n in spec.datasets)
     loaded = time.perf_counter()
     await mpc.start()
     connected = time.perf_counter()
     try:
-        outputs = await compute(mpc, spec, columns, rows, first.bounds)
+        outputs = await compute(mpc, spec, columns, rows, bounds)
         fresh = mpc._reshare(outputs)  # a new random sharing: shares reveal only the outputs
         elements = await mpc.gather(fresh)
     finally:
@@ -57,7 +76,7 @@ async def _run(mpc: Any, store: ShareStore, spec: ReportSpec) -> dict[str, Any]:
         "threshold": int(first.extra["threshold"]),
         "report": spec.to_json(),
         "rows": rows,
-        "bounds": {c: list(first.bounds[c]) for c in wanted},
+        "bounds": {c: list(bounds[c]) for c in wanted},
         "shares": [str(int(e.value)) for e in elements],
         "seconds": {
             "load": loaded - started,

@@ -28,6 +28,8 @@ from collabzone.store.data import DATA_KEY, DataStore
 from collabzone.techniques.mpc._reports import Holding
 
 SHARE_BYTES = 16
+JOIN_COLUMN = "__join__"
+OPRF_FILE = "__oprf_key__"
 
 
 def _to_bytes(values: Sequence[int]) -> pa.Array:
@@ -86,6 +88,7 @@ class ShareStore:
                     "index": doc["index"],
                     "servers": doc["servers"],
                     "threshold": doc["threshold"],
+                    "join": doc.get("join", False),
                 },
             )
         return out
@@ -110,8 +113,13 @@ class ShareStore:
                 "the upload's share columns do not all have the declared row count"
             )
         table = pa.table({c: _to_bytes(v) for c, v in shares.items()})
+        join_keys = package.get("join_keys")
+        if join_keys is not None:
+            if len(join_keys) != holding["rows"]:
+                raise InvalidInputError("the upload's join keys do not match its row count")
+            table = table.append_column(JOIN_COLUMN, pa.array(join_keys, pa.string()))
         file_name, _digest = self._data.write(name, 1, table)
-        doc[name] = {**holding, "file": file_name}
+        doc[name] = {**holding, "file": file_name, "join": join_keys is not None}
         self._write_holdings(doc)
 
     def shares(self, dataset: str, columns: Sequence[str]) -> dict[str, list[int]]:
@@ -121,6 +129,25 @@ class ShareStore:
             raise NotFoundError(f"this server holds no dataset {dataset!r}")
         table = self._data.read(dataset, 1, doc["file"])
         return {c: _from_bytes(table.column(c)) for c in columns}
+
+    def join_keys(self, dataset: str) -> list[str]:
+        """The pseudonyms of ``dataset``'s rows (threshold-OPRF outputs, never raw ids)."""
+        doc = self._read_holdings().get(dataset)
+        if doc is None or not doc.get("join"):
+            raise NotFoundError(f"this server holds no join keys for dataset {dataset!r}")
+        table = self._data.read(dataset, 1, doc["file"])
+        keys: list[str] = table.column(JOIN_COLUMN).to_pylist()
+        return keys
+
+    def set_oprf_share(self, share: int) -> None:
+        """Seal this server's share of the join key (see ``_join.deal_key``)."""
+        table = pa.table({"share": pa.array([str(share)], pa.string())})
+        self._data.write(OPRF_FILE, 1, table)
+
+    def oprf_share(self) -> int:
+        """This server's sealed share of the join key."""
+        table = self._data.read(OPRF_FILE, 1)
+        return int(table.column("share")[0].as_py())
 
     def sealed_file(self, dataset: str) -> Path:
         """The sealed file of ``dataset`` (what an attacker stealing the disk gets)."""
