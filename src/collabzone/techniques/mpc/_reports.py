@@ -157,15 +157,21 @@ def check(spec: ReportSpec, holdings: Mapping[str, Holding]) -> list[Reason]:
                            f"column {column!r} must be in exactly one joined dataset")
                 )  # fmt: skip
     present = [holdings[n] for n in spec.datasets if n in holdings]
-    # a join covers at most the smallest dataset; the servers re-check the matched count
-    rows = min((h.rows for h in present), default=0) if spec.join else sum(h.rows for h in present)
+    # a join covers at most the smallest dataset; the servers re-check the matched count.
+    # In a union every dataset must reach its own floor: else a report on a big dataset
+    # plus a one-record one, minus the same report without it, opens that record.
     floor = max((h.min_group_size for h in present), default=0)
-    if present and rows < floor:
+    if spec.join:
+        small = min((h.rows for h in present), default=0) < floor
+    else:
+        small = sum(h.rows for h in present) < floor or any(h.rows < h.min_group_size for h in present)
+    if present and small:
         reasons.append(
             Reason(
                 "GROUP_TOO_SMALL",
                 "min_group_size",
-                f"the report covers fewer records than the minimum group size {floor}",
+                f"the report covers fewer records than the minimum group size {floor} "
+                "(in a union, each dataset must reach its own)",
             )
         )
     return reasons
