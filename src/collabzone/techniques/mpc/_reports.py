@@ -164,7 +164,8 @@ def check(spec: ReportSpec, holdings: Mapping[str, Holding]) -> list[Reason]:
     if spec.join:
         small = min((h.rows for h in present), default=0) < floor
     else:
-        small = sum(h.rows for h in present) < floor or any(h.rows < h.min_group_size for h in present)
+        total = sum(h.rows for h in present)
+        small = total < floor or any(h.rows < h.min_group_size for h in present)
     if present and small:
         reasons.append(
             Reason(
