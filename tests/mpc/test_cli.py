@@ -66,3 +66,27 @@ def test_upload_names_a_bad_column_spec(tmp_path: Path) -> None:
     ])  # fmt: skip
     assert result.exit_code == 2
     assert "NAME:LOW:HIGH" in result.output
+
+
+def test_a_server_alone_gives_up_after_the_connect_timeout(
+    tmp_path: Path, master_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If another server refused (or never started), this one exits with a clear error."""
+    from .conftest import make_stores
+
+    monkeypatch.setenv("COLLABZONE_MASTER_KEY", master_key)
+    stores, _ = make_stores(tmp_path, master_key, servers=3, threshold=1, rows=20, min_group_size=5)
+    spec = {"report": "mean", "datasets": ["adult"], "columns": ["age"], "recipient": "ministry"}
+    (tmp_path / "report.json").write_text(json.dumps(spec))
+    ports = []
+    for _ in range(3):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    result = CliRunner().invoke(app, [
+        "mpc", "server", "--store", str(stores[0].root), "--report", str(tmp_path / "report.json"),
+        "--shares-to", str(tmp_path / "share0.json"), "--index", "0", "--connect-timeout", "2",
+        *(arg for p in ports for arg in ("--party", f"127.0.0.1:{p}")),
+    ])  # fmt: skip
+    assert result.exit_code == 6
+    assert not (tmp_path / "share0.json").exists()

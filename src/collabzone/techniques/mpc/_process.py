@@ -28,11 +28,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", type=Path, required=True)
     parser.add_argument("--report", type=Path, required=True)
     parser.add_argument("--shares-to", type=Path, required=True)
+    parser.add_argument("--connect-timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
     try:
         spec = ReportSpec.from_json(json.loads(args.report.read_text("utf-8")))
         store = ShareStore(args.store, master_key_from_env())
-        doc = run_report(mpc, store, spec)
+        doc = run_report(mpc, store, spec, connect_timeout=args.connect_timeout)
     except CollabzoneError as error:
         print(f"error: {error.message}", file=sys.stderr)
         raise SystemExit(error_info(error).exit_code) from None

@@ -14,15 +14,18 @@ recipient, holding ``threshold + 1`` of them, can open.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
-from collabzone.errors import InvalidInputError, PolicyRefusal, Reason
+from collabzone.errors import ConflictError, InvalidInputError, PolicyRefusal, Reason
 from collabzone.techniques.mpc._reports import ReportSpec, compute, enforce
 from collabzone.techniques.mpc._store import ShareStore
 
 
-async def _run(mpc: Any, store: ShareStore, spec: ReportSpec) -> dict[str, Any]:
+async def _run(
+    mpc: Any, store: ShareStore, spec: ReportSpec, connect_timeout: float
+) -> dict[str, Any]:
     from collabzone.techniques.mpc._shares import secfxp_type
 
     holdings = store.holdings()
@@ -62,7 +65,13 @@ async def _run(mpc: Any, store: ShareStore, spec: ReportSpec) -> dict[str, Any]:
                 columns[column].extend(secfxp(secfxp.field(v)) for v in values)
         rows = sum(holdings[n].rows for n in spec.datasets)
     loaded = time.perf_counter()
-    await mpc.start()
+    try:
+        await asyncio.wait_for(mpc.start(), connect_timeout)
+    except TimeoutError:
+        raise ConflictError(
+            f"the other compute servers did not connect within {connect_timeout:g} s: start "
+            "every server with the same report (a server that refused it printed why)"
+        ) from None
     connected = time.perf_counter()
     try:
         outputs = await compute(mpc, spec, columns, rows, bounds)
@@ -86,7 +95,13 @@ async def _run(mpc: Any, store: ShareStore, spec: ReportSpec) -> dict[str, Any]:
     }
 
 
-def run_report(mpc: Any, store: ShareStore, spec: ReportSpec) -> dict[str, Any]:
-    """This server's output shares of ``spec`` (runs MPyC's event loop to completion)."""
-    result: dict[str, Any] = mpc.run(_run(mpc, store, spec))
+def run_report(
+    mpc: Any, store: ShareStore, spec: ReportSpec, *, connect_timeout: float = 300.0
+) -> dict[str, Any]:
+    """This server's output shares of ``spec`` (runs MPyC's event loop to completion).
+
+    A server that refuses the report exits before connecting; the others give up after
+    ``connect_timeout`` seconds instead of waiting for it forever.
+    """
+    result: dict[str, Any] = mpc.run(_run(mpc, store, spec, connect_timeout))
     return result

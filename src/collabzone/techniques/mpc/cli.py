@@ -121,11 +121,13 @@ def server(
     party: Annotated[list[str], typer.Option(help="host:port of every server, in order")],
     index: Annotated[int, typer.Option(help="this server's index")],
     ssl: Annotated[bool, typer.Option(help="TLS between servers (.config/ certificates)")] = False,
+    connect_timeout: Annotated[float, typer.Option(help="seconds to wait for the others")] = 300.0,
 ) -> None:
     """Run one report with the other compute servers (MPyC over TCP)."""
     command = [
         sys.executable, "-m", "collabzone.techniques.mpc._process",
         "--store", str(store), "--report", str(report), "--shares-to", str(shares_to),
+        "--connect-timeout", str(connect_timeout),
         *(arg for p in party for arg in ("-P", p)), "-I", str(index),
         *(["--ssl"] if ssl else []),
     ]  # fmt: skip
