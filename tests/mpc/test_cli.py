@@ -15,6 +15,7 @@ from collabzone.cli import app
 from .conftest import adult_columns
 
 
+@pytest.mark.slow
 def test_upload_receive_server_open(
     tmp_path: Path, master_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -68,6 +69,7 @@ def test_upload_names_a_bad_column_spec(tmp_path: Path) -> None:
     assert "NAME:LOW:HIGH" in result.output
 
 
+@pytest.mark.slow
 def test_a_server_alone_gives_up_after_the_connect_timeout(
     tmp_path: Path, master_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
