@@ -35,16 +35,18 @@ def make_stores(
     *,
     rows: int = 400,
     min_group_size: int = 10,
+    recipients: tuple[str, ...] = ("ministry",),
+    provider: str = "census",
 ) -> tuple[list[ShareStore], dict[str, np.ndarray]]:
     """``servers`` stores, each holding its shares of Adult's numeric columns."""
     data = adult_columns(rows)
     packages = split_upload(
         "adult",
-        "census",
+        provider,
         data,
         BOUNDS,
         reports=list(REPORTS),
-        recipients=["ministry"],
+        recipients=list(recipients),
         min_group_size=min_group_size,
         servers=servers,
         threshold=threshold,

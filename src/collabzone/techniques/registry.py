@@ -19,6 +19,7 @@ _BUILTIN: dict[str, str] = {
     # -- techniques added by later work register here (one line each) --
     "deid": "collabzone.techniques.deid:Deidentify",
     "mediate": "collabzone.techniques.deid:Mediate",
+    "mpc": "collabzone.techniques.mpc:MPC",
     "overlap": "collabzone.techniques.linking:Overlap",
     "sql": "collabzone.techniques.sql:GovernedSQL",
     "validator": "collabzone.techniques.validator:Validator",
