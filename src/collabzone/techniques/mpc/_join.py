@@ -15,8 +15,8 @@ reverse a pseudonym alone. A server colluding with a provider can test that prov
 ids against the others' pseudonyms. Key rotation (re-keying stored pseudonyms without
 PII) is not built yet.
 
-Reuses :mod:`collabzone.techniques.linking._oprf` (a cross-technique import, on purpose:
-the issue asks for the linking package's OPRF; the lead may move it to a shared module).
+Uses :mod:`collabzone.crypto.oprf`, the OPRF the linking technique uses too (a shared
+module, so techniques stay leaves).
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 
-from collabzone.errors import InvalidInputError
-from collabzone.techniques.linking._group import random_scalar
-from collabzone.techniques.linking._oprf import (
+from collabzone.crypto.group import random_scalar
+from collabzone.crypto.oprf import (
     BlindRequest,
     EvaluateResponse,
     OprfClient,
     OprfShareServer,
     split_key,
 )
+from collabzone.errors import InvalidInputError
 
 MATCH_KEY = "mpc-join"
 JOIN_COLUMN = "__join__"
@@ -49,7 +49,7 @@ def deal_key(servers: int, threshold: int) -> list[int]:
     """
     if 2 * threshold >= servers:
         raise InvalidInputError("need 2 * threshold < servers for the OPRF key too")
-    from collabzone.techniques.linking._group import L
+    from collabzone.crypto.group import L
 
     dealt = [
         split_key(random_scalar(secrets.token_bytes), threshold + 1, servers)
