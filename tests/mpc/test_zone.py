@@ -17,7 +17,7 @@ import pytest
 
 from collabzone.model import Request, RequestStatus
 from collabzone.techniques import registry
-from collabzone.techniques.mpc import MPC, InProcessDriver, open_bundle
+from collabzone.techniques.mpc import MPC, InProcessDriver, ProcessDriver, open_bundle
 from collabzone.zone import Zone
 from tests.conftest import Parties
 
@@ -186,3 +186,28 @@ def test_servers_recheck_the_providers_own_terms(
     assert request.status is RequestStatus.REFUSED
     assert any("RECIPIENT_NOT_GRANTED" in r for r in request.reasons)
     assert not outbox.exists()
+
+
+@pytest.mark.slow
+def test_zone_request_over_three_server_processes(
+    sqlite_zone: Parties, tmp_path: Path, master_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deployment shape: three MPyC processes, each with one server's shares; the zone
+    stores the bundle reference, the recipient needs two of the three shares to open it."""
+    stores, data = make_stores(tmp_path / "servers", master_key, servers=3, threshold=1,
+                               rows=200, recipients=("bank",), provider="partner")  # fmt: skip
+    monkeypatch.setenv("COLLABZONE_MASTER_KEY", master_key)
+    outbox = tmp_path / "outbox"
+    registry.register("mpc", MPC(ProcessDriver([s.root for s in stores], outbox)))
+    try:
+        sqlite_zone.partner.register_dataset("adult", SPEC, row_count=200)
+        _agree(sqlite_zone)
+        spec = {"report": "mean", "datasets": ["adult"], "columns": ["age"], "recipient": "bank"}
+        request = _submit(sqlite_zone.bank, "mpc", spec, PURPOSE)
+    finally:
+        registry.register("mpc", "collabzone.techniques.mpc:MPC")
+    assert request.status is RequestStatus.RELEASED, request.reasons
+    bundle = sqlite_zone.bank.result(request.id).payload["bundle"]
+    assert (bundle["servers"], bundle["threshold"]) == (3, 1)
+    result = open_bundle(bundle, "bank")["result"]
+    assert result["age"] == pytest.approx(data["age"].mean(), abs=1e-6)

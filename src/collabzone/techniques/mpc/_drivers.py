@@ -106,12 +106,14 @@ class ProcessDriver:
                            "--shares-to", str(Path(tmp) / f"out{index}.json"),
                            *[a for p in ports for a in ("-P", f"127.0.0.1:{p}")],
                            "-I", str(index), "--connect-timeout", "60"]  # fmt: skip
-                procs.append(subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True))
+                log = (Path(tmp) / f"err{index}.log").open("w", encoding="utf-8")
+                procs.append(subprocess.Popen(command, env=env, stderr=log, stdout=log))
+                log.close()  # the child keeps its own descriptor
             errors = []
-            for proc in procs:
-                _, err = proc.communicate(timeout=self.timeout)
-                if proc.returncode:
-                    errors.append(err.strip().splitlines()[-1] if err.strip() else "failed")
+            for index, proc in enumerate(procs):
+                if proc.wait(timeout=self.timeout):
+                    err = (Path(tmp) / f"err{index}.log").read_text("utf-8").strip()
+                    errors.append(err.splitlines()[-1] if err else f"exit {proc.returncode}")
             if errors:
                 raise ConflictError(f"the compute servers refused or failed: {errors[0]}")
             outputs = [
