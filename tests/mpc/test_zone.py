@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from collabzone.errors import InvalidInputError
 from collabzone.model import Request, RequestStatus
 from collabzone.techniques import registry
 from collabzone.techniques.mpc import MPC, InProcessDriver, ProcessDriver, open_bundle
@@ -82,6 +83,14 @@ def test_report_is_released_as_a_bundle_reference_the_recipient_opens(
     assert release.receipt.budget_spent == {}
     opened = open_bundle(payload["bundle"], "bank")
     assert opened["result"]["age"] == pytest.approx(data["age"].mean(), abs=1e-6)
+    # the audit log records the release, and neither it nor the zone's store holds the mean
+    events = [e for e in parties.auditor.audit_events() if request.id in json.dumps(e)]
+    assert any("release" in e["action"] for e in events), [e["action"] for e in events]
+    assert f"{opened['result']['age']:.4f}" not in json.dumps(events)
+    # a swapped bundle is refused at the recipient
+    Path(payload["bundle"]["path"]).write_text(json.dumps({"outputs": []}))
+    with pytest.raises(InvalidInputError, match="SHA-256"):
+        open_bundle(payload["bundle"], "bank")
 
 
 def test_dp_noise_is_debited_from_the_ledger(
