@@ -220,3 +220,23 @@ def test_zone_request_over_three_server_processes(
     assert (bundle["servers"], bundle["threshold"]) == (3, 1)
     result = open_bundle(bundle, "bank")["result"]
     assert result["age"] == pytest.approx(data["age"].mean(), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"report": "mean", "columns": ["salary"], "recipient": "bank"},  # not in the schema
+        {"report": "mean", "columns": ["age"], "recipient": "nobody"},  # not a party
+        {"report": "median", "columns": ["age"], "recipient": "bank"},  # not a report
+        {"report": "variance", "columns": ["age"], "recipient": "bank", "epsilon": 1.0},
+    ],
+)
+def test_bad_specs_are_refused_at_plan_time(
+    world: tuple[Parties, dict[str, np.ndarray], Path], spec: dict[str, Any]
+) -> None:
+    parties, _, outbox = world
+    _agree(parties, reports=["mean", "variance"])
+    request = _submit(parties.bank, "mpc", {"datasets": ["adult"], **spec}, PURPOSE)
+    assert request.status is RequestStatus.REFUSED
+    assert request.reasons[0].startswith(("INVALID_INPUT", "NOT_FOUND")), request.reasons
+    assert not outbox.exists()
