@@ -240,3 +240,27 @@ def test_bad_specs_are_refused_at_plan_time(
     assert request.status is RequestStatus.REFUSED
     assert request.reasons[0].startswith(("INVALID_INPUT", "NOT_FOUND")), request.reasons
     assert not outbox.exists()
+
+
+def test_cli_opens_a_released_bundle(
+    world: tuple[Parties, dict[str, np.ndarray], Path],
+) -> None:
+    """``collabzone mpc open BUNDLE --recipient bank --sha256 ...`` on the recipient's side."""
+    from typer.testing import CliRunner
+
+    from collabzone.cli import app
+
+    parties, data, _ = world
+    _agree(parties)
+    spec = {"report": "mean", "datasets": ["adult"], "columns": ["age"], "recipient": "bank"}
+    bundle = parties.bank.result(_submit(parties.bank, "mpc", spec, PURPOSE).id).payload["bundle"]
+    runner = CliRunner()
+    ok = runner.invoke(
+        app, ["mpc", "open", bundle["path"], "--recipient", "bank", "--sha256", bundle["sha256"]]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["result"]["age"] == pytest.approx(data["age"].mean(), abs=1e-6)
+    wrong = runner.invoke(
+        app, ["mpc", "open", bundle["path"], "--recipient", "bank", "--sha256", "0" * 64]
+    )
+    assert wrong.exit_code != 0 and "SHA-256" in wrong.output

@@ -18,7 +18,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -136,14 +136,34 @@ def server(
 
 @app.command("open")
 def open_(
-    shares: Annotated[list[Path], typer.Argument(help="the servers' output share files")],
+    shares: Annotated[
+        list[Path], typer.Argument(help="the servers' output share files, or a zone bundle")
+    ],
     recipient: Annotated[str, typer.Option(help="you: the report's recipient")],
+    sha256: Annotated[
+        str | None,
+        typer.Option(help="the bundle's SHA-256 from the zone's release (checks the file)"),
+    ] = None,
 ) -> None:
-    """Recombine the servers' output shares into the report (on the recipient's machine)."""
+    """Recombine the servers' output shares into the report (on the recipient's machine).
+
+    A zone request's release names a bundle (``<outbox>/<recipient>/<sha256>.json``): give
+    its path and ``--sha256`` from the release so a swapped file is refused.
+    """
     from collabzone.techniques.mpc._client import open_report
+    from collabzone.techniques.mpc._drivers import open_bundle
 
     try:
-        result = open_report([json.loads(p.read_text("utf-8")) for p in shares], recipient)
+        if sha256 is not None:
+            if len(shares) != 1:
+                raise InvalidInputError("--sha256 checks one bundle file: give exactly one path")
+            result = open_bundle({"path": str(shares[0]), "sha256": sha256}, recipient)
+        else:
+            outputs: list[Any] = []
+            for path in shares:
+                doc = json.loads(path.read_text("utf-8"))
+                outputs.extend(doc.get("outputs", [doc]))
+            result = open_report(outputs, recipient)
     except CollabzoneError as error:
         raise _fail(error) from None
     typer.echo(json.dumps(result, indent=2))
