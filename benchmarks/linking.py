@@ -25,6 +25,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from collabzone.crypto.group import (
+    L,
+    encode_to_group,
+    hash_to_group,
+    mul,
+    random_scalar,
+    to_montgomery,
+    x25519,
+)
 from collabzone.keys import LocalKeyring, new_master_key
 from collabzone.techniques.linking import (
     LinkKey,
@@ -36,15 +45,6 @@ from collabzone.techniques.linking import (
     parse_spec,
     prepare,
     tokenise_hmac,
-)
-from collabzone.techniques.linking._group import (
-    L,
-    encode_to_group,
-    hash_to_group,
-    mul,
-    random_scalar,
-    to_montgomery,
-    x25519,
 )
 
 WORKERS = os.cpu_count() or 1

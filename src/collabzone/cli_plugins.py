@@ -13,6 +13,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("lookalike", "collabzone.techniques.lookalike.cli:app"),
     ("sealed", "collabzone.techniques.sealed.cli:app"),
     ("query", "collabzone.techniques.sql.cli:app"),
+    ("mpc", "collabzone.techniques.mpc.cli:app"),
     ("serve", "collabzone.server.cli:app"),
     ("keys", "collabzone.cli_keys:app"),
     ("webhook", "collabzone.server.cli_webhooks:app"),

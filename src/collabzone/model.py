@@ -19,6 +19,8 @@ class Role(StrEnum):
     PROVIDER = "provider"
     ANALYST = "analyst"
     MEDIATOR = "mediator"
+    COMPUTE = "compute"
+    """One of the independent MPC servers; holds only secret shares (techniques.mpc)."""
     AUDITOR = "auditor"
     OPERATOR = "operator"
 

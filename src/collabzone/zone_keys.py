@@ -342,7 +342,7 @@ class KeyOps(ZoneBase):
         self, name: str, plan: Mapping[str, Any], to_version: int, progress: Progress | None
     ) -> int:
         """Move the OPRF tokens of the plan's datasets to ``to_version`` (idempotent)."""
-        from collabzone.techniques.linking._oprf import OprfServer
+        from collabzone.crypto.oprf import OprfServer
         from collabzone.techniques.linking._rekey import oprf_columns, rekey_table
 
         server = OprfServer(self._keys, name, plan["spec_zone"])

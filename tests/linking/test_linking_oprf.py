@@ -8,6 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from collabzone.crypto.group import L, hash_to_group, mul
+from collabzone.crypto.oprf import OPRF_DST, encode_token
 from collabzone.errors import InvalidInputError
 from collabzone.keys import LocalKeyring
 from collabzone.techniques.linking import (
@@ -20,8 +22,6 @@ from collabzone.techniques.linking import (
     oprf_tokens,
     split_key,
 )
-from collabzone.techniques.linking._group import L, hash_to_group, mul
-from collabzone.techniques.linking._oprf import OPRF_DST, encode_token
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_mixed_order_points_leak_nothing_about_the_key(server: OprfServer) -> No
     clearing, k*(B + T) - k*B = k*T reveals k mod 4; the answer must equal k*B."""
     import nacl.bindings as sodium
 
-    from collabzone.techniques.linking._group import is_valid_point
+    from collabzone.crypto.group import is_valid_point
 
     blinded = hash_to_group(b"probe", b"t")
     order_four = bytes(32)  # y = 0: a point of order 4

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
+from collabzone.crypto.oprf import oprf_purpose
 from collabzone.store.data import DATA_KEY
 from collabzone.techniques.linking import OprfServer, parse_spec, prepare
-from collabzone.techniques.linking._oprf import oprf_purpose
 from collabzone.zone import connect
 from tests.conftest import CUSTOMER_SPEC, write_customers
 from tests.server.conftest import Handles

@@ -16,6 +16,8 @@ reconstruction Dinur-Nissim: random subset sums, a linear program for every bit 
 join           an attacker-owned join side multiplying one person, exact and DP (4)
 timing         response times with and without a person, KS test (5)
 values         sums beyond the declared bounds, answers that change with wording (6)
+mpc            issue 15: differencing two secret-shared reports (a union with a one-record
+               dataset; a join on two attacker-owned pseudonym lists)
 rule_paths     issue 20's broken paths: a list of a dataset joined with itself, a list
                through an unlisted join key, a template reading another owner's columns
 lookalike      issue 17: a partner reads a delivered look-alike audience to tell which of
@@ -44,6 +46,7 @@ from collabzone.attacks._differencing import differencing
 from collabzone.attacks._join import PROBE_COLUMNS, join_amplification, probe_table
 from collabzone.attacks._judge import TableTruth, Truth, Verdict, dp_accuracy_bound, judge
 from collabzone.attacks._lookalike import MembershipResult, seed_membership
+from collabzone.attacks._mpc import mpc_join_differencing, mpc_union_differencing
 from collabzone.attacks._oracle import oracle
 from collabzone.attacks._paths import (
     SpecQuestion,
@@ -90,6 +93,8 @@ __all__ = [
     "ks_test",
     "list_self_join",
     "list_unlisted_key",
+    "mpc_join_differencing",
+    "mpc_union_differencing",
     "oracle",
     "probe_table",
     "reconstruct",

@@ -20,6 +20,7 @@ _BUILTIN: dict[str, str] = {
     "deid": "collabzone.techniques.deid:Deidentify",
     "lookalike": "collabzone.techniques.lookalike:Lookalike",
     "mediate": "collabzone.techniques.deid:Mediate",
+    "mpc": "collabzone.techniques.mpc:MPC",
     "overlap": "collabzone.techniques.linking:Overlap",
     "sealed": "collabzone.techniques.sealed:Sealed",
     "sql": "collabzone.techniques.sql:GovernedSQL",

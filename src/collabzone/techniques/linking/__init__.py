@@ -8,6 +8,16 @@ PSI (:func:`intersect`) needs no key and no trusted party. See docs/linking.md.
 
 from __future__ import annotations
 
+from collabzone.crypto.oprf import (
+    BlindRequest,
+    EvaluateResponse,
+    OprfClient,
+    OprfServer,
+    OprfShareServer,
+    decode_token,
+    oprf_tokens,
+    split_key,
+)
 from collabzone.techniques.linking._hmac import LinkKey, hmac_purpose, hmac_tokens, link_key
 from collabzone.techniques.linking._normalise import (
     NORMALISERS,
@@ -18,16 +28,6 @@ from collabzone.techniques.linking._normalise import (
     normalise_national_id,
     normalise_phone,
     normalise_postcode,
-)
-from collabzone.techniques.linking._oprf import (
-    BlindRequest,
-    EvaluateResponse,
-    OprfClient,
-    OprfServer,
-    OprfShareServer,
-    decode_token,
-    oprf_tokens,
-    split_key,
 )
 from collabzone.techniques.linking._overlap import Overlap, suppress
 from collabzone.techniques.linking._prepare import PrepareReport, prepare, read_raw

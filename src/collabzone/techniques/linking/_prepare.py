@@ -24,10 +24,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from collabzone.crypto.oprf import Transport
 from collabzone.errors import InvalidInputError
 from collabzone.keys import KeyProvider
 from collabzone.techniques.linking._hmac import link_key
-from collabzone.techniques.linking._oprf import Transport
 from collabzone.techniques.linking._spec import LinkSpec
 from collabzone.techniques.linking._tokenise import (
     FieldCounts,

@@ -30,13 +30,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
-from collabzone.errors import InvalidInputError
-from collabzone.techniques.linking._group import (
+from collabzone.crypto.group import (
     RandomBytes,
     encode_to_group,
     to_montgomery,
     x25519,
 )
+from collabzone.errors import InvalidInputError
 
 PSI_DST = b"collabzone-psi-v1"
 PARALLEL_MIN_ITEMS = 20_000

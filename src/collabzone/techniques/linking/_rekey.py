@@ -15,8 +15,8 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from collabzone.crypto.oprf import OprfServer
 from collabzone.errors import InvalidInputError
-from collabzone.techniques.linking._oprf import OprfServer
 
 COLUMN_PREFIX = "link_"
 _VERSION = re.compile(r"^([vo])(\d+)$")

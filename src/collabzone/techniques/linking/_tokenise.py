@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from collabzone.crypto.oprf import Transport, oprf_tokens
 from collabzone.errors import InvalidInputError
 from collabzone.techniques.linking._hmac import LinkKey, hmac_tokens
-from collabzone.techniques.linking._oprf import Transport, oprf_tokens
 from collabzone.techniques.linking._spec import LinkSpec
 from collabzone.techniques.linking._vector import normalise_column
 

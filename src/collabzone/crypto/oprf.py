@@ -29,9 +29,7 @@ from dataclasses import dataclass, field
 
 import nacl.bindings as sodium
 
-from collabzone.errors import InvalidInputError
-from collabzone.keys import KeyProvider
-from collabzone.techniques.linking._group import (
+from collabzone.crypto.group import (
     L,
     RandomBytes,
     hash_to_group,
@@ -40,6 +38,8 @@ from collabzone.techniques.linking._group import (
     random_scalar,
     scalar_from_key,
 )
+from collabzone.errors import InvalidInputError
+from collabzone.keys import KeyProvider
 
 OPRF_DST = b"collabzone-oprf-v1"
 

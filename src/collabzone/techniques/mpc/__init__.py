@@ -1,0 +1,38 @@
+"""Secure multiparty computation over secret-shared data (MPyC), and HE via a mediator.
+
+Providers split their values into Shamir shares on their own machines
+(:func:`split_upload`) and send one share to each compute server (:class:`ShareStore`,
+sealed at rest); the servers run predefined reports together in MPyC
+(:func:`run_report`, one process each) and hand their output shares to the recipient,
+whose client opens them (:func:`open_report`). HE via a mediator (TenSEAL CKKS) is in
+:mod:`collabzone.techniques.mpc._he` (:class:`RecipientKeys`, :func:`encrypt`,
+:func:`aggregate`). As a zone request: technique ``mpc`` (:class:`MPC`, with a driver that reaches the
+servers). See docs/mpc.md for the trust model.
+"""
+
+from collabzone.techniques.mpc._client import open_report, split_upload
+from collabzone.techniques.mpc._drivers import InProcessDriver, ProcessDriver, open_bundle
+from collabzone.techniques.mpc._he import RecipientKeys, aggregate, encrypt
+from collabzone.techniques.mpc._reports import REPORTS, Holding, ReportSpec, check, enforce
+from collabzone.techniques.mpc._server import run_report
+from collabzone.techniques.mpc._store import ShareStore
+from collabzone.techniques.mpc._technique import MPC
+
+__all__ = [
+    "MPC",
+    "REPORTS",
+    "Holding",
+    "InProcessDriver",
+    "ProcessDriver",
+    "RecipientKeys",
+    "ReportSpec",
+    "ShareStore",
+    "aggregate",
+    "check",
+    "encrypt",
+    "enforce",
+    "open_bundle",
+    "open_report",
+    "run_report",
+    "split_upload",
+]

@@ -1,0 +1,107 @@
+"""A compute server's side of a report: check, compute in MPyC, hand out output shares.
+
+Run as its own process, one per server (``collabzone mpc server`` starts it)::
+
+    python -m collabzone.techniques.mpc._process --store DIR --report report.json \\
+        --shares-to share.json -P host0:port0 -P host1:port1 -P host2:port2 -I <index> [--ssl]
+
+``-P``/``-I``/``--ssl`` are MPyC's own options (its runtime reads them when imported; the
+rest of the command line is this module's). Each server checks the report against the
+holdings it has before joining the computation, so a refused report never starts; the
+shares it writes to ``--shares-to`` are its fresh share of each output, which only the
+recipient, holding ``threshold + 1`` of them, can open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from collabzone.errors import ConflictError, InvalidInputError, PolicyRefusal, Reason
+from collabzone.techniques.mpc._reports import ReportSpec, compute, enforce
+from collabzone.techniques.mpc._store import ShareStore
+
+
+async def _run(
+    mpc: Any, store: ShareStore, spec: ReportSpec, connect_timeout: float
+) -> dict[str, Any]:
+    from collabzone.techniques.mpc._shares import secfxp_type
+
+    holdings = store.holdings()
+    enforce(spec, holdings)
+    first = holdings[spec.datasets[0]]
+    index, servers = int(first.extra["index"]), int(first.extra["servers"])
+    if (index, servers) != (mpc.pid, len(mpc.parties)):
+        raise InvalidInputError(
+            f"this store holds share {index} of {servers}, but MPyC runs as party "
+            f"{mpc.pid} of {len(mpc.parties)}: start it with -I {index} and {servers} -P options"
+        )
+    started = time.perf_counter()
+    secfxp = secfxp_type()
+    wanted = [*spec.columns, *([spec.bound] if spec.bound else [])]
+    bounds = {
+        c: holdings[n].bounds[c] for n in spec.datasets for c in wanted if c in holdings[n].bounds
+    }
+    columns: dict[str, list[Any]] = {c: [] for c in wanted}
+    if spec.join:
+        from collabzone.techniques.mpc._join import match
+
+        rows_of = match({n: store.join_keys(n) for n in spec.datasets})
+        rows = len(rows_of[spec.datasets[0]])
+        floor = max(holdings[n].min_group_size for n in spec.datasets)
+        if rows < floor:
+            raise PolicyRefusal(
+                Reason("GROUP_TOO_SMALL", "min_group_size",
+                       f"the join matches fewer records than the minimum group size {floor}")
+            )  # fmt: skip
+        for name in spec.datasets:
+            mine = [c for c in wanted if c in holdings[name].bounds]
+            for column, values in store.shares(name, mine).items():
+                columns[column] = [secfxp(secfxp.field(values[i])) for i in rows_of[name]]
+    else:
+        for name in spec.datasets:
+            for column, values in store.shares(name, wanted).items():
+                columns[column].extend(secfxp(secfxp.field(v)) for v in values)
+        rows = sum(holdings[n].rows for n in spec.datasets)
+    loaded = time.perf_counter()
+    try:
+        await asyncio.wait_for(mpc.start(), connect_timeout)
+    except TimeoutError:
+        raise ConflictError(
+            f"the other compute servers did not connect within {connect_timeout:g} s: start "
+            "every server with the same report (a server that refused it printed why)"
+        ) from None
+    connected = time.perf_counter()
+    try:
+        outputs = await compute(mpc, spec, columns, rows, bounds)
+        fresh = mpc._reshare(outputs)  # a new random sharing: shares reveal only the outputs
+        elements = await mpc.gather(fresh)
+    finally:
+        await mpc.shutdown()
+    done = time.perf_counter()
+    return {
+        "server": index,
+        "threshold": int(first.extra["threshold"]),
+        "report": spec.to_json(),
+        "rows": rows,
+        "bounds": {c: list(bounds[c]) for c in wanted},
+        "shares": [str(int(e.value)) for e in elements],
+        "seconds": {
+            "load": loaded - started,
+            "connect": connected - loaded,
+            "mpc": done - connected,
+        },
+    }
+
+
+def run_report(
+    mpc: Any, store: ShareStore, spec: ReportSpec, *, connect_timeout: float = 300.0
+) -> dict[str, Any]:
+    """This server's output shares of ``spec`` (runs MPyC's event loop to completion).
+
+    A server that refuses the report exits before connecting; the others give up after
+    ``connect_timeout`` seconds instead of waiting for it forever.
+    """
+    result: dict[str, Any] = mpc.run(_run(mpc, store, spec, connect_timeout))
+    return result

@@ -1,0 +1,154 @@
+"""A compute server's own store: its shares, sealed at rest, and what providers agreed to.
+
+Each server keeps a directory of its own::
+
+    <root>/keyring.json      its LocalKeyring (master key from COLLABZONE_MASTER_KEY)
+    <root>/holdings.json     per dataset: provider, rows, bounds, accepted reports (public)
+    <root>/data/*.enc        one sealed file per dataset version (the zone's DataStore:
+                             AES-256-GCM, HKDF per-file keys, dataset and version bound in)
+
+A share is a field element below 2**128, stored as 16 big-endian bytes in a Parquet
+fixed-size binary column. One server's file alone is uniform noise (see the tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from collabzone.errors import ConflictError, InvalidInputError, NotFoundError
+from collabzone.keys import KeyProvider, LocalKeyring
+from collabzone.store.data import DATA_KEY, DataStore
+from collabzone.techniques.mpc._reports import Holding
+
+SHARE_BYTES = 16
+JOIN_COLUMN = "__join__"
+OPRF_FILE = "__oprf_key__"
+
+
+def _to_bytes(values: Sequence[int]) -> pa.Array:
+    return pa.array([v.to_bytes(SHARE_BYTES, "big") for v in values], pa.binary(SHARE_BYTES))
+
+
+def _from_bytes(column: pa.ChunkedArray | pa.Array) -> list[int]:
+    return [int.from_bytes(b, "big") for b in column.to_pylist()]
+
+
+class ShareStore:
+    """The shares and holdings of one compute server (index ``index`` of ``servers``)."""
+
+    def __init__(self, root: Path, master_key: str, *, keys: KeyProvider | None = None) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        ring_path = self.root / "keyring.json"
+        if keys is None:
+            if ring_path.exists():
+                keys = LocalKeyring(ring_path, master_key)
+            else:
+                keys = LocalKeyring.create_new(ring_path, master_key)
+        if DATA_KEY not in keys.names():
+            keys.create(DATA_KEY)
+        self._data = DataStore(self.root / "data", keys)
+
+    @property
+    def _holdings_path(self) -> Path:
+        return self.root / "holdings.json"
+
+    def _read_holdings(self) -> dict[str, dict[str, Any]]:
+        if not self._holdings_path.exists():
+            return {}
+        doc: dict[str, dict[str, Any]] = json.loads(self._holdings_path.read_text("utf-8"))
+        return doc
+
+    def _write_holdings(self, doc: Mapping[str, Any]) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".holdings-")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(doc, handle, indent=1, sort_keys=True)
+        os.replace(tmp, self._holdings_path)
+
+    def holdings(self) -> dict[str, Holding]:
+        """Every dataset this server holds shares of, with the provider's agreement."""
+        out = {}
+        for name, doc in self._read_holdings().items():
+            out[name] = Holding(
+                dataset=name,
+                provider=doc["provider"],
+                rows=doc["rows"],
+                bounds={c: (b[0], b[1]) for c, b in doc["bounds"].items()},
+                reports=tuple(doc["reports"]),
+                recipients=tuple(doc["recipients"]),
+                min_group_size=doc["min_group_size"],
+                extra={
+                    "index": doc["index"],
+                    "servers": doc["servers"],
+                    "threshold": doc["threshold"],
+                    "join": doc.get("join", False),
+                },
+            )
+        return out
+
+    def put(self, package: Mapping[str, Any]) -> None:
+        """Store one upload package (see :func:`~collabzone.techniques.mpc._client.split_upload`).
+
+        A dataset name already held is refused (upload under a new name), so no stored
+        shares are overwritten half-way.
+        """
+        holding = package["holding"]
+        name = holding["dataset"]
+        doc = self._read_holdings()
+        if name in doc:
+            raise ConflictError(
+                f"this server already holds dataset {name!r}: upload under a new name"
+            )
+        shares: Mapping[str, Sequence[int]] = package["shares"]
+        lengths = {len(v) for v in shares.values()}
+        if lengths != {holding["rows"]}:
+            raise InvalidInputError(
+                "the upload's share columns do not all have the declared row count"
+            )
+        table = pa.table({c: _to_bytes(v) for c, v in shares.items()})
+        join_keys = package.get("join_keys")
+        if join_keys is not None:
+            if len(join_keys) != holding["rows"]:
+                raise InvalidInputError("the upload's join keys do not match its row count")
+            table = table.append_column(JOIN_COLUMN, pa.array(join_keys, pa.string()))
+        file_name, _digest = self._data.write(name, 1, table)
+        doc[name] = {**holding, "file": file_name, "join": join_keys is not None}
+        self._write_holdings(doc)
+
+    def shares(self, dataset: str, columns: Sequence[str]) -> dict[str, list[int]]:
+        """This server's shares of ``columns`` of ``dataset`` (decrypted in memory only)."""
+        doc = self._read_holdings().get(dataset)
+        if doc is None:
+            raise NotFoundError(f"this server holds no dataset {dataset!r}")
+        table = self._data.read(dataset, 1, doc["file"])
+        return {c: _from_bytes(table.column(c)) for c in columns}
+
+    def join_keys(self, dataset: str) -> list[str]:
+        """The pseudonyms of ``dataset``'s rows (threshold-OPRF outputs, never raw ids)."""
+        doc = self._read_holdings().get(dataset)
+        if doc is None or not doc.get("join"):
+            raise NotFoundError(f"this server holds no join keys for dataset {dataset!r}")
+        table = self._data.read(dataset, 1, doc["file"])
+        keys: list[str] = table.column(JOIN_COLUMN).to_pylist()
+        return keys
+
+    def set_oprf_share(self, share: int) -> None:
+        """Seal this server's share of the join key (see ``_join.deal_key``)."""
+        table = pa.table({"share": pa.array([str(share)], pa.string())})
+        self._data.write(OPRF_FILE, 1, table)
+
+    def oprf_share(self) -> int:
+        """This server's sealed share of the join key."""
+        table = self._data.read(OPRF_FILE, 1)
+        return int(table.column("share")[0].as_py())
+
+    def sealed_file(self, dataset: str) -> Path:
+        """The sealed file of ``dataset`` (what an attacker stealing the disk gets)."""
+        return self._data.root / str(self._read_holdings()[dataset]["file"])

@@ -1,0 +1,169 @@
+"""``collabzone mpc ...``: the provider's, the compute server's and the recipient's commands.
+
+Mounted by :mod:`collabzone.cli_plugins`. Heavy imports (MPyC, numpy) happen inside the
+commands, so ``collabzone --help`` stays fast.
+
+* ``upload`` (provider's machine): split a CSV's columns into Shamir shares, one package
+  file per server, each carrying the provider's agreement (accepted reports, recipients,
+  minimum group size). Send package ``i`` to server ``i`` over an authenticated channel.
+* ``receive`` (server ``i``): seal its package into its own store.
+* ``server`` (server ``i``): run one report with the other servers (MPyC over TCP) and
+  write this server's output share for the recipient.
+* ``open`` (recipient's machine): recombine the output shares into the result.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from collabzone.errors import CollabzoneError, InvalidInputError, error_info
+
+app = typer.Typer(
+    name="mpc",
+    help="Secure multiparty computation: secret-shared upload, compute servers, reports.",
+    no_args_is_help=True,
+)
+
+
+def _fail(error: CollabzoneError) -> typer.Exit:
+    typer.echo(f"error: {error.message}", err=True)
+    return typer.Exit(error_info(error).exit_code)
+
+
+def _parse_column(text: str) -> tuple[str, float, float]:
+    name, _, rest = text.partition(":")
+    low, _, high = rest.partition(":")
+    try:
+        return name, float(low), float(high)
+    except ValueError:
+        raise InvalidInputError(f"--column {text!r}: write NAME:LOW:HIGH, e.g. age:0:120") from None
+
+
+@app.command()
+def upload(
+    csv: Annotated[Path, typer.Argument(help="the provider's CSV (header row)")],
+    dataset: Annotated[str, typer.Option(help="name of the shared dataset")],
+    provider: Annotated[str, typer.Option(help="the providing party")],
+    column: Annotated[list[str], typer.Option(help="NAME:LOW:HIGH, values clipped to bounds")],
+    report: Annotated[list[str], typer.Option(help="a report the data may feed (repeat)")],
+    recipient: Annotated[list[str], typer.Option(help="a party that may receive reports")],
+    out_dir: Annotated[Path, typer.Option(help="where the per-server packages go")],
+    min_group_size: Annotated[int, typer.Option(help="fewest records a report may cover")] = 10,
+    servers: Annotated[int, typer.Option(help="number of compute servers")] = 3,
+    threshold: Annotated[int, typer.Option(help="servers that may collude (2t < n)")] = 1,
+) -> None:
+    """Split the columns into one share package per compute server (on this machine)."""
+    import numpy as np
+    import pyarrow.csv as pacsv
+
+    from collabzone.techniques.mpc._client import split_upload
+
+    try:
+        specs = [_parse_column(c) for c in column]
+        try:
+            table = pacsv.read_csv(csv)
+        except Exception as exc:  # pyarrow raises its own ArrowInvalid / OSError
+            raise InvalidInputError(f"cannot read {csv}: {exc}") from None
+        missing = [name for name, _, _ in specs if name not in table.column_names]
+        if missing:
+            raise InvalidInputError(f"{csv} has no column(s) {missing}")
+        data = {
+            n: np.asarray(table.column(n).to_numpy(zero_copy_only=False), dtype=float)
+            for n, _, _ in specs
+        }
+        packages = split_upload(
+            dataset,
+            provider,
+            data,
+            {n: (lo, hi) for n, lo, hi in specs},
+            reports=report,
+            recipients=recipient,
+            min_group_size=min_group_size,
+            servers=servers,
+            threshold=threshold,
+        )
+    except CollabzoneError as error:
+        raise _fail(error) from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for index, package in enumerate(packages):
+        path = out_dir / f"{dataset}.server{index}.json"
+        path.write_text(json.dumps(package), "utf-8")
+        typer.echo(f"server {index}: {path}")
+
+
+@app.command()
+def receive(
+    package: Annotated[Path, typer.Argument(help="this server's share package")],
+    store: Annotated[Path, typer.Option(help="this server's store directory")],
+) -> None:
+    """Seal a provider's share package into this server's store (COLLABZONE_MASTER_KEY)."""
+    from collabzone.keys import master_key_from_env
+    from collabzone.techniques.mpc._store import ShareStore
+
+    try:
+        ShareStore(store, master_key_from_env()).put(json.loads(package.read_text("utf-8")))
+    except CollabzoneError as error:
+        raise _fail(error) from None
+    typer.echo(f"stored {package.name}")
+
+
+@app.command()
+def server(
+    store: Annotated[Path, typer.Option(help="this server's store directory")],
+    report: Annotated[Path, typer.Option(help="the report spec (JSON)")],
+    shares_to: Annotated[Path, typer.Option(help="where this server's output share goes")],
+    party: Annotated[list[str], typer.Option(help="host:port of every server, in order")],
+    index: Annotated[int, typer.Option(help="this server's index")],
+    ssl: Annotated[bool, typer.Option(help="TLS between servers (.config/ certificates)")] = False,
+    connect_timeout: Annotated[float, typer.Option(help="seconds to wait for the others")] = 300.0,
+) -> None:
+    """Run one report with the other compute servers (MPyC over TCP)."""
+    command = [
+        sys.executable, "-m", "collabzone.techniques.mpc._process",
+        "--store", str(store), "--report", str(report), "--shares-to", str(shares_to),
+        "--connect-timeout", str(connect_timeout),
+        *(arg for p in party for arg in ("-P", p)), "-I", str(index),
+        *(["--ssl"] if ssl else []),
+    ]  # fmt: skip
+    raise typer.Exit(subprocess.run(command, check=False).returncode)
+
+
+@app.command("open")
+def open_(
+    shares: Annotated[
+        list[Path], typer.Argument(help="the servers' output share files, or a zone bundle")
+    ],
+    recipient: Annotated[str, typer.Option(help="you: the report's recipient")],
+    sha256: Annotated[
+        str | None,
+        typer.Option(help="the bundle's SHA-256 from the zone's release (checks the file)"),
+    ] = None,
+) -> None:
+    """Recombine the servers' output shares into the report (on the recipient's machine).
+
+    A zone request's release names a bundle (``<outbox>/<recipient>/<sha256>.json``): give
+    its path and ``--sha256`` from the release so a swapped file is refused.
+    """
+    from collabzone.techniques.mpc._client import open_report
+    from collabzone.techniques.mpc._drivers import open_bundle
+
+    try:
+        if sha256 is not None:
+            if len(shares) != 1:
+                raise InvalidInputError("--sha256 checks one bundle file: give exactly one path")
+            result = open_bundle({"path": str(shares[0]), "sha256": sha256}, recipient)
+        else:
+            outputs: list[Any] = []
+            for path in shares:
+                doc = json.loads(path.read_text("utf-8"))
+                outputs.extend(doc.get("outputs", [doc]))
+            result = open_report(outputs, recipient)
+    except CollabzoneError as error:
+        raise _fail(error) from None
+    typer.echo(json.dumps(result, indent=2))
