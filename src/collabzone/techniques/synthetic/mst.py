@@ -128,11 +128,18 @@ def mst(
         return n
 
     pairs = list(itertools.combinations(names, 2))
+    # the 1-way model is a product of independent columns, each noisy 1-way marginal
+    # clipped at zero (post-processing); its 2-way marginals are outer products, computed
+    # here directly (asking mbi would compile one program per pair)
+    one_way = {
+        n: np.clip(np.asarray(m.noisy_measurement, dtype=float), 0, None)
+        for n, m in zip(names, measurements, strict=True)
+    }
     error = {}
-    for pair in pairs:
-        truth = _marginal(codes, shape, pair).astype(float)
-        fitted = np.asarray(model.project(pair).datavector()).ravel()
-        error[pair] = float(np.abs(truth - fitted).sum())
+    for a, b in pairs:
+        truth = _marginal(codes, shape, (a, b)).astype(float)
+        fitted = np.outer(one_way[a], one_way[b]).ravel() / max(one_way[a].sum(), 1e-9)
+        error[(a, b)] = float(np.abs(truth - fitted).sum())
     rho_pick = third / (len(names) - 1)
     tree: list[tuple[str, str]] = []
     for step in range(len(names) - 1):
