@@ -288,3 +288,9 @@ def privacy_report(
         "rare_copies": rare_copies(original, synthetic, control),
         "method": "Giomi et al., PoPETs 2023 (anonymeter's method, reimplemented)",
     }
+
+
+def copying_generator(original: pd.DataFrame, rows: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """The non-private strawman: "synthetic" rows drawn with replacement from the original.
+    Every report above must flag it (the tests hold it to that)."""
+    return original.sample(rows or len(original), replace=True, random_state=seed).reset_index(drop=True)
