@@ -106,6 +106,22 @@ class AuditUpdate:
 
 
 @dataclass(frozen=True)
+class DerivedDataset:
+    """A released table to register as a new dataset, with where it came from.
+
+    ``columns`` are dataset-spec column entries (``name``, ``type``, ``class``, ``domain``);
+    ``provenance`` says what it was derived from and how (e.g. source, method, epsilon)
+    and is recorded in the dataset's audit event.
+    """
+
+    name: str
+    columns: tuple[Mapping[str, Any], ...]
+    rows: tuple[tuple[Any, ...], ...]
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What ``run`` produced and ``release`` let out.
 
@@ -126,6 +142,9 @@ class Outcome:
     assessment: Mapping[str, Any] = field(default_factory=dict)
     """The technique's own account of what this release would disclose (for the owners'
     risk summary before approval); never released to the requester."""
+    derived: DerivedDataset | None = None
+    """A table the release adds to the zone as a new dataset of the requester (e.g. a DP
+    synthetic table), registered in the same transaction as the release."""
 
 
 class PlanContext(Protocol):

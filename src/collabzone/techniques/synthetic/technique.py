@@ -20,8 +20,9 @@ from typing import Any
 
 from collabzone.budget import PrivacyCost, privacy_parameter
 from collabzone.errors import InvalidInputError, Reason
-from collabzone.model import ColumnClass
+from collabzone.model import ColumnClass, ColumnType
 from collabzone.techniques.base import (
+    DerivedDataset,
     Merge,
     Outcome,
     Plan,
@@ -33,7 +34,10 @@ from collabzone.techniques.base import (
 )
 
 METHODS = ("mst",)
-SPEC_KEYS = frozenset({"dataset", "method", "columns", "epsilon", "delta", "rho", "rows", "bins", "iters"})
+SPEC_KEYS = frozenset(
+    {"dataset", "name", "method", "columns", "epsilon", "delta", "rho", "rows", "bins", "iters"}
+)
+SUPPORTED_TYPES = (ColumnType.STRING, ColumnType.INTEGER, ColumnType.FLOAT, ColumnType.BOOLEAN)
 NEVER = (ColumnClass.IDENTIFIER, ColumnClass.JOIN_KEY)
 
 
@@ -53,7 +57,7 @@ class Synthetic(Technique):
     name = "synthetic"
     summary = "differentially private synthetic table (MST; OpenDP Gaussian, zCDP)"
     rule_specs = (
-        RuleSpec("methods", Merge.SUBSET, "synthesis methods the owner allows", list, choices=METHODS),
+        RuleSpec("methods", Merge.SUBSET, "synthesis methods the owner allows (mst)", list),
     )
 
     def plan(self, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
@@ -79,6 +83,11 @@ class Synthetic(Technique):
                     f"column {column_name!r} is a {column.column_class.value}: identifiers are "
                     "never synthesised; leave it out of `columns`"
                 )
+            if column.type not in SUPPORTED_TYPES:
+                raise InvalidInputError(
+                    f"column {column_name!r} is a {column.type.value}; synthetic supports "
+                    "string, integer, float and boolean columns"
+                )
             if column.domain is None:
                 raise InvalidInputError(
                     f"column {column_name!r} declares no public domain; the owner must declare "
@@ -96,6 +105,9 @@ class Synthetic(Technique):
             cost = PrivacyCost(epsilon=epsilon, delta=delta)
         else:
             raise InvalidInputError("give a budget: rho, or epsilon (and delta, default 1e-6)")
+        target = spec.get("name", f"{name}_synthetic")
+        if not isinstance(target, str) or not target:
+            raise InvalidInputError("`name` (the new dataset's name) must be a non-empty string")
         bins = spec.get("bins", 16)
         iters = spec.get("iters", 500)
         rows = spec.get("rows")
@@ -110,7 +122,14 @@ class Synthetic(Technique):
             cost={name: cost},
             columns={name: tuple(columns)},
             outputs=f"a synthetic table of {len(columns)} columns ({method.upper()}, rho={rho:.6g})",
-            details={"method": method, "rho": rho, "bins": bins, "iters": iters, "rows": rows},
+            details={
+                "method": method,
+                "rho": rho,
+                "bins": bins,
+                "iters": iters,
+                "rows": rows,
+                "name": target,
+            },
         )
 
     def check(self, plan: Plan, rules: Rules, ctx: PlanContext) -> list[Reason]:
@@ -121,7 +140,7 @@ class Synthetic(Technique):
         return []
 
     def run(self, plan: Plan, ctx: RunContext) -> Outcome:
-        from collabzone.techniques.synthetic.encode import table_codec
+        from collabzone.techniques.synthetic.encode import OTHER, table_codec
         from collabzone.techniques.synthetic.mst import mst
 
         name = plan.datasets[0]
@@ -143,15 +162,49 @@ class Synthetic(Technique):
             seed=seed,
         )
         synthetic = codec.decode(result.codes, ctx.rng)
+        specs = []
+        for c in columns:
+            column = dataset.column(c)
+            assert column is not None
+            if column.type is ColumnType.INTEGER:
+                synthetic[c] = [round(v) if isinstance(v, float) else v for v in synthetic[c]]
+            if isinstance(column.domain, list) and column.domain:
+                # "other" (values outside the declared domain) becomes a random declared
+                # category: public randomness, post-processing, keeps the table ingestible
+                declared = list(column.domain)
+                synthetic[c] = [
+                    declared[int(ctx.rng.integers(len(declared)))] if v == OTHER else v
+                    for v in synthetic[c]
+                ]
+            spec = column.model_dump(by_alias=True, mode="json")
+            spec["unique"] = False
+            specs.append(spec)
+        rows = synthetic.astype(object).values.tolist()
+        cost = plan.cost[name]
+        derived = DerivedDataset(
+            name=plan.details["name"],
+            columns=tuple(specs),
+            rows=tuple(tuple(r) for r in rows),
+            provenance={
+                "source": name,
+                "source_version": dataset.version,
+                "method": plan.details["method"],
+                "rho": plan.details["rho"],
+                **cost.as_dict(),
+            },
+            description=f"DP synthetic version of {name} ({plan.details['method'].upper()})",
+        )
         return Outcome(
             payload={
                 "columns": columns,
-                "rows": synthetic.astype(object).values.tolist(),
+                "rows": rows,
+                "dataset": plan.details["name"],
                 "method": plan.details["method"],
                 "tree": [list(p) for p in result.tree],
             },
             mechanism="MST (McKenna et al. 2021): OpenDP Gaussian + noisy max, rho-zCDP",
-            spent={name: plan.cost[name]},
+            spent={name: cost},
+            derived=derived,
             notes=(
                 f"MST spent rho={result.spend.rho:.6g} of {plan.details['rho']:.6g} over "
                 f"{len(result.spend.parts)} OpenDP measurements",

@@ -1,0 +1,64 @@
+"""Through the zone: the synthetic table is released, debited once and registered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Parties
+
+SPEC = {
+    "columns": [
+        {"name": "token", "type": "string", "class": "join_key"},
+        {"name": "region", "type": "string", "class": "dimension", "domain": ["north", "south", "east"]},
+        {"name": "plan", "type": "string", "class": "dimension", "domain": ["basic", "gold"]},
+        {"name": "age", "type": "integer", "class": "quasi_identifier", "domain": {"min": 18, "max": 90}},
+    ]
+}
+
+
+def _write(path: Path, rows: int) -> Path:
+    import random
+
+    rng = random.Random(5)
+    lines = ["token,region,plan,age"]
+    for i in range(rows):
+        region = rng.choice(["north", "south", "east"])
+        plan = "gold" if (region == "north") == (rng.random() < 0.8) else "basic"
+        lines.append(f"t{i},{region},{plan},{rng.randint(18, 90)}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_release_registers_the_synthetic_dataset_with_provenance(
+    sqlite_zone: Parties, tmp_path: Path
+) -> None:
+    zone = sqlite_zone
+    zone.bank.add_dataset("customers", _write(tmp_path / "c.csv", 300), SPEC)
+    zone.bank.add_agreement(
+        "customers",
+        grantees=["partner"],
+        technique="synthetic",
+        purposes=["exploration"],
+        rules={"methods": ["mst"], "epsilon_budget": 1.5, "delta_budget": 1e-5},
+    )
+    spec = {"dataset": "customers", "epsilon": 1.0, "delta": 1e-6, "iters": 20, "bins": 4}
+    request = zone.partner.submit("synthetic", spec, "exploration")
+    released = zone.partner.result(request.id)  # type: ignore[union-attr]
+    assert released.payload["columns"] == ["region", "plan", "age"]  # no join key
+    assert len(released.payload["rows"]) > 200
+    assert released.receipt.budget_spent == {"customers": {"epsilon": 1.0, "delta": 1e-6, "rho": 0.0}}
+    new = {d.name: d for d in zone.partner.datasets()}["customers_synthetic"]
+    assert new.owner == "partner" and new.row_count == len(released.payload["rows"])
+    events = [e for e in zone.auditor.audit_events() if e["action"] == "dataset.derived"]
+    assert len(events) == 1
+    assert events[0]["details"]["provenance"]["source"] == "customers"
+    assert events[0]["details"]["provenance"]["method"] == "mst"
+    assert events[0]["details"]["provenance"]["epsilon"] == 1.0
+    # a second request for the same name is refused after the budget check, and the first
+    # debit is not repeated: 0.5 left cannot buy another epsilon of 1
+    again = zone.partner.submit("synthetic", {**spec, "name": "other"}, "exploration")
+    assert zone.partner.request(again.id).status.value in {"refused", "rejected"}  # type: ignore[union-attr]
+    with pytest.raises(Exception):
+        zone.partner.result(again.id)  # type: ignore[union-attr]
