@@ -27,8 +27,21 @@ from collabzone.techniques.synthetic.technique import rho_for
 
 ADULT = Path("/work/shared/data/uci_adult_full/adult.data")
 NAMES = [
-    "age", "workclass", "fnlwgt", "education", "education_num", "marital", "occupation",
-    "relationship", "race", "sex", "capital_gain", "capital_loss", "hours", "country", "income",
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education_num",
+    "marital",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital_gain",
+    "capital_loss",
+    "hours",
+    "country",
+    "income",
 ]
 
 
@@ -61,8 +74,12 @@ def main() -> None:
     mst_time = time.perf_counter() - start
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     tvd = marginal_tvd(codes, result.codes, codec.shape, 3)
-    print(f"Adult {len(frame)} rows x {len(codec.shape)} columns, epsilon {args.epsilon}, delta {args.delta}")
-    print(f"MST: {mst_time:.1f} s, peak RSS {peak_gb:.2f} GB, 3-way TVD {tvd:.3f}, rho spent {result.spend.rho:.5f}")
+    print(
+        f"Adult {len(frame)} rows x {len(codec.shape)} columns, epsilon {args.epsilon}, delta {args.delta}"
+    )
+    print(
+        f"MST: {mst_time:.1f} s, peak RSS {peak_gb:.2f} GB, 3-way TVD {tvd:.3f}, rho spent {result.spend.rho:.5f}"
+    )
     print(f"independent baseline: {base_time:.2f} s, 3-way TVD {base_tvd:.3f}")
     print(f"ratio 3-way TVD MST / independent: {tvd / base_tvd:.2f}")
 

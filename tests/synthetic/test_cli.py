@@ -25,8 +25,23 @@ def test_run_then_report_writes_html_png_and_flags_a_copy(tmp_path: Path) -> Non
     synth = tmp_path / "synth.csv"
     ran = runner.invoke(
         app,
-        ["synth", "run", str(tmp_path / "train.csv"), "--spec", str(spec), "--out", str(synth),
-         "--epsilon", "1", "--bins", "4", "--iters", "20", "--seed", "1"],
+        [
+            "synth",
+            "run",
+            str(tmp_path / "train.csv"),
+            "--spec",
+            str(spec),
+            "--out",
+            str(synth),
+            "--epsilon",
+            "1",
+            "--bins",
+            "4",
+            "--iters",
+            "20",
+            "--seed",
+            "1",
+        ],
     )
     assert ran.exit_code == 0, ran.output
     assert "OpenDP measurements" in ran.output
@@ -36,8 +51,22 @@ def test_run_then_report_writes_html_png_and_flags_a_copy(tmp_path: Path) -> Non
     out = tmp_path / "report"
     reported = runner.invoke(
         app,
-        ["synth", "report", str(tmp_path / "train.csv"), str(tmp_path / "copy.csv"), "--spec", str(spec),
-         "--out", str(out), "--control", str(tmp_path / "control.csv"), "--bins", "8", "--attacks", "100"],
+        [
+            "synth",
+            "report",
+            str(tmp_path / "train.csv"),
+            str(tmp_path / "copy.csv"),
+            "--spec",
+            str(spec),
+            "--out",
+            str(out),
+            "--control",
+            str(tmp_path / "control.csv"),
+            "--bins",
+            "8",
+            "--attacks",
+            "100",
+        ],
     )
     assert reported.exit_code == 0, reported.output
     document = json.loads((out / "report.json").read_text())

@@ -11,8 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collabzone._opendp import dp
-from collabzone.techniques.synthetic.encode import OTHER, codec_for, table_codec
-from collabzone.techniques.synthetic.fidelity import cramers_v, fidelity_report, marginal_tvd, ml_efficacy
+from collabzone.techniques.synthetic.encode import OTHER, codec_for
+from collabzone.techniques.synthetic.fidelity import (
+    cramers_v,
+    fidelity_report,
+    marginal_tvd,
+    ml_efficacy,
+)
 from collabzone.techniques.synthetic.technique import rho_for
 
 
@@ -22,17 +27,25 @@ def test_mst_spends_exactly_its_rho_across_its_measurements(mst_at_epsilon_1) ->
     assert result.spend.rho == pytest.approx(rho_for(1.0, 1e-6), rel=1e-9)
     assert result.spend.rho <= result.spend.budget * (1 + 1e-12)
     kinds = [what.split(" ")[0] for what, _ in result.spend.parts]
-    assert kinds.count("1-way") == d and kinds.count("select") == d - 1 and kinds.count("2-way") == d - 1
+    assert (
+        kinds.count("1-way") == d
+        and kinds.count("select") == d - 1
+        and kinds.count("2-way") == d - 1
+    )
     assert len(result.tree) == d - 1  # a spanning tree: d - 1 edges, no cycle
     assert len({frozenset(edge) for edge in result.tree}) == d - 1
 
 
 @given(epsilon=st.floats(0.01, 20), delta=st.sampled_from([1e-9, 1e-6, 1e-3]))
 @settings(max_examples=25, deadline=None)
-def test_rho_for_epsilon_never_exceeds_the_epsilon_opendp_converts_it_to(epsilon: float, delta: float) -> None:
+def test_rho_for_epsilon_never_exceeds_the_epsilon_opendp_converts_it_to(
+    epsilon: float, delta: float
+) -> None:
     rho = rho_for(epsilon, delta)
     scale = math.sqrt(1 / (2 * rho))
-    gaussian = dp.m.make_gaussian(dp.vector_domain(dp.atom_domain(T=int)), dp.l2_distance(T=int), scale=scale)
+    gaussian = dp.m.make_gaussian(
+        dp.vector_domain(dp.atom_domain(T=int)), dp.l2_distance(T=int), scale=scale
+    )
     assert gaussian.map(1) == pytest.approx(rho, rel=1e-9)
     converted = dp.c.make_zCDP_to_approxDP(gaussian).map(1).epsilon(delta)
     assert converted <= epsilon * (1 + 1e-9)

@@ -29,7 +29,14 @@ def test_copying_generator_scores_high_risk(adult) -> None:  # type: ignore[no-u
     copy = copying_generator(train, seed=3)
     single = singling_out(train, copy, control, n_attacks=150, n_cols=4)
     assert single.risk > 0.3 and not single.within_control
-    link = linkability(train, copy, control, ["age", "education", "marital"], ["occupation", "hr_per_week", "income"], n_attacks=150)
+    link = linkability(
+        train,
+        copy,
+        control,
+        ["age", "education", "marital"],
+        ["occupation", "hr_per_week", "income"],
+        n_attacks=150,
+    )
     assert link.original.value > link.control.high
     infer = inference(train, copy, control, "income", n_attacks=150)
     assert infer.original.value > infer.control.high
@@ -51,7 +58,14 @@ def test_dp_mst_at_epsilon_1_stays_within_the_control(adult, mst_at_epsilon_1) -
     for attack in (
         singling_out(train, synthetic, control, n_attacks=150, n_cols=4),
         inference(train, synthetic, control, "income", n_attacks=150),
-        linkability(train, synthetic, control, ["age", "education", "marital"], ["occupation", "hr_per_week", "income"], n_attacks=150),
+        linkability(
+            train,
+            synthetic,
+            control,
+            ["age", "education", "marital"],
+            ["occupation", "hr_per_week", "income"],
+            n_attacks=150,
+        ),
     ):
         assert attack.within_control, attack.as_dict()
     copies = rare_copies(train, synthetic, control)

@@ -6,14 +6,25 @@ from pathlib import Path
 
 import pytest
 
+from collabzone.errors import ConflictError
 from tests.conftest import Parties
 
 SPEC = {
     "columns": [
         {"name": "token", "type": "string", "class": "join_key"},
-        {"name": "region", "type": "string", "class": "dimension", "domain": ["north", "south", "east"]},
+        {
+            "name": "region",
+            "type": "string",
+            "class": "dimension",
+            "domain": ["north", "south", "east"],
+        },
         {"name": "plan", "type": "string", "class": "dimension", "domain": ["basic", "gold"]},
-        {"name": "age", "type": "integer", "class": "quasi_identifier", "domain": {"min": 18, "max": 90}},
+        {
+            "name": "age",
+            "type": "integer",
+            "class": "quasi_identifier",
+            "domain": {"min": 18, "max": 90},
+        },
     ]
 }
 
@@ -48,7 +59,9 @@ def test_release_registers_the_synthetic_dataset_with_provenance(
     released = zone.partner.result(request.id)  # type: ignore[union-attr]
     assert released.payload["columns"] == ["region", "plan", "age"]  # no join key
     assert len(released.payload["rows"]) > 200
-    assert released.receipt.budget_spent == {"customers": {"epsilon": 1.0, "delta": 1e-6, "rho": 0.0}}
+    assert released.receipt.budget_spent == {
+        "customers": {"epsilon": 1.0, "delta": 1e-6, "rho": 0.0}
+    }
     new = {d.name: d for d in zone.partner.datasets()}["customers_synthetic"]
     assert new.owner == "partner" and new.row_count == len(released.payload["rows"])
     events = [e for e in zone.auditor.audit_events() if e["action"] == "dataset.derived"]
@@ -60,5 +73,5 @@ def test_release_registers_the_synthetic_dataset_with_provenance(
     # debit is not repeated: 0.5 left cannot buy another epsilon of 1
     again = zone.partner.submit("synthetic", {**spec, "name": "other"}, "exploration")
     assert zone.partner.request(again.id).status.value in {"refused", "rejected"}  # type: ignore[union-attr]
-    with pytest.raises(Exception):
+    with pytest.raises(ConflictError):
         zone.partner.result(again.id)  # type: ignore[union-attr]

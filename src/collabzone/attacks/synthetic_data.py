@@ -132,9 +132,7 @@ class _Space:
         return best, dist
 
 
-def _singling_out_rate(
-    predicates: list[dict[str, str]], target: pd.DataFrame
-) -> int:
+def _singling_out_rate(predicates: list[dict[str, str]], target: pd.DataFrame) -> int:
     as_text = target.astype(str)
     hits = 0
     for predicate in predicates:
@@ -222,7 +220,12 @@ def inference(
 
 
 def dcr(
-    original: pd.DataFrame, synthetic: pd.DataFrame, control: pd.DataFrame, *, n: int = 500, seed: int = 0
+    original: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    control: pd.DataFrame,
+    *,
+    n: int = 500,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Distance to closest record: median DCR to the training set, and the share of
     synthetic rows closer to a training row than to a control row (about 0.5 if safe).
@@ -242,7 +245,9 @@ def dcr(
     }
 
 
-def rare_copies(original: pd.DataFrame, synthetic: pd.DataFrame, control: pd.DataFrame) -> dict[str, int]:
+def rare_copies(
+    original: pd.DataFrame, synthetic: pd.DataFrame, control: pd.DataFrame
+) -> dict[str, int]:
     """Rows unique in the original found verbatim in the synthetic table, next to the
     same count for the control's unique rows (chance coincidences)."""
 
@@ -279,7 +284,15 @@ def privacy_report(
     secret = secret or columns[-1]
     attacks = [
         singling_out(original, synthetic, control, n_attacks=n_attacks, seed=seed),
-        linkability(original, synthetic, control, columns[:half], columns[half:], n_attacks=n_attacks, seed=seed),
+        linkability(
+            original,
+            synthetic,
+            control,
+            columns[:half],
+            columns[half:],
+            n_attacks=n_attacks,
+            seed=seed,
+        ),
         inference(original, synthetic, control, secret, n_attacks=n_attacks, seed=seed),
     ]
     return {
@@ -290,7 +303,11 @@ def privacy_report(
     }
 
 
-def copying_generator(original: pd.DataFrame, rows: int | None = None, seed: int = 0) -> pd.DataFrame:
+def copying_generator(
+    original: pd.DataFrame, rows: int | None = None, seed: int = 0
+) -> pd.DataFrame:
     """The non-private strawman: "synthetic" rows drawn with replacement from the original.
     Every report above must flag it (the tests hold it to that)."""
-    return original.sample(rows or len(original), replace=True, random_state=seed).reset_index(drop=True)
+    return original.sample(rows or len(original), replace=True, random_state=seed).reset_index(
+        drop=True
+    )

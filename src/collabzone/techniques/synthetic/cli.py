@@ -14,26 +14,38 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(name="synth", help="DP synthetic data (MST) and its fidelity/privacy report.", no_args_is_help=True)
+app = typer.Typer(
+    name="synth",
+    help="DP synthetic data (MST) and its fidelity/privacy report.",
+    no_args_is_help=True,
+)
 
 
 def _domains(spec: Path) -> dict[str, Any]:
     from collabzone import ingest
 
     parsed = ingest.parse_spec(spec)
-    return {c.name: c.domain for c in parsed.columns if c.column_class.value not in ("identifier", "join_key")}
+    return {
+        c.name: c.domain
+        for c in parsed.columns
+        if c.column_class.value not in ("identifier", "join_key")
+    }
 
 
 @app.command("run")
 def run(
     data: Annotated[Path, typer.Argument(help="the real table (CSV)")],
-    spec: Annotated[Path, typer.Option(help="dataset spec (YAML/TOML) declaring every column's domain")],
+    spec: Annotated[
+        Path, typer.Option(help="dataset spec (YAML/TOML) declaring every column's domain")
+    ],
     out: Annotated[Path, typer.Option(help="where to write the synthetic CSV")],
     epsilon: Annotated[float, typer.Option(help="privacy budget epsilon")] = 1.0,
     delta: Annotated[float, typer.Option(help="privacy budget delta")] = 1e-6,
     bins: Annotated[int, typer.Option(help="bins per numeric column")] = 16,
     iters: Annotated[int, typer.Option(help="Private-PGM iterations")] = 500,
-    seed: Annotated[int | None, typer.Option(help="seed of the sampling (not of the noise)")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="seed of the sampling (not of the noise)")
+    ] = None,
 ) -> None:
     """Fit MST under (epsilon, delta)-DP to DATA and write a synthetic table."""
     import numpy as np
@@ -58,7 +70,9 @@ def run(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     codec.decode(result.codes, np.random.default_rng(seed)).to_csv(out, index=False)
-    typer.echo(f"wrote {out}: rho {result.spend.rho:.6g} over {len(result.spend.parts)} OpenDP measurements")
+    typer.echo(
+        f"wrote {out}: rho {result.spend.rho:.6g} over {len(result.spend.parts)} OpenDP measurements"
+    )
 
 
 @app.command("report")
@@ -67,7 +81,9 @@ def report(
     synthetic: Annotated[Path, typer.Argument(help="the synthetic table (CSV)")],
     spec: Annotated[Path, typer.Option(help="dataset spec declaring every column's domain")],
     out: Annotated[Path, typer.Option(help="directory for report.html, report.json, PNGs")],
-    control: Annotated[Path | None, typer.Option(help="real rows the generator never saw (privacy attacks)")] = None,
+    control: Annotated[
+        Path | None, typer.Option(help="real rows the generator never saw (privacy attacks)")
+    ] = None,
     holdout: Annotated[Path | None, typer.Option(help="real hold-out for ML efficacy")] = None,
     target: Annotated[str | None, typer.Option(help="column to predict for ML efficacy")] = None,
     bins: Annotated[int, typer.Option(help="bins per numeric column")] = 16,
@@ -92,7 +108,11 @@ def report(
     if control is not None:
         ctl = pd.DataFrame(codec.encode(pd.read_csv(control)[names])).astype(str)
         privacy = privacy_report(
-            pd.DataFrame(real_codes).astype(str), pd.DataFrame(syn_codes).astype(str), ctl, secret=target, n_attacks=attacks
+            pd.DataFrame(real_codes).astype(str),
+            pd.DataFrame(syn_codes).astype(str),
+            ctl,
+            secret=target,
+            n_attacks=attacks,
         )
     path = write_report(out, fidelity, privacy, real_codes, syn_codes, codec.shape)
     typer.echo(f"wrote {path}")

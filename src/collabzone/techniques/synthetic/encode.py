@@ -58,7 +58,9 @@ class ColumnCodec:
         return [float(v) for v in rng.uniform(low, high)]
 
 
-def codec_for(name: str, domain: Sequence[Any] | Mapping[str, Any] | None, bins: int) -> ColumnCodec:
+def codec_for(
+    name: str, domain: Sequence[Any] | Mapping[str, Any] | None, bins: int
+) -> ColumnCodec:
     """The codec of one column from its declared public domain (never from the data)."""
     if isinstance(domain, Mapping) and "min" in domain and "max" in domain:
         low, high = float(domain["min"]), float(domain["max"])
@@ -87,7 +89,9 @@ class TableCodec:
         return {c.name: c.encode(frame[c.name]) for c in self.columns}
 
     def decode(self, codes: Mapping[str, np.ndarray], rng: np.random.Generator) -> pd.DataFrame:
-        return pd.DataFrame({c.name: c.decode(np.asarray(codes[c.name]), rng) for c in self.columns})
+        return pd.DataFrame(
+            {c.name: c.decode(np.asarray(codes[c.name]), rng) for c in self.columns}
+        )
 
 
 def table_codec(

@@ -21,11 +21,14 @@ import numpy as np
 import pandas as pd
 
 
-def _histogram(codes: Mapping[str, np.ndarray], shape: Mapping[str, int], cols: Sequence[str]) -> np.ndarray:
+def _histogram(
+    codes: Mapping[str, np.ndarray], shape: Mapping[str, int], cols: Sequence[str]
+) -> np.ndarray:
     sizes = [shape[c] for c in cols]
     flat = np.ravel_multi_index(tuple(np.asarray(codes[c]) for c in cols), sizes)
     counts = np.bincount(flat, minlength=int(np.prod(sizes))).astype(float)
-    return counts / max(counts.sum(), 1.0)
+    shares: np.ndarray = counts / max(counts.sum(), 1.0)
+    return shares
 
 
 def marginal_tvd(
@@ -45,7 +48,12 @@ def marginal_tvd(
     if not sets:
         return 0.0
     return float(
-        np.mean([0.5 * np.abs(_histogram(real, shape, s) - _histogram(synthetic, shape, s)).sum() for s in sets])
+        np.mean(
+            [
+                0.5 * np.abs(_histogram(real, shape, s) - _histogram(synthetic, shape, s)).sum()
+                for s in sets
+            ]
+        )
     )
 
 
@@ -54,7 +62,9 @@ def cramers_v(codes: Mapping[str, np.ndarray], shape: Mapping[str, int]) -> np.n
     names = list(shape)
     out = np.eye(len(names))
     for i, j in itertools.combinations(range(len(names)), 2):
-        table = _histogram(codes, shape, (names[i], names[j])).reshape(shape[names[i]], shape[names[j]])
+        table = _histogram(codes, shape, (names[i], names[j])).reshape(
+            shape[names[i]], shape[names[j]]
+        )
         rows, cols = table.sum(axis=1), table.sum(axis=0)
         expected = np.outer(rows, cols)
         mask = expected > 0
@@ -66,7 +76,11 @@ def cramers_v(codes: Mapping[str, np.ndarray], shape: Mapping[str, int]) -> np.n
 
 
 def ml_efficacy(
-    train_real: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame, target: str, seed: int = 0
+    train_real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    holdout: pd.DataFrame,
+    target: str,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Accuracy on the real hold-out of a model trained on synthetic vs on real data."""
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -91,7 +105,9 @@ def ml_efficacy(
         if y.nunique() < 2:
             majority = y.iloc[0]
             return float((holdout[target].astype(str) == majority).mean())
-        model = HistGradientBoostingClassifier(max_iter=50, random_state=seed, categorical_features="from_dtype")
+        model = HistGradientBoostingClassifier(
+            max_iter=50, random_state=seed, categorical_features="from_dtype"
+        )
         model.fit(x_train, y)
         return float((model.predict(x_test) == holdout[target].astype(str).to_numpy()).mean())
 
@@ -113,5 +129,7 @@ def fidelity_report(
         "tvd_2way": marginal_tvd(real, synthetic, shape, 2, seed=seed),
         "tvd_3way": marginal_tvd(real, synthetic, shape, 3, seed=seed),
         "cramers_v_max_diff": float(diff.max()),
-        "cramers_v_mean_diff": float(diff[np.triu_indices(len(shape), 1)].mean()) if len(shape) > 1 else 0.0,
+        "cramers_v_mean_diff": float(diff[np.triu_indices(len(shape), 1)].mean())
+        if len(shape) > 1
+        else 0.0,
     }

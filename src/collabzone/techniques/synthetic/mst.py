@@ -47,13 +47,17 @@ class Spend:
             raise InternalError(f"MST would spend rho {self.rho} beyond its {self.budget}")
 
 
-def _marginal(codes: Mapping[str, np.ndarray], shape: Mapping[str, int], clique: tuple[str, ...]) -> np.ndarray:
+def _marginal(
+    codes: Mapping[str, np.ndarray], shape: Mapping[str, int], clique: tuple[str, ...]
+) -> np.ndarray:
     sizes = [shape[a] for a in clique]
     flat = np.ravel_multi_index(tuple(codes[a] for a in clique), sizes)
     return np.bincount(flat, minlength=int(np.prod(sizes))).astype(np.int64)
 
 
-def gaussian_measure(counts: np.ndarray, rho: float, spend: Spend, what: str) -> tuple[np.ndarray, float]:
+def gaussian_measure(
+    counts: np.ndarray, rho: float, spend: Spend, what: str
+) -> tuple[np.ndarray, float]:
     """Noisy ``counts`` with rho-zCDP (one record moves one cell by one: L2 sensitivity 1)."""
     scale = math.sqrt(1 / (2 * rho))
     measurement = dp.m.make_gaussian(
@@ -116,7 +120,9 @@ def mst(
     measurements = []
     rho_one = third / len(names)
     for name in names:
-        noisy, scale = gaussian_measure(_marginal(codes, shape, (name,)), rho_one, spend, f"1-way {name}")
+        noisy, scale = gaussian_measure(
+            _marginal(codes, shape, (name,)), rho_one, spend, f"1-way {name}"
+        )
         measurements.append(_linear(noisy, (name,), scale))
     # selection: d - 1 exponential-mechanism rounds, each over the pairs not closing a cycle
     parent = {n: n for n in names}
@@ -144,12 +150,16 @@ def mst(
     tree: list[tuple[str, str]] = []
     for step in range(len(names) - 1):
         candidates = [p for p in pairs if root(p[0]) != root(p[1])]
-        chosen = candidates[noisy_max([error[p] for p in candidates], rho_pick, spend, f"select {step}")]
+        chosen = candidates[
+            noisy_max([error[p] for p in candidates], rho_pick, spend, f"select {step}")
+        ]
         parent[root(chosen[0])] = root(chosen[1])
         tree.append(chosen)
     rho_two = third / len(tree)
     for pair in tree:
-        noisy, scale = gaussian_measure(_marginal(codes, shape, pair), rho_two, spend, f"2-way {pair}")
+        noisy, scale = gaussian_measure(
+            _marginal(codes, shape, pair), rho_two, spend, f"2-way {pair}"
+        )
         measurements.append(_linear(noisy, pair, scale))
     model = _estimate(shape, measurements, iters)
     if seed is not None:

@@ -86,7 +86,9 @@ def write_report(
     document = {"fidelity": dict(fidelity), "privacy": dict(privacy) if privacy else None}
     (out / "report.json").write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
     parts = [f"<h1>{html.escape(title)}</h1>", "<h2>Fidelity</h2>"]
-    parts.append(_table([(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in fidelity.items()]))
+    parts.append(
+        _table([(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in fidelity.items()])
+    )
     if privacy:
         parts.append("<h2>Privacy (attack success on training records vs control)</h2>")
         rows = []
@@ -100,11 +102,15 @@ def write_report(
                     + ("" if attack["within_control"] else "  ABOVE CONTROL"),
                 )
             )
-        rows += [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in privacy["dcr"].items()]
+        rows += [
+            (k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in privacy["dcr"].items()
+        ]
         rows += [(k, str(v)) for k, v in privacy["rare_copies"].items()]
         parts.append(_table(rows))
         parts.append(f"<p>{html.escape(str(privacy.get('method', '')))}</p>")
-    parts += [f'<h2>{html.escape(f.removesuffix(".png"))}</h2><img src="{f}" alt="{f}">' for f in figures]
+    parts += [
+        f'<h2>{html.escape(f.removesuffix(".png"))}</h2><img src="{f}" alt="{f}">' for f in figures
+    ]
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>"
         + html.escape(title)

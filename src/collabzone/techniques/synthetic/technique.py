@@ -71,7 +71,9 @@ class Synthetic(Technique):
         method = spec.get("method", "mst")
         if method not in METHODS:
             raise InvalidInputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-        columns = spec.get("columns") or [c.name for c in dataset.columns if c.column_class not in NEVER]
+        columns = spec.get("columns") or [
+            c.name for c in dataset.columns if c.column_class not in NEVER
+        ]
         if not isinstance(columns, list) or len(columns) < 2:
             raise InvalidInputError("synthetic needs at least two `columns`")
         for column_name in columns:
@@ -114,7 +116,9 @@ class Synthetic(Technique):
         for key, value, low, high in (("bins", bins, 2, 256), ("iters", iters, 10, 10000)):
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise InvalidInputError(f"{key} must be an integer from {low} to {high}")
-        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= 10_000_000):
+        if rows is not None and (
+            isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= 10_000_000
+        ):
             raise InvalidInputError("rows must be an integer from 1 to 10000000")
         return Plan(
             technique=self.name,
@@ -136,7 +140,13 @@ class Synthetic(Technique):
         allowed = rules.get("methods")
         method = plan.details["method"]
         if allowed is not None and method not in allowed:
-            return [Reason("METHOD_NOT_ALLOWED", "methods", f"the agreement allows {', '.join(allowed)} only")]
+            return [
+                Reason(
+                    "METHOD_NOT_ALLOWED",
+                    "methods",
+                    f"the agreement allows {', '.join(allowed)} only",
+                )
+            ]
         return []
 
     def run(self, plan: Plan, ctx: RunContext) -> Outcome:
