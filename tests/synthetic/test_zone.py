@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from collabzone.errors import ConflictError
+from collabzone.errors import ConflictError, InvalidInputError
 from tests.conftest import Parties
 
 SPEC = {
@@ -75,3 +75,36 @@ def test_release_registers_the_synthetic_dataset_with_provenance(
     assert zone.partner.request(again.id).status.value in {"refused", "rejected"}  # type: ignore[union-attr]
     with pytest.raises(ConflictError):
         zone.partner.result(again.id)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"columns": ["token", "region"]}, "identifiers are never synthesised"),
+        ({"epsilon": 1e-9}, "epsilon must be"),
+        ({"rho": 0.1, "epsilon": 1.0}, "not both"),
+        ({"bins": 100000}, "bins must be"),
+        ({"method": "ctgan"}, "method must be one of"),
+        ({"columns": ["region", "nope"]}, "no column 'nope'"),
+    ],
+)
+def test_bad_or_hostile_specs_are_refused_before_anything_runs(
+    sqlite_zone: Parties, tmp_path: Path, spec: dict[str, object], message: str
+) -> None:
+    sqlite_zone.bank.add_dataset("customers", _write(tmp_path / "c.csv", 20), SPEC)
+    sqlite_zone.bank.add_agreement(
+        "customers", grantees=["partner"], technique="synthetic", purposes=["exploration"], rules={}
+    )
+    full = {"dataset": "customers", "epsilon": 1.0, **spec}
+    with pytest.raises(InvalidInputError, match=message):
+        sqlite_zone.partner.submit("synthetic", full, "exploration", dry_run=True)
+
+
+def test_an_agreement_limiting_methods_is_enforced(sqlite_zone: Parties, tmp_path: Path) -> None:
+    from collabzone.techniques.base import Plan, Rules
+    from collabzone.techniques.synthetic import Synthetic
+
+    plan = Plan(technique="synthetic", datasets=("d",), details={"method": "mst"})
+    reasons = Synthetic().check(plan, Rules(by_dataset={}, merged={"methods": []}), None)  # type: ignore[arg-type]
+    assert [r.code for r in reasons] == ["METHOD_NOT_ALLOWED"]
+    assert Synthetic().check(plan, Rules(by_dataset={}, merged={"methods": ["mst"]}), None) == []  # type: ignore[arg-type]
