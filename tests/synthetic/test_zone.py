@@ -86,6 +86,7 @@ def test_release_registers_the_synthetic_dataset_with_provenance(
         ({"bins": 100000}, "bins must be"),
         ({"method": "ctgan"}, "method must be one of"),
         ({"columns": ["region", "nope"]}, "no column 'nope'"),
+        ({"name": "customers"}, "already exists"),
     ],
 )
 def test_bad_or_hostile_specs_are_refused_before_anything_runs(

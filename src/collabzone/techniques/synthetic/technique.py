@@ -110,6 +110,10 @@ class Synthetic(Technique):
         target = spec.get("name", f"{name}_synthetic")
         if not isinstance(target, str) or not target:
             raise InvalidInputError("`name` (the new dataset's name) must be a non-empty string")
+        if any(d.name == target for d in ctx.visible_datasets()):
+            raise InvalidInputError(
+                f"a dataset named {target!r} already exists; choose another `name`"
+            )
         bins = spec.get("bins", 16)
         iters = spec.get("iters", 500)
         rows = spec.get("rows")
