@@ -75,6 +75,10 @@ def test_release_registers_the_synthetic_dataset_with_provenance(
     assert zone.partner.request(again.id).status.value in {"refused", "rejected"}  # type: ignore[union-attr]
     with pytest.raises(ConflictError):
         zone.partner.result(again.id)  # type: ignore[union-attr]
+    ledger = [b for b in zone.auditor.budget() if b["dataset"] == "customers"]
+    assert len(ledger) == 1 and ledger[0]["party"] == "partner"
+    assert ledger[0]["spent"]["epsilon"] == 1.0 and ledger[0]["debits"] == 1  # debited once
+    assert "customers_synthetic" not in {b["dataset"] for b in zone.auditor.budget()}
 
 
 @pytest.mark.parametrize(
