@@ -113,3 +113,28 @@ def test_an_agreement_limiting_methods_is_enforced(sqlite_zone: Parties, tmp_pat
     reasons = Synthetic().check(plan, Rules(by_dataset={}, merged={"methods": []}), None)  # type: ignore[arg-type]
     assert [r.code for r in reasons] == ["METHOD_NOT_ALLOWED"]
     assert Synthetic().check(plan, Rules(by_dataset={}, merged={"methods": ["mst"]}), None) == []  # type: ignore[arg-type]
+
+
+def test_a_failure_after_measuring_is_charged(
+    sqlite_zone: Parties, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collabzone.techniques.synthetic import mst as mst_module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("estimation diverged")
+
+    monkeypatch.setattr(mst_module, "mst", broken)
+    sqlite_zone.bank.add_dataset("customers", _write(tmp_path / "c.csv", 30), SPEC)
+    sqlite_zone.bank.add_agreement(
+        "customers",
+        grantees=["partner"],
+        technique="synthetic",
+        purposes=["exploration"],
+        rules={"epsilon_budget": 2.0, "delta_budget": 1e-5},
+    )
+    request = sqlite_zone.partner.submit(
+        "synthetic", {"dataset": "customers", "epsilon": 0.5}, "exploration"
+    )
+    assert sqlite_zone.partner.request(request.id).status.value == "failed"  # type: ignore[union-attr]
+    ledger = [b for b in sqlite_zone.auditor.budget() if b["dataset"] == "customers"]
+    assert ledger[0]["spent"]["epsilon"] == 0.5

@@ -23,6 +23,7 @@ from collabzone.errors import InvalidInputError, Reason
 from collabzone.model import ColumnClass, ColumnType
 from collabzone.techniques.base import (
     DerivedDataset,
+    FailedAfterSpending,
     Merge,
     Outcome,
     Plan,
@@ -167,14 +168,20 @@ class Synthetic(Technique):
         codec = table_codec(domains, bins=plan.details["bins"])
         frame = ctx.table(name).select(columns).to_pandas()
         seed = int(ctx.rng.integers(2**31))
-        result = mst(
-            codec.encode(frame),
-            codec.shape,
-            plan.details["rho"],
-            rows=plan.details["rows"],
-            iters=plan.details["iters"],
-            seed=seed,
-        )
+        try:
+            result = mst(
+                codec.encode(frame),
+                codec.shape,
+                plan.details["rho"],
+                rows=plan.details["rows"],
+                iters=plan.details["iters"],
+                seed=seed,
+            )
+        except Exception as exc:  # measurements may already have run: charge them
+            raise FailedAfterSpending(
+                f"MST failed after measuring ({type(exc).__name__}); the budget is charged",
+                {name: plan.cost[name]},
+            ) from exc
         synthetic = codec.decode(result.codes, ctx.rng)
         specs = []
         for c in columns:
