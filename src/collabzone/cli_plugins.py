@@ -17,4 +17,5 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("serve", "collabzone.server.cli:app"),
     ("keys", "collabzone.cli_keys:app"),
     ("webhook", "collabzone.server.cli_webhooks:app"),
+    ("synth", "collabzone.techniques.synthetic.cli:app"),
 ]

@@ -53,6 +53,7 @@ from collabzone.techniques.base import (
     Rules,
     Technique,
 )
+from collabzone.zone_derived import register_derived, write_derived
 
 
 class ExecutionEngine(EngineCore):
@@ -145,6 +146,7 @@ class ExecutionEngine(EngineCore):
             payload[PARTS_KEY] = {str(k): dict(v) for k, v in outcome.parts.items()}
             released_to += tuple(p for p in outcome.parts if p not in released_to)
         self._pace(request_id)  # a release and a refusal end on the same public ladder step
+        sealed = write_derived(self._data, outcome.derived) if outcome.derived else None
         try:
             with self._engine.begin() as conn:
                 audit.lock_head(conn)
@@ -221,10 +223,26 @@ class ExecutionEngine(EngineCore):
                         released_at=repo.iso(now),
                     )
                 )
+                if outcome.derived is not None and sealed is not None:
+                    register_derived(
+                        conn,
+                        self._mac_key(),
+                        owner=requester.name,
+                        derived=outcome.derived,
+                        sealed=sealed,
+                        request_id=request_id,
+                        now=now,
+                    )
                 crashpoint("before_commit")
         except BudgetExhaustedError as exc:
+            if sealed is not None:
+                self._data.remove(sealed[0])
             self._finish_refused(request_id, "zone", exc.reasons)
             return
+        except BaseException:
+            if sealed is not None:
+                self._data.remove(sealed[0])
+            raise
         crashpoint("after_commit")
 
     def _fail(

@@ -110,6 +110,22 @@ PARTS_KEY = "_parts"
 
 
 @dataclass(frozen=True)
+class DerivedDataset:
+    """A released table to register as a new dataset, with where it came from.
+
+    ``columns`` are dataset-spec column entries (``name``, ``type``, ``class``, ``domain``);
+    ``provenance`` says what it was derived from and how (e.g. source, method, epsilon)
+    and is recorded in the dataset's audit event.
+    """
+
+    name: str
+    columns: tuple[Mapping[str, Any], ...]
+    rows: tuple[tuple[Any, ...], ...]
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What ``run`` produced and ``release`` let out.
 
@@ -135,6 +151,9 @@ class Outcome:
     reads ``payload`` plus its own part and never another party's (e.g. a look-alike
     audience goes only to the partner, its size and lift only to the bank). The zone adds
     these parties to ``released_to``. Empty: every reader sees ``payload`` alone."""
+    derived: DerivedDataset | None = None
+    """A table the release adds to the zone as a new dataset of the requester (e.g. a DP
+    synthetic table), registered in the same transaction as the release."""
 
 
 class PlanContext(Protocol):

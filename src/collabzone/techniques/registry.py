@@ -25,6 +25,7 @@ _BUILTIN: dict[str, str] = {
     "sealed": "collabzone.techniques.sealed:Sealed",
     "sql": "collabzone.techniques.sql:GovernedSQL",
     "validator": "collabzone.techniques.validator:Validator",
+    "synthetic": "collabzone.techniques.synthetic:Synthetic",
 }
 
 _loaded: dict[str, Technique] = {}
