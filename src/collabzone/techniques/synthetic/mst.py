@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,17 +82,25 @@ def noisy_max(scores: list[float], rho: float, spend: Spend, what: str) -> int:
     return int(measurement([float(s) for s in scores]))
 
 
-def _estimate(shape: Mapping[str, int], measurements: list[Any], iters: int) -> Any:
-    import mbi
+def _mbi() -> Any:
+    """mbi, imported without its float32 warning: it concerns fits on over 100k rows of one
+    marginal's cells; our marginals hold noisy counts of at most the dataset's rows and
+    float64 would double the model's memory."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="JAX is running in float32 mode")
+        import mbi
+    return mbi
 
+
+def _estimate(shape: Mapping[str, int], measurements: list[Any], iters: int) -> Any:
+    mbi = _mbi()
     domain = mbi.Domain(tuple(shape), tuple(shape.values()))
     estimator = mbi.estimation.MirrorDescent()
     return estimator.estimate(domain, measurements, iters=iters)
 
 
 def _linear(noisy: np.ndarray, clique: tuple[str, ...], scale: float) -> Any:
-    import mbi
-
+    mbi = _mbi()
     return mbi.LinearMeasurement(noisy, clique, stddev=scale)
 
 
