@@ -35,7 +35,7 @@ from collabzone.techniques.sql._protect import (
     self_joins,
     text_ranges,
 )
-from collabzone.techniques.sql._shape import Shape, analyse
+from collabzone.techniques.sql._shape import QUANTILE_FUNCS, Aggregate, Shape, analyse
 from collabzone.techniques.sql._templates import TemplateUse, find_template, unapproved
 from collabzone.techniques.sql.rules._context import OwnTable, Quantity, RewriteContext, SumBound
 from collabzone.techniques.sql.rules.bound_contributions import bound_contributions
@@ -248,7 +248,7 @@ def _quantities(compiled: Compiled) -> dict[str, Quantity]:
             add(f"nonnull:{agg.ref.alias}.{agg.ref.column.name}", "nonnull", agg.ref)
         elif agg.func == "COUNT_DISTINCT":
             add("entities", "entities")
-        elif agg.func in ("SUM", "AVG"):
+        elif agg.func in ("SUM", "AVG", *MOMENTS):
             low_high = _rules.bounds_of(agg.ref, compiled.effective.of(agg.ref.dataset))
             if low_high is None:
                 continue
@@ -260,13 +260,56 @@ def _quantities(compiled: Compiled) -> dict[str, Quantity]:
                     bad_bounds(agg.ref.column.name, compiled.owners[agg.ref.dataset])
                 )
                 continue
-            add(f"sum:{agg.ref.alias}.{agg.ref.column.name}", "sum", agg.ref, bound)
-            if agg.func == "AVG":
-                add(f"nonnull:{agg.ref.alias}.{agg.ref.column.name}", "nonnull", agg.ref)
+            col = f"{agg.ref.alias}.{agg.ref.column.name}"
+            add(f"sum:{col}", "sum", agg.ref, bound)
+            if agg.func != "SUM":
+                add(f"nonnull:{col}", "nonnull", agg.ref)
+            if agg.func in MOMENTS:
+                squares = scaled_bound(_square_bounds(low_high), scale)
+                if squares is None:
+                    compiled.reasons.append(
+                        bad_bounds(agg.ref.column.name, compiled.owners[agg.ref.dataset])
+                    )
+                    continue
+                if f"sumsq:{col}" not in names:
+                    names[f"sumsq:{col}"] = Quantity(
+                        f"_cz_q{len(names)}", "sum", _clamped_square(agg.ref, low_high), squares
+                    )
     return names
 
 
-def quantity_key(compiled: Compiled, func: str, ref: ColumnRef | None) -> list[str]:
+MOMENTS = ("VAR", "VAR_POP", "STDDEV", "STDDEV_POP")
+"""Aggregates computed (as SmartNoise does) from noisy SUM(x), SUM(x * x) and COUNT(x)."""
+
+
+def _square_bounds(low_high: tuple[float, float]) -> tuple[float, float]:
+    """Where x * x lies when x lies in [low, high]."""
+    low, high = low_high
+    top = max(low * low, high * high)
+    return (0.0 if low <= 0 <= high else min(low * low, high * high)), top
+
+
+def _clamped_square(ref: ColumnRef, low_high: tuple[float, float]) -> exp.Expression:
+    """x clamped to its bounds, squared (NULL stays NULL): the value SUM(x * x) adds up."""
+    column: exp.Expression = exp.column(
+        exp.to_identifier(ref.column.name, quoted=True),
+        table=exp.to_identifier(ref.alias, quoted=True),
+    )
+    if ref.column.type == ColumnType.BOOLEAN:
+        column = exp.Cast(this=column, to=exp.DataType.build("INTEGER"))
+    low, high = (exp.Literal.number(v) for v in low_high)
+    clamped = exp.Least(
+        this=exp.Greatest(this=column.copy(), expressions=[low]), expressions=[high]
+    )
+    square = exp.Mul(this=exp.Paren(this=clamped), expression=exp.Paren(this=clamped.copy()))
+    return exp.If(
+        this=exp.Is(this=column.copy(), expression=exp.Null()), true=exp.Null(), false=square
+    )
+
+
+def quantity_key(
+    compiled: Compiled, func: str, ref: ColumnRef | None, q: float | None = None
+) -> list[str]:
     """Which quantities (by rewrite name) an aggregate is computed from."""
     by_key = compiled.quantity_index
     if ref is None:
@@ -278,7 +321,25 @@ def quantity_key(compiled: Compiled, func: str, ref: ColumnRef | None) -> list[s
         return [by_key["entities"]]
     if func == "SUM":
         return [by_key[f"sum:{col}"]]
+    if func in QUANTILE_FUNCS:
+        return [order_statistic_key(func, ref, q)]
+    if func in MOMENTS:
+        return [by_key[f"sum:{col}"], by_key[f"sumsq:{col}"], by_key[f"nonnull:{col}"]]
     return [by_key[f"sum:{col}"], by_key[f"nonnull:{col}"]]
+
+
+def order_statistic_key(func: str, ref: ColumnRef, q: float | None) -> str:
+    """The name of one released order statistic (MIN, MAX, MEDIAN, QUANTILE_CONT)."""
+    return f"_cz_os:{ref.alias}.{ref.column.name}@{q}"
+
+
+def order_statistics(compiled: Compiled) -> list[Aggregate]:
+    """The distinct order statistics a DP query releases (each one private quantile)."""
+    seen: dict[str, Aggregate] = {}
+    for agg in compiled.shape.aggregates:
+        if agg.func in QUANTILE_FUNCS and agg.ref is not None:
+            seen.setdefault(order_statistic_key(agg.func, agg.ref, agg.q), agg)
+    return list(seen.values())
 
 
 def _count_booleans(query: ResolvedQuery) -> None:

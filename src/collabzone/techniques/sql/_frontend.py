@@ -52,6 +52,13 @@ _ALLOWED_NODES |= frozenset(
     }
 )  # fmt: skip
 """Functions of aggregates: computed only on released DP values (``_postprocess``)."""
+_ALLOWED_NODES |= frozenset(
+    {
+        exp.Variance, exp.VariancePop, exp.Stddev, exp.StddevSamp, exp.StddevPop, exp.Median,
+        exp.Quantile, exp.PercentileCont,
+    }
+)  # fmt: skip
+"""Aggregates answered in dp mode only (``_shape.DP_ONLY``; MIN/MAX above as well)."""
 
 _FAMILY_HINTS: Mapping[type[exp.Expression], str] = {
     exp.Subquery: "subqueries",
@@ -158,6 +165,10 @@ def parse_select(sql: str) -> exp.Select:
         raise QueryRejected("NOT_A_SELECT", "send exactly one statement, with no ';' chaining")
     tree = statements[0]
     _check_size(tree)
+    for node in list(tree.find_all(exp.Anonymous)):
+        # SmartNoise / SQL Server's VAR(x) is DuckDB's VARIANCE(x) (the sample variance)
+        if str(node.this).upper() == "VAR" and len(node.expressions) == 1:
+            node.replace(exp.Variance(this=node.expressions[0]))
     if not isinstance(tree, exp.Select):
         raise QueryRejected(
             "NOT_A_SELECT",

@@ -16,7 +16,7 @@ from collabzone.errors import Reason
 from collabzone.model import ColumnClass, ColumnType, Dataset
 from collabzone.techniques.base import Merge, RuleSpec
 from collabzone.techniques.sql._frontend import ColumnRef
-from collabzone.techniques.sql._shape import Condition, Shape
+from collabzone.techniques.sql._shape import DP_ONLY, QUANTILE_FUNCS, Condition, Shape
 
 MODES = ("aggregation", "list", "template", "dp")
 DEFAULT_MIN_GROUP_SIZE = 10
@@ -350,10 +350,12 @@ def check_columns(
             else _DEFAULT_AGGREGATES.get(agg.ref.column.column_class, ())
         )
         if mode == "dp":
-            if agg.func in ("MIN", "MAX"):
+            if agg.func in QUANTILE_FUNCS and shape.group_by:
                 add(
                     "AGGREGATE_NOT_ALLOWED",
-                    f"{agg.func} has no DP form here; use AVG or a histogram",
+                    f"{agg.func} of {agg.ref.column.name!r} is released by a private quantile "
+                    "over the whole table: drop the GROUP BY (or ask one query per group "
+                    "with WHERE)",
                     "dp",
                     agg.ref.dataset,
                 )
@@ -364,17 +366,29 @@ def check_columns(
                     "dp",
                     agg.ref.dataset,
                 )
-            elif agg.func in ("SUM", "AVG") and bounds_of(agg.ref, rules) is None:
+            elif agg.func not in ("COUNT", "COUNT_DISTINCT") and bounds_of(agg.ref, rules) is None:
                 add(
                     "MISSING_BOUNDS",
-                    f"summing {agg.ref.column.name!r} needs clamping bounds in the agreement "
-                    "(rule bounds)",
+                    f"{agg.func} of {agg.ref.column.name!r} needs clamping bounds in the "
+                    "agreement (rule bounds) or a declared min/max domain",
                     "bounds",
                     agg.ref.dataset,
                 )
             if agg.func == "COUNT_DISTINCT":
                 continue
-        if agg.func not in allowed and owners.get(agg.ref.dataset) != requester:
+        if mode != "dp" and agg.func in DP_ONLY:
+            add(
+                "AGGREGATE_NOT_ALLOWED",
+                f"{agg.func} is answered in dp mode only (ask with an epsilon or rho)",
+                "dp",
+                agg.ref.dataset,
+            )
+            continue
+        # in dp, the moments and order statistics of a measure go with its AVG
+        func = "AVG" if mode == "dp" and agg.func in (*DP_ONLY, "MIN", "MAX") else agg.func
+        if func not in allowed and agg.func not in allowed and (
+            owners.get(agg.ref.dataset) != requester
+        ):
             add(
                 "AGGREGATE_NOT_ALLOWED",
                 f"{agg.func} is not allowed on {agg.ref.column.name!r}",

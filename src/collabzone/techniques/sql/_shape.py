@@ -24,7 +24,19 @@ AGG_FUNCS: dict[type[exp.Expression], str] = {
     exp.Avg: "AVG",
     exp.Min: "MIN",
     exp.Max: "MAX",
+    exp.Variance: "VAR",
+    exp.VariancePop: "VAR_POP",
+    exp.Stddev: "STDDEV",
+    exp.StddevSamp: "STDDEV",
+    exp.StddevPop: "STDDEV_POP",
+    exp.Median: "MEDIAN",
+    exp.Quantile: "QUANTILE",
+    exp.PercentileCont: "QUANTILE",
 }
+DP_ONLY = frozenset({"VAR", "VAR_POP", "STDDEV", "STDDEV_POP", "MEDIAN", "QUANTILE"})
+"""Aggregates answered only in dp mode (from noisy moments or a private quantile)."""
+QUANTILE_FUNCS = frozenset({"MIN", "MAX", "MEDIAN", "QUANTILE"})
+"""Aggregates released in dp mode by OpenDP's private quantile over the declared bounds."""
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 _LITERALS = (exp.Literal, exp.Boolean, exp.Null, exp.Neg)
 RESERVED_PREFIX = "_cz_"
@@ -33,11 +45,14 @@ RESERVED_PREFIX = "_cz_"
 
 @dataclass(frozen=True)
 class Aggregate:
-    """One aggregate call: ``func`` is COUNT, COUNT_DISTINCT, SUM, AVG, MIN or MAX."""
+    """One aggregate call: ``func`` is COUNT, COUNT_DISTINCT, SUM, AVG, MIN, MAX, VAR,
+    VAR_POP, STDDEV, STDDEV_POP, MEDIAN or QUANTILE."""
 
     func: str
     ref: ColumnRef | None
     """The column aggregated; ``None`` for COUNT(*)."""
+    q: float | None = None
+    """The quantile asked (MIN 0, MEDIAN 0.5, MAX 1, QUANTILE_CONT's literal)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,7 @@ def literal_value(node: exp.Expression) -> object:
 def _aggregate(node: exp.Expression, query: ResolvedQuery) -> Aggregate:
     func = AGG_FUNCS[type(node)]
     arg = node.this
+    q = _quantile_of(node, func)
     if isinstance(arg, exp.Distinct):
         if func != "COUNT" or len(arg.expressions) != 1:
             raise QueryRejected(
@@ -120,7 +136,7 @@ def _aggregate(node: exp.Expression, query: ResolvedQuery) -> Aggregate:
         func, arg = "COUNT_DISTINCT", arg.expressions[0]
     if isinstance(arg, exp.Star) and func == "COUNT":
         return Aggregate("COUNT", None)
-    if not isinstance(arg, exp.Column) or node.expressions:
+    if not isinstance(arg, exp.Column) or node.expressions or _extra_argument(node, func):
         raise QueryRejected(
             "CONSTRUCT_NOT_ALLOWED",
             "aggregate arguments must be one plain column: expressions inside aggregates "
@@ -128,12 +144,38 @@ def _aggregate(node: exp.Expression, query: ResolvedQuery) -> Aggregate:
         )
     ref = query.ref(arg)
     numeric = (ColumnType.INTEGER, ColumnType.FLOAT, ColumnType.BOOLEAN)
-    if func in ("SUM", "AVG") and ref.column.type not in numeric:
+    if func in ("SUM", "AVG", *DP_ONLY) and ref.column.type not in numeric:
         raise QueryRejected(
             "TYPE_MISMATCH",
             f"{func} needs a numeric column; {ref.column.name!r} is {ref.column.type.value}",
         )
-    return Aggregate(func, ref)
+    return Aggregate(func, ref, q)
+
+
+def _extra_argument(node: exp.Expression, func: str) -> bool:
+    """Whether an aggregate carries an argument besides its column (and a quantile's q)."""
+    allowed = {"this", "quantile", "expression"} if func == "QUANTILE" else {"this"}
+    return any(
+        isinstance(v, exp.Expression | list) and bool(v) and k not in allowed
+        for k, v in node.args.items()
+    )
+
+
+def _quantile_of(node: exp.Expression, func: str) -> float | None:
+    """The quantile an order statistic asks for (a literal in [0, 1] for QUANTILE_CONT)."""
+    fixed = {"MIN": 0.0, "MEDIAN": 0.5, "MAX": 1.0}
+    if func in fixed:
+        return fixed[func]
+    if func != "QUANTILE":
+        return None
+    given = node.args.get("quantile") or node.args.get("expression")
+    value = literal_value(given) if isinstance(given, exp.Literal | exp.Neg) else None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise QueryRejected(
+            "CONSTRUCT_NOT_ALLOWED",
+            "QUANTILE_CONT(col, q) needs q written as a number between 0 and 1",
+        )
+    return float(value)
 
 
 def _aggregates_in(node: exp.Expression, query: ResolvedQuery) -> tuple[Aggregate, ...]:
