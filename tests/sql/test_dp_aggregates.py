@@ -170,3 +170,43 @@ def test_order_statistics_per_group_and_outside_dp_are_refused() -> None:
         zone.submit("analyst", {"sql": "SELECT QUANTILE_CONT(balance, 2) FROM bank", "epsilon": 1})
     assert zone.ledger == [] and agg.ledger == []
 
+
+
+def test_count_distinct_of_a_dimension_is_bounded_by_the_entitys_contribution(
+    exact: None,
+) -> None:
+    rules = {**DP_RULES, "max_rows_per_entity": 2, "max_groups_per_entity": 1}
+    zone = make_fake_zone(rules, rules)
+    sql = "SELECT segment, COUNT(DISTINCT age) AS ages, COUNT(DISTINCT pid) AS people FROM bank GROUP BY segment"
+    payload = zone.submit("analyst", {"sql": sql, "epsilon": 1.0})
+    truth = dict(_truth(zone, "SELECT segment, COUNT(DISTINCT age) FROM bank GROUP BY segment"))
+    for segment, ages, people in payload["rows"]:
+        assert ages == truth.get(segment, 0)  # one row per person here: nothing is cut
+        assert people >= 0
+    # one person moves a group's distinct count by at most max_rows_per_entity values
+    assert payload["noise_scale"]["ages"] == pytest.approx(2 * payload["noise_scale"]["people"])
+
+
+def test_select_distinct_goes_through_private_partition_selection() -> None:
+    zone = make_fake_zone(DP_RULES, DP_RULES)
+    payload = zone.submit("analyst", {"sql": "SELECT DISTINCT segment FROM bank", "epsilon": 1.0})
+    assert payload["columns"] == ["segment"]
+    threshold = int(payload["partition_selection"].split("threshold ")[1].rstrip(")"))
+    assert threshold > 1 and payload["spent"]["delta"] > 0
+    assert {row[0] for row in payload["rows"]} <= {"gold", "silver", "bronze"}
+    grouped = zone.submit(
+        "analyst", {"sql": "SELECT segment, region FROM bank GROUP BY segment, region", "epsilon": 1}
+    )
+    assert len(grouped["rows"]) == 12 and grouped["partition_selection"].startswith("private")
+    with pytest.raises(Exception, match="dp mode only"):
+        zone.submit("analyst", {"sql": "SELECT DISTINCT segment FROM bank"})
+
+
+def test_partition_selection_never_releases_a_group_of_one_person() -> None:
+    """The attack: SELECT DISTINCT segment at the largest epsilon, asked afresh 30 times,
+    to learn that the one customer of segment 'new' exists. Its count (1) is far below
+    the threshold OpenDP sets for delta, so it never appears (chance <= delta each)."""
+    for _ in range(30):
+        zone = make_fake_zone(DP_RULES, DP_RULES)
+        payload = zone.submit("analyst", {"sql": "SELECT DISTINCT segment FROM bank", "epsilon": 5})
+        assert "new" not in {row[0] for row in payload["rows"]}

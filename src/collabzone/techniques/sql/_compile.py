@@ -246,6 +246,8 @@ def _quantities(compiled: Compiled) -> dict[str, Quantity]:
             add("rows", "rows")
         elif agg.func == "COUNT":
             add(f"nonnull:{agg.ref.alias}.{agg.ref.column.name}", "nonnull", agg.ref)
+        elif agg.func == "COUNT_DISTINCT" and not _is_entity(compiled, agg.ref):
+            add(f"distinct:{agg.ref.alias}.{agg.ref.column.name}", "distinct", agg.ref)
         elif agg.func == "COUNT_DISTINCT":
             add("entities", "entities")
         elif agg.func in ("SUM", "AVG", *MOMENTS):
@@ -318,7 +320,7 @@ def quantity_key(
     if func == "COUNT":
         return [by_key[f"nonnull:{col}"]]
     if func == "COUNT_DISTINCT":
-        return [by_key["entities"]]
+        return [by_key["entities" if _is_entity(compiled, ref) else f"distinct:{col}"]]
     if func == "SUM":
         return [by_key[f"sum:{col}"]]
     if func in QUANTILE_FUNCS:
@@ -340,6 +342,11 @@ def order_statistics(compiled: Compiled) -> list[Aggregate]:
         if agg.func in QUANTILE_FUNCS and agg.ref is not None:
             seen.setdefault(order_statistic_key(agg.func, agg.ref, agg.q), agg)
     return list(seen.values())
+
+
+def _is_entity(compiled: Compiled, ref: ColumnRef) -> bool:
+    """Whether COUNT(DISTINCT ref) counts people (the entity key) rather than values."""
+    return compiled.entity is not None and ref.key == compiled.entity.key
 
 
 def _count_booleans(query: ResolvedQuery) -> None:
@@ -396,6 +403,12 @@ def compile_request(
             assert column is not None
             entity = ColumnRef(first_alias, first.name, column)
     mode = _mode(spec, shape, eff, query.datasets)
+    if shape.group_by and not shape.is_aggregate and mode != "dp":
+        raise QueryRejected(
+            "BAD_SHAPE",
+            "GROUP BY without aggregates (SELECT DISTINCT) is released in dp mode only, "
+            "through private partition selection: give an epsilon or rho, or add COUNT(*)",
+        )
     compiled = Compiled(
         spec, mode, query, shape, eff, owners, entity, protected=tuple(protected), template=template
     )
@@ -406,7 +419,8 @@ def compile_request(
         compiled.value_bounds, problems = _value_bounds(compiled)
         compiled.reasons += problems
     if mode == "dp":
-        compiled.public_keys = _public_keys(shape, eff)
+        # which values occur is what SELECT DISTINCT asks: never from a public domain
+        compiled.public_keys = None if distinct_only(shape) else _public_keys(shape, eff)
         compiled.budget, problems = _budget(spec, eff, public=compiled.public_keys is not None)
         compiled.reasons += problems
         quantities = _quantities(compiled)
@@ -418,6 +432,16 @@ def compile_request(
             groups=(eff.max_groups_per_entity or CANDIDATES[-1]) if shape.group_by else 1,
         )
     return compiled
+
+
+def distinct_only(shape: Shape) -> bool:
+    """SELECT DISTINCT dims (or GROUP BY dims without aggregates): released in dp mode
+    through private partition selection on a noisy count of rows per group."""
+    return (
+        bool(shape.group_by)
+        and not shape.is_aggregate
+        and all(item.dimension is not None for item in shape.items)
+    )
 
 
 def _own_tables(
@@ -503,10 +527,11 @@ def _mode(
         if asked not in _rules.MODES or asked == "template":
             raise InvalidInputError("analysis must be aggregation, list or dp")
         return str(asked)
-    if not shape.is_aggregate:
-        return "list"
-    everywhere = [set(_rules.allowed_modes(eff.of(d))) for d in datasets]
     wants_dp = spec.get("epsilon") is not None or spec.get("rho") is not None
+    if not shape.is_aggregate:
+        # SELECT DISTINCT / GROUP BY without aggregates, with a budget: private selection
+        return "dp" if wants_dp and shape.group_by else "list"
+    everywhere = [set(_rules.allowed_modes(eff.of(d))) for d in datasets]
     if all("dp" in modes for modes in everywhere) and (
         wants_dp or not all("aggregation" in modes for modes in everywhere)
     ):
@@ -538,7 +563,9 @@ def _check(compiled: Compiled, requester: str) -> list[Reason]:
                 compiled.owners[first],
             )
         )
-    if mode in ("aggregation", "dp", "template") and not shape.is_aggregate:
+    if mode in ("aggregation", "dp", "template") and not shape.is_aggregate and not (
+        mode == "dp" and distinct_only(shape)
+    ):
         reasons.append(
             Reason("BAD_SHAPE", "sql.aggregation", "this analysis releases aggregates only")
         )

@@ -135,6 +135,21 @@ class ResolvedQuery:
         return {d: tuple(cols) for d, cols in out.items()}
 
 
+def _distinct_as_group_by(tree: exp.Expression) -> None:
+    """``SELECT DISTINCT a, b`` is ``SELECT a, b ... GROUP BY a, b`` (one meaning, one
+    path: in dp mode its groups are released through private partition selection)."""
+    distinct = tree.args.get("distinct") if isinstance(tree, exp.Select) else None
+    if not isinstance(distinct, exp.Distinct) or distinct.args.get("on") is not None:
+        return
+    if tree.args.get("group") is not None:
+        return
+    columns = [item.this if isinstance(item, exp.Alias) else item for item in tree.expressions]
+    if not columns or not all(isinstance(c, exp.Column) for c in columns):
+        return
+    tree.set("distinct", None)
+    tree.set("group", exp.Group(expressions=[c.copy() for c in columns]))
+
+
 def parse_select(sql: str) -> exp.Select:
     """Parse ``sql`` into exactly one SELECT made only of whitelisted nodes."""
     if not isinstance(sql, str) or not sql.strip():
@@ -165,6 +180,7 @@ def parse_select(sql: str) -> exp.Select:
         raise QueryRejected("NOT_A_SELECT", "send exactly one statement, with no ';' chaining")
     tree = statements[0]
     _check_size(tree)
+    _distinct_as_group_by(tree)
     for node in list(tree.find_all(exp.Anonymous)):
         # SmartNoise / SQL Server's VAR(x) is DuckDB's VARIANCE(x) (the sample variance)
         if str(node.this).upper() == "VAR" and len(node.expressions) == 1:

@@ -359,13 +359,6 @@ def check_columns(
                     "dp",
                     agg.ref.dataset,
                 )
-            elif agg.func == "COUNT_DISTINCT" and (entity is None or agg.ref.key != entity.key):
-                add(
-                    "AGGREGATE_NOT_ALLOWED",
-                    "in dp, COUNT(DISTINCT ...) counts people only (the entity key)",
-                    "dp",
-                    agg.ref.dataset,
-                )
             elif agg.func not in ("COUNT", "COUNT_DISTINCT") and bounds_of(agg.ref, rules) is None:
                 add(
                     "MISSING_BOUNDS",
@@ -374,8 +367,8 @@ def check_columns(
                     "bounds",
                     agg.ref.dataset,
                 )
-            if agg.func == "COUNT_DISTINCT":
-                continue
+            if agg.func == "COUNT_DISTINCT" and entity is not None and agg.ref.key == entity.key:
+                continue  # counting people: allowed on the entity key whatever its class
         if mode != "dp" and agg.func in DP_ONLY:
             add(
                 "AGGREGATE_NOT_ALLOWED",

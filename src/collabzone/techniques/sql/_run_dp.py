@@ -249,7 +249,7 @@ def _answer(
         linf = (
             max_rows * max(abs(q.bound.low), abs(q.bound.high))
             if q.bound is not None
-            else (1 if q.kind == "entities" else max_rows)
+            else (1 if q.kind == "entities" else max_rows)  # distinct: max_rows values
         )
         measures.append(Measure(q.name, max(1, linf)))
     alpha = float(compiled.spec.get("alpha", 0.05))

@@ -347,8 +347,12 @@ def analyse(query: ResolvedQuery) -> Shape:
                 raise QueryRejected(
                     "BAD_SHAPE", f"output {item.name!r} must be in GROUP BY or aggregated"
                 )
-    elif group_by:
-        raise QueryRejected("BAD_SHAPE", "GROUP BY without aggregates; add COUNT(*) or drop it")
+    elif group_by:  # SELECT DISTINCT: dp mode only (checked once the mode is known)
+        grouped = {r.key for r in group_by}
+        if any(item.dimension is None or item.dimension.key not in grouped for item in items):
+            raise QueryRejected(
+                "BAD_SHAPE", "GROUP BY without aggregates outputs the grouped columns only"
+            )
     having = tree.args.get("having")
     if having is not None:
         named = [c for c in _bare_columns_outside_aggregates(having.this) if id(c) in query.refs]
