@@ -19,6 +19,7 @@ from collabzone.budget import privacy_parameter
 from collabzone.errors import InvalidInputError, Reason
 from collabzone.model import ColumnType, Dataset
 from collabzone.techniques.sql import _postcheck, _rules
+from collabzone.techniques.sql._bins import bin_domain
 from collabzone.techniques.sql._bounds import CANDIDATES, bad_bounds, scaled_bound, too_wide
 from collabzone.techniques.sql._dp import Budget
 from collabzone.techniques.sql._frontend import (
@@ -207,7 +208,13 @@ def _budget(
 
 def _public_keys(shape: Shape, eff: _rules.Effective) -> list[tuple[Any, ...]] | None:
     domains: list[list[Any]] = []
-    for ref in shape.group_by:
+    for index, ref in enumerate(shape.group_by):
+        if index in shape.bins:  # a public bin: its values follow from literals and bounds
+            declared = bin_domain(shape.bins[index], _rules.bounds_of(ref, eff.of(ref.dataset)))
+            if declared is None:
+                return None
+            domains.append(declared)
+            continue
         declared = (eff.of(ref.dataset).get("public_domains") or {}).get(ref.column.name)
         if declared is None and isinstance(ref.column.domain, list):
             declared = ref.column.domain

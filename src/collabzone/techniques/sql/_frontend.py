@@ -59,6 +59,8 @@ _ALLOWED_NODES |= frozenset(
     }
 )  # fmt: skip
 """Aggregates answered in dp mode only (``_shape.DP_ONLY``; MIN/MAX above as well)."""
+_ALLOWED_NODES |= frozenset({exp.Case, exp.If, exp.WidthBucket})
+"""Public bins: accepted only as GROUP BY items (``_bins``), refused anywhere else."""
 
 _FAMILY_HINTS: Mapping[type[exp.Expression], str] = {
     exp.Subquery: "subqueries",
@@ -406,6 +408,8 @@ def _resolve_column(
     if not matches:
         if name in output_aliases and column.find_ancestor(exp.Order, exp.Having) is not None:
             return None  # an output named in ORDER BY, or in HAVING (DP: post-processing)
+        if name in output_aliases and isinstance(column.parent, exp.Group):
+            return None  # GROUP BY an output's alias (``_shape._group_item`` replaces it)
         raise QueryRejected("UNKNOWN_COLUMN", f"no dataset in FROM has a column {name!r}")
     if len(matches) > 1:
         raise QueryRejected(

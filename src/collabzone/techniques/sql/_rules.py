@@ -273,7 +273,35 @@ def check_columns(
             seen.add((code, message, dataset))
             reasons.append(_reason(code, message, rule, owners.get(dataset)))
 
-    used_refs = list(shape.group_by) + [c.ref for c in shape.conditions]
+    binned = {shape.group_by[i].key for i in shape.bins}
+    for index in shape.bins:
+        ref = shape.group_by[index]
+        rules = eff.of(ref.dataset)
+        if mode != "dp":
+            add(
+                "BIN_NOT_ALLOWED",
+                f"GROUP BY {shape.bins[index].sql()}: bins are released in dp mode only "
+                "(give an epsilon or rho)",
+                "dp",
+                ref.dataset,
+            )
+        elif ref.column.column_class not in (ColumnClass.MEASURE, ColumnClass.DIMENSION):
+            add(
+                "COLUMN_NOT_ALLOWED",
+                f"column {ref.column.name!r} may not be binned (only measures and dimensions)",
+                "dimensions",
+                ref.dataset,
+            )
+        elif bounds_of(ref, rules) is None and not _dimensions(ref, rules):
+            add(
+                "MISSING_BOUNDS",
+                f"binning {ref.column.name!r} needs its declared bounds (rule bounds or a "
+                "min/max domain)",
+                "bounds",
+                ref.dataset,
+            )
+    used_refs = [r for r in shape.group_by if r.key not in binned]
+    used_refs += [c.ref for c in shape.conditions]
     for ref in used_refs:
         rules = eff.of(ref.dataset)
         if _is_join_key(ref, rules):

@@ -16,6 +16,7 @@ from typing import Any
 from sqlglot import exp
 
 from collabzone.model import ColumnType
+from collabzone.techniques.sql._bins import engine_form, public_bin
 from collabzone.techniques.sql._frontend import ColumnRef, QueryRejected, ResolvedQuery
 
 AGG_FUNCS: dict[type[exp.Expression], str] = {
@@ -90,6 +91,8 @@ class Shape:
     having_aggregates: list[Aggregate] = field(default_factory=list)
     order_by: list[tuple[str, bool]] = field(default_factory=list)
     """(output name, descending)."""
+    bins: dict[int, exp.Expression] = field(default_factory=dict)
+    """GROUP BY position -> its public bin expression (``_bins``) when not a plain column."""
     limit: int | None = None
 
     @property
@@ -176,6 +179,49 @@ def _quantile_of(node: exp.Expression, func: str) -> float | None:
             "QUANTILE_CONT(col, q) needs q written as a number between 0 and 1",
         )
     return float(value)
+
+
+def _engine_forms(tree: exp.Select, bins: dict[int, exp.Expression], query: ResolvedQuery) -> None:
+    """Bins the engine lacks (width_bucket) rewritten in place, in GROUP BY and SELECT;
+    ``bins`` keeps the written form (its public domain), detached from the tree."""
+    for index, node in list(bins.items()):
+        text = node.sql()
+        form = engine_form(node)
+        if form.sql() == text:
+            continue
+        bins[index] = node.copy()
+        targets = [n for n in tree.find_all(type(node)) if n.sql() == text]
+        for target in targets:
+            copy = form.copy()
+            ref = query.ref(next(target.find_all(exp.Column)))
+            for column in copy.find_all(exp.Column):
+                query.refs[id(column)] = ref
+            target.replace(copy)
+
+
+def _group_item(node: exp.Expression, tree: exp.Select, query: ResolvedQuery) -> exp.Expression:
+    """A GROUP BY item, with ``GROUP BY 1`` or ``GROUP BY alias`` replaced (in the tree)
+    by a copy of the SELECT item it names, its columns resolved as the original's."""
+    target = None
+    if isinstance(node, exp.Literal) and not node.is_string and str(node.this).isdigit():
+        position = int(str(node.this)) - 1
+        if not 0 <= position < len(tree.expressions):
+            raise QueryRejected("BAD_SHAPE", f"GROUP BY {node.this}: no such SELECT item")
+        target = tree.expressions[position]
+    elif isinstance(node, exp.Column) and id(node) not in query.refs and not node.table:
+        target = next(
+            (e for e in tree.expressions if isinstance(e, exp.Alias) and e.alias == node.name),
+            None,
+        )
+    if target is None:
+        return node
+    original = target.this if isinstance(target, exp.Alias) else target
+    copy = original.copy()
+    for old, new in zip(original.find_all(exp.Column), copy.find_all(exp.Column), strict=True):
+        if id(old) in query.refs:
+            query.refs[id(new)] = query.refs[id(old)]
+    node.replace(copy)
+    return copy
 
 
 def _aggregates_in(node: exp.Expression, query: ResolvedQuery) -> tuple[Aggregate, ...]:
@@ -305,11 +351,21 @@ def analyse(query: ResolvedQuery) -> Shape:
     tree = query.tree
     group_by: list[ColumnRef] = []
     group = tree.args.get("group")
+    bins: dict[int, exp.Expression] = {}
     if group is not None:
-        for node in group.expressions:
-            if not isinstance(node, exp.Column):
-                raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "GROUP BY takes plain column names")
-            group_by.append(query.ref(node))
+        for node in list(group.expressions):
+            node = _group_item(node, tree, query)
+            if isinstance(node, exp.Column):
+                group_by.append(query.ref(node))
+                continue
+            ref = public_bin(node, query)
+            bins[len(group_by)] = node
+            group_by.append(ref)
+        keys = [r.key for r in group_by]
+        if len(set(keys)) != len(keys):
+            raise QueryRejected(
+                "CONSTRUCT_NOT_ALLOWED", "GROUP BY uses each column once (raw or binned)"
+            )
         if any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets", "totals")):
             raise QueryRejected(
                 "CONSTRUCT_NOT_ALLOWED", "ROLLUP, CUBE and GROUPING SETS are not allowed"
@@ -320,8 +376,11 @@ def analyse(query: ResolvedQuery) -> Shape:
         name = _output_name(select, index, taken)
         node = select.this if isinstance(select, exp.Alias) else select
         aggs = _aggregates_in(node, query)
+        binned = next((i for i, b in bins.items() if b.sql() == node.sql()), None)
         if isinstance(node, exp.Column):
             items.append(OutputItem(name, node, dimension=query.ref(node)))
+        elif binned is not None:
+            items.append(OutputItem(name, node, dimension=group_by[binned]))
         elif aggs and not _bare_columns_outside_aggregates(node):
             items.append(OutputItem(name, node, aggregates=aggs))
         elif not aggs and node.find(exp.Column, exp.Star) is None:
@@ -359,6 +418,8 @@ def analyse(query: ResolvedQuery) -> Shape:
         if named:  # (a column the resolver left unresolved names an output: DP only)
             raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "HAVING may test aggregates only")
         shape.having_aggregates = list(_aggregates_in(having.this, query))
+    shape.bins = bins
+    _engine_forms(tree, bins, query)
     shape.order_by = _order_by(tree, items)
     limit = tree.args.get("limit")
     if limit is not None:
