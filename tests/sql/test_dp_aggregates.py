@@ -210,3 +210,18 @@ def test_partition_selection_never_releases_a_group_of_one_person() -> None:
         zone = make_fake_zone(DP_RULES, DP_RULES)
         payload = zone.submit("analyst", {"sql": "SELECT DISTINCT segment FROM bank", "epsilon": 5})
         assert "new" not in {row[0] for row in payload["rows"]}
+
+
+def test_small_data_without_limits_is_refused_naming_max_rows_per_entity() -> None:
+    """Issue 11: 500-odd rows at epsilon 0.1 with limits left open gave counts of -15,581.
+    The catalogue's row count and the budget say so before any data is read."""
+    rules = {"analysis": ["dp"], "max_epsilon_per_query": 5.0}
+    zone = make_fake_zone(rules, rules)
+    sql = "SELECT region, COUNT(*) AS n FROM bank GROUP BY region"
+    with pytest.raises(PolicyRefusal, match="LIMITS_NEEDED.*declare max_rows_per_entity"):
+        zone.submit("analyst", {"sql": sql, "epsilon": 0.1})
+    assert zone.ledger == []
+    payload = zone.submit("analyst", {"sql": sql, "epsilon": 5.0})  # enough budget: derived
+    assert payload["contribution_bounds"]["max_groups_per_entity"] <= 4  # 4 public regions
+    declared = make_fake_zone(DP_RULES, DP_RULES)  # declared limits: any budget runs
+    assert len(declared.submit("analyst", {"sql": sql, "epsilon": 0.1})["rows"]) == 4

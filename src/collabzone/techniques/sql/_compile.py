@@ -9,6 +9,7 @@ rules that the mode needs. ``plan`` prices the result, ``check`` reports its rea
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,13 @@ from collabzone.errors import InvalidInputError, Reason
 from collabzone.model import ColumnType, Dataset
 from collabzone.techniques.sql import _postcheck, _rules
 from collabzone.techniques.sql._bins import bin_domain
-from collabzone.techniques.sql._bounds import CANDIDATES, bad_bounds, scaled_bound, too_wide
+from collabzone.techniques.sql._bounds import (
+    AUTO_SHARE,
+    CANDIDATES,
+    bad_bounds,
+    scaled_bound,
+    too_wide,
+)
 from collabzone.techniques.sql._dp import Budget
 from collabzone.techniques.sql._frontend import (
     ColumnRef,
@@ -433,12 +440,53 @@ def compile_request(
         quantities = _quantities(compiled)
         compiled.quantities = tuple(quantities.values())
         compiled.quantity_index = {key: q.name for key, q in quantities.items()}
+        compiled.reasons += _limits_needed(compiled, by_name)
         compiled.reasons += too_wide(
             compiled.quantities,
             rows=eff.max_rows_per_entity or CANDIDATES[-1],
             groups=(eff.max_groups_per_entity or CANDIDATES[-1]) if shape.group_by else 1,
         )
     return compiled
+
+
+MIN_DERIVATION_SIGNAL = 20.0
+"""Least (rows x budget share) for which the private derivation of a contribution limit
+is worth its cost: below it the derived limit is mostly noise (issue 11 saw 16 rows and 32
+groups per person on a 500-row table at epsilon 0.1) and the answer useless."""
+
+
+def _limits_needed(compiled: Compiled, by_name: Mapping[str, Dataset]) -> list[Reason]:
+    """Refuse, before reading data, a DP query whose contribution limits would have to be
+    derived from too few rows (the catalogue's row count) for the budget asked."""
+    eff, budget, entity = compiled.effective, compiled.budget, compiled.entity
+    if budget is None or entity is None or compiled.entity_unique:
+        return []
+    missing = [
+        name
+        for name, value, needed in (
+            ("max_rows_per_entity", eff.max_rows_per_entity, True),
+            ("max_groups_per_entity", eff.max_groups_per_entity, bool(compiled.shape.group_by)),
+        )
+        if needed and value is None
+    ]
+    if not missing:
+        return []
+    total = budget.epsilon if budget.epsilon is not None else math.sqrt(2 * (budget.rho or 0))
+    share = total * AUTO_SHARE / len(missing)
+    rows = by_name[entity.dataset].row_count
+    if rows * share >= MIN_DERIVATION_SIGNAL:
+        return []
+    return [
+        Reason(
+            "LIMITS_NEEDED",
+            "sql.max_rows_per_entity",
+            f"{entity.dataset!r} has {rows} rows, too few to derive {' and '.join(missing)} "
+            f"privately at this budget (the answer would be mostly noise): declare "
+            f"{' and '.join(missing)} in the agreement (1 when each person has one row), "
+            "or ask with a larger epsilon",
+            compiled.owners[entity.dataset],
+        )
+    ]
 
 
 def distinct_only(shape: Shape) -> bool:

@@ -164,6 +164,8 @@ def _limits(
             profile.column("_cz_groups").to_pylist(), share=share, zcdp=budget.zcdp
         )
         notes.append(f"max groups per entity derived privately: {groups} (cost {cost:.3g})")
+    if compiled.public_keys is not None and grouped:  # no one is in more groups than exist
+        groups = min(int(groups), max(1, len(compiled.public_keys)))
     rest = total * (1 - AUTO_SHARE)
     main = replace(budget, rho=rest) if budget.zcdp else replace(budget, epsilon=rest)
     return main, int(rows), int(groups), notes
