@@ -120,6 +120,11 @@ def _variance(released: _Released, agg: Aggregate, alpha: float) -> iv.Noisy:
     noisy quantities (times n/(n-1) for the sample forms), clamped to [0, ((hi-lo)/2)^2]
     (no variance is negative, none exceeds that of the bounds); STDDEV is its square root.
     Intervals by interval arithmetic on the three quantities' joint intervals."""
+    with np.errstate(all="ignore"):  # undefined where a noisy count is <= 1: NULL there
+        return _moments(released, agg, alpha)
+
+
+def _moments(released: _Released, agg: Aggregate, alpha: float) -> iv.Noisy:
     total_name, squares_name, count_name = quantity_key(released.compiled, agg.func, agg.ref)
     count = released.quantity(count_name, alpha)
     mean = iv.div(released.quantity(total_name, alpha), count)
