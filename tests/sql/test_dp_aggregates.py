@@ -31,7 +31,9 @@ def exact(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         out = real(keys, data, measures, **kw)
         index = {key: i for i, key in enumerate(keys)}
         for m in measures:
-            out.values[m.name] = [int(data[m.name][index[k]]) if k in index else 0 for k in out.keys]
+            out.values[m.name] = [
+                int(data[m.name][index[k]]) if k in index else 0 for k in out.keys
+            ]
         return out
 
     monkeypatch.setattr(_run_dp, "release", release)
@@ -158,7 +160,7 @@ def test_max_does_not_reveal_an_outliers_exact_value() -> None:
 
 def test_order_statistics_per_group_and_outside_dp_are_refused() -> None:
     zone = make_fake_zone(DP_RULES, DP_RULES)
-    with pytest.raises(PolicyRefusal, match="MEDIAN of 'balance'.*GROUP BY"):
+    with pytest.raises(PolicyRefusal, match=r"MEDIAN of 'balance'.*GROUP BY"):
         zone.submit(
             "analyst",
             {"sql": "SELECT segment, MEDIAN(balance) FROM bank GROUP BY segment", "epsilon": 1},
@@ -169,7 +171,6 @@ def test_order_statistics_per_group_and_outside_dp_are_refused() -> None:
     with pytest.raises(Exception, match="QUANTILE_CONT"):
         zone.submit("analyst", {"sql": "SELECT QUANTILE_CONT(balance, 2) FROM bank", "epsilon": 1})
     assert zone.ledger == [] and agg.ledger == []
-
 
 
 def test_count_distinct_of_a_dimension_is_bounded_by_the_entitys_contribution(
@@ -195,7 +196,8 @@ def test_select_distinct_goes_through_private_partition_selection() -> None:
     assert threshold > 1 and payload["spent"]["delta"] > 0
     assert {row[0] for row in payload["rows"]} <= {"gold", "silver", "bronze"}
     grouped = zone.submit(
-        "analyst", {"sql": "SELECT segment, region FROM bank GROUP BY segment, region", "epsilon": 1}
+        "analyst",
+        {"sql": "SELECT segment, region FROM bank GROUP BY segment, region", "epsilon": 1},
     )
     assert len(grouped["rows"]) == 12 and grouped["partition_selection"].startswith("private")
     with pytest.raises(Exception, match="dp mode only"):
@@ -218,7 +220,7 @@ def test_small_data_without_limits_is_refused_naming_max_rows_per_entity() -> No
     rules = {"analysis": ["dp"], "max_epsilon_per_query": 5.0}
     zone = make_fake_zone(rules, rules)
     sql = "SELECT region, COUNT(*) AS n FROM bank GROUP BY region"
-    with pytest.raises(PolicyRefusal, match="LIMITS_NEEDED.*declare max_rows_per_entity"):
+    with pytest.raises(PolicyRefusal, match=r"LIMITS_NEEDED.*declare max_rows_per_entity"):
         zone.submit("analyst", {"sql": sql, "epsilon": 0.1})
     assert zone.ledger == []
     payload = zone.submit("analyst", {"sql": sql, "epsilon": 5.0})  # enough budget: derived

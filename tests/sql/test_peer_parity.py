@@ -79,8 +79,10 @@ REFUSED: list[tuple[str, str]] = [
     ("SELECT pid, COUNT(*) FROM bank GROUP BY pid", "pid"),
     ("SELECT SUM(token) FROM shop", "token"),
     ("SELECT CASE WHEN balance < age THEN 1 ELSE 0 END AS x, COUNT(*) FROM bank GROUP BY 1", "bin"),
-    ("SELECT CASE WHEN balance < 10 THEN balance ELSE 0 END AS x, COUNT(*) FROM bank GROUP BY 1",
-     "literal"),
+    (
+        "SELECT CASE WHEN balance < 10 THEN balance ELSE 0 END AS x, COUNT(*) FROM bank GROUP BY 1",
+        "literal",
+    ),
     ("SELECT width_bucket(balance, 0, age, 4) AS b, COUNT(*) FROM bank GROUP BY 1", "width_bucket"),
     ("SELECT FLOOR(balance / age) AS b, COUNT(*) FROM bank GROUP BY 1", "bin"),
     ("SELECT FLOOR(balance / 100) * 50 AS b, COUNT(*) FROM bank GROUP BY 1", "bin"),

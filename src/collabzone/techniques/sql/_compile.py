@@ -618,8 +618,10 @@ def _check(compiled: Compiled, requester: str) -> list[Reason]:
                 compiled.owners[first],
             )
         )
-    if mode in ("aggregation", "dp", "template") and not shape.is_aggregate and not (
-        mode == "dp" and distinct_only(shape)
+    if (
+        mode in ("aggregation", "dp", "template")
+        and not shape.is_aggregate
+        and not (mode == "dp" and distinct_only(shape))
     ):
         reasons.append(
             Reason("BAD_SHAPE", "sql.aggregation", "this analysis releases aggregates only")

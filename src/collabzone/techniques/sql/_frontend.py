@@ -182,16 +182,16 @@ def parse_select(sql: str) -> exp.Select:
         raise QueryRejected("NOT_A_SELECT", "send exactly one statement, with no ';' chaining")
     tree = statements[0]
     _check_size(tree)
-    _distinct_as_group_by(tree)
-    for node in list(tree.find_all(exp.Anonymous)):
-        # SmartNoise / SQL Server's VAR(x) is DuckDB's VARIANCE(x) (the sample variance)
-        if str(node.this).upper() == "VAR" and len(node.expressions) == 1:
-            node.replace(exp.Variance(this=node.expressions[0]))
     if not isinstance(tree, exp.Select):
         raise QueryRejected(
             "NOT_A_SELECT",
             f"only a single SELECT is allowed, got {type(tree).__name__.upper()}",
         )
+    _distinct_as_group_by(tree)
+    for call in list(tree.find_all(exp.Anonymous)):
+        # SmartNoise / SQL Server's VAR(x) is DuckDB's VARIANCE(x) (the sample variance)
+        if str(call.this).upper() == "VAR" and len(call.expressions) == 1:
+            call.replace(exp.Variance(this=call.expressions[0]))
     for node in tree.walk():
         if type(node) not in _ALLOWED_NODES:
             family = next(

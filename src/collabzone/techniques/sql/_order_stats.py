@@ -96,7 +96,9 @@ def _values_sql(compiled: Compiled, agg: Aggregate, max_rows: int, salt: int) ->
             partition_by=[ctx.entity.copy()],
             order=exp.Order(expressions=[exp.Ordered(this=key)]),
         )
-        select.set("qualify", exp.Qualify(this=exp.LTE(this=rank, expression=exp.Literal.number(max_rows))))
+        select.set(
+            "qualify", exp.Qualify(this=exp.LTE(this=rank, expression=exp.Literal.number(max_rows)))
+        )
     return str(select.sql(dialect="duckdb"))
 
 

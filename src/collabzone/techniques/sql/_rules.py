@@ -407,8 +407,10 @@ def check_columns(
             continue
         # in dp, the moments and order statistics of a measure go with its AVG
         func = "AVG" if mode == "dp" and agg.func in (*DP_ONLY, "MIN", "MAX") else agg.func
-        if func not in allowed and agg.func not in allowed and (
-            owners.get(agg.ref.dataset) != requester
+        if (
+            func not in allowed
+            and agg.func not in allowed
+            and (owners.get(agg.ref.dataset) != requester)
         ):
             add(
                 "AGGREGATE_NOT_ALLOWED",

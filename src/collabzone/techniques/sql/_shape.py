@@ -216,7 +216,7 @@ def _group_item(node: exp.Expression, tree: exp.Select, query: ResolvedQuery) ->
     if target is None:
         return node
     original = target.this if isinstance(target, exp.Alias) else target
-    copy = original.copy()
+    copy: exp.Expression = original.copy()
     for old, new in zip(original.find_all(exp.Column), copy.find_all(exp.Column), strict=True):
         if id(old) in query.refs:
             query.refs[id(new)] = query.refs[id(old)]

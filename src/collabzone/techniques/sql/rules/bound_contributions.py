@@ -153,9 +153,7 @@ def _per_entity(quantity: Quantity, cap: int) -> exp.Expression:
             this="list_sort",
             expressions=[exp.ArrayAgg(this=exp.Distinct(expressions=[quantity.column.copy()]))],
         )
-        return exp.Anonymous(
-            this="list_slice", expressions=[values, _num(1), _num(cap)]
-        )
+        return exp.Anonymous(this="list_slice", expressions=[values, _num(1), _num(cap)])
     if quantity.kind == "rows":
         return _least(exp.Count(this=exp.Star()), _num(cap))
     if quantity.kind == "nonnull":
