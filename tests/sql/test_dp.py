@@ -182,10 +182,14 @@ def test_contributions_bounded_per_entity_after_join() -> None:
     ctx.close()
 
 
-def test_dp_refuses_min(dp_zone: FakeZone) -> None:
-    # (HAVING is post-processing of the noisy values: tests/sql/test_dp_postprocess.py)
-    with pytest.raises(PolicyRefusal):
-        dp_zone.submit("analyst", {"sql": "SELECT MIN(balance) FROM bank", "epsilon": 1.0})
+def test_dp_refuses_grouped_min(dp_zone: FakeZone) -> None:
+    # MIN over the whole table is a private quantile (tests/sql/test_dp_aggregates.py); per
+    # group it is refused. (HAVING is post-processing: tests/sql/test_dp_postprocess.py)
+    with pytest.raises(PolicyRefusal, match="GROUP BY"):
+        dp_zone.submit(
+            "analyst",
+            {"sql": "SELECT segment, MIN(balance) FROM bank GROUP BY segment", "epsilon": 1.0},
+        )
     assert dp_zone.ledger == []
 
 

@@ -9,6 +9,7 @@ rules that the mode needs. ``plan`` prices the result, ``check`` reports its rea
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,14 @@ from collabzone.budget import privacy_parameter
 from collabzone.errors import InvalidInputError, Reason
 from collabzone.model import ColumnType, Dataset
 from collabzone.techniques.sql import _postcheck, _rules
-from collabzone.techniques.sql._bounds import CANDIDATES, bad_bounds, scaled_bound, too_wide
+from collabzone.techniques.sql._bins import bin_domain
+from collabzone.techniques.sql._bounds import (
+    AUTO_SHARE,
+    CANDIDATES,
+    bad_bounds,
+    scaled_bound,
+    too_wide,
+)
 from collabzone.techniques.sql._dp import Budget
 from collabzone.techniques.sql._frontend import (
     ColumnRef,
@@ -35,7 +43,7 @@ from collabzone.techniques.sql._protect import (
     self_joins,
     text_ranges,
 )
-from collabzone.techniques.sql._shape import Shape, analyse
+from collabzone.techniques.sql._shape import QUANTILE_FUNCS, Aggregate, Shape, analyse
 from collabzone.techniques.sql._templates import TemplateUse, find_template, unapproved
 from collabzone.techniques.sql.rules._context import OwnTable, Quantity, RewriteContext, SumBound
 from collabzone.techniques.sql.rules.bound_contributions import bound_contributions
@@ -207,7 +215,13 @@ def _budget(
 
 def _public_keys(shape: Shape, eff: _rules.Effective) -> list[tuple[Any, ...]] | None:
     domains: list[list[Any]] = []
-    for ref in shape.group_by:
+    for index, ref in enumerate(shape.group_by):
+        if index in shape.bins:  # a public bin: its values follow from literals and bounds
+            declared = bin_domain(shape.bins[index], _rules.bounds_of(ref, eff.of(ref.dataset)))
+            if declared is None:
+                return None
+            domains.append(declared)
+            continue
         declared = (eff.of(ref.dataset).get("public_domains") or {}).get(ref.column.name)
         if declared is None and isinstance(ref.column.domain, list):
             declared = ref.column.domain
@@ -246,9 +260,11 @@ def _quantities(compiled: Compiled) -> dict[str, Quantity]:
             add("rows", "rows")
         elif agg.func == "COUNT":
             add(f"nonnull:{agg.ref.alias}.{agg.ref.column.name}", "nonnull", agg.ref)
+        elif agg.func == "COUNT_DISTINCT" and not _is_entity(compiled, agg.ref):
+            add(f"distinct:{agg.ref.alias}.{agg.ref.column.name}", "distinct", agg.ref)
         elif agg.func == "COUNT_DISTINCT":
             add("entities", "entities")
-        elif agg.func in ("SUM", "AVG"):
+        elif agg.func in ("SUM", "AVG", *MOMENTS):
             low_high = _rules.bounds_of(agg.ref, compiled.effective.of(agg.ref.dataset))
             if low_high is None:
                 continue
@@ -260,13 +276,56 @@ def _quantities(compiled: Compiled) -> dict[str, Quantity]:
                     bad_bounds(agg.ref.column.name, compiled.owners[agg.ref.dataset])
                 )
                 continue
-            add(f"sum:{agg.ref.alias}.{agg.ref.column.name}", "sum", agg.ref, bound)
-            if agg.func == "AVG":
-                add(f"nonnull:{agg.ref.alias}.{agg.ref.column.name}", "nonnull", agg.ref)
+            col = f"{agg.ref.alias}.{agg.ref.column.name}"
+            add(f"sum:{col}", "sum", agg.ref, bound)
+            if agg.func != "SUM":
+                add(f"nonnull:{col}", "nonnull", agg.ref)
+            if agg.func in MOMENTS:
+                squares = scaled_bound(_square_bounds(low_high), scale)
+                if squares is None:
+                    compiled.reasons.append(
+                        bad_bounds(agg.ref.column.name, compiled.owners[agg.ref.dataset])
+                    )
+                    continue
+                if f"sumsq:{col}" not in names:
+                    names[f"sumsq:{col}"] = Quantity(
+                        f"_cz_q{len(names)}", "sum", _clamped_square(agg.ref, low_high), squares
+                    )
     return names
 
 
-def quantity_key(compiled: Compiled, func: str, ref: ColumnRef | None) -> list[str]:
+MOMENTS = ("VAR", "VAR_POP", "STDDEV", "STDDEV_POP")
+"""Aggregates computed (as SmartNoise does) from noisy SUM(x), SUM(x * x) and COUNT(x)."""
+
+
+def _square_bounds(low_high: tuple[float, float]) -> tuple[float, float]:
+    """Where x * x lies when x lies in [low, high]."""
+    low, high = low_high
+    top = max(low * low, high * high)
+    return (0.0 if low <= 0 <= high else min(low * low, high * high)), top
+
+
+def _clamped_square(ref: ColumnRef, low_high: tuple[float, float]) -> exp.Expression:
+    """x clamped to its bounds, squared (NULL stays NULL): the value SUM(x * x) adds up."""
+    column: exp.Expression = exp.column(
+        exp.to_identifier(ref.column.name, quoted=True),
+        table=exp.to_identifier(ref.alias, quoted=True),
+    )
+    if ref.column.type == ColumnType.BOOLEAN:
+        column = exp.Cast(this=column, to=exp.DataType.build("INTEGER"))
+    low, high = (exp.Literal.number(v) for v in low_high)
+    clamped = exp.Least(
+        this=exp.Greatest(this=column.copy(), expressions=[low]), expressions=[high]
+    )
+    square = exp.Mul(this=exp.Paren(this=clamped), expression=exp.Paren(this=clamped.copy()))
+    return exp.If(
+        this=exp.Is(this=column.copy(), expression=exp.Null()), true=exp.Null(), false=square
+    )
+
+
+def quantity_key(
+    compiled: Compiled, func: str, ref: ColumnRef | None, q: float | None = None
+) -> list[str]:
     """Which quantities (by rewrite name) an aggregate is computed from."""
     by_key = compiled.quantity_index
     if ref is None:
@@ -275,10 +334,33 @@ def quantity_key(compiled: Compiled, func: str, ref: ColumnRef | None) -> list[s
     if func == "COUNT":
         return [by_key[f"nonnull:{col}"]]
     if func == "COUNT_DISTINCT":
-        return [by_key["entities"]]
+        return [by_key["entities" if _is_entity(compiled, ref) else f"distinct:{col}"]]
     if func == "SUM":
         return [by_key[f"sum:{col}"]]
+    if func in QUANTILE_FUNCS:
+        return [order_statistic_key(func, ref, q)]
+    if func in MOMENTS:
+        return [by_key[f"sum:{col}"], by_key[f"sumsq:{col}"], by_key[f"nonnull:{col}"]]
     return [by_key[f"sum:{col}"], by_key[f"nonnull:{col}"]]
+
+
+def order_statistic_key(func: str, ref: ColumnRef, q: float | None) -> str:
+    """The name of one released order statistic (MIN, MAX, MEDIAN, QUANTILE_CONT)."""
+    return f"_cz_os:{ref.alias}.{ref.column.name}@{q}"
+
+
+def order_statistics(compiled: Compiled) -> list[Aggregate]:
+    """The distinct order statistics a DP query releases (each one private quantile)."""
+    seen: dict[str, Aggregate] = {}
+    for agg in compiled.shape.aggregates:
+        if agg.func in QUANTILE_FUNCS and agg.ref is not None:
+            seen.setdefault(order_statistic_key(agg.func, agg.ref, agg.q), agg)
+    return list(seen.values())
+
+
+def _is_entity(compiled: Compiled, ref: ColumnRef) -> bool:
+    """Whether COUNT(DISTINCT ref) counts people (the entity key) rather than values."""
+    return compiled.entity is not None and ref.key == compiled.entity.key
 
 
 def _count_booleans(query: ResolvedQuery) -> None:
@@ -335,6 +417,12 @@ def compile_request(
             assert column is not None
             entity = ColumnRef(first_alias, first.name, column)
     mode = _mode(spec, shape, eff, query.datasets)
+    if shape.group_by and not shape.is_aggregate and mode != "dp":
+        raise QueryRejected(
+            "BAD_SHAPE",
+            "GROUP BY without aggregates (SELECT DISTINCT) is released in dp mode only, "
+            "through private partition selection: give an epsilon or rho, or add COUNT(*)",
+        )
     compiled = Compiled(
         spec, mode, query, shape, eff, owners, entity, protected=tuple(protected), template=template
     )
@@ -345,18 +433,70 @@ def compile_request(
         compiled.value_bounds, problems = _value_bounds(compiled)
         compiled.reasons += problems
     if mode == "dp":
-        compiled.public_keys = _public_keys(shape, eff)
+        # which values occur is what SELECT DISTINCT asks: never from a public domain
+        compiled.public_keys = None if distinct_only(shape) else _public_keys(shape, eff)
         compiled.budget, problems = _budget(spec, eff, public=compiled.public_keys is not None)
         compiled.reasons += problems
         quantities = _quantities(compiled)
         compiled.quantities = tuple(quantities.values())
         compiled.quantity_index = {key: q.name for key, q in quantities.items()}
+        compiled.reasons += _limits_needed(compiled, by_name)
         compiled.reasons += too_wide(
             compiled.quantities,
             rows=eff.max_rows_per_entity or CANDIDATES[-1],
             groups=(eff.max_groups_per_entity or CANDIDATES[-1]) if shape.group_by else 1,
         )
     return compiled
+
+
+MIN_DERIVATION_SIGNAL = 20.0
+"""Least (rows x budget share) for which the private derivation of a contribution limit
+is worth its cost: below it the derived limit is mostly noise (issue 11 saw 16 rows and 32
+groups per person on a 500-row table at epsilon 0.1) and the answer useless."""
+
+
+def _limits_needed(compiled: Compiled, by_name: Mapping[str, Dataset]) -> list[Reason]:
+    """Refuse, before reading data, a DP query whose contribution limits would have to be
+    derived from too few rows (the catalogue's row count) for the budget asked."""
+    eff, budget, entity = compiled.effective, compiled.budget, compiled.entity
+    if budget is None or entity is None or compiled.entity_unique:
+        return []
+    missing = [
+        name
+        for name, value, needed in (
+            ("max_rows_per_entity", eff.max_rows_per_entity, True),
+            ("max_groups_per_entity", eff.max_groups_per_entity, bool(compiled.shape.group_by)),
+        )
+        if needed and value is None
+    ]
+    if not missing:
+        return []
+    total = budget.epsilon if budget.epsilon is not None else math.sqrt(2 * (budget.rho or 0))
+    share = total * AUTO_SHARE / len(missing)
+    rows = by_name[entity.dataset].row_count
+    if rows * share >= MIN_DERIVATION_SIGNAL:
+        return []
+    return [
+        Reason(
+            "LIMITS_NEEDED",
+            "sql.max_rows_per_entity",
+            f"{entity.dataset!r} has {rows} rows, too few to derive {' and '.join(missing)} "
+            f"privately at this budget (the answer would be mostly noise): declare "
+            f"{' and '.join(missing)} in the agreement (1 when each person has one row), "
+            "or ask with a larger epsilon",
+            compiled.owners[entity.dataset],
+        )
+    ]
+
+
+def distinct_only(shape: Shape) -> bool:
+    """SELECT DISTINCT dims (or GROUP BY dims without aggregates): released in dp mode
+    through private partition selection on a noisy count of rows per group."""
+    return (
+        bool(shape.group_by)
+        and not shape.is_aggregate
+        and all(item.dimension is not None for item in shape.items)
+    )
 
 
 def _own_tables(
@@ -442,10 +582,11 @@ def _mode(
         if asked not in _rules.MODES or asked == "template":
             raise InvalidInputError("analysis must be aggregation, list or dp")
         return str(asked)
-    if not shape.is_aggregate:
-        return "list"
-    everywhere = [set(_rules.allowed_modes(eff.of(d))) for d in datasets]
     wants_dp = spec.get("epsilon") is not None or spec.get("rho") is not None
+    if not shape.is_aggregate:
+        # SELECT DISTINCT / GROUP BY without aggregates, with a budget: private selection
+        return "dp" if wants_dp and shape.group_by else "list"
+    everywhere = [set(_rules.allowed_modes(eff.of(d))) for d in datasets]
     if all("dp" in modes for modes in everywhere) and (
         wants_dp or not all("aggregation" in modes for modes in everywhere)
     ):
@@ -477,7 +618,11 @@ def _check(compiled: Compiled, requester: str) -> list[Reason]:
                 compiled.owners[first],
             )
         )
-    if mode in ("aggregation", "dp", "template") and not shape.is_aggregate:
+    if (
+        mode in ("aggregation", "dp", "template")
+        and not shape.is_aggregate
+        and not (mode == "dp" and distinct_only(shape))
+    ):
         reasons.append(
             Reason("BAD_SHAPE", "sql.aggregation", "this analysis releases aggregates only")
         )

@@ -52,6 +52,15 @@ _ALLOWED_NODES |= frozenset(
     }
 )  # fmt: skip
 """Functions of aggregates: computed only on released DP values (``_postprocess``)."""
+_ALLOWED_NODES |= frozenset(
+    {
+        exp.Variance, exp.VariancePop, exp.Stddev, exp.StddevSamp, exp.StddevPop, exp.Median,
+        exp.Quantile, exp.PercentileCont,
+    }
+)  # fmt: skip
+"""Aggregates answered in dp mode only (``_shape.DP_ONLY``; MIN/MAX above as well)."""
+_ALLOWED_NODES |= frozenset({exp.Case, exp.If, exp.WidthBucket})
+"""Public bins: accepted only as GROUP BY items (``_bins``), refused anywhere else."""
 
 _FAMILY_HINTS: Mapping[type[exp.Expression], str] = {
     exp.Subquery: "subqueries",
@@ -128,6 +137,21 @@ class ResolvedQuery:
         return {d: tuple(cols) for d, cols in out.items()}
 
 
+def _distinct_as_group_by(tree: exp.Expression) -> None:
+    """``SELECT DISTINCT a, b`` is ``SELECT a, b ... GROUP BY a, b`` (one meaning, one
+    path: in dp mode its groups are released through private partition selection)."""
+    distinct = tree.args.get("distinct") if isinstance(tree, exp.Select) else None
+    if not isinstance(distinct, exp.Distinct) or distinct.args.get("on") is not None:
+        return
+    if tree.args.get("group") is not None:
+        return
+    columns = [item.this if isinstance(item, exp.Alias) else item for item in tree.expressions]
+    if not columns or not all(isinstance(c, exp.Column) for c in columns):
+        return
+    tree.set("distinct", None)
+    tree.set("group", exp.Group(expressions=[c.copy() for c in columns]))
+
+
 def parse_select(sql: str) -> exp.Select:
     """Parse ``sql`` into exactly one SELECT made only of whitelisted nodes."""
     if not isinstance(sql, str) or not sql.strip():
@@ -163,6 +187,11 @@ def parse_select(sql: str) -> exp.Select:
             "NOT_A_SELECT",
             f"only a single SELECT is allowed, got {type(tree).__name__.upper()}",
         )
+    _distinct_as_group_by(tree)
+    for call in list(tree.find_all(exp.Anonymous)):
+        # SmartNoise / SQL Server's VAR(x) is DuckDB's VARIANCE(x) (the sample variance)
+        if str(call.this).upper() == "VAR" and len(call.expressions) == 1:
+            call.replace(exp.Variance(this=call.expressions[0]))
     for node in tree.walk():
         if type(node) not in _ALLOWED_NODES:
             family = next(
@@ -379,6 +408,8 @@ def _resolve_column(
     if not matches:
         if name in output_aliases and column.find_ancestor(exp.Order, exp.Having) is not None:
             return None  # an output named in ORDER BY, or in HAVING (DP: post-processing)
+        if name in output_aliases and isinstance(column.parent, exp.Group):
+            return None  # GROUP BY an output's alias (``_shape._group_item`` replaces it)
         raise QueryRejected("UNKNOWN_COLUMN", f"no dataset in FROM has a column {name!r}")
     if len(matches) > 1:
         raise QueryRejected(

@@ -21,7 +21,10 @@ from collabzone.techniques.sql._shape import AGG_FUNCS, Aggregate, _aggregate, l
 if TYPE_CHECKING:
     from collabzone.techniques.sql._compile import Compiled
 
-DP_AGGREGATES = frozenset({"COUNT", "COUNT_DISTINCT", "SUM", "AVG"})
+DP_AGGREGATES = frozenset(
+    {"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "VAR", "VAR_POP", "STDDEV", "STDDEV_POP", "MIN",
+     "MAX", "MEDIAN", "QUANTILE"}
+)  # fmt: skip
 """Aggregates a DP answer releases (``_postprocess.LEAVES`` reads each from its quantities)."""
 POST_FUNCTIONS: Mapping[type[exp.Expr], str] = {
     exp.Pow: "POWER", exp.Round: "ROUND", exp.Abs: "ABS", exp.Sqrt: "SQRT", exp.Ln: "LN",
@@ -35,7 +38,7 @@ COMPARISONS: Mapping[type[exp.Expr], Callable[[Any, Any], bool]] = {
     exp.GTE: lambda a, b: a >= b, exp.LT: lambda a, b: a < b, exp.LTE: lambda a, b: a <= b,
 }  # fmt: skip
 _SUPPORTED = (
-    "outputs are aggregates (COUNT, SUM, AVG), numbers, + - * / and "
+    "outputs are aggregates (COUNT, SUM, AVG, VAR, STDDEV, MIN, MAX, MEDIAN, QUANTILE_CONT), numbers, + - * / and "
     + ", ".join(sorted(set(POST_FUNCTIONS.values())))
     + " of them"
 )

@@ -115,11 +115,62 @@ def _average(released: _Released, agg: Aggregate, alpha: float) -> iv.Noisy:
     )  # fmt: skip
 
 
+def _variance(released: _Released, agg: Aggregate, alpha: float) -> iv.Noisy:
+    """VAR / STDDEV as SmartNoise computes them: SUM(x*x)/n - (SUM(x)/n)^2 from the three
+    noisy quantities (times n/(n-1) for the sample forms), clamped to [0, ((hi-lo)/2)^2]
+    (no variance is negative, none exceeds that of the bounds); STDDEV is its square root.
+    Intervals by interval arithmetic on the three quantities' joint intervals."""
+    with np.errstate(all="ignore"):  # undefined where a noisy count is <= 1: NULL there
+        return _moments(released, agg, alpha)
+
+
+def _moments(released: _Released, agg: Aggregate, alpha: float) -> iv.Noisy:
+    total_name, squares_name, count_name = quantity_key(released.compiled, agg.func, agg.ref)
+    count = released.quantity(count_name, alpha)
+    mean = iv.div(released.quantity(total_name, alpha), count)
+    var = iv.sub(iv.div(released.quantity(squares_name, alpha), count), iv.power(mean, 2))
+    if agg.func in ("VAR", "STDDEV"):
+        one = iv.Noisy.constant(1, released.size)
+        var = iv.mul(var, iv.div(count, iv.sub(count, one)))
+    assert agg.ref is not None
+    bounds = _rules.bounds_of(agg.ref, released.compiled.effective.of(agg.ref.dataset))
+    low, high = bounds if bounds is not None else (-iv.INF, iv.INF)
+    top = ((high - low) / 2) ** 2
+    known = ~np.isnan(var.low)
+    value = np.where(count.value > 1, var.value, np.nan)
+    var = iv.clamp(
+        iv.Noisy(value, np.where(known, var.low, 0.0), np.where(known, var.high, top),
+                 var.partials),
+        0.0, top,
+    )  # fmt: skip
+    if agg.func.startswith("STDDEV"):
+        return iv.monotone(var, np.sqrt, lambda x: 0.5 / np.sqrt(x), domain=(0.0, iv.INF))
+    return var
+
+
+def _order_statistic(released: _Released, agg: Aggregate, alpha: float) -> iv.Noisy:
+    """MIN / MAX / MEDIAN / QUANTILE_CONT: the private quantile released beside the noisy
+    table (``NoisyTable.order_stats``); its interval is the declared bounds, where the true
+    value lies whatever the noise."""
+    (name,) = quantity_key(released.compiled, agg.func, agg.ref, agg.q)
+    value, (low, high) = released.noisy.order_stats[name]
+    size = released.size
+    return iv.Noisy(np.full(size, value), np.full(size, low), np.full(size, high))
+
+
 LEAVES: dict[str, Leaf] = {
     "COUNT": _single,
     "COUNT_DISTINCT": _single,
     "SUM": _single,
     "AVG": _average,
+    "VAR": _variance,
+    "VAR_POP": _variance,
+    "STDDEV": _variance,
+    "STDDEV_POP": _variance,
+    "MIN": _order_statistic,
+    "MAX": _order_statistic,
+    "MEDIAN": _order_statistic,
+    "QUANTILE": _order_statistic,
 }
 """How each DP aggregate is read from its noisy quantities (``quantity_key`` names them)."""
 assert set(LEAVES) == DP_AGGREGATES
@@ -130,7 +181,7 @@ def quantities_of(node: Any, compiled: Compiled) -> set[str]:
     out: set[str] = set()
     for agg in node.find_all(*AGG_FUNCS):
         found = aggregate_of(agg, compiled.query)
-        out.update(quantity_key(compiled, found.func, found.ref))
+        out.update(quantity_key(compiled, found.func, found.ref, found.q))
     return out
 
 
@@ -351,6 +402,8 @@ def _labels(
     for item in items:
         node = item.node.unnest() if isinstance(item.node, exp.Paren) else item.node
         parts = quantities_of(node, released.compiled)
+        if any(part not in scales for part in parts):
+            continue  # an order statistic: its noise is no scale (see the notes)
         if type(node) in AGG_FUNCS and len(parts) == 1:
             out[item.name] = scales[next(iter(parts))]
             continue

@@ -16,7 +16,7 @@ from collabzone.errors import Reason
 from collabzone.model import ColumnClass, ColumnType, Dataset
 from collabzone.techniques.base import Merge, RuleSpec
 from collabzone.techniques.sql._frontend import ColumnRef
-from collabzone.techniques.sql._shape import Condition, Shape
+from collabzone.techniques.sql._shape import DP_ONLY, QUANTILE_FUNCS, Condition, Shape
 
 MODES = ("aggregation", "list", "template", "dp")
 DEFAULT_MIN_GROUP_SIZE = 10
@@ -273,7 +273,35 @@ def check_columns(
             seen.add((code, message, dataset))
             reasons.append(_reason(code, message, rule, owners.get(dataset)))
 
-    used_refs = list(shape.group_by) + [c.ref for c in shape.conditions]
+    binned = {shape.group_by[i].key for i in shape.bins}
+    for index in shape.bins:
+        ref = shape.group_by[index]
+        rules = eff.of(ref.dataset)
+        if mode != "dp":
+            add(
+                "BIN_NOT_ALLOWED",
+                f"GROUP BY {shape.bins[index].sql()}: bins are released in dp mode only "
+                "(give an epsilon or rho)",
+                "dp",
+                ref.dataset,
+            )
+        elif ref.column.column_class not in (ColumnClass.MEASURE, ColumnClass.DIMENSION):
+            add(
+                "COLUMN_NOT_ALLOWED",
+                f"column {ref.column.name!r} may not be binned (only measures and dimensions)",
+                "dimensions",
+                ref.dataset,
+            )
+        elif bounds_of(ref, rules) is None and not _dimensions(ref, rules):
+            add(
+                "MISSING_BOUNDS",
+                f"binning {ref.column.name!r} needs its declared bounds (rule bounds or a "
+                "min/max domain)",
+                "bounds",
+                ref.dataset,
+            )
+    used_refs = [r for r in shape.group_by if r.key not in binned]
+    used_refs += [c.ref for c in shape.conditions]
     for ref in used_refs:
         rules = eff.of(ref.dataset)
         if _is_join_key(ref, rules):
@@ -350,31 +378,40 @@ def check_columns(
             else _DEFAULT_AGGREGATES.get(agg.ref.column.column_class, ())
         )
         if mode == "dp":
-            if agg.func in ("MIN", "MAX"):
+            if agg.func in QUANTILE_FUNCS and shape.group_by:
                 add(
                     "AGGREGATE_NOT_ALLOWED",
-                    f"{agg.func} has no DP form here; use AVG or a histogram",
+                    f"{agg.func} of {agg.ref.column.name!r} is released by a private quantile "
+                    "over the whole table: drop the GROUP BY (or ask one query per group "
+                    "with WHERE)",
                     "dp",
                     agg.ref.dataset,
                 )
-            elif agg.func == "COUNT_DISTINCT" and (entity is None or agg.ref.key != entity.key):
-                add(
-                    "AGGREGATE_NOT_ALLOWED",
-                    "in dp, COUNT(DISTINCT ...) counts people only (the entity key)",
-                    "dp",
-                    agg.ref.dataset,
-                )
-            elif agg.func in ("SUM", "AVG") and bounds_of(agg.ref, rules) is None:
+            elif agg.func not in ("COUNT", "COUNT_DISTINCT") and bounds_of(agg.ref, rules) is None:
                 add(
                     "MISSING_BOUNDS",
-                    f"summing {agg.ref.column.name!r} needs clamping bounds in the agreement "
-                    "(rule bounds)",
+                    f"{agg.func} of {agg.ref.column.name!r} needs clamping bounds in the "
+                    "agreement (rule bounds) or a declared min/max domain",
                     "bounds",
                     agg.ref.dataset,
                 )
-            if agg.func == "COUNT_DISTINCT":
-                continue
-        if agg.func not in allowed and owners.get(agg.ref.dataset) != requester:
+            if agg.func == "COUNT_DISTINCT" and entity is not None and agg.ref.key == entity.key:
+                continue  # counting people: allowed on the entity key whatever its class
+        if mode != "dp" and agg.func in DP_ONLY:
+            add(
+                "AGGREGATE_NOT_ALLOWED",
+                f"{agg.func} is answered in dp mode only (ask with an epsilon or rho)",
+                "dp",
+                agg.ref.dataset,
+            )
+            continue
+        # in dp, the moments and order statistics of a measure go with its AVG
+        func = "AVG" if mode == "dp" and agg.func in (*DP_ONLY, "MIN", "MAX") else agg.func
+        if (
+            func not in allowed
+            and agg.func not in allowed
+            and (owners.get(agg.ref.dataset) != requester)
+        ):
             add(
                 "AGGREGATE_NOT_ALLOWED",
                 f"{agg.func} is not allowed on {agg.ref.column.name!r}",

@@ -19,9 +19,10 @@ from collabzone.techniques.base import FailedAfterSpending, Outcome, RunContext
 from collabzone.techniques.sql import _postprocess
 from collabzone.techniques.sql._bounds import AUTO_SHARE, derive_limit
 from collabzone.techniques.sql._canonical import canonical_key
-from collabzone.techniques.sql._compile import Compiled
-from collabzone.techniques.sql._dp import Budget, Measure, release
+from collabzone.techniques.sql._compile import Compiled, order_statistics
+from collabzone.techniques.sql._dp import Budget, Measure, NoisyTable, release
 from collabzone.techniques.sql._execute import execute
+from collabzone.techniques.sql._order_stats import release_order_statistics
 from collabzone.techniques.sql._payload import jsonable, table_payload
 from collabzone.techniques.sql._run import history
 from collabzone.techniques.sql._shape import AGG_FUNCS
@@ -81,8 +82,11 @@ def _item_ids(compiled: Compiled) -> list[str]:
             ids.append(f"dim:{item.dimension.dataset}.{item.dimension.column.name}")
         elif len(item.aggregates) == 1 and item.node.find(*AGG_FUNCS) is item.node:
             agg = item.aggregates[0]
+            quantile = f"@{agg.q}" if agg.q is not None else ""
             ids.append(
-                f"{agg.func}:{agg.ref.dataset}.{agg.ref.column.name}" if agg.ref else "COUNT:*"
+                f"{agg.func}{quantile}:{agg.ref.dataset}.{agg.ref.column.name}"
+                if agg.ref
+                else "COUNT:*"
             )
         else:  # an expression of aggregates or a constant: its text, tables by dataset
             node = item.node.copy()
@@ -160,9 +164,18 @@ def _limits(
             profile.column("_cz_groups").to_pylist(), share=share, zcdp=budget.zcdp
         )
         notes.append(f"max groups per entity derived privately: {groups} (cost {cost:.3g})")
+    if compiled.public_keys is not None and grouped:  # no one is in more groups than exist
+        groups = min(int(groups), max(1, len(compiled.public_keys)))
     rest = total * (1 - AUTO_SHARE)
     main = replace(budget, rho=rest) if budget.zcdp else replace(budget, epsilon=rest)
     return main, int(rows), int(groups), notes
+
+
+def _share(budget: Budget, fraction: float) -> Budget:
+    """A fraction of a query's budget (its delta kept whole: only the table selects groups)."""
+    if budget.zcdp:
+        return replace(budget, rho=(budget.rho or 0.0) * fraction) if fraction else budget
+    return replace(budget, epsilon=(budget.epsilon or 0.0) * fraction) if fraction else budget
 
 
 def _saturate(value: Any) -> int:
@@ -211,45 +224,68 @@ def _answer(
 ) -> Outcome:
     eff = compiled.effective
     main_budget, max_rows, max_groups, notes = _limits(compiled, ctx, budget, derivation)
-    tree = compiled.rewritten(
-        salt=secrets.randbelow(2**31), max_rows=max_rows, max_groups=max_groups
-    )
-    table = execute(
-        ctx.connection(), tree.sql(dialect="duckdb"), timeout_s=eff.timeout_s, max_rows=None
-    )
-    dims = [f"_cz_d{i}" for i in range(len(compiled.shape.group_by))]
-    dim_values = [table.column(d).to_pylist() for d in dims]
-    keys = (
-        [tuple(jsonable(v) for v in key_) for key_ in zip(*dim_values, strict=True)]
-        if dims
-        else [()] * table.num_rows
-    )
-    if not dims and not keys:
-        keys = [()]
-    data = {
-        q.name: [_saturate(v) for v in table.column(q.name).to_pylist()] or [0]
-        for q in compiled.quantities
-    }
+    keys: list[tuple[Any, ...]] = [()]
+    data: dict[str, list[int]] = {}
+    if compiled.quantities:  # (a query of order statistics alone has no noisy table)
+        tree = compiled.rewritten(
+            salt=secrets.randbelow(2**31), max_rows=max_rows, max_groups=max_groups
+        )
+        table = execute(
+            ctx.connection(), tree.sql(dialect="duckdb"), timeout_s=eff.timeout_s, max_rows=None
+        )
+        dims = [f"_cz_d{i}" for i in range(len(compiled.shape.group_by))]
+        dim_values = [table.column(d).to_pylist() for d in dims]
+        keys = (
+            [tuple(jsonable(v) for v in key_) for key_ in zip(*dim_values, strict=True)]
+            if dims
+            else [()] * table.num_rows
+        )
+        if not dims and not keys:
+            keys = [()]
+        data = {
+            q.name: [_saturate(v) for v in table.column(q.name).to_pylist()] or [0]
+            for q in compiled.quantities
+        }
     measures = []
     for q in compiled.quantities:
         linf = (
             max_rows * max(abs(q.bound.low), abs(q.bound.high))
             if q.bound is not None
-            else (1 if q.kind == "entities" else max_rows)
+            else (1 if q.kind == "entities" else max_rows)  # distinct: max_rows values
         )
         measures.append(Measure(q.name, max(1, linf)))
     alpha = float(compiled.spec.get("alpha", 0.05))
     public = compiled.public_keys if compiled.shape.group_by else [()]
-    noisy = release(
-        keys,
-        data,
-        measures,
-        budget=main_budget,
-        max_groups=max_groups,
-        alpha=alpha,
-        public_keys=public,
-        selector=compiled.quantity_index.get("rows"),
-    )
+    stats = order_statistics(compiled)
+    parts = len(measures) + len(stats)  # each noisy quantity and order statistic: one share
+    table_budget = _share(main_budget, len(measures) / parts)
+    if measures:
+        noisy = release(
+            keys,
+            data,
+            measures,
+            budget=table_budget,
+            max_groups=max_groups,
+            alpha=alpha,
+            public_keys=public,
+            selector=compiled.quantity_index.get("rows"),
+        )
+    else:  # only order statistics: one row, nothing to noise per group
+        noisy = NoisyTable([()], {}, {}, {}, replace(budget, delta=0.0).cost())
+    if stats:
+        total = (main_budget.rho if main_budget.zcdp else main_budget.epsilon) or 0.0
+        noisy.order_stats, _ = release_order_statistics(
+            compiled,
+            ctx.connection(),
+            share=total / parts,
+            zcdp=main_budget.zcdp,
+            max_rows=max_rows,
+            salt=secrets.randbelow(2**31),
+        )
+        notes.append(
+            "MIN / MAX / MEDIAN / QUANTILE_CONT are private quantiles over a public grid of "
+            "the declared bounds: the value is a grid point, its interval the bounds"
+        )
     # the whole budget is charged: the answer's share and the share that derived the limits
     charged = budget.cost() if noisy.threshold is not None else replace(budget, delta=0.0).cost()
     scale_of = {q.name: (q.bound.scale if q.bound is not None else 1) for q in compiled.quantities}
@@ -269,7 +305,8 @@ def _answer(
     payload.update(
         {
             "analysis": "dp",
-            "mechanism": "discrete_gaussian (zCDP)" if budget.zcdp else "discrete_laplace",
+            "mechanism": ("discrete_gaussian (zCDP)" if budget.zcdp else "discrete_laplace")
+            + (" + private_quantile" if stats else ""),
             "confidence_level": 1 - alpha,
             "confidence_intervals": intervals,
             "noise_scale": item_scale,

@@ -16,6 +16,7 @@ from typing import Any
 from sqlglot import exp
 
 from collabzone.model import ColumnType
+from collabzone.techniques.sql._bins import engine_form, public_bin
 from collabzone.techniques.sql._frontend import ColumnRef, QueryRejected, ResolvedQuery
 
 AGG_FUNCS: dict[type[exp.Expression], str] = {
@@ -24,7 +25,19 @@ AGG_FUNCS: dict[type[exp.Expression], str] = {
     exp.Avg: "AVG",
     exp.Min: "MIN",
     exp.Max: "MAX",
+    exp.Variance: "VAR",
+    exp.VariancePop: "VAR_POP",
+    exp.Stddev: "STDDEV",
+    exp.StddevSamp: "STDDEV",
+    exp.StddevPop: "STDDEV_POP",
+    exp.Median: "MEDIAN",
+    exp.Quantile: "QUANTILE",
+    exp.PercentileCont: "QUANTILE",
 }
+DP_ONLY = frozenset({"VAR", "VAR_POP", "STDDEV", "STDDEV_POP", "MEDIAN", "QUANTILE"})
+"""Aggregates answered only in dp mode (from noisy moments or a private quantile)."""
+QUANTILE_FUNCS = frozenset({"MIN", "MAX", "MEDIAN", "QUANTILE"})
+"""Aggregates released in dp mode by OpenDP's private quantile over the declared bounds."""
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 _LITERALS = (exp.Literal, exp.Boolean, exp.Null, exp.Neg)
 RESERVED_PREFIX = "_cz_"
@@ -33,11 +46,14 @@ RESERVED_PREFIX = "_cz_"
 
 @dataclass(frozen=True)
 class Aggregate:
-    """One aggregate call: ``func`` is COUNT, COUNT_DISTINCT, SUM, AVG, MIN or MAX."""
+    """One aggregate call: ``func`` is COUNT, COUNT_DISTINCT, SUM, AVG, MIN, MAX, VAR,
+    VAR_POP, STDDEV, STDDEV_POP, MEDIAN or QUANTILE."""
 
     func: str
     ref: ColumnRef | None
     """The column aggregated; ``None`` for COUNT(*)."""
+    q: float | None = None
+    """The quantile asked (MIN 0, MEDIAN 0.5, MAX 1, QUANTILE_CONT's literal)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,8 @@ class Shape:
     having_aggregates: list[Aggregate] = field(default_factory=list)
     order_by: list[tuple[str, bool]] = field(default_factory=list)
     """(output name, descending)."""
+    bins: dict[int, exp.Expression] = field(default_factory=dict)
+    """GROUP BY position -> its public bin expression (``_bins``) when not a plain column."""
     limit: int | None = None
 
     @property
@@ -112,6 +130,7 @@ def literal_value(node: exp.Expression) -> object:
 def _aggregate(node: exp.Expression, query: ResolvedQuery) -> Aggregate:
     func = AGG_FUNCS[type(node)]
     arg = node.this
+    q = _quantile_of(node, func)
     if isinstance(arg, exp.Distinct):
         if func != "COUNT" or len(arg.expressions) != 1:
             raise QueryRejected(
@@ -120,7 +139,7 @@ def _aggregate(node: exp.Expression, query: ResolvedQuery) -> Aggregate:
         func, arg = "COUNT_DISTINCT", arg.expressions[0]
     if isinstance(arg, exp.Star) and func == "COUNT":
         return Aggregate("COUNT", None)
-    if not isinstance(arg, exp.Column) or node.expressions:
+    if not isinstance(arg, exp.Column) or node.expressions or _extra_argument(node, func):
         raise QueryRejected(
             "CONSTRUCT_NOT_ALLOWED",
             "aggregate arguments must be one plain column: expressions inside aggregates "
@@ -128,12 +147,81 @@ def _aggregate(node: exp.Expression, query: ResolvedQuery) -> Aggregate:
         )
     ref = query.ref(arg)
     numeric = (ColumnType.INTEGER, ColumnType.FLOAT, ColumnType.BOOLEAN)
-    if func in ("SUM", "AVG") and ref.column.type not in numeric:
+    if func in ("SUM", "AVG", *DP_ONLY) and ref.column.type not in numeric:
         raise QueryRejected(
             "TYPE_MISMATCH",
             f"{func} needs a numeric column; {ref.column.name!r} is {ref.column.type.value}",
         )
-    return Aggregate(func, ref)
+    return Aggregate(func, ref, q)
+
+
+def _extra_argument(node: exp.Expression, func: str) -> bool:
+    """Whether an aggregate carries an argument besides its column (and a quantile's q)."""
+    allowed = {"this", "quantile", "expression"} if func == "QUANTILE" else {"this"}
+    return any(
+        isinstance(v, exp.Expression | list) and bool(v) and k not in allowed
+        for k, v in node.args.items()
+    )
+
+
+def _quantile_of(node: exp.Expression, func: str) -> float | None:
+    """The quantile an order statistic asks for (a literal in [0, 1] for QUANTILE_CONT)."""
+    fixed = {"MIN": 0.0, "MEDIAN": 0.5, "MAX": 1.0}
+    if func in fixed:
+        return fixed[func]
+    if func != "QUANTILE":
+        return None
+    given = node.args.get("quantile") or node.args.get("expression")
+    value = literal_value(given) if isinstance(given, exp.Literal | exp.Neg) else None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise QueryRejected(
+            "CONSTRUCT_NOT_ALLOWED",
+            "QUANTILE_CONT(col, q) needs q written as a number between 0 and 1",
+        )
+    return float(value)
+
+
+def _engine_forms(tree: exp.Select, bins: dict[int, exp.Expression], query: ResolvedQuery) -> None:
+    """Bins the engine lacks (width_bucket) rewritten in place, in GROUP BY and SELECT;
+    ``bins`` keeps the written form (its public domain), detached from the tree."""
+    for index, node in list(bins.items()):
+        text = node.sql()
+        form = engine_form(node)
+        if form.sql() == text:
+            continue
+        bins[index] = node.copy()
+        targets = [n for n in tree.find_all(type(node)) if n.sql() == text]
+        for target in targets:
+            copy = form.copy()
+            ref = query.ref(next(target.find_all(exp.Column)))
+            for column in copy.find_all(exp.Column):
+                query.refs[id(column)] = ref
+            target.replace(copy)
+
+
+def _group_item(node: exp.Expression, tree: exp.Select, query: ResolvedQuery) -> exp.Expression:
+    """A GROUP BY item, with ``GROUP BY 1`` or ``GROUP BY alias`` replaced (in the tree)
+    by a copy of the SELECT item it names, its columns resolved as the original's."""
+    target = None
+    if isinstance(node, exp.Literal) and not node.is_string and str(node.this).isdigit():
+        position = int(str(node.this)) - 1
+        if not 0 <= position < len(tree.expressions):
+            raise QueryRejected("BAD_SHAPE", f"GROUP BY {node.this}: no such SELECT item")
+        target = tree.expressions[position]
+    elif isinstance(node, exp.Column) and id(node) not in query.refs and not node.table:
+        target = next(
+            (e for e in tree.expressions if isinstance(e, exp.Alias) and e.alias == node.name),
+            None,
+        )
+    if target is None:
+        return node
+    original = target.this if isinstance(target, exp.Alias) else target
+    copy: exp.Expression = original.copy()
+    for old, new in zip(original.find_all(exp.Column), copy.find_all(exp.Column), strict=True):
+        if id(old) in query.refs:
+            query.refs[id(new)] = query.refs[id(old)]
+    node.replace(copy)
+    return copy
 
 
 def _aggregates_in(node: exp.Expression, query: ResolvedQuery) -> tuple[Aggregate, ...]:
@@ -263,11 +351,21 @@ def analyse(query: ResolvedQuery) -> Shape:
     tree = query.tree
     group_by: list[ColumnRef] = []
     group = tree.args.get("group")
+    bins: dict[int, exp.Expression] = {}
     if group is not None:
-        for node in group.expressions:
-            if not isinstance(node, exp.Column):
-                raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "GROUP BY takes plain column names")
-            group_by.append(query.ref(node))
+        for node in list(group.expressions):
+            node = _group_item(node, tree, query)
+            if isinstance(node, exp.Column):
+                group_by.append(query.ref(node))
+                continue
+            ref = public_bin(node, query)
+            bins[len(group_by)] = node
+            group_by.append(ref)
+        keys = [r.key for r in group_by]
+        if len(set(keys)) != len(keys):
+            raise QueryRejected(
+                "CONSTRUCT_NOT_ALLOWED", "GROUP BY uses each column once (raw or binned)"
+            )
         if any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets", "totals")):
             raise QueryRejected(
                 "CONSTRUCT_NOT_ALLOWED", "ROLLUP, CUBE and GROUPING SETS are not allowed"
@@ -278,8 +376,11 @@ def analyse(query: ResolvedQuery) -> Shape:
         name = _output_name(select, index, taken)
         node = select.this if isinstance(select, exp.Alias) else select
         aggs = _aggregates_in(node, query)
+        binned = next((i for i, b in bins.items() if b.sql() == node.sql()), None)
         if isinstance(node, exp.Column):
             items.append(OutputItem(name, node, dimension=query.ref(node)))
+        elif binned is not None:
+            items.append(OutputItem(name, node, dimension=group_by[binned]))
         elif aggs and not _bare_columns_outside_aggregates(node):
             items.append(OutputItem(name, node, aggregates=aggs))
         elif not aggs and node.find(exp.Column, exp.Star) is None:
@@ -305,14 +406,20 @@ def analyse(query: ResolvedQuery) -> Shape:
                 raise QueryRejected(
                     "BAD_SHAPE", f"output {item.name!r} must be in GROUP BY or aggregated"
                 )
-    elif group_by:
-        raise QueryRejected("BAD_SHAPE", "GROUP BY without aggregates; add COUNT(*) or drop it")
+    elif group_by:  # SELECT DISTINCT: dp mode only (checked once the mode is known)
+        grouped = {r.key for r in group_by}
+        if any(item.dimension is None or item.dimension.key not in grouped for item in items):
+            raise QueryRejected(
+                "BAD_SHAPE", "GROUP BY without aggregates outputs the grouped columns only"
+            )
     having = tree.args.get("having")
     if having is not None:
         named = [c for c in _bare_columns_outside_aggregates(having.this) if id(c) in query.refs]
         if named:  # (a column the resolver left unresolved names an output: DP only)
             raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "HAVING may test aggregates only")
         shape.having_aggregates = list(_aggregates_in(having.this, query))
+    shape.bins = bins
+    _engine_forms(tree, bins, query)
     shape.order_by = _order_by(tree, items)
     limit = tree.args.get("limit")
     if limit is not None:

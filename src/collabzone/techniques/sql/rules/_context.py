@@ -31,7 +31,9 @@ class Quantity:
     """One integer quantity the DP rewrite computes per group.
 
     ``kind`` is ``rows`` (COUNT(*)), ``nonnull`` (COUNT(col)), ``entities``
-    (COUNT(DISTINCT entity)) or ``sum`` (SUM of clamped, integer-scaled values).
+    (COUNT(DISTINCT entity)), ``distinct`` (COUNT(DISTINCT col) of another column: at most
+    ``max_rows_per_entity`` values per entity and group) or ``sum`` (SUM of clamped,
+    integer-scaled values).
     """
 
     name: str

@@ -64,6 +64,9 @@ def _per_row(quantity: Quantity) -> exp.Expression:
     """What one sampled row contributes to a quantity (the one-row-per-entity path)."""
     if quantity.kind in ("rows", "entities"):
         return _num(1)
+    if quantity.kind == "distinct":  # the value itself, counted distinctly per group
+        assert quantity.column is not None
+        return quantity.column.copy()
     if quantity.kind == "nonnull":
         assert quantity.column is not None
         return exp.If(
@@ -106,10 +109,7 @@ def _one_row_per_entity(source: exp.Select, dims: list[Any], ctx: RewriteContext
         return exp.Column(this=quoted(name), table=quoted("_cz_k"), db=quoted("_cz_b"))
 
     items: list[Any] = [named(field(n), f"_cz_d{i}") for i, n in enumerate(names)]
-    items += [
-        named(exp.Cast(this=exp.Sum(this=field(q.name)), to=exp.DataType.build("BIGINT")), q.name)
-        for q in ctx.quantities
-    ]
+    items += [named(_total(field(q.name), q), q.name) for q in ctx.quantities]
     return select(
         items,
         derived(inner, "_cz_b"),
@@ -121,10 +121,7 @@ def _one_row_each(source: exp.Select, dims: list[Any], ctx: RewriteContext) -> e
     """Every person has one row (a unique entity column, one table): each row is already
     one person's bounded contribution, so the groups sum rows directly."""
     items: list[Any] = [named(d, f"_cz_d{i}") for i, d in enumerate(dims)]
-    items += [
-        named(exp.Cast(this=exp.Sum(this=_per_row(q)), to=exp.DataType.build("BIGINT")), q.name)
-        for q in ctx.quantities
-    ]
+    items += [named(_total(_per_row(q), q), q.name) for q in ctx.quantities]
     out = exp.Select(expressions=items)
     out.set("from_", source.args["from_"])
     out.set("joins", source.args.get("joins"))
@@ -134,7 +131,29 @@ def _one_row_each(source: exp.Select, dims: list[Any], ctx: RewriteContext) -> e
     return out
 
 
+def _total(value: exp.Expression, quantity: Quantity) -> exp.Expression:
+    """A group's total of per-row (one row per entity) contributions."""
+    if quantity.kind == "distinct":
+        return exp.Count(this=exp.Distinct(expressions=[value]))
+    return exp.Cast(this=exp.Sum(this=value), to=exp.DataType.build("BIGINT"))
+
+
+def _group_total(value: exp.Expression, quantity: Quantity) -> exp.Expression:
+    """A group's total of per-entity contributions (a list of values for ``distinct``)."""
+    if quantity.kind == "distinct":
+        merged = exp.Anonymous(this="flatten", expressions=[exp.ArrayAgg(this=value)])
+        return exp.Anonymous(this="list_unique", expressions=[merged])
+    return exp.Cast(this=exp.Sum(this=value), to=exp.DataType.build("BIGINT"))
+
+
 def _per_entity(quantity: Quantity, cap: int) -> exp.Expression:
+    if quantity.kind == "distinct":  # at most ``cap`` of the entity's distinct values
+        assert quantity.column is not None
+        values = exp.Anonymous(
+            this="list_sort",
+            expressions=[exp.ArrayAgg(this=exp.Distinct(expressions=[quantity.column.copy()]))],
+        )
+        return exp.Anonymous(this="list_slice", expressions=[values, _num(1), _num(cap)])
     if quantity.kind == "rows":
         return _least(exp.Count(this=exp.Star()), _num(cap))
     if quantity.kind == "nonnull":
@@ -182,13 +201,7 @@ def bound_contributions(expression: exp.Select, *, ctx: RewriteContext) -> exp.S
         )
     outer_items: list[Any] = [exp.column(_q(n), table=_q("_cz_b")) for n in names]
     outer_items += [
-        exp.alias_(
-            exp.Cast(
-                this=exp.Sum(this=exp.column(_q(q.name), table=_q("_cz_b"))),
-                to=exp.DataType.build("BIGINT"),
-            ),
-            _q(q.name),
-        )
+        exp.alias_(_group_total(exp.column(_q(q.name), table=_q("_cz_b")), q), _q(q.name))
         for q in ctx.quantities
     ]
     outer = exp.select(*outer_items).from_(
