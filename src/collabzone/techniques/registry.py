@@ -22,6 +22,7 @@ _BUILTIN: dict[str, str] = {
     "overlap": "collabzone.techniques.linking:Overlap",
     "sql": "collabzone.techniques.sql:GovernedSQL",
     "validator": "collabzone.techniques.validator:Validator",
+    "federated": "collabzone.techniques.federated:Federated",
 }
 
 _loaded: dict[str, Technique] = {}
