@@ -14,4 +14,5 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("serve", "collabzone.server.cli:app"),
     ("keys", "collabzone.cli_keys:app"),
     ("webhook", "collabzone.server.cli_webhooks:app"),
+    ("fl", "collabzone.techniques.federated.cli:app"),
 ]

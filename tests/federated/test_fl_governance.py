@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from collabzone.model import Request, RequestStatus
@@ -77,3 +80,32 @@ def test_code_outside_the_allow_list_is_a_clear_error(sqlite_zone: Parties) -> N
     request = world.submit(model="my_pickled_net")
     assert request.status is RequestStatus.REFUSED
     assert "`model` must be one of logreg, mlp" in request.reasons[0]
+
+
+def test_fl_cli_submit_status_result(sqlite_zone: Parties, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from collabzone.cli import app
+
+    world = make_world(sqlite_zone)
+    spec = tmp_path / "job.json"
+    spec.write_text(
+        json.dumps({"datasets": ["adult_bank", "adult_partner", "adult_insurer"],
+                    "features": FEATURES, "label": "income", "rounds": 5,
+                    "privacy": {"noise_multiplier": 2.0}}),
+        encoding="utf-8",
+    )  # fmt: skip
+    base = ["--zone", str(sqlite_zone.root), "--token", world.analyst_token, "fl"]
+    runner = CliRunner()
+    submitted = runner.invoke(app, [*base, "submit", str(spec), "--purpose", "income model"])
+    assert submitted.exit_code == 0, submitted.output
+    request_id = submitted.output.split(":")[0]
+    assert "approved" in submitted.output and "adult_bank: epsilon" in submitted.output
+    status = runner.invoke(app, [*base, "status", request_id])
+    assert status.exit_code == 0 and "projected epsilon" in status.output
+    result = runner.invoke(app, [*base, "result", request_id])
+    assert result.exit_code != 0  # nothing released before the nodes ran it
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    refused = runner.invoke(app, [*base, "submit", str(bad), "--purpose", "income model"])
+    assert refused.exit_code != 0 and "not a readable JSON job spec" in refused.output

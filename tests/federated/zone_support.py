@@ -28,6 +28,7 @@ RULES: dict[str, Any] = {
 class FLWorld:
     parties: Parties
     analyst: Zone
+    analyst_token: str
 
     def owner(self, name: str) -> Zone:
         return getattr(self.parties, name)  # type: ignore[no-any-return]
@@ -61,4 +62,4 @@ def make_world(parties: Parties, rules: Mapping[str, Mapping[str, Any]] | None =
             purposes=["income model"],
             rules={**RULES, **(rules or {}).get(owner, {})},
         )
-    return FLWorld(parties, parties.operator.as_party(token))
+    return FLWorld(parties, parties.operator.as_party(token), token)

@@ -139,7 +139,7 @@ def run_job(
                 "--port", str(free_port()),
                 "--node-config", pairs,
             ])  # fmt: skip
-        _submit(deployment, app, timeout=60.0)
+        _submit(deployment, app, timeout=240.0)
         deadline = time.monotonic() + timeout
         while not result_path.exists():
             if time.monotonic() > deadline or deployment.processes[0].poll() is not None:
