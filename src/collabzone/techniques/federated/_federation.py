@@ -115,6 +115,7 @@ def train(
     adam = _Adam(flat.size) if spec.strategy == "FedAdam" else None
     rng = np.random.default_rng(secrets.randbits(64))  # client sampling only
     names = sorted(clients)
+    maskers = {n: _secure_sum.MaskingClient(i) for i, n in enumerate(names)}
     for round_no in range(1, planned + 1):
         chosen = (
             names
@@ -140,7 +141,9 @@ def train(
             for i, n in enumerate(chosen)
         ]
         if spec.secure_aggregation:
-            total, seen = _secure_sum.secure_sum(updates, round_id=round_no)
+            total, seen = _secure_sum.secure_sum(
+                updates, round_id=round_no, clients=[maskers[n] for n in chosen]
+            )
             result.server_view.append(list(seen))
         else:
             total = np.sum(updates, axis=0)

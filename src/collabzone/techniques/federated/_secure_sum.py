@@ -45,18 +45,23 @@ class MaskingClient:
 
     index: int
     key: X25519PrivateKey = field(default_factory=X25519PrivateKey.generate)
+    _agreed: dict[int, bytes] = field(default_factory=dict, repr=False)
+    """Shared secrets per peer, agreed once per job; each round's mask is expanded from
+    the secret and the round id (HKDF), so no mask is ever reused."""
 
     @property
     def public(self) -> X25519PublicKey:
         return self.key.public_key()
 
-    def _mask(self, other: X25519PublicKey, size: int, round_id: int) -> U64:
+    def _mask(self, peer: int, other: X25519PublicKey, size: int, round_id: int) -> U64:
+        if peer not in self._agreed:
+            self._agreed[peer] = self.key.exchange(other)
         secret = HKDF(
             algorithm=hashes.SHA256(),
             length=32,
             salt=None,
             info=f"collabzone-secure-sum:{round_id}".encode(),
-        ).derive(self.key.exchange(other))
+        ).derive(self._agreed[peer])
         rng = np.random.Generator(np.random.PCG64(int.from_bytes(secret, "big")))
         return rng.integers(0, 2**64, size=size, dtype=np.uint64, endpoint=False)
 
@@ -69,7 +74,7 @@ class MaskingClient:
             for index, public in peers:
                 if index == self.index:
                     continue
-                m = self._mask(public, len(vector), round_id)
+                m = self._mask(index, public, len(vector), round_id)
                 out = out + m if self.index < index else out - m
         return out
 
@@ -83,9 +88,13 @@ def unmask_sum(masked: Sequence[U64]) -> Array:
     return decode(total)
 
 
-def secure_sum(vectors: Sequence[Array], round_id: int = 0) -> tuple[Array, list[U64]]:
-    """Run one secure sum among ``len(vectors)`` clients; returns (sum, what the server saw)."""
-    clients = [MaskingClient(i) for i in range(len(vectors))]
+def secure_sum(
+    vectors: Sequence[Array], round_id: int = 0, clients: Sequence[MaskingClient] | None = None
+) -> tuple[Array, list[U64]]:
+    """One secure sum among ``len(vectors)`` clients (fresh keys unless ``clients`` are
+    given, e.g. the same job's clients across rounds); returns (sum, what the server saw)."""
+    if clients is None:
+        clients = [MaskingClient(i) for i in range(len(vectors))]
     directory = [(c.index, c.public) for c in clients]
     seen = [
         c.mask(np.asarray(v, dtype=np.float64), directory, round_id)
