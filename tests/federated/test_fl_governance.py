@@ -109,3 +109,30 @@ def test_fl_cli_submit_status_result(sqlite_zone: Parties, tmp_path: Path) -> No
     bad.write_text("{not json", encoding="utf-8")
     refused = runner.invoke(app, [*base, "submit", str(bad), "--purpose", "income model"])
     assert refused.exit_code != 0 and "not a readable JSON job spec" in refused.output
+
+
+def test_release_lets_out_the_model_only_and_charges_what_was_run(sqlite_zone: Parties) -> None:
+    """Attack: a tampered result smuggles per-client updates out, or under-reports."""
+    from collabzone.errors import InvalidInputError
+    from collabzone.techniques.base import Outcome, Plan, Rules
+    from collabzone.techniques.federated import Federated
+
+    world = make_world(sqlite_zone)
+    request = world.submit()
+    doc = world.analyst.request_plan(request.id)
+    plan = Plan(
+        technique="federated",
+        datasets=tuple(request.datasets),
+        details=doc["details"],
+        placement="owner",
+    )
+    technique, rules = Federated(), Rules({}, {})
+    spent_eps = doc["details"]["projected_epsilon"] / 2  # the job stopped half-way
+    ok = technique.release(plan, Outcome({"model": [[0.0]], "epsilon": spent_eps}), rules)
+    assert {c.epsilon for c in ok.spent.values()} == {spent_eps}
+    assert set(ok.spent) == set(plan.datasets)
+    with pytest.raises(InvalidInputError, match="server_received"):
+        technique.release(plan, Outcome({"model": [], "server_received": [[1.0]]}), rules)
+    too_much = doc["details"]["projected_epsilon"] * 2
+    with pytest.raises(InvalidInputError, match="more epsilon"):
+        technique.release(plan, Outcome({"model": [], "epsilon": too_much}), rules)
