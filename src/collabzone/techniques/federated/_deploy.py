@@ -12,9 +12,11 @@ the zone generates (docs/federated.md).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -84,18 +86,26 @@ class Deployment:
         )
 
     def stop(self) -> None:
+        """End every process this deployment started and their children (the SuperExec,
+        ServerApp and ClientApp processes Flower spawns), by process group."""
         for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
+            _signal_group(process, signal.SIGTERM)
         for process in self.processes:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _signal_group(process, signal.SIGKILL)
+        for process in self.processes:  # children that outlived their parent
+            _signal_group(process, signal.SIGKILL)
 
     def log(self, name: str) -> str:
         path = self.root / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
 
 
 def run_job(
