@@ -81,7 +81,12 @@ class Deployment:
         log = (self.root / f"{name}.log").open("wb")
         self.processes.append(
             subprocess.Popen(
-                args, env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.root
+                args,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                start_new_session=True,  # its own process group: stop() ends its children
             )
         )
 
