@@ -18,4 +18,5 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("keys", "collabzone.cli_keys:app"),
     ("webhook", "collabzone.server.cli_webhooks:app"),
     ("synth", "collabzone.techniques.synthetic.cli:app"),
+    ("fl", "collabzone.techniques.federated.cli:app"),
 ]

@@ -26,6 +26,7 @@ _BUILTIN: dict[str, str] = {
     "sql": "collabzone.techniques.sql:GovernedSQL",
     "validator": "collabzone.techniques.validator:Validator",
     "synthetic": "collabzone.techniques.synthetic:Synthetic",
+    "federated": "collabzone.techniques.federated:Federated",
 }
 
 _loaded: dict[str, Technique] = {}

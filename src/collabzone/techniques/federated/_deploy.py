@@ -1,0 +1,188 @@
+"""Starting a real Flower deployment for one job: the zone's SuperLink, one SuperNode per
+owner, and the run (the zone's ServerApp, the owners' ClientApp).
+
+Offline by construction: ``FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1`` stops Flower from
+building a per-run environment with ``uv`` (which needs a package index), so the apps run in
+the installed environment. The run is submitted with ``flwr run <app dir> <connection>``
+against a Flower configuration written into a private ``FLWR_HOME``; the app directory holds
+only a ``pyproject.toml`` naming :mod:`._flower`'s apps. Insecure (no TLS) gRPC on
+127.0.0.1 is for tests and the demo only; a deployment gives the SuperLink the certificates
+the zone generates (docs/federated.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from collabzone.errors import CollabzoneError, InternalError
+
+APP_TOML = """[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "collabzone-fl-job"
+version = "1.0.0"
+dependencies = []
+
+[tool.hatch.build.targets.wheel]
+packages = ["."]
+
+[tool.flwr.app]
+publisher = "collabzone"
+
+[tool.flwr.app.components]
+serverapp = "collabzone.techniques.federated._flower:server_app"
+clientapp = "collabzone.techniques.federated._flower:client_app"
+
+[tool.flwr.app.config]
+{config}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _toml_value(value: object) -> str:
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+@dataclass
+class Deployment:
+    """The processes of one job; :meth:`stop` ends exactly the ones it started."""
+
+    root: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["FLWR_HOME"] = str(self.root / "flwr-home")
+        env["FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION"] = "1"
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        return env
+
+    def start(self, name: str, args: list[str]) -> None:
+        log = (self.root / f"{name}.log").open("wb")
+        self.processes.append(
+            subprocess.Popen(
+                args,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                start_new_session=True,  # its own process group: stop() ends its children
+            )
+        )
+
+    def stop(self) -> None:
+        """End every process this deployment started and their children (the SuperExec,
+        ServerApp and ClientApp processes Flower spawns), by process group."""
+        for process in self.processes:
+            _signal_group(process, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+        for process in self.processes:  # children that outlived their parent
+            _signal_group(process, signal.SIGKILL)
+
+    def log(self, name: str) -> str:
+        path = self.root / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+def run_job(
+    root: Path,
+    run_config: Mapping[str, Any],
+    nodes: Mapping[str, Mapping[str, Any]],
+    timeout: float = 600.0,
+) -> dict[str, Any]:
+    """Start a SuperLink and one SuperNode per owner (``nodes``: owner -> node config),
+    submit the run, wait for the ServerApp's result file, stop everything, return it."""
+    root.mkdir(parents=True, exist_ok=True)
+    bin_dir = Path(sys.executable).parent
+    link = free_port()  # Flower 1.41 serves Fleet, Control and Runtime APIs on one HTTP port
+    deployment = Deployment(root)
+    home = root / "flwr-home"
+    home.mkdir(exist_ok=True)
+    (home / "config.toml").write_text(
+        f'[superlink]\ndefault = "zone"\n\n[superlink.zone]\n'
+        f'address = "127.0.0.1:{link}"\ninsecure = true\n',
+        encoding="utf-8",
+    )
+    result_path = root / "result.json"
+    config = {**run_config, "result-path": str(result_path)}
+    app = root / "app"
+    app.mkdir(exist_ok=True)
+    (app / "pyproject.toml").write_text(
+        APP_TOML.format(config="\n".join(f"{k} = {_toml_value(v)}" for k, v in config.items())),
+        encoding="utf-8",
+    )
+    try:
+        deployment.start("superlink", [
+            str(bin_dir / "flower-superlink"), "--insecure",
+            "--host", "127.0.0.1", "--port", str(link),
+            "--database", str(root / "link.db"),
+        ])  # fmt: skip
+        for owner, node_config in nodes.items():
+            pairs = " ".join(f"{k}={_toml_value(v)}" for k, v in node_config.items())
+            deployment.start(f"supernode-{owner}", [
+                str(bin_dir / "flower-supernode"), "--insecure",
+                "--superlink", f"127.0.0.1:{link}",
+                "--port", str(free_port()),
+                "--node-config", pairs,
+            ])  # fmt: skip
+        _submit(deployment, app, timeout=240.0)
+        deadline = time.monotonic() + timeout
+        while not result_path.exists():
+            if time.monotonic() > deadline or deployment.processes[0].poll() is not None:
+                raise InternalError(
+                    "the federated run did not finish; SuperLink log:\n"
+                    + deployment.log("superlink")[-3000:]
+                )
+            time.sleep(0.5)
+        time.sleep(0.2)  # the ServerApp writes the file in one call; let it close
+        return dict(json.loads(result_path.read_text(encoding="utf-8")))
+    finally:
+        deployment.stop()
+
+
+def _submit(deployment: Deployment, app: Path, timeout: float) -> None:
+    """``flwr run`` retried until the SuperLink's Control API answers."""
+    flwr = shutil.which("flwr", path=deployment.env()["PATH"]) or "flwr"
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run(
+            [flwr, "run", str(app), "zone"], env=deployment.env(), capture_output=True,
+            cwd=deployment.root, timeout=timeout, check=False,
+        )  # fmt: skip
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise CollabzoneError(
+                "could not submit the run to the SuperLink: "
+                + (done.stdout + done.stderr).decode(errors="replace")[-2000:]
+            )
+        time.sleep(1.0)

@@ -1,0 +1,174 @@
+"""The ``federated`` technique: plan, check and release a federated training or analytics job.
+
+Placement ``owner``: the data never enters the zone. The zone plans and checks the job, the
+owners approve it (they see the model family, columns, rounds, clipping, noise and the
+projected epsilon in the plan), the zone signs the spec's hash, and each owner's node runs
+the client side against its own rows while the zone runs the aggregator (Flower's SuperLink
+and ServerApp, see :mod:`._flower`). ``release`` debits the spent epsilon from every
+participating dataset and lets out the global model and per-round aggregate metrics only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from collabzone.budget import PrivacyCost
+from collabzone.errors import InvalidInputError, PolicyRefusal, Reason
+from collabzone.techniques.base import Outcome, Plan, PlanContext, Rules, RunContext, Technique
+from collabzone.techniques.federated import _accounting, _analytics, _data, _rules, _spec
+from collabzone.techniques.federated._models import FAMILIES
+from collabzone.techniques.federated._spec import JobSpec
+
+
+def projected_epsilon(spec: JobSpec) -> float:
+    """The client-level (training) or record-level (analytics) epsilon of the whole job."""
+    if spec.task == "analytics":
+        return _analytics.analytics_epsilon(spec)
+    p = spec.privacy
+    return _accounting.epsilon(spec.rounds, p.sampling_rate, p.noise_multiplier, p.delta)
+
+
+def _columns(spec: JobSpec) -> tuple[str, ...]:
+    if spec.task == "analytics":
+        return tuple(dict.fromkeys(q["column"] for q in spec.queries if "column" in q))
+    return (*spec.features, str(spec.label))
+
+
+class Federated(Technique):
+    """Federated learning and analytics with Flower, run at the owners' nodes."""
+
+    name = "federated"
+    summary = "federated learning (Flower, SecAgg+, client-level DP) and federated analytics"
+    placement = "owner"
+    rule_specs = _rules.RULE_SPECS
+
+    def plan(self, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
+        job = _spec.parse(spec)
+        owners: dict[str, str] = {}
+        domains: dict[str, Any] = {}
+        columns = _columns(job)
+        for name in job.datasets:
+            dataset = ctx.dataset(name)
+            if dataset.owner in owners.values():
+                raise InvalidInputError(
+                    f"{name!r} and another dataset belong to {dataset.owner!r}: one dataset "
+                    "per owner (a client is an owner's node)"
+                )
+            owners[name] = dataset.owner
+            for column_name in columns:
+                column = dataset.column(column_name)
+                if column is None:
+                    raise InvalidInputError(f"{name!r} has no column {column_name!r}")
+                domain = _data.check_domain(column_name, column.domain)
+                if domains.setdefault(column_name, domain) != domain:
+                    raise InvalidInputError(
+                        f"column {column_name!r} declares different domains across datasets"
+                    )
+        epsilon = projected_epsilon(job)
+        if epsilon == float("inf"):
+            cost: dict[str, PrivacyCost] = {}
+        else:
+            delta = job.privacy.delta
+            cost = {n: PrivacyCost(epsilon=epsilon, delta=delta) for n in job.datasets}
+        what = (
+            f"{job.model} by {job.strategy}, {job.rounds} rounds x {job.local_epochs} epochs"
+            if job.task == "train"
+            else f"{len(job.queries)} aggregate queries"
+        )
+        return Plan(
+            technique=self.name,
+            datasets=job.datasets,
+            cost=cost,
+            columns={n: columns for n in job.datasets},
+            outputs=f"federated {job.task}: {what}; global result and per-round aggregates only",
+            details={
+                "spec": job.as_json(),
+                "spec_sha256": job.digest(),
+                "owners": owners,
+                "domains": domains,
+                "projected_epsilon": epsilon,
+            },
+            placement="owner",
+            node=None,
+        )
+
+    def check(self, plan: Plan, rules: Rules, ctx: PlanContext) -> list[Reason]:
+        job = _spec.from_json(plan.details["spec"])
+        owners = plan.details["owners"]
+        reasons: list[Reason] = []
+        for dataset in plan.datasets:
+            granted = rules.by_dataset.get(dataset, {}).get("columns")
+            owner = owners[dataset]
+            if granted is None:
+                reasons.append(Reason("COLUMNS_NOT_GRANTED", "columns",
+                                      f"the agreement on {dataset!r} grants no columns", owner))  # fmt: skip
+                continue
+            extra = [c for c in plan.columns[dataset] if c not in granted]
+            if extra:
+                reasons.append(
+                    Reason(
+                        "COLUMNS_NOT_GRANTED",
+                        "columns",
+                        f"{dataset!r} does not grant {', '.join(extra)}; drop them from the job",
+                        owner,
+                    )
+                )
+        families = rules.get("model_families", list(FAMILIES))
+        if job.task == "train" and job.model not in families:
+            reasons.append(Reason("MODEL_NOT_ALLOWED", "model_families",
+                                  f"allowed model families: {', '.join(families) or 'none'}"))  # fmt: skip
+        max_rounds = rules.get("max_rounds")
+        if max_rounds is not None and job.rounds > max_rounds:
+            reasons.append(Reason("TOO_MANY_ROUNDS", "max_rounds",
+                                  f"at most {max_rounds} rounds; lower `rounds`"))  # fmt: skip
+        min_clients = max(rules.get("min_clients", 0) or 0, _rules.MIN_CLIENTS_FLOOR)
+        if job.min_clients < min_clients or len(plan.datasets) < min_clients:
+            reasons.append(Reason("TOO_FEW_CLIENTS", "min_clients",
+                                  f"every aggregate needs at least {min_clients} owners"))  # fmt: skip
+        if rules.get("secure_aggregation") and not job.secure_aggregation:
+            reasons.append(Reason("SECURE_AGGREGATION_REQUIRED", "secure_aggregation",
+                                  "set `secure_aggregation: true`"))  # fmt: skip
+        max_epsilon = rules.get("max_epsilon")
+        epsilon = float(plan.details["projected_epsilon"])
+        if max_epsilon is not None and epsilon > float(max_epsilon):
+            reasons.append(
+                Reason(
+                    "EPSILON_TOO_HIGH",
+                    "max_epsilon",
+                    f"the job would spend epsilon {epsilon:.3g} > {max_epsilon}; raise "
+                    "`noise_multiplier` or lower `rounds`",
+                )
+            )
+        return reasons
+
+    def run(self, plan: Plan, ctx: RunContext) -> Outcome:
+        raise InvalidInputError(
+            "federated jobs run at the owners' nodes and the zone's SuperLink, not in the zone "
+            "process; see docs/federated.md"
+        )
+
+    def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
+        """Only the global result and aggregates leave; the epsilon actually spent (rounds
+        run, not planned) is debited from every participating dataset."""
+        payload = dict(outcome.payload)
+        if payload.get("_refused"):
+            raise PolicyRefusal([Reason(**r) for r in payload["_refused"]])
+        allowed = {"model", "rounds", "results", "epsilon", "stopped", "clients", "metrics"}
+        leaked = set(payload) - allowed
+        if leaked:
+            raise InvalidInputError(f"a federated result may not carry {', '.join(sorted(leaked))}")
+        spent_eps = float(payload.get("epsilon", 0.0))
+        if spent_eps > float(plan.details["projected_epsilon"]) + 1e-9:
+            raise InvalidInputError("the job reports more epsilon than its owners approved")
+        delta = plan.details["spec"]["privacy"]["delta"]
+        spent = {
+            n: PrivacyCost(epsilon=spent_eps, delta=delta if spent_eps else 0.0)
+            for n in plan.datasets
+        }
+        return Outcome(
+            payload=payload,
+            mechanism="gaussian (client-level, RDP accounting)",
+            spent=spent,
+            notes=(f"spec sha256 {plan.details['spec_sha256']}",),
+        )
