@@ -9,18 +9,20 @@ with Numba; the GIL is released so that two halves of a large release run on two
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 
 _THREADED_FROM = 200_000
 """Releases with more people than this are searched in two halves at once."""
 
 
-@njit(nogil=True, cache=True)
-def _gallop(universe: NDArray[np.uint64], keys: NDArray[np.uint64], out: NDArray[np.int64]) -> None:
+def _gallop_py(
+    universe: NDArray[np.uint64], keys: NDArray[np.uint64], out: NDArray[np.int64]
+) -> None:
     n = universe.size
     lo = 0
     for i in range(keys.size):
@@ -44,19 +46,29 @@ def _gallop(universe: NDArray[np.uint64], keys: NDArray[np.uint64], out: NDArray
         out[i] = lo
 
 
+@functools.cache
+def _gallop() -> Callable[[NDArray[np.uint64], NDArray[np.uint64], NDArray[np.int64]], None]:
+    """The compiled search (Numba imported on first use: it costs a fifth of a second)."""
+    from numba import njit
+
+    compiled: Callable[[NDArray[np.uint64], NDArray[np.uint64], NDArray[np.int64]], None]
+    compiled = njit(nogil=True, cache=True)(_gallop_py)
+    return compiled
+
+
 def positions(universe: NDArray[np.uint64], keys: NDArray[np.uint64]) -> NDArray[np.int64]:
     """The insertion point of each key in the sorted ``universe`` (as ``np.searchsorted``)."""
     universe = np.ascontiguousarray(universe, dtype=np.uint64)
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
     out = np.empty(keys.size, dtype=np.int64)
     if keys.size < _THREADED_FROM:
-        _gallop(universe, keys, out)
+        _gallop()(universe, keys, out)
         return out
     half = keys.size // 2
     with ThreadPoolExecutor(max_workers=2) as pool:
         jobs = [
-            pool.submit(_gallop, universe, keys[:half], out[:half]),
-            pool.submit(_gallop, universe, keys[half:], out[half:]),
+            pool.submit(_gallop(), universe, keys[:half], out[:half]),
+            pool.submit(_gallop(), universe, keys[half:], out[half:]),
         ]
         for job in jobs:
             job.result()

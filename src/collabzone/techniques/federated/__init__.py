@@ -7,6 +7,20 @@ domains), ``_secure_sum`` (pairwise masking), ``_federation`` (the in-process ro
 processes), ``_technique`` (plan/check/release), ``cli``.
 """
 
-from collabzone.techniques.federated._technique import Federated
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collabzone.techniques.federated._technique import Federated
+
+
+def __getattr__(name: str) -> Any:
+    """``Federated`` on first use: its accounting imports dp-accounting and SciPy (a second
+    of start-up), which the CLI should not pay to list its commands."""
+    if name == "Federated":
+        from collabzone.techniques.federated._technique import Federated
+
+        return Federated
+    raise AttributeError(name)
+
 
 __all__ = ["Federated"]
