@@ -12,7 +12,8 @@ Example:
     'SELECT region, COUNT(*) FROM sales GROUP BY region'
 """
 
-from collabzone.techniques.sql._compile import Compiled, compile_request
+from collabzone.techniques.sql._compile import compile_request
+from collabzone.techniques.sql._compiled import Compiled
 from collabzone.techniques.sql._dp import Budget
 from collabzone.techniques.sql._engines import transpile
 from collabzone.techniques.sql._frontend import QueryRejected, parse_select, resolve

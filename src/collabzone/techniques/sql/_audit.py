@@ -23,7 +23,7 @@ from collabzone import disclosure
 from collabzone.errors import PolicyRefusal, Reason
 from collabzone.model import Column
 from collabzone.techniques.base import AuditUpdate, RunContext
-from collabzone.techniques.sql._compile import Compiled
+from collabzone.techniques.sql._compiled import Compiled
 from collabzone.techniques.sql._execute import execute
 from collabzone.techniques.sql._protect import (
     Protected,

@@ -30,6 +30,8 @@ QUANTILE = 0.9
 MAX_CONTRIBUTION = 2**53
 """Largest per-entity contribution (|bound| x rows x groups, scaled to integers) accepted:
 exact as a float in the calibration, and far inside OpenDP's i64 distances."""
+FLOAT_SUM_SCALE = 100
+"""Scale of non-integral values: their sums and bounds are exact integers in hundredths."""
 
 
 def _quantile(zcdp: bool, scale: float) -> Any:

@@ -26,9 +26,10 @@ from collabzone._opendp import dp
 from collabzone.errors import InvalidInputError
 from collabzone.model import ColumnType
 from collabzone.techniques.sql import _rules
-from collabzone.techniques.sql._compile import Compiled, order_statistic_key, order_statistics
+from collabzone.techniques.sql._compiled import Compiled
 from collabzone.techniques.sql._dp import SAFETY, calibrate
 from collabzone.techniques.sql._execute import execute
+from collabzone.techniques.sql._quantities import order_statistic_key, order_statistics
 from collabzone.techniques.sql._shape import Aggregate
 from collabzone.techniques.sql.rules.bound_joined_tables import bound_joined_tables
 

@@ -10,16 +10,14 @@ exact modes the functions (and output names in HAVING) are refused outright.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlglot import exp
 
 from collabzone.errors import Reason
+from collabzone.techniques.sql._compiled import Compiled
 from collabzone.techniques.sql._frontend import QueryRejected
 from collabzone.techniques.sql._shape import AGG_FUNCS, Aggregate, _aggregate, literal_value
-
-if TYPE_CHECKING:
-    from collabzone.techniques.sql._compile import Compiled
 
 DP_AGGREGATES = frozenset(
     {"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "VAR", "VAR_POP", "STDDEV", "STDDEV_POP", "MIN",

@@ -26,7 +26,7 @@ from sqlglot import exp
 
 from collabzone.techniques.sql import _interval as iv
 from collabzone.techniques.sql import _rules
-from collabzone.techniques.sql._compile import Compiled, quantity_key
+from collabzone.techniques.sql._compiled import Compiled
 from collabzone.techniques.sql._dp import NoisyTable, accuracy
 from collabzone.techniques.sql._postcheck import (
     COMPARISONS,
@@ -37,6 +37,7 @@ from collabzone.techniques.sql._postcheck import (
     is_literal,
     output_of,
 )
+from collabzone.techniques.sql._quantities import quantity_key
 from collabzone.techniques.sql._shape import AGG_FUNCS, Aggregate, literal_value
 
 # ---------------------------------------------------------------- evaluation (released values)

@@ -11,7 +11,7 @@ from typing import Any
 
 from collabzone.techniques.base import AuditUpdate, Outcome, RunContext
 from collabzone.techniques.sql._audit import audit_release, jitter_of, member_salt, protected_rows
-from collabzone.techniques.sql._compile import Compiled
+from collabzone.techniques.sql._compiled import Compiled
 from collabzone.techniques.sql._execute import execute
 from collabzone.techniques.sql._payload import table_payload
 

@@ -19,11 +19,12 @@ from collabzone.techniques.base import FailedAfterSpending, Outcome, RunContext
 from collabzone.techniques.sql import _postprocess
 from collabzone.techniques.sql._bounds import AUTO_SHARE, derive_limit
 from collabzone.techniques.sql._canonical import canonical_key
-from collabzone.techniques.sql._compile import Compiled, order_statistics
+from collabzone.techniques.sql._compiled import Compiled
 from collabzone.techniques.sql._dp import Budget, Measure, NoisyTable, release
 from collabzone.techniques.sql._execute import execute
 from collabzone.techniques.sql._order_stats import release_order_statistics
 from collabzone.techniques.sql._payload import jsonable, table_payload
+from collabzone.techniques.sql._quantities import order_statistics
 from collabzone.techniques.sql._run import history
 from collabzone.techniques.sql._shape import AGG_FUNCS
 from collabzone.techniques.sql.rules.profile_contributions import profile_contributions

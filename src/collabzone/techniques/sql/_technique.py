@@ -14,7 +14,8 @@ from typing import Any
 
 from collabzone.errors import PolicyRefusal
 from collabzone.techniques.base import Outcome, Plan, PlanContext, Rules, RunContext, Technique
-from collabzone.techniques.sql._compile import Compiled, compile_request
+from collabzone.techniques.sql._compile import compile_request
+from collabzone.techniques.sql._compiled import Compiled
 from collabzone.techniques.sql._execute import configure
 from collabzone.techniques.sql._rules import RULE_SPECS
 from collabzone.techniques.sql._run import run_aggregation, run_list
