@@ -21,6 +21,7 @@ _BUILTIN: dict[str, str] = {
     "lookalike": "collabzone.techniques.lookalike:Lookalike",
     "mediate": "collabzone.techniques.deid:Mediate",
     "mpc": "collabzone.techniques.mpc:MPC",
+    "he_sum": "collabzone.techniques.mpc:HESum",
     "overlap": "collabzone.techniques.linking:Overlap",
     "sealed": "collabzone.techniques.sealed:Sealed",
     "sql": "collabzone.techniques.sql:GovernedSQL",

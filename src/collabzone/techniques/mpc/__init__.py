@@ -6,13 +6,14 @@ sealed at rest); the servers run predefined reports together in MPyC
 (:func:`run_report`, one process each) and hand their output shares to the recipient,
 whose client opens them (:func:`open_report`). HE via a mediator (TenSEAL CKKS) is in
 :mod:`collabzone.techniques.mpc._he` (:class:`RecipientKeys`, :func:`encrypt`,
-:func:`aggregate`). As a zone request: technique ``mpc`` (:class:`MPC`, with a driver that reaches the
-servers). See docs/mpc.md for the trust model.
+:func:`aggregate`). As zone requests: technique ``mpc`` (:class:`MPC`, with a driver that reaches the
+servers) and technique ``he_sum`` (:class:`HESum`, the zone as keyless HE mediator). See docs/mpc.md for the trust model.
 """
 
 from collabzone.techniques.mpc._client import open_report, split_upload
 from collabzone.techniques.mpc._drivers import InProcessDriver, ProcessDriver, open_bundle
 from collabzone.techniques.mpc._he import RecipientKeys, aggregate, encrypt
+from collabzone.techniques.mpc._he_technique import HESum, deposit, open_total, publish_context
 from collabzone.techniques.mpc._reports import REPORTS, Holding, ReportSpec, check, enforce
 from collabzone.techniques.mpc._server import run_report
 from collabzone.techniques.mpc._store import ShareStore
@@ -21,6 +22,7 @@ from collabzone.techniques.mpc._technique import MPC
 __all__ = [
     "MPC",
     "REPORTS",
+    "HESum",
     "Holding",
     "InProcessDriver",
     "ProcessDriver",
@@ -29,10 +31,13 @@ __all__ = [
     "ShareStore",
     "aggregate",
     "check",
+    "deposit",
     "encrypt",
     "enforce",
     "open_bundle",
     "open_report",
+    "open_total",
+    "publish_context",
     "run_report",
     "split_upload",
 ]

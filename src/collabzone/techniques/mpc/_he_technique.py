@@ -1,0 +1,216 @@
+"""The ``he_sum`` technique: the sum of providers' encrypted vectors, as a zone request.
+
+The zone acts as the HE mediator of :mod:`collabzone.techniques.mpc._he`. The recipient's
+client publishes its public CKKS context into the zone's HE inbox (:func:`publish_context`);
+each provider encrypts its vector (per-category counts or sums) under it **at its own
+premises** (:func:`~collabzone.techniques.mpc._he.encrypt`) and deposits the ciphertext
+for its dataset (:func:`deposit`). An analyst then asks for the total
+(spec: ``datasets``, ``recipient``).
+
+* ``plan`` checks the datasets are in the catalogue (metadata only: the values never reach
+  the zone) and the recipient is a party.
+* ``check`` is pure: each provider's ``he_sum`` agreement must name the recipient
+  (``recipients``), and the number of distinct providers must reach the largest
+  ``min_providers`` of the agreements (never below 2: a sum of one provider is its data).
+* ``run`` adds the deposited ciphertexts with the public context only; the zone never
+  holds the secret key, so it cannot read the vectors or the total.
+* ``release`` re-checks the provider count and lets out only the encrypted total
+  (base64, with its SHA-256), to the requester and the recipient, whose client alone
+  decrypts it (:func:`open_total`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from collabzone.errors import (
+    ConflictError,
+    InternalError,
+    InvalidInputError,
+    PolicyRefusal,
+    Reason,
+)
+from collabzone.techniques.base import (
+    Merge,
+    Outcome,
+    Plan,
+    PlanContext,
+    Rules,
+    RuleSpec,
+    RunContext,
+    Technique,
+)
+from collabzone.techniques.mpc._he import RecipientKeys, aggregate
+
+MIN_PROVIDERS_FLOOR = 2
+NO_SECRET_KEY = (
+    "the zone never held the recipient's secret key: it added the providers' ciphertexts "
+    "under the public CKKS context, and only the recipient's client can decrypt the total"
+)
+_SAFE_KEYS = frozenset({"datasets", "recipient", "providers", "ciphertext", "sha256"})
+_CONTEXT = "context.pub"
+
+
+def _safe(name: str, what: str) -> str:
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise InvalidInputError(f"{what} {name!r} is not a plain name")
+    return name
+
+
+def publish_context(inbox: Path, recipient: str, public_context: bytes) -> Path:
+    """Store the recipient's public context where providers and the mediator read it."""
+    folder = Path(inbox) / _safe(recipient, "recipient")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / _CONTEXT
+    path.write_bytes(public_context)
+    return path
+
+
+def deposit(inbox: Path, recipient: str, dataset: str, ciphertext: bytes) -> Path:
+    """Store a provider's ciphertext (made at its premises) for ``dataset``."""
+    folder = Path(inbox) / _safe(recipient, "recipient")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{_safe(dataset, 'dataset')}.ckks"
+    path.write_bytes(ciphertext)
+    return path
+
+
+def open_total(payload: Mapping[str, Any], keys: RecipientKeys) -> list[float]:
+    """The recipient's client: check the released ciphertext's SHA-256 and decrypt it."""
+    ciphertext = base64.b64decode(payload["ciphertext"])
+    if hashlib.sha256(ciphertext).hexdigest() != payload["sha256"]:
+        raise InvalidInputError("the released ciphertext does not match its SHA-256")
+    return keys.decrypt(ciphertext)
+
+
+def _min_providers(rules: Rules) -> int:
+    asked = [int(r.get("min_providers") or 0) for r in rules.by_dataset.values()]
+    return max([MIN_PROVIDERS_FLOOR, *asked])
+
+
+class HESum(Technique):
+    """Sum of providers' CKKS-encrypted vectors, added by the zone as a keyless mediator."""
+
+    name = "he_sum"
+    summary = "sum of vectors encrypted under the recipient's key, added without it (TenSEAL)"
+    rule_specs = (
+        RuleSpec("recipients", Merge.SUBSET, "parties that may decrypt a total ('*': any)", list),
+        RuleSpec(
+            "min_providers",
+            Merge.AT_LEAST,
+            "fewest distinct providers a total may combine",
+            int,
+            floor=MIN_PROVIDERS_FLOOR,
+        ),
+    )
+
+    def __init__(self, inbox: Path | None = None) -> None:
+        self.inbox = inbox
+
+    def plan(self, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
+        datasets = spec.get("datasets")
+        recipient = spec.get("recipient")
+        if (
+            not isinstance(datasets, list)
+            or not datasets
+            or not all(isinstance(d, str) for d in datasets)
+        ):
+            raise InvalidInputError("'datasets' must be a non-empty list of dataset names")
+        if len(set(datasets)) != len(datasets):
+            raise InvalidInputError("'datasets' names a dataset twice")
+        if not isinstance(recipient, str) or not recipient:
+            raise InvalidInputError("'recipient' must name the party that decrypts the total")
+        if set(spec) - {"datasets", "recipient"}:
+            raise InvalidInputError(
+                f"unknown keys {sorted(set(spec) - {'datasets', 'recipient'})}: "
+                "an he_sum spec has 'datasets' and 'recipient'"
+            )
+        ctx.party(recipient)  # the recipient must be a party of the zone
+        owners = {name: ctx.dataset(name).owner for name in datasets}
+        return Plan(
+            technique=self.name,
+            datasets=tuple(datasets),
+            outputs=f"the encrypted total of {len(datasets)} vectors, decrypted by {recipient!r}",
+            details={"recipient": recipient, "owners": owners},
+        )
+
+    def check(self, plan: Plan, rules: Rules, ctx: PlanContext) -> list[Reason]:
+        recipient = plan.details["recipient"]
+        reasons: list[Reason] = []
+        for name in plan.datasets:
+            own = rules.by_dataset.get(name, {})
+            owner = plan.details["owners"][name]
+            if owner == ctx.requester.name and not own:
+                continue  # the requester's own data: no agreement needed
+            recipients = own.get("recipients") or []
+            if recipient not in recipients and "*" not in recipients:
+                reasons.append(
+                    Reason("RECIPIENT_NOT_GRANTED", "recipients",
+                           f"{recipient!r} may not receive totals over {name!r}", owner)
+                )  # fmt: skip
+        providers = len(set(plan.details["owners"].values()))
+        needed = _min_providers(rules)
+        if providers < needed:
+            reasons.append(
+                Reason("TOO_FEW_PROVIDERS", "min_providers",
+                       f"the total combines {providers} provider(s); the agreements require "
+                       f"at least {needed}: add datasets of other providers")
+            )  # fmt: skip
+        return reasons
+
+    def run(self, plan: Plan, ctx: RunContext) -> Outcome:
+        if self.inbox is None:
+            raise ConflictError(
+                "no HE inbox is configured for this zone: register the technique with one, "
+                "e.g. registry.register('he_sum', HESum(Path('he-inbox')))"
+            )
+        recipient = plan.details["recipient"]
+        folder = Path(self.inbox) / _safe(recipient, "recipient")
+        context_path = folder / _CONTEXT
+        if not context_path.is_file():
+            raise ConflictError(f"{recipient!r} has not published its public context yet")
+        ciphertexts = []
+        for name in plan.datasets:
+            path = folder / f"{_safe(name, 'dataset')}.ckks"
+            if not path.is_file():
+                raise ConflictError(
+                    f"no ciphertext deposited for {name!r} under {recipient!r}'s key: its "
+                    "provider must encrypt its vector and deposit it first"
+                )
+            ciphertexts.append(path.read_bytes())
+        providers = len(set(plan.details["owners"].values()))
+        # distinct providers were checked against the agreements; the floor again here
+        total = aggregate(context_path.read_bytes(), ciphertexts, min_providers=MIN_PROVIDERS_FLOOR)
+        return Outcome(
+            payload={
+                "datasets": list(plan.datasets),
+                "recipient": recipient,
+                "providers": providers,
+                "ciphertext": base64.b64encode(total).decode("ascii"),
+                "sha256": hashlib.sha256(total).hexdigest(),
+            },
+            released_to=tuple(dict.fromkeys((ctx.requester.name, recipient))),
+            notes=(NO_SECRET_KEY,),
+        )
+
+    def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
+        extra = set(outcome.payload) - _SAFE_KEYS
+        if extra:
+            raise InternalError(
+                f"an he_sum outcome may carry only the encrypted total, not {extra}"
+            )
+        needed = _min_providers(rules)
+        if int(outcome.payload["providers"]) < needed:
+            raise PolicyRefusal(
+                Reason("TOO_FEW_PROVIDERS", "min_providers",
+                       f"the total combines {outcome.payload['providers']} provider(s), "
+                       f"fewer than {needed}")
+            )  # fmt: skip
+        return outcome
+
+
+__all__: Sequence[str] = ("NO_SECRET_KEY", "HESum", "deposit", "open_total", "publish_context")

@@ -1,0 +1,172 @@
+"""HE aggregation as a zone request (technique ``he_sum``): the zone is a keyless mediator.
+
+Partner and insurer each encrypt a per-category vector under bank's public CKKS context
+(at their premises) and deposit it; bank asks for the total. The zone releases only the
+encrypted total, which bank's client decrypts; the zone itself cannot.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from collabzone.errors import InvalidInputError
+from collabzone.model import Request, RequestStatus
+from collabzone.techniques import registry
+from collabzone.techniques.mpc import (
+    HESum,
+    RecipientKeys,
+    deposit,
+    encrypt,
+    open_total,
+    publish_context,
+)
+from tests.conftest import Parties
+
+SPEC = {
+    "columns": [
+        {"name": "category", "type": "string", "class": "dimension", "domain": ["a", "b", "c"]},
+        {"name": "count", "type": "float", "class": "measure", "domain": {"min": 0, "max": 1e6}},
+    ]
+}
+PURPOSE = "sector statistics"
+CATEGORIES = 40
+
+
+@pytest.fixture(scope="module")
+def keys() -> RecipientKeys:
+    return RecipientKeys.generate()
+
+
+@pytest.fixture
+def world(
+    sqlite_zone: Parties, tmp_path: Path, keys: RecipientKeys
+) -> Iterator[tuple[Parties, dict[str, np.ndarray], Path]]:
+    """Partner and insurer deposited vectors encrypted under bank's key; bank asks."""
+    inbox = tmp_path / "he-inbox"
+    registry.register("he_sum", HESum(inbox))
+    public = keys.public_context()
+    publish_context(inbox, "bank", public)
+    rng = np.random.default_rng(15)
+    vectors = {}
+    for party, dataset in ((sqlite_zone.partner, "counts_p"), (sqlite_zone.insurer, "counts_i")):
+        party.register_dataset(dataset, SPEC, row_count=CATEGORIES)
+        vectors[dataset] = rng.integers(0, 100_000, CATEGORIES).astype(float)
+        deposit(inbox, "bank", dataset, encrypt(public, list(vectors[dataset])))
+    yield sqlite_zone, vectors, inbox
+    registry.register("he_sum", "collabzone.techniques.mpc:HESum")
+
+
+def _agree(parties: Parties, **rules: Any) -> None:
+    base: dict[str, Any] = {"recipients": ["bank"], "min_providers": 2}
+    base.update(rules)
+    for party, dataset in ((parties.partner, "counts_p"), (parties.insurer, "counts_i")):
+        party.add_agreement(
+            dataset, grantees=["bank"], technique="he_sum", purposes=[PURPOSE], rules=base
+        )
+
+
+def _ask(parties: Parties, spec: dict[str, Any]) -> Request:
+    request = parties.bank.submit("he_sum", spec, PURPOSE)
+    assert isinstance(request, Request)
+    return request
+
+
+BOTH = {"datasets": ["counts_p", "counts_i"], "recipient": "bank"}
+
+
+def test_recipient_decrypts_the_released_total(
+    world: tuple[Parties, dict[str, np.ndarray], Path], keys: RecipientKeys
+) -> None:
+    parties, vectors, _ = world
+    _agree(parties)
+    request = _ask(parties, BOTH)
+    assert request.status is RequestStatus.RELEASED, request.reasons
+    release = parties.bank.result(request.id)
+    assert set(release.payload) == {"datasets", "recipient", "providers", "ciphertext", "sha256"}
+    assert release.payload["providers"] == 2
+    assert any("never held the recipient's secret key" in n for n in release.receipt.notes)
+    total = open_total(release.payload, keys)
+    expected = vectors["counts_p"] + vectors["counts_i"]
+    assert np.allclose(total[:CATEGORIES], expected, atol=1e-2)
+    # nothing the zone stored or logged carries a plain total
+    events = [e for e in parties.auditor.audit_events() if request.id in json.dumps(e)]
+    assert any("release" in e["action"] for e in events)
+    stored = json.dumps(dict(release.payload)) + json.dumps(events)
+    assert all(f"{v:.0f}" not in stored for v in expected if v > 1000)
+
+
+def test_the_zones_stored_total_cannot_be_decrypted_with_the_public_context(
+    world: tuple[Parties, dict[str, np.ndarray], Path], keys: RecipientKeys
+) -> None:
+    """The attack a curious mediator (or anyone reading the zone's store) would try."""
+    import tenseal as ts
+
+    parties, _, inbox = world
+    _agree(parties)
+    payload = parties.bank.result(_ask(parties, BOTH).id).payload
+    public = ts.context_from((inbox / "bank" / "context.pub").read_bytes())
+    assert not public.is_private()
+    ciphertext = base64.b64decode(payload["ciphertext"])
+    first = ciphertext.split(b"\x00CZHE\x00")[0]
+    with pytest.raises(ValueError, match="secret_key"):
+        ts.ckks_vector_from(public, first).decrypt()
+    # another party's key pair does not open it either (decrypts to noise, not the total)
+    other = RecipientKeys.generate()
+    garbage = np.array(other.decrypt(ciphertext)[:CATEGORIES])
+    assert not np.allclose(garbage, np.array(open_total(payload, keys)[:CATEGORIES]), atol=1.0)
+
+
+def test_fewer_providers_than_min_providers_is_refused(
+    world: tuple[Parties, dict[str, np.ndarray], Path],
+) -> None:
+    parties, _, _ = world
+    _agree(parties, min_providers=3)
+    request = _ask(parties, BOTH)
+    assert request.status is RequestStatus.REFUSED
+    assert any(r.startswith("TOO_FEW_PROVIDERS") for r in request.reasons), request.reasons
+
+
+def test_one_provider_is_refused_by_the_floor(
+    world: tuple[Parties, dict[str, np.ndarray], Path],
+) -> None:
+    parties, _, _ = world
+    _agree(parties)
+    request = _ask(parties, {"datasets": ["counts_p"], "recipient": "bank"})
+    assert request.status is RequestStatus.REFUSED
+    assert any(r.startswith("TOO_FEW_PROVIDERS") for r in request.reasons), request.reasons
+
+
+def test_agreement_cannot_lower_the_floor(
+    world: tuple[Parties, dict[str, np.ndarray], Path],
+) -> None:
+    parties, _, _ = world
+    with pytest.raises(InvalidInputError, match="floor"):
+        _agree(parties, min_providers=1)
+
+
+def test_recipient_not_granted_is_refused(
+    world: tuple[Parties, dict[str, np.ndarray], Path],
+) -> None:
+    parties, _, _ = world
+    _agree(parties)
+    request = _ask(parties, {**BOTH, "recipient": "partner"})
+    assert request.status is RequestStatus.REFUSED
+    assert any(r.startswith("RECIPIENT_NOT_GRANTED") for r in request.reasons), request.reasons
+
+
+def test_missing_ciphertext_fails_clearly(
+    world: tuple[Parties, dict[str, np.ndarray], Path],
+) -> None:
+    parties, _, inbox = world
+    _agree(parties)
+    (inbox / "bank" / "counts_i.ckks").unlink()
+    request = _ask(parties, BOTH)
+    assert request.status is RequestStatus.FAILED
+    assert "no ciphertext deposited for 'counts_i'" in " ".join(request.reasons)
