@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from collabzone.errors import InvalidInputError
+from collabzone.attacks import he_mediator_decrypt, he_self_padding
+from collabzone.errors import InvalidInputError, PolicyRefusal
 from collabzone.model import Request, RequestStatus
 from collabzone.techniques import registry
 from collabzone.techniques.mpc import (
@@ -111,12 +112,10 @@ def test_the_zones_stored_total_cannot_be_decrypted_with_the_public_context(
     parties, _, inbox = world
     _agree(parties)
     payload = parties.bank.result(_ask(parties, BOTH).id).payload
-    public = ts.context_from((inbox / "bank" / "context.pub").read_bytes())
-    assert not public.is_private()
+    public_bytes = (inbox / "bank" / "context.pub").read_bytes()
+    assert not ts.context_from(public_bytes).is_private()
     ciphertext = base64.b64decode(payload["ciphertext"])
-    first = ciphertext.split(b"\x00CZHE\x00")[0]
-    with pytest.raises(ValueError, match="secret_key"):
-        ts.ckks_vector_from(public, first).decrypt()
+    assert he_mediator_decrypt(public_bytes, ciphertext) is None
     # another party's key pair does not open it either (decrypts to noise, not the total)
     other = RecipientKeys.generate()
     garbage = np.array(other.decrypt(ciphertext)[:CATEGORIES])
@@ -170,3 +169,32 @@ def test_missing_ciphertext_fails_clearly(
     request = _ask(parties, BOTH)
     assert request.status is RequestStatus.FAILED
     assert "no ciphertext deposited for 'counts_i'" in " ".join(request.reasons)
+
+
+def test_recipient_padding_a_victim_with_its_own_zeros_is_refused(
+    world: tuple[Parties, dict[str, np.ndarray], Path], keys: RecipientKeys
+) -> None:
+    """Bank owns a dataset of zeros: zeros + partner's vector would be partner's vector."""
+    parties, vectors, inbox = world
+    _agree(parties)
+    parties.bank.register_dataset("counts_b", SPEC, row_count=CATEGORIES)
+    deposit(inbox, "bank", "counts_b", encrypt(keys.public_context(), [0.0] * CATEGORIES))
+    refusals: list[str] = []
+
+    def ask(spec: Any) -> dict[str, Any]:
+        request = _ask(parties, dict(spec))
+        if request.status is not RequestStatus.RELEASED:
+            refusals.extend(request.reasons)
+            raise PolicyRefusal([])
+        return dict(parties.bank.result(request.id).payload)
+
+    def decrypt(payload: Any) -> list[float]:
+        return open_total(payload, keys)
+
+    assert he_self_padding(ask, decrypt, "counts_b", "counts_p", "bank") is None
+    assert any(r.startswith("TOO_FEW_PROVIDERS") for r in refusals), refusals
+    # with a second real provider the total is released, and it is not partner's vector
+    total = ask({"datasets": ["counts_b", "counts_p", "counts_i"], "recipient": "bank"})
+    assert total["providers"] == 2
+    opened = np.array(open_total(total, keys)[:CATEGORIES])
+    assert not np.allclose(opened, vectors["counts_p"], atol=1.0)

@@ -20,6 +20,8 @@ mpc            issue 15: differencing two secret-shared reports (a union with a 
                dataset; a join on two attacker-owned pseudonym lists)
 rule_paths     issue 20's broken paths: a list of a dataset joined with itself, a list
                through an unlisted join key, a template reading another owner's columns
+he             issue 15: the recipient padding a victim's encrypted vector with its own
+               zeros; the mediator decrypting a stored total with the public context
 lookalike      issue 17: a partner reads a delivered look-alike audience to tell which of
                its customers are in the bank's seed set (absence as membership)
 ============== =========================================================================
@@ -43,6 +45,7 @@ Example:
 from collabzone.attacks._algebra import System
 from collabzone.attacks._campaign import ATTACKS, Attack, CampaignReport, run_campaign
 from collabzone.attacks._differencing import differencing
+from collabzone.attacks._he import he_mediator_decrypt, he_self_padding
 from collabzone.attacks._join import PROBE_COLUMNS, join_amplification, probe_table
 from collabzone.attacks._judge import TableTruth, Truth, Verdict, dp_accuracy_bound, judge
 from collabzone.attacks._lookalike import MembershipResult, seed_membership
@@ -88,6 +91,8 @@ __all__ = [
     "ZoneTarget",
     "differencing",
     "dp_accuracy_bound",
+    "he_mediator_decrypt",
+    "he_self_padding",
     "join_amplification",
     "judge",
     "ks_test",

@@ -12,6 +12,9 @@ for its dataset (:func:`deposit`). An analyst then asks for the total
 * ``check`` is pure: each provider's ``he_sum`` agreement must name the recipient
   (``recipients``), and the number of distinct providers must reach the largest
   ``min_providers`` of the agreements (never below 2: a sum of one provider is its data).
+  Datasets of the requester or the recipient do not count as providers (padding a
+  victim's vector with one's own zeros is the attack
+  :func:`collabzone.attacks.he_self_padding`).
 * ``run`` adds the deposited ciphertexts with the public context only; the zone never
   holds the secret key, so it cannot read the vectors or the total.
 * ``release`` re-checks the provider count and lets out only the encrypted total
@@ -131,11 +134,14 @@ class HESum(Technique):
             )
         ctx.party(recipient)  # the recipient must be a party of the zone
         owners = {name: ctx.dataset(name).owner for name in datasets}
+        # the requester's and the recipient's own vectors do not count: padding a victim's
+        # vector with one's own zeros would otherwise pass a minimum of two providers
+        providers = len(set(owners.values()) - {ctx.requester.name, recipient})
         return Plan(
             technique=self.name,
             datasets=tuple(datasets),
             outputs=f"the encrypted total of {len(datasets)} vectors, decrypted by {recipient!r}",
-            details={"recipient": recipient, "owners": owners},
+            details={"recipient": recipient, "owners": owners, "providers": providers},
         )
 
     def check(self, plan: Plan, rules: Rules, ctx: PlanContext) -> list[Reason]:
@@ -152,13 +158,14 @@ class HESum(Technique):
                     Reason("RECIPIENT_NOT_GRANTED", "recipients",
                            f"{recipient!r} may not receive totals over {name!r}", owner)
                 )  # fmt: skip
-        providers = len(set(plan.details["owners"].values()))
+        providers = int(plan.details["providers"])
         needed = _min_providers(rules)
         if providers < needed:
             reasons.append(
                 Reason("TOO_FEW_PROVIDERS", "min_providers",
-                       f"the total combines {providers} provider(s); the agreements require "
-                       f"at least {needed}: add datasets of other providers")
+                       f"the total combines {providers} provider(s) other than the requester "
+                       f"and the recipient; the agreements require at least {needed}: add "
+                       "datasets of other providers")
             )  # fmt: skip
         return reasons
 
@@ -182,7 +189,7 @@ class HESum(Technique):
                     "provider must encrypt its vector and deposit it first"
                 )
             ciphertexts.append(path.read_bytes())
-        providers = len(set(plan.details["owners"].values()))
+        providers = int(plan.details["providers"])
         # distinct providers were checked against the agreements; the floor again here
         total = aggregate(context_path.read_bytes(), ciphertexts, min_providers=MIN_PROVIDERS_FLOOR)
         return Outcome(
