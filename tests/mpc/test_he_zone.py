@@ -11,15 +11,19 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collabzone.attacks import he_mediator_decrypt, he_self_padding
 from collabzone.errors import InvalidInputError, PolicyRefusal
 from collabzone.model import Request, RequestStatus
 from collabzone.techniques import registry
+from collabzone.techniques.base import Plan, Rules
 from collabzone.techniques.mpc import (
     HESum,
     RecipientKeys,
@@ -198,3 +202,30 @@ def test_recipient_padding_a_victim_with_its_own_zeros_is_refused(
     assert total["providers"] == 2
     opened = np.array(open_total(total, keys)[:CATEGORIES])
     assert not np.allclose(opened, vectors["counts_p"], atol=1.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    owners=st.lists(st.sampled_from(["a", "b", "c", "d", "bank"]), min_size=1, max_size=6),
+    minimums=st.lists(st.integers(0, 5), min_size=1, max_size=6),
+)
+def test_check_refuses_exactly_below_the_largest_minimum(
+    owners: list[str], minimums: list[int]
+) -> None:
+    """Pure check: refused iff distinct non-recipient providers < max(2, every minimum)."""
+    names = [f"d{i}" for i in range(len(owners))]
+    providers = len(set(owners) - {"bank"})
+    plan = Plan(
+        technique="he_sum",
+        datasets=tuple(names),
+        details={"recipient": "bank", "owners": dict(zip(names, owners, strict=True)),
+                 "providers": providers},
+    )  # fmt: skip
+    by_dataset = {
+        n: {"recipients": ["bank"], "min_providers": minimums[i % len(minimums)]}
+        for i, n in enumerate(names)
+    }
+    ctx = SimpleNamespace(requester=SimpleNamespace(name="bank"))
+    reasons = HESum().check(plan, Rules(by_dataset=by_dataset, merged={}), ctx)  # type: ignore[arg-type]
+    needed = max([2, *(r["min_providers"] for r in by_dataset.values())])
+    assert [r.code for r in reasons] == (["TOO_FEW_PROVIDERS"] if providers < needed else [])
