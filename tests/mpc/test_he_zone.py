@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collabzone.attacks import he_mediator_decrypt, he_self_padding
+from collabzone.attacks import he_differencing, he_mediator_decrypt, he_self_padding
 from collabzone.errors import InvalidInputError, PolicyRefusal
 from collabzone.model import Request, RequestStatus
 from collabzone.techniques import registry
@@ -202,6 +202,110 @@ def test_recipient_padding_a_victim_with_its_own_zeros_is_refused(
     assert total["providers"] == 2
     opened = np.array(open_total(total, keys)[:CATEGORIES])
     assert not np.allclose(opened, vectors["counts_p"], atol=1.0)
+
+
+@pytest.fixture
+def four(
+    world: tuple[Parties, dict[str, np.ndarray], Path], keys: RecipientKeys
+) -> tuple[Parties, dict[str, np.ndarray]]:
+    """Four providers (A partner, B insurer, C carrier, D broker), each with one vector
+    under bank's key and an agreement letting bank receive totals (min_providers 2)."""
+    parties, vectors, inbox = world
+    _agree(parties)
+    public = keys.public_context()
+    rng = np.random.default_rng(16)
+    for name, dataset in (("carrier", "counts_c"), ("broker", "counts_d")):
+        _, token = parties.operator.add_party(name, ["provider"])
+        party = parties.operator.as_party(token)
+        party.register_dataset(dataset, SPEC, row_count=CATEGORIES)
+        vectors[dataset] = rng.integers(0, 100_000, CATEGORIES).astype(float)
+        deposit(inbox, "bank", dataset, encrypt(public, list(vectors[dataset])))
+        party.add_agreement(
+            dataset, grantees=["bank"], technique="he_sum", purposes=[PURPOSE],
+            rules={"recipients": ["bank"], "min_providers": 2},
+        )  # fmt: skip
+    return parties, vectors
+
+
+def _asker(parties: Parties, refusals: list[str]) -> Any:
+    def ask(spec: Any) -> dict[str, Any]:
+        request = _ask(parties, dict(spec))
+        if request.status is not RequestStatus.RELEASED:
+            refusals.extend(request.reasons)
+            raise PolicyRefusal([])
+        return dict(parties.bank.result(request.id).payload)
+
+    return ask
+
+
+ABC = ["counts_p", "counts_i", "counts_c"]
+
+
+def test_differencing_two_totals_is_refused(
+    four: tuple[Parties, dict[str, np.ndarray]], keys: RecipientKeys
+) -> None:
+    """{A, B, C} then {B, C}: the difference would be A's vector exactly."""
+    parties, _ = four
+    refusals: list[str] = []
+    ask = _asker(parties, refusals)
+
+    def decrypt(payload: Any) -> list[float]:
+        return open_total(payload, keys)[:CATEGORIES]
+
+    assert he_differencing(ask, decrypt, ABC, ABC[1:], "bank") is None
+    assert len(refusals) == 1 and refusals[0].startswith("DIFFERENCING"), refusals
+    assert "min_providers=2" in refusals[0]
+    # the first total did go out; only the second, which would complete it, was refused
+    first = [r for r in parties.bank.requests() if r.status is RequestStatus.RELEASED]
+    assert len(first) == 1
+
+
+def test_the_same_providers_again_is_released(
+    four: tuple[Parties, dict[str, np.ndarray]], keys: RecipientKeys
+) -> None:
+    parties, vectors = four
+    refusals: list[str] = []
+    ask = _asker(parties, refusals)
+    ask({"datasets": ABC, "recipient": "bank"})
+    again = ask({"datasets": list(reversed(ABC)), "recipient": "bank"})
+    assert refusals == []
+    expected = sum(vectors[d] for d in ABC)
+    assert np.allclose(open_total(again, keys)[:CATEGORIES], expected, atol=1e-2)
+
+
+def test_a_total_leaving_one_provider_alone_is_refused(
+    four: tuple[Parties, dict[str, np.ndarray]],
+) -> None:
+    """{A, B, C, D} then {A, B, C}: D alone is an atom of 1 < min_providers 2."""
+    parties, _ = four
+    refusals: list[str] = []
+    ask = _asker(parties, refusals)
+    ask({"datasets": [*ABC, "counts_d"], "recipient": "bank"})
+    with pytest.raises(PolicyRefusal):
+        ask({"datasets": ABC, "recipient": "bank"})
+    assert len(refusals) == 1 and refusals[0].startswith("DIFFERENCING"), refusals
+    # a refusal stores nothing: the same first total is still released afterwards
+    ask({"datasets": [*ABC, "counts_d"], "recipient": "bank"})
+    assert len(refusals) == 1
+
+
+def test_disjoint_provider_sets_are_released(
+    four: tuple[Parties, dict[str, np.ndarray]], keys: RecipientKeys
+) -> None:
+    """{A, B} then {C, D}: every atom keeps two providers (the empty region "in both"
+    discloses no vector); then {A, B, C, D} too, and {A, C} would split them: refused."""
+    parties, vectors = four
+    refusals: list[str] = []
+    ask = _asker(parties, refusals)
+    ask({"datasets": ["counts_p", "counts_i"], "recipient": "bank"})
+    second = ask({"datasets": ["counts_c", "counts_d"], "recipient": "bank"})
+    ask({"datasets": ["counts_p", "counts_i", "counts_c", "counts_d"], "recipient": "bank"})
+    assert refusals == []
+    expected = vectors["counts_c"] + vectors["counts_d"]
+    assert np.allclose(open_total(second, keys)[:CATEGORIES], expected, atol=1e-2)
+    with pytest.raises(PolicyRefusal):
+        ask({"datasets": ["counts_p", "counts_c"], "recipient": "bank"})
+    assert refusals[0].startswith("DIFFERENCING"), refusals
 
 
 @settings(max_examples=60, deadline=None)

@@ -45,7 +45,7 @@ Example:
 from collabzone.attacks._algebra import System
 from collabzone.attacks._campaign import ATTACKS, Attack, CampaignReport, run_campaign
 from collabzone.attacks._differencing import differencing
-from collabzone.attacks._he import he_mediator_decrypt, he_self_padding
+from collabzone.attacks._he import he_differencing, he_mediator_decrypt, he_self_padding
 from collabzone.attacks._join import PROBE_COLUMNS, join_amplification, probe_table
 from collabzone.attacks._judge import TableTruth, Truth, Verdict, dp_accuracy_bound, judge
 from collabzone.attacks._lookalike import MembershipResult, seed_membership
@@ -91,6 +91,7 @@ __all__ = [
     "ZoneTarget",
     "differencing",
     "dp_accuracy_bound",
+    "he_differencing",
     "he_mediator_decrypt",
     "he_self_padding",
     "join_amplification",

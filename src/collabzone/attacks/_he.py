@@ -7,8 +7,11 @@
 * :func:`he_mediator_decrypt`: a curious mediator (or anyone reading the zone's store)
   tries to decrypt a stored total with what it holds, the recipient's public context.
   CKKS decryption needs the secret key, which the zone never had.
+* :func:`he_differencing`: two totals whose providers differ by one, {A, B, C} and then
+  {B, C} (asked by any analysts, who pool them): their difference is A's vector. The
+  technique audits every he_sum release's providers as atoms and refuses the second.
 
-Both are plain functions of what the attacker holds; neither imports the technique.
+All are plain functions of what the attacker holds; neither imports the technique.
 """
 
 from __future__ import annotations
@@ -33,6 +36,20 @@ def he_self_padding(
     except Exception:  # a refusal is this attack's failure, whatever its type
         return None
     return decrypt(payload)
+
+
+def he_differencing(
+    ask: Ask, decrypt: Decrypt, everyone: list[str], without_victim: list[str], recipient: str
+) -> list[float] | None:
+    """The victim's vector as the difference of the totals of ``everyone`` and of
+    ``without_victim`` (``everyone`` minus the victim's dataset). None: a total was refused.
+    """
+    try:
+        first = ask({"datasets": everyone, "recipient": recipient})
+        second = ask({"datasets": without_victim, "recipient": recipient})
+    except Exception:  # a refusal is this attack's failure, whatever its type
+        return None
+    return [a - b for a, b in zip(decrypt(first), decrypt(second), strict=True)]
 
 
 def he_mediator_decrypt(public_context: bytes, ciphertext: bytes) -> list[float] | None:

@@ -15,8 +15,15 @@ for its dataset (:func:`deposit`). An analyst then asks for the total
   Datasets of the requester or the recipient do not count as providers (padding a
   victim's vector with one's own zeros is the attack
   :func:`collabzone.attacks.he_self_padding`).
-* ``run`` adds the deposited ciphertexts with the public context only; the zone never
-  holds the secret key, so it cannot read the vectors or the total.
+* ``run`` first audits the release against every earlier ``he_sum`` release, across all
+  analysts (:func:`_audit_providers`): the providers are the units of a disclosure-audit
+  space (:mod:`collabzone.disclosure`, ``he_sum:providers``), each release one cell of its
+  contributors, and a release that would leave an atom (a set of providers no
+  combination of totals splits further) under ``min_providers`` is refused: the totals of
+  {A, B, C} and then {B, C} differ by A's vector (:func:`collabzone.attacks.he_differencing`).
+  The new space goes out in :attr:`Outcome.audit_updates`, stored with the release. It
+  then adds the deposited ciphertexts with the public context only; the zone never holds
+  the secret key, so it cannot read the vectors or the total.
 * ``release`` re-checks the provider count and lets out only the encrypted total
   (base64, with its SHA-256), to the requester and the recipient, whose client alone
   decrypts it (:func:`open_total`).
@@ -30,6 +37,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
+from collabzone import disclosure
 from collabzone.errors import (
     ConflictError,
     InternalError,
@@ -38,6 +48,7 @@ from collabzone.errors import (
     Reason,
 )
 from collabzone.techniques.base import (
+    AuditUpdate,
     Merge,
     Outcome,
     Plan,
@@ -56,6 +67,10 @@ NO_SECRET_KEY = (
 )
 _SAFE_KEYS = frozenset({"datasets", "recipient", "providers", "ciphertext", "sha256"})
 _CONTEXT = "context.pub"
+AUDIT_SPACE = "he_sum:providers"
+"""One audited space for every he_sum release, whoever asked (differencing needs only two
+totals, and analysts may pool what they received)."""
+PROVIDER_KEY_PURPOSE = "he_sum/provider-hash"
 
 
 def _safe(name: str, what: str) -> str:
@@ -93,6 +108,52 @@ def open_total(payload: Mapping[str, Any], keys: RecipientKeys) -> list[float]:
 def _min_providers(rules: Rules) -> int:
     asked = [int(r.get("min_providers") or 0) for r in rules.by_dataset.values()]
     return max([MIN_PROVIDERS_FLOOR, *asked])
+
+
+def _run_minimum(plan: Plan, ctx: RunContext) -> int:
+    """The largest ``min_providers`` of the he_sum agreements behind the plan (the floor if
+    none is visible here: the zone's pure check already refused a plan below them)."""
+    found = [
+        int(a.rules["min_providers"])
+        for name in plan.datasets
+        for a in ctx.agreements_for(name)
+        if a.technique == "he_sum" and isinstance(a.rules.get("min_providers"), int)
+    ]
+    return max([MIN_PROVIDERS_FLOOR, *found])
+
+
+def _audit_providers(plan: Plan, ctx: RunContext) -> AuditUpdate:
+    """Add this release (one cell: its contributing providers) to the providers' space.
+
+    Every owner of a summed dataset is a member, the requester and the recipient too (the
+    recipient decrypts their vectors as well). Raises :class:`PolicyRefusal`
+    (``DIFFERENCING``) when an atom of providers would fall under ``min_providers``. An
+    atom of no provider (two releases with disjoint providers: the audit's region "in
+    both") discloses no vector, so it does not refuse.
+    """
+    needed = _run_minimum(plan, ctx)
+    owners = sorted(set(plan.details["owners"].values()))
+    members = disclosure.text_hashes(owners, ctx.derive_key(PROVIDER_KEY_PURPOSE))
+    stored = ctx.audit_state(AUDIT_SPACE)
+    current = disclosure.Space.from_bytes(stored[1]) if stored else disclosure.Space()
+    result = disclosure.audit(
+        current,
+        disclosure.ReleasedCells(members=[members]),
+        {},
+        duckdb.connect(),  # no conditions: no grid to query (and no data: it is encrypted)
+        min_size=needed,
+    )
+    finding = result.finding
+    if finding.small_atoms > finding.empty_regions:
+        raise PolicyRefusal(
+            Reason("DIFFERENCING", "min_providers",
+                   f"with the he_sum totals already released (to any analyst), this total "
+                   f"would single out a group of {finding.smallest} provider(s), fewer than "
+                   f"min_providers={needed}: the difference of two totals would be their "
+                   "vector. Ask for the same providers as an earlier total, or for sets "
+                   f"that differ by at least {needed} providers")
+        )  # fmt: skip
+    return AuditUpdate(AUDIT_SPACE, stored[0] if stored else None, result.space.to_bytes())
 
 
 class HESum(Technique):
@@ -180,6 +241,7 @@ class HESum(Technique):
         context_path = folder / _CONTEXT
         if not context_path.is_file():
             raise ConflictError(f"{recipient!r} has not published its public context yet")
+        update = _audit_providers(plan, ctx)  # before touching any ciphertext
         ciphertexts = []
         for name in plan.datasets:
             path = folder / f"{_safe(name, 'dataset')}.ckks"
@@ -202,6 +264,7 @@ class HESum(Technique):
             },
             released_to=tuple(dict.fromkeys((ctx.requester.name, recipient))),
             notes=(NO_SECRET_KEY,),
+            audit_updates=(update,),
         )
 
     def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
@@ -220,4 +283,11 @@ class HESum(Technique):
         return outcome
 
 
-__all__: Sequence[str] = ("NO_SECRET_KEY", "HESum", "deposit", "open_total", "publish_context")
+__all__: Sequence[str] = (
+    "AUDIT_SPACE",
+    "NO_SECRET_KEY",
+    "HESum",
+    "deposit",
+    "open_total",
+    "publish_context",
+)
