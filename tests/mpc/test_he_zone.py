@@ -333,3 +333,56 @@ def test_check_refuses_exactly_below_the_largest_minimum(
     reasons = HESum().check(plan, Rules(by_dataset=by_dataset, merged={}), ctx)  # type: ignore[arg-type]
     needed = max([2, *(r["min_providers"] for r in by_dataset.values())])
     assert [r.code for r in reasons] == (["TOO_FEW_PROVIDERS"] if providers < needed else [])
+
+
+class _AuditCtx:
+    """The part of a RunContext the providers' audit reads, with a stored space."""
+
+    def __init__(self, minimum: int) -> None:
+        self.minimum = minimum
+        self.stored: tuple[int, bytes] | None = None
+
+    def agreements_for(self, dataset: str) -> list[Any]:
+        return [SimpleNamespace(technique="he_sum", rules={"min_providers": self.minimum})]
+
+    def derive_key(self, purpose: str, length: int = 32) -> bytes:
+        return b"k" * length
+
+    def audit_state(self, space: str) -> tuple[int, bytes] | None:
+        return self.stored
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    totals=st.lists(st.sets(st.sampled_from("ABCDEF"), min_size=1), min_size=1, max_size=6),
+    minimum=st.integers(2, 3),
+)
+def test_audited_totals_never_leave_a_group_below_the_minimum(
+    totals: list[set[str]], minimum: int
+) -> None:
+    """Whatever totals are asked, the accepted ones never split the providers they cover
+    into a group (same membership in every accepted total) smaller than min_providers; a
+    total is refused only if accepting it would."""
+    from collabzone.techniques.mpc._he_technique import _audit_providers
+
+    ctx = _AuditCtx(minimum)
+    accepted: list[set[str]] = []
+
+    def groups(sets: list[set[str]]) -> list[int]:
+        covered = set().union(*sets) if sets else set()
+        keys = [tuple(p in s for s in sets) for p in sorted(covered)]
+        return [keys.count(k) for k in set(keys)]
+
+    for i, providers in enumerate(totals):
+        owners = {f"d{p}": p for p in providers}
+        plan = Plan(technique="he_sum", datasets=tuple(owners), details={"owners": owners})
+        safe = min(groups([*accepted, providers])) >= minimum
+        try:
+            update = _audit_providers(plan, ctx)  # type: ignore[arg-type]
+        except PolicyRefusal as refusal:
+            assert not safe, (accepted, providers)
+            assert refusal.reasons[0].code == "DIFFERENCING"
+            continue
+        assert safe, (accepted, providers)
+        accepted.append(providers)
+        ctx.stored = (i, update.state)
