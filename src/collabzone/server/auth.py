@@ -49,6 +49,7 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
     ),
     Role.ANALYST: frozenset({"zone:read", "audit:read", "requests:submit"}),
     Role.MEDIATOR: frozenset({"zone:read", "audit:read", "requests:submit", "jobs:run"}),
+    Role.COMPUTE: frozenset({"zone:read", "audit:read", "jobs:run"}),
     Role.AUDITOR: frozenset({"zone:read", "audit:read"}),
     Role.OPERATOR: frozenset({"zone:read", "audit:read", "requests:submit", "parties:write"}),
 }

@@ -83,6 +83,25 @@ class ReportSpec:
         unknown = set(doc) - set(cls.__dataclass_fields__)
         if unknown:
             raise InvalidInputError(f"unknown report keys: {sorted(unknown)}")
+        if "report" not in doc or "datasets" not in doc:
+            raise InvalidInputError("a report spec needs 'report' and 'datasets'")
+        for key in ("report", "recipient", "bound"):
+            if key in doc and not isinstance(doc[key], str):
+                raise InvalidInputError(f"report key {key!r} must be text")
+        for key, kinds in (("datasets", (str,)), ("columns", (str,)), ("objective", (int, float))):
+            value = doc.get(key, ())
+            if not isinstance(value, list | tuple) or not all(
+                isinstance(v, kinds) and not isinstance(v, bool) for v in value
+            ):
+                raise InvalidInputError(f"report key {key!r} must be a list of {kinds[0].__name__}")
+        for key in ("epsilon", "delta"):
+            value = doc.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise InvalidInputError(f"report key {key!r} must be a number")
+        if not isinstance(doc.get("join", False), bool):
+            raise InvalidInputError("report key 'join' must be true or false")
         tuples = {k: tuple(doc[k]) for k in ("datasets", "columns", "objective") if k in doc}
         return cls(**{**doc, **tuples})
 
