@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from collabzone.budget import PrivacyCost
 from collabzone.errors import CollabzoneError, Reason
 from collabzone.model import Agreement, Dataset, Party
+from collabzone.techniques.view import ResultView, default_view
 
 if TYPE_CHECKING:
     import duckdb
@@ -273,6 +274,11 @@ class Technique(ABC):
     def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
         """Filter the outcome down to what may leave (the default lets it all out)."""
         return outcome
+
+    def result_view(self, payload: Mapping[str, Any]) -> ResultView:
+        """What the console shows a reader of a released ``payload`` (that reader's own view
+        of it): override to draw curves or images; the default lists facts and tables."""
+        return default_view(payload)
 
 
 TechniqueFactory = Callable[[], Technique]
