@@ -16,7 +16,10 @@ from tests.conftest import CUSTOMER_SPEC, Parties, write_customers
 from tests.server.conftest import Handles, console_sign_in
 
 
-def _pending(served: Handles, tmp_path: Path) -> Request:
+def _pending(
+    served: Handles, tmp_path: Path, approval: str = "manual", epsilon: float = 0.3
+) -> Request:
+    """The bank's dp_count on the partner's customers (waiting, or released if automatic)."""
     served.partner.add_dataset(
         "partner_data", write_customers(tmp_path / "p.csv", 50), CUSTOMER_SPEC
     )
@@ -25,10 +28,12 @@ def _pending(served: Handles, tmp_path: Path) -> Request:
         grantees=["bank"],
         technique="dp_count",
         purposes=["marketing"],
-        approval="manual",
+        approval=approval,
         rules={"epsilon_budget": 2.0},
     )
-    made = served.bank.submit("dp_count", {"dataset": "partner_data", "epsilon": 0.3}, "marketing")
+    made = served.bank.submit(
+        "dp_count", {"dataset": "partner_data", "epsilon": epsilon}, "marketing"
+    )
     assert isinstance(made, Request)
     return made
 

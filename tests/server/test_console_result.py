@@ -16,25 +16,15 @@ from collabzone.techniques.view import (
     ResultView,
     default_view,
 )
-from tests.conftest import CUSTOMER_SPEC, write_customers
 from tests.server.conftest import Handles, console_sign_in
+from tests.server.test_console import _pending
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 
 
 def _released(served: Handles, tmp_path: Path) -> Request:
-    served.partner.add_dataset(
-        "partner_data", write_customers(tmp_path / "p.csv", 50), CUSTOMER_SPEC
-    )
-    served.partner.add_agreement(
-        "partner_data",
-        grantees=["bank"],
-        technique="dp_count",
-        purposes=["marketing"],
-        rules={"epsilon_budget": 2.0},
-    )
-    made = served.bank.submit("dp_count", {"dataset": "partner_data", "epsilon": 0.5}, "marketing")
-    assert isinstance(made, Request) and made.status is RequestStatus.RELEASED, made
+    made = _pending(served, tmp_path, approval="auto", epsilon=0.5)
+    assert made.status is RequestStatus.RELEASED, made
     return made
 
 
