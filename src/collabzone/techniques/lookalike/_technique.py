@@ -47,6 +47,8 @@ from collabzone.techniques.base import (
     Technique,
 )
 from collabzone.techniques.lookalike import _model
+from collabzone.techniques.lookalike._view import lookalike_view
+from collabzone.techniques.view import ResultView
 
 TOKEN_PREFIX = "link_"
 DEFAULT_DELIVERY_RATE = 0.25
@@ -263,6 +265,10 @@ class Lookalike(Technique):
             if a.technique == "lookalike" and isinstance(a.rules.get(name), int | float)
         ]
         return pick(found) if found else default
+
+    def result_view(self, payload: Mapping[str, Any]) -> ResultView:
+        """Size, model, quality and delivery facts; the partner's audience table (see _view)."""
+        return lookalike_view(payload)
 
     def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
         """Deliver only an audience of at least ``min_audience``, to the partner alone;
