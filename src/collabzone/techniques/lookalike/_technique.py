@@ -9,7 +9,8 @@ Request spec (submitted by the owner of the seed dataset)::
      "match_key": "email",                                # optional: first shared key
      "model": "logistic_regression" | "gradient_boosting",
      "audience_size": 500, "score_threshold": 0.6,        # threshold optional
-     "label_epsilon": 1.0}                                # optional randomized response
+     "label_epsilon": 1.0,                                # optional randomized response
+     "quality_epsilon": 0.5}                              # optional DP on AUC / lift
 
 The overlap (partner rows whose token is in the seed) is the training set, a held-out
 third of it measures quality. Every *non-overlap* partner customer is scored; overlap
@@ -23,7 +24,11 @@ smallest audience that may be delivered; required), ``allowed_models`` (required
 when unset), ``min_training_rows`` (overlap rows needed to train and to release quality),
 ``max_label_epsilon`` (labels must be protected with at most this epsilon; the seed
 owner's own dataset carries no agreement, so a partner demands it, or the seed owner
-sets ``label_epsilon`` on its own).
+sets ``label_epsilon`` on its own), ``quality_epsilon`` (the AUC and lift told the seed
+owner carry OpenDP Laplace noise at this epsilon, at most; charged to the features
+dataset's ledger for the seed owner, so its ``epsilon_budget`` bounds how often quality
+is asked; unset: rounded and thresholded only). When the spec sets no
+``quality_epsilon``, the plan takes the agreements' own.
 """
 
 from __future__ import annotations
@@ -56,8 +61,31 @@ DEFAULT_MIN_TRAINING_ROWS = 50
 COIN_PURPOSE = "lookalike:delivery-coin"
 _FIELDS = {
     "seed", "label", "features", "columns", "match_key", "model", "audience_size",
-    "score_threshold", "label_epsilon",
+    "score_threshold", "label_epsilon", "quality_epsilon",
 }  # fmt: skip
+
+
+def _agreed_quality_epsilon(features: str, ctx: PlanContext) -> float | None:
+    """The smallest ``quality_epsilon`` of the look-alike agreements on ``features`` that
+    grant this request (None when none sets one)."""
+    found = [
+        float(a.rules["quality_epsilon"])
+        for a in ctx.agreements_for(features)
+        if a.technique == "lookalike"
+        and a.allows_purpose(ctx.purpose)
+        and isinstance(a.rules.get("quality_epsilon"), int | float)
+    ]
+    return min(found) if found else None
+
+
+def _quality_reasons(rules: Rules, epsilon: float | None) -> list[Reason]:
+    cap = rules.get("quality_epsilon")
+    if cap is not None and (epsilon is None or epsilon > float(cap)):
+        return [
+            Reason("QUALITY_DP_REQUIRED", "quality_epsilon",
+                   f"AUC and lift must carry DP noise: set quality_epsilon <= {cap}")
+        ]  # fmt: skip
+    return []
 
 
 def _q(name: str) -> str:
@@ -86,6 +114,9 @@ class Lookalike(Technique):
         RuleSpec("delivery_rate", Merge.AT_MOST, "share of look-alikes whose coin is heads", float),
         RuleSpec("min_training_rows", Merge.AT_LEAST, "overlap rows needed to train", int),
         RuleSpec("max_label_epsilon", Merge.AT_MOST, "labels must be protected with DP", float),
+        RuleSpec(
+            "quality_epsilon", Merge.AT_MOST, "DP epsilon of the AUC / lift told", (int, float)
+        ),
     )
 
     def plan(self, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
@@ -134,7 +165,14 @@ class Lookalike(Technique):
         epsilon = spec.get("label_epsilon")
         if epsilon is not None and not (isinstance(epsilon, int | float) and epsilon > 0):
             raise InvalidInputError("'label_epsilon' must be a positive number")
+        quality_epsilon = spec.get("quality_epsilon")
+        if quality_epsilon is None:
+            quality_epsilon = _agreed_quality_epsilon(features.name, ctx)
+        elif not (isinstance(quality_epsilon, int | float) and quality_epsilon > 0):
+            raise InvalidInputError("'quality_epsilon' must be a positive number")
         cost = {seed.name: PrivacyCost(epsilon=float(epsilon))} if epsilon else {}
+        if quality_epsilon:
+            cost[features.name] = PrivacyCost(epsilon=float(quality_epsilon))
         token = f"{TOKEN_PREFIX}{key}"
         return Plan(
             technique=self.name,
@@ -152,6 +190,7 @@ class Lookalike(Technique):
                 "audience_size": size,
                 "score_threshold": threshold,
                 "label_epsilon": float(epsilon) if epsilon else None,
+                "quality_epsilon": float(quality_epsilon) if quality_epsilon else None,
                 "seed_owner": seed.owner,
                 "partner": features.owner,
             },
@@ -183,6 +222,7 @@ class Lookalike(Technique):
                 Reason("LABEL_DP_REQUIRED", "max_label_epsilon",
                        f"labels must be protected: set label_epsilon <= {cap}")
             )  # fmt: skip
+        reasons.extend(_quality_reasons(rules, d.get("quality_epsilon")))
         rate = rules.get("delivery_rate", DEFAULT_DELIVERY_RATE)
         if not isinstance(rate, int | float) or not 0 < rate <= 1:
             reasons.append(
@@ -235,7 +275,16 @@ class Lookalike(Technique):
         audience = _model.draw_audience(
             tokens, scores, int(d["audience_size"]), heads, d.get("score_threshold")
         )
-        metrics = _model.quality(labels[held], held_scores, minimum_rows // 3)
+        quality_epsilon = d.get("quality_epsilon")
+        if quality_epsilon:
+            metrics = _model.dp_quality(
+                labels[held], held_scores, minimum_rows // 3, float(quality_epsilon)
+            )
+        else:
+            metrics = _model.quality(labels[held], held_scores, minimum_rows // 3)
+        bank_part: dict[str, Any] = {"quality": metrics, "delivery_rate": float(rate)}
+        if quality_epsilon:
+            bank_part["quality_epsilon"] = float(quality_epsilon)
         return Outcome(
             payload={"model": d["model"], "audience_size": len(audience)},
             mechanism="lookalike",
@@ -252,7 +301,7 @@ class Lookalike(Technique):
                     "audience": {"columns": ["token"], "rows": [[t] for t in audience]},
                     "match_key": d["match_key"],
                 },
-                str(d["seed_owner"]): {"quality": metrics, "delivery_rate": float(rate)},
+                str(d["seed_owner"]): bank_part,
             },
         )
 
@@ -293,11 +342,22 @@ class Lookalike(Technique):
             f"look-alike was delivered only if its delivery coin showed heads (rate "
             f"{outcome.parts[str(plan.details['seed_owner'])]['delivery_rate']})",
         ]
+        if _quality_reasons(rules, plan.details.get("quality_epsilon")):
+            raise InvalidInputError("quality was not protected as the agreement demands")
+        mechanism = ["lookalike"]
         if epsilon:
+            mechanism.append("randomized_response")
             notes.append(f"seed labels protected by randomized response at epsilon {epsilon}")
+        quality_epsilon = plan.details.get("quality_epsilon")
+        if quality_epsilon:
+            mechanism.append("laplace")
+            notes.append(
+                f"AUC and lift released with OpenDP Laplace noise at epsilon {quality_epsilon} "
+                f"(half each), charged to {plan.datasets[1]}"
+            )
         return Outcome(
             payload=dict(outcome.payload),
-            mechanism="lookalike+randomized_response" if epsilon else "lookalike",
+            mechanism="+".join(mechanism),
             spent=dict(outcome.spent),
             notes=tuple(notes),
             parts=outcome.parts,

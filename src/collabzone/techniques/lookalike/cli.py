@@ -35,6 +35,9 @@ def run_command(
     label_epsilon: Annotated[
         float | None, typer.Option(help="protect labels by randomized response (epsilon)")
     ] = None,
+    quality_epsilon: Annotated[
+        float | None, typer.Option(help="DP noise on the AUC / lift you receive (epsilon)")
+    ] = None,
     threshold: Annotated[float | None, typer.Option(help="minimum score (0-1)")] = None,
     column: Annotated[
         list[str] | None, typer.Option("--column", help="feature column (repeat; default all)")
@@ -49,6 +52,8 @@ def run_command(
                             "audience_size": size, "model": model}  # fmt: skip
     if label_epsilon is not None:
         spec["label_epsilon"] = label_epsilon
+    if quality_epsilon is not None:
+        spec["quality_epsilon"] = quality_epsilon
     if threshold is not None:
         spec["score_threshold"] = threshold
     if column:
