@@ -24,6 +24,14 @@ from typing import Any, ClassVar
 
 from collabzone.errors import InvalidInputError, Reason
 from collabzone.model import ColumnClass
+from collabzone.sandbox import (
+    Limits,
+    SealedCodeStopped,
+    declaration,
+    parse_manifest,
+    read_code,
+    run_sealed,
+)
 from collabzone.techniques.base import (
     Merge,
     Outcome,
@@ -34,8 +42,6 @@ from collabzone.techniques.base import (
     RunContext,
     Technique,
 )
-from collabzone.techniques.sealed._module import declaration, parse_manifest, read_code
-from collabzone.techniques.sealed._sandbox import Limits, SealedCodeStopped, run_sealed
 from collabzone.techniques.sealed._view import sealed_view
 from collabzone.techniques.view import ResultView
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from collabzone.errors import InvalidInputError
-from collabzone.techniques.sealed._sandbox import OUTPUT_TYPES, Limits
+from collabzone.sandbox._run import OUTPUT_TYPES, Limits
 
 MANIFEST_KIND = "collabzone.sealed/1"
 CHUNK = 3000
