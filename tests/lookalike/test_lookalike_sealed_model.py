@@ -158,3 +158,35 @@ def test_hostile_sealed_model_is_stopped(
     assert zone.partner.budget() == [] or all(
         float(b["spent"].get("epsilon") or 0) == 0 for b in zone.partner.budget()
     )  # nothing released, nothing charged
+
+
+def test_cli_uploads_a_sealed_model_and_asks_with_it(
+    make_zone: Callable[[str | None], Any], tmp_path: Path, data: LookalikeData,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from tests.lookalike.test_cli_lookalike_sealed import _call
+
+    zone, _ = _zone(make_zone, tmp_path, data)  # an agreement on another hash
+    module = tmp_path / "model.py"
+    module.write_text(CODE.replace(MARKER, "cli copy"), encoding="utf-8")
+    code, out, err = _call(
+        monkeypatch, capsys, zone, "bank", "sealed", "upload", str(module), "--name", "cli_model",
+        "--entry", "train_and_score", "--input", "customers=partner_customers:age,income",
+        "--output", "score=float",
+    )  # fmt: skip
+    assert code == 0, err
+    code_hash = json.loads(out[out.index("{") :])["code_sha256"]
+    zone.partner.add_agreement(
+        "partner_customers", grantees=["bank"], technique="lookalike", purposes=["cli"],
+        rules={"min_audience": 50, "allowed_code_sha256": [code_hash], "quality_epsilon": 1,
+               "epsilon_budget": 2},
+    )  # fmt: skip
+    code, out, err = _call(
+        monkeypatch, capsys, zone, "bank", "lookalike", "run", "--seed", "bank_seed",
+        "--label", "bought", "--features", "partner_customers", "--size", "60",
+        "--model", f"sealed:{code_hash}", "--purpose", "cli",
+    )  # fmt: skip
+    assert code == 0, err
+    shown = json.loads(out[out.index("{") :])
+    assert shown["model"] == f"sealed:{code_hash}" and shown["audience_size"] == 60
+    assert shown["quality_epsilon"] == 1.0 and "audience" not in shown
