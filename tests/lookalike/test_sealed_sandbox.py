@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
+from collabzone.sandbox import _run as _sandbox
 from collabzone.techniques.sealed import (
     Limits,
     SandboxUnavailable,
     SealedCodeStopped,
-    _sandbox,
     check_output,
     isolation_mode,
     run_sealed,

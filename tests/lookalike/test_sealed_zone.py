@@ -115,7 +115,7 @@ def test_unapproved_code_is_refused(make_zone: Callable[[str | None], Any], tmp_
 def test_sealed_module_cannot_be_shared_by_an_agreement(
     make_zone: Callable[[str | None], Any], tmp_path: Path
 ) -> None:
-    from collabzone.techniques.sealed._module import MANIFEST_KIND
+    from collabzone.sandbox import MANIFEST_KIND
     from collabzone.zone_agreements import SEALED_MANIFEST_KIND
 
     assert SEALED_MANIFEST_KIND == MANIFEST_KIND

@@ -6,7 +6,8 @@ the audience draw, as pure functions on arrays (the technique feeds them from th
   randomized response (epsilon-DP per label), so the scores leak little about any one
   seed member; the cost is charged to the seed dataset's budget.
 * :func:`quality` gives the bank aggregate quality on a held-out part of the overlap (AUC
-  and top-decile lift, rounded), never per-row scores.
+  and top-decile lift, rounded), never per-row scores; :func:`dp_quality` adds OpenDP
+  Laplace noise to both when an agreement sets ``quality_epsilon``.
 * :func:`draw_audience` walks the non-overlap candidates by score and keeps those whose
   *delivery coin* (a keyed hash of the token, the same in every request) shows heads, so
   a customer's absence from the audience says little about whether it is a seed member:
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from collabzone.errors import InvalidInputError
+from collabzone.errors import InternalError, InvalidInputError
 
 MODELS: tuple[str, ...] = ("logistic_regression", "gradient_boosting")
 """The allowlist of model names a look-alike request may choose."""
@@ -119,6 +120,55 @@ def quality(labels: np.ndarray, scores: np.ndarray, min_rows: int) -> dict[str, 
         "auc": None if area is None else round(area, 2),
         "lift_top_decile": None if ratio is None else round(ratio, 2),
     }
+
+
+def quality_sensitivity(labels: np.ndarray, top: float = 0.1) -> tuple[float, float]:
+    """L1 sensitivities of (AUC, lift) to one held-out member's feature values.
+
+    The neighbouring relation: one partner customer's features differ; the held-out set,
+    its labels (the seed owner's own) and so its class counts P and N are fixed. Moving one
+    score moves at most N (a positive) or P (a negative) of the P*N pairs behind the AUC, so
+    1 / min(P, N); it moves at most one positive into or out of the top ``n_top``, so the
+    lift ``(positives in top / n_top) / (P / n)`` moves by at most ``n / (n_top * P)``.
+    """
+    n = int(labels.size)
+    positives = int(labels.sum())
+    n_top = max(1, round(n * top))
+    return 1.0 / min(positives, n - positives), n / (n_top * positives)
+
+
+def laplace(value: float, sensitivity: float, epsilon: float) -> float:
+    """``value`` plus OpenDP's Laplace noise of scale sensitivity / epsilon; the measurement's
+    own privacy map is checked against ``epsilon`` before it runs."""
+    from collabzone._opendp import dp
+
+    measurement = dp.m.make_laplace(
+        dp.atom_domain(T=float, nan=False),
+        dp.absolute_distance(T=float),
+        scale=sensitivity / epsilon,
+    )
+    if measurement.map(sensitivity) > epsilon * (1 + 1e-9):
+        raise InternalError("the quality noise would spend more than the priced epsilon")
+    return float(measurement(float(value)))
+
+
+def dp_quality(
+    labels: np.ndarray, scores: np.ndarray, min_rows: int, epsilon: float
+) -> dict[str, float | None]:
+    """AUC and top-decile lift with Laplace noise at ``epsilon`` (half each, basic
+    composition), clamped to their ranges and rounded (post-processing); withheld like
+    :func:`quality` on small held-out sets (the release is then charged all the same: the
+    cost is fixed before the data is read)."""
+    exact = quality(labels, scores, min_rows)
+    if exact["auc"] is None or exact["lift_top_decile"] is None:
+        return {"auc": None, "lift_top_decile": None}
+    area, ratio = auc(labels, scores), lift(labels, scores)
+    assert area is not None and ratio is not None  # quality() saw both classes
+    auc_sensitivity, lift_sensitivity = quality_sensitivity(labels)
+    most_lift = labels.size / float(labels.sum())
+    noisy_auc = min(1.0, max(0.0, laplace(area, auc_sensitivity, epsilon / 2)))
+    noisy_lift = min(most_lift, max(0.0, laplace(ratio, lift_sensitivity, epsilon / 2)))
+    return {"auc": round(noisy_auc, 2), "lift_top_decile": round(noisy_lift, 2)}
 
 
 def coin(key: bytes, delivery_rate: float) -> Callable[[str], bool]:

@@ -2,6 +2,7 @@
 
     collabzone lookalike run --seed bank_seed --label bought --features partner_customers \
         --model gradient_boosting --size 500 --label-epsilon 1 --purpose marketing
+    collabzone lookalike run ... --model sealed:<code sha256> --quality-epsilon 1   # own model
     collabzone lookalike audience REQUEST_ID --out audience.csv      # the partner
 
 Mounted by :mod:`collabzone.cli_plugins`; the zone is imported inside each command.
@@ -29,11 +30,18 @@ def run_command(
     features: Annotated[str, typer.Option(help="the partner's dataset of features")],
     size: Annotated[int, typer.Option(help="audience size wanted")],
     purpose: Annotated[str, typer.Option(help="why you ask (checked against agreements)")],
-    model: Annotated[str, typer.Option(help="logistic_regression or gradient_boosting")] = (
-        "logistic_regression"
-    ),
+    model: Annotated[
+        str,
+        typer.Option(
+            help="logistic_regression, gradient_boosting, or sealed:<code sha256> (your "
+            "sealed module)"
+        ),
+    ] = "logistic_regression",
     label_epsilon: Annotated[
         float | None, typer.Option(help="protect labels by randomized response (epsilon)")
+    ] = None,
+    quality_epsilon: Annotated[
+        float | None, typer.Option(help="DP noise on the AUC / lift you receive (epsilon)")
     ] = None,
     threshold: Annotated[float | None, typer.Option(help="minimum score (0-1)")] = None,
     column: Annotated[
@@ -47,8 +55,12 @@ def run_command(
 
     spec: dict[str, Any] = {"seed": seed, "label": label, "features": features,
                             "audience_size": size, "model": model}  # fmt: skip
+    if model.startswith("sealed:"):
+        spec["model"] = {"sealed": model.removeprefix("sealed:")}
     if label_epsilon is not None:
         spec["label_epsilon"] = label_epsilon
+    if quality_epsilon is not None:
+        spec["quality_epsilon"] = quality_epsilon
     if threshold is not None:
         spec["score_threshold"] = threshold
     if column:

@@ -5,21 +5,19 @@ See docs/sealed.md.
 
 from __future__ import annotations
 
-from collabzone.techniques.sealed._module import (
-    Manifest,
-    code_sha256,
-    make_manifest,
-    parse_manifest,
-    read_code,
-    upload,
-)
-from collabzone.techniques.sealed._sandbox import (
+from collabzone.sandbox import (
     Limits,
+    Manifest,
     SandboxUnavailable,
     SealedCodeStopped,
     check_output,
+    code_sha256,
     isolation_mode,
+    make_manifest,
+    parse_manifest,
+    read_code,
     run_sealed,
+    upload,
 )
 from collabzone.techniques.sealed._technique import Sealed
 

@@ -24,6 +24,14 @@ from typing import Any, ClassVar
 
 from collabzone.errors import InvalidInputError, Reason
 from collabzone.model import ColumnClass
+from collabzone.sandbox import (
+    Limits,
+    SealedCodeStopped,
+    declaration,
+    parse_manifest,
+    read_code,
+    run_sealed,
+)
 from collabzone.techniques.base import (
     Merge,
     Outcome,
@@ -34,8 +42,8 @@ from collabzone.techniques.base import (
     RunContext,
     Technique,
 )
-from collabzone.techniques.sealed._module import parse_manifest, read_code
-from collabzone.techniques.sealed._sandbox import Limits, SealedCodeStopped, run_sealed
+from collabzone.techniques.sealed._view import sealed_view
+from collabzone.techniques.view import ResultView
 
 _LIMIT_RULES = (("max_cpu_seconds", "cpu_seconds"), ("max_memory_mb", "memory_mb"),
                 ("max_wall_seconds", "wall_seconds"))  # fmt: skip
@@ -86,8 +94,7 @@ class Sealed(Technique):
             technique=self.name,
             datasets=tuple(columns),
             columns=columns,
-            outputs=f"rows ({', '.join(manifest.outputs)}) to {recipients[0]}; a count to "
-            f"{ctx.requester.name}",
+            outputs=declaration(manifest, recipients[0], ctx.requester.name),
             details={
                 "module": module.name,
                 "entry": manifest.entry,
@@ -155,6 +162,10 @@ class Sealed(Technique):
                 ctx.requester.name: {"count": len(rows)},
             },
         )
+
+    def result_view(self, payload: Mapping[str, Any]) -> ResultView:
+        """Module, code hash, and the reader's own outputs or count (see _view)."""
+        return sealed_view(payload)
 
     def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
         """The count to the requester only at or above min_group_size."""

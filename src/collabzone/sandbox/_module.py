@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from collabzone.errors import InvalidInputError
-from collabzone.techniques.sealed._sandbox import OUTPUT_TYPES, Limits
+from collabzone.sandbox._run import OUTPUT_TYPES, Limits
 
 MANIFEST_KIND = "collabzone.sealed/1"
 CHUNK = 3000
@@ -58,6 +58,24 @@ class Manifest:
             },
             sort_keys=True,
         )
+
+
+def declaration(manifest: Manifest, recipient: str, requester: str) -> str:
+    """The manifest in one sentence, what the approving party reads before deciding (the
+    request page's sentence and the plan's ``outputs``): outputs and who gets them, entry
+    point, code hash, inputs and limits. Never the code."""
+    outputs = ", ".join(f"{c}: {t}" for c, t in manifest.outputs.items())
+    inputs = "; ".join(
+        f"{alias} = {dataset} ({', '.join(columns)})"
+        for alias, (dataset, columns) in manifest.inputs.items()
+    )
+    limits = manifest.limits
+    return (
+        f"rows of ({outputs}) for {recipient} and a count for {requester}; sealed code "
+        f"sha256 {manifest.code_sha256}, entry point {manifest.entry}, reading {inputs}; "
+        f"limits {limits.cpu_seconds} CPU s, {limits.memory_mb} MB memory, "
+        f"{limits.wall_seconds:g} s wall, {limits.max_output_bytes} output bytes, no network"
+    )
 
 
 def parse_manifest(text: str) -> Manifest:

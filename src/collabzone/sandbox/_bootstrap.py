@@ -1,4 +1,4 @@
-"""The sandboxed process's first and only script (run by :mod:`._sandbox`, never imported).
+"""The sandboxed process's first and only script (run by :mod:`._run`, never imported).
 
 It reads one JSON job from stdin (code, entry point, inputs, limits), then, before the
 sealed code runs: preloads the few modules the code may use, installs an audit hook that
