@@ -16,6 +16,8 @@ ARX misses (and the other way round). So this module follows ARX step by step:
   steps from the given start, then from each of ARX's deterministic start values
   {0, .33, .66, .99}^2 in turn; a try ends when the constraint fails or a coordinate is
   not a number. Arithmetic is IEEE (a zero determinant gives infinities, as in Java).
+  ARX's time limits (100 ms a try, 1 s in all) are left out: they make ARX's answer
+  depend on the machine's speed (on a fast machine the iteration limits bind first).
 """
 
 from __future__ import annotations
