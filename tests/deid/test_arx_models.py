@@ -16,6 +16,7 @@ from collabzone.techniques.deid import (
     Lattice,
     PopulationUniqueness,
     RecursiveCLDiversity,
+    _arx_newton,
     deidentify,
     encode,
     exhaustive,
@@ -61,6 +62,25 @@ def test_grassberger_entropy_l_diversity_by_hand() -> None:
     assert not EntropyLDiversity("s", 4, "grassberger").passes(stats)[0]
     with pytest.raises(InvalidInputError, match="unknown entropy estimator"):
         EntropyLDiversity("s", 2, "miller")  # type: ignore[arg-type]
+
+
+def test_grassberger_judges_the_whole_sum_whatever_the_value_order() -> None:
+    """ARX's ``EntropyLDiversity.isAnonymous`` stops as soon as its running sum of f G(f)
+    passes n (G(n) - ln l): sound for Shannon (ln f >= 0), not for Grassberger, where
+    G_1 < 0 lowers the sum again. So ARX fails a class whose estimate meets l whenever
+    its hash table happens to list the big counts first (the reason the two Grassberger
+    parity rows differ, docs/deid.md). The engine judges the estimate itself."""
+    g1, g8, g14 = -1.2703628454614782, 2.0820181069194743, 2.639904664806032  # ARX's table
+    counts = [8, 1, 1, 1, 1, 1, 1]  # n = 14
+    bound = 14 * (g14 - math.log(6))  # 11.87: ARX's C for l = 6
+    assert 8 * g8 > bound  # ARX, reading the 8 first, stops here and fails the class
+    assert 8 * g8 + 6 * g1 < bound  # yet the whole sum is within it: the class passes
+    estimate = g14 - (8 * g8 + 6 * g1) / 14
+    assert grassberger_entropy(np.array([counts]))[0] == pytest.approx(estimate)
+    model = EntropyLDiversity("s", 6, "grassberger")
+    assert model.passes(_stats(counts))[0]
+    assert model.passes(_stats(counts[::-1]))[0]
+    assert model.measure(_stats(counts))[0] == pytest.approx(math.exp(estimate))  # 7.35
 
 
 def test_recursive_cl_diversity_by_hand() -> None:
@@ -276,3 +296,32 @@ def test_k_map_and_delta_presence_through_deidentify() -> None:
     assert sorted(released.column("age").to_pylist()) == ["20s", "20s", "30s"]
     with pytest.raises(InvalidInputError, match="needs a population table"):
         deidentify(pa.table({"age": [21, 22, 31]}), config)
+
+
+def test_arx_polygamma_as_arx_computes_it() -> None:
+    # digamma is accurate: psi(1) = -gamma, psi(1/2) = -gamma - 2 ln 2, psi(x+1) = psi(x) + 1/x
+    assert _arx_newton.digamma(1.0) == pytest.approx(-GAMMA, abs=1e-12)
+    assert _arx_newton.digamma(0.5) == pytest.approx(-GAMMA - 2 * LN2, abs=1e-12)
+    assert _arx_newton.digamma(-0.5) == pytest.approx(_arx_newton.digamma(0.5) + 2, abs=1e-12)
+    # trigamma from 12 on is accurate: psi'(12) = pi^2/6 - sum_{k<12} 1/k^2
+    tail = math.pi**2 / 6 - sum(1 / k**2 for k in range(1, 12))
+    assert _arx_newton.trigamma(12.0) == pytest.approx(tail, rel=1e-12)
+    # below 12 ARX shifts to 8 but adds its tail only from 12: the partial sum alone
+    assert _arx_newton.trigamma(1.0) == pytest.approx(sum(1 / k**2 for k in range(1, 8)))
+    assert _arx_newton.trigamma(9.0) == 0.0
+
+
+def test_arx_newton_raphson_tries_arx_start_values_in_turn() -> None:
+    def master(x: tuple[float, float]) -> tuple[tuple[float, float], _arx_newton.Matrix]:
+        return (x[0] ** 2 - 4, x[1] - 1), (2 * x[0], 0.0, 0.0, 1.0)
+
+    t, a = _arx_newton.solve(master, (3.0, 0.0), lambda x: True)
+    assert abs(t - 2) < 1e-6 and abs(a - 1) < 1e-6
+    # from -3 the first step lands at -2.17, outside the constraint x >= 1.5: ARX moves on
+    # to its start values; (0, 0) .. (0, .99) are singular (nans), (0.33, 0) steps to 6.2
+    # and converges to the root +2
+    t, a = _arx_newton.solve(master, (-3.0, 0.0), lambda x: x[0] >= 1.5)
+    assert abs(t - 2) < 1e-6 and abs(a - 1) < 1e-6
+    # never inside the constraint: no root, as ARX (nan)
+    t, a = _arx_newton.solve(master, (3.0, 0.0), lambda x: x[0] < 0)
+    assert math.isnan(t) and math.isnan(a)

@@ -6,8 +6,10 @@ ARX's node with ARX's score. ``benchmarks/deid_arx_parity.py`` runs the search o
 case and prints the match count.
 
 Known differences (strict xfail in ``OPEN``, so a fix is noticed; docs/deid.md "Parity
-with ARX"): Grassberger entropy-l with suppression (ARX prunes as if it were monotone, and
-scores its node higher), and Pitman where our Newton-Raphson finds no root and ARX's does.
+with ARX"): the two Grassberger entropy-l rows with suppression. ARX's check stops its sum
+of f G(f) as soon as it passes the bound, which is only sound when every term is >= 0;
+Grassberger's G_1 < 0, so ARX fails classes that meet l depending on the order of its
+hash table (and so on which earlier node ARX rolled the classes up from).
 """
 
 from __future__ import annotations
@@ -28,12 +30,10 @@ from .conftest import ADULT
 
 BY_ID = {c.id: c for c in CASES}
 OPEN = {
-    # Grassberger with 4-5 % suppression: ARX's node passes here but scores ~0.5 % lower
-    "EntropyLDiversity/0": "suppressed rows differ from ARX's under Grassberger",
-    "EntropyLDiversity/3": "suppressed rows differ from ARX's under Grassberger",
-    # Pitman (and Dankar, which picks Pitman here): ARX's node fails here
-    "RiskBased/2": "Pitman estimate differs from ARX's at this node",
-    "RiskBased/4": "Pitman estimate differs from ARX's at this node",
+    # ARX's node passes here but ARX suppresses more (ARX defect, order-dependent early
+    # abort; rolled up from (0,0,1,0,3,2,2,0) as ARX does, /0 reproduces ARX's score)
+    "EntropyLDiversity/0": "ARX's Grassberger check aborts on a partial sum (ARX defect)",
+    "EntropyLDiversity/3": "ARX's Grassberger check aborts on a partial sum (ARX defect)",
 }
 SEARCHED = [
     "KAnonymity/2",

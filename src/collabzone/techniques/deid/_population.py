@@ -25,14 +25,9 @@ from typing import Literal
 
 import numpy as np
 
+from collabzone.techniques.deid import _arx_newton
+
 UniquenessModel = Literal["pitman", "zayatz", "snb", "dankar"]
-
-
-def tg(z: float | np.ndarray) -> np.ndarray:
-    """The trigamma function."""
-    from scipy import special  # type: ignore[import-untyped]  # (imported when used)
-
-    return np.asarray(special.polygamma(1, z))
 
 
 def _valid(value: float) -> bool:
@@ -41,7 +36,7 @@ def _valid(value: float) -> bool:
 
 def zayatz(histogram: Mapping[int, int], n: float, population: float) -> float:
     """Zayatz's estimate of the number of population uniques."""
-    from scipy import stats
+    from scipy import stats  # type: ignore[import-untyped]  # (imported when used)
 
     c1 = histogram.get(1, 0)
     if c1 == 0:
@@ -57,8 +52,9 @@ def zayatz(histogram: Mapping[int, int], n: float, population: float) -> float:
 
 
 def pitman(histogram: Mapping[int, int], n: float, population: float) -> float:
-    """Pitman's estimate: theta and alpha solve the likelihood equations (Newton-Raphson
-    from Hoshino's moment estimates, as ARX), then Gamma(t+1)/Gamma(t+a) * N^a."""
+    """Pitman's estimate: theta and alpha solve the likelihood equations (ARX's Newton-Raphson
+    from Hoshino's moment estimates), then Gamma(t+1)/Gamma(t+a) * N^a (ARX ``ModelPitman``:
+    the larger of the estimate in logs and directly, each kept only within [0, N])."""
     from scipy import special
 
     if histogram.get(1, 0) == 0:
@@ -67,68 +63,133 @@ def pitman(histogram: Mapping[int, int], n: float, population: float) -> float:
     if fitted is None:
         return math.nan
     t, a = fitted
-    # in logs: with a large alpha, N^alpha alone overflows a float
-    log_value = float(special.gammaln(t + 1) - special.gammaln(t + a)) + a * math.log(population)
-    if not math.isfinite(log_value) or log_value > math.log(population):
-        return math.nan
-    return math.exp(log_value)
+    with np.errstate(all="ignore"):
+        # ARX's logGamma (commons-math) is not a number at x <= 0; its gamma is
+        via_logs = (
+            np.exp(special.gammaln(t + 1) - special.gammaln(t + a)) * np.float64(population) ** a
+            if t + 1 > 0 and t + a > 0
+            else math.nan
+        )
+        direct = special.gamma(t + 1) / special.gamma(t + a) * np.float64(population) ** a
+    candidates = [float(v) for v in (via_logs, direct) if 0 <= v <= population]
+    return max(candidates) if candidates else math.nan
 
 
 def pitman_parameters(histogram: Mapping[int, int], n: float) -> tuple[float, float] | None:
-    """(theta, alpha) of the Pitman model by maximum likelihood, or None if Newton-Raphson
-    does not converge (to theta >= 0, alpha != 0, ARX's conditions)."""
-    from scipy import special
+    """(theta, alpha) of the Pitman model by maximum likelihood as ARX's ``ModelPitman``
+    finds them, or None where ARX's solver finds no root (or alpha = 0).
 
+    ARX solves the closed-form likelihood equations (digamma / trigamma) with its
+    Newton-Raphson (``_arx_newton``) from Hoshino's moment estimates; if that fails, or
+    the root does not satisfy the equations written as plain sums to ARX's accuracy, it
+    solves the plain-sum form instead, from the same start."""
     c1 = float(histogram.get(1, 0))
     c2 = float(histogram.get(2, 0)) or 1.0  # ARX: overestimate when there is no pair
     u = float(sum(histogram.values()))
     c = c1 * (c1 - 1) / c2
-    t0 = (n * u * c - c1 * (n - 1) * (2 * u + c)) / (2 * c1 * u + c1 * c - n * c)
-    a0 = (t0 * (c1 - n) + (n - 1) * c1) / (n * u)
-    sizes = np.array([s for s in histogram if s != 1], dtype=float)
-    counts = np.array([histogram[int(s)] for s in sizes], dtype=float)
-
-    def equations(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        t, a = float(x[0]), float(x[1])
-        v = u - 1.0
-        dg = special.digamma
-        val1, val2 = dg(v + t / a + 1), tg((a + t + a * v) / a)
-        val3, val4 = tg(t / a + 1), dg(t / a + 1)
-        a2 = a * a
-        d1 = (val3 - val2) / a2
-        d5 = (a * val1 + t * val2 - a * val4 - t * val3) / (a2 * a)
-        d3 = (a2 * v - t * t * val2 + t * t * val3 - 2 * a * t * val1 + 2 * a * t * val4) / (
-            a2 * a2
+    with np.errstate(all="ignore"):
+        t0 = float(
+            np.float64(n * u * c - c1 * (n - 1) * (2 * u + c))
+            / np.float64(2 * c1 * u + c1 * c - n * c)
         )
-        o1 = (val1 - val4) / a
-        o3 = (-t * val1 + a * v + t * val4) / a2
-        o2 = dg(n + t) - dg(t + 1)
-        d2 = tg(t + 1) - tg(n + t)
-        d4 = float((counts * (tg(1 - a) - tg(sizes - a))).sum())
-        o4 = float((counts * (dg(sizes - a) - dg(1 - a))).sum())
-        value = np.array([o1 - o2, o3 - o4])
-        jacobian = np.array([[d2 - d1, -d5], [-d5, -d3 - d4]])
-        return value, jacobian
-
-    x = np.array([t0, a0])
-    for _ in range(200):
-        with np.errstate(all="ignore"):
-            value, jac = equations(x)
-            if not np.all(np.isfinite(value)) or not np.all(np.isfinite(jac)):
-                return None
-            if np.abs(value).max() < 1e-9:
-                break
-            try:
-                step = np.linalg.solve(jac, value)
-            except np.linalg.LinAlgError:
-                return None
-        x = x - step
-        if x[0] < 0:  # ARX's constraint: theta >= 0
-            return None
+        a0 = float(np.float64(t0 * (c1 - n) + (n - 1) * c1) / np.float64(n * u))
+    classes = sorted((int(s), int(k)) for s, k in histogram.items())  # ARX: by size
+    closed, sums = _pitman_closed(classes, u, n), _PitmanSums(classes, u, n)
+    result = _arx_newton.solve(closed, (t0, a0), _theta_non_negative)
+    if math.isnan(result[0]) or math.isnan(result[1]):
+        result = _arx_newton.solve(sums.master, (t0, a0), _theta_non_negative)
     else:
+        check = sums.equations(result)
+        if not all(abs(v) <= _arx_newton.ACCURACY for v in check):  # nan fails too
+            result = _arx_newton.solve(sums.master, (t0, a0), _theta_non_negative)
+    t, a = result
+    if math.isnan(t) or math.isnan(a) or a == 0:
         return None
-    t, a = float(x[0]), float(x[1])
-    return (t, a) if a != 0 else None  # ARX rejects only alpha = 0 (and NaN)
+    return t, a
+
+
+def _theta_non_negative(x: tuple[float, float]) -> bool:
+    return x[0] >= 0  # ARX's constraint (a nan fails it)
+
+
+def _pitman_closed(classes: list[tuple[int, int]], u: float, n: float) -> _arx_newton.Master:
+    """ARX's closed-form Pitman likelihood equations and Jacobian, with ARX's polygamma."""
+    dg, tg = _arx_newton.digamma, _arx_newton.trigamma
+
+    def master(x: tuple[float, float]) -> tuple[tuple[float, float], _arx_newton.Matrix]:
+        with np.errstate(all="ignore"):
+            t, a = np.float64(x[0]), np.float64(x[1])
+            v = u - 1.0
+            val1 = dg(float(v + t / a + 1))
+            val2 = tg(float((a + t + a * v) / a))
+            val3 = tg(float(t / a + 1))
+            val4 = dg(float(t / a + 1))
+            a2 = a * a
+            d1 = (val3 - val2) / a2
+            d5 = (a * val1 + t * val2 - a * val4 - t * val3) / (a2 * a)
+            d3 = (a2 * v - t * t * val2 + t * t * val3 - 2 * a * t * val1 + 2 * a * t * val4) / (
+                a2 * a2
+            )
+            o1 = (val1 - val4) / a
+            o3 = (-t * val1 + a * v + t * val4) / (a * a)
+            o2 = dg(float(n + t)) - dg(float(t + 1))
+            d2 = tg(float(t + 1)) - tg(float(n + t))
+            d4 = o4 = np.float64(0.0)
+            val6, val7 = dg(float(1 - a)), tg(float(1 - a))
+            for size, count in classes:
+                if size != 1:
+                    d4 += count * (val7 - tg(float(size - a)))
+                    o4 += count * (dg(float(size - a)) - val6)
+            return (
+                (float(o1 - o2), float(o3 - o4)),
+                (float(d2 - d1), float(-d5), float(-d5), float(-d3 - d4)),
+            )
+
+    return master
+
+
+class _PitmanSums:
+    """ARX's "iterative" form of the Pitman equations: the polygamma differences written
+    as plain sums, added in ARX's order (numpy cumulative sums are sequential, as Java)."""
+
+    def __init__(self, classes: list[tuple[int, int]], u: float, n: float) -> None:
+        self.classes = [(s, k) for s, k in classes if s != 1]
+        self.i_u = np.arange(1, math.ceil(u), dtype=float)  # i = 1 .. < u
+        self.i_n = np.arange(1, math.ceil(n), dtype=float)  # i = 1 .. < n
+        self.top = max((s for s, _ in self.classes), default=1)
+
+    def _terms(self, x: tuple[float, float]) -> tuple[float, ...]:
+        t, a = np.float64(x[0]), np.float64(x[1])
+        val0 = t + self.i_u * a
+        val1 = 1.0 / val0
+        val3 = 1.0 / (val0 * val0)
+        o1, o3 = _seq(val1), _seq(self.i_u * val1)
+        d1, d5, d3 = _seq(val3), _seq(self.i_u * val3), _seq(self.i_u * (self.i_u * val3))
+        j = np.arange(1, self.top, dtype=float) - a
+        inner1 = np.concatenate([[0.0], np.cumsum(1.0 / (j * j))])  # sum over j < size
+        inner2 = np.concatenate([[0.0], np.cumsum(1.0 / j)])
+        d4 = o4 = np.float64(0.0)
+        for size, count in self.classes:
+            d4 += count * inner1[size - 1]
+            o4 += count * inner2[size - 1]
+        val = t + self.i_n
+        d2, o2 = _seq(1.0 / (val * val)), _seq(1.0 / val)
+        return o1, o2, o3, float(o4), d1, d2, d3, float(d4), d5
+
+    def equations(self, x: tuple[float, float]) -> tuple[float, float]:
+        with np.errstate(all="ignore"):
+            o1, o2, o3, o4, *_ = self._terms(x)
+            return (o1 - o2, o3 - o4)
+
+    def master(self, x: tuple[float, float]) -> tuple[tuple[float, float], _arx_newton.Matrix]:
+        with np.errstate(all="ignore"):
+            o1, o2, o3, o4, d1, d2, d3, d4, d5 = self._terms(x)
+            return (o1 - o2, o3 - o4), (d2 - d1, -d5, -d5, -d3 - d4)
+
+
+def _seq(values: np.ndarray) -> float:
+    """A sum added left to right, as a Java loop adds it."""
+    return float(np.cumsum(values)[-1]) if values.size else 0.0
 
 
 def snb(histogram: Mapping[int, int], n: float, population: float) -> float:
