@@ -82,8 +82,9 @@ class NoisyTable:
     """The partition-selection threshold (None when the keys were public)."""
     groups_dropped: int = 0
     notes: list[str] = field(default_factory=list)
-    order_stats: dict[str, tuple[float, tuple[float, float]]] = field(default_factory=dict)
-    """Private quantiles released beside the table: name -> (value, declared bounds)."""
+    order_stats: dict[str, tuple[list[float], tuple[float, float]]] = field(default_factory=dict)
+    """Private quantiles released beside the table: name -> (one value per key, or one
+    value for an ungrouped query; the declared bounds)."""
 
 
 def _vector_measurement(zcdp: bool, scale: float) -> Any:

@@ -151,12 +151,15 @@ def _moments(released: _Released, agg: Aggregate, alpha: float) -> iv.Noisy:
 
 def _order_statistic(released: _Released, agg: Aggregate, alpha: float) -> iv.Noisy:
     """MIN / MAX / MEDIAN / QUANTILE_CONT: the private quantile released beside the noisy
-    table (``NoisyTable.order_stats``); its interval is the declared bounds, where the true
+    table (``NoisyTable.order_stats``), one per public group when grouped; its interval is the declared bounds, where the true
     value lies whatever the noise."""
     (name,) = quantity_key(released.compiled, agg.func, agg.ref, agg.q)
-    value, (low, high) = released.noisy.order_stats[name]
+    values, (low, high) = released.noisy.order_stats[name]
     size = released.size
-    return iv.Noisy(np.full(size, value), np.full(size, low), np.full(size, high))
+    value = np.asarray(values, dtype=np.float64)
+    if value.size != size:  # one value for an ungrouped query
+        value = np.full(size, value[0])
+    return iv.Noisy(value, np.full(size, low), np.full(size, high))
 
 
 LEAVES: dict[str, Leaf] = {

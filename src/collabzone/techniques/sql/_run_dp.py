@@ -271,10 +271,13 @@ def _answer(
             public_keys=public,
             selector=compiled.quantity_index.get("rows"),
         )
-    else:  # only order statistics: one row, nothing to noise per group
-        noisy = NoisyTable([()], {}, {}, {}, replace(budget, delta=0.0).cost())
+    else:  # only order statistics: one row (or one per public group), nothing to noise
+        noisy = NoisyTable(
+            list(dict.fromkeys(public or [()])), {}, {}, {}, replace(budget, delta=0.0).cost()
+        )
     if stats:
         total = (main_budget.rho if main_budget.zcdp else main_budget.epsilon) or 0.0
+        grouped = bool(compiled.shape.group_by)
         noisy.order_stats, _ = release_order_statistics(
             compiled,
             ctx.connection(),
@@ -282,11 +285,20 @@ def _answer(
             zcdp=main_budget.zcdp,
             max_rows=max_rows,
             salt=secrets.randbelow(2**31),
+            keys=noisy.keys if grouped else None,
+            max_groups=max_groups,
         )
         notes.append(
             "MIN / MAX / MEDIAN / QUANTILE_CONT are private quantiles over a public grid of "
             "the declared bounds: the value is a grid point, its interval the bounds"
         )
+        if grouped:
+            notes.append(
+                f"order statistics per group: each person is kept in at most {max_groups} "
+                f"group(s) with at most {max_rows} row(s) in each; every public group's "
+                f"quantile spends 1/{max_groups} of the order statistic's share, so by "
+                "parallel composition over groups the whole set costs that share once"
+            )
     # the whole budget is charged: the answer's share and the share that derived the limits
     charged = budget.cost() if noisy.threshold is not None else replace(budget, delta=0.0).cost()
     scale_of = {q.name: (q.bound.scale if q.bound is not None else 1) for q in compiled.quantities}
