@@ -163,6 +163,15 @@ def _encode(key: tuple[Any, ...]) -> str:
     return json.dumps(list(key), default=str)
 
 
+def _texts(keys: Sequence[tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
+    """Each group key as the text OpenDP's map measurement is keyed by, one to one: the
+    value itself when every key is one text value (the common GROUP BY of one dimension;
+    no JSON per key), else the key's JSON."""
+    if all(len(k) == 1 and type(k[0]) is str for k in keys):
+        return {k[0]: k for k in keys}
+    return {_encode(k): k for k in keys}
+
+
 def release(
     keys: Sequence[tuple[Any, ...]],
     data: Mapping[str, Sequence[int]],
@@ -215,11 +224,12 @@ def release(
         main, delta = meas.map(d_in)
         spent_main += main
         spent_delta += delta
-        by_text = {_encode(k): k for k in keys}
-        noisy = meas({text: int(data[chosen.name][index[k]]) for text, k in by_text.items()})
+        by_text = _texts(keys)
+        counts = data[chosen.name]
+        noisy = meas({text: int(counts[index[k]]) for text, k in by_text.items()})
         kept = [by_text[text] for text in noisy]
         dropped = len(keys) - len(kept)
-        values[chosen.name] = [int(noisy[_encode(k)]) for k in kept]
+        values[chosen.name] = [int(v) for v in noisy.values()]
         scales[chosen.name] = scale
         widths[chosen.name] = accuracy(zcdp, scale, alpha)
         to_noise = [m for m in measures if m.name != chosen.name]

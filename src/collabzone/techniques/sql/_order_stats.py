@@ -107,7 +107,9 @@ def _values_sql(
             partition_by=[ctx.entity.copy(), *[d.copy() for d in dims]],
             order=exp.Order(expressions=[exp.Ordered(this=key)]),
         )
-        keep: exp.Expression | exp.Condition = exp.LTE(this=rank, expression=exp.Literal.number(max_rows))
+        keep: exp.Expression | exp.Condition = exp.LTE(
+            this=rank, expression=exp.Literal.number(max_rows)
+        )
         if dims:  # at most max_groups groups per entity, chosen by a salted hash of the group
             group_key = exp.Anonymous(
                 this="hash", expressions=[*[d.copy() for d in dims], exp.Literal.number(salt)]

@@ -356,9 +356,12 @@ def _conditions(node: Any, query: ResolvedQuery) -> list[Condition]:
             return _typed(Condition(query.ref(col), type(node).__name__, (literal_value(lit),)))
         left, right = node.left, node.right
         binned, other = (right, left) if isinstance(left, _LITERALS) else (left, right)
-        if isinstance(binned, exp.Expression) and is_bin_form(binned):
-            if isinstance(other, _LITERALS):
-                return _binned(binned, type(node).__name__, (literal_value(other),), query)
+        if (
+            isinstance(other, _LITERALS)
+            and isinstance(binned, exp.Expression)
+            and is_bin_form(binned)
+        ):
+            return _binned(binned, type(node).__name__, (literal_value(other),), query)
     elif isinstance(node, exp.In) and is_bin_form(node.this):
         if node.args.get("query") or not node.expressions:
             raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "IN takes a list of literals")
