@@ -13,6 +13,7 @@ is ``max_groups * linf`` and the L2 sensitivity ``sqrt(max_groups) * linf``.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -139,6 +140,7 @@ def accuracy(zcdp: bool, scale: float, alpha: float) -> float:
     return float(dp.discrete_laplacian_scale_to_accuracy(scale, alpha))
 
 
+@functools.lru_cache(maxsize=256)
 def _pick_threshold(zcdp: bool, scale: float, d_in: tuple[int, int, int], delta: float) -> Any:
     """The smallest integer threshold whose delta (OpenDP's map) is within ``delta``.
 
@@ -237,11 +239,9 @@ def release(
         sensitivity = _sensitivity(zcdp, max_groups, measure.linf)
         first = sensitivity / share if not zcdp else sensitivity / math.sqrt(2 * share)
         meas, scale = calibrate(lambda s: _vector_measurement(zcdp, s), sensitivity, share, first)
-        column = data[measure.name]
-        exact = np.fromiter(
-            (int(column[index[k]]) if k in index else 0 for k in kept), dtype=np.int64,
-            count=len(kept),
-        )  # fmt: skip
+        column = np.asarray(data[measure.name], dtype=np.int64)
+        at = np.fromiter((index.get(k, -1) for k in kept), dtype=np.int64, count=len(kept))
+        exact = np.where(at >= 0, column[np.maximum(at, 0)] if column.size else 0, 0)
         # a numpy vector crosses into OpenDP as one buffer (a list converts value by value)
         values[measure.name] = np.asarray(meas(exact)).astype(np.int64).tolist() if kept else []
         spent_main += meas.map(sensitivity)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 from sqlglot import exp
 
 from collabzone.budget import PrivacyCost
@@ -185,6 +187,27 @@ def _saturate(value: Any) -> int:
     return max(-EXACT_LIMIT, min(EXACT_LIMIT, int(value or 0)))
 
 
+def _saturated(column: pa.ChunkedArray) -> Any:
+    """A column of exact totals, each ``_saturate``d, as one int64 numpy vector (an
+    integer column at once; anything else, e.g. HUGEINT, value by value)."""
+    if pa.types.is_integer(column.type) and column.type.bit_width <= 64:
+        filled = column.fill_null(0).to_numpy().astype(np.int64, copy=False)
+        out = np.clip(filled, -EXACT_LIMIT, EXACT_LIMIT)
+    else:
+        out = np.asarray([_saturate(v) for v in column.to_pylist()], dtype=np.int64)
+    return out if out.size else np.zeros(1, dtype=np.int64)
+
+
+def _json_column(column: pa.ChunkedArray) -> list[Any]:
+    """A group column's values, JSON-safe (text and integers as they are, no per-cell
+    conversion; dates, decimals and floats through ``jsonable``)."""
+    values: list[Any] = column.to_pylist()
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind):
+        return values
+    return [jsonable(v) for v in values]
+
+
 def run_dp(compiled: Compiled, ctx: RunContext) -> Outcome:
     """The cached answer, or a fresh noisy one; a failure after the private derivation of
     limits raises FailedAfterSpending so the zone charges what the derivation spent."""
@@ -235,18 +258,11 @@ def _answer(
             ctx.connection(), tree.sql(dialect="duckdb"), timeout_s=eff.timeout_s, max_rows=None
         )
         dims = [f"_cz_d{i}" for i in range(len(compiled.shape.group_by))]
-        dim_values = [table.column(d).to_pylist() for d in dims]
-        keys = (
-            [tuple(jsonable(v) for v in key_) for key_ in zip(*dim_values, strict=True)]
-            if dims
-            else [()] * table.num_rows
-        )
+        dim_values = [_json_column(table.column(d)) for d in dims]
+        keys = list(zip(*dim_values, strict=True)) if dims else [()] * table.num_rows
         if not dims and not keys:
             keys = [()]
-        data = {
-            q.name: [_saturate(v) for v in table.column(q.name).to_pylist()] or [0]
-            for q in compiled.quantities
-        }
+        data = {q.name: _saturated(table.column(q.name)) for q in compiled.quantities}
     measures = []
     for q in compiled.quantities:
         linf = (
