@@ -100,7 +100,8 @@ def _paired(
 ) -> tuple[float, float]:
     """Median times of ``base`` and ``other`` run alternately (a shared, busy machine slows
     both alike, so their ratio is steadier than two separate series)."""
-    a, b = [], []
+    a: list[float] = []
+    b: list[float] = []
     for _ in range(repeat):
         for fn, out in ((base, a), (other, b)):
             start = time.perf_counter()
@@ -115,7 +116,8 @@ def _cpu_paired(
     """Median CPU seconds of this process (every DuckDB thread included) for ``base`` and
     ``other``, run alternately: on a loaded machine wall time mostly measures the others'
     jobs; CPU time measures the work done."""
-    a, b = [], []
+    a: list[float] = []
+    b: list[float] = []
     for _ in range(repeat):
         for fn, out in ((base, a), (other, b)):
             start = time.process_time()
