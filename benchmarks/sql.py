@@ -5,13 +5,17 @@
     .venv/bin/python benchmarks/sql.py --part join      # governed vs raw DuckDB, 10M x 10M join
     .venv/bin/python benchmarks/sql.py --part dp        # DP GROUP BY 1M rows / 1000 groups,
                                                         # vs raw DuckDB and smartnoise-sql
+    .venv/bin/python benchmarks/sql.py --part dpjoin    # DP GROUP BY over a 1M x 1M join
+                                                        # vs raw DuckDB (time, CPU, memory)
 
 smartnoise-sql pins opendp<0.15 and pandas<3, so it runs in its own environment, made once:
 
     python3.11 -m venv /tmp/snsql-venv && /tmp/snsql-venv/bin/pip install smartnoise-sql==1.0.10
 
 (``--snsql-python`` points elsewhere; the comparison is skipped, and said so, if absent.)
-Ratios are taken against a baseline run in the same process on the same data.
+Ratios are taken against a baseline run in the same process on the same data, in wall
+time and in CPU time of the process (``*_cpu_*``: steadier on a loaded machine); peak
+memory is the resident high-water mark each path adds (reset in between, Linux only).
 """
 
 from __future__ import annotations
@@ -96,13 +100,50 @@ def _paired(
 ) -> tuple[float, float]:
     """Median times of ``base`` and ``other`` run alternately (a shared, busy machine slows
     both alike, so their ratio is steadier than two separate series)."""
-    a, b = [], []
+    a: list[float] = []
+    b: list[float] = []
     for _ in range(repeat):
         for fn, out in ((base, a), (other, b)):
             start = time.perf_counter()
             fn()
             out.append(time.perf_counter() - start)
     return statistics.median(a), statistics.median(b)
+
+
+def _cpu_paired(
+    base: Callable[[], object], other: Callable[[], object], repeat: int
+) -> tuple[float, float]:
+    """Median CPU seconds of this process (every DuckDB thread included) for ``base`` and
+    ``other``, run alternately: on a loaded machine wall time mostly measures the others'
+    jobs; CPU time measures the work done."""
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(repeat):
+        for fn, out in ((base, a), (other, b)):
+            start = time.process_time()
+            fn()
+            out.append(time.process_time() - start)
+    return statistics.median(a), statistics.median(b)
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _peak_rss_mb(fn: Callable[[], object]) -> float | None:
+    """Peak resident memory ``fn`` adds above the process's current size, in MB: the
+    kernel's high-water mark is reset first (``/proc/self/clear_refs`` 5, Linux), so two
+    paths are measured in one process on the same data. None where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return None
+    before = _status_kb("VmRSS")
+    fn()
+    return max(0, _status_kb("VmHWM") - before) / 1024
 
 
 def _median_time(fn: Callable[[], object], repeat: int) -> float:
@@ -221,15 +262,41 @@ SNSQL_SCRIPT = textwrap.dedent("""
     reader = snsql.from_df(df, privacy=Privacy(epsilon=1.0, delta=1e-6), metadata=meta)
     query = "SELECT grp, COUNT(*) AS n, SUM(v) AS s FROM S.T GROUP BY grp"
     reader.execute(query)
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        t = time.perf_counter(); out = reader.execute(query); times.append(time.perf_counter() - t)
-    times.sort()
-    print(json.dumps({"seconds": times[len(times) // 2], "rows_out": len(out) - 1}))
+        t, c = time.perf_counter(), time.process_time()
+        out = reader.execute(query)
+        times.append(time.perf_counter() - t); cpu.append(time.process_time() - c)
+    times.sort(); cpu.sort()
+    print(json.dumps({"seconds": times[len(times) // 2], "cpu_seconds": cpu[len(cpu) // 2],
+                      "rows_out": len(out) - 1}))
 """)
 
 
-def bench_dp(rows: int, groups: int, repeat: int, snsql_python: str) -> dict[str, Any]:
+def _probe_peak(part: str, path: str, rows: int) -> float | None:
+    """Peak memory (MB) one first run of ``path`` adds, in a fresh process of its own
+    (an allocator keeps what an earlier run freed, so one process cannot compare two)."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--probe", f"{part}:{path}", "--dp-rows", str(rows),
+         "--dp-join-rows", str(rows)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    lines = done.stdout.strip().splitlines()
+    return float(lines[-1]) if done.returncode == 0 and lines and lines[-1] != "None" else None
+
+
+def _probe(part: str, path: str, rows: int, groups: int) -> float | None:
+    """Run one path once after the libraries are warm (OpenDP on a tiny table), and
+    return the peak memory it added (``_peak_rss_mb``)."""
+    runs = _dp_runs(rows, groups) if part == "dp" else _dp_join_runs(rows)
+    tiny = _dp_runs(100, 3)
+    tiny["unique"]()
+    return _peak_rss_mb(runs[path])
+
+
+def _dp_runs(rows: int, groups: int) -> dict[str, Callable[[], object]]:
+    """The DP GROUP BY benchmark's paths on its data: raw DuckDB, governed with ``pid``
+    declared unique, governed and bounded per person."""
     rng = np.random.default_rng(1)
     con = duckdb.connect()
     data = {"pid": np.arange(rows), "grp": rng.integers(0, groups, rows).astype(str),
@@ -265,15 +332,28 @@ def bench_dp(rows: int, groups: int, repeat: int, snsql_python: str) -> dict[str
     def run_raw() -> object:
         return con.sql("SELECT grp, COUNT(*), SUM(v) FROM events GROUP BY grp").to_arrow_table()
 
-    run_governed, run_bounded = governed(True), governed(False)
+    return {"raw": run_raw, "unique": governed(True), "bounded": governed(False)}
+
+
+def bench_dp(rows: int, groups: int, repeat: int, snsql_python: str) -> dict[str, Any]:
+    runs = _dp_runs(rows, groups)
+    run_raw = runs["raw"]
+    run_governed, run_bounded = runs["unique"], runs["bounded"]
     run_bounded()
     _, t_bounded = _paired(run_raw, run_bounded, repeat)
     run_raw(), run_governed()
     t_raw, t_gov = _paired(run_raw, run_governed, repeat)
+    c_raw, c_gov = _cpu_paired(run_raw, run_governed, repeat)
     out: dict[str, Any] = {"raw_duckdb_s": t_raw, "governed_dp_s": t_gov}
     out["dp_over_raw_ratio"] = out["governed_dp_s"] / out["raw_duckdb_s"]
+    out["raw_duckdb_cpu_s"], out["governed_dp_cpu_s"] = c_raw, c_gov
+    out["dp_over_raw_cpu_ratio"] = c_gov / c_raw
     out["governed_dp_bounded_s"] = t_bounded
     out["bounded_over_raw_ratio"] = t_bounded / t_raw
+    peak_raw, peak_gov = _probe_peak("dp", "raw", rows), _probe_peak("dp", "unique", rows)
+    out["peak_mb_raw"], out["peak_mb_dp"] = peak_raw, peak_gov
+    if peak_raw and peak_gov is not None:
+        out["peak_memory_ratio"] = peak_gov / peak_raw
     if Path(snsql_python).exists():
         done = subprocess.run([snsql_python, "-c", SNSQL_SCRIPT, str(rows), str(groups), str(repeat)],
                               capture_output=True, text=True, check=False)  # fmt: skip
@@ -281,23 +361,100 @@ def bench_dp(rows: int, groups: int, repeat: int, snsql_python: str) -> dict[str
             sn = json.loads(done.stdout.strip().splitlines()[-1])
             out["smartnoise_sql_s"] = sn["seconds"]
             out["speedup_vs_smartnoise"] = sn["seconds"] / out["governed_dp_s"]
+            out["smartnoise_sql_cpu_s"] = sn["cpu_seconds"]
+            out["speedup_vs_smartnoise_cpu"] = sn["cpu_seconds"] / c_gov
         else:
             out["smartnoise_sql_error"] = done.stderr.strip().splitlines()[-1:]
     else:
         out["smartnoise_sql_error"] = f"{snsql_python} not found (see the module docstring)"
-    con.close()
+    return out
+
+
+def _dp_join_runs(rows: int) -> dict[str, Callable[[], object]]:
+    """The DP join benchmark's paths: raw DuckDB, governed with ``pid`` unique on both
+    sides (no bounding step), governed and bounded per person after the join."""
+    con = duckdb.connect()
+    con.execute(f"""
+        CREATE TABLE bank AS SELECT i AS pid,
+            ['gold','silver','bronze','new'][1 + (hash(i) % 4)::INT] AS segment,
+            (hash(i * 5) % 100000)::DOUBLE AS balance
+        FROM range({rows}) t(i)""")
+    con.execute(f"""
+        CREATE TABLE shop AS SELECT (i * 3) % {rows * 2} AS pid,
+            ['sport','home','kids','food','toys'][1 + (hash(i * 13) % 5)::INT] AS shop_segment,
+            (hash(i * 17) % 1000)::DOUBLE AS spend
+        FROM range({rows}) t(i)""")
+    sql = ("SELECT b.segment, s.shop_segment, COUNT(*) AS n, SUM(s.spend) AS spend FROM bank b "
+           "JOIN shop s ON b.pid = s.pid GROUP BY b.segment, s.shop_segment")  # fmt: skip
+    technique = GovernedSQL()
+    spec = {"sql": sql, "epsilon": 1.0}
+    rules = {"analysis": "dp", "max_rows_per_entity": 1, "max_groups_per_entity": 1}
+
+    def governed(unique: bool) -> Callable[[], object]:
+        """pid declared unique on both sides (one row per key, checked at ingest: the
+        join cannot repeat anyone, no bounding step) or not (bounded per person)."""
+        pid = Column.model_validate(
+            {"name": "pid", "type": "integer", "class": "join_key", "unique": unique}
+        )
+        bank = _dataset("bank", [
+            pid, _col("segment", "string", "dimension", ["gold", "silver", "bronze", "new"]),
+            _col("balance", "float", "measure", {"min": 0, "max": 100000}),
+        ])  # fmt: skip
+        shop = _dataset("shop", [
+            pid,
+            _col("shop_segment", "string", "dimension", ["sport", "home", "kids", "food", "toys"]),
+            _col("spend", "float", "measure", {"min": 0, "max": 1000}),
+        ])  # fmt: skip
+        agreements = [_agreement("bank", rules), _agreement("shop", rules)]
+        ctx = BenchContext(con, [bank, shop], agreements)
+        return lambda: technique.run(technique.plan(spec, ctx), ctx)  # type: ignore[arg-type]
+
+    def run_raw() -> object:
+        return con.sql(sql).to_arrow_table()
+
+    return {"raw": run_raw, "unique": governed(True), "bounded": governed(False)}
+
+
+def bench_dp_join(rows: int, repeat: int) -> dict[str, Any]:
+    """DP GROUP BY over a join vs the same join and GROUP BY in raw DuckDB: wall and CPU
+    ratios, and peak memory (each path's first run in a fresh process)."""
+    runs = _dp_join_runs(rows)
+    run_raw = runs["raw"]
+    out: dict[str, Any] = {"rows_each_side": rows}
+    for label in ("unique", "bounded"):
+        run_governed = runs[label]
+        run_raw(), run_governed()
+        t_raw, t_gov = _paired(run_raw, run_governed, repeat)
+        c_raw, c_gov = _cpu_paired(run_raw, run_governed, repeat)
+        peak_raw = _probe_peak("dpjoin", "raw", rows)
+        peak_gov = _probe_peak("dpjoin", label, rows)
+        out[label] = {
+            "raw_s": t_raw, "dp_s": t_gov, "ratio": t_gov / t_raw,
+            "raw_cpu_s": c_raw, "dp_cpu_s": c_gov, "cpu_ratio": c_gov / c_raw,
+            "peak_mb_raw": peak_raw, "peak_mb_dp": peak_gov,
+            "peak_memory_ratio": peak_gov / peak_raw if peak_raw and peak_gov else None,
+        }  # fmt: skip
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["all", "frontend", "join", "dp"], default="all")
+    parser.add_argument(
+        "--part", choices=["all", "frontend", "join", "dp", "dpjoin"], default="all"
+    )
+    parser.add_argument("--dp-join-rows", type=int, default=1_000_000)
     parser.add_argument("--join-rows", type=int, default=10_000_000)
     parser.add_argument("--dp-rows", type=int, default=1_000_000)
     parser.add_argument("--dp-groups", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--snsql-python", default="/tmp/snsql-venv/bin/python")
+    parser.add_argument("--probe", help=argparse.SUPPRESS)  # part:path, see _probe_peak
     args = parser.parse_args()
+    if args.probe:
+        part, path = args.probe.split(":")
+        rows = args.dp_rows if part == "dp" else args.dp_join_rows
+        print(_probe(part, path, rows, args.dp_groups))
+        return
     report: dict[str, Any] = {"duckdb": duckdb.__version__, "python": sys.version.split()[0]}
     if args.part in ("all", "frontend"):
         report["frontend"] = bench_frontend()
@@ -309,6 +466,8 @@ def main() -> None:
     if args.part in ("all", "dp"):
         report["dp"] = {"rows": args.dp_rows, "groups": args.dp_groups,
                         **bench_dp(args.dp_rows, args.dp_groups, args.repeat, args.snsql_python)}  # fmt: skip
+    if args.part in ("all", "dpjoin"):
+        report["dp_join"] = bench_dp_join(args.dp_join_rows, args.repeat)
     print(json.dumps(report, indent=2, default=str))
 
 

@@ -69,6 +69,13 @@ ANSWERED = [
     "SELECT FLOOR(age / 10) * 10 AS decade, AVG(balance) AS a FROM bank GROUP BY decade",
     "SELECT region, IF(converted = 1, 'yes', 'no') AS conv, COUNT(*) AS n FROM bank "
     "GROUP BY region, conv",
+    # quantiles per public group and binning in WHERE (Tumult's quantile / binning tutorials)
+    "SELECT segment, MEDIAN(balance) AS med FROM bank GROUP BY segment",
+    "SELECT region, MIN(balance) AS lo, MAX(balance) AS hi FROM bank GROUP BY region",
+    "SELECT segment, QUANTILE_CONT(balance, 0.9) AS p90, COUNT(*) AS n FROM bank GROUP BY segment",
+    "SELECT COUNT(*) AS n FROM bank WHERE width_bucket(balance, 0, 20000, 10) = 3",
+    "SELECT segment, AVG(balance) AS a FROM bank "
+    "WHERE FLOOR(balance / 1000) * 1000 BETWEEN 2000 AND 6000 GROUP BY segment",
 ]
 
 REFUSED: list[tuple[str, str]] = [
@@ -86,8 +93,10 @@ REFUSED: list[tuple[str, str]] = [
     ("SELECT width_bucket(balance, 0, age, 4) AS b, COUNT(*) FROM bank GROUP BY 1", "width_bucket"),
     ("SELECT FLOOR(balance / age) AS b, COUNT(*) FROM bank GROUP BY 1", "bin"),
     ("SELECT FLOOR(balance / 100) * 50 AS b, COUNT(*) FROM bank GROUP BY 1", "bin"),
-    ("SELECT segment, MEDIAN(balance) FROM bank GROUP BY segment", "MEDIAN"),
-    ("SELECT segment, MAX(balance) FROM bank GROUP BY segment", "MAX"),
+    ("SELECT age, MEDIAN(balance) FROM bank GROUP BY age", "MEDIAN"),  # groups not public
+    ("SELECT age, MAX(balance) FROM bank GROUP BY age", "MAX"),
+    ("SELECT COUNT(*) FROM bank WHERE CASE WHEN balance < age THEN 1 ELSE 0 END = 1", "WHERE CASE"),
+    ("SELECT COUNT(*) FROM bank WHERE width_bucket(balance, 0, 100, 5) = 'x'", "WIDTH_BUCKET"),
     ("SELECT QUANTILE_CONT(balance, 1.5) FROM bank", "QUANTILE_CONT"),
     ("SELECT SUM(balance * 1000000) FROM bank", "aggregate"),
     ("SELECT SUM(CASE WHEN age = 37 THEN balance ELSE 0 END) FROM bank", "aggregate"),

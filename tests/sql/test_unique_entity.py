@@ -1,10 +1,11 @@
 """A join key declared ``unique`` (one row per person, checked at ingest) lets DP skip the
-per-person bounding step on queries that read that table alone, and only then.
+per-person bounding step on queries that read that table alone, or join it only on keys
+declared unique on both sides; and only then.
 
 The owner declares it in the dataset spec; ingest refuses a file where a value repeats
 (naming the line), so the shortcut rests on a checked fact, not on trust (smartnoise's
-``max_ids: 1`` is trusted metadata). A join can still put one person on many rows, so any
-query reading a second table keeps the bounding, whoever owns that table.
+``max_ids: 1`` is trusted metadata). A join on a column that may repeat can put one
+person on many rows, so such a query keeps the bounding, whoever owns that table.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def test_ingest_refuses_a_repeated_value_in_a_unique_column(tmp_path: Path) -> N
     assert "nothing was stored" in message
 
 
-def test_a_unique_key_drops_the_per_person_step_for_one_table_only() -> None:
+def test_a_unique_key_drops_the_per_person_step_unless_a_join_can_repeat_someone() -> None:
     zone = _zone(_unique(BANK), {"bank": bank_people(), "shop": shop_people()}, DP_RULES)
     alone = _rewritten(zone, "SELECT segment, COUNT(*) FROM bank GROUP BY segment")
     assert "ARG_MIN" not in alone and 'GROUP BY "bank"."pid"' not in alone
@@ -86,7 +87,23 @@ def test_a_unique_key_drops_the_per_person_step_for_one_table_only() -> None:
         zone,
         "SELECT b.segment, COUNT(*) FROM bank b JOIN shop s ON b.pid = s.pid GROUP BY b.segment",
     )
+    # both sides one row per key (checked at ingest): the join cannot repeat anyone
+    assert "ARG_MIN" not in joined and 'GROUP BY "b"."pid"' not in joined
+    repeating = FakeZone(
+        datasets={"bank": _unique(BANK), "shop": SHOP},  # shop's pid may repeat
+        agreements=[agreement("bank", "bank", DP_RULES), agreement("shop", "shop", DP_RULES)],
+        tables={"bank": bank_people(), "shop": shop_people()},
+    )
+    joined = _rewritten(
+        repeating,
+        "SELECT b.segment, COUNT(*) FROM bank b JOIN shop s ON b.pid = s.pid GROUP BY b.segment",
+    )
     assert "ARG_MIN" in joined  # a join can repeat a person: bounded per person again
+    on_token = _rewritten(  # joined on another column than the unique one: bounded
+        zone,
+        "SELECT b.segment, COUNT(*) FROM bank b JOIN shop s ON b.pid = s.token GROUP BY b.segment",
+    )
+    assert "ARG_MIN" in on_token
     plain = _zone(BANK, {"bank": bank_people(), "shop": shop_people()}, DP_RULES)
     assert "ARG_MIN" in _rewritten(plain, "SELECT segment, COUNT(*) FROM bank GROUP BY segment")
 

@@ -24,6 +24,9 @@ he             issue 15: the recipient padding a victim's encrypted vector with 
                zeros; the mediator decrypting a stored total with the public context
 lookalike      issue 17: a partner reads a delivered look-alike audience to tell which of
                its customers are in the bank's seed set (absence as membership)
+dp_release     issue 11: a DP MAX / MIN / MEDIAN asked again and again to read a planted
+               outlier (:func:`order_statistic`); SELECT DISTINCT asked again and again
+               to see a one-person segment (:func:`distinct_segment`)
 ============== =========================================================================
 
 Attacks are pure except for their questions; they never see the data. What they infer
@@ -32,7 +35,8 @@ ground truth with :func:`judge`: *isolated* counts the right inferences about fe
 ``min_group_size`` people. :func:`run_campaign` runs every family as one attacker; the
 ``rule_paths`` attacks (:func:`list_self_join`, :func:`list_unlisted_key`,
 :func:`template_cross_owner`) need a multi-party zone and are run on their own, as is
-:func:`seed_membership` (it reads audiences, not SQL answers).
+:func:`seed_membership` (it reads audiences, not SQL answers), and the ``dp_release``
+families (the caller plants the outlier or the one-person segment they look for).
 
 Example:
     >>> from collabzone.attacks import ATTACKS, dp_accuracy_bound
@@ -45,6 +49,7 @@ Example:
 from collabzone.attacks._algebra import System
 from collabzone.attacks._campaign import ATTACKS, Attack, CampaignReport, run_campaign
 from collabzone.attacks._differencing import differencing
+from collabzone.attacks._dp_release import distinct_segment, order_statistic, outlier_revealed
 from collabzone.attacks._he import he_differencing, he_mediator_decrypt, he_self_padding
 from collabzone.attacks._join import PROBE_COLUMNS, join_amplification, probe_table
 from collabzone.attacks._judge import TableTruth, Truth, Verdict, dp_accuracy_bound, judge
@@ -90,6 +95,7 @@ __all__ = [
     "Verdict",
     "ZoneTarget",
     "differencing",
+    "distinct_segment",
     "dp_accuracy_bound",
     "he_differencing",
     "he_mediator_decrypt",
@@ -102,6 +108,8 @@ __all__ = [
     "mpc_join_differencing",
     "mpc_union_differencing",
     "oracle",
+    "order_statistic",
+    "outlier_revealed",
     "probe_table",
     "reconstruct",
     "run_campaign",

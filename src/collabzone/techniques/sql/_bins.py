@@ -26,13 +26,13 @@ _CONDITION_NODES = (
 )  # fmt: skip
 _LITERALS = (exp.Literal, exp.Neg, exp.Null, exp.Boolean)
 HOW = (
-    "a GROUP BY bin must be CASE WHEN col < literal THEN literal ... END, "
+    "a bin must be CASE WHEN col < literal THEN literal ... END, "
     "width_bucket(col, lo, hi, n) or FLOOR(col / w) * w, with literals only"
 )
 
 
-def _refuse(node: exp.Expression, why: str) -> QueryRejected:
-    return QueryRejected("CONSTRUCT_NOT_ALLOWED", f"GROUP BY {node.sql()}: {why}; {HOW}")
+def _refuse(node: exp.Expression, why: str, clause: str = "GROUP BY") -> QueryRejected:
+    return QueryRejected("CONSTRUCT_NOT_ALLOWED", f"{clause} {node.sql()}: {why}; {HOW}")
 
 
 def _number(node: Any) -> float | None:
@@ -64,7 +64,7 @@ def _floor_width(node: exp.Expression) -> tuple[exp.Column, float, bool] | None:
     return inner.this, width, times is not None
 
 
-def _check_case(node: exp.Expression, column: exp.Column) -> None:
+def _check_case(node: exp.Expression, clause: str) -> None:
     """Every condition compares the column with literals; every result is a literal."""
     if isinstance(node, exp.Case):
         branches = list(node.args.get("ifs") or [])
@@ -75,43 +75,56 @@ def _check_case(node: exp.Expression, column: exp.Column) -> None:
             if not isinstance(node.this, exp.Column) or any(
                 not isinstance(c, _LITERALS) for c in (b.this for b in branches)
             ):
-                raise _refuse(node, "CASE col WHEN takes literal values")
+                raise _refuse(node, "CASE col WHEN takes literal values", clause)
     else:
         results = [node.args.get("true"), node.args.get("false")]
         conditions = [node.this]
     for result in results:
         if result is not None and not isinstance(result, _LITERALS):
-            raise _refuse(node, "each result must be a literal")
+            raise _refuse(node, "each result must be a literal", clause)
     for condition in conditions:
         for part in condition.walk():
             if isinstance(part, (exp.Column, exp.Identifier, *_LITERALS, *_CONDITION_NODES)):
                 continue
-            raise _refuse(node, f"{part.sql()} is not a comparison of the column with literals")
+            raise _refuse(
+                node, f"{part.sql()} is not a comparison of the column with literals", clause
+            )
         for comparison in condition.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE):
             sides = (comparison.this, comparison.expression)
             if sum(isinstance(s, exp.Column) for s in sides) != 1:
-                raise _refuse(node, "conditions compare the column with a literal")
+                raise _refuse(node, "conditions compare the column with a literal", clause)
 
 
-def public_bin(node: exp.Expression, query: ResolvedQuery) -> ColumnRef:
-    """The one column a public bin reads (the GROUP BY item is validated, or refused)."""
+def is_bin_form(node: exp.Expression) -> bool:
+    """Whether ``node`` is written as a bin (CASE / IF / width_bucket / FLOOR(x / w) [* w]),
+    whether or not it turns out public: such an item is checked by ``public_bin``."""
+    if isinstance(node, exp.Mul):
+        node = node.this
+    return isinstance(node, exp.Case | exp.If | exp.WidthBucket | exp.Floor)
+
+
+def public_bin(node: exp.Expression, query: ResolvedQuery, clause: str = "GROUP BY") -> ColumnRef:
+    """The one column a public bin reads (the GROUP BY or WHERE item is validated, or
+    refused naming it)."""
     columns = list(node.find_all(exp.Column))
     if not columns or any(id(c) not in query.refs for c in columns):
-        raise _refuse(node, "it must read one column of the shared datasets")
+        raise _refuse(node, "it must read one column of the shared datasets", clause)
     refs = {query.ref(c).key for c in columns}
     if len(refs) != 1:
-        raise _refuse(node, "a bin reads exactly one column")
+        raise _refuse(node, "a bin reads exactly one column", clause)
     if isinstance(node, exp.WidthBucket):
         low, high = _number(node.args.get("min_value")), _number(node.args.get("max_value"))
         count = _number(node.args.get("num_buckets"))
         if not isinstance(node.this, exp.Column) or low is None or high is None or count is None:
-            raise _refuse(node, "width_bucket takes a column and three literal numbers")
+            raise _refuse(node, "width_bucket takes a column and three literal numbers", clause)
         if not low < high or not count.is_integer() or not 0 < count <= MAX_BUCKETS:
-            raise _refuse(node, f"width_bucket needs lo < hi and 1 to {MAX_BUCKETS} buckets")
+            raise _refuse(
+                node, f"width_bucket needs lo < hi and 1 to {MAX_BUCKETS} buckets", clause
+            )
     elif isinstance(node, exp.Case | exp.If):
-        _check_case(node, columns[0])
+        _check_case(node, clause)
     elif _floor_width(node) is None:
-        raise _refuse(node, "it is not a public bin")
+        raise _refuse(node, "it is not a public bin", clause)
     return query.ref(columns[0])
 
 
@@ -170,3 +183,13 @@ def engine_form(node: exp.Expression) -> exp.Expression:
         ],
         default=inside,
     )  # fmt: skip
+
+
+def bin_values_are_text(node: exp.Expression) -> bool | None:
+    """Whether the bin's values are text (a CASE of string results), numbers (width_bucket,
+    FLOOR, a CASE of numbers), or None when its results mix both (refused in WHERE)."""
+    if not isinstance(node, exp.Case | exp.If):
+        return False
+    values = [v for v in bin_domain(node, None) or [] if v is not None]
+    kinds = {isinstance(v, str) for v in values}
+    return kinds.pop() if len(kinds) == 1 else (None if kinds else False)

@@ -24,7 +24,7 @@ from collabzone.techniques.sql import _quantities, _rules
 from collabzone.techniques.sql._bounds import CANDIDATES, too_wide
 from collabzone.techniques.sql._checks import check, distinct_only
 from collabzone.techniques.sql._compiled import Compiled
-from collabzone.techniques.sql._dp_params import budget, public_keys
+from collabzone.techniques.sql._dp_params import budget, grouped_order_statistics, public_keys
 from collabzone.techniques.sql._frontend import (
     ColumnRef,
     QueryRejected,
@@ -118,6 +118,7 @@ def compile_request(
         compiled.public_keys = None if distinct_only(shape) else public_keys(shape, eff)
         compiled.budget, problems = budget(spec, eff, public=compiled.public_keys is not None)
         compiled.reasons += problems
+        compiled.reasons += grouped_order_statistics(shape, compiled.public_keys, owners)
         quantities = _quantities.quantities(compiled)
         compiled.quantities = tuple(quantities.values())
         compiled.quantity_index = {key: q.name for key, q in quantities.items()}

@@ -65,9 +65,27 @@ class Compiled:
 
     @property
     def entity_unique(self) -> bool:
-        """One table whose entity column is declared unique (checked at ingest): every
-        person has exactly one row, so contribution limits of 1 are public facts."""
-        return self.entity is not None and self.entity.column.unique and len(self.query.tables) == 1
+        """Every person has at most one row in what the query reads, so contribution limits
+        of 1 are public facts: one table whose entity column is declared unique (checked
+        at ingest), or tables joined only on columns declared unique on both sides, every
+        table reached from the entity's (each of its rows then meets at most one row of
+        each other table: a join of one-row-per-key tables cannot repeat anyone)."""
+        if self.entity is None or not self.entity.column.unique:
+            return False
+        if len(self.query.tables) == 1:
+            return True
+        pairs = self.shape.join_pairs
+        if not pairs or not all(a.column.unique and b.column.unique for a, b in pairs):
+            return False
+        reached = {self.entity.alias}
+        grown = True
+        while grown:
+            grown = False
+            for a, b in pairs:
+                if (a.alias in reached) != (b.alias in reached):
+                    reached |= {a.alias, b.alias}
+                    grown = True
+        return reached == set(self.query.tables)
 
     def rewrite_context(
         self,

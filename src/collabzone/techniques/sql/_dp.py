@@ -13,6 +13,7 @@ is ``max_groups * linf`` and the L2 sensitivity ``sqrt(max_groups) * linf``.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -82,8 +83,9 @@ class NoisyTable:
     """The partition-selection threshold (None when the keys were public)."""
     groups_dropped: int = 0
     notes: list[str] = field(default_factory=list)
-    order_stats: dict[str, tuple[float, tuple[float, float]]] = field(default_factory=dict)
-    """Private quantiles released beside the table: name -> (value, declared bounds)."""
+    order_stats: dict[str, tuple[list[float], tuple[float, float]]] = field(default_factory=dict)
+    """Private quantiles released beside the table: name -> (one value per key, or one
+    value for an ungrouped query; the declared bounds)."""
 
 
 def _vector_measurement(zcdp: bool, scale: float) -> Any:
@@ -138,6 +140,7 @@ def accuracy(zcdp: bool, scale: float, alpha: float) -> float:
     return float(dp.discrete_laplacian_scale_to_accuracy(scale, alpha))
 
 
+@functools.lru_cache(maxsize=256)
 def _pick_threshold(zcdp: bool, scale: float, d_in: tuple[int, int, int], delta: float) -> Any:
     """The smallest integer threshold whose delta (OpenDP's map) is within ``delta``.
 
@@ -160,6 +163,15 @@ def _pick_threshold(zcdp: bool, scale: float, d_in: tuple[int, int, int], delta:
 
 def _encode(key: tuple[Any, ...]) -> str:
     return json.dumps(list(key), default=str)
+
+
+def _texts(keys: Sequence[tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
+    """Each group key as the text OpenDP's map measurement is keyed by, one to one: the
+    value itself when every key is one text value (the common GROUP BY of one dimension;
+    no JSON per key), else the key's JSON."""
+    if all(len(k) == 1 and type(k[0]) is str for k in keys):
+        return {k[0]: k for k in keys}
+    return {_encode(k): k for k in keys}
 
 
 def release(
@@ -214,11 +226,12 @@ def release(
         main, delta = meas.map(d_in)
         spent_main += main
         spent_delta += delta
-        by_text = {_encode(k): k for k in keys}
-        noisy = meas({text: int(data[chosen.name][index[k]]) for text, k in by_text.items()})
+        by_text = _texts(keys)
+        counts = data[chosen.name]
+        noisy = meas({text: int(counts[index[k]]) for text, k in by_text.items()})
         kept = [by_text[text] for text in noisy]
         dropped = len(keys) - len(kept)
-        values[chosen.name] = [int(noisy[_encode(k)]) for k in kept]
+        values[chosen.name] = [int(v) for v in noisy.values()]
         scales[chosen.name] = scale
         widths[chosen.name] = accuracy(zcdp, scale, alpha)
         to_noise = [m for m in measures if m.name != chosen.name]
@@ -226,11 +239,9 @@ def release(
         sensitivity = _sensitivity(zcdp, max_groups, measure.linf)
         first = sensitivity / share if not zcdp else sensitivity / math.sqrt(2 * share)
         meas, scale = calibrate(lambda s: _vector_measurement(zcdp, s), sensitivity, share, first)
-        column = data[measure.name]
-        exact = np.fromiter(
-            (int(column[index[k]]) if k in index else 0 for k in kept), dtype=np.int64,
-            count=len(kept),
-        )  # fmt: skip
+        column = np.asarray(data[measure.name], dtype=np.int64)
+        at = np.fromiter((index.get(k, -1) for k in kept), dtype=np.int64, count=len(kept))
+        exact = np.where(at >= 0, column[np.maximum(at, 0)] if column.size else 0, 0)
         # a numpy vector crosses into OpenDP as one buffer (a list converts value by value)
         values[measure.name] = np.asarray(meas(exact)).astype(np.int64).tolist() if kept else []
         spent_main += meas.map(sensitivity)

@@ -92,3 +92,29 @@ def public_keys(shape: Shape, eff: _rules.Effective) -> list[tuple[Any, ...]] | 
     if size > MAX_PUBLIC_GROUPS:
         return None
     return [tuple(k) for k in itertools.product(*domains)]
+
+
+def grouped_order_statistics(shape: Shape, keys: list[tuple[Any, ...]] | None,
+                             owners: Mapping[str, str]) -> list[Reason]:  # fmt: skip
+    """MIN / MAX / MEDIAN / QUANTILE_CONT per group need public groups: a private quantile
+    is released for every group, empty ones included, so which groups exist must not be
+    read from the data (no partition selection for them)."""
+    from collabzone.techniques.sql._shape import QUANTILE_FUNCS
+
+    if not shape.group_by or keys is not None:
+        return []
+    reasons = []
+    for agg in shape.aggregates:
+        if agg.func in QUANTILE_FUNCS and agg.ref is not None:
+            reasons.append(
+                Reason(
+                    "AGGREGATE_NOT_ALLOWED",
+                    "sql.dp",
+                    f"{agg.func} of {agg.ref.column.name!r} per group needs public groups: "
+                    "GROUP BY columns with a declared domain (public_domains, a list domain) "
+                    "or public bins (at most "
+                    f"{MAX_PUBLIC_GROUPS} groups), or drop the GROUP BY",
+                    owners.get(agg.ref.dataset),
+                )
+            )
+    return reasons

@@ -10,8 +10,16 @@ candidate near the top of the data, not that value).
 Contribution bounding is the same as for sums: at most ``max_rows_per_entity`` rows per
 entity (a salted ``ROW_NUMBER() <= k`` inside the engine's plan), so one entity moves the
 input vector by at most ``max_rows`` records (symmetric distance), the ``d_in`` of the
-privacy map. Order statistics are released over the whole table (no GROUP BY): the rule
-check refuses them in grouped queries.
+privacy map.
+
+Per group (GROUP BY over public groups only: declared domains or public bins, so which
+groups exist is never read from the data), each entity is also kept in at most
+``max_groups_per_entity`` groups (a salted ``DENSE_RANK`` of its groups in the same plan),
+with at most ``max_rows`` rows in each. Every group's quantile is then one mechanism
+calibrated at ``share / max_groups`` for ``d_in = max_rows``: a person changes at most
+``max_groups`` groups by at most ``max_rows`` records each, so by parallel composition the
+whole set of groups costs at most ``share`` (the receipt says so). Empty groups are
+released too (a draw over the grid), so a group's presence tells nothing.
 """
 
 from __future__ import annotations
@@ -62,17 +70,15 @@ def private_quantile(
 ) -> tuple[float, float]:
     """The q-quantile of ``values`` released within ``share`` (epsilon or rho) when one
     entity moves at most ``max_rows`` of them; returns (value, loss from OpenDP's map)."""
-    target = share * SAFETY
-    unit = float(_measurement(grid, q, zcdp, 1.0).map(max_rows))
-    first = unit / target if not zcdp else math.sqrt(unit / target)
-    meas, _ = calibrate(
-        lambda s: _measurement(grid, q, zcdp, s), max_rows, target, first * (1 - 1e-9)
-    )
-    return float(meas(values)), float(meas.map(max_rows))
+    meas, loss = quantile_measurement(grid, q, share=share, zcdp=zcdp, max_rows=max_rows)
+    return float(meas(values)), loss
 
 
-def _values_sql(compiled: Compiled, agg: Aggregate, max_rows: int, salt: int) -> str:
-    """The bounded rows of the column: at most ``max_rows`` per entity, clamped to bounds."""
+def _values_sql(
+    compiled: Compiled, agg: Aggregate, max_rows: int, salt: int, max_groups: int = 1
+) -> str:
+    """The bounded rows of the column: at most ``max_rows`` per entity (per group, and at
+    most ``max_groups`` groups per entity when grouped), clamped to bounds."""
     assert agg.ref is not None
     ctx = compiled.rewrite_context(salt=salt, max_rows=max_rows)
     tree = bound_joined_tables(compiled.query.tree, ctx=ctx).copy()
@@ -82,7 +88,11 @@ def _values_sql(compiled: Compiled, agg: Aggregate, max_rows: int, salt: int) ->
     )
     if agg.ref.column.type == ColumnType.BOOLEAN:
         column = exp.Cast(this=column, to=exp.DataType.build("INTEGER"))
-    select = exp.Select(expressions=[exp.alias_(exp.Cast(this=column, to="DOUBLE"), "_cz_v")])
+    group = tree.args.get("group")
+    dims = [d.copy() for d in group.expressions] if group is not None else []
+    items = [exp.alias_(d.copy(), f"_cz_d{i}", quoted=True) for i, d in enumerate(dims)]
+    items.append(exp.alias_(exp.Cast(this=column, to="DOUBLE"), "_cz_v"))
+    select = exp.Select(expressions=items)
     for part in ("from_", "joins", "where"):
         select.set(part, tree.args.get(part))
     nonnull = exp.Not(this=exp.Is(this=column.copy(), expression=exp.Null()))
@@ -94,22 +104,47 @@ def _values_sql(compiled: Compiled, agg: Aggregate, max_rows: int, salt: int) ->
         key = exp.Anonymous(this="hash", expressions=[column.copy(), exp.Literal.number(salt)])
         rank = exp.Window(
             this=exp.RowNumber(),
-            partition_by=[ctx.entity.copy()],
+            partition_by=[ctx.entity.copy(), *[d.copy() for d in dims]],
             order=exp.Order(expressions=[exp.Ordered(this=key)]),
         )
-        select.set(
-            "qualify", exp.Qualify(this=exp.LTE(this=rank, expression=exp.Literal.number(max_rows)))
+        keep: exp.Expression | exp.Condition = exp.LTE(
+            this=rank, expression=exp.Literal.number(max_rows)
         )
+        if dims:  # at most max_groups groups per entity, chosen by a salted hash of the group
+            group_key = exp.Anonymous(
+                this="hash", expressions=[*[d.copy() for d in dims], exp.Literal.number(salt)]
+            )
+            order = [exp.Ordered(this=group_key), *[exp.Ordered(this=d.copy()) for d in dims]]
+            groups = exp.Window(
+                this=exp.Anonymous(this="dense_rank"),
+                partition_by=[ctx.entity.copy()],
+                order=exp.Order(expressions=order),
+            )
+            keep = exp.and_(keep, exp.LTE(this=groups, expression=exp.Literal.number(max_groups)))
+        select.set("qualify", exp.Qualify(this=keep))
     return str(select.sql(dialect="duckdb"))
 
 
 def release_order_statistics(
-    compiled: Compiled, connection: Any, *, share: float, zcdp: bool, max_rows: int, salt: int
-) -> tuple[dict[str, tuple[float, tuple[float, float]]], float]:
+    compiled: Compiled,
+    connection: Any,
+    *,
+    share: float,
+    zcdp: bool,
+    max_rows: int,
+    salt: int,
+    keys: list[tuple[Any, ...]] | None = None,
+    max_groups: int = 1,
+) -> tuple[dict[str, tuple[list[float], tuple[float, float]]], float]:
     """Every order statistic of the query, each within ``share``; returns them by name
-    (value and the declared bounds, its interval) and the total loss spent."""
-    out: dict[str, tuple[float, tuple[float, float]]] = {}
+    (one value per key of ``keys``, the public groups, or one value ungrouped, and the
+    declared bounds, its interval) and the total loss spent."""
+    from collabzone.techniques.sql._payload import jsonable
+
+    out: dict[str, tuple[list[float], tuple[float, float]]] = {}
     spent = 0.0
+    grouped = keys is not None and bool(compiled.shape.group_by)
+    groups = max(1, max_groups) if grouped else 1
     for agg in order_statistics(compiled):
         assert agg.ref is not None and agg.q is not None
         bounds = _rules.bounds_of(agg.ref, compiled.effective.of(agg.ref.dataset))
@@ -120,15 +155,42 @@ def release_order_statistics(
         grid = candidates(low, high, integral)
         table = execute(
             connection,
-            _values_sql(compiled, agg, max_rows, salt),
+            _values_sql(compiled, agg, max_rows, salt, groups),
             timeout_s=compiled.effective.timeout_s,
             max_rows=None,
         )
         raw = np.asarray(table.column("_cz_v").to_numpy(zero_copy_only=False), dtype=np.float64)
-        values = np.clip(raw[~np.isnan(raw)], low, high).tolist()
-        value, loss = private_quantile(
-            values, grid, agg.q, share=share, zcdp=zcdp, max_rows=max_rows
+        known = ~np.isnan(raw)
+        values = np.clip(raw[known], low, high)
+        meas, loss = quantile_measurement(
+            grid, agg.q, share=share / groups, zcdp=zcdp, max_rows=max_rows
         )
-        spent += loss
-        out[order_statistic_key(agg.func, agg.ref, agg.q)] = (value, (low, high))
+        if not grouped:
+            released = [float(meas(values.tolist()))]
+        else:
+            assert keys is not None
+            dims = [table.column(f"_cz_d{i}").to_pylist() for i in range(len(keys[0]))]
+            labels = [tuple(jsonable(v) for v in key) for key in zip(*dims, strict=True)]
+            labels = [label for label, ok in zip(labels, known.tolist(), strict=True) if ok]
+            by_group: dict[tuple[Any, ...], list[float]] = {}
+            for label, value in zip(labels, values.tolist(), strict=True):
+                by_group.setdefault(label, []).append(value)
+            # every public group is released, empty ones too; groups outside them never are
+            released = [float(meas(by_group.get(tuple(key), []))) for key in keys]
+        spent += loss * groups
+        out[order_statistic_key(agg.func, agg.ref, agg.q)] = (released, (low, high))
     return out, spent
+
+
+def quantile_measurement(
+    grid: list[float], q: float, *, share: float, zcdp: bool, max_rows: int
+) -> tuple[Any, float]:
+    """OpenDP's private quantile calibrated to spend at most ``share`` when one entity
+    moves ``max_rows`` records; returns it and its loss (from its privacy map)."""
+    target = share * SAFETY
+    unit = float(_measurement(grid, q, zcdp, 1.0).map(max_rows))
+    first = unit / target if not zcdp else math.sqrt(unit / target)
+    meas, _ = calibrate(
+        lambda s: _measurement(grid, q, zcdp, s), max_rows, target, first * (1 - 1e-9)
+    )
+    return meas, float(meas.map(max_rows))

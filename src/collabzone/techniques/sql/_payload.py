@@ -11,9 +11,14 @@ from typing import Any
 
 import pyarrow as pa
 
+_PLAIN = (str, int, bool)
+"""Cell types that are JSON as they are (the common case, checked first)."""
+
 
 def jsonable(value: Any) -> Any:
     """A JSON-safe form of one cell (dates as ISO text, decimals as floats, NaN as None)."""
+    if value is None or type(value) in _PLAIN:
+        return value
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, decimal.Decimal):

@@ -75,7 +75,13 @@ def functions_outside_dp(compiled: Compiled) -> list[Reason]:
     if compiled.mode == "dp":
         return []
     reasons = []
-    found = sorted({POST_FUNCTIONS[type(n)] for n in compiled.query.tree.find_all(*POST_FUNCTIONS)})
+    found = sorted(
+        {
+            POST_FUNCTIONS[type(n)]
+            for n in compiled.query.tree.find_all(*POST_FUNCTIONS)
+            if n.find(*AGG_FUNCS) is not None  # (FLOOR(x / w) of a bin is not one)
+        }
+    )
     if found:
         reasons.append(
             Reason(

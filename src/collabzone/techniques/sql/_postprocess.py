@@ -151,12 +151,15 @@ def _moments(released: _Released, agg: Aggregate, alpha: float) -> iv.Noisy:
 
 def _order_statistic(released: _Released, agg: Aggregate, alpha: float) -> iv.Noisy:
     """MIN / MAX / MEDIAN / QUANTILE_CONT: the private quantile released beside the noisy
-    table (``NoisyTable.order_stats``); its interval is the declared bounds, where the true
+    table (``NoisyTable.order_stats``), one per public group when grouped; its interval is the declared bounds, where the true
     value lies whatever the noise."""
     (name,) = quantity_key(released.compiled, agg.func, agg.ref, agg.q)
-    value, (low, high) = released.noisy.order_stats[name]
+    values, (low, high) = released.noisy.order_stats[name]
     size = released.size
-    return iv.Noisy(np.full(size, value), np.full(size, low), np.full(size, high))
+    value = np.asarray(values, dtype=np.float64)
+    if value.size != size:  # one value for an ungrouped query
+        value = np.full(size, value[0])
+    return iv.Noisy(value, np.full(size, low), np.full(size, high))
 
 
 LEAVES: dict[str, Leaf] = {
@@ -321,7 +324,11 @@ def answer(
     having = compiled.query.tree.args.get("having")
     order = list(range(len(noisy.keys)))
     if noisy.threshold is not None:  # privately selected groups: an order of the keys alone
-        order.sort(key=lambda i: tuple(_sort_key(v) for v in noisy.keys[i]))
+        keys = noisy.keys
+        if all(len(k) == 1 and type(k[0]) is str for k in keys):  # (the same order, faster)
+            order.sort(key=lambda i: keys[i][0])
+        else:
+            order.sort(key=lambda i: tuple(_sort_key(v) for v in keys[i]))
     item_alpha = {
         item.name: alpha / max(1, len(quantities_of(item.node, compiled)))
         for item in shape.items
@@ -383,9 +390,12 @@ def _values(column: iv.Noisy) -> list[Any]:
 
 def _intervals(column: iv.Noisy, rows: npt.NDArray[np.intp]) -> list[list[float | None]]:
     """[low, high] per released row; an infinite end (or no interval) is null."""
+    low, high = column.low[rows], column.high[rows]
+    if np.isfinite(low).all() and np.isfinite(high).all():  # (the common case, at once)
+        return np.column_stack([low, high]).tolist() if low.size else []
     out = []
-    for low, high in zip(column.low[rows].tolist(), column.high[rows].tolist(), strict=True):
-        out.append([low if math.isfinite(low) else None, high if math.isfinite(high) else None])
+    for lo, hi in zip(low.tolist(), high.tolist(), strict=True):
+        out.append([lo if math.isfinite(lo) else None, hi if math.isfinite(hi) else None])
     return out
 
 

@@ -16,7 +16,7 @@ from collabzone.errors import Reason
 from collabzone.model import ColumnClass, ColumnType, Dataset
 from collabzone.techniques.base import Merge, RuleSpec
 from collabzone.techniques.sql._frontend import ColumnRef
-from collabzone.techniques.sql._shape import DP_ONLY, QUANTILE_FUNCS, Condition, Shape
+from collabzone.techniques.sql._shape import DP_ONLY, Condition, Shape
 
 MODES = ("aggregation", "list", "template", "dp")
 DEFAULT_MIN_GROUP_SIZE = 10
@@ -300,8 +300,37 @@ def check_columns(
                 "bounds",
                 ref.dataset,
             )
+    for condition in shape.conditions:
+        if condition.bin is None:
+            continue
+        ref = condition.ref
+        rules = eff.of(ref.dataset)
+        where = f"WHERE {condition.bin.sql()}"
+        if mode != "dp":
+            add(
+                "BIN_NOT_ALLOWED",
+                f"{where}: bins in WHERE are allowed in dp mode only (give an epsilon or rho)",
+                "dp",
+                ref.dataset,
+            )
+        elif ref.column.column_class not in (ColumnClass.MEASURE, ColumnClass.DIMENSION):
+            add(
+                "COLUMN_NOT_ALLOWED",
+                f"{where}: column {ref.column.name!r} may not be binned (only measures and "
+                "dimensions)",
+                "dimensions",
+                ref.dataset,
+            )
+        elif bounds_of(ref, rules) is None and not _dimensions(ref, rules):
+            add(
+                "MISSING_BOUNDS",
+                f"{where}: binning {ref.column.name!r} needs its declared bounds (rule bounds "
+                "or a min/max domain)",
+                "bounds",
+                ref.dataset,
+            )
     used_refs = [r for r in shape.group_by if r.key not in binned]
-    used_refs += [c.ref for c in shape.conditions]
+    used_refs += [c.ref for c in shape.conditions if c.bin is None]
     for ref in used_refs:
         rules = eff.of(ref.dataset)
         if _is_join_key(ref, rules):
@@ -319,7 +348,7 @@ def check_columns(
                 ref.dataset,
             )
     for condition in shape.conditions:
-        if not _in_domain(condition):
+        if condition.bin is None and not _in_domain(condition):
             add(
                 "OUT_OF_DOMAIN",
                 f"a condition on {condition.ref.column.name!r} uses a value outside its "
@@ -378,16 +407,7 @@ def check_columns(
             else _DEFAULT_AGGREGATES.get(agg.ref.column.column_class, ())
         )
         if mode == "dp":
-            if agg.func in QUANTILE_FUNCS and shape.group_by:
-                add(
-                    "AGGREGATE_NOT_ALLOWED",
-                    f"{agg.func} of {agg.ref.column.name!r} is released by a private quantile "
-                    "over the whole table: drop the GROUP BY (or ask one query per group "
-                    "with WHERE)",
-                    "dp",
-                    agg.ref.dataset,
-                )
-            elif agg.func not in ("COUNT", "COUNT_DISTINCT") and bounds_of(agg.ref, rules) is None:
+            if agg.func not in ("COUNT", "COUNT_DISTINCT") and bounds_of(agg.ref, rules) is None:
                 add(
                     "MISSING_BOUNDS",
                     f"{agg.func} of {agg.ref.column.name!r} needs clamping bounds in the "

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 from sqlglot import exp
 
 from collabzone.budget import PrivacyCost
@@ -185,6 +187,27 @@ def _saturate(value: Any) -> int:
     return max(-EXACT_LIMIT, min(EXACT_LIMIT, int(value or 0)))
 
 
+def _saturated(column: pa.ChunkedArray) -> Any:
+    """A column of exact totals, each ``_saturate``d, as one int64 numpy vector (an
+    integer column at once; anything else, e.g. HUGEINT, value by value)."""
+    if pa.types.is_integer(column.type) and column.type.bit_width <= 64:
+        filled = column.fill_null(0).to_numpy().astype(np.int64, copy=False)
+        out = np.clip(filled, -EXACT_LIMIT, EXACT_LIMIT)
+    else:
+        out = np.asarray([_saturate(v) for v in column.to_pylist()], dtype=np.int64)
+    return out if out.size else np.zeros(1, dtype=np.int64)
+
+
+def _json_column(column: pa.ChunkedArray) -> list[Any]:
+    """A group column's values, JSON-safe (text and integers as they are, no per-cell
+    conversion; dates, decimals and floats through ``jsonable``)."""
+    values: list[Any] = column.to_pylist()
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind):
+        return values
+    return [jsonable(v) for v in values]
+
+
 def run_dp(compiled: Compiled, ctx: RunContext) -> Outcome:
     """The cached answer, or a fresh noisy one; a failure after the private derivation of
     limits raises FailedAfterSpending so the zone charges what the derivation spent."""
@@ -235,18 +258,11 @@ def _answer(
             ctx.connection(), tree.sql(dialect="duckdb"), timeout_s=eff.timeout_s, max_rows=None
         )
         dims = [f"_cz_d{i}" for i in range(len(compiled.shape.group_by))]
-        dim_values = [table.column(d).to_pylist() for d in dims]
-        keys = (
-            [tuple(jsonable(v) for v in key_) for key_ in zip(*dim_values, strict=True)]
-            if dims
-            else [()] * table.num_rows
-        )
+        dim_values = [_json_column(table.column(d)) for d in dims]
+        keys = list(zip(*dim_values, strict=True)) if dims else [()] * table.num_rows
         if not dims and not keys:
             keys = [()]
-        data = {
-            q.name: [_saturate(v) for v in table.column(q.name).to_pylist()] or [0]
-            for q in compiled.quantities
-        }
+        data = {q.name: _saturated(table.column(q.name)) for q in compiled.quantities}
     measures = []
     for q in compiled.quantities:
         linf = (
@@ -271,10 +287,13 @@ def _answer(
             public_keys=public,
             selector=compiled.quantity_index.get("rows"),
         )
-    else:  # only order statistics: one row, nothing to noise per group
-        noisy = NoisyTable([()], {}, {}, {}, replace(budget, delta=0.0).cost())
+    else:  # only order statistics: one row (or one per public group), nothing to noise
+        noisy = NoisyTable(
+            list(dict.fromkeys(public or [()])), {}, {}, {}, replace(budget, delta=0.0).cost()
+        )
     if stats:
         total = (main_budget.rho if main_budget.zcdp else main_budget.epsilon) or 0.0
+        grouped = bool(compiled.shape.group_by)
         noisy.order_stats, _ = release_order_statistics(
             compiled,
             ctx.connection(),
@@ -282,11 +301,20 @@ def _answer(
             zcdp=main_budget.zcdp,
             max_rows=max_rows,
             salt=secrets.randbelow(2**31),
+            keys=noisy.keys if grouped else None,
+            max_groups=max_groups,
         )
         notes.append(
             "MIN / MAX / MEDIAN / QUANTILE_CONT are private quantiles over a public grid of "
             "the declared bounds: the value is a grid point, its interval the bounds"
         )
+        if grouped:
+            notes.append(
+                f"order statistics per group: each person is kept in at most {max_groups} "
+                f"group(s) with at most {max_rows} row(s) in each; every public group's "
+                f"quantile spends 1/{max_groups} of the order statistic's share, so by "
+                "parallel composition over groups the whole set costs that share once"
+            )
     # the whole budget is charged: the answer's share and the share that derived the limits
     charged = budget.cost() if noisy.threshold is not None else replace(budget, delta=0.0).cost()
     scale_of = {q.name: (q.bound.scale if q.bound is not None else 1) for q in compiled.quantities}

@@ -5,7 +5,8 @@ Governed SQL accepts one flat form: ``SELECT dims, aggregates FROM a [JOIN b ON 
 row-level ``list`` releases, plain columns without aggregates). Anything else is refused
 here, structurally, before a rule looks at column classes: expressions inside aggregates
 (magnifiers such as ``SUM(CASE ...)`` or ``SUM(x * 1e6)``), arithmetic in WHERE (error
-oracles such as ``1 / (age - 37)``), outer joins, joins on anything but column equality.
+oracles such as ``1 / (age - 37)``; public bins compared with literals are the exception,
+DP mode only), outer joins, joins on anything but column equality.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from typing import Any
 from sqlglot import exp
 
 from collabzone.model import ColumnType
-from collabzone.techniques.sql._bins import engine_form, public_bin
+from collabzone.techniques.sql._bins import (
+    bin_values_are_text,
+    engine_form,
+    is_bin_form,
+    public_bin,
+)
 from collabzone.techniques.sql._frontend import ColumnRef, QueryRejected, ResolvedQuery
 
 AGG_FUNCS: dict[type[exp.Expression], str] = {
@@ -78,6 +84,9 @@ class Condition:
     ref: ColumnRef
     op: str
     values: tuple[object, ...]
+    bin: exp.Expression | None = field(default=None, compare=False)
+    """The public bin compared (``WHERE width_bucket(x, 0, 100, 10) = 3``), as written;
+    ``values`` are then bin values, not the column's. DP mode only (``_rules``)."""
 
 
 @dataclass
@@ -181,22 +190,34 @@ def _quantile_of(node: exp.Expression, func: str) -> float | None:
     return float(value)
 
 
-def _engine_forms(tree: exp.Select, bins: dict[int, exp.Expression], query: ResolvedQuery) -> None:
-    """Bins the engine lacks (width_bucket) rewritten in place, in GROUP BY and SELECT;
-    ``bins`` keeps the written form (its public domain), detached from the tree."""
+def _engine_forms(
+    tree: exp.Select,
+    bins: dict[int, exp.Expression],
+    query: ResolvedQuery,
+    conditions: list[Condition],
+) -> None:
+    """Bins the engine lacks (width_bucket) rewritten in place, in GROUP BY, SELECT and
+    WHERE; ``bins`` and the conditions keep the written form, detached from the tree."""
     for index, node in list(bins.items()):
-        text = node.sql()
-        form = engine_form(node)
-        if form.sql() == text:
-            continue
-        bins[index] = node.copy()
-        targets = [n for n in tree.find_all(type(node)) if n.sql() == text]
-        for target in targets:
-            copy = form.copy()
-            ref = query.ref(next(target.find_all(exp.Column)))
-            for column in copy.find_all(exp.Column):
-                query.refs[id(column)] = ref
-            target.replace(copy)
+        if _engine_form_in_place(tree, node, query):
+            bins[index] = node.copy()
+    for condition in conditions:
+        if condition.bin is not None:
+            _engine_form_in_place(tree, condition.bin.copy(), query)
+
+
+def _engine_form_in_place(tree: exp.Select, node: exp.Expression, query: ResolvedQuery) -> bool:
+    text = node.sql()
+    form = engine_form(node)
+    if form.sql() == text:
+        return False
+    for target in [n for n in tree.find_all(type(node)) if n.sql() == text]:
+        copy = form.copy()
+        ref = query.ref(next(target.find_all(exp.Column)))
+        for column in copy.find_all(exp.Column):
+            query.refs[id(column)] = ref
+        target.replace(copy)
+    return True
 
 
 def _group_item(node: exp.Expression, tree: exp.Select, query: ResolvedQuery) -> exp.Expression:
@@ -287,6 +308,39 @@ def _typed(condition: Condition) -> list[Condition]:
     return [condition]
 
 
+def _bin_comparisons(node: exp.Expression, ref: ColumnRef) -> None:
+    """The comparisons inside a bin's CASE / IF typed like WHERE's: a text column compared
+    with a number would be cast row by row, failing on some values only (an error oracle)."""
+    for comparison in node.find_all(*_COMPARISONS):
+        sides = (comparison.this, comparison.expression)
+        literal = next((s for s in sides if isinstance(s, _LITERALS)), None)
+        if literal is not None:
+            _typed(Condition(ref, type(comparison).__name__, (literal_value(literal),)))
+    for listed in node.find_all(exp.In):
+        _typed(Condition(ref, "IN", tuple(literal_value(v) for v in listed.expressions)))
+
+
+def _binned(
+    node: exp.Expression, op: str, values: tuple[object, ...], query: ResolvedQuery
+) -> list[Condition]:
+    """A WHERE condition on a public bin (its values are the bin's, typed like them)."""
+    where = f"WHERE {node.sql()}"
+    ref = public_bin(node, query, clause="WHERE")
+    _bin_comparisons(node, ref)
+    text = bin_values_are_text(node)
+    for value in values:
+        if value is None:
+            continue
+        is_text = isinstance(value, str)
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if text is None or (text and not is_text) or (not text and not is_number):
+            kind = "mixed text and numbers" if text is None else ("text" if text else "numbers")
+            raise QueryRejected(
+                "TYPE_MISMATCH", f"{where}: the bin's values are {kind}; compare it with those"
+            )
+    return [Condition(ref, op, values, bin=node)]
+
+
 def _conditions(node: Any, query: ResolvedQuery) -> list[Condition]:
     if node is None:
         return []
@@ -300,6 +354,22 @@ def _conditions(node: Any, query: ResolvedQuery) -> list[Condition]:
             col, lit = lit, col
         if isinstance(col, exp.Column) and isinstance(lit, _LITERALS):
             return _typed(Condition(query.ref(col), type(node).__name__, (literal_value(lit),)))
+        left, right = node.left, node.right
+        binned, other = (right, left) if isinstance(left, _LITERALS) else (left, right)
+        if (
+            isinstance(other, _LITERALS)
+            and isinstance(binned, exp.Expression)
+            and is_bin_form(binned)
+        ):
+            return _binned(binned, type(node).__name__, (literal_value(other),), query)
+    elif isinstance(node, exp.In) and is_bin_form(node.this):
+        if node.args.get("query") or not node.expressions:
+            raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "IN takes a list of literals")
+        values = tuple(literal_value(v) for v in node.expressions)
+        return _binned(node.this, "IN", values, query)
+    elif isinstance(node, exp.Between) and is_bin_form(node.this):
+        values = (literal_value(node.args["low"]), literal_value(node.args["high"]))
+        return _binned(node.this, "BETWEEN", values, query)
     elif isinstance(node, exp.In) and isinstance(node.this, exp.Column):
         if node.args.get("query") or not node.expressions:
             raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "IN takes a list of literals")
@@ -359,6 +429,7 @@ def analyse(query: ResolvedQuery) -> Shape:
                 group_by.append(query.ref(node))
                 continue
             ref = public_bin(node, query)
+            _bin_comparisons(node, ref)
             bins[len(group_by)] = node
             group_by.append(ref)
         keys = [r.key for r in group_by]
@@ -419,7 +490,7 @@ def analyse(query: ResolvedQuery) -> Shape:
             raise QueryRejected("CONSTRUCT_NOT_ALLOWED", "HAVING may test aggregates only")
         shape.having_aggregates = list(_aggregates_in(having.this, query))
     shape.bins = bins
-    _engine_forms(tree, bins, query)
+    _engine_forms(tree, bins, query, shape.conditions)
     shape.order_by = _order_by(tree, items)
     limit = tree.args.get("limit")
     if limit is not None:
