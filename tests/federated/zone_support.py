@@ -48,10 +48,14 @@ class FLWorld:
         return request
 
 
-def make_world(parties: Parties, rules: Mapping[str, Mapping[str, Any]] | None = None) -> FLWorld:
+def make_world(
+    parties: Parties,
+    rules: Mapping[str, Mapping[str, Any]] | None = None,
+    approval: str = "auto",
+) -> FLWorld:
     """Each owner registers ``adult_<owner>`` (metadata only) and shares it for FL with
     ``lab``; ``rules`` overrides an owner's agreement rules."""
-    _, token = parties.operator.add_party("lab", ["analyst"])
+    _, token = parties.operator.add_party("lab", ["analyst", "provider"])
     for owner in OWNERS:
         handle: Zone = getattr(parties, owner)
         handle.register_dataset(f"adult_{owner}", DATASET_SPEC, row_count=1000)
@@ -61,5 +65,6 @@ def make_world(parties: Parties, rules: Mapping[str, Mapping[str, Any]] | None =
             technique="federated",
             purposes=["income model"],
             rules={**RULES, **(rules or {}).get(owner, {})},
+            approval=approval,
         )
     return FLWorld(parties, parties.operator.as_party(token), token)
