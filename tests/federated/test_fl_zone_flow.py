@@ -8,7 +8,6 @@ its owner approved (the zone's stored plan rewritten after the approval).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,49 +18,17 @@ from collabzone.model import RequestStatus
 from collabzone.node import NodeAgent
 from collabzone.store import tables as t
 from collabzone.techniques.federated import _coordinator
-from collabzone.zone import Zone, connect
+from collabzone.zone import connect
 from tests.conftest import Parties
-from tests.federated.fl_support import (
-    DATASET_SPEC,
-    OWNERS,
-    adult,
-    split_non_iid,
-    write_owner_files,
-)
-from tests.federated.zone_support import FLWorld, make_world
-
-
-@dataclass
-class Nodes:
-    world: FLWorld
-    host: Zone
-    agents: dict[str, NodeAgent]
-
-
-def _nodes(parties: Parties, tmp_path: Path) -> Nodes:
-    world = make_world(parties, approval="manual")
-    frame = adult(1500)
-    paths = write_owner_files(split_non_iid(frame), tmp_path / "nodes")
-    evaluation = write_owner_files({"lab": adult(2500).tail(800)}, tmp_path / "lab")["lab"]
-    world.analyst.add_dataset("adult_eval", evaluation, DATASET_SPEC)
-    agents = {
-        o: NodeAgent(world.owner(o), {f"adult_{o}": paths[o]}, approvals=tmp_path / f"{o}.json")
-        for o in OWNERS
-    }
-    return Nodes(world, connect(parties.root, host=True), agents)
-
-
-def _submit(nodes: Nodes, **overrides: object) -> str:
-    request = nodes.world.submit(evaluation="adult_eval", rounds=4, **overrides)
-    assert request.status is RequestStatus.AWAITING_APPROVAL, request.reasons
-    return request.id
+from tests.federated.fl_support import OWNERS
+from tests.federated.zone_support import make_nodes, make_world, submit
 
 
 def test_a_federated_job_runs_at_every_approving_node_and_is_released(
     sqlite_zone: Parties, tmp_path: Path
 ) -> None:
-    nodes = _nodes(sqlite_zone, tmp_path)
-    request_id = _submit(nodes)
+    nodes = make_nodes(sqlite_zone, tmp_path)
+    request_id = submit(nodes)
     for owner, agent in nodes.agents.items():
         assert agent.zone.jobs() == []  # nothing reaches a node before every owner approved
         agent.approve(request_id, f"{owner}: columns and epsilon as agreed")
@@ -109,8 +76,8 @@ def test_an_owner_who_did_not_approve_is_never_contacted(
 ) -> None:
     """Two owners approve, the insurer does not (yet, then denies): no node receives the
     job or its spec, the aggregator does not start, nobody joins."""
-    nodes = _nodes(sqlite_zone, tmp_path)
-    request_id = _submit(nodes)
+    nodes = make_nodes(sqlite_zone, tmp_path)
+    request_id = submit(nodes)
     nodes.agents["bank"].approve(request_id, "fine")
     nodes.agents["partner"].approve(request_id, "fine")
     for agent in nodes.agents.values():
@@ -132,8 +99,8 @@ def test_an_owner_who_did_not_approve_is_never_contacted(
 
 
 def test_a_party_outside_the_job_gets_nothing(sqlite_zone: Parties, tmp_path: Path) -> None:
-    nodes = _nodes(sqlite_zone, tmp_path)
-    request_id = _submit(nodes)
+    nodes = make_nodes(sqlite_zone, tmp_path)
+    request_id = submit(nodes)
     for owner, agent in nodes.agents.items():
         agent.approve(request_id, owner)
     outsider = nodes.world.analyst  # the analyst itself has a node-less handle: no job
@@ -151,8 +118,8 @@ def test_a_node_refuses_a_job_whose_spec_differs_from_what_its_owner_approved(
     rewritten (a compromised zone database, or an analyst with write access to it) to 40
     rounds with marital status; the zone signs what it holds, the nodes compare with the
     digest their owners approved and refuse; nothing is released or charged."""
-    nodes = _nodes(sqlite_zone, tmp_path)
-    request_id = _submit(nodes)
+    nodes = make_nodes(sqlite_zone, tmp_path)
+    request_id = submit(nodes)
     for owner, agent in nodes.agents.items():
         agent.approve(request_id, owner)
     plan = nodes.world.analyst.request_plan(request_id)

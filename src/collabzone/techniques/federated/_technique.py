@@ -30,6 +30,8 @@ from collabzone.techniques.base import (
 from collabzone.techniques.federated import _accounting, _analytics, _data, _rules, _spec
 from collabzone.techniques.federated._models import FAMILIES
 from collabzone.techniques.federated._spec import JobSpec
+from collabzone.techniques.view import CurveView, ResultView, cell
+from collabzone.techniques.view import table as view_table
 
 
 def projected_epsilon(spec: JobSpec) -> float:
@@ -199,6 +201,9 @@ class Federated(Technique):
 
         return _node.join(request_id, plan, ctx, owner, _spec.from_json(plan.details["spec"]))
 
+    def result_view(self, payload: Mapping[str, Any]) -> ResultView:
+        return result_view(payload)
+
     def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
         """Only the global result and aggregates leave; the epsilon actually spent (rounds
         run, not planned) is debited from every participating dataset."""
@@ -229,6 +234,67 @@ class Federated(Technique):
             notes=tuple(notes),
             derived=derived,
         )
+
+
+def result_view(payload: Mapping[str, Any]) -> ResultView:
+    """Facts (rounds, clients, epsilon, where the model is sealed), the per-round records
+    as a table, and accuracy and loss per round as curves."""
+    rounds = list(payload.get("rounds") or [])
+    facts: list[tuple[str, str]] = [
+        ("rounds run", cell(len(rounds))),
+        ("clients", ", ".join(map(str, payload.get("clients") or [])) or "-"),
+        ("epsilon spent (client-level)", cell(payload.get("epsilon"))),
+    ]
+    if rounds:
+        facts += [
+            ("clipping norm", cell(rounds[-1].get("clipping_norm"))),
+            ("noise std", cell(rounds[-1].get("noise_std"))),
+        ]
+    if payload.get("stopped"):
+        facts.append(("stopped", str(payload["stopped"])))
+    if payload.get("model_dataset"):
+        facts.append(("sealed model", str(payload["model_dataset"])))
+    tables = []
+    if rounds:
+        tables.append(
+            view_table(
+                "Rounds",
+                ["round", "clients", "clipping norm", "noise std", "epsilon so far"],
+                [
+                    [
+                        r.get("round"),
+                        len(r.get("clients") or []),
+                        r.get("clipping_norm"),
+                        r.get("noise_std"),
+                        r.get("epsilon"),
+                    ]
+                    for r in rounds
+                ],
+            )  # fmt: skip
+        )
+    if "results" in payload:  # analytics
+        tables.append(
+            view_table(
+                "Aggregates",
+                ["query", "column", "value"],
+                [
+                    [r.get("kind"), r.get("column", "-"), r.get("value", r.get("counts"))]
+                    for r in payload["results"]
+                ],
+            )
+        )
+    metrics = [m for m in payload.get("metrics") or [] if isinstance(m, Mapping)]
+    curves = tuple(
+        CurveView(
+            f"{name.capitalize()} per round (evaluation data)",
+            "round",
+            name,
+            {name: tuple((float(m["round"]), float(m[name])) for m in metrics if name in m)},
+        )
+        for name in ("accuracy", "loss")
+        if any(name in m for m in metrics)
+    )
+    return ResultView(facts=tuple(facts), tables=tuple(tables), curves=curves)
 
 
 def _sealed_model(plan: Plan, payload: Mapping[str, Any], epsilon: float) -> DerivedDataset:
