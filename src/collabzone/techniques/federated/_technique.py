@@ -256,22 +256,13 @@ def result_view(payload: Mapping[str, Any]) -> ResultView:
         facts.append(("sealed model", str(payload["model_dataset"])))
     tables = []
     if rounds:
-        tables.append(
-            view_table(
-                "Rounds",
-                ["round", "clients", "clipping norm", "noise std", "epsilon so far"],
-                [
-                    [
-                        r.get("round"),
-                        len(r.get("clients") or []),
-                        r.get("clipping_norm"),
-                        r.get("noise_std"),
-                        r.get("epsilon"),
-                    ]
-                    for r in rounds
-                ],
-            )  # fmt: skip
-        )
+        rows = [
+            [r.get("round"), len(r.get("clients") or []), r.get("clipping_norm"),
+             r.get("noise_std"), r.get("epsilon")]
+            for r in rounds
+        ]  # fmt: skip
+        columns = ["round", "clients", "clipping norm", "noise std", "epsilon so far"]
+        tables.append(view_table("Rounds", columns, rows))
     if "results" in payload:  # analytics
         tables.append(
             view_table(
