@@ -24,6 +24,8 @@ he             issue 15: the recipient padding a victim's encrypted vector with 
                zeros; the mediator decrypting a stored total with the public context
 lookalike      issue 17: a partner reads a delivered look-alike audience to tell which of
                its customers are in the bank's seed set (absence as membership)
+mia            issue 14: loss-threshold membership inference against a released model
+               (:func:`loss_threshold_advantage`, :func:`dp_advantage_bound`)
 ============== =========================================================================
 
 Attacks are pure except for their questions; they never see the data. What they infer
@@ -49,6 +51,7 @@ from collabzone.attacks._he import he_differencing, he_mediator_decrypt, he_self
 from collabzone.attacks._join import PROBE_COLUMNS, join_amplification, probe_table
 from collabzone.attacks._judge import TableTruth, Truth, Verdict, dp_accuracy_bound, judge
 from collabzone.attacks._lookalike import MembershipResult, seed_membership
+from collabzone.attacks._mia import dp_advantage_bound, loss_threshold_advantage
 from collabzone.attacks._mpc import mpc_join_differencing, mpc_union_differencing
 from collabzone.attacks._oracle import oracle
 from collabzone.attacks._paths import (
@@ -91,6 +94,7 @@ __all__ = [
     "ZoneTarget",
     "differencing",
     "dp_accuracy_bound",
+    "dp_advantage_bound",
     "he_differencing",
     "he_mediator_decrypt",
     "he_self_padding",
@@ -99,6 +103,7 @@ __all__ = [
     "ks_test",
     "list_self_join",
     "list_unlisted_key",
+    "loss_threshold_advantage",
     "mpc_join_differencing",
     "mpc_union_differencing",
     "oracle",

@@ -204,6 +204,33 @@ class Federated(Technique):
     def result_view(self, payload: Mapping[str, Any]) -> ResultView:
         return result_view(payload)
 
+    def node_risk(self, plan: Plan) -> dict[str, Any]:
+        """The owners' risk summary before approval: the projected epsilon per dataset, the
+        bound it puts on any membership attacker, and the loss-threshold attack run on a
+        stand-in of the job (see :mod:`._mia`)."""
+        job = _spec.from_json(plan.details["spec"])
+        epsilon = float(plan.details["projected_epsilon"])
+        lines = [
+            f"runs at the nodes of {', '.join(plan.details['nodes'])}; the zone sees only "
+            f"aggregates; each dataset is charged epsilon {epsilon:.3g} (client-level: an "
+            "owner's whole dataset, hence each record)"
+        ]
+        report: dict[str, Any] = {"would_be": "run at the owners' nodes", "epsilon": epsilon}
+        if job.task == "train":
+            from collabzone.techniques.federated import _mia
+
+            check = _mia.membership_check(job, plan.details["domains"], epsilon)
+            report["membership_inference"] = check
+            lines.append(
+                "membership inference (loss threshold, on a stand-in of this job with random "
+                f"labels): advantage {check['advantage_with_dp']:.3f} with the job's noise, "
+                f"{check['advantage_without_dp']:.3f} without it (chance level "
+                f"{check['chance_level']:.3f}); DP bounds any attacker's advantage by "
+                f"{check['dp_bound']:.3f} at this epsilon"
+            )
+        report["summary"] = lines
+        return report
+
     def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
         """Only the global result and aggregates leave; the epsilon actually spent (rounds
         run, not planned) is debited from every participating dataset."""
