@@ -78,6 +78,8 @@ class ZoneAPI(Protocol):
 
     def request_plan(self, request_id: str) -> dict[str, Any]: ...
 
+    def request(self, request_id: str) -> Request: ...
+
     def approve(self, request_id: str, reason: str) -> Request: ...
 
     def complete_job(
@@ -234,6 +236,9 @@ class NodeAgent:
         seed: int | None = None,
         approvals: Path | None = None,
         zone_key: str | None = None,
+        superlink: str | None = None,
+        workdir: Path | None = None,
+        node_config: Mapping[str, str] | None = None,
     ) -> None:
         self.zone = zone
         self.local_datasets = {name: Path(path) for name, path in local_datasets.items()}
@@ -252,6 +257,10 @@ class NodeAgent:
         """The zone's job-signing public key (hex) pinned by the owner; None: as sent."""
         self.joined: set[str] = set()
         """Fan-out jobs this node joined (it does not join them again)."""
+        self.superlink = superlink
+        """The zone's Flower SuperLink (host:port): fan-out jobs start a SuperNode there."""
+        self.workdir = workdir or Path(".")
+        self.node_config = dict(node_config or {})
 
     def approve(self, request_id: str, reason: str) -> Request:
         """The owner approves a request from its node: the spec digest it was shown is
@@ -303,8 +312,15 @@ class NodeAgent:
                 },
             )
             if fan_out and join is not None:  # a fan-out job: join, do not complete
+                options = {
+                    "superlink": self.superlink,
+                    "workdir": self.workdir,
+                    "approved": self.approvals.get(request.id),
+                    "paths": self.local_datasets,
+                    "node_config": self.node_config,
+                }
                 try:
-                    if join(request.id, plan, ctx, self.zone.me.name):
+                    if join(request.id, plan, ctx, self.zone.me.name, options):
                         self.joined.add(request.id)
                     return request
                 finally:
@@ -341,7 +357,22 @@ class NodeAgent:
 
     def run_once(self) -> list[Request]:
         """Run every job waiting now; returns the requests as the zone left them."""
-        return [self.run_job(job) for job in self.zone.jobs() if job.id not in self.joined]
+        waiting = self.zone.jobs()
+        self._leave_finished({job.id for job in waiting})
+        return [self.run_job(job) for job in waiting if job.id not in self.joined]
+
+    def _leave_finished(self, waiting: set[str]) -> None:
+        """Stop what this node started for fan-out jobs no longer waiting (e.g. a SuperNode)."""
+        for request_id in sorted(self.joined - waiting):
+            technique = registry.get(self.zone.request(request_id).technique)
+            leave = getattr(technique, "leave", None)
+            if leave is not None:
+                leave(request_id, self.zone.me.name)
+            self.joined.discard(request_id)
+
+    def close(self) -> None:
+        """Stop everything this node started for the jobs it joined."""
+        self._leave_finished(set())
 
     def serve(self, poll_seconds: float = 5.0, max_jobs: int | None = None) -> int:
         """Poll for jobs until ``max_jobs`` have run (forever if None); returns the count."""
@@ -349,7 +380,9 @@ class NodeAgent:
             raise InvalidInputError("poll_seconds must be positive")
         done = 0
         while max_jobs is None or done < max_jobs:
-            for job in self.zone.jobs():
+            waiting = self.zone.jobs()
+            self._leave_finished({job.id for job in waiting})
+            for job in waiting:
                 if job.id in self.joined:
                     continue
                 self.run_job(job)

@@ -452,14 +452,22 @@ class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps, PartyOps):
 
     def fanout_job(self, request_id: str) -> dict[str, Any]:
         """A fan-out job as its aggregator needs it (host processes only): ``status``,
-        ``requester`` and the stored ``plan``."""
+        ``requester``, the stored ``plan`` and the zone's ``signature`` over its spec digest
+        with the ``zone_key`` to check it (what a ServerApp hands the ClientApps)."""
         self._require_host("fanout_job")
         with self._engine.connect() as conn:
             row = repo.get_request_row(conn, request_id)
         plan = dict(row["plan"] or {})
         if not fanout_nodes(plan):
             raise InvalidInputError(f"request {request_id} is not a fan-out job")
-        return {"status": row["status"], "requester": row["requester"], "plan": plan}
+        signature, key = self._requests.job_signature(str(plan["details"]["spec_sha256"]))
+        return {
+            "status": row["status"],
+            "requester": row["requester"],
+            "plan": plan,
+            "signature": signature,
+            "zone_key": key,
+        }
 
     def job_evaluation_table(self, request_id: str) -> Any:
         """The dataset a fan-out plan names to score its rounds on (``details["evaluation"]``),

@@ -8,6 +8,7 @@ its owner approved (the zone's stored plan rewritten after the approval).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,22 @@ def test_a_node_refuses_a_job_its_owner_approved_only_by_agreement(
     done = agent.run_once()
     assert done[0].status is RequestStatus.REFUSED
     assert "did not approve this federated job at its node" in " ".join(done[0].reasons)
+
+
+def test_fl_approve_records_the_digest_in_the_nodes_book(
+    sqlite_zone: Parties, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from collabzone.cli import app
+
+    nodes = make_nodes(sqlite_zone, tmp_path)
+    request_id = submit(nodes)
+    book = tmp_path / "bank-book.json"
+    base = ["--zone", str(sqlite_zone.root), "--token", sqlite_zone.tokens["bank"], "fl"]
+    done = CliRunner().invoke(app, [*base, "approve", request_id, "--reason", "ok",
+                                    "--book", str(book)])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    digest = nodes.world.analyst.request_plan(request_id)["details"]["spec_sha256"]
+    assert json.loads(book.read_text()) == {request_id: digest}
+    assert digest in done.output and "awaiting_approval" in done.output

@@ -18,22 +18,34 @@ The zone's host process runs the aggregator:
    :meth:`collabzone.zone.Zone.complete_fanout`, which debits every participating dataset
    and seals the model in the release transaction.
 
-The link lives in this process: the in-process path (tests, demo) runs the zone and the
-nodes together. A deployment replaces the link by the zone's SuperLink and ServerApp
-(:mod:`._deploy`, :mod:`._flower`): each node agent starts its SuperNode against it; see
-docs/federated.md for what is wired.
+The :class:`LocalLink` lives in this process: the in-process path (tests, demo) runs the
+zone and the nodes together. The deployment path (:func:`open_flower`, :func:`run_flower`)
+starts the zone's SuperLink instead; each node agent configured with its address starts
+its SuperNode for the job (:func:`._node.join`), and the zone's ServerApp (:mod:`._flower`)
+runs the rounds with SecAgg+; the per-round audit events are appended from the ServerApp's
+records when the run ends.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from collabzone.errors import InvalidInputError, NotAuthorisedError
-from collabzone.techniques.federated import _analytics, _data, _federation, _models, _spec
+from collabzone.techniques.federated import (
+    _analytics,
+    _data,
+    _deploy,
+    _federation,
+    _models,
+    _spec,
+)
 from collabzone.techniques.federated._federation import ClientData
 
 if TYPE_CHECKING:
@@ -160,3 +172,68 @@ def run(zone: Zone, request_id: str, seed: int = 0) -> Request:
     finally:
         with _LOCK:
             _LINKS.pop(request_id, None)
+
+
+@dataclass
+class FlowerLink:
+    """The zone's SuperLink for one job (deployment path)."""
+
+    request_id: str
+    nodes: tuple[str, ...]
+    deployment: _deploy.Deployment
+    address: str
+    raw: dict[str, Any] = field(default_factory=dict)
+    """The ServerApp's whole result file (tests read what reached the strategy)."""
+
+
+def open_flower(zone: Zone, request_id: str, root: Path) -> FlowerLink:
+    """Start the job's SuperLink (the job must be approved by every owner); node agents
+    configured with ``address`` start their SuperNodes when they pull the job."""
+    job = zone.fanout_job(request_id)
+    if job["status"] != "approved":
+        raise InvalidInputError(
+            f"request {request_id} is {job['status']}: a federated job starts only once "
+            "every owner approved it"
+        )
+    deployment, address = _deploy.start_link(root)
+    return FlowerLink(request_id, tuple(job["plan"]["details"]["nodes"]), deployment, address)
+
+
+def run_flower(zone: Zone, link: FlowerLink, timeout: float = 600.0) -> Request:
+    """Submit the ServerApp run with the zone-signed spec, wait for it (the SuperNodes of
+    every node must have joined), audit its rounds, release; stops the SuperLink."""
+    job = zone.fanout_job(link.request_id)
+    details = job["plan"]["details"]
+    spec = _spec.from_json(details["spec"])
+    run_config = {
+        "spec-json": json.dumps(details["spec"]),
+        "spec-sha256": details["spec_sha256"],
+        "signature": job["signature"],
+        "zone-key": job["zone_key"],
+        "domains-json": json.dumps(details["domains"]),
+        "epsilon-budget": float(details["projected_epsilon"]),
+    }
+    try:
+        link.raw = _deploy.run_app(link.deployment, run_config, timeout)
+    finally:
+        link.deployment.stop()
+    rounds = [{**r, "clients": list(link.nodes)} for r in link.raw["rounds"]]
+    evaluation = _evaluation(zone, link.request_id, spec, dict(details["domains"]))
+    params = [np.asarray(p, dtype=np.float64) for p in link.raw["model"]]
+    metrics = []
+    for record in rounds:
+        event = {**record, "noise_multiplier": spec.privacy.noise_multiplier}
+        zone.job_event(link.request_id, "federated.round", event)
+    if evaluation is not None and rounds:  # the ServerApp returns the final model only
+        x, y = evaluation
+        metrics.append({"round": rounds[-1]["round"], "loss": _models.log_loss(params, x, y),
+                        "accuracy": _models.accuracy(params, x, y)})  # fmt: skip
+    payload = {
+        "model": link.raw["model"],
+        "rounds": rounds,
+        "epsilon": link.raw["epsilon"],
+        "stopped": link.raw["stopped"],
+        "clients": list(link.nodes),
+        "metrics": metrics,
+    }
+    return zone.complete_fanout(link.request_id, payload, mechanism=MECHANISM)

@@ -11,19 +11,22 @@ Before it reads a row the node checks, in this order:
 3. the zone signed that digest with its job-signing key (pinned by the agent when given).
 
 Then it encodes its own dataset by the public domains of the plan and joins the job's
-link (:mod:`._coordinator`); the rows stay in the node's memory.
+link (:mod:`._coordinator`); the rows stay in the node's memory. On the deployment path
+(the agent knows the zone's SuperLink address) it starts its SuperNode instead, whose
+ClientApp checks the signed spec against the same approved digest before it reads the file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from collabzone.errors import NotAuthorisedError
 from collabzone.techniques.base import Plan, RunContext
-from collabzone.techniques.federated import _coordinator, _data, _spec
+from collabzone.techniques.federated import _coordinator, _data, _deploy, _spec
 from collabzone.techniques.federated._federation import ClientData
 
 
@@ -52,21 +55,40 @@ def check(
     return spec
 
 
+_SUPERNODES: dict[tuple[str, str], _deploy.Deployment] = {}
+
+
 def join(
     request_id: str,
     plan: Plan,
     ctx: RunContext,
     owner: str,
     spec: _spec.JobSpec,
+    options: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Join the job's link with this node's client; False if the zone's aggregator has not
-    opened it yet (the agent tries again on its next poll)."""
-    link = _coordinator.link_for(request_id)
-    if link is None:
-        return False
+    """Join the job: in-process, the link with this node's client (False if the zone's
+    aggregator has not opened it yet: the agent tries again on its next poll); with
+    ``options["superlink"]`` (deployment path), start this owner's SuperNode against the
+    zone's SuperLink, its node config naming the local file and the approved digest."""
+    options = options or {}
     mine = [d for d, o in plan.details["owners"].items() if o == owner]
     if len(mine) != 1:
         raise NotAuthorisedError(f"{owner!r} holds no dataset of this job")
+    if options.get("superlink"):
+        root = Path(options["workdir"]) / f"{request_id}-{owner}"
+        root.mkdir(parents=True, exist_ok=True)
+        deployment = _deploy.Deployment(root)
+        node_config = {
+            "data-path": str(options["paths"][mine[0]]),
+            "approved-sha256": str(options["approved"]),
+            **dict(options.get("node_config") or {}),
+        }
+        _deploy.start_supernode(deployment, owner, str(options["superlink"]), node_config)
+        _SUPERNODES[(request_id, owner)] = deployment
+        return True
+    link = _coordinator.link_for(request_id)
+    if link is None:
+        return False
     frame = ctx.table(mine[0]).to_pandas()
     domains = plan.details["domains"]
     if spec.task == "analytics":
@@ -76,3 +98,10 @@ def join(
     y = _data.encode_label(frame, str(spec.label), domains[str(spec.label)])
     link.join(_coordinator.NodeClient(owner, ClientData(owner, x, y)))
     return True
+
+
+def leave(request_id: str, owner: str) -> None:
+    """Stop this owner's SuperNode of a finished job (if it started one)."""
+    deployment = _SUPERNODES.pop((request_id, owner), None)
+    if deployment is not None:
+        deployment.stop()

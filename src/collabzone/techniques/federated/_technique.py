@@ -194,12 +194,27 @@ class Federated(Technique):
 
         _node.check(plan, context, owner, approved, pinned_key)
 
-    def join(self, request_id: str, plan: Plan, ctx: RunContext, owner: str) -> bool:
+    def join(
+        self,
+        request_id: str,
+        plan: Plan,
+        ctx: RunContext,
+        owner: str,
+        options: Mapping[str, Any] | None = None,
+    ) -> bool:
         """At an owner's node, after :meth:`check_at_node`: join the zone's aggregator with
-        the client bound to the owner's rows (False: not open yet, try again)."""
+        the client bound to the owner's rows (False: not open yet, try again); with
+        ``options["superlink"]``, start the owner's SuperNode against it."""
         from collabzone.techniques.federated import _node
 
-        return _node.join(request_id, plan, ctx, owner, _spec.from_json(plan.details["spec"]))
+        spec = _spec.from_json(plan.details["spec"])
+        return _node.join(request_id, plan, ctx, owner, spec, options)
+
+    def leave(self, request_id: str, owner: str) -> None:
+        """At an owner's node, once the job ended: stop what :meth:`join` started."""
+        from collabzone.techniques.federated import _node
+
+        _node.leave(request_id, owner)
 
     def result_view(self, payload: Mapping[str, Any]) -> ResultView:
         return result_view(payload)
