@@ -432,8 +432,9 @@ class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps, PartyOps):
         return context
 
     def job_signing_key(self) -> str:
-        """The zone's public job-signing key (hex): a node pins it to check fan-out job
-        specs (see :func:`~collabzone.request_jobs.fanout_nodes`)."""
+        """The zone's public job-signing key (hex): the operator hands it to the owners,
+        whose nodes pin it to check fan-out job specs (host processes only)."""
+        self._require_host("job_signing_key")
         return self._requests.job_signature("")[1]
 
     def complete_fanout(

@@ -31,6 +31,7 @@ def test_a_federated_job_runs_at_every_approving_node_and_is_released(
     nodes = make_nodes(sqlite_zone, tmp_path)
     request_id = submit(nodes)
     for owner, agent in nodes.agents.items():
+        agent.zone_key = nodes.host.job_signing_key()  # handed over by the operator
         assert agent.zone.jobs() == []  # nothing reaches a node before every owner approved
         agent.approve(request_id, f"{owner}: columns and epsilon as agreed")
     _coordinator.open_link(nodes.host, request_id)
@@ -186,3 +187,19 @@ def test_fl_approve_records_the_digest_in_the_nodes_book(
     digest = nodes.world.analyst.request_plan(request_id)["details"]["spec_sha256"]
     assert json.loads(book.read_text()) == {request_id: digest}
     assert digest in done.output and "awaiting_approval" in done.output
+
+
+def test_a_node_pinning_the_zones_key_refuses_another_signer(
+    sqlite_zone: Parties, tmp_path: Path
+) -> None:
+    """Attack: someone other than the zone (another key) signs the job the node pulls."""
+    nodes = make_nodes(sqlite_zone, tmp_path)
+    request_id = submit(nodes)
+    for owner, agent in nodes.agents.items():
+        agent.approve(request_id, owner)
+    bank = nodes.agents["bank"]
+    bank.zone_key = "11" * 32  # the key the owner pinned is not the one that signed
+    _coordinator.open_link(nodes.host, request_id)
+    done = bank.run_once()
+    assert done[0].status is RequestStatus.REFUSED
+    assert "other than the zone's pinned key" in " ".join(done[0].reasons)
