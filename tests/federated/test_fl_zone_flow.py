@@ -22,7 +22,7 @@ from collabzone.techniques.federated import _coordinator
 from collabzone.zone import connect
 from tests.conftest import Parties
 from tests.federated.fl_support import OWNERS
-from tests.federated.zone_support import make_nodes, make_world, submit
+from tests.federated.zone_support import make_nodes, make_world, run_through, submit
 
 
 def test_a_federated_job_runs_at_every_approving_node_and_is_released(
@@ -203,3 +203,29 @@ def test_a_node_pinning_the_zones_key_refuses_another_signer(
     done = bank.run_once()
     assert done[0].status is RequestStatus.REFUSED
     assert "other than the zone's pinned key" in " ".join(done[0].reasons)
+
+
+def test_federated_analytics_run_at_the_nodes_through_the_zone(
+    sqlite_zone: Parties, tmp_path: Path
+) -> None:
+    """Counts and a histogram: each node adds its noise share and masks; one round; the
+    release debits every dataset; no model, nothing sealed."""
+    nodes = make_nodes(sqlite_zone, tmp_path)
+    request = nodes.world.analyst.submit(
+        "federated",
+        {"task": "analytics", "datasets": [f"adult_{o}" for o in OWNERS],
+         "queries": [{"kind": "count"}, {"kind": "histogram", "column": "sex"}],
+         "privacy": {"noise_multiplier": 2.0, "delta": 1e-6}},
+        "income model",
+    )  # fmt: skip
+    assert request.status is RequestStatus.AWAITING_APPROVAL, request.reasons
+    done = run_through(nodes, request.id)
+    assert done.status is RequestStatus.RELEASED, done.reasons
+    release = nodes.world.analyst.result(request.id)
+    count, sex = release.payload["results"]
+    assert count["value"] == pytest.approx(1500, abs=20)  # the nodes' rows (std 2)
+    assert set(sex["counts"]) == {"Female", "Male"}
+    assert "model_dataset" not in release.payload
+    spent = release.receipt.budget_spent
+    assert sorted(spent) == [f"adult_{o}" for o in sorted(OWNERS)]
+    assert {c["epsilon"] for c in spent.values()} == {release.payload["epsilon"]}
