@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import update
 
 from collabzone.errors import InvalidInputError, NotAuthorisedError
-from collabzone.model import RequestStatus
+from collabzone.model import Request, RequestStatus
 from collabzone.node import NodeAgent
 from collabzone.store import tables as t
 from collabzone.techniques.federated import _coordinator
@@ -218,6 +218,7 @@ def test_federated_analytics_run_at_the_nodes_through_the_zone(
          "privacy": {"noise_multiplier": 2.0, "delta": 1e-6}},
         "income model",
     )  # fmt: skip
+    assert isinstance(request, Request)
     assert request.status is RequestStatus.AWAITING_APPROVAL, request.reasons
     done = run_through(nodes, request.id)
     assert done.status is RequestStatus.RELEASED, done.reasons
