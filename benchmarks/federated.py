@@ -148,6 +148,53 @@ def accuracy(rounds: int = 20) -> None:
               + f" (majority {majority:.4f})")  # fmt: skip
 
 
+def membership(rows: int = 300, rounds: int = 30, epochs: int = 5) -> None:
+    """Loss-threshold membership inference against the released model: members are the
+    owners' training rows (small owners, many local epochs: the setting that memorises),
+    non-members the next rows of each owner's slice (same distribution); "chance" is the
+    same attack between two sets of non-members; with and without DP."""
+    from collabzone.attacks import dp_advantage_bound, loss_threshold_advantage
+    from collabzone.techniques.federated._mia import record_losses
+
+    split = split_non_iid(adult())
+    clients = client_data({o: f.iloc[:rows] for o, f in split.items()})
+    held_out = client_data({o: f.iloc[rows : 2 * rows] for o, f in split.items()})
+    others = client_data({o: f.iloc[2 * rows : 3 * rows] for o, f in split.items()})
+
+    def stacked(parts: dict[str, _federation.ClientData]) -> tuple[np.ndarray, np.ndarray]:
+        return np.vstack([c.x for c in parts.values()]), np.concatenate(
+            [c.y for c in parts.values()]
+        )
+
+    members_x, members_y = stacked(clients)
+    out_x, out_y = stacked(held_out)
+    other_x, other_y = stacked(others)
+    for model in ("logreg", "mlp"):
+        line = []
+        for noise in (0.0, 0.5, 1.0):
+            spec = _spec.parse(
+                {"datasets": sorted(clients), "features": FEATURES, "label": LABEL,
+                 "rounds": rounds, "local_epochs": epochs, "learning_rate": 1.0, "model": model,
+                 "privacy": {"clipping_norm": 5.0, "noise_multiplier": noise}}
+            )  # fmt: skip
+            result = _federation.train(spec, clients, float("inf"))
+            advantage = loss_threshold_advantage(
+                record_losses(result.params, members_x, members_y),
+                record_losses(result.params, out_x, out_y),
+            )
+            chance = loss_threshold_advantage(
+                record_losses(result.params, other_x, other_y),
+                record_losses(result.params, out_x, out_y),
+            )
+            eps = "no DP" if noise == 0 else f"eps {result.epsilon:.1f}"
+            bound = (
+                "" if noise == 0 else f", DP bound {dp_advantage_bound(result.epsilon, 1e-5):.3f}"
+            )
+            line.append(f"{eps}: advantage {advantage:.3f} (chance {chance:.3f}{bound})")
+        print(f"membership {model}, 3 owners x {rows} rows, {rounds} rounds x {epochs} epochs: "
+              + "; ".join(line))  # fmt: skip
+
+
 def flower(rounds: int = 2) -> None:
     import json
 
@@ -181,7 +228,8 @@ def flower(rounds: int = 2) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["overhead", "secagg", "scale", "accuracy", "flower", "all"],
+    parser.add_argument("--part", choices=["overhead", "secagg", "scale", "accuracy", "membership", "flower",
+                                 "all"],
                         default="all")  # fmt: skip
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=10)
@@ -192,6 +240,8 @@ def main() -> None:
         secagg()
     if args.part in ("accuracy", "all"):
         accuracy()
+    if args.part in ("membership", "all"):
+        membership()
     if args.part in ("scale", "all"):
         scale()
     if args.part == "flower":

@@ -356,6 +356,23 @@ def step_validator(demo: DemoZone) -> None:
     )
 
 
+def step_federated(demo: DemoZone) -> None:
+    _title(demo, "Federated learning: a model trained at three owners' nodes, data never moves")
+    from collabzone.techniques.federated import demo_job
+
+    out = demo_job(demo.operator, {"bank": demo.bank, "partner": demo.partner}, demo.root)
+    request, payload = out["request"], out["payload"]
+    _show(demo, "lab (analyst)", request)
+    demo.console.print(
+        f"  {', '.join(out['owners'])} approved at their nodes; "
+        f"{len(payload.get('rounds', []))} rounds, clients {payload.get('clients')}, "
+        f"client-level epsilon {payload.get('epsilon', 0):.3g}"
+    )
+    curve = ", ".join(f"{m['accuracy']:.3f}" for m in payload.get("metrics", []))
+    demo.console.print(f"  accuracy per round on the lab's own evaluation table: {curve}")
+    demo.console.print(f"  model sealed in the zone as {payload.get('model_dataset')}")
+
+
 def step_audit(demo: DemoZone) -> None:
     _title(demo, "Audit: the auditor verifies the hash chain against the bank's checkpoint")
     checkpoint = demo.bank.audit_checkpoint()  # owners keep these outside the zone
@@ -379,6 +396,7 @@ STEPS: list[Step] = [
     step_validator,
     step_lookalike,
     step_sealed,
+    step_federated,
     step_audit,
 ]
 

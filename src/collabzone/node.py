@@ -15,12 +15,20 @@ methods (``me``, ``jobs``, ``request``, ``parties``, ``datasets``, ``agreements`
 
 Refusals raised at the node (a bad token, a differencing attempt) go back as a payload
 ``{"_refused": [reason, ...]}``; the technique's ``release`` turns it into the refusal.
+
+Fan-out jobs (``federated``: one job at every owner's node, see
+:func:`collabzone.request_jobs.fanout_nodes`) are not completed by a node: the node checks
+the job against what its owner approved **at this node** (:meth:`NodeAgent.approve` records
+the spec digest the owner was shown, in ``approvals``, optionally a JSON file) and the
+zone's signature, then joins the zone's aggregator (the technique's ``join``); only a
+refusal goes back through ``complete_job``.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import logging
 import secrets
 import time
@@ -67,6 +75,12 @@ class ZoneAPI(Protocol):
     def agreements(self, dataset: str | None = None) -> list[Agreement]: ...
 
     def job_context(self, request_id: str) -> dict[str, Any]: ...
+
+    def request_plan(self, request_id: str) -> dict[str, Any]: ...
+
+    def request(self, request_id: str) -> Request: ...
+
+    def approve(self, request_id: str, reason: str) -> Request: ...
 
     def complete_job(
         self,
@@ -220,6 +234,11 @@ class NodeAgent:
         *,
         keys: KeyProvider | None = None,
         seed: int | None = None,
+        approvals: Path | None = None,
+        zone_key: str | None = None,
+        superlink: str | None = None,
+        workdir: Path | None = None,
+        node_config: Mapping[str, str] | None = None,
     ) -> None:
         self.zone = zone
         self.local_datasets = {name: Path(path) for name, path in local_datasets.items()}
@@ -227,6 +246,31 @@ class NodeAgent:
         self._ephemeral = secrets.token_bytes(32)
         self._seed = seed
         self._tables: dict[str, pa.Table] = {}
+        self._approvals_file = approvals
+        self.approvals: dict[str, str] = (
+            json.loads(approvals.read_text(encoding="utf-8"))
+            if approvals is not None and approvals.exists()
+            else {}
+        )
+        """Request id -> the spec digest this node's owner approved (fan-out jobs)."""
+        self.zone_key = zone_key
+        """The zone's job-signing public key (hex) pinned by the owner; None: as sent."""
+        self.joined: set[str] = set()
+        """Fan-out jobs this node joined (it does not join them again)."""
+        self.superlink = superlink
+        """The zone's Flower SuperLink (host:port): fan-out jobs start a SuperNode there."""
+        self.workdir = workdir or Path(".")
+        self.node_config = dict(node_config or {})
+
+    def approve(self, request_id: str, reason: str) -> Request:
+        """The owner approves a request from its node: the spec digest it was shown is
+        recorded in the node's approval book before the approval reaches the zone."""
+        digest = self.zone.request_plan(request_id).get("details", {}).get("spec_sha256")
+        if digest:
+            self.approvals[request_id] = str(digest)
+            if self._approvals_file is not None:
+                self._approvals_file.write_text(json.dumps(self.approvals), encoding="utf-8")
+        return self.zone.approve(request_id, reason)
 
     def derive_key(self, purpose: str, length: int = 32) -> bytes:
         """The node key for ``purpose`` (e.g. the validator's sealing seed)."""
@@ -247,6 +291,13 @@ class NodeAgent:
             context = self.zone.job_context(request.id)
             plan = plan_of(request, context["plan"])
             technique = registry.get(request.technique)
+            join = getattr(technique, "join", None)
+            fan_out = plan.node is None and join is not None
+            if fan_out:  # before a row is read: is this what the owner approved here?
+                technique.check_at_node(  # type: ignore[attr-defined]
+                    plan, context, self.zone.me.name, self.approvals.get(request.id),
+                    self.zone_key,
+                )  # fmt: skip
             ctx = LocalRunContext(
                 self.zone,
                 request,
@@ -260,6 +311,20 @@ class NodeAgent:
                     for space, doc in (context.get("audit") or {}).items()
                 },
             )
+            if fan_out and join is not None:  # a fan-out job: join, do not complete
+                options = {
+                    "superlink": self.superlink,
+                    "workdir": self.workdir,
+                    "approved": self.approvals.get(request.id),
+                    "paths": self.local_datasets,
+                    "node_config": self.node_config,
+                }
+                try:
+                    if join(request.id, plan, ctx, self.zone.me.name, options):
+                        self.joined.add(request.id)
+                    return request
+                finally:
+                    ctx.close()
             try:
                 outcome = technique.run(plan, ctx)
             finally:
@@ -292,7 +357,22 @@ class NodeAgent:
 
     def run_once(self) -> list[Request]:
         """Run every job waiting now; returns the requests as the zone left them."""
-        return [self.run_job(job) for job in self.zone.jobs()]
+        waiting = self.zone.jobs()
+        self._leave_finished({job.id for job in waiting})
+        return [self.run_job(job) for job in waiting if job.id not in self.joined]
+
+    def _leave_finished(self, waiting: set[str]) -> None:
+        """Stop what this node started for fan-out jobs no longer waiting (e.g. a SuperNode)."""
+        for request_id in sorted(self.joined - waiting):
+            technique = registry.get(self.zone.request(request_id).technique)
+            leave = getattr(technique, "leave", None)
+            if leave is not None:
+                leave(request_id, self.zone.me.name)
+            self.joined.discard(request_id)
+
+    def close(self) -> None:
+        """Stop everything this node started for the jobs it joined."""
+        self._leave_finished(set())
 
     def serve(self, poll_seconds: float = 5.0, max_jobs: int | None = None) -> int:
         """Poll for jobs until ``max_jobs`` have run (forever if None); returns the count."""
@@ -300,7 +380,11 @@ class NodeAgent:
             raise InvalidInputError("poll_seconds must be positive")
         done = 0
         while max_jobs is None or done < max_jobs:
-            for job in self.zone.jobs():
+            waiting = self.zone.jobs()
+            self._leave_finished({job.id for job in waiting})
+            for job in waiting:
+                if job.id in self.joined:
+                    continue
                 self.run_job(job)
                 done += 1
                 if max_jobs is not None and done >= max_jobs:

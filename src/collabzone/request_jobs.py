@@ -5,6 +5,14 @@ computed: it checks the job belongs to that node, accepts only the audit spaces 
 (:func:`node_audit_spaces`), re-checks the rules, filters the outcome and releases it through
 the same path as a zone-run request. Kept apart because a node's answer is untrusted input
 arriving from outside the zone process.
+
+Fan-out jobs (a federated job runs at the nodes of *every* owner it touches): an
+owner-placed plan without a single ``node`` lists its nodes in ``details["nodes"]``. Each
+of them sees the job only once it is approved (every owner approved); a node may hand back
+only a refusal (it checked the spec its owner approved and refused it); the result comes
+from the zone's own aggregator through :meth:`JobsEngine.complete_fanout`. The zone signs
+the plan's ``details["spec_sha256"]`` (Ed25519, :meth:`JobsEngine.job_signature`) so a node
+can tell the zone's word from anyone else's.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ import binascii
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from sqlalchemy import select
 
 from collabzone import audit, workers
 from collabzone.budget import PrivacyCost
@@ -27,6 +37,7 @@ from collabzone.errors import (
 from collabzone.model import Party, Request, RequestStatus
 from collabzone.request_core import REFUSED_KEY, AuditRace, EngineCore, _plan_from_json
 from collabzone.store import repo
+from collabzone.store import tables as t
 from collabzone.techniques import registry
 from collabzone.techniques.base import AuditUpdate, Outcome
 
@@ -40,6 +51,24 @@ def node_audit_spaces(technique: str, datasets: Sequence[str], requester: str) -
         for dataset in datasets
         for scope in ("all", f"requester:{requester}")
     ]
+
+
+def fanout_nodes(plan: Mapping[str, Any]) -> tuple[str, ...]:
+    """The nodes of a fan-out job (empty for a one-node or zone-placed plan)."""
+    if plan.get("placement") != "owner" or plan.get("node") is not None:
+        return ()
+    return tuple(str(n) for n in (plan.get("details") or {}).get("nodes", ()))
+
+
+def is_job_node(row: Mapping[str, Any], node: str) -> bool:
+    """Whether ``node`` runs (part of) the owner-placed job of request ``row``: its single
+    node, or one of a fan-out job's nodes once every owner approved it."""
+    if row["placement"] != "owner":
+        return False
+    if row["node"] is not None:
+        return bool(row["node"] == node)
+    live = row["status"] in (RequestStatus.APPROVED.value, RequestStatus.RUNNING.value)
+    return live and node in fanout_nodes(dict(row["plan"] or {}))
 
 
 def _node_updates(
@@ -110,12 +139,96 @@ class JobsEngine(EngineCore):
         """
         with self._engine.connect() as conn:
             row = repo.get_request_row(conn, request_id)
-            requester = repo.get_party(conn, row["requester"])
-        if row["placement"] != "owner" or row["node"] != node.name:
+        if not is_job_node(row, node.name):
             self.audit_denied(
                 node.name, request_id, {node.name, row["requester"]}, {"attempt": "complete_job"}
             )
             raise NotAuthorisedError(f"request {request_id} is not a job for node {node.name!r}")
+        if row["node"] is None and not payload.get(REFUSED_KEY):
+            self.audit_denied(
+                node.name, request_id, {node.name, row["requester"]}, {"attempt": "complete_job"}
+            )
+            raise NotAuthorisedError(
+                f"a node of fan-out job {request_id} may only refuse it; its result comes "
+                "from the zone's aggregator"
+            )
+        self._release_job(node.name, request_id, payload, spent, rows_suppressed, mechanism,
+                          noise_scale, audit_updates)  # fmt: skip
+
+    def complete_fanout(
+        self,
+        request_id: str,
+        payload: Mapping[str, Any],
+        spent: Mapping[str, Mapping[str, float]],
+        mechanism: str | None = None,
+    ) -> None:
+        """The zone's aggregator hands back a fan-out job's result (host processes only:
+        no party reaches this); filtered, charged and released like a node's result."""
+        with self._timed(request_id):
+            with self._engine.connect() as conn:
+                row = repo.get_request_row(conn, request_id)
+            if not fanout_nodes(dict(row["plan"] or {})):
+                raise InvalidInputError(f"request {request_id} is not a fan-out job")
+            if row["status"] != RequestStatus.APPROVED.value:
+                raise InvalidInputError(
+                    f"request {request_id} is {row['status']}; only an approved fan-out job "
+                    "takes its aggregator's result"
+                )
+            try:
+                self._release_job("zone", request_id, payload, spent, 0, mechanism, None, ())
+            except Exception as exc:
+                self._settle(request_id, exc)
+
+    def job_event(self, request_id: str, action: str, details: Mapping[str, Any]) -> None:
+        """Audit one step of a running fan-out job (see ``Zone.job_event``)."""
+        with self._engine.connect() as conn:
+            row = repo.get_request_row(conn, request_id)
+            owners = set(repo.dataset_owners(conn, list(row["datasets"])).values())
+        if not fanout_nodes(dict(row["plan"] or {})):
+            raise InvalidInputError(f"request {request_id} is not a fan-out job")
+        with self._engine.begin() as conn:
+            audit.lock_head(conn)
+            audit.append(
+                conn,
+                self._mac_key(),
+                actor="zone",
+                action=f"job.{action}",
+                subject=request_id,
+                parties=sorted({row["requester"], *owners}),
+                details=dict(details),
+            )
+
+    def job_signature(self, digest: str) -> tuple[str, str]:
+        """The zone's Ed25519 signature (hex) over a fan-out job's spec digest, and the
+        zone's job-signing public key (hex raw bytes) a node pins."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        from collabzone.zone_base import SERVICES_KEY  # zone_base imports this module
+
+        self._keys.create(SERVICES_KEY)
+        seed = self._keys.derive(SERVICES_KEY, f"{self._zone_id}/job-signing")
+        key = Ed25519PrivateKey.from_private_bytes(seed[:32])
+        public = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return key.sign(digest.encode()).hex(), public.hex()
+
+    def _release_job(
+        self,
+        actor: str,
+        request_id: str,
+        payload: Mapping[str, Any],
+        spent: Mapping[str, Mapping[str, float]],
+        rows_suppressed: int | None,
+        mechanism: str | None,
+        noise_scale: float | None,
+        audit_updates: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """Run a job's result through the technique's ``release`` and the zone's."""
+        with self._engine.connect() as conn:
+            row = repo.get_request_row(conn, request_id)
+            requester = repo.get_party(conn, row["requester"])
         plan = _plan_from_json(row["plan"])
         technique = registry.get(row["technique"])
         updates = _node_updates(
@@ -123,7 +236,7 @@ class JobsEngine(EngineCore):
         )
         with self._engine.begin() as conn:
             audit.lock_head(conn)
-            self._move(conn, request_id, RequestStatus.RUNNING, node.name, worker=workers.current())
+            self._move(conn, request_id, RequestStatus.RUNNING, actor, worker=workers.current())
         refused = payload.get(REFUSED_KEY)
         if refused:
             # the node's own checks (monitor, bad input) refused the job: nothing is released
@@ -131,7 +244,7 @@ class JobsEngine(EngineCore):
                 Reason(**{k: r.get(k) for k in ("code", "rule", "message", "owner")})
                 for r in refused
             ]
-            self._finish_refused(request_id, node.name, reasons)
+            self._finish_refused(request_id, actor, reasons)
             return
         try:
             rules = self._rules_now(requester, technique, plan, row["purpose"])
@@ -171,10 +284,18 @@ class JobsEngine(EngineCore):
             )
 
     def jobs_for(self, node: Party) -> list[Request]:
-        """Approved owner-placed requests waiting for ``node``."""
+        """Approved owner-placed requests waiting for ``node`` (fan-out jobs included)."""
         with self._engine.connect() as conn:
-            return [
-                r
-                for r in repo.list_requests(conn)
-                if r.status is RequestStatus.APPROVED and r.runs_at == f"owner:{node.name}"
-            ]
+            requests = [r for r in repo.list_requests(conn) if r.status is RequestStatus.APPROVED]
+            fanout = {
+                row.id
+                for row in conn.execute(
+                    select(t.requests.c.id, t.requests.c.plan).where(
+                        t.requests.c.status == RequestStatus.APPROVED.value,
+                        t.requests.c.placement == "owner",
+                        t.requests.c.node.is_(None),
+                    )
+                )
+                if node.name in fanout_nodes(dict(row.plan or {}))
+            }
+        return [r for r in requests if r.runs_at == f"owner:{node.name}" or r.id in fanout]

@@ -316,9 +316,14 @@ class RequestEngine(ExecutionEngine, JobsEngine):
         technique = registry.get(row["technique"])
         if plan.placement == "owner":
             report = summary(outcome=None, refusal=None, spent_before={})
+            node_risk = getattr(technique, "node_risk", None)  # e.g. federated's MIA check
             report.update(
-                would_be="assessed at the owner's node",
-                summary=["this request runs at the owner's node, which audits it there"],
+                node_risk(plan)
+                if node_risk is not None
+                else {
+                    "would_be": "assessed at the owner's node",
+                    "summary": ["this request runs at the owner's node, which audits it there"],
+                }
             )
             return report
         try:

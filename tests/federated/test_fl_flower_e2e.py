@@ -1,10 +1,13 @@
-"""END-TO-END, REAL FLOWER PROCESSES (slow: minutes on a loaded machine; the only one).
+"""END-TO-END, REAL FLOWER PROCESSES, THROUGH THE ZONE (slow: minutes on a loaded machine).
 
-The zone's SuperLink and ServerApp, three owners' SuperNodes on 127.0.0.1, UCI Adult split
-non-IID by marital status, SecAgg+ and client-side fixed clipping with server noise. Shows:
-every result the strategy on the ServerApp received carries the same aggregated vector
-(never an owner's update), that vector is the mean of the owners' clipped updates, the model learnt,
-and a node whose owner approved a different spec refuses the job.
+The analyst submits through the zone; each owner approves at its node; the zone starts its
+SuperLink; each owner's node agent pulls the job, checks it against its owner's approved
+digest and the zone's signature, and starts its SuperNode on 127.0.0.1; the zone's
+ServerApp runs SecAgg+ with client-side fixed clipping and server noise over UCI Adult
+split non-IID by marital status; the zone audits the rounds, releases, debits and seals.
+Shows: every result the strategy on the ServerApp received carries the same aggregated
+vector (never an owner's update), that vector is the mean of the owners' clipped updates,
+and the model learnt.
 """
 
 from __future__ import annotations
@@ -14,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collabzone.techniques.federated import _deploy, _federation, _models, _spec
+from collabzone.model import RequestStatus
+from collabzone.node import NodeAgent
+from collabzone.techniques.federated import _coordinator, _federation, _models, _spec
+from collabzone.zone import connect
+from tests.conftest import Parties
 from tests.federated.fl_support import (
-    DOMAINS,
-    FEATURES,
-    LABEL,
     OWNERS,
     adult,
     centralised,
@@ -29,39 +31,46 @@ from tests.federated.fl_support import (
     split_non_iid,
     write_owner_files,
 )
+from tests.federated.zone_support import make_world
 
 pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.mark.slow
-def test_real_flower_secagg_dp_job(tmp_path: Path) -> None:
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Flower's protobuf gencode notice
+def test_real_flower_secagg_dp_job_through_the_zone(sqlite_zone: Parties, tmp_path: Path) -> None:
     frame = adult(3000)
     paths = write_owner_files(split_non_iid(frame), tmp_path / "data")
     clip = 5.0
-    spec = _spec.parse(
-        {
-            "datasets": list(OWNERS), "features": FEATURES, "label": LABEL, "rounds": 2,
-            "learning_rate": 1.0, "privacy": {"clipping_norm": clip, "noise_multiplier": 0.01},
-        }
-    )  # fmt: skip
-    key = Ed25519PrivateKey.generate()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    lenient = {"max_epsilon": 1e6, "epsilon_budget": 1e6}  # tiny noise: exact comparisons
+    world = make_world(sqlite_zone, {o: lenient for o in OWNERS}, approval="manual")
+    request = world.submit(
+        rounds=2, learning_rate=1.0, privacy={"clipping_norm": clip, "noise_multiplier": 0.01}
     )
-    run_config = {
-        "spec-json": json.dumps(spec.as_json()),
-        "spec-sha256": spec.digest(),
-        "signature": _spec.sign(spec, key),
-        "zone-key": public.hex(),
-        "domains-json": json.dumps(DOMAINS),
-        "epsilon-budget": 1e9,
-    }
-    nodes = {
-        o: {"data-path": str(paths[o]), "approved-sha256": spec.digest(),
-            "update-log": str(tmp_path / f"{o}.jsonl")}
+    assert request.status is RequestStatus.AWAITING_APPROVAL, request.reasons
+    agents = {
+        o: NodeAgent(
+            world.owner(o), {f"adult_{o}": paths[o]}, workdir=tmp_path / f"node-{o}",
+            node_config={"update-log": str(tmp_path / f"{o}.jsonl")},
+        )
         for o in OWNERS
     }  # fmt: skip
-    out = _deploy.run_job(tmp_path / "run", run_config, nodes, timeout=800)
+    for owner, agent in agents.items():
+        agent.approve(request.id, f"{owner}: as agreed")
+    host = connect(sqlite_zone.root, host=True)
+    link = _coordinator.open_flower(host, request.id, tmp_path / "zone-link")
+    try:
+        for agent in agents.values():
+            agent.superlink = link.address
+            agent.run_once()
+            assert agent.joined == {request.id}
+        done = _coordinator.run_flower(host, link, timeout=800)
+    finally:
+        link.deployment.stop()
+        for agent in agents.values():
+            agent.close()
+    assert done.status is RequestStatus.RELEASED, done.reasons
+    out = link.raw
 
     # Flower's SecAgg+ workflow hands the strategy one FitRes per client for backward
     # compatibility, but every one of them carries the same unmasked *sum*: the strategy
@@ -81,9 +90,23 @@ def test_real_flower_secagg_dp_job(tmp_path: Path) -> None:
     np.testing.assert_allclose(first, np.mean(updates, axis=0), atol=1e-3)
     for update in updates:
         assert np.linalg.norm(first - update) > 0.1
-    # two rounds, accounted; the model learnt as much as the in-process loop's two rounds
-    assert [r["round"] for r in out["rounds"]] == [1, 2] and out["stopped"] is None
-    params = [np.array(p) for p in out["model"]]
+
+    # the zone released two accounted rounds, audited each, debited every dataset, sealed
+    release = world.analyst.result(request.id)
+    payload = release.payload
+    assert [r["round"] for r in payload["rounds"]] == [1, 2] and payload["stopped"] is None
+    assert "server_received" not in payload
+    assert sorted(release.receipt.budget_spent) == [f"adult_{o}" for o in sorted(OWNERS)]
+    assert payload["model_dataset"] in {d.name for d in world.analyst.datasets()}
+    rounds = [
+        e["details"]["round"]
+        for e in world.owner("insurer").audit_events()
+        if e["action"] == "job.federated.round" and e["subject"] == request.id
+    ]
+    assert rounds == [1, 2]
+    # the model learnt as much as the in-process loop's two rounds
+    spec = _spec.from_json(world.analyst.request_plan(request.id)["details"]["spec"])
+    params = [np.array(p) for p in payload["model"]]
     x, y = centralised(frame)
     replay = _federation.train(spec, client_data(split_non_iid(frame)), float("inf")).params
     start = _models.init_params("logreg", x.shape[1])

@@ -35,6 +35,11 @@ def test_demo_runs_every_step_with_the_expected_outcomes(tmp_path: Path) -> None
     assert "partner sees:" in text and "of its own customer tokens" in text
     assert "customers qualify (a count only)" in text
     assert "preapprove" not in text.split("Sealed code")[1].split("partner reviews")[0]
+    # a federated job at three owners' nodes: released with its curve, model sealed
+    assert by_technique["federated"] == [RequestStatus.RELEASED]
+    assert "bank, insurer, partner approved at their nodes; 5 rounds" in text
+    assert "accuracy per round on the lab's own evaluation table: 0." in text
+    assert "model sealed in the zone as fl_model_" in text
     # the overlap the zone reports is the one generated
     assert f"{demo.files.overlap} shared customers" in text
     # no raw PII reached the zone: the uploads hold tokens, the raw files stay at the premises

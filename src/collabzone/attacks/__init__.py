@@ -27,6 +27,8 @@ lookalike      issue 17: a partner reads a delivered look-alike audience to tell
 dp_release     issue 11: a DP MAX / MIN / MEDIAN asked again and again to read a planted
                outlier (:func:`order_statistic`); SELECT DISTINCT asked again and again
                to see a one-person segment (:func:`distinct_segment`)
+mia            issue 14: loss-threshold membership inference against a released model
+               (:func:`loss_threshold_advantage`, :func:`dp_advantage_bound`)
 ============== =========================================================================
 
 Attacks are pure except for their questions; they never see the data. What they infer
@@ -54,6 +56,7 @@ from collabzone.attacks._he import he_differencing, he_mediator_decrypt, he_self
 from collabzone.attacks._join import PROBE_COLUMNS, join_amplification, probe_table
 from collabzone.attacks._judge import TableTruth, Truth, Verdict, dp_accuracy_bound, judge
 from collabzone.attacks._lookalike import MembershipResult, seed_membership
+from collabzone.attacks._mia import dp_advantage_bound, loss_threshold_advantage
 from collabzone.attacks._mpc import mpc_join_differencing, mpc_union_differencing
 from collabzone.attacks._oracle import oracle
 from collabzone.attacks._paths import (
@@ -97,6 +100,7 @@ __all__ = [
     "differencing",
     "distinct_segment",
     "dp_accuracy_bound",
+    "dp_advantage_bound",
     "he_differencing",
     "he_mediator_decrypt",
     "he_self_padding",
@@ -105,6 +109,7 @@ __all__ = [
     "ks_test",
     "list_self_join",
     "list_unlisted_key",
+    "loss_threshold_advantage",
     "mpc_join_differencing",
     "mpc_union_differencing",
     "oracle",

@@ -20,7 +20,11 @@ def __getattr__(name: str) -> Any:
         from collabzone.techniques.federated._technique import Federated
 
         return Federated
+    if name == "demo_job":
+        from collabzone.techniques.federated._demo import demo_job
+
+        return demo_job
     raise AttributeError(name)
 
 
-__all__ = ["Federated"]
+__all__ = ["Federated", "demo_job"]

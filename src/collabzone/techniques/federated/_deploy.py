@@ -113,16 +113,10 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
         os.killpg(process.pid, sig)
 
 
-def run_job(
-    root: Path,
-    run_config: Mapping[str, Any],
-    nodes: Mapping[str, Mapping[str, Any]],
-    timeout: float = 600.0,
-) -> dict[str, Any]:
-    """Start a SuperLink and one SuperNode per owner (``nodes``: owner -> node config),
-    submit the run, wait for the ServerApp's result file, stop everything, return it."""
+def start_link(root: Path) -> tuple[Deployment, str]:
+    """The zone's SuperLink on 127.0.0.1 (insecure: tests and the demo) and a private
+    ``FLWR_HOME`` naming it; returns the deployment and the SuperLink's address."""
     root.mkdir(parents=True, exist_ok=True)
-    bin_dir = Path(sys.executable).parent
     link = free_port()  # Flower 1.41 serves Fleet, Control and Runtime APIs on one HTTP port
     deployment = Deployment(root)
     home = root / "flwr-home"
@@ -132,6 +126,34 @@ def run_job(
         f'address = "127.0.0.1:{link}"\ninsecure = true\n',
         encoding="utf-8",
     )
+    deployment.start("superlink", [
+        str(Path(sys.executable).parent / "flower-superlink"), "--insecure",
+        "--host", "127.0.0.1", "--port", str(link),
+        "--database", str(root / "link.db"),
+    ])  # fmt: skip
+    return deployment, f"127.0.0.1:{link}"
+
+
+def start_supernode(
+    deployment: Deployment, name: str, address: str, node_config: Mapping[str, Any]
+) -> None:
+    """One owner's SuperNode against the SuperLink at ``address``; ``node_config`` carries
+    its data path and the digest its owner approved (read by the ClientApp)."""
+    pairs = " ".join(f"{k}={_toml_value(v)}" for k, v in node_config.items())
+    deployment.start(f"supernode-{name}", [
+        str(Path(sys.executable).parent / "flower-supernode"), "--insecure",
+        "--superlink", address,
+        "--port", str(free_port()),
+        "--node-config", pairs,
+    ])  # fmt: skip
+
+
+def run_app(
+    deployment: Deployment, run_config: Mapping[str, Any], timeout: float = 600.0
+) -> dict[str, Any]:
+    """Submit the run (the zone's ServerApp, the owners' ClientApp) and wait for the
+    ServerApp's result file; the SuperLink must be the deployment's first process."""
+    root = deployment.root
     result_path = root / "result.json"
     config = {**run_config, "result-path": str(result_path)}
     app = root / "app"
@@ -140,31 +162,32 @@ def run_job(
         APP_TOML.format(config="\n".join(f"{k} = {_toml_value(v)}" for k, v in config.items())),
         encoding="utf-8",
     )
+    _submit(deployment, app, timeout=240.0)
+    deadline = time.monotonic() + timeout
+    while not result_path.exists():
+        if time.monotonic() > deadline or deployment.processes[0].poll() is not None:
+            raise InternalError(
+                "the federated run did not finish; SuperLink log:\n"
+                + deployment.log("superlink")[-3000:]
+            )
+        time.sleep(0.5)
+    time.sleep(0.2)  # the ServerApp writes the file in one call; let it close
+    return dict(json.loads(result_path.read_text(encoding="utf-8")))
+
+
+def run_job(
+    root: Path,
+    run_config: Mapping[str, Any],
+    nodes: Mapping[str, Mapping[str, Any]],
+    timeout: float = 600.0,
+) -> dict[str, Any]:
+    """Start a SuperLink and one SuperNode per owner (``nodes``: owner -> node config),
+    submit the run, wait for the ServerApp's result file, stop everything, return it."""
+    deployment, address = start_link(root)
     try:
-        deployment.start("superlink", [
-            str(bin_dir / "flower-superlink"), "--insecure",
-            "--host", "127.0.0.1", "--port", str(link),
-            "--database", str(root / "link.db"),
-        ])  # fmt: skip
         for owner, node_config in nodes.items():
-            pairs = " ".join(f"{k}={_toml_value(v)}" for k, v in node_config.items())
-            deployment.start(f"supernode-{owner}", [
-                str(bin_dir / "flower-supernode"), "--insecure",
-                "--superlink", f"127.0.0.1:{link}",
-                "--port", str(free_port()),
-                "--node-config", pairs,
-            ])  # fmt: skip
-        _submit(deployment, app, timeout=240.0)
-        deadline = time.monotonic() + timeout
-        while not result_path.exists():
-            if time.monotonic() > deadline or deployment.processes[0].poll() is not None:
-                raise InternalError(
-                    "the federated run did not finish; SuperLink log:\n"
-                    + deployment.log("superlink")[-3000:]
-                )
-            time.sleep(0.5)
-        time.sleep(0.2)  # the ServerApp writes the file in one call; let it close
-        return dict(json.loads(result_path.read_text(encoding="utf-8")))
+            start_supernode(deployment, owner, address, node_config)
+        return run_app(deployment, run_config, timeout)
     finally:
         deployment.stop()
 

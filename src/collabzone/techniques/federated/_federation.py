@@ -16,7 +16,7 @@ noise, epsilon so far), never an update.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,8 +98,10 @@ def train(
     clients: Mapping[str, ClientData],
     epsilon_budget: float,
     seed: int = 0,
+    on_round: Callable[[dict[str, Any], Params], None] | None = None,
 ) -> TrainingResult:
-    """Run the job's rounds over ``clients`` (see the module docstring)."""
+    """Run the job's rounds over ``clients`` (see the module docstring); ``on_round`` is
+    called after each round with its record and the (DP) global parameters."""
     privacy = spec.privacy
     n_features = next(iter(clients.values())).x.shape[1]
     like = _models.init_params(spec.model, n_features, seed=seed)
@@ -135,6 +137,8 @@ def train(
         if len(chosen) < spec.min_clients:
             record["skipped"] = f"fewer than {spec.min_clients} clients sampled"
             result.rounds.append(record)
+            if on_round is not None:
+                on_round(record, _models.unflatten(flat, like))
             continue
         updates = [
             client_update(spec, flat, like, clients[n], seed * 1000 + round_no * 31 + i)
@@ -152,5 +156,7 @@ def train(
         flat = flat + (adam.step(mean) if adam is not None else mean)
         result.rounds.append(record)
         result.epsilon = epsilon_now
+        if on_round is not None:
+            on_round(record, _models.unflatten(flat, like))
     result.params = _models.unflatten(flat, like)
     return result

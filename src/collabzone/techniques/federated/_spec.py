@@ -61,6 +61,9 @@ class JobSpec:
     privacy: Privacy = field(default_factory=Privacy)
     queries: tuple[Mapping[str, Any], ...] = ()
     """For ``analytics``: ``{"kind": "count"|"histogram"|"mean", "column": ...}``."""
+    evaluation: str | None = None
+    """A dataset the analyst owns in the zone, scored by the global model after each round
+    (the per-round accuracy and loss; the models are DP outputs, so this costs nothing)."""
 
     def as_json(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -147,7 +150,11 @@ def parse(doc: Mapping[str, Any]) -> JobSpec:
     features = _names(doc, "features")
     if not isinstance(label, str) or not features or label in features:
         raise InvalidInputError("name `features` (a list) and a `label` column not among them")
+    evaluation = doc.get("evaluation")
+    if evaluation is not None and (not isinstance(evaluation, str) or evaluation in datasets):
+        raise InvalidInputError("`evaluation` names one dataset of yours, not a training one")
     return JobSpec(
+        evaluation=evaluation,
         features=features,
         label=label,
         model=model,

@@ -10,15 +10,28 @@ participating dataset and lets out the global model and per-round aggregate metr
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from collabzone.budget import PrivacyCost
 from collabzone.errors import InvalidInputError, PolicyRefusal, Reason
-from collabzone.techniques.base import Outcome, Plan, PlanContext, Rules, RunContext, Technique
+from collabzone.techniques.base import (
+    DerivedDataset,
+    Outcome,
+    Plan,
+    PlanContext,
+    Rules,
+    RunContext,
+    Technique,
+)
 from collabzone.techniques.federated import _accounting, _analytics, _data, _rules, _spec
 from collabzone.techniques.federated._models import FAMILIES
 from collabzone.techniques.federated._spec import JobSpec
+from collabzone.techniques.view import CurveView, ResultView, cell
+from collabzone.techniques.view import table as view_table
 
 
 def projected_epsilon(spec: JobSpec) -> float:
@@ -65,6 +78,22 @@ class Federated(Technique):
                     raise InvalidInputError(
                         f"column {column_name!r} declares different domains across datasets"
                     )
+        if job.evaluation is not None:
+            evaluation = ctx.dataset(job.evaluation)
+            if evaluation.owner != ctx.requester.name:
+                raise InvalidInputError(
+                    f"`evaluation` must be a dataset of yours; {job.evaluation!r} is not"
+                )
+            for column_name in columns:
+                column = evaluation.column(column_name)
+                if (
+                    column is None
+                    or _data.check_domain(column_name, column.domain) != domains[column_name]
+                ):
+                    raise InvalidInputError(
+                        f"{job.evaluation!r} needs column {column_name!r} with the training "
+                        "datasets' domain"
+                    )
         epsilon = projected_epsilon(job)
         if epsilon == float("inf"):
             cost: dict[str, PrivacyCost] = {}
@@ -86,6 +115,8 @@ class Federated(Technique):
                 "spec": job.as_json(),
                 "spec_sha256": job.digest(),
                 "owners": owners,
+                "nodes": sorted(owners.values()),
+                "evaluation": job.evaluation,
                 "domains": domains,
                 "projected_epsilon": epsilon,
             },
@@ -144,9 +175,76 @@ class Federated(Technique):
 
     def run(self, plan: Plan, ctx: RunContext) -> Outcome:
         raise InvalidInputError(
-            "federated jobs run at the owners' nodes and the zone's SuperLink, not in the zone "
-            "process; see docs/federated.md"
+            "federated jobs run at every owner's node with the zone's aggregator "
+            "(collabzone.techniques.federated._coordinator), not as one run; see "
+            "docs/federated.md"
         )
+
+    def check_at_node(
+        self,
+        plan: Plan,
+        context: Mapping[str, Any],
+        owner: str,
+        approved: str | None,
+        pinned_key: str | None,
+    ) -> None:
+        """At an owner's node, before any row is read: the job is what the owner approved
+        (``approved``: the digest in the node's book) and the zone signed it."""
+        from collabzone.techniques.federated import _node
+
+        _node.check(plan, context, owner, approved, pinned_key)
+
+    def join(
+        self,
+        request_id: str,
+        plan: Plan,
+        ctx: RunContext,
+        owner: str,
+        options: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """At an owner's node, after :meth:`check_at_node`: join the zone's aggregator with
+        the client bound to the owner's rows (False: not open yet, try again); with
+        ``options["superlink"]``, start the owner's SuperNode against it."""
+        from collabzone.techniques.federated import _node
+
+        spec = _spec.from_json(plan.details["spec"])
+        return _node.join(request_id, plan, ctx, owner, spec, options)
+
+    def leave(self, request_id: str, owner: str) -> None:
+        """At an owner's node, once the job ended: stop what :meth:`join` started."""
+        from collabzone.techniques.federated import _node
+
+        _node.leave(request_id, owner)
+
+    def result_view(self, payload: Mapping[str, Any]) -> ResultView:
+        return result_view(payload)
+
+    def node_risk(self, plan: Plan) -> dict[str, Any]:
+        """The owners' risk summary before approval: the projected epsilon per dataset, the
+        bound it puts on any membership attacker, and the loss-threshold attack run on a
+        stand-in of the job (see :mod:`._mia`)."""
+        job = _spec.from_json(plan.details["spec"])
+        epsilon = float(plan.details["projected_epsilon"])
+        lines = [
+            f"runs at the nodes of {', '.join(plan.details['nodes'])}; the zone sees only "
+            f"aggregates; each dataset is charged epsilon {epsilon:.3g} (client-level: an "
+            "owner's whole dataset, hence each record)"
+        ]
+        report: dict[str, Any] = {"would_be": "run at the owners' nodes", "epsilon": epsilon}
+        if job.task == "train":
+            from collabzone.techniques.federated import _mia
+
+            check = _mia.membership_check(job, plan.details["domains"], epsilon)
+            report["membership_inference"] = check
+            lines.append(
+                "membership inference (loss threshold, on a stand-in of this job with random "
+                f"labels): advantage {check['advantage_with_dp']:.3f} with the job's noise, "
+                f"{check['advantage_without_dp']:.3f} without it (chance level "
+                f"{check['chance_level']:.3f}); DP bounds any attacker's advantage by "
+                f"{check['dp_bound']:.3f} at this epsilon"
+            )
+        report["summary"] = lines
+        return report
 
     def release(self, plan: Plan, outcome: Outcome, rules: Rules) -> Outcome:
         """Only the global result and aggregates leave; the epsilon actually spent (rounds
@@ -166,9 +264,95 @@ class Federated(Technique):
             n: PrivacyCost(epsilon=spent_eps, delta=delta if spent_eps else 0.0)
             for n in plan.datasets
         }
+        derived = _sealed_model(plan, payload, spent_eps) if payload.get("model") else None
+        notes = [f"spec sha256 {plan.details['spec_sha256']}"]
+        if derived is not None:
+            notes.append(f"model sealed in the zone as dataset {derived.name!r}")
+            payload["model_dataset"] = derived.name
         return Outcome(
             payload=payload,
             mechanism="gaussian (client-level, RDP accounting)",
             spent=spent,
-            notes=(f"spec sha256 {plan.details['spec_sha256']}",),
+            notes=tuple(notes),
+            derived=derived,
         )
+
+
+def result_view(payload: Mapping[str, Any]) -> ResultView:
+    """Facts (rounds, clients, epsilon, where the model is sealed), the per-round records
+    as a table, and accuracy and loss per round as curves."""
+    rounds = list(payload.get("rounds") or [])
+    facts: list[tuple[str, str]] = [
+        ("rounds run", cell(len(rounds))),
+        ("clients", ", ".join(map(str, payload.get("clients") or [])) or "-"),
+        ("epsilon spent (client-level)", cell(payload.get("epsilon"))),
+    ]
+    if rounds:
+        facts += [
+            ("clipping norm", cell(rounds[-1].get("clipping_norm"))),
+            ("noise std", cell(rounds[-1].get("noise_std"))),
+        ]
+    if payload.get("stopped"):
+        facts.append(("stopped", str(payload["stopped"])))
+    if payload.get("model_dataset"):
+        facts.append(("sealed model", str(payload["model_dataset"])))
+    tables = []
+    if rounds:
+        rows = [
+            [r.get("round"), len(r.get("clients") or []), r.get("clipping_norm"),
+             r.get("noise_std"), r.get("epsilon")]
+            for r in rounds
+        ]  # fmt: skip
+        columns = ["round", "clients", "clipping norm", "noise std", "epsilon so far"]
+        tables.append(view_table("Rounds", columns, rows))
+    if "results" in payload:  # analytics
+        tables.append(
+            view_table(
+                "Aggregates",
+                ["query", "column", "value"],
+                [
+                    [r.get("kind"), r.get("column", "-"), r.get("value", r.get("counts"))]
+                    for r in payload["results"]
+                ],
+            )
+        )
+    metrics = [m for m in payload.get("metrics") or [] if isinstance(m, Mapping)]
+    curves = tuple(
+        CurveView(
+            f"{name.capitalize()} per round (evaluation data)",
+            "round",
+            name,
+            {name: tuple((float(m["round"]), float(m[name])) for m in metrics if name in m)},
+        )
+        for name in ("accuracy", "loss")
+        if any(name in m for m in metrics)
+    )
+    return ResultView(facts=tuple(facts), tables=tuple(tables), curves=curves)
+
+
+def _sealed_model(plan: Plan, payload: Mapping[str, Any], epsilon: float) -> DerivedDataset:
+    """The released model as a sealed dataset of the analyst: one row per parameter
+    (``tensor``, ``position``, ``value``), encrypted at rest like every dataset."""
+    rows = tuple(
+        (t, i, float(v))
+        for t, tensor in enumerate(payload["model"])
+        for i, v in enumerate(np.ravel(np.asarray(tensor, dtype=np.float64)))
+    )
+    return DerivedDataset(
+        name=f"fl_model_{plan.details['spec_sha256'][:8]}_{secrets.token_hex(3)}",
+        columns=(
+            {"name": "tensor", "type": "integer", "class": "dimension"},
+            {"name": "position", "type": "integer", "class": "dimension"},
+            {"name": "value", "type": "float", "class": "measure"},
+        ),
+        rows=rows,
+        provenance={
+            "method": "federated",
+            "spec_sha256": plan.details["spec_sha256"],
+            "datasets": list(plan.datasets),
+            "epsilon": epsilon,
+            "shapes": [list(np.shape(t)) for t in payload["model"]],
+        },
+        description=f"federated {plan.details['spec']['model']} model (spec "
+        f"{plan.details['spec_sha256'][:12]}), client-level DP epsilon {epsilon:.3g}",
+    )

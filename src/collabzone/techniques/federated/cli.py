@@ -1,11 +1,14 @@
-"""``collabzone fl submit|status|result``: the analyst's side of a federated job.
+"""``collabzone fl submit|status|result|approve|node``: the analyst's and the owners' side.
 
 ``submit`` sends a job spec (a JSON file: task, datasets, features, label, model, strategy,
 rounds, privacy; see docs/federated.md) and prints the request id, its status and the
 projected epsilon the owners will see. ``status`` shows where the job stands; ``result``
 prints the released model and per-round aggregates with the privacy receipt. The zone is the
 one of ``--zone`` / ``COLLABZONE_ZONE``, the party the one of ``--token`` /
-``COLLABZONE_TOKEN``, as for every command. Heavy imports happen inside the commands.
+``COLLABZONE_TOKEN``, as for every command. ``approve`` is the owner approving from its
+node (recording the approved spec digest in the node's approval book); ``node`` runs the
+owner's node for federated jobs on the deployment path (a SuperNode per joined job). Heavy
+imports happen inside the commands.
 """
 
 from __future__ import annotations
@@ -101,5 +104,67 @@ def result_command(
             typer.echo(f"written to {output}")
         else:
             typer.echo(text)
+    except CollabzoneError as exc:
+        raise _fail(exc) from None
+
+
+BookOption = Annotated[
+    Path,
+    typer.Option("--book", help="the node's approval book (JSON): digests its owner approved"),
+]
+
+
+@app.command("approve")
+def approve_command(
+    request_id: Annotated[str, typer.Argument()],
+    reason: Annotated[str, typer.Option("--reason", help="why the owner approves")],
+    book: BookOption = Path("fl-approvals.json"),
+) -> None:
+    """An owner approves a federated job from its node: the spec digest it was shown goes
+    into the node's approval book first (the node runs only specs hashing to it)."""
+    from collabzone.node import NodeAgent
+
+    try:
+        agent = NodeAgent(_zone(), {}, approvals=book)
+        request = agent.approve(request_id, reason)
+        typer.echo(f"{request.id}: {request.status.value}")
+        typer.echo(f"  approved spec sha256 {agent.approvals.get(request_id)} (in {book})")
+    except CollabzoneError as exc:
+        raise _fail(exc) from None
+
+
+@app.command("node")
+def node_command(
+    data: Annotated[list[str], typer.Option("--data", help="NAME=PATH of a local dataset")],
+    superlink: Annotated[str, typer.Option("--superlink", help="the zone's SuperLink host:port")],
+    book: BookOption = Path("fl-approvals.json"),
+    zone_key: Annotated[
+        str | None, typer.Option("--zone-key", help="the zone's job-signing key (hex) to pin")
+    ] = None,
+    workdir: Annotated[Path, typer.Option("--workdir", help="SuperNode logs")] = Path("fl-node"),
+    poll: Annotated[float, typer.Option("--poll", help="seconds between polls")] = 5.0,
+    once: Annotated[bool, typer.Option("--once", help="join waiting jobs and exit")] = False,
+) -> None:
+    """This owner's node for federated jobs: pulls the approved jobs, checks each against
+    the approval book and the zone's signature, starts a SuperNode against the SuperLink."""
+    from collabzone.node import NodeAgent
+
+    try:
+        files = {}
+        for item in data:
+            name, sep, path = item.partition("=")
+            if not sep or not name or not path:
+                raise InvalidInputError(f"--data {item!r}: give NAME=PATH")
+            files[name] = Path(path)
+        agent = NodeAgent(_zone(), files, approvals=book, zone_key=zone_key,
+                          superlink=superlink, workdir=workdir)  # fmt: skip
+        if once:
+            for request in agent.run_once():
+                typer.echo(f"{request.id}: {request.status.value}")
+            return
+        try:
+            agent.serve(poll)
+        finally:
+            agent.close()
     except CollabzoneError as exc:
         raise _fail(exc) from None
