@@ -8,7 +8,8 @@ the three servers in the lifecycle test, three shares at threshold 1 everywhere 
 
 from __future__ import annotations
 
-import json
+import hashlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,10 +139,15 @@ def test_an_invitation_answers_once_and_is_not_linked_to_its_answer(world: World
     with pytest.raises(NotAuthorisedError):
         answer(box, "made-up", [1, 1])
     answer(box, tokens[1], [1, 1])
-    stored = (box.path / "tokens.json").read_text()
-    assert tokens[0] not in stored  # hashes only
-    used = json.loads(stored)["used"]
-    assert used == sorted(used)  # no order of use
+    stored = (box.path / "tokens.bin").read_bytes()
+    assert tokens[0].encode() not in stored  # hashes only, sorted: no order of invitation
+    digests = [stored[i : i + 32] for i in range(0, len(stored), 32)]
+    assert digests == sorted(digests) and len(digests) == 8
+    # the used flags follow the sorted hashes, not the order of use
+    flags = (box.path / "used.bin").read_bytes()
+    spent = {hashlib.sha256(t.encode()).digest() for t in tokens[:2]}
+    assert [d in spent for d in digests] == [f == 1 for f in flags]
+    used = [d.hex() for d in digests]
     files = sorted((box.path / "inbox" / "0").glob("*.json"))
     assert len(files) == 2 and {f.stat().st_mtime for f in files} == {0}  # no time of answer
     # the answer files' names say nothing of the invitations
@@ -208,3 +214,25 @@ def test_a_server_opens_only_its_own_inbox(tmp_path: Path, master_key: str) -> N
     assert open_inbox(box.inbox(0), stores[0].inbox_key(), box.id, 1, width) == {}
     mine = open_inbox(box.inbox(0), stores[0].inbox_key(), box.id, 0, width)
     assert len(mine) == 1 and all(0 <= v < int(field().modulus) for v in next(iter(mine.values())))
+
+
+def test_racing_answers_with_one_invitation_store_one(tmp_path: Path, master_key: str) -> None:
+    store = ShareStore(tmp_path / "s0", master_key)
+    publish_server_key(tmp_path / "surveys", "s0", store.inbox_public())
+    box, tokens = SurveyBox.create(tmp_path / "surveys", SurveySpec.from_json(survey_spec()))
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        try:
+            answer(box, tokens[0], [0, 0])
+            outcomes.append("stored")
+        except NotAuthorisedError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused"] * 7 + ["stored"]
+    assert len(box.inbox(0)) == 1 and box.status() == {"answered": 1, "unused": 7}

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from collabzone.keys import MASTER_KEY_ENV
@@ -36,7 +37,13 @@ from collabzone.techniques.mpc._shares import frac_length, recombine
 from collabzone.techniques.mpc._survey import one_hot
 from collabzone.techniques.mpc._survey_box import open_inbox
 from collabzone.techniques.mpc.survey_page import SCRIPT
-from tests.server.conftest import Server, make_parties, servers, start_server
+from tests.server.conftest import (
+    Server,
+    console_sign_in,
+    make_parties,
+    servers,
+    start_server,
+)
 from tests.server.test_browser import ARGS, CHROMIUM, DESKTOP
 
 PURPOSE = "member satisfaction"
@@ -157,6 +164,12 @@ def test_browser_splits_answers_no_server_receives_a_plain_answer(
         assert counts[1] == {"yes": 1, "no": 1}
         assert counts[2] == {"north": 0, "south": 0, "online": 2}
         assert result["questions"][0]["mean"] == pytest.approx(3.0)
+
+        # the organiser's console: the report's status, never a count
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            console_sign_in(client, tokens["bank"])
+            html = client.get(f"/console/requests/{report.id}").text
+        assert "counts computed" in html and "only the recipient" in html
 
         # a closed survey's page says so
         page.goto("about:blank")

@@ -4,8 +4,9 @@ One directory per survey under the zone's survey root::
 
     <root>/keys/<server>.pub          each compute server's public key (it publishes it)
     <root>/<survey>/survey.json       the survey, the servers' public keys, the field
-    <root>/<survey>/tokens.json       SHA-256 of the unused and of the used invitations,
-                                      each list kept sorted (no order of use, no time)
+    <root>/<survey>/tokens.bin        SHA-256 of every invitation, sorted (fixed at creation)
+    <root>/<survey>/used.bin          one byte per invitation in that sorted order: 1 once
+                                      used (written in place: no order of use, no time)
     <root>/<survey>/inbox/<i>/<id>.json   server i's sealed shares of one answer
     <root>/<survey>/closed            present once the report ran: no more answers
 
@@ -17,10 +18,12 @@ zone cannot open the files: each is sealed to one server's key.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import fcntl
 import hashlib
 import json
+import mmap
 import os
 import re
 import secrets
@@ -35,6 +38,7 @@ from collabzone.errors import ConflictError, InvalidInputError, NotAuthorisedErr
 from collabzone.techniques.mpc._survey import SurveySpec, unseal
 
 SURVEY_ID = re.compile(r"^[0-9a-f]{16}$")
+DIGEST = 32
 MAX_SEALED = 64 * 1024
 """Bytes of one sealed share list (100 questions x 20 answers of 40 digits fit)."""
 
@@ -46,8 +50,8 @@ def _write(path: Path, doc: Any) -> None:
     os.replace(tmp, path)
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def _hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 def publish_server_key(root: Path, server: str, public: str) -> None:
@@ -87,7 +91,8 @@ class SurveyBox:
         for index in range(len(spec.servers)):
             (box.path / "inbox" / str(index)).mkdir(parents=True)
         tokens = [secrets.token_urlsafe(24) for _ in range(spec.invitations)]
-        _write(box.path / "tokens.json", {"unused": sorted(map(_hash, tokens)), "used": []})
+        (box.path / "tokens.bin").write_bytes(b"".join(sorted(_hash(t) for t in tokens)))
+        (box.path / "used.bin").write_bytes(bytes(len(tokens)))
         _write(
             box.path / "survey.json",
             {
@@ -137,21 +142,30 @@ class SurveyBox:
             raise InvalidInputError(
                 f"send one sealed share list ({{epk, iv, ct}}) per server ({len(doc['keys'])})"
             )
+        digest = _hash(token)
         with self._locked():
             if self.closed:
                 raise ConflictError("this survey is closed: its report has been computed")
-            tokens = json.loads((self.path / "tokens.json").read_text("utf-8"))
-            digest = _hash(token)
-            if digest not in tokens["unused"]:
-                raise NotAuthorisedError("this invitation is unknown or was already used")
-            answer = secrets.token_hex(16)
-            for index, part in enumerate(sealed):
-                target = self.path / "inbox" / str(index) / f"{answer}.json"
-                _write(target, dict(part))
-                os.utime(target, (0, 0))
-            tokens["unused"].remove(digest)
-            tokens["used"] = sorted([*tokens["used"], digest])
-            _write(self.path / "tokens.json", tokens)
+            with (self.path / "tokens.bin").open("rb") as handle:
+                digests = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+                count = len(digests) // DIGEST
+                at = bisect.bisect_left(
+                    range(count), digest, key=lambda i: digests[i * DIGEST : (i + 1) * DIGEST]
+                )
+                known = at < count and digests[at * DIGEST : (at + 1) * DIGEST] == digest
+                digests.close()
+            fd = os.open(self.path / "used.bin", os.O_RDWR)
+            try:
+                if not known or os.pread(fd, 1, at) != b"\0":
+                    raise NotAuthorisedError("this invitation is unknown or was already used")
+                answer = secrets.token_hex(16)
+                for index, part in enumerate(sealed):
+                    target = self.path / "inbox" / str(index) / f"{answer}.json"
+                    _write(target, dict(part))
+                    os.utime(target, (0, 0))
+                os.pwrite(fd, b"\1", at)
+            finally:
+                os.close(fd)
 
     def close(self) -> None:
         with self._locked():
@@ -159,8 +173,8 @@ class SurveyBox:
 
     def status(self) -> dict[str, int]:
         """How many invitations were answered and how many are left (counts only)."""
-        tokens = json.loads((self.path / "tokens.json").read_text("utf-8"))
-        return {"answered": len(tokens["used"]), "unused": len(tokens["unused"])}
+        used = (self.path / "used.bin").read_bytes()
+        return {"answered": used.count(1), "unused": used.count(0)}
 
     def inbox(self, index: int) -> dict[str, dict[str, str]]:
         """Server ``index``'s sealed files by answer id (what the zone relays to it)."""
