@@ -236,3 +236,36 @@ def test_racing_answers_with_one_invitation_store_one(tmp_path: Path, master_key
         thread.join()
     assert sorted(outcomes) == ["refused"] * 7 + ["stored"]
     assert len(box.inbox(0)) == 1 and box.status() == {"answered": 1, "unused": 7}
+
+
+def _post_vector(box: SurveyBox, token: str, vector: list[int]) -> None:
+    """A respondent's own script posting any vector it likes, split and sealed properly."""
+    doc, spec = box.document(), box.spec()
+    parts = split_answers(
+        [v % int(field().modulus) for v in vector], len(doc["keys"]), spec.threshold
+    )
+    box.answer(token, [seal(k, parts[i], box.id, i) for i, k in enumerate(doc["keys"])])
+
+
+def test_malformed_answers_are_left_out_inside_mpc(world: World) -> None:
+    """Ballot stuffing (5 on one answer), two choices, a negative entry, no choice: dropped
+    by the servers' check in MPC; the counts are those of the well-formed answers."""
+    _agree(world.parties)
+    opened = _submit(world, survey_spec())
+    links = world.parties.partner.result(opened.id).payload["invitation_links"]
+    box = SurveyBox(world.root, world.parties.bank.result(opened.id).payload["survey"])
+    tokens = [link.split("#", 1)[1] for link in links]
+    for token, chosen in zip(tokens, [[4, 0], [4, 1], [2, 0]], strict=False):
+        answer(box, token, chosen)
+    one = 1 << frac_length()
+    _post_vector(box, tokens[3], [0, 0, 0, 0, 5 * one, one, 0])  # stuffing
+    _post_vector(box, tokens[4], [one, 0, 0, 0, one, one, 0])  # two choices
+    _post_vector(box, tokens[5], [2 * one, -one, 0, 0, 0, 0, one])  # sums to one, not 0/1
+    _post_vector(box, tokens[6], [0, 0, 0, 0, 0, one, 0])  # no choice on question 1
+    report = _submit(world, {"close": box.id})
+    assert report.status is RequestStatus.RELEASED, report.reasons
+    result = open_survey(world.parties.bank.result(report.id).payload, box.spec(), "bank")
+    assert result["respondents"] == 3
+    first, second = result["questions"]
+    assert first["counts"] == {"1": 0, "2": 0, "3": 1, "4": 0, "5": 2}
+    assert second["counts"] == {"yes": 2, "no": 1}

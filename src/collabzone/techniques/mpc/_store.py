@@ -90,6 +90,7 @@ class ShareStore:
                     "servers": doc["servers"],
                     "threshold": doc["threshold"],
                     "join": doc.get("join", False),
+                    "groups": doc.get("groups"),
                 },
             )
         return out

@@ -257,3 +257,41 @@ def read_counts(spec: SurveySpec, sums: Mapping[str, float], respondents: int) -
             entry["mean"] = float(np.dot(values, counts)) / total
         questions.append(entry)
     return {"respondents": respondents, "questions": questions}
+
+
+async def valid_rows(
+    mpc: Any, columns: Sequence[Sequence[int]], groups: Sequence[int], one: int
+) -> list[bool]:
+    """Which answers are well formed (each entry 0 or ``one``, one choice per question),
+    decided inside MPC: only the verdict per answer opens, never an entry.
+
+    Each server passes its shares (``columns[c][r]``: column ``c``, answer ``r``) over the
+    survey's field; ``groups`` are the questions' numbers of answers, in column order. The
+    servers open fresh random public weights (after every answer is in, so no respondent
+    could aim at them) and, per answer, a secret random multiple of
+    ``sum_c a_c x_c (x_c - one) + sum_q b_q (sum_{c in q} x_c - one)``: zero for a
+    well-formed answer, a uniform non-zero element (except with probability ~2/p) for any
+    other, whatever its entries. Cost: one inner product and one product per answer.
+    """
+    from collabzone.techniques.mpc._shares import field
+
+    rows = len(columns[0]) if columns else 0
+    if rows == 0:
+        return []
+    secfld = mpc.SecFld(order=int(field().modulus))
+    width = len(columns)
+    weights = await mpc.output([mpc._random(secfld) for _ in range(width + len(groups))])
+    a, b = weights[:width], weights[width:]
+    bounds = [sum(groups[:q]) for q in range(len(groups) + 1)]
+    f = secfld.field
+    checks = []
+    for r in range(rows):
+        x = [secfld(f(columns[c][r])) for c in range(width)]
+        squares = mpc.in_prod(
+            [x[c] * a[c] for c in range(width)], [x[c] - one for c in range(width)]
+        )
+        sums = [mpc.sum(x[bounds[q] : bounds[q + 1]]) - one for q in range(len(groups))]
+        linear = mpc.sum([sums[q] * b[q] for q in range(len(groups))])
+        checks.append((squares + linear) * mpc._random(secfld))
+    opened = await mpc.output(checks)
+    return [int(v) == 0 for v in opened]

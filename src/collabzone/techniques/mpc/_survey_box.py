@@ -224,6 +224,7 @@ def package(
             "servers": len(spec.servers),
             "threshold": spec.threshold,
             "index": index,
+            "groups": [len(q.answers) for q in spec.questions],
         },
         "shares": {c: [shares[a][k] for a in answers] for k, c in enumerate(columns)},
     }
