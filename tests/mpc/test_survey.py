@@ -24,6 +24,7 @@ from collabzone.model import Request, RequestStatus
 from collabzone.techniques import registry
 from collabzone.techniques.mpc import (
     InProcessDriver,
+    ProcessDriver,
     ShareStore,
     Survey,
     SurveyBox,
@@ -269,3 +270,39 @@ def test_malformed_answers_are_left_out_inside_mpc(world: World) -> None:
     first, second = result["questions"]
     assert first["counts"] == {"1": 0, "2": 0, "3": 1, "4": 0, "5": 2}
     assert second["counts"] == {"yes": 2, "no": 1}
+
+
+@pytest.mark.slow
+def test_three_servers_leave_out_malformed_answers(
+    sqlite_zone: Parties, tmp_path: Path, master_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check in MPC with three real server processes (threshold 1, degree reduction)."""
+    monkeypatch.setenv("COLLABZONE_MASTER_KEY", master_key)
+    stores = [ShareStore(tmp_path / f"s{i}", master_key) for i in range(3)]
+    root = tmp_path / "surveys"
+    for i, store in enumerate(stores):
+        sqlite_zone.operator.add_party(f"s{i}", ["compute"])
+        publish_server_key(root, f"s{i}", store.inbox_public())
+    driver = SurveyDriver(stores, ProcessDriver([s.root for s in stores], tmp_path / "outbox"))
+    registry.register("survey", Survey(root, driver))
+    try:
+        world = World(sqlite_zone, root, stores[0])
+        sqlite_zone.partner.register_dataset("members", POPULATION, row_count=50)
+        _agree(sqlite_zone)
+        opened = _submit(world, survey_spec(servers=["s0", "s1", "s2"], threshold=1))
+        links = sqlite_zone.partner.result(opened.id).payload["invitation_links"]
+        box = SurveyBox(root, sqlite_zone.bank.result(opened.id).payload["survey"])
+        tokens = [link.split("#", 1)[1] for link in links]
+        for token, chosen in zip(tokens, [[4, 0], [4, 1], [2, 0]], strict=False):
+            answer(box, token, chosen)
+        one = 1 << frac_length()
+        _post_vector(box, tokens[3], [0, 0, 0, 0, 5 * one, one, 0])
+        _post_vector(box, tokens[4], [2 * one, -one, 0, 0, 0, 0, one])
+        report = _submit(world, {"close": box.id})
+        assert report.status is RequestStatus.RELEASED, report.reasons
+        result = open_survey(sqlite_zone.bank.result(report.id).payload, box.spec(), "bank")
+        assert result["respondents"] == 3
+        assert result["questions"][0]["counts"] == {"1": 0, "2": 0, "3": 1, "4": 0, "5": 2}
+        assert result["questions"][1]["counts"] == {"yes": 2, "no": 1}
+    finally:
+        registry.register("survey", "collabzone.techniques.mpc:Survey")

@@ -278,20 +278,22 @@ async def valid_rows(
     rows = len(columns[0]) if columns else 0
     if rows == 0:
         return []
-    secfld = mpc.SecFld(order=int(field().modulus))
+    modulus = int(field().modulus)
+    secfld = mpc.SecFld(order=modulus)
     width = len(columns)
     weights = await mpc.output([mpc._random(secfld) for _ in range(width + len(groups))])
-    a, b = weights[:width], weights[width:]
+    a, b = [int(w) for w in weights[:width]], [int(w) for w in weights[width:]]
     bounds = [sum(groups[:q]) for q in range(len(groups) + 1)]
-    f = secfld.field
-    checks = []
+    # Everything but the products is linear, so each server computes it on its own shares;
+    # the local sum of products is a degree-2t share, which one batched resharing (as
+    # MPyC's in_prod does per call) brings back to degree t.
+    local = []
     for r in range(rows):
-        x = [secfld(f(columns[c][r])) for c in range(width)]
-        squares = mpc.in_prod(
-            [x[c] * a[c] for c in range(width)], [x[c] - one for c in range(width)]
-        )
-        sums = [mpc.sum(x[bounds[q] : bounds[q + 1]]) - one for q in range(len(groups))]
-        linear = mpc.sum([sums[q] * b[q] for q in range(len(groups))])
-        checks.append((squares + linear) * mpc._random(secfld))
-    opened = await mpc.output(checks)
+        x = [columns[c][r] for c in range(width)]
+        squares = sum(a[c] * x[c] * (x[c] - one) for c in range(width))
+        linear = sum(b[q] * (sum(x[bounds[q] : bounds[q + 1]]) - one) for q in range(len(groups)))
+        local.append(secfld.field((squares + linear) % modulus))
+    defects = [secfld(v) for v in await mpc._reshare(local)]
+    masks = [mpc._random(secfld) for _ in range(rows)]
+    opened = await mpc.output(mpc.schur_prod(defects, masks))
     return [int(v) == 0 for v in opened]
