@@ -271,7 +271,8 @@ async def valid_rows(
     could aim at them) and, per answer, a secret random multiple of
     ``sum_c a_c x_c (x_c - one) + sum_q b_q (sum_{c in q} x_c - one)``: zero for a
     well-formed answer, a uniform non-zero element (except with probability ~2/p) for any
-    other, whatever its entries. Cost: one inner product and one product per answer.
+    other, whatever its entries. Cost: local arithmetic on each server's shares, one batched
+    resharing of every answer's sum of products, and one secure product per answer.
     """
     from collabzone.techniques.mpc._shares import field
 
