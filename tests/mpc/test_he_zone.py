@@ -95,7 +95,10 @@ def test_recipient_decrypts_the_released_total(
     request = _ask(parties, BOTH)
     assert request.status is RequestStatus.RELEASED, request.reasons
     release = parties.bank.result(request.id)
-    assert set(release.payload) == {"datasets", "recipient", "providers", "ciphertext", "sha256"}
+    assert set(release.payload) == {
+        "datasets", "recipient", "providers", "ciphertext", "sha256", "deposits"
+    }  # fmt: skip
+    assert {d["provider"] for d in release.payload["deposits"]} == {"partner", "insurer"}
     assert release.payload["providers"] == 2
     assert any("never held the recipient's secret key" in n for n in release.receipt.notes)
     total = open_total(release.payload, keys)

@@ -41,6 +41,20 @@ def test_reports_match_numpy_on_adult(single: tuple[ShareStore, dict[str, np.nda
     assert fit["intercept"] == pytest.approx(intercept, rel=1e-4)
 
 
+def test_multivariate_regression_matches_least_squares_on_adult(
+    single: tuple[ShareStore, dict[str, np.ndarray]],
+) -> None:
+    store, data = single
+    spec = ReportSpec("regression", ("adult",), ("age", "education_num", "hours"), "ministry")
+    fit = _open(store, spec)
+    design = np.column_stack([np.ones(500), data["age"], data["education_num"]])
+    intercept, b_age, b_edu = np.linalg.lstsq(design, data["hours"], rcond=None)[0]
+    assert fit["x"] == ["age", "education_num"] and fit["y"] == "hours"
+    assert fit["coefficients"]["age"] == pytest.approx(b_age, abs=1e-3)
+    assert fit["coefficients"]["education_num"] == pytest.approx(b_edu, abs=1e-3)
+    assert fit["intercept"] == pytest.approx(intercept, abs=1e-2)
+
+
 def test_report_over_two_providers_is_the_union(tmp_path: Path, master_key: str) -> None:
     data = adult_columns(300)
     store = ShareStore(tmp_path / "s", master_key)

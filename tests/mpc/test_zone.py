@@ -77,7 +77,10 @@ def test_report_is_released_as_a_bundle_reference_the_recipient_opens(
     release = parties.bank.result(request.id)
     payload = dict(release.payload)
     # the zone holds a reference, not the value: no number near the mean is stored
-    assert set(payload) == {"report", "datasets", "recipient", "bundle"}
+    assert set(payload) == {"report", "datasets", "recipient", "bundle", "uploads"}
+    assert [(u["dataset"], u["provider"], u["rows"]) for u in payload["uploads"]] == [
+        ("adult", "partner", 300)
+    ]
     assert f"{data['age'].mean():.3f}"[:5] not in json.dumps(payload)
     assert any("did not see" in note for note in release.receipt.notes)
     assert release.receipt.budget_spent == {}

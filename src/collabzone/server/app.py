@@ -24,6 +24,7 @@ from collabzone.server._headers import SecurityHeaders
 from collabzone.server._limits import BodyLimit, UploadGate, UploadQuota
 from collabzone.server._settings import ServerSettings
 from collabzone.server._state import ServerState
+from collabzone.techniques.mpc import survey_page
 from collabzone.zone import Zone
 
 VERSION = "1"
@@ -63,6 +64,7 @@ def create_app(settings: ServerSettings, zone: Zone | None = None) -> FastAPI:
     app.include_router(_api.router)
     app.include_router(_console.router)
     app.include_router(_oidc.router)
+    app.include_router(survey_page.router)  # respondents' survey page (techniques.mpc)
     quota = UploadQuota(settings.upload_quota, settings.upload_window)
 
     def authorise_upload(token: str | None, client: str) -> str:

@@ -22,6 +22,7 @@ _BUILTIN: dict[str, str] = {
     "mediate": "collabzone.techniques.deid:Mediate",
     "mpc": "collabzone.techniques.mpc:MPC",
     "he_sum": "collabzone.techniques.mpc:HESum",
+    "survey": "collabzone.techniques.mpc:Survey",
     "overlap": "collabzone.techniques.linking:Overlap",
     "sealed": "collabzone.techniques.sealed:Sealed",
     "sql": "collabzone.techniques.sql:GovernedSQL",

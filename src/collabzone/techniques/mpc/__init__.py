@@ -17,6 +17,9 @@ from collabzone.techniques.mpc._he_technique import HESum, deposit, open_total, 
 from collabzone.techniques.mpc._reports import REPORTS, Holding, ReportSpec, check, enforce
 from collabzone.techniques.mpc._server import run_report
 from collabzone.techniques.mpc._store import ShareStore
+from collabzone.techniques.mpc._survey import SurveySpec
+from collabzone.techniques.mpc._survey_box import SurveyBox, publish_server_key
+from collabzone.techniques.mpc._survey_technique import Survey, SurveyDriver, open_survey
 from collabzone.techniques.mpc._technique import MPC
 
 __all__ = [
@@ -29,6 +32,10 @@ __all__ = [
     "RecipientKeys",
     "ReportSpec",
     "ShareStore",
+    "Survey",
+    "SurveyBox",
+    "SurveyDriver",
+    "SurveySpec",
     "aggregate",
     "check",
     "deposit",
@@ -36,8 +43,10 @@ __all__ = [
     "enforce",
     "open_bundle",
     "open_report",
+    "open_survey",
     "open_total",
     "publish_context",
+    "publish_server_key",
     "run_report",
     "split_upload",
 ]

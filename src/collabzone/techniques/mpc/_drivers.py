@@ -110,10 +110,16 @@ class ProcessDriver:
                 procs.append(subprocess.Popen(command, env=env, stderr=log, stdout=log))
                 log.close()  # the child keeps its own descriptor
             errors = []
-            for index, proc in enumerate(procs):
-                if proc.wait(timeout=self.timeout):
-                    err = (Path(tmp) / f"err{index}.log").read_text("utf-8").strip()
-                    errors.append(err.splitlines()[-1] if err else f"exit {proc.returncode}")
+            try:
+                for index, proc in enumerate(procs):
+                    if proc.wait(timeout=self.timeout):
+                        err = (Path(tmp) / f"err{index}.log").read_text("utf-8").strip()
+                        errors.append(err.splitlines()[-1] if err else f"exit {proc.returncode}")
+            finally:  # a timeout (or any failure here) leaves no server process behind
+                for proc in procs:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
             if errors:
                 raise ConflictError(f"the compute servers refused or failed: {errors[0]}")
             outputs = [

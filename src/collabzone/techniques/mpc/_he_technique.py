@@ -59,13 +59,14 @@ from collabzone.techniques.base import (
     Technique,
 )
 from collabzone.techniques.mpc._he import RecipientKeys, aggregate
+from collabzone.techniques.view import ResultView
 
 MIN_PROVIDERS_FLOOR = 2
 NO_SECRET_KEY = (
     "the zone never held the recipient's secret key: it added the providers' ciphertexts "
     "under the public CKKS context, and only the recipient's client can decrypt the total"
 )
-_SAFE_KEYS = frozenset({"datasets", "recipient", "providers", "ciphertext", "sha256"})
+_SAFE_KEYS = frozenset({"datasets", "recipient", "providers", "ciphertext", "sha256", "deposits"})
 _CONTEXT = "context.pub"
 AUDIT_SPACE = "he_sum:providers"
 """One audited space for every he_sum release, whoever asked (differencing needs only two
@@ -242,7 +243,7 @@ class HESum(Technique):
         if not context_path.is_file():
             raise ConflictError(f"{recipient!r} has not published its public context yet")
         update = _audit_providers(plan, ctx)  # before touching any ciphertext
-        ciphertexts = []
+        ciphertexts, deposits = [], []
         for name in plan.datasets:
             path = folder / f"{_safe(name, 'dataset')}.ckks"
             if not path.is_file():
@@ -251,6 +252,10 @@ class HESum(Technique):
                     "provider must encrypt its vector and deposit it first"
                 )
             ciphertexts.append(path.read_bytes())
+            deposits.append(
+                {"dataset": name, "provider": plan.details["owners"][name],
+                 "deposited": int(path.stat().st_mtime)}
+            )  # fmt: skip
         providers = int(plan.details["providers"])
         # distinct providers were checked against the agreements; the floor again here
         total = aggregate(context_path.read_bytes(), ciphertexts, min_providers=MIN_PROVIDERS_FLOOR)
@@ -261,6 +266,7 @@ class HESum(Technique):
                 "providers": providers,
                 "ciphertext": base64.b64encode(total).decode("ascii"),
                 "sha256": hashlib.sha256(total).hexdigest(),
+                "deposits": deposits,
             },
             released_to=tuple(dict.fromkeys((ctx.requester.name, recipient))),
             notes=(NO_SECRET_KEY,),
@@ -281,6 +287,12 @@ class HESum(Technique):
                        f"fewer than {needed}")
             )  # fmt: skip
         return outcome
+
+    def result_view(self, payload: Mapping[str, Any]) -> ResultView:
+        """Status, the deposits added (provider, when), never the ciphertext or a value."""
+        from collabzone.techniques.mpc._views import he_view
+
+        return he_view(payload)
 
 
 __all__: Sequence[str] = (

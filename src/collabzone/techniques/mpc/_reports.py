@@ -58,10 +58,10 @@ class ReportSpec:
         if not self.recipient:
             raise InvalidInputError("a report needs a recipient (the party that opens it)")
         needed = {"count": 0, "correlation": 2, "regression": 2}.get(self.report, 1)
-        if len(self.columns) < needed or (self.report == "regression" and len(self.columns) != 2):
+        if len(self.columns) < needed:
             raise InvalidInputError(
                 f"report {self.report!r} needs {needed} column(s)"
-                + (" (x then y)" if self.report == "regression" else "")
+                + (" (the x columns, then y)" if self.report == "regression" else "")
             )
         if self.epsilon is not None:
             if self.report not in DP_REPORTS:
@@ -268,11 +268,13 @@ async def compute(
         }
         root = [_fsqrt(cov[i, i]) for i in range(k)]
         outs = [cov[i, j] / (root[i] * root[j]) for i in range(k) for j in range(i + 1, k)]
-    elif spec.report == "regression":
+    elif spec.report == "regression" and len(spec.columns) == 2:
         from mpyc.statistics import linear_regression
 
         model = linear_regression(list(columns[spec.columns[0]]), list(columns[spec.columns[1]]))
         outs = [model.slope, model.intercept]
+    elif spec.report == "regression":
+        outs = least_squares(mpc, secfxp, [list(columns[c]) for c in spec.columns], n)
     else:
         from collabzone.techniques.mpc._simplex import maximise, scaled_objective
 
@@ -280,6 +282,40 @@ async def compute(
         matrix = [list(r) for r in zip(*(columns[c] for c in spec.columns), strict=True)]
         outs = await maximise(mpc, objective, matrix, list(columns[spec.bound]))
     return outs
+
+
+def least_squares(mpc: Any, secfxp: Any, columns: Sequence[list[Any]], n: int) -> list[Any]:
+    """Secure ordinary least squares: the intercept then one coefficient per x column
+    (``columns`` are the x columns then y), all secret.
+
+    Forms the normal equations (X'X) b = X'y with a column of ones, one secure inner product
+    per pair of columns (entries at most ``n`` for values in [0, 1]), and solves them by
+    Gaussian elimination with secure fixed-point division (X'X is positive definite, so no
+    pivoting); each multiplier is a quotient of two entries, so nothing grows beyond ``n``.
+    Only the coefficients leave, as shares: the Gram matrix stays secret.
+    """
+    xs, y = columns[:-1], columns[-1]
+    k = len(xs)
+    sums = [mpc.sum(c) for c in xs]
+    gram: list[list[Any]] = [[secfxp(0)] * (k + 1) for _ in range(k + 1)]
+    gram[0][0] = secfxp(n)
+    for i in range(k):
+        gram[0][i + 1] = gram[i + 1][0] = sums[i]
+        for j in range(i, k):
+            gram[i + 1][j + 1] = gram[j + 1][i + 1] = mpc.in_prod(xs[i], xs[j])
+    rhs = [mpc.sum(y), *(mpc.in_prod(x, y) for x in xs)]
+    m = k + 1
+    for j in range(m):
+        for i in range(j + 1, m):
+            factor = gram[i][j] / gram[j][j]
+            for c in range(j, m):
+                gram[i][c] = gram[i][c] - factor * gram[j][c]
+            rhs[i] = rhs[i] - factor * rhs[j]
+    beta: list[Any] = [secfxp(0)] * m
+    for i in reversed(range(m)):
+        rest = [gram[i][c] * beta[c] for c in range(i + 1, m)]
+        beta[i] = (rhs[i] - mpc.sum(rest) if rest else rhs[i]) / gram[i][i]
+    return beta
 
 
 def interpret(spec: ReportSpec, values: Sequence[float], holding: Holding) -> dict[str, Any]:
@@ -309,11 +345,17 @@ def interpret(spec: ReportSpec, values: Sequence[float], holding: Holding) -> di
             for j in range(i + 1, k):
                 matrix[i][j] = matrix[j][i] = next(it)
         return {"columns": list(cols), "matrix": matrix}
-    if spec.report == "regression":
+    if spec.report == "regression" and len(cols) == 2:
         (lx, rx), (ly, ry) = scale(cols[0]), scale(cols[1])
         slope = values[0] * ry / rx
         intercept = ly + ry * values[1] - slope * lx
         return {"x": cols[0], "y": cols[1], "slope": slope, "intercept": intercept}
+    if spec.report == "regression":
+        # y' = b0' + sum bj' xj' over values mapped to [0, 1]: back to the columns' units
+        (ly, ry), xs = scale(cols[-1]), cols[:-1]
+        coefficients = {x: values[j + 1] * ry / scale(x)[1] for j, x in enumerate(xs)}
+        intercept = ly + ry * values[0] - sum(b * scale(x)[0] for x, b in coefficients.items())
+        return {"x": list(xs), "y": cols[-1], "coefficients": coefficients, "intercept": intercept}
     from collabzone.techniques.mpc._simplex import read_solution
 
     return read_solution(spec.columns, spec.bound, values, holding.bounds)

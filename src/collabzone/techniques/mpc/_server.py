@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from collabzone.errors import ConflictError, InvalidInputError, PolicyRefusal, Reason
-from collabzone.techniques.mpc._reports import ReportSpec, compute, enforce
+from collabzone.techniques.mpc._reports import Holding, ReportSpec, compute, enforce
 from collabzone.techniques.mpc._store import ShareStore
 
 
@@ -60,9 +61,7 @@ async def _run(
             for column, values in store.shares(name, mine).items():
                 columns[column] = [secfxp(secfxp.field(values[i])) for i in rows_of[name]]
     else:
-        for name in spec.datasets:
-            for column, values in store.shares(name, wanted).items():
-                columns[column].extend(secfxp(secfxp.field(v)) for v in values)
+        raw = {name: store.shares(name, wanted) for name in spec.datasets}
         rows = sum(holdings[n].rows for n in spec.datasets)
     loaded = time.perf_counter()
     try:
@@ -74,6 +73,8 @@ async def _run(
         ) from None
     connected = time.perf_counter()
     try:
+        if not spec.join:
+            rows = await _load(mpc, spec, holdings, raw, columns, store)
         outputs = await compute(mpc, spec, columns, rows, bounds)
         fresh = mpc._reshare(outputs)  # a new random sharing: shares reveal only the outputs
         elements = await mpc.gather(fresh)
@@ -93,6 +94,49 @@ async def _run(
             "mpc": done - connected,
         },
     }
+
+
+async def _load(
+    mpc: Any,
+    spec: ReportSpec,
+    holdings: Mapping[str, Holding],
+    raw: Mapping[str, Mapping[str, list[int]]],
+    columns: dict[str, list[Any]],
+    store: ShareStore,
+) -> int:
+    """Fill ``columns`` with this server's secure values; returns the number of rows used.
+
+    A survey's answers are first checked inside MPC (:func:`_survey.valid_rows`): a
+    malformed answer (an entry not 0 or 1, not one choice per question) is left out by
+    every server alike. A sum needs no per-row object: Shamir sharing is linear, so the
+    sum of this server's shares is its share of the sum (one field addition per row).
+    """
+    from collabzone.techniques.mpc._shares import secfxp_type
+
+    secfxp = secfxp_type()
+    rows = 0
+    for name in spec.datasets:
+        shares = raw[name]
+        groups = holdings[name].extra.get("groups")
+        if groups:
+            from collabzone.techniques.mpc._survey import valid_rows
+
+            order = [f"q{i}.a{j}" for i, size in enumerate(groups) for j in range(size)]
+            every = store.shares(name, order)
+            ordered = [every[c] for c in order]
+            keep = await valid_rows(mpc, ordered, groups, 1 << int(secfxp.frac_length))
+            shares = {
+                c: [v for v, k in zip(vs, keep, strict=True) if k] for c, vs in shares.items()
+            }
+            rows += sum(keep)
+        else:
+            rows += holdings[name].rows
+        for column, values in shares.items():
+            if spec.report in ("sum", "mean"):
+                columns[column].append(secfxp(secfxp.field(sum(values))))
+            else:
+                columns[column].extend(secfxp(secfxp.field(v)) for v in values)
+    return rows
 
 
 def run_report(

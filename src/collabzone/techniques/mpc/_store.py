@@ -30,6 +30,7 @@ from collabzone.techniques.mpc._reports import Holding
 SHARE_BYTES = 16
 JOIN_COLUMN = "__join__"
 OPRF_FILE = "__oprf_key__"
+INBOX_KEY_FILE = "__inbox_key__"
 
 
 def _to_bytes(values: Sequence[int]) -> pa.Array:
@@ -89,6 +90,7 @@ class ShareStore:
                     "servers": doc["servers"],
                     "threshold": doc["threshold"],
                     "join": doc.get("join", False),
+                    "groups": doc.get("groups"),
                 },
             )
         return out
@@ -148,6 +150,30 @@ class ShareStore:
         """This server's sealed share of the join key."""
         table = self._data.read(OPRF_FILE, 1)
         return int(table.column("share")[0].as_py())
+
+    def inbox_key(self) -> Any:
+        """This server's P-256 key for survey answers sealed to it (made once, sealed here)."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        try:
+            table = self._data.read(INBOX_KEY_FILE, 1)
+        except (FileNotFoundError, NotFoundError):
+            key = ec.generate_private_key(ec.SECP256R1())
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            self._data.write(INBOX_KEY_FILE, 1, pa.table({"pem": pa.array([pem], pa.binary())}))
+            return key
+        return serialization.load_pem_private_key(table.column("pem")[0].as_py(), None)
+
+    def inbox_public(self) -> str:
+        """The public half of :meth:`inbox_key`, as the survey page hands it to browsers."""
+        from collabzone.techniques.mpc._survey import public_raw
+
+        return public_raw(self.inbox_key())
 
     def sealed_file(self, dataset: str) -> Path:
         """The sealed file of ``dataset`` (what an attacker stealing the disk gets)."""

@@ -36,12 +36,15 @@ from collabzone.techniques.base import (
     Technique,
 )
 from collabzone.techniques.mpc._reports import REPORTS, ReportSpec
+from collabzone.techniques.view import ResultView
 
 NOT_SEEN = (
     "the zone did not see the report's value: the compute servers sent their output shares "
     "to the recipient, whose client alone opens them (collabzone mpc open)"
 )
-_SAFE_KEYS = frozenset({"report", "datasets", "recipient", "bundle", "servers", "threshold"})
+_SAFE_KEYS = frozenset(
+    {"report", "datasets", "recipient", "bundle", "servers", "threshold", "uploads"}
+)
 
 
 class Driver(Protocol):
@@ -148,12 +151,20 @@ class MPC(Technique):
         bundle = dict(self.driver(report))
         if set(bundle) - {"path", "sha256", "servers", "threshold"}:
             raise InternalError("an MPC driver returned more than a reference to the bundle")
+        uploads = []
+        for name in report.datasets:
+            dataset = ctx.dataset(name)
+            uploads.append(
+                {"dataset": name, "provider": dataset.owner, "rows": dataset.row_count,
+                 "registered": dataset.created_at.isoformat()}
+            )  # fmt: skip
         return Outcome(
             payload={
                 "report": report.report,
                 "datasets": list(report.datasets),
                 "recipient": report.recipient,
                 "bundle": bundle,
+                "uploads": uploads,
             },
             mechanism=(
                 f"binomial noise inside MPC (epsilon {report.epsilon:g}, delta {report.delta:g})"
@@ -170,6 +181,12 @@ class MPC(Technique):
         if extra:
             raise InternalError(f"an MPC outcome may carry only a bundle reference, not {extra}")
         return outcome
+
+    def result_view(self, payload: Mapping[str, Any]) -> ResultView:
+        """Report status, the uploads it read (provider, records, when), never a value."""
+        from collabzone.techniques.mpc._views import mpc_view
+
+        return mpc_view(payload)
 
 
 def reference(path: str, sha256: str, servers: int, threshold: int) -> dict[str, Any]:
