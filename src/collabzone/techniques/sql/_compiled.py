@@ -77,6 +77,7 @@ class Compiled:
         salt: int = 0,
         max_rows: int | None = None,
         max_groups: int | None = None,
+        engine: str = "duckdb",
     ) -> RewriteContext:
         assert self.entity is not None
         eff = self.effective
@@ -100,6 +101,7 @@ class Compiled:
             quantities=self.quantities,
             salt=salt,
             entity_unique=self.entity_unique,
+            engine=engine,
         )
 
     def rewritten(
@@ -110,6 +112,7 @@ class Compiled:
         salt: int = 0,
         max_rows: int | None = None,
         max_groups: int | None = None,
+        engine: str = "duckdb",
     ) -> exp.Select:
         """The governed tree the engine runs (the rules of this mode, in order)."""
         ctx = self.rewrite_context(
@@ -118,6 +121,7 @@ class Compiled:
             salt=salt,
             max_rows=max_rows,
             max_groups=max_groups,
+            engine=engine,
         )
         tree = bound_joined_tables(self.query.tree, ctx=ctx)
         if self.mode == "dp":
