@@ -291,6 +291,34 @@ def dataset_add(
     )
 
 
+@dataset_app.command("add-remote")
+def dataset_add_remote(
+    name: str,
+    table: Annotated[str, typer.Option(help="The warehouse table, schema.table.")],
+    spec: Annotated[Path, typer.Option(help="YAML/TOML/JSON spec declaring every column.")],
+    postgres: Annotated[
+        str,
+        typer.Option(
+            envvar="COLLABZONE_WAREHOUSE_URL",
+            show_default=False,
+            help="postgresql://role:password@host/db of a read-only role (better from the "
+            "environment variable, out of the shell history); sealed, never shown back.",
+        ),
+    ],
+    description: Annotated[str | None, typer.Option(help="What the dataset holds.")] = None,
+) -> None:
+    """Register a PostgreSQL table as a dataset left where it lives (governed SQL runs there)."""
+    if not spec.is_file():
+        raise InvalidInputError(f"{spec}: no such file")
+    dataset = _zone().add_remote_dataset(
+        name, spec, postgres=postgres, table=table, description=description
+    )
+    console.print(
+        f"dataset {dataset.name}: a PostgreSQL table of {dataset.row_count} rows, "
+        f"{len(dataset.columns)} columns (left in the warehouse)"
+    )
+
+
 def _notice(text: str) -> None:
     """Something the zone skipped without refusing (blank lines): said on stderr."""
     err_console.print(f"[yellow]note:[/] {escape(text)}", highlight=False, soft_wrap=True)

@@ -32,6 +32,7 @@ from collabzone.server._schemas import (
     PartyOut,
     ReasonIn,
     RegisterIn,
+    RemoteIn,
     SubmitIn,
     SubscriptionIn,
     VerificationOut,
@@ -242,6 +243,24 @@ def register_dataset(body: RegisterIn, caller: WriteData) -> Dataset:
     """Declare a dataset that stays at the owner's premises (its node runs the jobs)."""
     return caller.zone.register_dataset(
         body.name, body.spec, row_count=body.row_count, description=body.description
+    )
+
+
+@router.post(
+    "/datasets/remote",
+    response_model=Dataset,
+    status_code=201,
+    tags=["datasets"],
+    responses=errors(400, 409, 413, 422),
+)
+def add_remote_dataset(body: RemoteIn, caller: WriteData) -> Dataset:
+    """Register a table of the owner's PostgreSQL warehouse (the URL is sealed, never shown)."""
+    return caller.zone.add_remote_dataset(
+        body.name,
+        body.spec,
+        postgres=body.postgres,
+        table=body.table,
+        description=body.description,
     )
 
 

@@ -49,6 +49,14 @@ class RegisterIn(Body):
     description: str | None = Field(default=None, max_length=2000)
 
 
+class RemoteIn(Body):
+    name: str = Field(pattern=NAME)
+    spec: dict[str, Any]
+    postgres: str = Field(min_length=1, max_length=4000, repr=False)
+    table: str = Field(min_length=1, max_length=300)
+    description: str | None = Field(default=None, max_length=2000)
+
+
 class AgreementIn(Body):
     dataset: str = Field(pattern=NAME)
     grantees: list[Annotated[str, Field(pattern=NAME)]] = Field(min_length=1, max_length=100)
