@@ -52,6 +52,9 @@ def sandboxed_duckdb() -> duckdb.DuckDBPyConnection:
     )
 
 
+WAREHOUSE_TECHNIQUES = frozenset({"sql"})
+"""Techniques that run on a remote dataset's own engine (:meth:`ZoneRunContext.warehouse`)."""
+
 AUDIT_PURPOSE_PREFIX = "disclosure/"
 """Key purposes of the disclosure audit (derived from the first technique-key version)."""
 
@@ -223,6 +226,8 @@ class ZoneRunContext(ZoneContext):
             con = sandboxed_duckdb()
             for name in self._allowed:
                 if is_remote(self._row(name)["data_file"]):
+                    if self._technique not in WAREHOUSE_TECHNIQUES:
+                        self.table(name)  # (refuses, naming what runs on it)
                     continue  # (queried in its warehouse, never copied here)
                 con.register(name, self.table(name))
             self._connection = con
