@@ -164,7 +164,7 @@ def test_registration_checks_the_table_against_the_spec(
 ) -> None:
     wrong = {"columns": [*BANK_SPEC["columns"][:2],
                          {"name": "converted", "type": "string", "class": "dimension"}]}  # fmt: skip
-    with pytest.raises(InvalidInputError, match="'converted' is integer .* not string"):
+    with pytest.raises(InvalidInputError, match=r"'converted' is integer .* not string"):
         parties.bank.add_remote_dataset(
             "bank", wrong, postgres=warehouse.url, table=f"{warehouse.schema}.bank"
         )
@@ -177,7 +177,7 @@ def test_registration_checks_the_table_against_the_spec(
         parties.bank.add_remote_dataset(
             "bank", BANK_SPEC, postgres=warehouse.url, table=f"{warehouse.schema}.nothing"
         )
-    with pytest.raises(InvalidInputError, match="schema.table"):
+    with pytest.raises(InvalidInputError, match=r"schema\.table"):
         parties.bank.add_remote_dataset(
             "bank", BANK_SPEC, postgres=warehouse.url, table='x"; DROP TABLE bank; --'
         )
