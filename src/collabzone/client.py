@@ -299,8 +299,10 @@ class RemoteZone:
         name: str,
         spec: Mapping[str, Any] | str | Path,
         *,
-        postgres: str,
-        table: str,
+        postgres: str | None = None,
+        table: str | None = None,
+        spark: str | None = None,
+        path: str | None = None,
         description: str | None = None,
     ) -> Dataset:
         """Register a warehouse table (the connection URL goes to the server, sealed there)."""
@@ -309,6 +311,8 @@ class RemoteZone:
             "spec": _spec_doc(spec),
             "postgres": postgres,
             "table": table,
+            "spark": spark,
+            "path": path,
             "description": description,
         }
         return Dataset.model_validate(self._call("POST", "/v1/datasets/remote", json=body))

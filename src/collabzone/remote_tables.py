@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,7 @@ from collabzone.model import Column, ColumnType
 
 REMOTE_SUFFIX = ".remote.enc"
 """Sealed location files end so: ``<dataset>.v<version>.<kind>.remote.enc``."""
-KINDS = ("postgres",)
+KINDS = ("postgres", "spark")
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 _TYPES: dict[ColumnType, tuple[str, ...]] = {
@@ -128,8 +130,11 @@ class PostgresTable:
     def query(self, sql: str, *, timeout_s: float) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Column names and rows of ``sql``, run read-only under a statement timeout.
 
-        psycopg errors propagate (the caller maps them to data-independent messages).
+        A timeout raises ``TimeoutError``; other psycopg errors propagate (the caller maps
+        them to data-independent messages).
         """
+        import psycopg
+
         with self._connect() as con:
             try:
                 with con.cursor() as cur:
@@ -138,7 +143,10 @@ class PostgresTable:
                         "SELECT set_config('statement_timeout', %s, true)",
                         (str(max(1, int(timeout_s * 1000))),),
                     )
-                    cur.execute(sql.encode("utf-8"))
+                    try:
+                        cur.execute(sql.encode("utf-8"))
+                    except psycopg.errors.QueryCanceled:
+                        raise TimeoutError from None
                     names = [d.name for d in cur.description or []]
                     rows = [tuple(r) for r in cur.fetchall()]
             finally:
@@ -213,3 +221,161 @@ def check_columns(
             )
     if problems:
         raise InvalidInputError("the spec does not match the table: " + "; ".join(problems))
+
+
+_SPARK_TYPES: dict[ColumnType, tuple[str, ...]] = {
+    ColumnType.STRING: ("string",),
+    ColumnType.INTEGER: ("tinyint", "smallint", "int", "bigint"),
+    ColumnType.FLOAT: ("float", "double", "decimal", "tinyint", "smallint", "int", "bigint"),
+    ColumnType.BOOLEAN: ("boolean",),
+    ColumnType.DATE: ("date",),
+    ColumnType.TIMESTAMP: ("timestamp", "timestamp_ntz"),
+}
+_sessions: dict[str, Any] = {}
+_sessions_lock = threading.Lock()
+
+
+def spark_session(master: str) -> Any:
+    """One Spark session per master for the process: ``local[n]``, ``spark://host:7077``
+    (a standalone cluster) or ``sc://host:15002`` (Spark Connect)."""
+    with _sessions_lock:
+        if master not in _sessions:
+            from pyspark.sql import SparkSession
+
+            builder = SparkSession.builder.appName("collabzone")
+            if master.startswith("sc://"):
+                _sessions[master] = builder.remote(master).getOrCreate()
+            else:
+                _sessions[master] = (
+                    builder.master(master)
+                    .config("spark.ui.enabled", "false")
+                    .config("spark.sql.session.timeZone", "UTC")
+                    .config(
+                        "spark.sql.shuffle.partitions",
+                        "4" if master.startswith("spark://") else "2",
+                    )
+                    .getOrCreate()
+                )
+        return _sessions[master]
+
+
+def check_spark_master(master: str) -> str:
+    if not isinstance(master, str) or not re.match(
+        r"^(local(\[\d+\*?\]|\[\*\])?|spark://|sc://)", master
+    ):
+        raise InvalidInputError(
+            "the Spark master must be local[n], spark://host:7077 or sc://host:15002 "
+            "(Spark Connect)"
+        )
+    return master
+
+
+class SparkTable:
+    """One remote dataset in Spark: a Parquet path (``("parquet", path)``) or a catalogue
+    table (``("table", "db.name")``), read through governed queries only."""
+
+    kind = "spark"
+
+    def __init__(self, location: Location) -> None:
+        self._master = location.url
+        self._source = location.table
+        source, where = location.table
+        if source == "parquet":
+            self.relation: tuple[str, ...] = (
+                "_cz_" + hashlib.sha256(where.encode()).hexdigest()[:16],
+            )
+        else:
+            schema, table = parse_table(where)
+            self.relation = (schema, table)
+        self.connection_id = hashlib.sha256(location.url.encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return f"SparkTable({self._source[0]})"
+
+    def _frame(self) -> Any:
+        spark = spark_session(self._master)
+        source, where = self._source
+        if source == "parquet":
+            frame = spark.read.parquet(where)
+            frame.createOrReplaceTempView(self.relation[0])
+            return frame
+        return spark.table(".".join(self.relation))
+
+    def prepare(self) -> None:
+        """Make the source visible to SQL in the session (a Parquet path: its view)."""
+        self._frame()
+
+    def query(self, sql: str, *, timeout_s: float) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of ``sql``; interrupted (``TimeoutError``) after ``timeout_s``."""
+        self.prepare()
+        spark = spark_session(self._master)
+        tag = f"collabzone-{secrets.token_hex(6)}"
+        fired = threading.Event()
+
+        def stop() -> None:
+            fired.set()
+            spark.interruptTag(tag)
+
+        spark.addTag(tag)
+        timer = threading.Timer(timeout_s, stop)
+        timer.daemon = True
+        timer.start()
+        try:
+            frame = spark.sql(sql)
+            names = list(frame.columns)
+            rows = [tuple(r) for r in frame.collect()]
+        except Exception:
+            if fired.is_set():
+                raise TimeoutError from None
+            raise
+        finally:
+            timer.cancel()
+            spark.removeTag(tag)
+        return names, rows
+
+    def describe(self) -> dict[str, tuple[str, bool, bool]]:
+        try:
+            schema = self._frame().schema
+        except Exception:
+            raise InvalidInputError(
+                "Spark could not read the dataset's source (check the path or table name and "
+                "the master URL; Spark's own message is withheld)"
+            ) from None
+        return {
+            f.name: (f.dataType.simpleString().split("(")[0], False, False) for f in schema.fields
+        }
+
+    def count(self) -> int:
+        return int(self._frame().count())
+
+
+def check_spark_columns(
+    columns: Sequence[Column], found: Mapping[str, tuple[str, bool, bool]], source: str
+) -> None:
+    """Refuse a spec the Spark source does not match (Spark enforces no constraint, so
+    ``unique`` and ``nullable: false`` cannot be relied on and are refused)."""
+    problems = []
+    for column in columns:
+        if column.name not in found:
+            problems.append(f"column {column.name!r} is not in {source}")
+            continue
+        spark_type = found[column.name][0]
+        if spark_type not in _SPARK_TYPES[column.type]:
+            problems.append(
+                f"column {column.name!r} is {spark_type} in {source}, not {column.type.value} "
+                f"(use one of: {', '.join(_SPARK_TYPES[column.type])})"
+            )
+        if column.unique or not column.nullable:
+            problems.append(
+                f"column {column.name!r}: Spark enforces no unique or NOT NULL constraint, so "
+                "declare it without unique / nullable: false"
+            )
+    if problems:
+        raise InvalidInputError("the spec does not match the source: " + "; ".join(problems))
+
+
+def open_table(location: Location) -> PostgresTable | SparkTable:
+    """The table object of a sealed location."""
+    if location.kind == "spark":
+        return SparkTable(location)
+    return PostgresTable(location)

@@ -27,7 +27,7 @@ from collabzone.errors import (
 from collabzone.keys import KeyProvider
 from collabzone.model import Agreement, Dataset, Party
 from collabzone.policy import choose_agreement
-from collabzone.remote_tables import Location, PostgresTable, is_remote
+from collabzone.remote_tables import Location, PostgresTable, SparkTable, is_remote, open_table
 from collabzone.store import repo
 from collabzone.store.data import DataStore
 
@@ -211,7 +211,7 @@ class ZoneRunContext(ZoneContext):
             self._tables[dataset] = self._data.read(dataset, row["version"], row["data_file"])
         return self._tables[dataset]
 
-    def warehouse(self, dataset: str) -> PostgresTable | None:
+    def warehouse(self, dataset: str) -> PostgresTable | SparkTable | None:
         """The warehouse table of a remote dataset (None: the dataset is in the zone).
 
         The object runs governed queries; the credentials stay inside it."""
@@ -219,7 +219,7 @@ class ZoneRunContext(ZoneContext):
         if not is_remote(row["data_file"]):
             return None
         blob = self._data.open_blob(dataset, row["version"], row["data_file"])
-        return PostgresTable(Location.from_bytes(blob))
+        return open_table(Location.from_bytes(blob))
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         if self._connection is None:

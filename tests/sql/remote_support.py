@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -51,9 +51,9 @@ def pg_schema(tables: dict[str, pa.Table], unique: dict[str, str] | None = None)
 class RemoteCtx(Ctx):
     """The fake zone's context, with its datasets left in PostgreSQL."""
 
-    warehouses: dict[str, PostgresTable] = field(default_factory=dict)
+    warehouses: dict[str, Any] = field(default_factory=dict)
 
-    def warehouse(self, dataset: str) -> PostgresTable | None:
+    def warehouse(self, dataset: str) -> Any:
         return self.warehouses.get(dataset)
 
 
@@ -61,27 +61,32 @@ class RemoteCtx(Ctx):
 class RemoteZone(FakeZone):
     schema: str = ""
     remote: tuple[str, ...] = ()
+    opener: Callable[[str], Any] | None = None
+    """dataset -> its warehouse table (default: PostgreSQL, the table named so in ``schema``)."""
 
     def as_party(self, name: str) -> Ctx:  # type: ignore[override]
         base = super().as_party(name)
-        return RemoteCtx(
-            base.zone,
-            base.party,
-            {
-                d: PostgresTable(Location("postgres", (self.schema, d), conninfo()))
-                for d in self.remote
-            },
+        opener = self.opener or (
+            lambda d: PostgresTable(Location("postgres", (self.schema, d), conninfo()))
         )
+        return RemoteCtx(base.zone, base.party, {d: opener(d) for d in self.remote})
 
 
-def remote_copy(zone: FakeZone, schema: str, remote: tuple[str, ...] | None = None) -> RemoteZone:
-    """The same catalogue and agreements as ``zone``, its datasets read from ``schema``."""
+def remote_copy(
+    zone: FakeZone,
+    schema: str = "",
+    remote: tuple[str, ...] | None = None,
+    opener: Callable[[str], Any] | None = None,
+) -> RemoteZone:
+    """The same catalogue and agreements as ``zone``, its datasets read from ``schema``
+    (or from what ``opener`` gives)."""
     return RemoteZone(
         datasets=zone.datasets,
         agreements=zone.agreements,
         tables=zone.tables,
         schema=schema,
         remote=tuple(zone.datasets) if remote is None else remote,
+        opener=opener,
     )
 
 

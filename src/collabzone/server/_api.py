@@ -254,12 +254,20 @@ def register_dataset(body: RegisterIn, caller: WriteData) -> Dataset:
     responses=errors(400, 409, 413, 422),
 )
 def add_remote_dataset(body: RemoteIn, caller: WriteData) -> Dataset:
-    """Register a table of the owner's PostgreSQL warehouse (the URL is sealed, never shown)."""
+    """Register a table of the owner's warehouse (the URL is sealed, never shown)."""
+    if body.spark is not None and not body.spark.startswith(("spark://", "sc://")):
+        # a local Spark would read files of the zone's own host for whoever asked
+        raise InvalidInputError(
+            "the server reads Spark sources only through a cluster: spark://host:7077 or "
+            "sc://host:15002 (local[n] is for embedded zones)"
+        )
     return caller.zone.add_remote_dataset(
         body.name,
         body.spec,
         postgres=body.postgres,
         table=body.table,
+        spark=body.spark,
+        path=body.path,
         description=body.description,
     )
 

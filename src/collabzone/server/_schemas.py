@@ -52,8 +52,10 @@ class RegisterIn(Body):
 class RemoteIn(Body):
     name: str = Field(pattern=NAME)
     spec: dict[str, Any]
-    postgres: str = Field(min_length=1, max_length=4000, repr=False)
-    table: str = Field(min_length=1, max_length=300)
+    postgres: str | None = Field(default=None, min_length=1, max_length=4000, repr=False)
+    table: str | None = Field(default=None, min_length=1, max_length=300)
+    spark: str | None = Field(default=None, min_length=1, max_length=4000, repr=False)
+    path: str | None = Field(default=None, min_length=1, max_length=4000)
     description: str | None = Field(default=None, max_length=2000)
 
 

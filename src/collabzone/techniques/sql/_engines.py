@@ -38,14 +38,19 @@ def transpile(tree: exp.Expression, engine: str = "duckdb") -> str:
         raise InvalidInputError(f"unknown engine {engine!r}; use one of duckdb, postgres, spark")
     if dialect == "postgres":
         return for_postgres(tree).sql(dialect="postgres")
+    if dialect == "spark":
+        return for_spark(tree).sql(dialect="spark")
     return tree.sql(dialect=dialect)
 
 
 class Warehouse(Protocol):
-    """A remote dataset's table as the zone hands it to the technique (no credentials)."""
+    """A remote dataset's table as the zone hands it to the technique (no credentials).
+
+    ``query`` raises ``TimeoutError`` when the statement timeout stops it and the engine's
+    own errors otherwise (mapped here to one data-independent message)."""
 
     kind: str
-    relation: tuple[str, str]
+    relation: tuple[str, ...]
     connection_id: str
 
     def query(self, sql: str, *, timeout_s: float) -> tuple[list[str], list[tuple[Any, ...]]]: ...
@@ -76,27 +81,35 @@ class DuckDBEngine:
         )
 
 
-class PostgresEngine:
-    """The owners' PostgreSQL warehouse: every dataset of the query is a table there."""
-
-    name = "postgres"
+class RemoteEngine:
+    """The owners' warehouse (PostgreSQL or Spark): every dataset of the query is there."""
 
     def __init__(self, warehouses: Mapping[str, Warehouse]) -> None:
         self._warehouses = dict(warehouses)
+        self.name = next(iter(self._warehouses.values())).kind
+
+    def sql(self, tree: exp.Expression) -> str:
+        """The text the warehouse runs for ``tree``."""
+        relations = {d: w.relation for d, w in self._warehouses.items()}
+        adapt = for_spark if self.name == "spark" else for_postgres
+        return adapt(tree, relations).sql(dialect=self.name)
 
     def run(self, tree: exp.Expression, *, timeout_s: float, max_rows: int | None) -> pa.Table:
-        import psycopg
-
-        relations = {d: w.relation for d, w in self._warehouses.items()}
-        sql = for_postgres(tree, relations).sql(dialect="postgres")
+        sql = self.sql(tree)
         first = next(iter(self._warehouses.values()))
         try:
+            for warehouse in self._warehouses.values():  # (e.g. Spark's views of Parquet)
+                prepare = getattr(warehouse, "prepare", None)
+                if prepare is not None:
+                    prepare()
             names, rows = first.query(sql, timeout_s=timeout_s)
-        except psycopg.errors.QueryCanceled:
+        except TimeoutError:
             raise InvalidInputError(
                 f"the query ran longer than {timeout_s:g} s and was stopped; narrow it"
             ) from None
-        except psycopg.Error:
+        except InvalidInputError:
+            raise
+        except Exception:  # the engine's own words can quote data: never passed on
             raise InvalidInputError(RUNTIME_FAILURE) from None
         if max_rows is not None and len(rows) > max_rows:
             raise InvalidInputError(
@@ -106,9 +119,12 @@ class PostgresEngine:
         return _arrow(names, rows)
 
 
+ENGINE_NAMES = {"postgres": "PostgreSQL", "spark": "Spark"}
+
+
 def engine_for(datasets: tuple[str, ...], ctx: RunContext) -> Engine:
-    """DuckDB when every dataset is in the zone, PostgreSQL when every one is a table of
-    one warehouse connection; a mix is refused naming the datasets on each side."""
+    """DuckDB when every dataset is in the zone, the warehouse when every one is a table
+    one connection reads (PostgreSQL or Spark); a mix is refused naming each side."""
     lookup = getattr(ctx, "warehouse", None)
     remote: dict[str, Warehouse] = {}
     if lookup is not None:
@@ -119,20 +135,21 @@ def engine_for(datasets: tuple[str, ...], ctx: RunContext) -> Engine:
     if not remote:
         return DuckDBEngine(ctx)
     local = [d for d in datasets if d not in remote]
+    where = " and ".join(sorted({ENGINE_NAMES.get(w.kind, w.kind) for w in remote.values()}))
     if local:
         raise InvalidInputError(
-            f"{_names(list(remote))} {_is(remote)} left in PostgreSQL and {_names(local)} "
+            f"{_names(list(remote))} {_is(remote)} left in {where} and {_names(local)} "
             f"{_is(local)} held in the zone: one query cannot read both; ask of each "
             "separately, or have the owners place both in the same warehouse"
         )
     kinds = {w.kind for w in remote.values()}
     connections = {w.connection_id for w in remote.values()}
-    if kinds != {"postgres"} or len(connections) > 1:
+    if len(kinds) > 1 or not kinds <= set(ENGINE_NAMES) or len(connections) > 1:
         raise InvalidInputError(
             f"{_names(list(remote))} live in different warehouses or are reached with "
             "different roles: a query joins only tables one connection can read"
         )
-    return PostgresEngine(remote)
+    return RemoteEngine(remote)
 
 
 def _names(names: list[str]) -> str:
@@ -143,8 +160,31 @@ def _is(names: Mapping[str, Any] | list[str]) -> str:
     return "is" if len(names) == 1 else "are"
 
 
+def _relation(node: exp.Table, relations: Mapping[str, tuple[str, ...]]) -> exp.Table:
+    """A dataset's table named as the warehouse knows it (its alias kept)."""
+    parts = relations[node.name]
+    alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name, quoted=True))
+    return exp.Table(
+        this=exp.to_identifier(parts[-1], quoted=True),
+        db=exp.to_identifier(parts[-2], quoted=True) if len(parts) > 1 else None,
+        alias=alias,
+    )
+
+
+def _is_dataset(node: exp.Expression, relations: Mapping[str, tuple[str, ...]]) -> bool:
+    return isinstance(node, exp.Table) and not node.args.get("db") and node.name in relations
+
+
+def _hashed_values(args: list[exp.Expression]) -> tuple[list[exp.Expression], exp.Expression]:
+    """The values and the salt of DuckDB's ``hash(values..., salt)``."""
+    values, salt = args[:-1], args[-1]
+    if len(values) == 1 and isinstance(values[0], exp.Tuple):
+        values = list(values[0].expressions)
+    return [v.copy() for v in values], salt
+
+
 def for_postgres(
-    tree: exp.Expression, relations: Mapping[str, tuple[str, str]] | None = None
+    tree: exp.Expression, relations: Mapping[str, tuple[str, ...]] | None = None
 ) -> exp.Expression:
     """A copy of ``tree`` PostgreSQL can run: datasets named by their tables, and the
     DuckDB functions of the rewrite rules mapped to PostgreSQL's (a construct with no
@@ -152,16 +192,8 @@ def for_postgres(
     relations = relations or {}
 
     def swap(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Table) and not node.args.get("db") and node.name in relations:
-            schema, table = relations[node.name]
-            alias = node.args.get("alias") or exp.TableAlias(
-                this=exp.to_identifier(node.name, quoted=True)
-            )
-            return exp.Table(
-                this=exp.to_identifier(table, quoted=True),
-                db=exp.to_identifier(schema, quoted=True),
-                alias=alias,
-            )
+        if isinstance(node, exp.Table) and _is_dataset(node, relations):
+            return _relation(node, relations)
         if isinstance(node, exp.Round):
             # PostgreSQL rounds a double half to even, DuckDB half away from zero; numeric
             # rounds half away from zero in PostgreSQL too
@@ -170,24 +202,51 @@ def for_postgres(
                 decimals=node.args.get("decimals"),
             )
         if isinstance(node, exp.ArgMin | exp.ArgMax | exp.Struct):
-            raise _unsupported("picking one row per person by a struct key")
+            raise _unsupported("picking one row per person by a struct key", "PostgreSQL")
         if not isinstance(node, exp.Anonymous):
             return node
         name = node.name.lower()
         args: list[exp.Expression] = [a.transform(swap) for a in node.expressions]
         if name == "hash":  # a salted 64-bit hash of the values (the last argument is the salt)
-            values, salt = args[:-1], args[-1]
-            row = values[0].expressions if isinstance(values[0], exp.Tuple) else values
+            values, salt = _hashed_values(args)
             text = exp.Cast(
-                this=exp.Anonymous(this="ROW", expressions=[v.copy() for v in row]),
-                to=exp.DataType.build("TEXT"),
+                this=exp.Anonymous(this="ROW", expressions=values), to=exp.DataType.build("TEXT")
             )
             return exp.Anonymous(this="hashtextextended", expressions=[text, salt])
         if name == "list_sort" and len(args) == 1:
             return args[0]  # the people lists are sorted (as uint64) when they come back
         if name == "len" and len(args) == 1:
             return exp.Anonymous(this="cardinality", expressions=args)
-        raise _unsupported(f"the DuckDB function {name}()")
+        raise _unsupported(f"the DuckDB function {name}()", "PostgreSQL")
+
+    return tree.copy().transform(swap)
+
+
+def for_spark(
+    tree: exp.Expression, relations: Mapping[str, tuple[str, ...]] | None = None
+) -> exp.Expression:
+    """A copy of ``tree`` Spark SQL can run: datasets named by their views or catalogue
+    tables, DuckDB's ``hash`` as ``xxhash64`` (salt hashed with the values), ``len`` as
+    ``size``; the people lists come back unsorted and are sorted in the zone."""
+    relations = relations or {}
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and _is_dataset(node, relations):
+            return _relation(node, relations)
+        if isinstance(node, exp.ArgMin | exp.ArgMax | exp.Struct):
+            raise _unsupported("picking one row per person by a struct key", "Spark")
+        if not isinstance(node, exp.Anonymous):
+            return node
+        name = node.name.lower()
+        args: list[exp.Expression] = [a.transform(swap) for a in node.expressions]
+        if name == "hash":
+            values, salt = _hashed_values(args)
+            return exp.Anonymous(this="xxhash64", expressions=[*values, salt])
+        if name == "list_sort" and len(args) == 1:
+            return args[0]
+        if name == "len" and len(args) == 1:
+            return exp.Anonymous(this="size", expressions=args)
+        raise _unsupported(f"the DuckDB function {name}()", "Spark")
 
     return tree.copy().transform(swap)
 
@@ -212,9 +271,9 @@ def run_postgres(
     return [tuple(r) for r in rows]
 
 
-def _unsupported(what: str) -> InvalidInputError:
+def _unsupported(what: str, engine: str) -> InvalidInputError:
     return InvalidInputError(
-        f"this query needs {what}, which governed SQL does not run on PostgreSQL yet; "
+        f"this query needs {what}, which governed SQL does not run on {engine} yet; "
         "simplify it or ask of an ingested copy of the dataset"
     )
 
