@@ -249,6 +249,7 @@ def spark_session(master: str) -> Any:
                 _sessions[master] = (
                     builder.master(master)
                     .config("spark.ui.enabled", "false")
+                    .config("spark.ui.showConsoleProgress", "false")
                     .config("spark.sql.session.timeZone", "UTC")
                     .config(
                         "spark.sql.shuffle.partitions",
