@@ -15,6 +15,7 @@ import pytest
 
 from collabzone.errors import CollabzoneError
 from collabzone.remote_tables import PostgresTable
+from collabzone.techniques.base import FailedAfterSpending
 from tests.sql.remote_support import URL, normalised, pg_schema, remote_copy
 from tests.sql.sql_support import AGG_RULES, DP_RULES, FakeZone, make_fake_zone
 
@@ -214,3 +215,13 @@ def test_templates_are_the_same_on_both_engines(schema: str) -> None:
     expected = _answer(local, "analyst", spec)
     assert isinstance(expected, dict) and expected["rows"]
     assert _answer(remote, "analyst", spec) == expected
+
+
+def test_a_dp_construct_postgres_lacks_is_refused_before_anything_is_spent(schema: str) -> None:
+    rules = {k: v for k, v in DP_RULES.items() if not k.startswith("max_rows")}  # (derived)
+    remote = remote_copy(make_fake_zone(rules, rules), schema)
+    sql = "SELECT segment, COUNT(DISTINCT region) FROM bank GROUP BY segment"
+    with pytest.raises(CollabzoneError, match="does not run on PostgreSQL") as caught:
+        remote.submit("analyst", {"sql": sql, "epsilon": 1.0})
+    assert not isinstance(caught.value, FailedAfterSpending)  # (no limit was derived first)
+    assert remote.ledger == []
