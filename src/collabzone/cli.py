@@ -291,6 +291,47 @@ def dataset_add(
     )
 
 
+@dataset_app.command("add-remote")
+def dataset_add_remote(
+    name: str,
+    spec: Annotated[Path, typer.Option(help="YAML/TOML/JSON spec declaring every column.")],
+    table: Annotated[
+        str | None, typer.Option(help="The table: schema.table (PostgreSQL, Spark catalogue).")
+    ] = None,
+    postgres: Annotated[
+        str | None,
+        typer.Option(
+            envvar="COLLABZONE_WAREHOUSE_URL",
+            show_default=False,
+            help="postgresql://role:password@host/db of a read-only role (better from the "
+            "environment variable, out of the shell history); sealed, never shown back.",
+        ),
+    ] = None,
+    spark: Annotated[
+        str | None,
+        typer.Option(
+            envvar="COLLABZONE_SPARK_MASTER",
+            show_default=False,
+            help="Spark master: local[n], spark://host:7077 or sc://host:15002 (sealed).",
+        ),
+    ] = None,
+    path: Annotated[str | None, typer.Option(help="A Parquet path Spark reads.")] = None,
+    description: Annotated[str | None, typer.Option(help="What the dataset holds.")] = None,
+) -> None:
+    """Register a warehouse table as a dataset left where it lives (governed SQL runs there)."""
+    if not spec.is_file():
+        raise InvalidInputError(f"{spec}: no such file")
+    dataset = _zone().add_remote_dataset(
+        name, spec, postgres=postgres, table=table, spark=spark, path=path,
+        description=description,
+    )  # fmt: skip
+    where = "a Spark source" if spark is not None and postgres is None else "a PostgreSQL table"
+    console.print(
+        f"dataset {dataset.name}: {where} of {dataset.row_count} rows, "
+        f"{len(dataset.columns)} columns (left in the warehouse)"
+    )
+
+
 def _notice(text: str) -> None:
     """Something the zone skipped without refusing (blank lines): said on stderr."""
     err_console.print(f"[yellow]note:[/] {escape(text)}", highlight=False, soft_wrap=True)

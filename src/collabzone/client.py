@@ -294,6 +294,29 @@ class RemoteZone:
         }
         return Dataset.model_validate(self._call("POST", "/v1/datasets/registered", json=body))
 
+    def add_remote_dataset(
+        self,
+        name: str,
+        spec: Mapping[str, Any] | str | Path,
+        *,
+        postgres: str | None = None,
+        table: str | None = None,
+        spark: str | None = None,
+        path: str | None = None,
+        description: str | None = None,
+    ) -> Dataset:
+        """Register a warehouse table (the connection URL goes to the server, sealed there)."""
+        body = {
+            "name": name,
+            "spec": _spec_doc(spec),
+            "postgres": postgres,
+            "table": table,
+            "spark": spark,
+            "path": path,
+            "description": description,
+        }
+        return Dataset.model_validate(self._call("POST", "/v1/datasets/remote", json=body))
+
     def datasets(self) -> list[Dataset]:
         return [Dataset.model_validate(d) for d in self._call("GET", "/v1/datasets")]
 

@@ -17,10 +17,17 @@ import pyarrow as pa
 from sqlalchemy import Engine
 
 from collabzone.budget import Period, PrivacyCost, period_key, total
-from collabzone.errors import NotAuthorisedError, NotFoundError, PolicyRefusal, Reason
+from collabzone.errors import (
+    InvalidInputError,
+    NotAuthorisedError,
+    NotFoundError,
+    PolicyRefusal,
+    Reason,
+)
 from collabzone.keys import KeyProvider
 from collabzone.model import Agreement, Dataset, Party
 from collabzone.policy import choose_agreement
+from collabzone.remote_tables import Location, PostgresTable, SparkTable, is_remote, open_table
 from collabzone.store import repo
 from collabzone.store.data import DataStore
 
@@ -44,6 +51,9 @@ def sandboxed_duckdb() -> duckdb.DuckDBPyConnection:
         }
     )
 
+
+WAREHOUSE_TECHNIQUES = frozenset({"sql"})
+"""Techniques that run on a remote dataset's own engine (:meth:`ZoneRunContext.warehouse`)."""
 
 AUDIT_PURPOSE_PREFIX = "disclosure/"
 """Key purposes of the disclosure audit (derived from the first technique-key version)."""
@@ -179,21 +189,46 @@ class ZoneRunContext(ZoneContext):
         self._zone_id = zone_id
         self._rng = np.random.default_rng(seed)
         self._tables: dict[str, pa.Table] = {}
+        self._rows: dict[str, Mapping[str, Any]] = {}
         self._connection: duckdb.DuckDBPyConnection | None = None
 
-    def table(self, dataset: str) -> pa.Table:
+    def _row(self, dataset: str) -> Mapping[str, Any]:
         if dataset not in self._allowed:
             raise NotAuthorisedError(f"dataset {dataset!r} is not part of this request's plan")
-        if dataset not in self._tables:
+        if dataset not in self._rows:
             with self._engine.connect() as conn:
-                row = repo.get_dataset_row(conn, dataset)
+                self._rows[dataset] = repo.get_dataset_row(conn, dataset)
+        return self._rows[dataset]
+
+    def table(self, dataset: str) -> pa.Table:
+        row = self._row(dataset)
+        if is_remote(row["data_file"]):
+            raise InvalidInputError(
+                f"dataset {dataset!r} is a table left in its owner's warehouse: only governed "
+                "SQL (technique sql) runs on it; ask its owner for an ingested copy"
+            )
+        if dataset not in self._tables:
             self._tables[dataset] = self._data.read(dataset, row["version"], row["data_file"])
         return self._tables[dataset]
+
+    def warehouse(self, dataset: str) -> PostgresTable | SparkTable | None:
+        """The warehouse table of a remote dataset (None: the dataset is in the zone).
+
+        The object runs governed queries; the credentials stay inside it."""
+        row = self._row(dataset)
+        if not is_remote(row["data_file"]):
+            return None
+        blob = self._data.open_blob(dataset, row["version"], row["data_file"])
+        return open_table(Location.from_bytes(blob))
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         if self._connection is None:
             con = sandboxed_duckdb()
             for name in self._allowed:
+                if is_remote(self._row(name)["data_file"]):
+                    if self._technique not in WAREHOUSE_TECHNIQUES:
+                        self.table(name)  # (refuses, naming what runs on it)
+                    continue  # (queried in its warehouse, never copied here)
                 con.register(name, self.table(name))
             self._connection = con
         return self._connection

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
-from collabzone import audit, ingest
+from collabzone import audit, ingest, remote_tables
 from collabzone.errors import (
     ConflictError,
     InvalidInputError,
@@ -26,6 +26,29 @@ from collabzone.store import repo
 from collabzone.store import tables as t
 from collabzone.zone_base import NODE_PREFIX, ZoneBase, _check_name, _now
 from collabzone.zone_keys import note_token_versions
+
+
+def _location(
+    postgres: str | None, table: str | None, spark: str | None, path: str | None
+) -> remote_tables.Location:
+    """Where a remote dataset lives, from the options given (exactly one engine)."""
+    if (postgres is None) == (spark is None):
+        raise InvalidInputError("name exactly one warehouse: --postgres URL or --spark MASTER")
+    if postgres is not None:
+        if table is None or path is not None:
+            raise InvalidInputError("a PostgreSQL dataset is one --table schema.table")
+        return remote_tables.Location(
+            "postgres", remote_tables.parse_table(table), remote_tables.check_url(postgres)
+        )
+    assert spark is not None
+    if (table is None) == (path is None):
+        raise InvalidInputError("a Spark dataset is a Parquet --path or a catalogue --table")
+    master = remote_tables.check_spark_master(spark)
+    if path is not None:
+        return remote_tables.Location("spark", ("parquet", path), master)
+    assert table is not None
+    remote_tables.parse_table(table)
+    return remote_tables.Location("spark", ("table", table), master)
 
 
 class DatasetOps(ZoneBase):
@@ -179,6 +202,90 @@ class DatasetOps(ZoneBase):
                 )
         except DBIntegrityError:
             raise ConflictError(f"a dataset named {name!r} already exists") from None
+        return Dataset(
+            name=name,
+            owner=me.name,
+            columns=tuple(parsed.columns),
+            row_count=row_count,
+            version=1,
+            description=description or parsed.description,
+            created_at=created,
+        )
+
+    def add_remote_dataset(
+        self,
+        name: str,
+        spec: Mapping[str, Any] | str | Path,
+        *,
+        postgres: str | None = None,
+        table: str | None = None,
+        spark: str | None = None,
+        path: str | None = None,
+        description: str | None = None,
+    ) -> Dataset:
+        """Register a table of one's warehouse as a dataset left where it lives.
+
+        PostgreSQL: ``postgres`` is the connection URL of a read-only role on ``table``
+        (``schema.table``). Spark: ``spark`` is the master (``local[n]``, ``spark://`` or a
+        Spark Connect ``sc://`` URL) and the source a Parquet ``path`` or a catalogue
+        ``table``. The URL is sealed in the zone's encrypted store and never shown back.
+        The column types must match the spec (checked now, reading no row: the catalogue
+        and a count). Governed SQL on the dataset runs there; other techniques refuse it.
+        """
+        me = self._require_role("adding a dataset", Role.PROVIDER)
+        _check_name("dataset", name)
+        self._check_tombstone(name, me.name)
+        parsed = ingest.parse_spec(spec)
+        location = _location(postgres, table, spark, path)
+        with self._engine.connect() as conn:
+            taken = conn.execute(select(t.datasets.c.name).where(t.datasets.c.name == name)).first()
+        if taken is not None:
+            raise ConflictError(f"a dataset named {name!r} already exists")
+        warehouse = remote_tables.open_table(location)
+        source = path or table or ""
+        if location.kind == "spark":
+            remote_tables.check_spark_columns(parsed.columns, warehouse.describe(), source)
+        else:
+            remote_tables.check_columns(parsed.columns, warehouse.describe(), source)
+        row_count = warehouse.count()
+        file_name = remote_tables.location_file(name, 1, location.kind)
+        self._data.seal_blob(name, 1, file_name, location.to_bytes())
+        columns = [c.model_dump(by_alias=True, mode="json") for c in parsed.columns]
+        created = _now()
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    t.datasets.insert().values(
+                        name=name,
+                        owner=me.name,
+                        columns=columns,
+                        row_count=row_count,
+                        version=1,
+                        description=description if description is not None else parsed.description,
+                        data_file=file_name,
+                        content_sha256="",
+                        created_at=repo.iso(created),
+                    )
+                )
+                audit.append(
+                    conn,
+                    self._mac_key(),
+                    actor=me.name,
+                    action="dataset.registered",
+                    subject=name,
+                    parties=[me.name],
+                    details={
+                        "held_in": location.kind,
+                        "rows": row_count,
+                        "columns": [c["name"] for c in columns],
+                    },
+                )
+        except DBIntegrityError:
+            self._data.remove(file_name)
+            raise ConflictError(f"a dataset named {name!r} already exists") from None
+        except BaseException:
+            self._data.remove(file_name)
+            raise
         return Dataset(
             name=name,
             owner=me.name,

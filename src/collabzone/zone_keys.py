@@ -36,6 +36,7 @@ from collabzone.audit_checkpoint import public_key_of
 from collabzone.errors import ConflictError, InvalidInputError, NotFoundError
 from collabzone.keys import KeyProvider
 from collabzone.model import Column, ColumnClass, Role
+from collabzone.remote_tables import is_remote
 from collabzone.store import tables as t
 from collabzone.store.data import DATA_KEY
 from collabzone.zone_base import NODE_PREFIX, SERVICES_KEY, ZoneBase
@@ -305,7 +306,11 @@ class KeyOps(ZoneBase):
         missing = sorted(set(datasets) - set(rows))
         if missing:
             raise NotFoundError(f"no dataset named {', '.join(map(repr, missing))}")
-        held = sorted(d for d, r in rows.items() if r["data_file"].startswith(NODE_PREFIX))
+        held = sorted(
+            d
+            for d, r in rows.items()
+            if r["data_file"].startswith(NODE_PREFIX) or is_remote(r["data_file"])
+        )
         if held:
             raise InvalidInputError(
                 f"dataset(s) {', '.join(held)} stay at their owners' premises: the zone cannot "

@@ -32,6 +32,7 @@ from collabzone.server._schemas import (
     PartyOut,
     ReasonIn,
     RegisterIn,
+    RemoteIn,
     SubmitIn,
     SubscriptionIn,
     VerificationOut,
@@ -242,6 +243,32 @@ def register_dataset(body: RegisterIn, caller: WriteData) -> Dataset:
     """Declare a dataset that stays at the owner's premises (its node runs the jobs)."""
     return caller.zone.register_dataset(
         body.name, body.spec, row_count=body.row_count, description=body.description
+    )
+
+
+@router.post(
+    "/datasets/remote",
+    response_model=Dataset,
+    status_code=201,
+    tags=["datasets"],
+    responses=errors(400, 409, 413, 422),
+)
+def add_remote_dataset(body: RemoteIn, caller: WriteData) -> Dataset:
+    """Register a table of the owner's warehouse (the URL is sealed, never shown)."""
+    if body.spark is not None and not body.spark.startswith(("spark://", "sc://")):
+        # a local Spark would read files of the zone's own host for whoever asked
+        raise InvalidInputError(
+            "the server reads Spark sources only through a cluster: spark://host:7077 or "
+            "sc://host:15002 (local[n] is for embedded zones)"
+        )
+    return caller.zone.add_remote_dataset(
+        body.name,
+        body.spec,
+        postgres=body.postgres,
+        table=body.table,
+        spark=body.spark,
+        path=body.path,
+        description=body.description,
     )
 
 

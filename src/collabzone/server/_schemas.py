@@ -49,6 +49,16 @@ class RegisterIn(Body):
     description: str | None = Field(default=None, max_length=2000)
 
 
+class RemoteIn(Body):
+    name: str = Field(pattern=NAME)
+    spec: dict[str, Any]
+    postgres: str | None = Field(default=None, min_length=1, max_length=4000, repr=False)
+    table: str | None = Field(default=None, min_length=1, max_length=300)
+    spark: str | None = Field(default=None, min_length=1, max_length=4000, repr=False)
+    path: str | None = Field(default=None, min_length=1, max_length=4000)
+    description: str | None = Field(default=None, max_length=2000)
+
+
 class AgreementIn(Body):
     dataset: str = Field(pattern=NAME)
     grantees: list[Annotated[str, Field(pattern=NAME)]] = Field(min_length=1, max_length=100)

@@ -151,6 +151,15 @@ class DataStore:
                 f"the data file of dataset {dataset!r} failed authentication (tampered or swapped)"
             ) from None
 
+    def seal_blob(self, dataset: str, version: int, file_name: str, plain: bytes) -> None:
+        """Seal a small secret of a dataset (a remote table's location) like a data file:
+        same key, same header, so key rotation re-seals it with the rest."""
+        self._seal(dataset, version, file_name, plain)
+
+    def open_blob(self, dataset: str, version: int, file_name: str) -> bytes:
+        """The plaintext :meth:`seal_blob` sealed."""
+        return self._open(dataset, version, file_name)
+
     def read(self, dataset: str, version: int, file_name: str | None = None) -> pa.Table:
         """Open and decrypt one dataset version."""
         return _unpack(self._open(dataset, version, file_name), dataset)

@@ -24,7 +24,7 @@ from collabzone.errors import PolicyRefusal, Reason
 from collabzone.model import Column
 from collabzone.techniques.base import AuditUpdate, RunContext
 from collabzone.techniques.sql._compiled import Compiled
-from collabzone.techniques.sql._execute import execute
+from collabzone.techniques.sql._engines import DuckDBEngine, Engine
 from collabzone.techniques.sql._protect import (
     Protected,
     components,
@@ -65,7 +65,7 @@ def jitter_of(compiled: Compiled, ctx: RunContext) -> disclosure.Jitter:
 
 
 def _token_sets(
-    compiled: Compiled, ctx: RunContext, protected: Protected, group_of_rows: list[tuple[Any, ...]],
+    compiled: Compiled, engine: Engine, protected: Protected, group_of_rows: list[tuple[Any, ...]],
     salt: int,
 ) -> dict[str, list[np.ndarray | None]]:  # fmt: skip
     """Per join of ``protected``: per released row, the keys the other side matched with."""
@@ -117,12 +117,7 @@ def _token_sets(
             for c in conditions[1:]:
                 where = exp.And(this=where, expression=c)
             select.set("where", exp.Where(this=where))
-        table = execute(
-            ctx.connection(),
-            select.sql(dialect="duckdb"),
-            timeout_s=compiled.effective.timeout_s,
-            max_rows=None,
-        )
+        table = engine.run(select, timeout_s=compiled.effective.timeout_s, max_rows=None)
         hashes = table.column("_cz_t").to_numpy().astype(np.uint64)
         sets = _sets_by_group(table, [f"_cz_c{j}" for j in grouped], hashes)
         empty = np.zeros(0, dtype=np.uint64)
@@ -184,7 +179,7 @@ class _View:
 
 def _views(
     compiled: Compiled, ctx: RunContext, table: pa.Table, group_of_rows: list[tuple[Any, ...]],
-    salt: int,
+    salt: int, engine: Engine,
 ) -> list[_View]:  # fmt: skip
     shape, query, eff = compiled.shape, compiled.query, compiled.effective
     views = []
@@ -210,7 +205,7 @@ def _views(
                 own_group=[j for j, r in enumerate(shape.group_by) if r.alias == protected.alias],
                 condition=condition.sql(dialect="duckdb") if condition is not None else None,
                 literals=literals,
-                token_sets=_token_sets(compiled, ctx, protected, group_of_rows, salt),
+                token_sets=_token_sets(compiled, engine, protected, group_of_rows, salt),
             )
         )
     return views
@@ -274,6 +269,7 @@ def audit_release(
     rows: Sequence[int],
     salt: int,
     assessment: dict[str, Any] | None = None,
+    engine: Engine | None = None,
 ) -> tuple[list[int], tuple[AuditUpdate, ...]]:
     """The rows that may go out and the audited spaces with them.
 
@@ -289,7 +285,7 @@ def audit_release(
         table.column(f"{GROUP_VALUE}{j}").to_pylist() for j in range(len(compiled.shape.group_by))
     ]
     group_of_rows = [tuple(col[r] for col in group_values) for r in range(table.num_rows)]
-    views = _views(compiled, ctx, table, group_of_rows, salt)
+    views = _views(compiled, ctx, table, group_of_rows, salt, engine or DuckDBEngine(ctx))
     if not views:
         return list(rows), ()
     jitter = jitter_of(compiled, ctx)
@@ -309,11 +305,21 @@ def audit_release(
             if assessment is not None:
                 assessment["withheld_to_protect_combinations"] = len(rows) - len(remaining)
             return remaining, updates
-        smallest = min(remaining, key=lambda r: min(v.members[r].size for v in views))
+        # ties broken by the group's values, not the engine's row order: every engine
+        # withholds the same rows
+        smallest = min(
+            remaining,
+            key=lambda r: (min(v.members[r].size for v in views), _order_key(group_of_rows[r])),
+        )
         remaining.remove(smallest)
     if assessment is not None:
         assessment["withheld_to_protect_combinations"] = len(rows)
     return [], ()
+
+
+def _order_key(values: tuple[Any, ...]) -> tuple[tuple[bool, str, str], ...]:
+    """A total order on group values of any types (None first)."""
+    return tuple((v is not None, type(v).__name__, repr(v)) for v in values)
 
 
 def _finding_json(finding: disclosure.Finding) -> dict[str, Any]:

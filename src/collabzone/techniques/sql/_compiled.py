@@ -95,6 +95,7 @@ class Compiled:
         salt: int = 0,
         max_rows: int | None = None,
         max_groups: int | None = None,
+        engine: str = "duckdb",
     ) -> RewriteContext:
         assert self.entity is not None
         eff = self.effective
@@ -118,6 +119,7 @@ class Compiled:
             quantities=self.quantities,
             salt=salt,
             entity_unique=self.entity_unique,
+            engine=engine,
         )
 
     def rewritten(
@@ -128,6 +130,7 @@ class Compiled:
         salt: int = 0,
         max_rows: int | None = None,
         max_groups: int | None = None,
+        engine: str = "duckdb",
     ) -> exp.Select:
         """The governed tree the engine runs (the rules of this mode, in order)."""
         ctx = self.rewrite_context(
@@ -136,6 +139,7 @@ class Compiled:
             salt=salt,
             max_rows=max_rows,
             max_groups=max_groups,
+            engine=engine,
         )
         tree = bound_joined_tables(self.query.tree, ctx=ctx)
         if self.mode == "dp":

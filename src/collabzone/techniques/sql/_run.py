@@ -12,7 +12,7 @@ from typing import Any
 from collabzone.techniques.base import AuditUpdate, Outcome, RunContext
 from collabzone.techniques.sql._audit import audit_release, jitter_of, member_salt, protected_rows
 from collabzone.techniques.sql._compiled import Compiled
-from collabzone.techniques.sql._execute import execute
+from collabzone.techniques.sql._engines import Engine
 from collabzone.techniques.sql._payload import table_payload
 
 
@@ -21,18 +21,13 @@ def history(compiled: Compiled, ctx: RunContext) -> list[Mapping[str, Any]]:
     return [entry for dataset in compiled.datasets for entry in ctx.history(dataset)]
 
 
-def run_aggregation(compiled: Compiled, ctx: RunContext) -> Outcome:
+def run_aggregation(compiled: Compiled, ctx: RunContext, engine: Engine) -> Outcome:
     """Execute the thresholded query; drop rows under the jittered minimum; audit the rest."""
     eff = compiled.effective
     audited = compiled.audited and eff.monitor
     salt = member_salt(ctx) if audited else 0
-    tree = compiled.rewritten(collect_members=audited, member_salt=salt)
-    table = execute(
-        ctx.connection(),
-        tree.sql(dialect="duckdb"),
-        timeout_s=eff.timeout_s,
-        max_rows=eff.max_result_rows,
-    )
+    tree = compiled.rewritten(collect_members=audited, member_salt=salt, engine=engine.name)
+    table = engine.run(tree, timeout_s=eff.timeout_s, max_rows=eff.max_result_rows)
     names = [item.name for item in compiled.shape.items]
     rows = list(range(table.num_rows))
     updates: tuple[AuditUpdate, ...] = ()
@@ -40,7 +35,7 @@ def run_aggregation(compiled: Compiled, ctx: RunContext) -> Outcome:
     if audited:
         rows = protected_rows(compiled, table, jitter_of(compiled, ctx))
         assessment["withheld_near_threshold"] = table.num_rows - len(rows)
-        rows, updates = audit_release(compiled, ctx, table, rows, salt, assessment)
+        rows, updates = audit_release(compiled, ctx, table, rows, salt, assessment, engine)
     assessment["released_groups"] = len(rows)
     columns = [table.column(n).to_pylist() for n in names]
     payload = table_payload(names, [[col[r] for col in columns] for r in rows])
@@ -64,15 +59,10 @@ def run_aggregation(compiled: Compiled, ctx: RunContext) -> Outcome:
     )
 
 
-def run_list(compiled: Compiled, ctx: RunContext) -> Outcome:
+def run_list(compiled: Compiled, ctx: RunContext, engine: Engine) -> Outcome:
     eff = compiled.effective
-    tree = compiled.rewritten()
-    table = execute(
-        ctx.connection(),
-        tree.sql(dialect="duckdb"),
-        timeout_s=eff.timeout_s,
-        max_rows=eff.max_result_rows,
-    )
+    tree = compiled.rewritten(engine=engine.name)
+    table = engine.run(tree, timeout_s=eff.timeout_s, max_rows=eff.max_result_rows)
     names = [item.name for item in compiled.shape.items]
     rows = [list(r) for r in zip(*(table.column(n).to_pylist() for n in names), strict=True)]
     payload = table_payload(names, rows)

@@ -16,14 +16,14 @@ import pyarrow as pa
 from sqlglot import exp
 
 from collabzone.budget import PrivacyCost
-from collabzone.errors import CollabzoneError
+from collabzone.errors import CollabzoneError, InvalidInputError
 from collabzone.techniques.base import FailedAfterSpending, Outcome, RunContext
 from collabzone.techniques.sql import _postprocess
 from collabzone.techniques.sql._bounds import AUTO_SHARE, derive_limit
 from collabzone.techniques.sql._canonical import canonical_key
 from collabzone.techniques.sql._compiled import Compiled
 from collabzone.techniques.sql._dp import Budget, Measure, NoisyTable, release
-from collabzone.techniques.sql._execute import execute
+from collabzone.techniques.sql._engines import Engine
 from collabzone.techniques.sql._order_stats import release_order_statistics
 from collabzone.techniques.sql._payload import jsonable, table_payload
 from collabzone.techniques.sql._quantities import order_statistics
@@ -136,7 +136,7 @@ class _Derivation:
 
 
 def _limits(
-    compiled: Compiled, ctx: RunContext, budget: Budget, derivation: _Derivation
+    compiled: Compiled, engine: Engine, budget: Budget, derivation: _Derivation
 ) -> tuple[Budget, int, int, list[str]]:
     """Contribution limits: the agreement's, or derived privately with a share of the budget."""
     eff = compiled.effective
@@ -151,27 +151,38 @@ def _limits(
     assert total is not None
     share = total * AUTO_SHARE / len(missing)
     tree = profile_contributions(compiled.query.tree, ctx=compiled.rewrite_context())
-    profile = execute(
-        ctx.connection(), tree.sql(dialect="duckdb"), timeout_s=eff.timeout_s, max_rows=None
-    )
+    # the engine returns the histogram of contributions, never one row per person
+    histogram = engine.run(_histogram(tree), timeout_s=eff.timeout_s, max_rows=None)
+    counts = np.asarray(histogram.column("_cz_n").to_pylist(), dtype=np.int64)
+
+    def expanded(name: str) -> list[int]:
+        values = np.asarray(histogram.column(name).to_pylist(), dtype=np.int64)
+        return [int(v) for v in np.repeat(values, counts)]
+
     notes = []
     if rows is None:
         derivation.amount += share
-        rows, cost = derive_limit(
-            profile.column("_cz_rows").to_pylist(), share=share, zcdp=budget.zcdp
-        )
+        rows, cost = derive_limit(expanded("_cz_rows"), share=share, zcdp=budget.zcdp)
         notes.append(f"max rows per entity per group derived privately: {rows} (cost {cost:.3g})")
     if groups is None:
         derivation.amount += share
-        groups, cost = derive_limit(
-            profile.column("_cz_groups").to_pylist(), share=share, zcdp=budget.zcdp
-        )
+        groups, cost = derive_limit(expanded("_cz_groups"), share=share, zcdp=budget.zcdp)
         notes.append(f"max groups per entity derived privately: {groups} (cost {cost:.3g})")
     if compiled.public_keys is not None and grouped:  # no one is in more groups than exist
         groups = min(int(groups), max(1, len(compiled.public_keys)))
     rest = total * (1 - AUTO_SHARE)
     main = replace(budget, rho=rest) if budget.zcdp else replace(budget, epsilon=rest)
     return main, int(rows), int(groups), notes
+
+
+def _histogram(profile: exp.Select) -> exp.Select:
+    """How many people have each (rows, groups) contribution profile."""
+    names = [exp.column(exp.to_identifier(n, quoted=True)) for n in ("_cz_rows", "_cz_groups")]
+    return (
+        exp.select(*[n.copy() for n in names], exp.alias_(exp.Count(this=exp.Star()), "_cz_n"))
+        .from_(profile.subquery("_cz_h"))
+        .group_by(*names)
+    )
 
 
 def _share(budget: Budget, fraction: float) -> Budget:
@@ -208,7 +219,7 @@ def _json_column(column: pa.ChunkedArray) -> list[Any]:
     return [jsonable(v) for v in values]
 
 
-def run_dp(compiled: Compiled, ctx: RunContext) -> Outcome:
+def run_dp(compiled: Compiled, ctx: RunContext, engine: Engine) -> Outcome:
     """The cached answer, or a fresh noisy one; a failure after the private derivation of
     limits raises FailedAfterSpending so the zone charges what the derivation spent."""
     budget = compiled.budget
@@ -220,9 +231,15 @@ def run_dp(compiled: Compiled, ctx: RunContext) -> Outcome:
         cached = entry.get("dp_cache") if entry.get("requester") == ctx.requester.name else None
         if cached and cached.get("key") == key and set(ids) <= set(cached.get("item_ids", [])):
             return _from_cache(cached, ids, names)
+    if order_statistics(compiled) and engine.name != "duckdb":
+        raise InvalidInputError(
+            "MIN / MAX / MEDIAN / QUANTILE_CONT in dp mode read each person's values into the "
+            f"zone; on a table left in {engine.name} they are not offered: ask COUNT, SUM, "
+            "AVG, VAR or STDDEV"
+        )
     derivation = _Derivation(budget.zcdp)
     try:
-        return _answer(compiled, ctx, budget, derivation, key, ids, names)
+        return _answer(compiled, ctx, engine, budget, derivation, key, ids, names)
     except Exception as exc:
         if derivation.amount == 0:
             raise
@@ -240,6 +257,7 @@ def run_dp(compiled: Compiled, ctx: RunContext) -> Outcome:
 def _answer(
     compiled: Compiled,
     ctx: RunContext,
+    engine: Engine,
     budget: Budget,
     derivation: _Derivation,
     key: str,
@@ -247,16 +265,17 @@ def _answer(
     names: list[str],
 ) -> Outcome:
     eff = compiled.effective
-    main_budget, max_rows, max_groups, notes = _limits(compiled, ctx, budget, derivation)
+    main_budget, max_rows, max_groups, notes = _limits(compiled, engine, budget, derivation)
     keys: list[tuple[Any, ...]] = [()]
     data: dict[str, list[int]] = {}
     if compiled.quantities:  # (a query of order statistics alone has no noisy table)
         tree = compiled.rewritten(
-            salt=secrets.randbelow(2**31), max_rows=max_rows, max_groups=max_groups
+            salt=secrets.randbelow(2**31),
+            max_rows=max_rows,
+            max_groups=max_groups,
+            engine=engine.name,
         )
-        table = execute(
-            ctx.connection(), tree.sql(dialect="duckdb"), timeout_s=eff.timeout_s, max_rows=None
-        )
+        table = engine.run(tree, timeout_s=eff.timeout_s, max_rows=None)
         dims = [f"_cz_d{i}" for i in range(len(compiled.shape.group_by))]
         dim_values = [_json_column(table.column(d)) for d in dims]
         keys = list(zip(*dim_values, strict=True)) if dims else [()] * table.num_rows

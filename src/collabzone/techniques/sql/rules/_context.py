@@ -83,6 +83,8 @@ class RewriteContext:
     entity_unique: bool = False
     """The query reads one table whose entity column is declared (and checked) unique:
     every person has one row, so DP's contribution bounding is the identity."""
+    engine: str = "duckdb"
+    """The engine the tree is for: a rule avoids constructs another engine lacks."""
 
     @property
     def counted(self) -> tuple[exp.Column, ...]:

@@ -174,7 +174,8 @@ def bound_contributions(expression: exp.Select, *, ctx: RewriteContext) -> exp.S
     dims = [d.copy() for d in group.expressions] if group is not None else []
     if ctx.entity_unique:
         return _one_row_each(source, dims, ctx)
-    if ctx.max_rows_per_entity == 1 and ctx.max_groups_per_entity == 1:
+    if ctx.max_rows_per_entity == 1 and ctx.max_groups_per_entity == 1 and ctx.engine == "duckdb":
+        # (DuckDB's ARG_MIN over a struct key; other engines bound with the general form)
         return _one_row_per_entity(source, dims, ctx)
     names = [f"_cz_d{i}" for i in range(len(dims))]
     inner_items: list[Any] = [exp.alias_(d, _q(n)) for d, n in zip(dims, names, strict=True)]
