@@ -100,10 +100,10 @@ def bench_check(people: int, cells: int, repeat: int) -> dict[str, Any]:
     def check_stored() -> object:
         return disclosure.audit(stored, nxt, COLUMNS, con, min_size=10)
 
-    galloping = _space.positions_found
-    _space.positions_found = _searchsorted  # the baseline lookup, same run
+    galloping = getattr(_space, "positions_found")  # noqa: B009 (a private name swapped)
+    setattr(_space, "positions_found", _searchsorted)  # noqa: B010 (the baseline, same run)
     baseline_ms = 1000 * _median(check_stored, repeat)
-    _space.positions_found = galloping
+    setattr(_space, "positions_found", galloping)  # noqa: B010
     stored_ms = 1000 * _median(check_stored, repeat)
     out = {
         "people": people,
