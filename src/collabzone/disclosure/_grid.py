@@ -31,6 +31,7 @@ from collabzone.disclosure._atoms import (
     membership_codes_sparse,
     refine,
 )
+from collabzone.disclosure._lookup import positions as lookup_positions
 from collabzone.model import Column, ColumnType
 
 _EPOCH = dt.date(1970, 1, 1)
@@ -280,8 +281,9 @@ class TokenDim:
         universe = _sorted_union(self.universe, _sorted_unique(joined))
         old = np.zeros(universe.size, dtype=np.int64)
         if self.universe.size:
-            old[np.searchsorted(universe, self.universe)] = self.labels
-        positions = np.concatenate([np.searchsorted(universe, m) for m in listed])
+            old[lookup_positions(universe, self.universe)] = self.labels
+        # each set is a sorted run: a galloping search walks the universe once per set
+        positions = lookup_positions(universe, np.concatenate(listed))
         which = np.repeat(np.arange(len(listed), dtype=np.int64), [m.size for m in listed])
         coded = membership_codes_sparse(positions.astype(np.int64), which)
         codes = np.full(universe.size, -1, dtype=np.int64)
@@ -299,7 +301,7 @@ class TokenDim:
         """The classes whose tokens are in ``members`` (classes never straddle a known set)."""
         if members.size == 0 or self.universe.size == 0:
             return np.zeros(0, dtype=np.int64)
-        at = np.searchsorted(self.universe, members)
+        at = lookup_positions(self.universe, members)
         inside = at < self.universe.size
         inside[inside] = self.universe[at[inside]] == members[inside]
         seen = np.bincount(self.labels[at[inside]], minlength=self.classes)

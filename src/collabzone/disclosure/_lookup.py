@@ -22,9 +22,10 @@ _THREADED_FROM = 200_000
 
 def _gallop_py(
     universe: NDArray[np.uint64], keys: NDArray[np.uint64], out: NDArray[np.int64]
-) -> None:
+) -> int:
     n = universe.size
     lo = 0
+    found = 0
     for i in range(keys.size):
         key = keys[i]
         if i == 0 or key < keys[i - 1]:
@@ -44,32 +45,41 @@ def _gallop_py(
             else:
                 hi = mid
         out[i] = lo
+        if lo < n and universe[lo] == key:
+            found += 1
+    return found
 
 
 @functools.cache
-def _gallop() -> Callable[[NDArray[np.uint64], NDArray[np.uint64], NDArray[np.int64]], None]:
+def _gallop() -> Callable[[NDArray[np.uint64], NDArray[np.uint64], NDArray[np.int64]], int]:
     """The compiled search (Numba imported on first use: it costs a fifth of a second)."""
     from numba import njit
 
-    compiled: Callable[[NDArray[np.uint64], NDArray[np.uint64], NDArray[np.int64]], None]
+    compiled: Callable[[NDArray[np.uint64], NDArray[np.uint64], NDArray[np.int64]], int]
     compiled = njit(nogil=True, cache=True)(_gallop_py)
     return compiled
 
 
 def positions(universe: NDArray[np.uint64], keys: NDArray[np.uint64]) -> NDArray[np.int64]:
     """The insertion point of each key in the sorted ``universe`` (as ``np.searchsorted``)."""
+    return positions_found(universe, keys)[0]
+
+
+def positions_found(
+    universe: NDArray[np.uint64], keys: NDArray[np.uint64]
+) -> tuple[NDArray[np.int64], int]:
+    """:func:`positions`, and how many keys are in ``universe`` (counted on the way: no
+    second pass over the universe to tell whether a release brings new people)."""
     universe = np.ascontiguousarray(universe, dtype=np.uint64)
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
     out = np.empty(keys.size, dtype=np.int64)
     if keys.size < _THREADED_FROM:
-        _gallop()(universe, keys, out)
-        return out
+        return out, int(_gallop()(universe, keys, out))
     half = keys.size // 2
     with ThreadPoolExecutor(max_workers=2) as pool:
         jobs = [
             pool.submit(_gallop(), universe, keys[:half], out[:half]),
             pool.submit(_gallop(), universe, keys[half:], out[half:]),
         ]
-        for job in jobs:
-            job.result()
-    return out
+        found = sum(int(job.result()) for job in jobs)
+    return out, found

@@ -35,7 +35,7 @@ from collabzone.disclosure._atoms import (
 )
 from collabzone.disclosure._derive import small_atoms
 from collabzone.disclosure._grid import AttributeDim, TokenDim, _sorted_unique
-from collabzone.disclosure._lookup import positions
+from collabzone.disclosure._lookup import positions, positions_found
 from collabzone.model import Column, ColumnType
 
 if TYPE_CHECKING:
@@ -248,14 +248,13 @@ def _grow_entities(
         space.entities, space.entity_labels, space.covered, space.people,
     )  # fmt: skip
     members = np.concatenate(cells) if cells else np.zeros(0, dtype=np.uint64)
-    at = positions(entities, members)
+    at, hits = positions_found(entities, members)
+    if hits == members.size:  # everyone is known already (counted during the search)
+        return entities, labels, covered, people, at
     if entities.size == 0:
         known = np.zeros(members.size, dtype=np.bool_)
     else:  # take(clip) is several times faster than fancy indexing on a large release
-        found = entities.take(at, mode="clip")
-        if np.array_equal(found, members):
-            return entities, labels, covered, people, at
-        known = found == members
+        known = entities.take(at, mode="clip") == members
     new = _sorted_unique(members[~known])
     empty = np.flatnonzero(~covered)
     if empty.size:

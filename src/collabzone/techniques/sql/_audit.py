@@ -45,14 +45,15 @@ def space_name(protected: Protected, scope: str, requester: str) -> str:
 
 
 def members_of(table: pa.Table, name: str) -> list[np.ndarray]:
-    """Each row's hashed people as a uint64 array, without a Python int per person."""
+    """Each row's hashed people as a sorted, distinct uint64 array, without a Python int per
+    person."""
     out: list[np.ndarray] = []
     for chunk in table.column(name).chunks:
         lists = chunk.cast(pa.list_(pa.uint64()))
         offsets = lists.offsets.to_numpy()
         flat = lists.values.to_numpy(zero_copy_only=False).astype(np.uint64, copy=False)
-        # the engine lists each row's people distinct and sorted (list_sort)
-        out += [flat[offsets[i] : offsets[i + 1]] for i in range(len(lists))]
+        # the engine lists each row's people as its rows come (repeats, any order)
+        out += [_distinct_sorted(flat[offsets[i] : offsets[i + 1]]) for i in range(len(lists))]
     return out
 
 
@@ -142,7 +143,9 @@ def _sets_by_group(
         dictionary = encoded.dictionary.to_pylist()
         code = code * len(dictionary) + encoded.indices.to_numpy(zero_copy_only=False)
         values.append([None if v is None or v != v else v for v in dictionary])
-    order = np.argsort(code, kind="stable")
+    # a stable sort of small codes is a radix sort (several times faster than on int64)
+    narrow = code.astype(np.uint16) if code.size and int(code.max()) < 1 << 16 else code
+    order = np.argsort(narrow, kind="stable")
     code, ordered = code[order], hashes[order]
     starts = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1])))
     ends = np.append(starts[1:], code.size)
@@ -178,8 +181,8 @@ class _View:
 
 
 def _views(
-    compiled: Compiled, ctx: RunContext, table: pa.Table, group_of_rows: list[tuple[Any, ...]],
-    salt: int, engine: Engine,
+    compiled: Compiled, ctx: RunContext, members: list[list[np.ndarray]],
+    group_of_rows: list[tuple[Any, ...]], salt: int, engine: Engine,
 ) -> list[_View]:  # fmt: skip
     shape, query, eff = compiled.shape, compiled.query, compiled.effective
     views = []
@@ -201,7 +204,7 @@ def _views(
                 protected=protected,
                 spaces=tuple(spaces),
                 columns={c.name: c for c in ctx.dataset(protected.dataset).columns},
-                members=members_of(table, f"{MEMBERS}{index}"),
+                members=members[index],
                 own_group=[j for j, r in enumerate(shape.group_by) if r.alias == protected.alias],
                 condition=condition.sql(dialect="duckdb") if condition is not None else None,
                 literals=literals,
@@ -270,8 +273,11 @@ def audit_release(
     salt: int,
     assessment: dict[str, Any] | None = None,
     engine: Engine | None = None,
+    members: list[list[np.ndarray]] | None = None,
 ) -> tuple[list[int], tuple[AuditUpdate, ...]]:
     """The rows that may go out and the audited spaces with them.
+
+    ``members`` are :func:`all_members` of ``table`` when the caller has them already.
 
     When releasing every candidate row would leave an atom under the minimum (a total
     minus the shown groups, a difference with an earlier answer), the smallest rows are
@@ -285,7 +291,9 @@ def audit_release(
         table.column(f"{GROUP_VALUE}{j}").to_pylist() for j in range(len(compiled.shape.group_by))
     ]
     group_of_rows = [tuple(col[r] for col in group_values) for r in range(table.num_rows)]
-    views = _views(compiled, ctx, table, group_of_rows, salt, engine or DuckDBEngine(ctx))
+    if members is None:
+        members = all_members(compiled, table)
+    views = _views(compiled, ctx, members, group_of_rows, salt, engine or DuckDBEngine(ctx))
     if not views:
         return list(rows), ()
     jitter = jitter_of(compiled, ctx)
@@ -341,16 +349,24 @@ def _too_fine(protected: Protected) -> Reason:
     )
 
 
-def protected_rows(compiled: Compiled, table: pa.Table, jitter: disclosure.Jitter) -> list[int]:
-    """The result rows that reach the jittered threshold in every protected dataset."""
-    keep = np.ones(table.num_rows, dtype=np.bool_)
-    for index in range(len(compiled.protected)):
-        members = members_of(table, f"{MEMBERS}{index}")
-        keep &= ~disclosure.below_jittered(members, jitter, compiled.effective.min_group_size)
+def all_members(compiled: Compiled, table: pa.Table) -> list[list[np.ndarray]]:
+    """Per protected dataset, each result row's people (:func:`members_of`)."""
+    return [members_of(table, f"{MEMBERS}{i}") for i in range(len(compiled.protected))]
+
+
+def protected_rows(
+    compiled: Compiled, members: list[list[np.ndarray]], rows: int, jitter: disclosure.Jitter
+) -> list[int]:
+    """The result rows (of ``rows``) that reach the jittered threshold in every protected
+    dataset (``members``: :func:`all_members`)."""
+    keep = np.ones(rows, dtype=np.bool_)
+    for listed in members:
+        keep &= ~disclosure.below_jittered(listed, jitter, compiled.effective.min_group_size)
     return np.flatnonzero(keep).tolist()
 
 
 __all__ = [
+    "all_members",
     "audit_release",
     "jitter_of",
     "member_salt",

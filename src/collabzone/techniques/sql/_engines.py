@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import pyarrow as pa
+import sqlglot
 from sqlglot import exp
 
 from collabzone.errors import InvalidInputError
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
     from collabzone.techniques.base import RunContext
 
 ENGINES = {"duckdb": "duckdb", "postgres": "postgres", "postgresql": "postgres", "spark": "spark"}
+
+
+_PG_DISTINCT_IN_LIST = sqlglot.parse_one(
+    "(SELECT COUNT(DISTINCT _cz_u) FROM UNNEST(_cz_list) AS _cz_t(_cz_u))", dialect="postgres"
+)
+"""DuckDB's ``list_unique(list)`` in PostgreSQL (``_cz_list`` stands for the list)."""
 
 
 def transpile(tree: exp.Expression, engine: str = "duckdb") -> str:
@@ -217,6 +224,12 @@ def for_postgres(
             return args[0]  # the people lists are sorted (as uint64) when they come back
         if name == "len" and len(args) == 1:
             return exp.Anonymous(this="cardinality", expressions=args)
+        if name == "list_unique" and len(args) == 1:  # distinct values in a list
+            return _PG_DISTINCT_IN_LIST.transform(
+                lambda n: (
+                    args[0].copy() if isinstance(n, exp.Column) and n.name == "_cz_list" else n
+                )
+            )
         raise _unsupported(f"the DuckDB function {name}()", "PostgreSQL")
 
     return tree.copy().transform(swap)
@@ -246,6 +259,9 @@ def for_spark(
             return args[0]
         if name == "len" and len(args) == 1:
             return exp.Anonymous(this="size", expressions=args)
+        if name == "list_unique" and len(args) == 1:
+            distinct = exp.Anonymous(this="array_distinct", expressions=args)
+            return exp.Anonymous(this="size", expressions=[distinct])
         raise _unsupported(f"the DuckDB function {name}()", "Spark")
 
     return tree.copy().transform(swap)

@@ -10,7 +10,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from collabzone.techniques.base import AuditUpdate, Outcome, RunContext
-from collabzone.techniques.sql._audit import audit_release, jitter_of, member_salt, protected_rows
+from collabzone.techniques.sql._audit import (
+    all_members,
+    audit_release,
+    jitter_of,
+    member_salt,
+    protected_rows,
+)
 from collabzone.techniques.sql._compiled import Compiled
 from collabzone.techniques.sql._engines import Engine
 from collabzone.techniques.sql._payload import table_payload
@@ -33,9 +39,10 @@ def run_aggregation(compiled: Compiled, ctx: RunContext, engine: Engine) -> Outc
     updates: tuple[AuditUpdate, ...] = ()
     assessment: dict[str, Any] = {"candidate_groups": table.num_rows, "audited": audited}
     if audited:
-        rows = protected_rows(compiled, table, jitter_of(compiled, ctx))
+        members = all_members(compiled, table)
+        rows = protected_rows(compiled, members, table.num_rows, jitter_of(compiled, ctx))
         assessment["withheld_near_threshold"] = table.num_rows - len(rows)
-        rows, updates = audit_release(compiled, ctx, table, rows, salt, assessment, engine)
+        rows, updates = audit_release(compiled, ctx, table, rows, salt, assessment, engine, members)
     assessment["released_groups"] = len(rows)
     columns = [table.column(n).to_pylist() for n in names]
     payload = table_payload(names, [[col[r] for col in columns] for r in rows])
