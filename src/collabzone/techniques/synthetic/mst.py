@@ -45,7 +45,9 @@ class Spend:
     def charge(self, what: str, rho: float) -> None:
         self.parts.append((what, rho))
         if self.rho > self.budget * (1 + 1e-9):
-            raise InternalError(f"MST would spend rho {self.rho} beyond its {self.budget}")
+            raise InternalError(
+                f"the mechanism would spend rho {self.rho} beyond its {self.budget}"
+            )
 
 
 def _marginal(

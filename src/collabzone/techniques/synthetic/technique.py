@@ -34,7 +34,7 @@ from collabzone.techniques.base import (
     Technique,
 )
 
-METHODS = ("mst",)
+METHODS = ("mst", "aim")
 SPEC_KEYS = frozenset(
     {"dataset", "name", "method", "columns", "epsilon", "delta", "rho", "rows", "bins", "iters"}
 )
@@ -53,12 +53,12 @@ def rho_for(epsilon: float, delta: float) -> float:
 
 
 class Synthetic(Technique):
-    """Differentially private synthetic data (MST on Private-PGM, OpenDP measurements)."""
+    """Differentially private synthetic data (MST or AIM on Private-PGM, OpenDP measurements)."""
 
     name = "synthetic"
-    summary = "differentially private synthetic table (MST; OpenDP Gaussian, zCDP)"
+    summary = "differentially private synthetic table (MST or AIM; OpenDP Gaussian, zCDP)"
     rule_specs = (
-        RuleSpec("methods", Merge.SUBSET, "synthesis methods the owner allows (mst)", list),
+        RuleSpec("methods", Merge.SUBSET, "synthesis methods the owner allows (mst, aim)", list),
     )
 
     def plan(self, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
@@ -155,8 +155,9 @@ class Synthetic(Technique):
         return []
 
     def run(self, plan: Plan, ctx: RunContext) -> Outcome:
+        from collabzone.techniques.synthetic import aim as aim_module
+        from collabzone.techniques.synthetic import mst as mst_module
         from collabzone.techniques.synthetic.encode import OTHER, table_codec
-        from collabzone.techniques.synthetic.mst import mst
 
         name = plan.datasets[0]
         dataset = ctx.dataset(name)
@@ -168,8 +169,10 @@ class Synthetic(Technique):
         codec = table_codec(domains, bins=plan.details["bins"])
         frame = ctx.table(name).select(columns).to_pandas()
         seed = int(ctx.rng.integers(2**31))
+        method = plan.details["method"]
+        generate = aim_module.aim if method == "aim" else mst_module.mst
         try:
-            result = mst(
+            result = generate(
                 codec.encode(frame),
                 codec.shape,
                 plan.details["rho"],
@@ -179,7 +182,8 @@ class Synthetic(Technique):
             )
         except Exception as exc:  # measurements may already have run: charge them
             raise FailedAfterSpending(
-                f"MST failed after measuring ({type(exc).__name__}); the budget is charged",
+                f"{method.upper()} failed after measuring ({type(exc).__name__}); "
+                "the budget is charged",
                 {name: plan.cost[name]},
             ) from exc
         synthetic = codec.decode(result.codes, ctx.rng)
