@@ -38,6 +38,7 @@ from collabzone.techniques.synthetic.mst import (
     _mbi,
     gaussian_measure,
     noisy_max,
+    released,
 )
 
 Clique = tuple[str, ...]
@@ -78,6 +79,8 @@ class AIMResult:
     """The marginals measured after the 1-way ones, in order."""
     model_mb: float
     """Size of the final model's junction tree (megabytes, as ``max_model_size``)."""
+    measurements: tuple[tuple[Clique, np.ndarray], ...] = ()
+    """Every noisy marginal measured (1-way, then one per round), flattened."""
 
 
 def _model_size(domain: Any, cliques: list[Clique]) -> float:
@@ -113,8 +116,9 @@ class _Projector:
         for table, attrs in self.factors:
             operands += [table, [self.index[a] for a in attrs]]
         joint = np.einsum(*operands, [self.index[a] for a in clique], optimize="greedy")
-        flat = np.asarray(joint, dtype=float).ravel()
-        return flat * (self.total / max(flat.sum(), 1e-300))
+        flat: np.ndarray = np.asarray(joint, dtype=float).ravel()
+        scaled: np.ndarray = flat * (self.total / max(float(flat.sum()), 1e-300))
+        return scaled
 
 
 def aim(
@@ -206,5 +210,9 @@ def aim(
     synthetic = model.synthetic_data(rows)
     out = {name: np.asarray(synthetic.data[name], dtype=np.int64) for name in names}
     return AIMResult(
-        out, spend, tuple(measured), _model_size(domain, [m.clique for m in measurements])
+        out,
+        spend,
+        tuple(measured),
+        _model_size(domain, [m.clique for m in measurements]),
+        released(measurements),
     )

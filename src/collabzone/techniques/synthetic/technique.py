@@ -33,6 +33,7 @@ from collabzone.techniques.base import (
     RunContext,
     Technique,
 )
+from collabzone.techniques.view import ResultView
 
 METHODS = ("mst", "aim")
 SPEC_KEYS = frozenset(
@@ -141,6 +142,13 @@ class Synthetic(Technique):
             },
         )
 
+    def result_view(self, payload: Mapping[str, Any]) -> ResultView:
+        """The release's report (measured noisy marginals vs synthetic, association heat
+        map, budget) with its two figures; see :mod:`.view`."""
+        from collabzone.techniques.synthetic.view import result_view
+
+        return result_view(payload)
+
     def check(self, plan: Plan, rules: Rules, ctx: PlanContext) -> list[Reason]:
         allowed = rules.get("methods")
         method = plan.details["method"]
@@ -158,6 +166,7 @@ class Synthetic(Technique):
         from collabzone.techniques.synthetic import aim as aim_module
         from collabzone.techniques.synthetic import mst as mst_module
         from collabzone.techniques.synthetic.encode import OTHER, table_codec
+        from collabzone.techniques.synthetic.view import report_payload
 
         name = plan.datasets[0]
         dataset = ctx.dataset(name)
@@ -219,19 +228,34 @@ class Synthetic(Technique):
             },
             description=f"DP synthetic version of {name} ({plan.details['method'].upper()})",
         )
+        privacy = {
+            **{k: v for k, v in cost.as_dict().items() if v},
+            "rho": plan.details["rho"],
+            "rho_spent": result.spend.rho,
+            "opendp_measurements": len(result.spend.parts),
+        }
+        structure = (
+            {"tree": [list(p) for p in result.tree]}
+            if isinstance(result, mst_module.MSTResult)
+            else {"measured": [list(c) for c in result.measured]}
+        )
         return Outcome(
             payload={
                 "columns": columns,
                 "rows": rows,
                 "dataset": plan.details["name"],
-                "method": plan.details["method"],
-                "tree": [list(p) for p in result.tree],
+                "method": method,
+                **structure,
+                "report": report_payload(codec, result.codes, result.measurements, privacy),
             },
-            mechanism="MST (McKenna et al. 2021): OpenDP Gaussian + noisy max, rho-zCDP",
+            mechanism=(
+                "MST (McKenna et al. 2021)" if method == "mst" else "AIM (McKenna et al. 2022)"
+            )
+            + ": OpenDP Gaussian + noisy max, rho-zCDP",
             spent={name: cost},
             derived=derived,
             notes=(
-                f"MST spent rho={result.spend.rho:.6g} of {plan.details['rho']:.6g} over "
+                f"{method.upper()} spent rho={result.spend.rho:.6g} of {plan.details['rho']:.6g} over "
                 f"{len(result.spend.parts)} OpenDP measurements",
                 "the table is post-processing: analyses of it spend no further budget",
             ),
