@@ -101,18 +101,18 @@ def part_mst(epsilon: float, iters: int, bins: int) -> dict[str, Any]:
     start = time.perf_counter()
     result = mst(codes, codec.shape, rho, iters=iters, seed=0)
     seconds = time.perf_counter() - start
-    out = {
+    tvds = _tvds(codes, result.codes, codec)
+    return {
         "part": "mst",
         "epsilon": epsilon,
         "seconds": seconds,
         "peak_gb": _peak_gb(),
         "rho_spent": result.spend.rho,
-        **_tvds(codes, result.codes, codec),
+        **tvds,
         "independent_seconds": base_time,
         "independent_tvd_3way": base_tvd,
+        "ratio_tvd_3way_vs_independent": tvds["tvd_3way"] / base_tvd,
     }
-    out["ratio_tvd_3way_vs_independent"] = out["tvd_3way"] / base_tvd
-    return out
 
 
 def part_aim(epsilon: float, iters: int, bins: int) -> dict[str, Any]:
