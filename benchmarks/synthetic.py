@@ -13,11 +13,19 @@ Each part runs in its own process so its peak resident memory is its own:
   ``1000 * (1 - mean TVD)`` of 2- and 3-way marginals (SDNist's scale: 1000 is identical),
   and the mean TVDs.
 
-smartnoise-synth (the issue's comparison) pins opendp<0.15 and pandas<3 and pulls torch; no
-separate venv for it exists on this machine, so it is not run (its figure from the issue,
-45-65 s and 2.4 GB for MST on Adult, is quoted for reference only).
+* ``smartnoise``: smartnoise-synth's MST on the same binned Adult codes (every column
+  categorical, so no budget goes to inferring bounds), scored here with the same TVDs. It
+  pins opendp<0.15, pandas<3 and mbi<2, and its GAN synthesizers pull torch through opacus,
+  which its MST does not import; so it runs in its own venv, made once without opacus:
 
-    PYTHONPATH=src .venv/bin/python benchmarks/synthetic.py [--part mst|aim|nist] [--epsilon 1]
+    python3.11 -m venv /tmp/snsynth-venv
+    /tmp/snsynth-venv/bin/pip install smartnoise-sql==1.0.10 Faker "disjoint-set>=0.9,<0.10" \
+        "mbi>=1.1,<2" "pac-synth>=0.0.8,<0.0.9"
+    /tmp/snsynth-venv/bin/pip install --no-deps smartnoise-synth==1.0.8
+
+  (``SNSYNTH_PYTHON`` points elsewhere.)
+
+    PYTHONPATH=src .venv/bin/python benchmarks/synthetic.py [--part mst|aim|nist|smartnoise] [--epsilon 1]
 
 Domains are read off the published data (public data sets), never done in a release.
 """

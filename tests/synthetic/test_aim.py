@@ -85,7 +85,8 @@ def test_workload_candidates_are_bounded_by_degree_and_cells() -> None:
     assert ("a", "d") not in three  # small, but inside no allowed 3-way marginal
     two = workload_candidates(shape, 2, max_cells=1000)
     assert max(len(c) for c in two) == 2 and ("a", "d") not in two  # 2,000 cells
-    assert two[("a",)] == 2.0 and two[("a", "b")] == 2.0  # weight: attributes shared
+    # weight: attributes shared with the workload ((a,b), (a,c), (b,c)): 2 + 1 + 1 for (a, b)
+    assert two[("a",)] == 2.0 and two[("a", "b")] == 4.0
     with pytest.raises(Exception, match="2-way or the 3-way"):
         workload_candidates(shape, 4, max_cells=1000)
 
