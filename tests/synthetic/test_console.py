@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from collabzone.client import connect_remote
+from collabzone.keys import MASTER_KEY_ENV, new_master_key
 from collabzone.model import Request, RequestStatus
 from tests.server.conftest import console_sign_in, make_parties, start_server
 from tests.synthetic.test_zone import SPEC, _write
@@ -25,8 +26,10 @@ def released(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[str, dict[str, str], Request, Path]]:
     tmp_path = tmp_path_factory.mktemp("synthetic_console")
-    _, tokens = make_parties(tmp_path / "zone")
-    server = start_server(tmp_path / "zone")
+    with pytest.MonkeyPatch.context() as patch:  # one zone for the module: its own key
+        patch.setenv(MASTER_KEY_ENV, new_master_key())
+        _, tokens = make_parties(tmp_path / "zone")
+        server = start_server(tmp_path / "zone")
     try:
         handles = {  # the release runs MST inside the request: a patient client
             name: connect_remote(
