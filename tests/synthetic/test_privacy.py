@@ -76,7 +76,7 @@ def test_dp_mst_at_epsilon_1_stays_within_the_control(adult, mst_at_epsilon_1) -
     # (same size) as for the training rows: the training count must not be significantly
     # higher (one-sided exact binomial test of the split, at 0.001; a copying generator
     # copies hundreds against the control's handful). A fixed margin failed by chance.
-    from scipy.stats import binomtest
+    from scipy.stats import binomtest  # type: ignore[import-untyped]
 
     hits, misses = copies["copied_rare_original"], copies["copied_rare_control"]
     if hits + misses:
