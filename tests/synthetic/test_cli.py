@@ -75,3 +75,18 @@ def test_run_then_report_writes_html_png_and_flags_a_copy(tmp_path: Path) -> Non
     assert (out / "marginals.png").stat().st_size > 1000 and (out / "correlations.png").exists()
     page = (out / "report.html").read_text()
     assert "marginals.png" in page and "singling_out" in page
+
+
+def test_run_refuses_an_unknown_method(tmp_path: Path) -> None:
+    import yaml
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC), encoding="utf-8")
+    real = _write(tmp_path / "real.csv", 20)
+    ran = CliRunner().invoke(
+        app,
+        ["synth", "run", str(real), "--spec", str(spec), "--out", str(tmp_path / "s.csv"),
+         "--method", "ctgan"],
+    )  # fmt: skip
+    assert ran.exit_code != 0 and "mst or aim" in ran.output
+    assert not (tmp_path / "s.csv").exists()

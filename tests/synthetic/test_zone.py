@@ -138,3 +138,42 @@ def test_a_failure_after_measuring_is_charged(
     assert sqlite_zone.partner.request(request.id).status.value == "failed"  # type: ignore[union-attr]
     ledger = [b for b in sqlite_zone.auditor.budget() if b["dataset"] == "customers"]
     assert ledger[0]["spent"]["epsilon"] == 0.5
+
+
+def test_aim_requests_run_aim_and_are_debited_once(
+    sqlite_zone: Parties, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dispatch and accounting through the zone; AIM itself is tested in test_aim (here a
+    stand-in returns MST's table as AIM's so the zone test stays short)."""
+    from collabzone.techniques.synthetic import aim as aim_module
+    from collabzone.techniques.synthetic import mst as mst_module
+
+    calls: list[float] = []
+
+    def quick_aim(codes, shape, rho, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(rho)
+        done = mst_module.mst(codes, shape, rho, rows=kwargs["rows"], iters=20, seed=1)
+        return aim_module.AIMResult(done.codes, done.spend, done.tree, 0.0, done.measurements)
+
+    monkeypatch.setattr(aim_module, "aim", quick_aim)
+    sqlite_zone.bank.add_dataset("customers", _write(tmp_path / "c.csv", 200), SPEC)
+    sqlite_zone.bank.add_agreement(
+        "customers",
+        grantees=["partner"],
+        technique="synthetic",
+        purposes=["exploration"],
+        rules={"methods": ["aim"], "epsilon_budget": 1.0, "delta_budget": 1e-5},
+    )
+    spec = {"dataset": "customers", "method": "aim", "epsilon": 0.8, "bins": 4}
+    request = sqlite_zone.partner.submit("synthetic", spec, "exploration")
+    released = sqlite_zone.partner.result(request.id)  # type: ignore[union-attr]
+    assert len(calls) == 1 and released.payload["method"] == "aim"
+    assert "measured" in released.payload and "tree" not in released.payload
+    privacy = released.payload["report"]["privacy"]
+    assert privacy["rho_spent"] == pytest.approx(calls[0], rel=1e-9)
+    ledger = [b for b in sqlite_zone.auditor.budget() if b["dataset"] == "customers"]
+    assert ledger[0]["spent"]["epsilon"] == 0.8 and ledger[0]["debits"] == 1
+    mst_only = sqlite_zone.partner.submit(
+        "synthetic", {**spec, "method": "mst", "name": "b", "epsilon": 0.1}, "exploration"
+    )
+    assert sqlite_zone.partner.request(mst_only.id).status.value in {"refused", "rejected"}  # type: ignore[union-attr]

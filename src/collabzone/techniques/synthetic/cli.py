@@ -1,6 +1,6 @@
 """``collabzone synth run|report``: DP synthetic data on a local file, and its report.
 
-``run`` fits MST to a CSV on the owner's machine (the column domains come from a dataset
+``run`` fits MST (or AIM) to a CSV on the owner's machine (the column domains come from a dataset
 spec, never from the data) and writes the synthetic CSV. In a zone, ask for a synthetic
 dataset with ``collabzone request submit synthetic --spec '{"dataset": ..., "epsilon": 1}'``.
 ``report`` compares a synthetic CSV with the real one (and a control set the generator
@@ -16,7 +16,7 @@ import typer
 
 app = typer.Typer(
     name="synth",
-    help="DP synthetic data (MST) and its fidelity/privacy report.",
+    help="DP synthetic data (MST or AIM) and its fidelity/privacy report.",
     no_args_is_help=True,
 )
 
@@ -43,20 +43,24 @@ def run(
     delta: Annotated[float, typer.Option(help="privacy budget delta")] = 1e-6,
     bins: Annotated[int, typer.Option(help="bins per numeric column")] = 16,
     iters: Annotated[int, typer.Option(help="Private-PGM iterations")] = 500,
+    method: Annotated[str, typer.Option(help="mst or aim")] = "mst",
     seed: Annotated[
         int | None, typer.Option(help="seed of the sampling (not of the noise)")
     ] = None,
 ) -> None:
-    """Fit MST under (epsilon, delta)-DP to DATA and write a synthetic table."""
+    """Fit MST or AIM under (epsilon, delta)-DP to DATA and write a synthetic table."""
     import numpy as np
     import pandas as pd
 
     from collabzone.budget import privacy_parameter
     from collabzone.errors import CollabzoneError
+    from collabzone.techniques.synthetic.aim import aim
     from collabzone.techniques.synthetic.encode import table_codec
     from collabzone.techniques.synthetic.mst import mst
     from collabzone.techniques.synthetic.technique import rho_for
 
+    if method not in ("mst", "aim"):
+        raise typer.BadParameter(f"--method must be mst or aim, not {method!r}")
     try:
         rho = rho_for(privacy_parameter("epsilon", epsilon), privacy_parameter("delta", delta))
         domains = _domains(spec)
@@ -65,7 +69,8 @@ def run(
         missing = [c for c in domains if c not in frame.columns]
         if missing:
             raise typer.BadParameter(f"{data} lacks the spec's columns {missing}")
-        result = mst(codec.encode(frame), codec.shape, rho, iters=iters, seed=seed)
+        generate = aim if method == "aim" else mst
+        result = generate(codec.encode(frame), codec.shape, rho, iters=iters, seed=seed)
     except CollabzoneError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -45,7 +45,9 @@ class Spend:
     def charge(self, what: str, rho: float) -> None:
         self.parts.append((what, rho))
         if self.rho > self.budget * (1 + 1e-9):
-            raise InternalError(f"MST would spend rho {self.rho} beyond its {self.budget}")
+            raise InternalError(
+                f"the mechanism would spend rho {self.rho} beyond its {self.budget}"
+            )
 
 
 def _marginal(
@@ -104,11 +106,21 @@ def _linear(noisy: np.ndarray, clique: tuple[str, ...], scale: float) -> Any:
     return mbi.LinearMeasurement(noisy, clique, stddev=scale)
 
 
+def released(measurements: list[Any]) -> tuple[tuple[tuple[str, ...], np.ndarray], ...]:
+    """The noisy marginals the mechanism measured, by clique: part of what the privacy
+    budget paid for, so showing them to the requester costs nothing more."""
+    return tuple(
+        (tuple(m.clique), np.asarray(m.noisy_measurement, dtype=float)) for m in measurements
+    )
+
+
 @dataclass(frozen=True)
 class MSTResult:
     codes: dict[str, np.ndarray]
     spend: Spend
     tree: tuple[tuple[str, str], ...]
+    measurements: tuple[tuple[tuple[str, ...], np.ndarray], ...] = ()
+    """Every noisy marginal measured (1-way, then the tree's 2-way), flattened."""
 
 
 def mst(
@@ -175,4 +187,4 @@ def mst(
         np.random.seed(seed)  # mbi samples from numpy's global generator (post-processing only)
     synthetic = model.synthetic_data(rows)
     out = {name: np.asarray(synthetic.data[name], dtype=np.int64) for name in names}
-    return MSTResult(out, spend, tuple(tree))
+    return MSTResult(out, spend, tuple(tree), released(measurements))

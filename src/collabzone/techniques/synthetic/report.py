@@ -22,47 +22,26 @@ def _plots(
     shape: Mapping[str, int],
     out: Path,
 ) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from collabzone.techniques.synthetic.fidelity import cramers_v
+    from collabzone.techniques.synthetic.figures import association_png, marginals_png, shares
 
     names = list(shape)
-    cols = 3
-    rows = (len(names) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
-    for ax, name in zip(axes.ravel(), names, strict=False):
-        size = shape[name]
-        r = np.bincount(real[name], minlength=size) / max(len(real[name]), 1)
-        s = np.bincount(synthetic[name], minlength=size) / max(len(synthetic[name]), 1)
-        x = np.arange(size)
-        ax.bar(x - 0.2, r, 0.4, label="real")
-        ax.bar(x + 0.2, s, 0.4, label="synthetic")
-        ax.set_title(name, fontsize=9)
-        ax.tick_params(labelsize=7)
-    for ax in axes.ravel()[len(names) :]:
-        ax.axis("off")
-    axes.ravel()[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "marginals.png", dpi=90)
-    plt.close(fig)
-
+    panels = [
+        (
+            name,
+            shares(np.bincount(real[name], minlength=shape[name])),
+            shares(np.bincount(synthetic[name], minlength=shape[name])),
+        )
+        for name in names
+    ]
+    (out / "marginals.png").write_bytes(marginals_png(panels))
     cv_real, cv_syn = cramers_v(real, shape), cramers_v(synthetic, shape)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
-    for ax, matrix, title in (
-        (axes[0], cv_real, "real (Cramér's V)"),
-        (axes[1], cv_syn, "synthetic"),
-        (axes[2], np.abs(cv_real - cv_syn), "|difference|"),
-    ):
-        image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
-        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(names)), names, fontsize=7)
-        ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=axes, shrink=0.8)
-    fig.savefig(out / "correlations.png", dpi=90)
-    plt.close(fig)
+    matrices = [
+        ("real (Cramér's V)", cv_real),
+        ("synthetic", cv_syn),
+        ("|difference|", np.abs(cv_real - cv_syn)),
+    ]
+    (out / "correlations.png").write_bytes(association_png(names, matrices))
     return ["marginals.png", "correlations.png"]
 
 

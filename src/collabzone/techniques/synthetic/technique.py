@@ -33,8 +33,9 @@ from collabzone.techniques.base import (
     RunContext,
     Technique,
 )
+from collabzone.techniques.view import ResultView
 
-METHODS = ("mst",)
+METHODS = ("mst", "aim")
 SPEC_KEYS = frozenset(
     {"dataset", "name", "method", "columns", "epsilon", "delta", "rho", "rows", "bins", "iters"}
 )
@@ -53,12 +54,12 @@ def rho_for(epsilon: float, delta: float) -> float:
 
 
 class Synthetic(Technique):
-    """Differentially private synthetic data (MST on Private-PGM, OpenDP measurements)."""
+    """Differentially private synthetic data (MST or AIM on Private-PGM, OpenDP measurements)."""
 
     name = "synthetic"
-    summary = "differentially private synthetic table (MST; OpenDP Gaussian, zCDP)"
+    summary = "differentially private synthetic table (MST or AIM; OpenDP Gaussian, zCDP)"
     rule_specs = (
-        RuleSpec("methods", Merge.SUBSET, "synthesis methods the owner allows (mst)", list),
+        RuleSpec("methods", Merge.SUBSET, "synthesis methods the owner allows (mst, aim)", list),
     )
 
     def plan(self, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
@@ -141,6 +142,13 @@ class Synthetic(Technique):
             },
         )
 
+    def result_view(self, payload: Mapping[str, Any]) -> ResultView:
+        """The release's report (measured noisy marginals vs synthetic, association heat
+        map, budget) with its two figures; see :mod:`.view`."""
+        from collabzone.techniques.synthetic.view import result_view
+
+        return result_view(payload)
+
     def check(self, plan: Plan, rules: Rules, ctx: PlanContext) -> list[Reason]:
         allowed = rules.get("methods")
         method = plan.details["method"]
@@ -155,8 +163,10 @@ class Synthetic(Technique):
         return []
 
     def run(self, plan: Plan, ctx: RunContext) -> Outcome:
+        from collabzone.techniques.synthetic import aim as aim_module
+        from collabzone.techniques.synthetic import mst as mst_module
         from collabzone.techniques.synthetic.encode import OTHER, table_codec
-        from collabzone.techniques.synthetic.mst import mst
+        from collabzone.techniques.synthetic.view import report_payload
 
         name = plan.datasets[0]
         dataset = ctx.dataset(name)
@@ -168,8 +178,10 @@ class Synthetic(Technique):
         codec = table_codec(domains, bins=plan.details["bins"])
         frame = ctx.table(name).select(columns).to_pandas()
         seed = int(ctx.rng.integers(2**31))
+        method = plan.details["method"]
+        generate = aim_module.aim if method == "aim" else mst_module.mst
         try:
-            result = mst(
+            result = generate(
                 codec.encode(frame),
                 codec.shape,
                 plan.details["rho"],
@@ -179,7 +191,8 @@ class Synthetic(Technique):
             )
         except Exception as exc:  # measurements may already have run: charge them
             raise FailedAfterSpending(
-                f"MST failed after measuring ({type(exc).__name__}); the budget is charged",
+                f"{method.upper()} failed after measuring ({type(exc).__name__}); "
+                "the budget is charged",
                 {name: plan.cost[name]},
             ) from exc
         synthetic = codec.decode(result.codes, ctx.rng)
@@ -215,19 +228,34 @@ class Synthetic(Technique):
             },
             description=f"DP synthetic version of {name} ({plan.details['method'].upper()})",
         )
+        privacy = {
+            **{k: v for k, v in cost.as_dict().items() if v},
+            "rho": plan.details["rho"],
+            "rho_spent": result.spend.rho,
+            "opendp_measurements": len(result.spend.parts),
+        }
+        structure = (
+            {"tree": [list(p) for p in result.tree]}
+            if isinstance(result, mst_module.MSTResult)
+            else {"measured": [list(c) for c in result.measured]}
+        )
         return Outcome(
             payload={
                 "columns": columns,
                 "rows": rows,
                 "dataset": plan.details["name"],
-                "method": plan.details["method"],
-                "tree": [list(p) for p in result.tree],
+                "method": method,
+                **structure,
+                "report": report_payload(codec, result.codes, result.measurements, privacy),
             },
-            mechanism="MST (McKenna et al. 2021): OpenDP Gaussian + noisy max, rho-zCDP",
+            mechanism=(
+                "MST (McKenna et al. 2021)" if method == "mst" else "AIM (McKenna et al. 2022)"
+            )
+            + ": OpenDP Gaussian + noisy max, rho-zCDP",
             spent={name: cost},
             derived=derived,
             notes=(
-                f"MST spent rho={result.spend.rho:.6g} of {plan.details['rho']:.6g} over "
+                f"{method.upper()} spent rho={result.spend.rho:.6g} of {plan.details['rho']:.6g} over "
                 f"{len(result.spend.parts)} OpenDP measurements",
                 "the table is post-processing: analyses of it spend no further budget",
             ),
