@@ -23,10 +23,10 @@ app = typer.Typer(
 @app.command("list")
 def list_command() -> None:
     """The zone's keys, their versions and what each protects (operator, auditor)."""
-    from collabzone import cli
+    from collabzone import cli_context as cli
 
     table = Table("key", "current", "versions held", "protects", "rotation")
-    for key in cli._zone().key_inventory():
+    for key in cli.open_zone().key_inventory():
         table.add_row(
             key["name"],
             "-" if key["current"] is None else str(key["current"]),
@@ -55,9 +55,9 @@ def rotate_command(
     ] = None,
 ) -> None:
     """Rotate a zone key and re-encrypt (or re-key) what it protects; rerun to resume."""
-    from collabzone import cli
+    from collabzone import cli_context as cli
 
-    zone = cli._zone()
+    zone = cli.open_zone()
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -96,7 +96,7 @@ def destroy_command(
     version: Annotated[int, typer.Option("--version", help="the old version to erase for good")],
 ) -> None:
     """Erase one old version (refused while a file or the audit head still needs it)."""
-    from collabzone import cli
+    from collabzone import cli_context as cli
 
-    cli._zone().destroy_key(name, version)
+    cli.open_zone().destroy_key(name, version)
     cli.console.print(f"{name} version {version} destroyed")

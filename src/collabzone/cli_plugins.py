@@ -6,6 +6,13 @@ are imported when the CLI starts; keep their top-level imports light.
 
 from __future__ import annotations
 
+CORE_SUBCOMMANDS: list[tuple[str, str]] = [
+    ("party", "collabzone.cli_parties:app"),
+    ("dataset", "collabzone.cli_datasets:dataset_app"),
+    ("agreement", "collabzone.cli_datasets:agreement_app"),
+    ("request", "collabzone.cli_requests:request_app"),
+    ("audit", "collabzone.cli_audit:app"),
+]
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("deid", "collabzone.techniques.deid.cli:app"),
     ("link", "collabzone.techniques.linking.cli:app"),

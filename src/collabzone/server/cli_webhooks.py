@@ -38,7 +38,7 @@ AllowOption = Annotated[
 
 def _notifier(allow: list[str] | None = None) -> tuple[Zone, Notifier]:
     """The host's zone (checked to exist) and a Notifier on its destinations file."""
-    from collabzone import cli
+    from collabzone import cli_context as cli
     from collabzone.errors import InvalidInputError
     from collabzone.server import _acting
     from collabzone.server._settings import ServerSettings
@@ -69,7 +69,7 @@ def set_command(
 ) -> None:
     """Send PARTY's notices to URL and/or EMAIL; the URL must lead to public addresses only
     (checked now and at every delivery) unless --allow names its network."""
-    from collabzone import cli
+    from collabzone import cli_context as cli
     from collabzone.errors import InvalidInputError, NotAuthorisedError, NotFoundError
 
     if url is None and email is None:
@@ -90,7 +90,7 @@ def set_command(
 @app.command("remove")
 def remove_command(party: str) -> None:
     """Stop sending PARTY's notices anywhere."""
-    from collabzone import cli
+    from collabzone import cli_context as cli
 
     _, notifier = _notifier()
     notifier.set_destination(party, None, None)
@@ -100,7 +100,7 @@ def remove_command(party: str) -> None:
 @app.command("list")
 def list_command() -> None:
     """Every party's notice destinations."""
-    from collabzone import cli
+    from collabzone import cli_context as cli
 
     _, notifier = _notifier()
     table = Table("party", "webhook", "e-mail")

@@ -50,7 +50,7 @@ def run_command(
     dry_run: Annotated[bool, typer.Option(help="show what it touches and costs")] = False,
 ) -> None:
     """Train on the overlap and deliver the audience to the partner; show size and quality."""
-    from collabzone import cli
+    from collabzone import cli_context as cli
     from collabzone.cli_support import exit_code_for, write_data
 
     spec: dict[str, Any] = {"seed": seed, "label": label, "features": features,
@@ -65,13 +65,13 @@ def run_command(
         spec["score_threshold"] = threshold
     if column:
         spec["columns"] = list(column)
-    zone = cli._zone()
+    zone = cli.open_zone()
     if dry_run:
         write_data(json.dumps(zone.submit("lookalike", spec, purpose, dry_run=True), default=str))
         return
     request = zone.submit("lookalike", spec, purpose)
     assert not isinstance(request, dict)
-    cli._show_request(request)
+    cli.show_request(request)
     if request.status.value != "released":
         raise typer.Exit(exit_code_for(request))
     write_data(json.dumps(dict(zone.result(request.id).payload), indent=2))
@@ -83,10 +83,10 @@ def audience_command(
     out: Annotated[Path | None, typer.Option(help="CSV file (default: stdout)")] = None,
 ) -> None:
     """The audience delivered to you (the partner) as your own tokens, one per line."""
-    from collabzone import cli
+    from collabzone import cli_context as cli
     from collabzone.cli_support import write_data
 
-    payload = dict(cli._zone().result(request_id).payload)
+    payload = dict(cli.open_zone().result(request_id).payload)
     rows = payload.get("audience", {}).get("rows")
     if rows is None:
         typer.echo("no audience is addressed to you in this request", err=True)

@@ -49,7 +49,7 @@ def upload_command(
     wall: Annotated[float, typer.Option(help="wall seconds")] = 30.0,
 ) -> None:
     """Seal MODULE in the zone; print the manifest (with the code hash) to send for approval."""
-    from collabzone import cli
+    from collabzone import cli_context as cli
     from collabzone.cli_support import write_data
     from collabzone.errors import InvalidInputError
     from collabzone.techniques.sealed import Limits, make_manifest, upload
@@ -64,18 +64,18 @@ def upload_command(
     manifest = make_manifest(code, entry, inputs, _pairs(output, "--output"),
                              Limits(cpu_seconds=cpu, memory_mb=memory, wall_seconds=wall))  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        upload(cli._zone(), name, code, manifest, Path(tmp))
+        upload(cli.open_zone(), name, code, manifest, Path(tmp))
     write_data(json.dumps(json.loads(manifest.to_json()), indent=2))
 
 
 @app.command("show")
 def show_command(name: Annotated[str, typer.Argument(help="sealed module name")]) -> None:
     """The manifest of a sealed module (never its code)."""
-    from collabzone import cli
+    from collabzone import cli_context as cli
     from collabzone.cli_support import write_data
     from collabzone.techniques.sealed import parse_manifest
 
-    dataset = next((d for d in cli._zone().datasets() if d.name == name), None)
+    dataset = next((d for d in cli.open_zone().datasets() if d.name == name), None)
     if dataset is None:
         typer.echo(f"error: no sealed module {name!r} visible to you", err=True)
         raise typer.Exit(1)
@@ -90,13 +90,13 @@ def run_command(
     purpose: Annotated[str, typer.Option(help="why (checked against agreements)")],
 ) -> None:
     """Submit the sealed job; once the data owner approves, it runs isolated."""
-    from collabzone import cli
+    from collabzone import cli_context as cli
     from collabzone.cli_support import exit_code_for, write_data
 
-    zone = cli._zone()
+    zone = cli.open_zone()
     request = zone.submit("sealed", {"module": name}, purpose)
     assert not isinstance(request, dict)
-    cli._show_request(request)
+    cli.show_request(request)
     if request.status.value == "released":
         write_data(json.dumps(dict(zone.result(request.id).payload), indent=2))
     elif request.status.value not in ("awaiting_approval", "approved", "running"):

@@ -103,13 +103,13 @@ def query(
     out: Annotated[Path | None, typer.Option(help="File for csv / json / parquet output.")] = None,
 ) -> None:
     """Submit a governed SQL request and show what was released, suppressed and spent."""
-    from collabzone import cli
+    from collabzone import cli_context as cli
     from collabzone.cli_support import exit_code_for, write_data
     from collabzone.techniques.sql._payload import render, summary, to_csv, to_parquet
 
     _check_output(output, out)
     spec = _spec(sql, template, params, analysis, epsilon, rho, delta)
-    zone = cli._zone()
+    zone = cli.open_zone()
     if dry_run:
         write_data(
             json.dumps(zone.submit("sql", spec, purpose, dry_run=True), indent=2, default=str)
@@ -118,7 +118,7 @@ def query(
     request = zone.submit("sql", spec, purpose)
     assert not isinstance(request, dict)
     data_only = output != "table"
-    cli._show_request(request, to=cli.err_console if data_only else cli.console)
+    cli.show_request(request, to=cli.err_console if data_only else cli.console)
     if request.status.value != "released":
         raise typer.Exit(exit_code_for(request))
     release = zone.result(request.id)

@@ -77,15 +77,15 @@ TokenOption = Annotated[
 
 
 def _open_zone(zone: str | None, token: str | None) -> Any:
-    """The zone as every other command opens it (``collabzone.cli._zone``), with this
+    """The zone as every other command opens it (``collabzone.cli_context.open_zone``), with this
     sub-command's own ``--zone`` / ``--token`` taking precedence over the global ones."""
-    from collabzone import cli
+    from collabzone import cli_context as cli
 
     if zone is not None:
         cli.state.zone_dir = zone
     if token is not None:
         cli.state.token = token
-    return cli._zone()
+    return cli.open_zone()
 
 
 @app.command("serve")
