@@ -17,20 +17,25 @@ import json
 import ssl
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from collabzone import audit_checkpoint as checkpoints
 from collabzone import errors
 from collabzone.audit import Verification, canonical_json
 from collabzone.audit_checkpoint import Checkpoint
 from collabzone.audit_export import verify_export_text, write_export
-from collabzone.errors import CollabzoneError, Reason
+from collabzone.client_wire import (
+    RateLimitedError,
+    ZoneUnavailableError,
+    error_from_response,
+    jsonable,
+    spec_document,
+    url_segment,
+)
 from collabzone.model import (
     Agreement,
     Approval,
@@ -43,77 +48,9 @@ from collabzone.model import (
     Role,
 )
 
-ERROR_TYPES: dict[str, type[CollabzoneError]] = {
-    cls.__name__: cls
-    for cls in (
-        errors.InvalidInputError,
-        errors.NotFoundError,
-        errors.AuthenticationError,
-        errors.NotAuthorisedError,
-        errors.ConflictError,
-        errors.IntegrityError,
-        errors.InternalError,
-    )
-}
-OAUTH_ERRORS: dict[str, type[CollabzoneError]] = {
-    "invalid_client": errors.AuthenticationError,
-    "invalid_scope": errors.NotAuthorisedError,
-    "unsupported_grant_type": errors.InvalidInputError,
-    "invalid_request": errors.InvalidInputError,
-}
+__all__ = ["RateLimitedError", "RemoteZone", "ZoneUnavailableError", "connect_remote"]
+
 RENEW_MARGIN = 30.0
-
-
-class RateLimitedError(CollabzoneError):
-    """The server's per-party rate limit was reached; retry after ``retry_after`` seconds."""
-
-    code = "RATE_LIMITED"
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class ZoneUnavailableError(CollabzoneError):
-    """The zone server could not be reached or dropped the connection mid-call. The call
-    may or may not have taken effect: read the request's state before retrying."""
-
-    code = "UNAVAILABLE"
-
-
-def error_from_response(response: httpx.Response) -> CollabzoneError:
-    """The CollabzoneError a failed response stands for."""
-    try:
-        doc = response.json()
-    except ValueError:
-        doc = {}
-    error = doc.get("error") if isinstance(doc, dict) else None
-    if isinstance(error, str):  # OAuth2 error shape (RFC 6749 5.2)
-        cls = OAUTH_ERRORS.get(error, errors.AuthenticationError)
-        return cls(str(doc.get("error_description", error)))
-    if not isinstance(error, dict):
-        error = {"message": f"HTTP {response.status_code} from the zone server"}
-    message = str(error.get("message", "error"))
-    kind = error.get("type", "")
-    if response.status_code == 429:
-        return RateLimitedError(message, float(response.headers.get("retry-after", "1")))
-    if kind in ("PolicyRefusal", "BudgetExhaustedError"):
-        reasons = [Reason(**r) for r in error.get("reasons", [])]
-        refusal = (
-            errors.BudgetExhaustedError if kind == "BudgetExhaustedError" else errors.PolicyRefusal
-        )
-        return refusal(reasons)
-    if kind in ERROR_TYPES:
-        return ERROR_TYPES[kind](message)
-    by_status = {
-        401: errors.AuthenticationError,
-        403: errors.NotAuthorisedError,
-        404: errors.NotFoundError,
-        409: errors.ConflictError,
-        413: errors.InvalidInputError,
-        422: errors.InvalidInputError,
-    }
-    return by_status.get(response.status_code, errors.InternalError)(message)
 
 
 class RemoteZone:
@@ -237,14 +174,16 @@ class RemoteZone:
         return [Party.model_validate(p) for p in self._call("GET", "/v1/parties")]
 
     def disable_party(self, name: str, reason: str) -> Party:
-        doc = self._call("POST", f"/v1/parties/{_segment(name)}/disable", json={"reason": reason})
+        doc = self._call(
+            "POST", f"/v1/parties/{url_segment(name)}/disable", json={"reason": reason}
+        )
         return Party.model_validate(doc)
 
     def enable_party(self, name: str) -> Party:
-        return Party.model_validate(self._call("POST", f"/v1/parties/{_segment(name)}/enable"))
+        return Party.model_validate(self._call("POST", f"/v1/parties/{url_segment(name)}/enable"))
 
     def rotate_party_secret(self, name: str) -> tuple[Party, str]:
-        doc = self._call("POST", f"/v1/parties/{_segment(name)}/rotate-secret")
+        doc = self._call("POST", f"/v1/parties/{url_segment(name)}/rotate-secret")
         secret = doc.pop("client_secret")
         return Party.model_validate(doc), str(secret)
 
@@ -265,7 +204,7 @@ class RemoteZone:
         The server reads the file: ``progress`` hears the upload's end only, and what it
         skipped (blank lines) is in the ``dataset.added`` audit event, not in ``notice``."""
         path = Path(source)
-        form = {"name": name, "spec": json.dumps(_spec_doc(spec))}
+        form = {"name": name, "spec": json.dumps(spec_document(spec))}
         if description is not None:
             form["description"] = description
         try:
@@ -288,7 +227,7 @@ class RemoteZone:
     ) -> Dataset:
         body = {
             "name": name,
-            "spec": _spec_doc(spec),
+            "spec": spec_document(spec),
             "row_count": row_count,
             "description": description,
         }
@@ -308,7 +247,7 @@ class RemoteZone:
         """Register a warehouse table (the connection URL goes to the server, sealed there)."""
         body = {
             "name": name,
-            "spec": _spec_doc(spec),
+            "spec": spec_document(spec),
             "postgres": postgres,
             "table": table,
             "spark": spark,
@@ -321,7 +260,7 @@ class RemoteZone:
         return [Dataset.model_validate(d) for d in self._call("GET", "/v1/datasets")]
 
     def remove_dataset(self, name: str) -> None:
-        self._call("DELETE", f"/v1/datasets/{_segment(name)}")
+        self._call("DELETE", f"/v1/datasets/{url_segment(name)}")
 
     # -- agreements -----------------------------------------------------------------------
 
@@ -357,12 +296,12 @@ class RemoteZone:
 
     def agreement(self, agreement_id: str) -> Agreement:
         return Agreement.model_validate(
-            self._call("GET", f"/v1/agreements/{_segment(agreement_id)}")
+            self._call("GET", f"/v1/agreements/{url_segment(agreement_id)}")
         )
 
     def revoke_agreement(self, agreement_id: str, reason: str) -> Agreement:
         doc = self._call(
-            "POST", f"/v1/agreements/{_segment(agreement_id)}/revoke", json={"reason": reason}
+            "POST", f"/v1/agreements/{url_segment(agreement_id)}/revoke", json={"reason": reason}
         )
         return Agreement.model_validate(doc)
 
@@ -378,18 +317,18 @@ class RemoteZone:
     ) -> Request | dict[str, Any]:
         if dry_run:
             return self.price(technique, spec, purpose)
-        body = {"technique": technique, "spec": _jsonable(spec), "purpose": purpose}
+        body = {"technique": technique, "spec": jsonable(spec), "purpose": purpose}
         return Request.model_validate(self._call("POST", "/v1/requests", json=body))
 
     def price(
         self, technique: str, spec: Mapping[str, Any] | None = None, purpose: str = ""
     ) -> dict[str, Any]:
-        body = {"technique": technique, "spec": _jsonable(spec), "purpose": purpose}
+        body = {"technique": technique, "spec": jsonable(spec), "purpose": purpose}
         doc: dict[str, Any] = self._call("POST", "/v1/price", json=body)
         return doc
 
     def request(self, request_id: str) -> Request:
-        return Request.model_validate(self._call("GET", f"/v1/requests/{_segment(request_id)}"))
+        return Request.model_validate(self._call("GET", f"/v1/requests/{url_segment(request_id)}"))
 
     def requests(self, status: RequestStatus | str | None = None) -> list[Request]:
         params = {"status": str(RequestStatus(status))} if status else None
@@ -397,32 +336,32 @@ class RemoteZone:
 
     def approve(self, request_id: str, reason: str) -> Request:
         doc = self._call(
-            "POST", f"/v1/requests/{_segment(request_id)}/approve", json={"reason": reason}
+            "POST", f"/v1/requests/{url_segment(request_id)}/approve", json={"reason": reason}
         )
         return Request.model_validate(doc)
 
     def deny(self, request_id: str, reason: str) -> Request:
         doc = self._call(
-            "POST", f"/v1/requests/{_segment(request_id)}/deny", json={"reason": reason}
+            "POST", f"/v1/requests/{url_segment(request_id)}/deny", json={"reason": reason}
         )
         return Request.model_validate(doc)
 
     def result(self, request_id: str) -> Release:
         return Release.model_validate(
-            self._call("GET", f"/v1/requests/{_segment(request_id)}/result")
+            self._call("GET", f"/v1/requests/{url_segment(request_id)}/result")
         )
 
     def request_plan(self, request_id: str) -> dict[str, Any]:
-        doc: dict[str, Any] = self._call("GET", f"/v1/requests/{_segment(request_id)}/plan")
+        doc: dict[str, Any] = self._call("GET", f"/v1/requests/{url_segment(request_id)}/plan")
         return doc
 
     def request_risk(self, request_id: str) -> dict[str, Any]:
-        doc: dict[str, Any] = self._call("GET", f"/v1/requests/{_segment(request_id)}/risk")
+        doc: dict[str, Any] = self._call("GET", f"/v1/requests/{url_segment(request_id)}/risk")
         return doc
 
     def receipt(self, request_id: str) -> Receipt:
         return Receipt.model_validate(
-            self._call("GET", f"/v1/requests/{_segment(request_id)}/receipt")
+            self._call("GET", f"/v1/requests/{url_segment(request_id)}/receipt")
         )
 
     def catalogue(self, mock_rows: int = 5) -> dict[str, Any]:
@@ -436,7 +375,7 @@ class RemoteZone:
 
     def job_context(self, request_id: str) -> dict[str, Any]:
         """The stored plan and monitor history of one of this node's jobs."""
-        doc: dict[str, Any] = self._call("GET", f"/v1/jobs/{_segment(request_id)}/context")
+        doc: dict[str, Any] = self._call("GET", f"/v1/jobs/{url_segment(request_id)}/context")
         return doc
 
     def complete_job(
@@ -451,7 +390,7 @@ class RemoteZone:
             "spent": {k: dict(v) for k, v in (spent or {}).items()},
             **outcome,
         }
-        doc = self._call("POST", f"/v1/jobs/{_segment(request_id)}/complete", json=body)
+        doc = self._call("POST", f"/v1/jobs/{url_segment(request_id)}/complete", json=body)
         return Request.model_validate(doc)
 
     # -- budget and audit -----------------------------------------------------------------
@@ -517,14 +456,14 @@ class RemoteZone:
     ) -> dict[str, Any]:
         """Rotate a zone key on the server (one call; ``progress`` hears only the end)."""
         body = {"datasets": list(datasets), "spec_zone": spec_zone}
-        doc: dict[str, Any] = self._call("POST", f"/v1/keys/{_segment(name)}/rotate", json=body)
+        doc: dict[str, Any] = self._call("POST", f"/v1/keys/{url_segment(name)}/rotate", json=body)
         if progress is not None:
             count = int(doc.get("files", doc.get("datasets", 0)))
             progress(count, count)
         return doc
 
     def destroy_key(self, name: str, version: int) -> None:
-        self._call("POST", f"/v1/keys/{_segment(name)}/destroy", json={"version": version})
+        self._call("POST", f"/v1/keys/{url_segment(name)}/destroy", json={"version": version})
 
     # -- server-only ----------------------------------------------------------------------
 
@@ -540,41 +479,6 @@ class RemoteZone:
         self._call("POST", "/oauth/revoke", data={"token": token})
         with self._lock:
             self._token, self._expires = None, 0.0
-
-
-def _segment(value: str) -> str:
-    return (
-        httpx.URL("/").copy_with(path="/" + value).raw_path.decode("ascii")[1:].replace("/", "%2F")
-    )
-
-
-def _jsonable(spec: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A request spec as JSON data (dates and other values spelled as the audit log does)."""
-    if spec is not None and not isinstance(spec, Mapping):
-        raise errors.InvalidInputError("a request spec must be a mapping (a JSON object)")
-    doc: dict[str, Any] = json.loads(canonical_json(dict(spec or {})))
-    return doc
-
-
-def _spec_doc(spec: Mapping[str, Any] | str | Path) -> dict[str, Any]:
-    """A spec as JSON-able data: a mapping as is, a YAML or TOML file read (the server
-    validates it exactly as the embedded zone does)."""
-    if isinstance(spec, Mapping):
-        doc: Any = json.loads(canonical_json(dict(spec)))
-    else:
-        path = Path(spec)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise errors.InvalidInputError(f"cannot read spec file {path}: {exc}") from None
-        try:
-            doc = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-        except (tomllib.TOMLDecodeError, yaml.YAMLError):
-            raise errors.InvalidInputError(f"spec file {path} is not valid YAML/TOML") from None
-        doc = json.loads(canonical_json(doc))
-    if not isinstance(doc, dict):
-        raise errors.InvalidInputError("a dataset spec must be a mapping with a `columns` list")
-    return doc
 
 
 def connect_remote(
