@@ -16,6 +16,7 @@ from collabzone.errors import (
     NotAuthorisedError,
 )
 from collabzone.ingest_scan import Progress
+from collabzone.ingest_spec import DatasetSpec
 from collabzone.model import (
     Agreement,
     Dataset,
@@ -174,42 +175,14 @@ class DatasetOps(ZoneBase):
         parsed = ingest.parse_spec(spec)
         if isinstance(row_count, bool) or not isinstance(row_count, int) or row_count < 0:
             raise InvalidInputError("row_count must be a non-negative integer")
-        columns = [c.model_dump(by_alias=True, mode="json") for c in parsed.columns]
-        created = _now()
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(
-                    t.datasets.insert().values(
-                        name=name,
-                        owner=me.name,
-                        columns=columns,
-                        row_count=row_count,
-                        version=1,
-                        description=description if description is not None else parsed.description,
-                        data_file=f"{NODE_PREFIX}{me.name}",
-                        content_sha256="",
-                        created_at=repo.iso(created),
-                    )
-                )
-                audit.append(
-                    conn,
-                    self._mac_key(),
-                    actor=me.name,
-                    action="dataset.registered",
-                    subject=name,
-                    parties=[me.name],
-                    details={"held_at": f"node:{me.name}", "columns": [c["name"] for c in columns]},
-                )
-        except DBIntegrityError:
-            raise ConflictError(f"a dataset named {name!r} already exists") from None
-        return Dataset(
-            name=name,
-            owner=me.name,
-            columns=tuple(parsed.columns),
-            row_count=row_count,
-            version=1,
-            description=description or parsed.description,
-            created_at=created,
+        return self._record_first_version(
+            name,
+            me.name,
+            parsed,
+            row_count,
+            description,
+            data_file=f"{NODE_PREFIX}{me.name}",
+            held={"held_at": f"node:{me.name}"},
         )
 
     def add_remote_dataset(
@@ -250,6 +223,33 @@ class DatasetOps(ZoneBase):
         row_count = warehouse.count()
         file_name = remote_tables.location_file(name, 1, location.kind)
         self._data.seal_blob(name, 1, file_name, location.to_bytes())
+        try:
+            return self._record_first_version(
+                name,
+                me.name,
+                parsed,
+                row_count,
+                description,
+                data_file=file_name,
+                held={"held_in": location.kind, "rows": row_count},
+            )
+        except BaseException:
+            self._data.remove(file_name)
+            raise
+
+    def _record_first_version(
+        self,
+        name: str,
+        owner: str,
+        parsed: DatasetSpec,
+        row_count: int,
+        description: str | None,
+        *,
+        data_file: str,
+        held: dict[str, Any],
+    ) -> Dataset:
+        """Insert version 1 of a dataset whose data the zone does not hold (a node's or a
+        warehouse's) and audit it, in one transaction; a taken name is a ConflictError."""
         columns = [c.model_dump(by_alias=True, mode="json") for c in parsed.columns]
         created = _now()
         try:
@@ -257,12 +257,12 @@ class DatasetOps(ZoneBase):
                 conn.execute(
                     t.datasets.insert().values(
                         name=name,
-                        owner=me.name,
+                        owner=owner,
                         columns=columns,
                         row_count=row_count,
                         version=1,
                         description=description if description is not None else parsed.description,
-                        data_file=file_name,
+                        data_file=data_file,
                         content_sha256="",
                         created_at=repo.iso(created),
                     )
@@ -270,25 +270,17 @@ class DatasetOps(ZoneBase):
                 audit.append(
                     conn,
                     self._mac_key(),
-                    actor=me.name,
+                    actor=owner,
                     action="dataset.registered",
                     subject=name,
-                    parties=[me.name],
-                    details={
-                        "held_in": location.kind,
-                        "rows": row_count,
-                        "columns": [c["name"] for c in columns],
-                    },
+                    parties=[owner],
+                    details={**held, "columns": [c["name"] for c in columns]},
                 )
         except DBIntegrityError:
-            self._data.remove(file_name)
             raise ConflictError(f"a dataset named {name!r} already exists") from None
-        except BaseException:
-            self._data.remove(file_name)
-            raise
         return Dataset(
             name=name,
-            owner=me.name,
+            owner=owner,
             columns=tuple(parsed.columns),
             row_count=row_count,
             version=1,
