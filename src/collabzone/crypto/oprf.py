@@ -129,7 +129,7 @@ class OprfClient:
         for response in chosen:
             self._expect(len(response.elements))
         xs = [int(i) for i in indices if i is not None]
-        lambdas = [_lagrange_at_zero(xs, j) for j in range(len(xs))]
+        lambdas = [lagrange_at_zero(xs, j) for j in range(len(xs))]
         tokens = []
         for n, r in enumerate(self._blinds):
             r_inv = pow(r, -1, L)
@@ -158,7 +158,8 @@ def _add(a: bytes, b: bytes) -> bytes:
     return bytes(sodium.crypto_core_ed25519_add(a, b))
 
 
-def _lagrange_at_zero(xs: Sequence[int], j: int) -> int:
+def lagrange_at_zero(xs: Sequence[int], j: int) -> int:
+    """The Lagrange coefficient at 0 of share index ``xs[j]`` among ``xs``, modulo L."""
     num, den = 1, 1
     for m, x in enumerate(xs):
         if m != j:

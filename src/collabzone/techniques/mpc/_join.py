@@ -12,8 +12,8 @@ datasets on equal pseudonyms and run the report over the matched rows.
 What this reveals: the servers see pseudonyms, so they learn which records of two
 providers match (and how many); ids never leave the providers; no server can compute or
 reverse a pseudonym alone. A server colluding with a provider can test that provider's
-ids against the others' pseudonyms. Key rotation (re-keying stored pseudonyms without
-PII) is not built yet.
+ids against the others' pseudonyms. Key rotation re-keys stored pseudonyms without PII
+(:mod:`._rekey`).
 
 Uses :mod:`collabzone.crypto.oprf`, the OPRF the linking technique uses too (a shared
 module, so techniques stay leaves).
@@ -58,9 +58,10 @@ def deal_key(servers: int, threshold: int) -> list[int]:
     return [sum(d[j][1] for d in dealt) % L for j in range(servers)]
 
 
-def share_server(index: int, share: int) -> OprfShareServer:
-    """Server ``index``'s OPRF evaluator (indices from 0, as MPyC numbers parties)."""
-    return OprfShareServer(index + 1, share)
+def share_server(index: int, share: int, version: int = 1) -> OprfShareServer:
+    """Server ``index``'s OPRF evaluator (indices from 0, as MPyC numbers parties) under
+    join key ``version`` (see :mod:`._rekey`)."""
+    return OprfShareServer(index + 1, share, version)
 
 
 def pseudonymise(ids: Sequence[str], servers: Sequence[Evaluate], threshold: int) -> list[str]:

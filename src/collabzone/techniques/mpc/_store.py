@@ -31,6 +31,7 @@ SHARE_BYTES = 16
 JOIN_COLUMN = "__join__"
 OPRF_FILE = "__oprf_key__"
 INBOX_KEY_FILE = "__inbox_key__"
+JOIN_KEY_ENTRY = "__join_key__"  # holdings.json entry: the join key's version
 
 
 def _to_bytes(values: Sequence[int]) -> pa.Array:
@@ -61,17 +62,29 @@ class ShareStore:
     def _holdings_path(self) -> Path:
         return self.root / "holdings.json"
 
-    def _read_holdings(self) -> dict[str, dict[str, Any]]:
+    def _read_doc(self) -> dict[str, dict[str, Any]]:
         if not self._holdings_path.exists():
             return {}
         doc: dict[str, dict[str, Any]] = json.loads(self._holdings_path.read_text("utf-8"))
         return doc
 
-    def _write_holdings(self, doc: Mapping[str, Any]) -> None:
+    def _read_holdings(self) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self._read_doc().items() if k != JOIN_KEY_ENTRY}
+
+    def _write_holdings(
+        self, doc: Mapping[str, Any], join_key: Mapping[str, Any] | None = None
+    ) -> None:
+        """Replace holdings.json atomically: the one commit point of every change here."""
+        meta = join_key if join_key is not None else self._read_doc().get(JOIN_KEY_ENTRY)
+        full = {**doc, **({JOIN_KEY_ENTRY: meta} if meta is not None else {})}
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".holdings-")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(doc, handle, indent=1, sort_keys=True)
+            json.dump(full, handle, indent=1, sort_keys=True)
         os.replace(tmp, self._holdings_path)
+
+    def join_key_version(self) -> int:
+        """The version of the join key this server's pseudonyms are under (1 until rotated)."""
+        return int(self._read_doc().get(JOIN_KEY_ENTRY, {}).get("version", 1))
 
     def holdings(self) -> dict[str, Holding]:
         """Every dataset this server holds shares of, with the provider's agreement."""
@@ -119,6 +132,13 @@ class ShareStore:
         if join_keys is not None:
             if len(join_keys) != holding["rows"]:
                 raise InvalidInputError("the upload's join keys do not match its row count")
+            expected = f"o{self.join_key_version()}"
+            stale = {k.partition(":")[0] for k in join_keys} - {expected}
+            if stale:
+                raise InvalidInputError(
+                    f"the upload's pseudonyms are under join key {sorted(stale)}, this "
+                    f"server's join key is at version {expected[1:]}: pseudonymise again"
+                )
             table = table.append_column(JOIN_COLUMN, pa.array(join_keys, pa.string()))
         file_name, _digest = self._data.write(name, 1, table)
         doc[name] = {**holding, "file": file_name, "join": join_keys is not None}
@@ -129,7 +149,7 @@ class ShareStore:
         doc = self._read_holdings().get(dataset)
         if doc is None:
             raise NotFoundError(f"this server holds no dataset {dataset!r}")
-        table = self._data.read(dataset, 1, doc["file"])
+        table = self._data.read(dataset, doc.get("file_version", 1), doc["file"])
         return {c: _from_bytes(table.column(c)) for c in columns}
 
     def join_keys(self, dataset: str) -> list[str]:
@@ -137,19 +157,53 @@ class ShareStore:
         doc = self._read_holdings().get(dataset)
         if doc is None or not doc.get("join"):
             raise NotFoundError(f"this server holds no join keys for dataset {dataset!r}")
-        table = self._data.read(dataset, 1, doc["file"])
+        table = self._data.read(dataset, doc.get("file_version", 1), doc["file"])
         keys: list[str] = table.column(JOIN_COLUMN).to_pylist()
         return keys
 
     def set_oprf_share(self, share: int) -> None:
         """Seal this server's share of the join key (see ``_join.deal_key``)."""
         table = pa.table({"share": pa.array([str(share)], pa.string())})
-        self._data.write(OPRF_FILE, 1, table)
+        self._data.write(OPRF_FILE, self.join_key_version(), table)
 
     def oprf_share(self) -> int:
         """This server's sealed share of the join key."""
-        table = self._data.read(OPRF_FILE, 1)
+        table = self._data.read(OPRF_FILE, self.join_key_version())
         return int(table.column("share")[0].as_py())
+
+    def rekey_join_keys(self, factor: int, new_share: int) -> int:
+        """Move every stored pseudonym to the next join key (multiply by ``factor``, the
+        opened ``k'/k`` of :func:`._rekey.rotate_join_key`) and seal ``new_share``; returns
+        the new version. All or nothing: new files first, then one holdings commit, then
+        the old files (and with them the old share) are deleted."""
+        from collabzone.techniques.mpc._rekey import rekey_tokens
+
+        version = self.join_key_version() + 1
+        doc = self._read_holdings()
+        written: list[str] = []
+        try:
+            for name, entry in doc.items():
+                if not entry.get("join"):
+                    continue
+                table = self._data.read(name, entry.get("file_version", 1), entry["file"])
+                moved = rekey_tokens(table.column(JOIN_COLUMN).to_pylist(), factor, version)
+                position = table.schema.get_field_index(JOIN_COLUMN)
+                table = table.set_column(position, JOIN_COLUMN, pa.array(moved, pa.string()))
+                file_name, _ = self._data.write(name, version, table)
+                written.append(file_name)
+                doc[name] = {**entry, "file": file_name, "file_version": version, "old": entry}
+            share = pa.table({"share": pa.array([str(new_share)], pa.string())})
+            written.append(self._data.write(OPRF_FILE, version, share)[0])
+            old_files = [doc[n].pop("old")["file"] for n in doc if "old" in doc[n]]
+            old_files.append(self._data.file_name(OPRF_FILE, version - 1))
+            self._write_holdings(doc, {"version": version})
+        except BaseException:
+            for file_name in written:
+                self._data.remove(file_name)
+            raise
+        for file_name in old_files:
+            self._data.remove(file_name)
+        return version
 
     def inbox_key(self) -> Any:
         """This server's P-256 key for survey answers sealed to it (made once, sealed here)."""
