@@ -27,6 +27,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,10 +62,14 @@ class _ZoneServer:
 
     def __init__(self, run_config: Mapping[str, Any]) -> None:
         self.run_config = dict(run_config)
+        self.seconds = 0.0
+        """Wall time of the ServerApp (the rounds), without the engine's start and stop."""
 
     def __call__(self, grid: Grid, context: Context) -> None:
         context.run_config = dict(self.run_config)
+        start = time.perf_counter()
         _flower.server_app(grid, context)
+        self.seconds = time.perf_counter() - start
 
 
 class _AsOwnerNode:
@@ -87,11 +93,13 @@ class _AsOwnerNode:
         return call_next(msg, owner)  # type: ignore[no-any-return]
 
 
-def server_app(run_config: Mapping[str, Any]) -> ServerApp:
-    """The zone's ServerApp (:mod:`._flower`) bound to ``run_config`` for a simulation."""
+def server_app(run_config: Mapping[str, Any]) -> tuple[ServerApp, _ZoneServer]:
+    """The zone's ServerApp (:mod:`._flower`) bound to ``run_config`` for a simulation, and
+    its main function (which times the rounds)."""
     app = ServerApp()
-    app.main()(_ZoneServer(run_config))
-    return app
+    main = _ZoneServer(run_config)
+    app.main()(main)
+    return app, main
 
 
 def client_app(run_config: Mapping[str, Any], nodes: list[Mapping[str, Any]]) -> ClientApp:
@@ -115,6 +123,9 @@ def simulate(
         )
     from flwr.simulation import run_simulation
 
+    # Ray's notice that it will stop overriding CUDA_VISIBLE_DEVICES for num_gpus=0: opt in
+    # now (no GPU is used) instead of a FutureWarning per run
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     run_simulation(
         server_app=server,
         client_app=client,
@@ -131,16 +142,22 @@ def run_app(
 ) -> dict[str, Any]:
     """Simulate the job (the zone's ServerApp, one virtual owner's node per entry of
     ``nodes``: owner -> node config) and return the ServerApp's result file (model,
-    per-round records, what reached the strategy)."""
+    per-round records, what reached the strategy) with ``engine``: the wall seconds of the
+    whole simulation and of the ServerApp's rounds alone (the rest is Ray's start and stop)."""
     root.mkdir(parents=True, exist_ok=True)
     result = root / "result.json"
     result.unlink(missing_ok=True)
     config = {**run_config, "result-path": str(result)}
     configs = [nodes[o] for o in sorted(nodes)]
-    simulate(server_app(config), client_app(config, configs), len(configs), backend_config)
+    app, main = server_app(config)
+    start = time.perf_counter()
+    simulate(app, client_app(config, configs), len(configs), backend_config)
+    total = time.perf_counter() - start
     if not result.exists():
         raise CollabzoneError("the simulated federated run ended without a result")
-    return dict(json.loads(result.read_text(encoding="utf-8")))
+    out = dict(json.loads(result.read_text(encoding="utf-8")))
+    out["engine"] = {"seconds": total, "serverapp_seconds": main.seconds}
+    return out
 
 
 def run_config_of(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -189,6 +206,12 @@ def run(
             f"a simulation of {request_id} needs exactly the nodes {', '.join(expected)}"
         )
     raw = run_app(root, run_config_of(job), nodes, backend_config)
+    answered = [r["results_received"] for r in raw["server_received"]]
+    if len(answered) != len(raw["rounds"]) or any(a < spec.min_clients for a in answered):
+        raise CollabzoneError(
+            f"the simulated nodes of {request_id} did not all answer (results per round: "
+            f"{answered}; a node refuses a spec its owner did not approve); nothing released"
+        )
     clients = list(expected)
     rounds = [{**r, "clients": clients} for r in raw["rounds"]]
     for record in rounds:
