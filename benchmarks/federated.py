@@ -241,7 +241,7 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:.0f} MiB"
 
 
-def overhead(n: int, rounds: int, repeats: int = 2) -> None:
+def overhead(n: int, rounds: int, repeats: int = 3) -> None:
     """The governed job vs the same Flower simulation without the zone (best of ``repeats``,
     alternating, each in a fresh Ray)."""
     import _fl_simulation as sim

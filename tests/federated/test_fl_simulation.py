@@ -128,7 +128,6 @@ def test_a_governed_secagg_job_runs_in_flowers_simulation_engine_and_is_released
     for record in raw["server_received"]:
         vectors = np.array(record["vectors"])
         assert np.allclose(vectors, vectors[0])
-    assert raw["engine"]["serverapp_seconds"] < raw["engine"]["seconds"]
 
     payload = world.analyst.result(request.id).payload
     assert [r["round"] for r in payload["rounds"]] == [1, 2] and payload["stopped"] is None

@@ -32,6 +32,7 @@ from flwr.app import Message, MessageType
 from flwr.client import NumPyClient
 from flwr.client.mod import fixedclipping_mod, secaggplus_mod
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import ClientAppCallable, Mod
 from flwr.common import (
     Context,
     FitRes,
@@ -259,13 +260,15 @@ def _client_fn(context: Context) -> Any:
     return _OwnerClient(spec, x, y, log).to_client()
 
 
-def secure_aggregation_as_approved(msg: Message, ctxt: Context, call_next: Any) -> Message:
+def secure_aggregation_as_approved(
+    msg: Message, ctxt: Context, call_next: ClientAppCallable
+) -> Message:
     """SecAgg+ (``secaggplus_mod``) for the training messages of the protocol; a plain
     training message is answered only if the signed spec the owner approved runs without
     secure aggregation: a server that skips SecAgg+ on a job that asks for it would
     collect the owner's unmasked update, so the node refuses."""
     if msg.metadata.message_type != MessageType.TRAIN:
-        return call_next(msg, ctxt)  # type: ignore[no-any-return]
+        return call_next(msg, ctxt)
     if RECORD_KEY_CONFIGS in msg.content.config_records:
         return secaggplus_mod(msg, ctxt, call_next)
     spec, _ = job_from_config(dict(ctxt.run_config))
@@ -274,10 +277,10 @@ def secure_aggregation_as_approved(msg: Message, ctxt: Context, call_next: Any) 
             "the approved job runs with secure aggregation; this node sends no unmasked "
             "update (a training message without SecAgg+ is refused)"
         )
-    return call_next(msg, ctxt)  # type: ignore[no-any-return]
+    return call_next(msg, ctxt)
 
 
-CLIENT_MODS = [secure_aggregation_as_approved, fixedclipping_mod]
+CLIENT_MODS: list[Mod] = [secure_aggregation_as_approved, fixedclipping_mod]
 """The ClientApp's mods: clip the update first, then mask it (SecAgg+ as approved)."""
 
 client_app = ClientApp(client_fn=_client_fn, mods=CLIENT_MODS)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from flwr.app import Message
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import ClientAppCallable
 from flwr.common import Context
 from flwr.server import Grid, ServerApp
 
@@ -62,14 +63,10 @@ class _ZoneServer:
 
     def __init__(self, run_config: Mapping[str, Any]) -> None:
         self.run_config = dict(run_config)
-        self.seconds = 0.0
-        """Wall time of the ServerApp (the rounds), without the engine's start and stop."""
 
     def __call__(self, grid: Grid, context: Context) -> None:
         context.run_config = dict(self.run_config)
-        start = time.perf_counter()
         _flower.server_app(grid, context)
-        self.seconds = time.perf_counter() - start
 
 
 class _AsOwnerNode:
@@ -82,7 +79,7 @@ class _AsOwnerNode:
         self.run_config = dict(run_config)
         self.nodes = nodes
 
-    def __call__(self, msg: Message, ctxt: Context, call_next: Any) -> Message:
+    def __call__(self, msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
         owner = Context(
             run_id=ctxt.run_id,
             node_id=ctxt.node_id,
@@ -90,16 +87,14 @@ class _AsOwnerNode:
             state=ctxt.state,  # the SecAgg+ state of this virtual node persists in it
             run_config=dict(self.run_config),
         )
-        return call_next(msg, owner)  # type: ignore[no-any-return]
+        return call_next(msg, owner)
 
 
-def server_app(run_config: Mapping[str, Any]) -> tuple[ServerApp, _ZoneServer]:
-    """The zone's ServerApp (:mod:`._flower`) bound to ``run_config`` for a simulation, and
-    its main function (which times the rounds)."""
+def server_app(run_config: Mapping[str, Any]) -> ServerApp:
+    """The zone's ServerApp (:mod:`._flower`) bound to ``run_config`` for a simulation."""
     app = ServerApp()
-    main = _ZoneServer(run_config)
-    app.main()(main)
-    return app, main
+    app.main()(_ZoneServer(run_config))
+    return app
 
 
 def client_app(run_config: Mapping[str, Any], nodes: list[Mapping[str, Any]]) -> ClientApp:
@@ -142,21 +137,20 @@ def run_app(
 ) -> dict[str, Any]:
     """Simulate the job (the zone's ServerApp, one virtual owner's node per entry of
     ``nodes``: owner -> node config) and return the ServerApp's result file (model,
-    per-round records, what reached the strategy) with ``engine``: the wall seconds of the
-    whole simulation and of the ServerApp's rounds alone (the rest is Ray's start and stop)."""
+    per-round records, what reached the strategy) with ``engine_seconds``: the wall time of
+    the whole simulation, Ray's start and stop included."""
     root.mkdir(parents=True, exist_ok=True)
     result = root / "result.json"
     result.unlink(missing_ok=True)
     config = {**run_config, "result-path": str(result)}
     configs = [nodes[o] for o in sorted(nodes)]
-    app, main = server_app(config)
     start = time.perf_counter()
-    simulate(app, client_app(config, configs), len(configs), backend_config)
+    simulate(server_app(config), client_app(config, configs), len(configs), backend_config)
     total = time.perf_counter() - start
     if not result.exists():
         raise CollabzoneError("the simulated federated run ended without a result")
     out = dict(json.loads(result.read_text(encoding="utf-8")))
-    out["engine"] = {"seconds": total, "serverapp_seconds": main.seconds}
+    out["engine_seconds"] = total
     return out
 
 
