@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from collabzone.keys import MASTER_KEY_ENV, new_master_key
 from collabzone.node import NodeAgent
@@ -50,6 +49,8 @@ class TreeSampler:
         self.interval = interval
         self.peak_pss = self.peak_rss = 0
         self.peak_processes = 0
+        self.names: set[str] = set()
+        """The processes seen (``comm``): shows Ray's GCS, raylet and workers were counted."""
         self._cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -94,6 +95,7 @@ class TreeSampler:
                     rss += int(line.split()[1]) * 1024
             stat = _read(f"/proc/{pid}/stat")
             if stat:
+                self.names.add(stat[stat.find("(") + 1 : stat.rfind(")")])
                 fields = stat.rsplit(")", 1)[1].split()
                 self._cpu[pid] = (int(fields[11]) + int(fields[12])) / TICK
         self.peak_pss = max(self.peak_pss, pss)
@@ -205,24 +207,8 @@ def governed(w: World, rounds: int, secure: bool) -> dict[str, Any]:
     return {"submit_approve": submitted, "seconds": took, "round": clock.steady(),
             "first_round": clock.first(), "cpu": sampler.cpu_seconds,
             "pss": sampler.peak_pss, "rss": sampler.peak_rss,
-            "processes": sampler.peak_processes, "epsilon": raw["epsilon"]}  # fmt: skip
-
-
-class PlainClients:
-    """``client_fn`` of the un-governed simulation: virtual node ``partition-id`` trains on
-    the same file with the zone's client class; no spec check, no clipping, no SecAgg+."""
-
-    def __init__(self, spec: dict[str, Any], paths: list[str]) -> None:
-        self.spec, self.paths = spec, paths
-
-    def __call__(self, context: Any) -> Any:
-        from collabzone.techniques.federated import _flower
-
-        spec = _spec.from_json(self.spec)
-        frame = pd.read_csv(self.paths[int(context.node_config["partition-id"])])
-        x = _data.encode(frame, spec.features, DOMAINS)
-        y = _data.encode_label(frame, str(spec.label), DOMAINS[str(spec.label)])
-        return _flower._OwnerClient(spec, x, y, None).to_client()
+            "processes": sampler.peak_processes, "names": sorted(sampler.names),
+            "epsilon": raw["epsilon"]}  # fmt: skip
 
 
 def plain(w: World, rounds: int) -> dict[str, Any]:
@@ -234,6 +220,7 @@ def plain(w: World, rounds: int) -> dict[str, Any]:
     from flwr.server.strategy import FedAvg
     from flwr.server.workflow import DefaultWorkflow
 
+    import _fl_plain
     from collabzone.techniques.federated import _simulation
 
     owners = sorted(w.owners)
@@ -252,7 +239,8 @@ def plain(w: World, rounds: int) -> dict[str, Any]:
                                strategy=strategy)  # fmt: skip
         DefaultWorkflow()(grid, legacy)
 
-    client = ClientApp(client_fn=PlainClients(spec.as_json(), [str(w.paths[o]) for o in owners]))
+    paths = [str(w.paths[o]) for o in owners]
+    client = ClientApp(client_fn=_fl_plain.PlainClients(spec.as_json(), paths, DOMAINS))
     with TreeSampler() as sampler, RoundClock() as clock:
         t0 = time.perf_counter()
         _simulation.simulate(app, client, n)
