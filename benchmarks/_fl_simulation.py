@@ -205,6 +205,7 @@ def governed(w: World, rounds: int, secure: bool) -> dict[str, Any]:
         took = time.perf_counter() - t0
     assert done.status.value == "released", done.reasons
     return {"submit_approve": submitted, "seconds": took, "round": clock.steady(),
+            "after_engine": took - raw["engine_seconds"],
             "first_round": clock.first(), "cpu": sampler.cpu_seconds,
             "pss": sampler.peak_pss, "rss": sampler.peak_rss,
             "processes": sampler.peak_processes, "names": sorted(sampler.names),

@@ -256,8 +256,10 @@ def overhead(n: int, rounds: int, repeats: int = 3) -> None:
             for k, v in runs.items()}  # fmt: skip
     p, z = best["plain"], best["zone"]
     approvals = min(r["submit_approve"] for r in runs["zone"])
+    release = min(r["after_engine"] for r in runs["zone"])
     print(f"overhead {n} clients x {rounds} rounds in Flower's simulation engine (Ray), best "
-          f"of {repeats}: whole run plain {p['seconds']:.1f} s, zone {z['seconds']:.1f} s, "
+          f"of {repeats}: whole run plain {p['seconds']:.1f} s, zone {z['seconds']:.1f} s (of "
+          f"which audit events and release {release:.2f} s), "
           f"ratio {z['seconds'] / p['seconds']:.2f}x; per round after the first {p['round']:.2f} s"
           f" vs {z['round']:.2f} s, ratio {z['round'] / p['round']:.2f}x; "
           f"CPU of the process tree {p['cpu']:.1f} s vs {z['cpu']:.1f} s, ratio "
