@@ -100,6 +100,34 @@ def test_the_simulation_placement_refuses_unapproved_jobs_and_wrong_nodes(
     assert world.analyst.request(request.id).status is RequestStatus.APPROVED
 
 
+def test_nothing_is_released_when_a_simulated_node_refused(
+    sqlite_zone: Parties, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that refuses (a digest its owner did not approve) leaves a round short of
+    results: the placement releases and charges nothing (the engine is stubbed here: the
+    ClientApp's own refusal is the deployment path's, tested there)."""
+    from collabzone.errors import CollabzoneError
+    from collabzone.techniques.federated import _simulation
+
+    world = make_world(sqlite_zone, approval="manual")
+    request = world.submit(rounds=2)
+    for owner in OWNERS:
+        world.owner(owner).approve(request.id, "ok")
+    short = {"model": [[0.0]], "epsilon": 1.0, "stopped": None, "engine_seconds": 1.0,
+             "rounds": [{"round": 1}, {"round": 2}],
+             "server_received": [{"results_received": 3}, {"results_received": 2}]}  # fmt: skip
+    monkeypatch.setattr(_simulation, "run_app", lambda *a, **k: short)
+    host = connect(sqlite_zone.root, host=True)
+    nodes = {o: {"data-path": "x.csv", "approved-sha256": "0" * 64} for o in OWNERS}
+    with pytest.raises(CollabzoneError, match="did not all answer"):
+        _simulation.run(host, request.id, nodes, tmp_path)
+    assert world.analyst.request(request.id).status is RequestStatus.APPROVED
+    assert not [
+        e for e in world.owner("bank").audit_events()
+        if e["action"] == "job.federated.round" and e["subject"] == request.id
+    ]  # fmt: skip
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_governed_secagg_job_runs_in_flowers_simulation_engine_and_is_released(

@@ -41,7 +41,7 @@ from flwr.common import Context
 from flwr.server import Grid, ServerApp
 
 from collabzone.errors import CollabzoneError, InvalidInputError
-from collabzone.techniques.federated import _flower, _models, _spec
+from collabzone.techniques.federated import _coordinator, _flower, _models, _spec
 
 if TYPE_CHECKING:
     from collabzone.model import Request
@@ -182,8 +182,6 @@ def run(
     ``approved-sha256`` (the digest in that owner's approval book; the ClientApp refuses a
     spec that differs). One ``job.federated.round`` audit event per round, then the release
     (debit, sealed model). Returns the request and the ServerApp's whole result."""
-    from collabzone.techniques.federated import _coordinator
-
     job = zone.fanout_job(request_id)
     if job["status"] != "approved":
         raise InvalidInputError(
@@ -201,7 +199,8 @@ def run(
         )
     raw = run_app(root, run_config_of(job), nodes, backend_config)
     answered = [r["results_received"] for r in raw["server_received"]]
-    if len(answered) != len(raw["rounds"]) or any(a < spec.min_clients for a in answered):
+    needed = len(expected) if spec.privacy.sampling_rate >= 1.0 else spec.min_clients
+    if len(answered) != len(raw["rounds"]) or any(a < needed for a in answered):
         raise CollabzoneError(
             f"the simulated nodes of {request_id} did not all answer (results per round: "
             f"{answered}; a node refuses a spec its owner did not approve); nothing released"
