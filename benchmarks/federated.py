@@ -1,18 +1,26 @@
-"""Federated learning figures (issue 14): governance overhead, SecAgg cost, scale, accuracy.
+"""Federated learning figures (issue 14): governance overhead, SecAgg+ cost, scale, accuracy.
 
-    .venv/bin/python benchmarks/federated.py                 # all in-process parts
-    .venv/bin/python benchmarks/federated.py --part overhead --clients 10 --rounds 10
-    .venv/bin/python benchmarks/federated.py --part flower   # real SuperLink/SuperNodes (minutes)
+    PYTHONPATH=src:. .venv/bin/python benchmarks/federated.py --part overhead|scale|secagg
+    PYTHONPATH=src:. .venv/bin/python benchmarks/federated.py --part inprocess   # no Ray
+    PYTHONPATH=src:. .venv/bin/python benchmarks/federated.py --part flower      # minutes
 
-``overhead``: the zone's round loop (clipping, pairwise-masked secure sum, OpenDP Gaussian
-noise, RDP accounting per round) against plain numpy FedAvg of the same clients, model and
-local training in the same run; ratio of wall times. ``secagg``: one secure sum of 10
-clients' update vectors against ``np.sum``. ``scale``: 100 clients x 5 rounds of logistic
-regression in one process, time per round and peak RSS (Flower's Ray simulation engine is
-not installed by default: Ray is large; see docs/federated.md). ``accuracy``: UCI Adult's
-test file scored by the federated model (non-IID split by marital status, with and
-without DP) and by the same model trained centrally for as many epochs. ``flower``: the
-same job through real Flower processes (SecAgg+), wall time per round.
+In Flower's Simulation Engine on Ray (``pip install collabzone[simulation]``; helpers in
+benchmarks/_fl_simulation.py), the zone's governed job runs through the simulation placement
+(``_simulation.run``: the zone's ServerApp and ClientApp, signed spec checked against each
+owner's approved digest, clipping, DP noise, RDP budget, one audit event per round, release
+with debit and sealed model):
+
+``overhead``: that job (secure aggregation off) against the same Flower simulation without
+the zone (same client training on the same files, plain FedAvg), ``--clients`` x
+``--rounds``; ratios of wall time (whole run, Ray's start included; rounds alone) and of
+CPU seconds of the process tree (this process and Ray's). ``scale``: 100 owners x 5 rounds
+of logistic regression, time per round and the process tree's peak memory (PSS: pages
+shared between Ray's processes counted once; RSS summed too). ``secagg``: the same governed
+job with Flower's ``SecAggPlusWorkflow`` against plain aggregation, 10 clients, time per
+round. ``inprocess``: the in-process round loop (tests, demo) against numpy FedAvg, its
+pairwise-masked secure sum against ``np.sum``, 100 clients in one process. ``accuracy``,
+``membership``: model quality and the membership attack. ``flower``: real SuperLink and
+SuperNodes (SecAgg+), wall time per round.
 """
 
 from __future__ import annotations
@@ -78,7 +86,7 @@ def plain_fedavg(
     return _models.unflatten(flat, like)
 
 
-def overhead(n: int, rounds: int) -> None:
+def loop_overhead(n: int, rounds: int) -> None:
     clients = _clients(n)
     spec = _job(sorted(clients), rounds, noise=1.0)
     _federation.gaussian_noise(1, 1.0)  # OpenDP's one-time import (3 s) is not per job
@@ -90,11 +98,11 @@ def overhead(n: int, rounds: int) -> None:
         t0 = time.perf_counter()
         _federation.train(spec, clients, epsilon_budget=float("inf"))
         governed = min(governed, time.perf_counter() - t0)
-    print(f"overhead {n} clients x {rounds} rounds: plain {base:.2f} s, governed "
+    print(f"in-process loop {n} clients x {rounds} rounds: plain {base:.2f} s, governed "
           f"{governed:.2f} s, ratio {governed / base:.2f}x")  # fmt: skip
 
 
-def secagg(n: int = 10, size: int = 7, repeats: int = 20) -> None:
+def secure_sum(n: int = 10, size: int = 7, repeats: int = 20) -> None:
     rng = np.random.default_rng(0)
     vectors = [rng.normal(size=size) for _ in range(n)]
     t0 = time.perf_counter()
@@ -109,14 +117,14 @@ def secagg(n: int = 10, size: int = 7, repeats: int = 20) -> None:
           f"np.sum {plain * 1e6:.1f} us (x{masked / plain:.0f}); key agreement dominates")  # fmt: skip
 
 
-def scale(n: int = 100, rounds: int = 5) -> None:
+def loop_scale(n: int = 100, rounds: int = 5) -> None:
     clients = _clients(n)
     spec = _job(sorted(clients), rounds, noise=1.0)
     t0 = time.perf_counter()
     _federation.train(spec, clients, epsilon_budget=float("inf"))
     took = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"scale {n} clients x {rounds} rounds: {took / rounds:.2f} s/round, "
+    print(f"in-process loop {n} clients x {rounds} rounds: {took / rounds:.2f} s/round, "
           f"peak RSS {peak:.0f} MiB")  # fmt: skip
 
 
@@ -226,11 +234,77 @@ def flower(rounds: int = 2) -> None:
           f"({took / rounds:.1f} s/round) vs in-process plain FedAvg {base:.3f} s")  # fmt: skip
 
 
+# -- Flower's Simulation Engine (Ray) -----------------------------------------------------
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.0f} MiB"
+
+
+def overhead(n: int, rounds: int, repeats: int = 3) -> None:
+    """The governed job vs the same Flower simulation without the zone (best of ``repeats``,
+    alternating, each in a fresh Ray)."""
+    import _fl_simulation as sim
+
+    with tempfile.TemporaryDirectory() as tmp:
+        w = sim.world(Path(tmp), n)
+        runs: dict[str, list[dict[str, float]]] = {"plain": [], "zone": []}
+        for _ in range(repeats):
+            runs["plain"].append(sim.plain(w, rounds))
+            runs["zone"].append(sim.governed(w, rounds, secure=False))
+    best = {k: {m: min(r[m] for r in v) for m in ("seconds", "round", "cpu")}
+            for k, v in runs.items()}  # fmt: skip
+    p, z = best["plain"], best["zone"]
+    approvals = min(r["submit_approve"] for r in runs["zone"])
+    release = min(r["after_engine"] for r in runs["zone"])
+    print(f"overhead {n} clients x {rounds} rounds in Flower's simulation engine (Ray), best "
+          f"of {repeats}: whole run plain {p['seconds']:.1f} s, zone {z['seconds']:.1f} s (of "
+          f"which audit events and release {release:.2f} s), "
+          f"ratio {z['seconds'] / p['seconds']:.2f}x; per round after the first {p['round']:.2f} s"
+          f" vs {z['round']:.2f} s, ratio {z['round'] / p['round']:.2f}x; "
+          f"CPU of the process tree {p['cpu']:.1f} s vs {z['cpu']:.1f} s, ratio "
+          f"{z['cpu'] / p['cpu']:.2f}x; submit + {n} approvals at the nodes {approvals:.1f} s "
+          f"(not in the ratios)")  # fmt: skip
+
+
+def scale(n: int = 100, rounds: int = 5) -> None:
+    """100 owners x 5 rounds, governed, in the simulation engine; peak memory of the tree."""
+    import _fl_simulation as sim
+
+    with tempfile.TemporaryDirectory() as tmp:
+        w = sim.world(Path(tmp), n)
+        r = sim.governed(w, rounds, secure=False)
+    print(f"scale {n} clients x {rounds} rounds (zone job in Flower's simulation engine): "
+          f"{r['round']:.2f} s/round after the first ({r['first_round']:.1f} s), whole run {r['seconds']:.1f} s (Ray's "
+          f"start and the release included), peak memory of the process tree "
+          f"PSS {_mib(r['pss'])} (RSS summed {_mib(r['rss'])}, {r['processes']} processes), "
+          f"CPU {r['cpu']:.1f} s; submit + {n} approvals {r['submit_approve']:.1f} s; "
+          f"processes seen: {', '.join(r['names'])}")  # fmt: skip
+
+
+def secagg(n: int = 10, rounds: int = 5, repeats: int = 2) -> None:
+    """The governed job with Flower's SecAgg+ workflow vs plain aggregation, per round
+    (best of ``repeats``, alternating)."""
+    import _fl_simulation as sim
+
+    plain, secure = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        w = sim.world(Path(tmp), n)
+        for _ in range(repeats):
+            plain.append(sim.governed(w, rounds, secure=False))
+            secure.append(sim.governed(w, rounds, secure=True))
+    pr, sr = min(r["round"] for r in plain), min(r["round"] for r in secure)
+    pc, sc = min(r["cpu"] for r in plain), min(r["cpu"] for r in secure)
+    print(f"SecAgg+ {n} clients x {rounds} rounds (zone job in Flower's simulation engine), best "
+          f"of {repeats}: {sr:.2f} s/round vs plain aggregation {pr:.2f} s/round (x{sr / pr:.1f};"
+          f" rounds after the first); CPU of the process tree {sc:.1f} s vs {pc:.1f} s")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["overhead", "secagg", "scale", "accuracy", "membership", "flower",
-                                 "all"],
-                        default="all")  # fmt: skip
+    parser.add_argument("--part", default="all", choices=[
+        "overhead", "scale", "secagg", "inprocess", "accuracy", "membership", "flower", "all",
+    ])  # fmt: skip
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
@@ -238,12 +312,16 @@ def main() -> None:
         overhead(args.clients, args.rounds)
     if args.part in ("secagg", "all"):
         secagg()
+    if args.part in ("scale", "all"):
+        scale()
+    if args.part in ("inprocess", "all"):
+        loop_overhead(args.clients, args.rounds)
+        secure_sum()
+        loop_scale()
     if args.part in ("accuracy", "all"):
         accuracy()
     if args.part in ("membership", "all"):
         membership()
-    if args.part in ("scale", "all"):
-        scale()
     if args.part == "flower":
         flower()
 

@@ -28,9 +28,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from flwr.app import Message, MessageType
 from flwr.client import NumPyClient
 from flwr.client.mod import fixedclipping_mod, secaggplus_mod
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import ClientAppCallable, Mod
 from flwr.common import (
     Context,
     FitRes,
@@ -39,6 +41,7 @@ from flwr.common import (
     ndarrays_to_parameters,
     parameters_to_ndarrays,
 )
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 from flwr.server import Grid, LegacyContext, ServerApp, ServerConfig
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import (
@@ -257,4 +260,27 @@ def _client_fn(context: Context) -> Any:
     return _OwnerClient(spec, x, y, log).to_client()
 
 
-client_app = ClientApp(client_fn=_client_fn, mods=[secaggplus_mod, fixedclipping_mod])
+def secure_aggregation_as_approved(
+    msg: Message, ctxt: Context, call_next: ClientAppCallable
+) -> Message:
+    """SecAgg+ (``secaggplus_mod``) for the training messages of the protocol; a plain
+    training message is answered only if the signed spec the owner approved runs without
+    secure aggregation: a server that skips SecAgg+ on a job that asks for it would
+    collect the owner's unmasked update, so the node refuses."""
+    if msg.metadata.message_type != MessageType.TRAIN:
+        return call_next(msg, ctxt)
+    if RECORD_KEY_CONFIGS in msg.content.config_records:
+        return secaggplus_mod(msg, ctxt, call_next)
+    spec, _ = job_from_config(dict(ctxt.run_config))
+    if spec.secure_aggregation:
+        raise PermissionError(
+            "the approved job runs with secure aggregation; this node sends no unmasked "
+            "update (a training message without SecAgg+ is refused)"
+        )
+    return call_next(msg, ctxt)
+
+
+CLIENT_MODS: list[Mod] = [secure_aggregation_as_approved, fixedclipping_mod]
+"""The ClientApp's mods: clip the update first, then mask it (SecAgg+ as approved)."""
+
+client_app = ClientApp(client_fn=_client_fn, mods=CLIENT_MODS)
