@@ -78,6 +78,11 @@ class Federated(Technique):
                     raise InvalidInputError(
                         f"column {column_name!r} declares different domains across datasets"
                     )
+        for q in job.queries:  # a mean or a quantile needs numeric, declared bounds
+            if q["kind"] in ("mean", "quantile") and isinstance(domains[q["column"]], list):
+                raise InvalidInputError(
+                    f"a {q['kind']} needs a numeric column; {q['column']!r} is categorical"
+                )
         if job.evaluation is not None:
             evaluation = ctx.dataset(job.evaluation)
             if evaluation.owner != ctx.requester.name:
