@@ -7,7 +7,7 @@ the installed environment. The run is submitted with ``flwr run <app dir> <conne
 against a Flower configuration written into a private ``FLWR_HOME``; the app directory holds
 only a ``pyproject.toml`` naming :mod:`._flower`'s apps. Insecure (no TLS) gRPC on
 127.0.0.1 is for tests and the demo only; a deployment gives the SuperLink the certificates
-the zone generates (docs/federated.md).
+the zone generates (:mod:`._tls`, ``collabzone fl certs``, docs/federated.md).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from collabzone.errors import CollabzoneError, InternalError
+from collabzone.techniques.federated import _tls
 
 APP_TOML = """[build-system]
 requires = ["hatchling"]
@@ -113,35 +114,66 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
         os.killpg(process.pid, sig)
 
 
-def start_link(root: Path) -> tuple[Deployment, str]:
-    """The zone's SuperLink on 127.0.0.1 (insecure: tests and the demo) and a private
-    ``FLWR_HOME`` naming it; returns the deployment and the SuperLink's address."""
+def start_link(
+    root: Path,
+    tls: _tls.Certificates | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    advertised: str | None = None,
+) -> tuple[Deployment, str]:
+    """The zone's SuperLink on ``host:port`` (a free port on 127.0.0.1 by default) and a
+    private ``FLWR_HOME`` naming it; returns the deployment and the SuperLink's address.
+
+    With ``tls`` (the zone's certificates, :mod:`._tls`) it serves TLS and ``flwr`` checks
+    it against the zone's CA; without, it runs ``--insecure`` (tests and the demo only).
+    ``advertised`` is the address the nodes dial (default ``host:port``; the zone's own
+    ``flwr`` connects to 127.0.0.1 when ``host`` is a wildcard, so the certificate must also
+    name 127.0.0.1 or localhost in that case)."""
     root.mkdir(parents=True, exist_ok=True)
-    link = free_port()  # Flower 1.41 serves Fleet, Control and Runtime APIs on one HTTP port
+    link = port or free_port()  # Flower 1.41 serves Fleet, Control and Runtime APIs on one port
     deployment = Deployment(root)
     home = root / "flwr-home"
     home.mkdir(exist_ok=True)
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    security = (
+        f"root-certificates = {json.dumps(str(tls.ca))}\n" if tls else "insecure = true\n"
+    )
     (home / "config.toml").write_text(
         f'[superlink]\ndefault = "zone"\n\n[superlink.zone]\n'
-        f'address = "127.0.0.1:{link}"\ninsecure = true\n',
+        f'address = "{local}:{link}"\n{security}',
         encoding="utf-8",
     )
+    security_args = (
+        ["--ssl-ca-certfile", str(tls.ca), "--ssl-certfile", str(tls.cert),
+         "--ssl-keyfile", str(tls.key)]
+        if tls
+        else ["--insecure"]
+    )  # fmt: skip
     deployment.start("superlink", [
-        str(Path(sys.executable).parent / "flower-superlink"), "--insecure",
-        "--host", "127.0.0.1", "--port", str(link),
+        str(Path(sys.executable).parent / "flower-superlink"), *security_args,
+        "--host", host, "--port", str(link),
         "--database", str(root / "link.db"),
     ])  # fmt: skip
-    return deployment, f"127.0.0.1:{link}"
+    return deployment, advertised or f"{local}:{link}"
 
 
 def start_supernode(
-    deployment: Deployment, name: str, address: str, node_config: Mapping[str, Any]
+    deployment: Deployment,
+    name: str,
+    address: str,
+    node_config: Mapping[str, Any],
+    root_certificates: Path | None = None,
 ) -> None:
     """One owner's SuperNode against the SuperLink at ``address``; ``node_config`` carries
-    its data path and the digest its owner approved (read by the ClientApp)."""
+    its data path and the digest its owner approved (read by the ClientApp). With
+    ``root_certificates`` (the zone's CA) it connects over TLS and verifies the SuperLink;
+    without, insecure (tests and the demo only)."""
     pairs = " ".join(f"{k}={_toml_value(v)}" for k, v in node_config.items())
+    security = (
+        ["--root-certificates", str(root_certificates)] if root_certificates else ["--insecure"]
+    )
     deployment.start(f"supernode-{name}", [
-        str(Path(sys.executable).parent / "flower-supernode"), "--insecure",
+        str(Path(sys.executable).parent / "flower-supernode"), *security,
         "--superlink", address,
         "--port", str(free_port()),
         "--node-config", pairs,
