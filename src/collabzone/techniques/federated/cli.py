@@ -69,8 +69,20 @@ def submit_command(
 
 
 @app.command("status")
-def status_command(request_id: Annotated[str, typer.Argument()]) -> None:
-    """Where a federated job stands: status, approvals awaited, spec digest, epsilon."""
+def status_command(
+    request_id: Annotated[str, typer.Argument()],
+    watch: Annotated[
+        float | None,
+        typer.Option("--watch", help="refresh every SECONDS while the job runs"),
+    ] = None,
+) -> None:
+    """Where a federated job stands: status, approvals awaited, spec digest, epsilon, and
+    while it runs: round x of n, clients, the last metrics (as the console shows them)."""
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+
     try:
         zone = _zone()
         request = zone.request(request_id)
@@ -84,8 +96,46 @@ def status_command(request_id: Annotated[str, typer.Argument()]) -> None:
             typer.echo(f"  projected epsilon: {details.get('projected_epsilon'):.4g}")
         for reason in request.reasons:
             typer.echo(f"  {reason}")
+        if watch is None:
+            Console().print(_progress_table(zone, request_id))
+            return
+        if watch <= 0:
+            raise InvalidInputError("--watch needs a positive number of seconds")
+        with Live(_progress_table(zone, request_id), refresh_per_second=1) as live:
+            while zone.request(request_id).status.value in ("approved", "running"):
+                time.sleep(watch)
+                live.update(_progress_table(zone, request_id))
     except CollabzoneError as exc:
         raise _fail(exc) from None
+
+
+def _progress_table(zone: Any, request_id: str) -> Any:
+    """The job's progress (``_progress.progress``) as a Rich table: one row per round."""
+    from rich.table import Table
+
+    from collabzone.techniques.federated import _progress
+
+    request = zone.request(request_id)
+    events = zone.audit_events()
+    doc = _progress.progress(request_id, request.status.value, zone.request_plan(request_id), events)
+    table = Table(title=f"{request_id}: {_progress.summary(doc)}", title_justify="left")
+    for name in ("round", "clients", "epsilon so far", "accuracy", "loss"):
+        table.add_column(name, justify="right")
+    scores = {int(m["round"]): m for m in doc["metrics"]}
+    for event in events:
+        if event.get("subject") != request_id or event.get("action") != _progress.ROUND:
+            continue
+        d = event["details"]
+        score = scores.get(int(d.get("round", 0)), {})
+        table.add_row(
+            str(d.get("round")), str(len(d.get("clients") or [])),
+            _fmt(d.get("epsilon")), _fmt(score.get("accuracy")), _fmt(score.get("loss")),
+        )  # fmt: skip
+    return table
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4g}"
 
 
 @app.command("result")
