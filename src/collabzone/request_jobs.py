@@ -170,8 +170,7 @@ class JobsEngine(EngineCore):
             if not fanout_nodes(dict(row["plan"] or {})):
                 raise InvalidInputError(f"request {request_id} is not a fan-out job")
             running_here = (
-                row["status"] == RequestStatus.RUNNING.value
-                and row["worker"] == workers.current()
+                row["status"] == RequestStatus.RUNNING.value and row["worker"] == workers.current()
             )
             if row["status"] != RequestStatus.APPROVED.value and not running_here:
                 raise InvalidInputError(

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 
 from collabzone.model import RequestStatus
-from collabzone.zone import connect
 from collabzone.techniques.federated._technique import result_view
+from collabzone.zone import connect
 from tests.conftest import Parties
 from tests.federated.zone_support import make_nodes, run_through, submit
 from tests.server.conftest import console_sign_in, free_port, start_server

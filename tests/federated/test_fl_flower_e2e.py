@@ -103,7 +103,9 @@ def test_real_flower_secagg_dp_job_through_the_zone(sqlite_zone: Parties, tmp_pa
         for e in world.owner("insurer").audit_events()
         if e["action"] == "job.federated.round" and e["subject"] == request.id
     ]
-    assert rounds == [1, 2]
+    assert rounds == [1, 2]  # audited live from the ServerApp's progress file, once each
+    progress = (tmp_path / "zone-link" / "progress.jsonl").read_text(encoding="utf-8")
+    assert [json.loads(line)["round"] for line in progress.splitlines()] == [1, 2]
     # the model learnt as much as the in-process loop's two rounds
     spec = _spec.from_json(world.analyst.request_plan(request.id)["details"]["spec"])
     params = [np.array(p) for p in payload["model"]]

@@ -420,9 +420,7 @@ def risk(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> dic
     return caller.zone.request_risk(request_id)
 
 
-@router.get(
-    "/requests/{request_id}/progress", tags=["requests"], responses=errors(404, 409, 422)
-)
+@router.get("/requests/{request_id}/progress", tags=["requests"], responses=errors(404, 409, 422))
 def progress(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> dict[str, Any]:
     """Where a running job stands (techniques that report it, e.g. federated: round x of
     n, clients, epsilon so far, evaluation metrics per round), from the audit events the

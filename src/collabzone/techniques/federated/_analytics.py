@@ -59,8 +59,9 @@ def _edges(domain: Domain, bins: int) -> Array:
     return np.linspace(float(domain["min"]), float(domain["max"]), bins + 1)
 
 
-def _numeric(column: pd.Series) -> Array:  # type: ignore[type-arg]
-    return pd.to_numeric(column, errors="coerce").dropna().to_numpy(dtype=np.float64)
+def _numeric(column: pd.Series) -> Array:
+    values: Array = pd.to_numeric(column, errors="coerce").dropna().to_numpy(dtype=np.float64)
+    return values
 
 
 def quantiles_from_histogram(counts: Array, edges: Array, qs: Sequence[float]) -> list[float]:

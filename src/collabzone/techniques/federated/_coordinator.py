@@ -40,6 +40,7 @@ import pandas as pd
 from collabzone.budget import PrivacyCost
 from collabzone.errors import CollabzoneError, InvalidInputError, NotAuthorisedError
 from collabzone.techniques.federated import (
+    _accounting,
     _analytics,
     _data,
     _deploy,
@@ -259,8 +260,20 @@ def run_flower(zone: Zone, link: FlowerLink, timeout: float = 600.0) -> Request:
         "epsilon-budget": float(details["projected_epsilon"]),
     }
     _take(zone, link.request_id, job["status"], "flower")
+    p = spec.privacy
+    audited: list[int] = []
+
+    def on_round(r: int) -> None:  # live: the console and `fl status` follow the rounds
+        zone.job_event(link.request_id, "federated.round", {
+            "round": r, "clients": list(link.nodes), "clipping_norm": p.clipping_norm,
+            "noise_std": p.noise_multiplier * p.clipping_norm,
+            "epsilon": _accounting.epsilon(r, p.sampling_rate, p.noise_multiplier, p.delta),
+            "noise_multiplier": p.noise_multiplier,
+        })  # fmt: skip
+        audited.append(r)
+
     try:
-        link.raw = _deploy.run_app(link.deployment, run_config, timeout)
+        link.raw = _deploy.run_app(link.deployment, run_config, timeout, on_round)
     except Exception as exc:  # nothing reached the analyst: the rounds are audited at the end
         zone.fail_fanout(link.request_id, _message(exc))
         raise
@@ -270,9 +283,10 @@ def run_flower(zone: Zone, link: FlowerLink, timeout: float = 600.0) -> Request:
     evaluation = _evaluation(zone, link.request_id, spec, dict(details["domains"]))
     params = [np.asarray(p, dtype=np.float64) for p in link.raw["model"]]
     metrics = []
-    for record in rounds:
-        event = {**record, "noise_multiplier": spec.privacy.noise_multiplier}
-        zone.job_event(link.request_id, "federated.round", event)
+    for record in rounds:  # rounds the progress file did not report yet
+        if record["round"] not in audited:
+            event = {**record, "noise_multiplier": spec.privacy.noise_multiplier}
+            zone.job_event(link.request_id, "federated.round", event)
     if evaluation is not None and rounds:  # the ServerApp returns the final model only
         x, y = evaluation
         metrics.append({"round": rounds[-1]["round"], "loss": _models.log_loss(params, x, y),

@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,9 +135,7 @@ def start_link(
     home = root / "flwr-home"
     home.mkdir(exist_ok=True)
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    security = (
-        f"root-certificates = {json.dumps(str(tls.ca))}\n" if tls else "insecure = true\n"
-    )
+    security = f"root-certificates = {json.dumps(str(tls.ca))}\n" if tls else "insecure = true\n"
     (home / "config.toml").write_text(
         f'[superlink]\ndefault = "zone"\n\n[superlink.zone]\n'
         f'address = "{local}:{link}"\n{security}',
@@ -181,13 +179,19 @@ def start_supernode(
 
 
 def run_app(
-    deployment: Deployment, run_config: Mapping[str, Any], timeout: float = 600.0
+    deployment: Deployment,
+    run_config: Mapping[str, Any],
+    timeout: float = 600.0,
+    on_round: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Submit the run (the zone's ServerApp, the owners' ClientApp) and wait for the
-    ServerApp's result file; the SuperLink must be the deployment's first process."""
+    ServerApp's result file; the SuperLink must be the deployment's first process.
+    ``on_round(r)`` is called as each round is aggregated (the ServerApp's progress file)."""
     root = deployment.root
     result_path = root / "result.json"
-    config = {**run_config, "result-path": str(result_path)}
+    progress_path = root / "progress.jsonl"
+    seen = 0
+    config = {**run_config, "result-path": str(result_path), "progress-path": str(progress_path)}
     app = root / "app"
     app.mkdir(exist_ok=True)
     (app / "pyproject.toml").write_text(
@@ -196,7 +200,15 @@ def run_app(
     )
     _submit(deployment, app, timeout=240.0)
     deadline = time.monotonic() + timeout
-    while not result_path.exists():
+    while True:
+        if on_round is not None and progress_path.exists():
+            lines = progress_path.read_text(encoding="utf-8").splitlines()
+            complete = [ln for ln in lines if ln.endswith("}")]
+            for line in complete[seen:]:
+                on_round(int(json.loads(line)["round"]))
+            seen = len(complete)
+        if result_path.exists():
+            break
         if time.monotonic() > deadline or deployment.processes[0].poll() is not None:
             raise InternalError(
                 "the federated run did not finish; SuperLink log:\n"

@@ -51,6 +51,19 @@ class Certificates:
         return found
 
 
+_CA_USAGE = x509.KeyUsage(
+    digital_signature=False,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
 def _names(hosts: Sequence[str]) -> list[x509.GeneralName]:
     names: list[x509.GeneralName] = []
     for host in dict.fromkeys(h.strip() for h in hosts):
@@ -60,7 +73,9 @@ def _names(hosts: Sequence[str]) -> list[x509.GeneralName]:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             if any(c in host for c in " /:@"):
-                raise InvalidInputError(f"{host!r} is neither a host name nor an IP address")
+                raise InvalidInputError(
+                    f"{host!r} is neither a host name nor an IP address"
+                ) from None
             names.append(x509.DNSName(host))
     if not names:
         raise InvalidInputError("give at least one host name or IP address for the SuperLink")
@@ -78,7 +93,9 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
         fh.write(data)
 
 
-def issue(out: Path, hosts: Sequence[str], zone_id: str = "collabzone", days: int = 365) -> Certificates:
+def issue(
+    out: Path, hosts: Sequence[str], zone_id: str = "collabzone", days: int = 365
+) -> Certificates:
     """Write a CA and a SuperLink server certificate for ``hosts`` (DNS names or IPs, the
     first one is also the common name) into ``out``; returns their paths."""
     if not 1 <= days <= 3650:
@@ -98,13 +115,7 @@ def issue(out: Path, hosts: Sequence[str], zone_id: str = "collabzone", days: in
         .not_valid_before(valid_from)
         .not_valid_after(valid_to)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(digital_signature=False, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          key_cert_sign=True, crl_sign=True, encipher_only=False,
-                          decipher_only=False),
-            critical=True,
-        )  # fmt: skip
+        .add_extension(_CA_USAGE, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )

@@ -82,7 +82,9 @@ class AggregatorConfig:
                 run_timeout=float(doc.get("run_timeout", 3600.0)),
             )
         except (TypeError, ValueError):
-            raise InvalidInputError("[federated] in zone.toml: a value has the wrong type") from None
+            raise InvalidInputError(
+                "[federated] in zone.toml: a value has the wrong type"
+            ) from None
 
 
 class Aggregator:

@@ -117,7 +117,9 @@ def _progress_table(zone: Any, request_id: str) -> Any:
 
     request = zone.request(request_id)
     events = zone.audit_events()
-    doc = _progress.progress(request_id, request.status.value, zone.request_plan(request_id), events)
+    doc = _progress.progress(
+        request_id, request.status.value, zone.request_plan(request_id), events
+    )
     table = Table(title=f"{request_id}: {_progress.summary(doc)}", title_justify="left")
     for name in ("round", "clients", "epsilon so far", "accuracy", "loss"):
         table.add_column(name, justify="right")
@@ -210,8 +212,7 @@ def node_command(
     try:
         if (root_certificates is None) == (not insecure):
             raise InvalidInputError(
-                "give --root-certificates ca.pem (the zone's CA, TLS) or, in tests only, "
-                "--insecure"
+                "give --root-certificates ca.pem (the zone's CA, TLS) or, in tests only, --insecure"
             )
         files = {}
         for item in data:
