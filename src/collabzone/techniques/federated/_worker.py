@@ -97,6 +97,8 @@ class Aggregator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._link: Any = None  # the running job's FlowerLink (close() stops its SuperLink)
+        self.last_link: Any = None
+        """The last job's FlowerLink (its ``raw`` ServerApp record: tests inspect it)."""
 
     def start(self) -> Aggregator:
         self._thread = threading.Thread(target=self._loop, name="fl-aggregator", daemon=True)
@@ -145,7 +147,7 @@ class Aggregator:
                 self.zone, request_id, self.workdir / request_id, self._tls(),
                 self.config.host, self.config.port, self.config.advertised,
             )  # fmt: skip
-            self._link = link
+            self._link = self.last_link = link
             try:
                 _coordinator.run_flower(self.zone, link, timeout=self.config.run_timeout)
             finally:
