@@ -13,6 +13,7 @@ from collabzone.errors import CollabzoneError
 from collabzone.model import RequestStatus
 from collabzone.techniques.federated import _coordinator
 from collabzone.techniques.federated._worker import Aggregator, AggregatorConfig
+from collabzone.zone import connect
 from tests.conftest import Parties
 from tests.federated.zone_support import make_nodes, submit
 from tests.server.conftest import start_server
@@ -57,12 +58,13 @@ def test_the_aggregator_starts_when_the_last_owner_approves(
     assert actions.count("job.federated.round") == 4 and actions[-1] == "request.released"
 
 
-@pytest.mark.slow  # two server starts (about 20 s at load 19)
+@pytest.mark.slow  # a server start (about 10 s at load 20)
 def test_a_job_left_running_by_a_crashed_server_is_failed_and_audited(
     sqlite_zone: Parties, tmp_path: Path
 ) -> None:
     """The server's aggregator takes the job (running, carried by the server's process);
-    the server is killed; the restarted server fails the job and says why in the log."""
+    the server is killed; the zone opened again (a restarting server's first step,
+    ``ServerState`` -> ``connect``) fails the job and says why in the log."""
     nodes = make_nodes(sqlite_zone, tmp_path)
     request_id = submit(nodes)
     with (sqlite_zone.root / "zone.toml").open("a", encoding="utf-8") as fh:
@@ -76,7 +78,7 @@ def test_a_job_left_running_by_a_crashed_server_is_failed_and_audited(
             assert time.monotonic() < deadline, server.log.read_text()[-2000:]
             time.sleep(0.1)
         server.kill()  # a crash: nothing of the server runs its shutdown
-        server = start_server(sqlite_zone.root)
+        connect(sqlite_zone.root, host=True)  # what a restarting server does first
         done = nodes.world.analyst.request(request_id)
         assert done.status is RequestStatus.FAILED
         failed = [e for e in _events(nodes.world.analyst, request_id)

@@ -143,6 +143,14 @@ class Aggregator:
             if self.config.mode == "local":
                 self._run_local(request_id)
                 return
+            spec = self.zone.fanout_job(request_id)["plan"]["details"]["spec"]
+            if spec.get("task") == "analytics":  # its secure sum has no Flower app yet
+                self.zone.fail_fanout(
+                    request_id,
+                    "federated analytics runs on the in-process path only "
+                    '(aggregator = "local"); the Flower deployment trains models',
+                )
+                return
             link = _coordinator.open_flower(
                 self.zone, request_id, self.workdir / request_id, self._tls(),
                 self.config.host, self.config.port, self.config.advertised,
