@@ -34,7 +34,9 @@ def progress(
         if event.get("subject") != request_id:
             continue
         if event.get("action") in (ROUND, ANALYTICS):
-            rounds.append(dict(event.get("details") or {}, round=event["details"].get("round", 1)))
+            record = dict(event.get("details") or {})
+            record.setdefault("round", 1)  # an analytics job is one round
+            rounds.append(record)
     rounds.sort(key=lambda r: int(r["round"]))
     last = rounds[-1] if rounds else {}
     metrics = [
