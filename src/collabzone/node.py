@@ -239,6 +239,7 @@ class NodeAgent:
         superlink: str | None = None,
         workdir: Path | None = None,
         node_config: Mapping[str, str] | None = None,
+        root_certificates: Path | None = None,
     ) -> None:
         self.zone = zone
         self.local_datasets = {name: Path(path) for name, path in local_datasets.items()}
@@ -261,6 +262,9 @@ class NodeAgent:
         """The zone's Flower SuperLink (host:port): fan-out jobs start a SuperNode there."""
         self.workdir = workdir or Path(".")
         self.node_config = dict(node_config or {})
+        self.root_certificates = root_certificates
+        """The zone's CA (PEM) the SuperNode verifies the SuperLink with; None: insecure
+        (tests and demos only)."""
 
     def approve(self, request_id: str, reason: str) -> Request:
         """The owner approves a request from its node: the spec digest it was shown is
@@ -318,6 +322,7 @@ class NodeAgent:
                     "approved": self.approvals.get(request.id),
                     "paths": self.local_datasets,
                     "node_config": self.node_config,
+                    "root_certificates": self.root_certificates,
                 }
                 try:
                     if join(request.id, plan, ctx, self.zone.me.name, options):

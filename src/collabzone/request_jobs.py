@@ -169,15 +169,54 @@ class JobsEngine(EngineCore):
                 row = repo.get_request_row(conn, request_id)
             if not fanout_nodes(dict(row["plan"] or {})):
                 raise InvalidInputError(f"request {request_id} is not a fan-out job")
-            if row["status"] != RequestStatus.APPROVED.value:
+            running_here = (
+                row["status"] == RequestStatus.RUNNING.value and row["worker"] == workers.current()
+            )
+            if row["status"] != RequestStatus.APPROVED.value and not running_here:
                 raise InvalidInputError(
-                    f"request {request_id} is {row['status']}; only an approved fan-out job "
-                    "takes its aggregator's result"
+                    f"request {request_id} is {row['status']}; only an approved fan-out job, "
+                    "or one this process's aggregator runs, takes its aggregator's result"
                 )
             try:
                 self._release_job("zone", request_id, payload, spent, 0, mechanism, None, ())
             except Exception as exc:
                 self._settle(request_id, exc)
+
+    def start_fanout(self, request_id: str, details: Mapping[str, Any]) -> None:
+        """The zone's aggregator takes an approved fan-out job: ``running``, carried by this
+        process (``requests.worker``), so a crash leaves it to :meth:`recover` to fail."""
+        with self._engine.begin() as conn:
+            audit.lock_head(conn)
+            row = repo.get_request_row(conn, request_id, for_update=True)
+            if not fanout_nodes(dict(row["plan"] or {})):
+                raise InvalidInputError(f"request {request_id} is not a fan-out job")
+            if row["status"] != RequestStatus.APPROVED.value:
+                raise InvalidInputError(
+                    f"request {request_id} is {row['status']}: an aggregator starts only an "
+                    "approved fan-out job"
+                )
+            self._move(conn, request_id, RequestStatus.RUNNING, "zone", dict(details),
+                       worker=workers.current())  # fmt: skip
+
+    def fail_fanout(
+        self, request_id: str, message: str, spent: Mapping[str, PrivacyCost] | None = None
+    ) -> None:
+        """The aggregator of a fan-out job stopped before its release: ``failed``, audited,
+        debiting ``spent`` (privacy loss of rounds already run) in the same transaction."""
+        with self._engine.connect() as conn:
+            row = repo.get_request_row(conn, request_id)
+            requester = repo.get_party(conn, row["requester"])
+        if not fanout_nodes(dict(row["plan"] or {})):
+            raise InvalidInputError(f"request {request_id} is not a fan-out job")
+        if row["status"] not in (RequestStatus.APPROVED.value, RequestStatus.RUNNING.value):
+            return  # already ended (released, refused or failed)
+        charge = None
+        if spent and any(c.epsilon > 0 for c in spent.values()):
+            plan = _plan_from_json(row["plan"])
+            rules = self._rules_now(requester, registry.get(row["technique"]), plan,
+                                    row["purpose"])  # fmt: skip
+            charge = (requester, dict(spent), rules)
+        self._fail(request_id, message, charge)
 
     def job_event(self, request_id: str, action: str, details: Mapping[str, Any]) -> None:
         """Audit one step of a running fan-out job (see ``Zone.job_event``)."""
@@ -234,9 +273,11 @@ class JobsEngine(EngineCore):
         updates = _node_updates(
             audit_updates, node_audit_spaces(technique.name, plan.datasets, row["requester"])
         )
-        with self._engine.begin() as conn:
-            audit.lock_head(conn)
-            self._move(conn, request_id, RequestStatus.RUNNING, actor, worker=workers.current())
+        if row["status"] != RequestStatus.RUNNING.value:  # a fan-out job runs already
+            with self._engine.begin() as conn:
+                audit.lock_head(conn)
+                self._move(conn, request_id, RequestStatus.RUNNING, actor,
+                           worker=workers.current())  # fmt: skip
         refused = payload.get(REFUSED_KEY)
         if refused:
             # the node's own checks (monitor, bad input) refused the job: nothing is released
@@ -284,18 +325,41 @@ class JobsEngine(EngineCore):
             )
 
     def jobs_for(self, node: Party) -> list[Request]:
-        """Approved owner-placed requests waiting for ``node`` (fan-out jobs included)."""
+        """Approved owner-placed requests waiting for ``node``, and the fan-out jobs it takes
+        part in while approved or running (their aggregator runs; the node stays joined)."""
         with self._engine.connect() as conn:
-            requests = [r for r in repo.list_requests(conn) if r.status is RequestStatus.APPROVED]
+            live = (RequestStatus.APPROVED, RequestStatus.RUNNING)
+            requests = [r for r in repo.list_requests(conn) if r.status in live]
             fanout = {
                 row.id
                 for row in conn.execute(
                     select(t.requests.c.id, t.requests.c.plan).where(
-                        t.requests.c.status == RequestStatus.APPROVED.value,
+                        t.requests.c.status.in_([s.value for s in live]),
                         t.requests.c.placement == "owner",
                         t.requests.c.node.is_(None),
                     )
                 )
                 if node.name in fanout_nodes(dict(row.plan or {}))
             }
-        return [r for r in requests if r.runs_at == f"owner:{node.name}" or r.id in fanout]
+        return [
+            r
+            for r in requests
+            if r.id in fanout
+            or (r.status is RequestStatus.APPROVED and r.runs_at == f"owner:{node.name}")
+        ]
+
+    def approved_fanout(self, technique: str) -> list[str]:
+        """Ids of approved fan-out jobs of ``technique`` no aggregator has taken yet,
+        oldest first (the zone's aggregator polls them)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(t.requests.c.id, t.requests.c.plan)
+                .where(
+                    t.requests.c.status == RequestStatus.APPROVED.value,
+                    t.requests.c.technique == technique,
+                    t.requests.c.placement == "owner",
+                    t.requests.c.node.is_(None),
+                )
+                .order_by(t.requests.c.created_at)
+            ).all()
+        return [row.id for row in rows if fanout_nodes(dict(row.plan or {}))]

@@ -54,6 +54,7 @@ from collabzone.zone_agreements import AgreementOps
 from collabzone.zone_audit import AuditOps
 from collabzone.zone_base import DB_URL_ENV, _check_name, _hash_token, _new_token, _now
 from collabzone.zone_datasets import DatasetOps
+from collabzone.zone_fanout import FanoutOps
 from collabzone.zone_keys import KeyOps, checkpoint_key_note
 from collabzone.zone_parties import PartyOps
 
@@ -175,7 +176,7 @@ def connect(
     return zone
 
 
-class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps, PartyOps):
+class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps, PartyOps, FanoutOps):
     """One collaboration, seen by one party. Every public method is one zone operation."""
 
     # -- parties --------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """END-TO-END, REAL FLOWER PROCESSES, THROUGH THE ZONE (slow: minutes on a loaded machine).
 
-The analyst submits through the zone; each owner approves at its node; the zone starts its
-SuperLink; each owner's node agent pulls the job, checks it against its owner's approved
-digest and the zone's signature, and starts its SuperNode on 127.0.0.1; the zone's
+The analyst submits through the zone; each owner approves at its node; the zone's
+background aggregator (as the server runs it) takes the job on the last approval and starts
+its SuperLink over TLS with the zone's certificates; each owner's node agent pulls the job,
+checks it against its owner's approved digest and the zone's signature, and starts its
+SuperNode on 127.0.0.1 trusting only the zone's CA; the zone's
 ServerApp runs SecAgg+ with client-side fixed clipping and server noise over UCI Adult
 split non-IID by marital status; the zone audits the rounds, releases, debits and seals.
 Shows: every result the strategy on the ServerApp received carries the same aggregated
@@ -13,6 +15,7 @@ and the model learnt.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +23,8 @@ import pytest
 
 from collabzone.model import RequestStatus
 from collabzone.node import NodeAgent
-from collabzone.techniques.federated import _coordinator, _federation, _models, _spec
+from collabzone.techniques.federated import _deploy, _federation, _models, _spec, _tls
+from collabzone.techniques.federated._worker import Aggregator, AggregatorConfig
 from collabzone.zone import connect
 from tests.conftest import Parties
 from tests.federated.fl_support import (
@@ -55,21 +59,31 @@ def test_real_flower_secagg_dp_job_through_the_zone(sqlite_zone: Parties, tmp_pa
         )
         for o in OWNERS
     }  # fmt: skip
-    for owner, agent in agents.items():
-        agent.approve(request.id, f"{owner}: as agreed")
+    certs = _tls.issue(tmp_path / "certs", ["localhost", "127.0.0.1"])
+    port = _deploy.free_port()
+    config = AggregatorConfig(host="127.0.0.1", port=port, certificates=certs.ca.parent,
+                              poll=0.2, run_timeout=800)  # fmt: skip
     host = connect(sqlite_zone.root, host=True)
-    link = _coordinator.open_flower(host, request.id, tmp_path / "zone-link")
+    aggregator = Aggregator(host, config, tmp_path / "zone-link").start()
     try:
-        for agent in agents.values():
-            agent.superlink = link.address
-            agent.run_once()
-            assert agent.joined == {request.id}
-        done = _coordinator.run_flower(host, link, timeout=800)
+        for owner, agent in agents.items():
+            agent.superlink, agent.root_certificates = f"127.0.0.1:{port}", certs.ca
+            agent.approve(request.id, f"{owner}: as agreed")  # the last one starts the job
+        deadline = time.monotonic() + 800
+        done = world.analyst.request(request.id)
+        while done.status in (RequestStatus.APPROVED, RequestStatus.RUNNING):
+            assert time.monotonic() < deadline
+            for agent in agents.values():
+                agent.run_once()  # joins once (a SuperNode), leaves when the job ended
+            time.sleep(1.0)
+            done = world.analyst.request(request.id)
     finally:
-        link.deployment.stop()
+        aggregator.close()
         for agent in agents.values():
             agent.close()
     assert done.status is RequestStatus.RELEASED, done.reasons
+    link = aggregator.last_link
+    assert "--insecure" not in " ".join(map(str, link.deployment.processes[0].args))
     out = link.raw
 
     # Flower's SecAgg+ workflow hands the strategy one FitRes per client for backward
@@ -103,7 +117,9 @@ def test_real_flower_secagg_dp_job_through_the_zone(sqlite_zone: Parties, tmp_pa
         for e in world.owner("insurer").audit_events()
         if e["action"] == "job.federated.round" and e["subject"] == request.id
     ]
-    assert rounds == [1, 2]
+    assert rounds == [1, 2]  # audited live from the ServerApp's progress file, once each
+    progress = (tmp_path / "zone-link" / request.id / "progress.jsonl").read_text(encoding="utf-8")
+    assert [json.loads(line)["round"] for line in progress.splitlines()] == [1, 2]
     # the model learnt as much as the in-process loop's two rounds
     spec = _spec.from_json(world.analyst.request_plan(request.id)["details"]["spec"])
     params = [np.array(p) for p in payload["model"]]

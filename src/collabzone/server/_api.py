@@ -21,6 +21,7 @@ from collabzone.errors import InvalidInputError, NotAuthorisedError
 from collabzone.model import Agreement, Dataset, Party, Receipt, Release, RequestStatus
 from collabzone.model import Request as ZoneRequest
 from collabzone.server._responses import errors
+from collabzone.server._result_view import request_progress
 from collabzone.server._schemas import (
     NAME,
     AgreementIn,
@@ -417,6 +418,18 @@ def result(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> R
 def risk(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> dict[str, Any]:
     """What the request would disclose if released now (its data owners and auditors)."""
     return caller.zone.request_risk(request_id)
+
+
+@router.get("/requests/{request_id}/progress", tags=["requests"], responses=errors(404, 409, 422))
+def progress(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) -> dict[str, Any]:
+    """Where a running job stands (techniques that report it, e.g. federated: round x of
+    n, clients, epsilon so far, evaluation metrics per round), from the audit events the
+    caller may read."""
+    zone_request = caller.zone.request(request_id)
+    doc = request_progress(caller.zone, zone_request)
+    if doc is None:
+        raise InvalidInputError(f"{zone_request.technique} requests report no progress")
+    return doc
 
 
 @router.get("/requests/{request_id}/plan", tags=["requests"], responses=errors(404, 409, 422))

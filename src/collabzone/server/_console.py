@@ -35,7 +35,7 @@ from collabzone.server._console_base import (
     secure_cookies,
 )
 from collabzone.server._console_words import pretty_sql, receives, standings
-from collabzone.server._result_view import shown_result
+from collabzone.server._result_view import shown_progress, shown_result
 from collabzone.server._state import Caller, RateLimited
 from collabzone.server.auth import scopes_for
 
@@ -174,6 +174,7 @@ def _detail(
         plain=_plain(caller, zone_request),
         receipt=receipt,
         result=shown_result(caller.zone, zone_request),
+        progress=shown_progress(caller.zone, zone_request),
         can_decide=can_decide,
         risk=risk,
         error=error,

@@ -12,6 +12,7 @@ import base64
 import math
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
 from collabzone.errors import CollabzoneError
 from collabzone.model import Request as ZoneRequest
@@ -54,6 +55,35 @@ def shown_result(zone: Zone, request: ZoneRequest) -> ShownResult | None:
     if not view:
         return None
     return _shown(view)
+
+
+def request_progress(zone: Zone, request: ZoneRequest) -> dict[str, Any] | None:
+    """Where the request's job stands, from the technique's ``progress`` hook over the
+    audit events the caller may read (None: the technique reports no progress)."""
+    hook = getattr(registry.get(request.technique), "progress", None)
+    if hook is None:
+        return None
+    doc: dict[str, Any] = hook(
+        request.id, request.status.value, zone.request_plan(request.id), zone.audit_events()
+    )
+    return doc
+
+
+def shown_progress(zone: Zone, request: ZoneRequest) -> ShownResult | None:
+    """The request page's "Progress" section of an approved or running job, or None."""
+    if request.status not in (RequestStatus.APPROVED, RequestStatus.RUNNING):
+        return None
+    technique = registry.get(request.technique)
+    if getattr(technique, "progress_view", None) is None:
+        return None
+    try:
+        doc = request_progress(zone, request)
+    except CollabzoneError:
+        return None
+    if doc is None:
+        return None
+    view = technique.progress_view(doc)  # type: ignore[attr-defined]
+    return _shown(view) if view else None
 
 
 def _shown(view: ResultView) -> ShownResult:

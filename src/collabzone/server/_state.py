@@ -24,6 +24,7 @@ from collabzone.server._settings import ServerSettings
 from collabzone.server.auth import Principal, RateLimiter, RevocationList, TokenService
 from collabzone.server.webhook_targets import parse_allow
 from collabzone.server.webhooks import Notifier
+from collabzone.techniques import registry
 from collabzone.zone import Zone
 from collabzone.zone import connect as connect_zone
 
@@ -123,6 +124,8 @@ class ServerState:
             allow=parse_allow(settings.webhook_allow),
             ca=settings.webhook_ca,
         )
+        self.workers = registry.start_workers(self.zone)
+        """Techniques' background work (the federated aggregator when zone.toml asks)."""
 
     def reload_service_keys(self) -> None:
         """Derive the JWT and CSRF keys again after ``zone-services`` rotated: every access
@@ -237,5 +240,7 @@ class ServerState:
         return Caller(_acting.acting_as(self.zone, principal.party), principal)
 
     def close(self) -> None:
+        for worker in self.workers:
+            worker.close()
         self.denials.flush()
         self.notifier.close()

@@ -7,6 +7,7 @@ never special-cases a technique by name.
 from __future__ import annotations
 
 import importlib
+from typing import Any, Protocol
 
 from collabzone.errors import InvalidInputError
 from collabzone.techniques.base import Technique
@@ -63,3 +64,28 @@ def get(name: str) -> Technique:
         raise InvalidInputError(f"{target} is not a Technique")
     _loaded[name] = technique
     return technique
+
+
+class Worker(Protocol):
+    """A technique's background worker owned by the zone server (stopped on shutdown)."""
+
+    def close(self) -> None: ...
+
+
+# name -> "module:function(zone) -> Worker | None": background work a technique runs in
+# the server's process (e.g. the federated aggregator); imported only when the server starts.
+_WORKERS: dict[str, str] = {
+    "federated": "collabzone.techniques.federated._worker:start",
+}
+
+
+def start_workers(zone: Any) -> list[Worker]:
+    """Start every technique's background worker for the server's host ``zone`` (each
+    decides from the zone's configuration whether it runs); returns those started."""
+    started: list[Worker] = []
+    for target in _WORKERS.values():
+        module_name, _, function = target.partition(":")
+        worker = getattr(importlib.import_module(module_name), function)(zone)
+        if worker is not None:
+            started.append(worker)
+    return started

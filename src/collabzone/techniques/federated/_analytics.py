@@ -1,5 +1,5 @@
-"""Federated analytics: counts, histograms and means over the owners' rows, by secure sum
-with distributed DP noise.
+"""Federated analytics: counts, histograms, means and quantiles over the owners' rows, by
+secure sum with distributed DP noise.
 
 Why not the Flower machinery: an analytics query is one round of sums, so a SuperLink, a
 ServerApp and SecAgg+'s four message rounds add seconds and nothing the owner can check.
@@ -14,6 +14,13 @@ one bin), ``max(|min|, |max|)`` of the declared domain for a sum. Each released 
 one Gaussian mechanism; the job composes them with the RDP accountant
 (:func:`._accounting.epsilon` with sampling rate 1). A mean is released as its noisy sum
 over its noisy count.
+
+Quantiles: one noisy histogram over ``bins`` equal-width bins of the column's declared
+``[min, max]`` (public bins, sensitivity 1, one mechanism whatever the number of quantiles
+asked), then post-processing in the zone: negative counts clamped to 0, the cumulative sum,
+and each quantile read off it by linear interpolation inside the bin where the cumulative
+count crosses ``q * total`` (uniform within a bin). The error is at most a bin width plus
+what the noise moves the crossing by (about ``noise * sqrt(bins) / density``).
 """
 
 from __future__ import annotations
@@ -46,6 +53,30 @@ def analytics_epsilon(spec: JobSpec) -> float:
     return _accounting.epsilon(mechanisms(spec), 1.0, p.noise_multiplier, p.delta)
 
 
+def _edges(domain: Domain, bins: int) -> Array:
+    if isinstance(domain, list):
+        raise ValueError("histogram edges need a numeric domain")
+    return np.linspace(float(domain["min"]), float(domain["max"]), bins + 1)
+
+
+def _numeric(column: pd.Series) -> Array:
+    values: Array = pd.to_numeric(column, errors="coerce").dropna().to_numpy(dtype=np.float64)
+    return values
+
+
+def quantiles_from_histogram(counts: Array, edges: Array, qs: Sequence[float]) -> list[float]:
+    """The quantiles ``qs`` of a (noisy) histogram over ``edges``: negative counts clamped to
+    0, linear interpolation inside the crossing bin; non-decreasing in ``q`` by construction
+    (pure post-processing of the DP histogram: no privacy cost)."""
+    clean = np.clip(np.asarray(counts, dtype=np.float64), 0.0, None)
+    total = float(clean.sum())
+    if total <= 0.0:
+        return [float("nan")] * len(qs)
+    cumulative = np.concatenate([[0.0], np.cumsum(clean)])
+    # cumulative is non-decreasing: np.interp inverts it (flat stretches: their left edge)
+    return [float(np.interp(q * total, cumulative, edges)) for q in qs]
+
+
 def _bins(domain: Domain) -> list[str]:
     if isinstance(domain, list):
         return [str(c) for c in domain]
@@ -65,7 +96,13 @@ def local_vectors(
             continue
         domain = domains[q["column"]]
         column = frame[q["column"]]
-        if q["kind"] == "histogram":
+        if q["kind"] == "quantile":
+            if isinstance(domain, list):
+                raise ValueError(f"quantile needs a numeric column; {q['column']!r} is categorical")
+            edges = _edges(domain, int(q.get("bins", 64)))
+            x = np.clip(_numeric(column), edges[0], edges[-1])
+            out.append((np.histogram(x, edges)[0].astype(np.float64), 1.0))
+        elif q["kind"] == "histogram":
             if isinstance(domain, list):
                 values = column.astype(str).str.strip()
                 counts = [float((values == str(c)).sum()) for c in domain]
@@ -116,6 +153,13 @@ def run(
             bins = _bins(domains[q["column"]])
             counts = dict(zip(bins, (float(v) for v in noisy[at]), strict=True))
             results.append({"kind": "histogram", "column": q["column"], "counts": counts})
+            at += 1
+        elif q["kind"] == "quantile":
+            qs = [float(v) for v in q["quantiles"]]
+            edges = _edges(domains[q["column"]], int(q.get("bins", 64)))
+            values = quantiles_from_histogram(noisy[at], edges, qs)
+            results.append({"kind": "quantile", "column": q["column"],
+                            "value": dict(zip((f"{v:g}" for v in qs), values, strict=True))})  # fmt: skip
             at += 1
         else:
             noisy_sum, count = float(noisy[at][0]), float(noisy[at + 1][0])

@@ -37,14 +37,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from collabzone.errors import InvalidInputError, NotAuthorisedError
+from collabzone.budget import PrivacyCost
+from collabzone.errors import CollabzoneError, InvalidInputError, NotAuthorisedError
 from collabzone.techniques.federated import (
+    _accounting,
     _analytics,
     _data,
     _deploy,
     _federation,
     _models,
     _spec,
+    _tls,
 )
 from collabzone.techniques.federated._federation import ClientData
 
@@ -94,10 +97,31 @@ def link_for(request_id: str) -> LocalLink | None:
         return _LINKS.get(request_id)
 
 
+def _startable(status: str) -> bool:
+    """An aggregator may open a job every owner approved (``approved``), or one it took
+    already (``running``: :meth:`Zone.start_fanout` refuses a second taker)."""
+    return status in ("approved", "running")
+
+
+def _take(zone: Zone, request_id: str, status: str, how: str) -> None:
+    """``approved -> running``, carried by this process (a crash: failed at recovery)."""
+    if status == "approved":
+        zone.start_fanout(request_id, {"aggregator": how})
+
+
+def _spent(details: dict[str, Any], epsilon: float) -> dict[str, PrivacyCost]:
+    """What the rounds already run cost each dataset (charged if the job fails after)."""
+    if epsilon <= 0:
+        return {}
+    delta = float(details["spec"]["privacy"]["delta"])
+    owners: dict[str, str] = details["owners"]
+    return {name: PrivacyCost(epsilon=epsilon, delta=delta) for name in owners}
+
+
 def open_link(zone: Zone, request_id: str) -> LocalLink:
     """Open the job's link; refused unless every owner approved (status ``approved``)."""
     job = zone.fanout_job(request_id)
-    if job["status"] != "approved":
+    if not _startable(job["status"]):
         raise InvalidInputError(
             f"request {request_id} is {job['status']}: a federated job starts only once "
             "every owner approved it"
@@ -131,6 +155,8 @@ def run(zone: Zone, request_id: str, seed: int = 0) -> Request:
             "joined the job yet"
         )
     domains = dict(details["domains"])
+    _take(zone, request_id, job["status"], "in-process")
+    spent = [0.0]
     try:
         if spec.task == "analytics":
             frames = {o: c.frame for o, c in link.clients.items() if c.frame is not None}
@@ -155,6 +181,7 @@ def run(zone: Zone, request_id: str, seed: int = 0) -> Request:
                 metrics.append(scored)
                 event.update(loss=scored["loss"], accuracy=scored["accuracy"])
             zone.job_event(request_id, "federated.round", event)
+            spent[0] = float(record.get("epsilon", 0.0))
 
         clients = {o: c.data for o, c in link.clients.items() if c.data is not None}
         result = _federation.train(
@@ -169,9 +196,19 @@ def run(zone: Zone, request_id: str, seed: int = 0) -> Request:
             "metrics": metrics,
         }
         return zone.complete_fanout(request_id, payload, mechanism=MECHANISM)
+    except Exception as exc:
+        # the rounds already run were seen (their audit events carry the evaluation scores)
+        zone.fail_fanout(request_id, _message(exc), _spent(details, spent[0]))
+        raise
     finally:
         with _LOCK:
             _LINKS.pop(request_id, None)
+
+
+def _message(exc: Exception) -> str:
+    """A failure message that names the error's type, never data-dependent text."""
+    detail = exc.message if isinstance(exc, CollabzoneError) else ""
+    return f"the zone's aggregator stopped ({type(exc).__name__}{': ' + detail if detail else ''})"
 
 
 @dataclass
@@ -186,16 +223,25 @@ class FlowerLink:
     """The ServerApp's whole result file (tests read what reached the strategy)."""
 
 
-def open_flower(zone: Zone, request_id: str, root: Path) -> FlowerLink:
-    """Start the job's SuperLink (the job must be approved by every owner); node agents
-    configured with ``address`` start their SuperNodes when they pull the job."""
+def open_flower(
+    zone: Zone,
+    request_id: str,
+    root: Path,
+    tls: _tls.Certificates | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    advertised: str | None = None,
+) -> FlowerLink:
+    """Start the job's SuperLink (the job must be approved by every owner), over TLS with
+    the zone's certificates when ``tls`` is given; node agents configured with its address
+    start their SuperNodes when they pull the job."""
     job = zone.fanout_job(request_id)
-    if job["status"] != "approved":
+    if not _startable(job["status"]):
         raise InvalidInputError(
             f"request {request_id} is {job['status']}: a federated job starts only once "
             "every owner approved it"
         )
-    deployment, address = _deploy.start_link(root)
+    deployment, address = _deploy.start_link(root, tls, host, port, advertised)
     return FlowerLink(request_id, tuple(job["plan"]["details"]["nodes"]), deployment, address)
 
 
@@ -213,17 +259,34 @@ def run_flower(zone: Zone, link: FlowerLink, timeout: float = 600.0) -> Request:
         "domains-json": json.dumps(details["domains"]),
         "epsilon-budget": float(details["projected_epsilon"]),
     }
+    _take(zone, link.request_id, job["status"], "flower")
+    p = spec.privacy
+    audited: list[int] = []
+
+    def on_round(r: int) -> None:  # live: the console and `fl status` follow the rounds
+        zone.job_event(link.request_id, "federated.round", {
+            "round": r, "clients": list(link.nodes), "clipping_norm": p.clipping_norm,
+            "noise_std": p.noise_multiplier * p.clipping_norm,
+            "epsilon": _accounting.epsilon(r, p.sampling_rate, p.noise_multiplier, p.delta),
+            "noise_multiplier": p.noise_multiplier,
+        })  # fmt: skip
+        audited.append(r)
+
     try:
-        link.raw = _deploy.run_app(link.deployment, run_config, timeout)
+        link.raw = _deploy.run_app(link.deployment, run_config, timeout, on_round)
+    except Exception as exc:  # nothing reached the analyst: the rounds are audited at the end
+        zone.fail_fanout(link.request_id, _message(exc))
+        raise
     finally:
         link.deployment.stop()
     rounds = [{**r, "clients": list(link.nodes)} for r in link.raw["rounds"]]
     evaluation = _evaluation(zone, link.request_id, spec, dict(details["domains"]))
     params = [np.asarray(p, dtype=np.float64) for p in link.raw["model"]]
     metrics = []
-    for record in rounds:
-        event = {**record, "noise_multiplier": spec.privacy.noise_multiplier}
-        zone.job_event(link.request_id, "federated.round", event)
+    for record in rounds:  # rounds the progress file did not report yet
+        if record["round"] not in audited:
+            event = {**record, "noise_multiplier": spec.privacy.noise_multiplier}
+            zone.job_event(link.request_id, "federated.round", event)
     if evaluation is not None and rounds:  # the ServerApp returns the final model only
         x, y = evaluation
         metrics.append({"round": rounds[-1]["round"], "loss": _models.log_loss(params, x, y),

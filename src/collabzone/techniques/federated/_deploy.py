@@ -7,7 +7,7 @@ the installed environment. The run is submitted with ``flwr run <app dir> <conne
 against a Flower configuration written into a private ``FLWR_HOME``; the app directory holds
 only a ``pyproject.toml`` naming :mod:`._flower`'s apps. Insecure (no TLS) gRPC on
 127.0.0.1 is for tests and the demo only; a deployment gives the SuperLink the certificates
-the zone generates (docs/federated.md).
+the zone generates (:mod:`._tls`, ``collabzone fl certs``, docs/federated.md).
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from collabzone.errors import CollabzoneError, InternalError
+from collabzone.techniques.federated import _tls
 
 APP_TOML = """[build-system]
 requires = ["hatchling"]
@@ -113,35 +114,64 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
         os.killpg(process.pid, sig)
 
 
-def start_link(root: Path) -> tuple[Deployment, str]:
-    """The zone's SuperLink on 127.0.0.1 (insecure: tests and the demo) and a private
-    ``FLWR_HOME`` naming it; returns the deployment and the SuperLink's address."""
+def start_link(
+    root: Path,
+    tls: _tls.Certificates | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    advertised: str | None = None,
+) -> tuple[Deployment, str]:
+    """The zone's SuperLink on ``host:port`` (a free port on 127.0.0.1 by default) and a
+    private ``FLWR_HOME`` naming it; returns the deployment and the SuperLink's address.
+
+    With ``tls`` (the zone's certificates, :mod:`._tls`) it serves TLS and ``flwr`` checks
+    it against the zone's CA; without, it runs ``--insecure`` (tests and the demo only).
+    ``advertised`` is the address the nodes dial (default ``host:port``; the zone's own
+    ``flwr`` connects to 127.0.0.1 when ``host`` is a wildcard, so the certificate must also
+    name 127.0.0.1 or localhost in that case)."""
     root.mkdir(parents=True, exist_ok=True)
-    link = free_port()  # Flower 1.41 serves Fleet, Control and Runtime APIs on one HTTP port
+    link = port or free_port()  # Flower 1.41 serves Fleet, Control and Runtime APIs on one port
     deployment = Deployment(root)
     home = root / "flwr-home"
     home.mkdir(exist_ok=True)
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    security = f"root-certificates = {json.dumps(str(tls.ca))}\n" if tls else "insecure = true\n"
     (home / "config.toml").write_text(
         f'[superlink]\ndefault = "zone"\n\n[superlink.zone]\n'
-        f'address = "127.0.0.1:{link}"\ninsecure = true\n',
+        f'address = "{local}:{link}"\n{security}',
         encoding="utf-8",
     )
+    security_args = (
+        ["--ssl-ca-certfile", str(tls.ca), "--ssl-certfile", str(tls.cert),
+         "--ssl-keyfile", str(tls.key)]
+        if tls
+        else ["--insecure"]
+    )  # fmt: skip
     deployment.start("superlink", [
-        str(Path(sys.executable).parent / "flower-superlink"), "--insecure",
-        "--host", "127.0.0.1", "--port", str(link),
+        str(Path(sys.executable).parent / "flower-superlink"), *security_args,
+        "--host", host, "--port", str(link),
         "--database", str(root / "link.db"),
     ])  # fmt: skip
-    return deployment, f"127.0.0.1:{link}"
+    return deployment, advertised or f"{local}:{link}"
 
 
 def start_supernode(
-    deployment: Deployment, name: str, address: str, node_config: Mapping[str, Any]
+    deployment: Deployment,
+    name: str,
+    address: str,
+    node_config: Mapping[str, Any],
+    root_certificates: Path | None = None,
 ) -> None:
     """One owner's SuperNode against the SuperLink at ``address``; ``node_config`` carries
-    its data path and the digest its owner approved (read by the ClientApp)."""
+    its data path and the digest its owner approved (read by the ClientApp). With
+    ``root_certificates`` (the zone's CA) it connects over TLS and verifies the SuperLink;
+    without, insecure (tests and the demo only)."""
     pairs = " ".join(f"{k}={_toml_value(v)}" for k, v in node_config.items())
+    security = (
+        ["--root-certificates", str(root_certificates)] if root_certificates else ["--insecure"]
+    )
     deployment.start(f"supernode-{name}", [
-        str(Path(sys.executable).parent / "flower-supernode"), "--insecure",
+        str(Path(sys.executable).parent / "flower-supernode"), *security,
         "--superlink", address,
         "--port", str(free_port()),
         "--node-config", pairs,
@@ -149,13 +179,19 @@ def start_supernode(
 
 
 def run_app(
-    deployment: Deployment, run_config: Mapping[str, Any], timeout: float = 600.0
+    deployment: Deployment,
+    run_config: Mapping[str, Any],
+    timeout: float = 600.0,
+    on_round: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Submit the run (the zone's ServerApp, the owners' ClientApp) and wait for the
-    ServerApp's result file; the SuperLink must be the deployment's first process."""
+    ServerApp's result file; the SuperLink must be the deployment's first process.
+    ``on_round(r)`` is called as each round is aggregated (the ServerApp's progress file)."""
     root = deployment.root
     result_path = root / "result.json"
-    config = {**run_config, "result-path": str(result_path)}
+    progress_path = root / "progress.jsonl"
+    seen = 0
+    config = {**run_config, "result-path": str(result_path), "progress-path": str(progress_path)}
     app = root / "app"
     app.mkdir(exist_ok=True)
     (app / "pyproject.toml").write_text(
@@ -164,7 +200,15 @@ def run_app(
     )
     _submit(deployment, app, timeout=240.0)
     deadline = time.monotonic() + timeout
-    while not result_path.exists():
+    while True:
+        if on_round is not None and progress_path.exists():
+            lines = progress_path.read_text(encoding="utf-8").splitlines()
+            complete = [ln for ln in lines if ln.endswith("}")]
+            for line in complete[seen:]:
+                on_round(int(json.loads(line)["round"]))
+            seen = len(complete)
+        if result_path.exists():
+            break
         if time.monotonic() > deadline or deployment.processes[0].poll() is not None:
             raise InternalError(
                 "the federated run did not finish; SuperLink log:\n"

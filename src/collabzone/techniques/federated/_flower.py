@@ -73,9 +73,13 @@ def job_from_config(config: dict[str, Any]) -> tuple[_spec.JobSpec, dict[str, An
 class _Recording(FedAvg):
     """FedAvg that writes down what reaches it: under SecAgg+, one already-summed result."""
 
-    def __init__(self, log: list[dict[str, Any]], **kwargs: Any) -> None:
+    def __init__(
+        self, log: list[dict[str, Any]], progress: Path | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.log = log
+        self.progress = progress
+        """A JSON-lines file the zone tails: one line per aggregated round (live audit)."""
 
     def aggregate_fit(
         self,
@@ -93,7 +97,11 @@ class _Recording(FedAvg):
                 ],
             }
         )
-        return super().aggregate_fit(server_round, results, failures)
+        aggregated = super().aggregate_fit(server_round, results, failures)
+        if self.progress is not None:
+            with self.progress.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"round": server_round}) + "\n")
+        return aggregated
 
 
 class _RecordingProx(_Recording, FedProx):
@@ -162,10 +170,11 @@ def _server_main(grid: Grid, context: Context) -> None:
         "min_available_clients": n_clients,
         "initial_parameters": ndarrays_to_parameters(initial),
     }
+    progress = Path(str(config["progress-path"])) if config.get("progress-path") else None
     inner: Strategy = (
-        _RecordingProx(received, proximal_mu=spec.proximal_mu, **common)
+        _RecordingProx(received, progress, proximal_mu=spec.proximal_mu, **common)
         if spec.strategy == "FedProx"
-        else _Recording(received, **common)
+        else _Recording(received, progress, **common)
     )
     strategy: Strategy = DifferentialPrivacyClientSideFixedClipping(
         inner, p.noise_multiplier, p.clipping_norm, max(1, round(p.sampling_rate * n_clients))

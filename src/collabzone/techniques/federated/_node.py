@@ -83,7 +83,10 @@ def join(
             "approved-sha256": str(options["approved"]),
             **dict(options.get("node_config") or {}),
         }
-        _deploy.start_supernode(deployment, owner, str(options["superlink"]), node_config)
+        ca = options.get("root_certificates")
+        _deploy.start_supernode(
+            deployment, owner, str(options["superlink"]), node_config, Path(ca) if ca else None
+        )
         _SUPERNODES[(request_id, owner)] = deployment
         return True
     link = _coordinator.link_for(request_id)

@@ -26,7 +26,9 @@ from collabzone.techniques.federated._models import FAMILIES
 
 STRATEGIES = ("FedAvg", "FedProx", "FedAdam")
 TASKS = ("train", "analytics")
-ANALYTICS = ("count", "histogram", "mean")
+ANALYTICS = ("count", "histogram", "mean", "quantile")
+QUANTILE_BINS = (2, 1000)
+"""Bounds on a quantile query's ``bins`` (public, equal-width over the declared domain)."""
 MAX_ROUNDS = 200
 SIGNING_PURPOSE = "federated-job-signing"
 
@@ -60,7 +62,8 @@ class JobSpec:
     secure_aggregation: bool = True
     privacy: Privacy = field(default_factory=Privacy)
     queries: tuple[Mapping[str, Any], ...] = ()
-    """For ``analytics``: ``{"kind": "count"|"histogram"|"mean", "column": ...}``."""
+    """For ``analytics``: ``{"kind": "count"|"histogram"|"mean", "column": ...}`` or
+    ``{"kind": "quantile", "column": ..., "quantiles": [0.5, ...], "bins": 64}``."""
     evaluation: str | None = None
     """A dataset the analyst owns in the zone, scored by the global model after each round
     (the per-round accuracy and loss; the models are DP outputs, so this costs nothing)."""
@@ -139,6 +142,8 @@ def parse(doc: Mapping[str, Any]) -> JobSpec:
                 raise InvalidInputError(f"each query needs `kind` in {', '.join(ANALYTICS)}")
             if q["kind"] != "count" and not isinstance(q.get("column"), str):
                 raise InvalidInputError(f"a {q['kind']} query needs `column`")
+            if q["kind"] == "quantile":
+                _check_quantile(q)
         return JobSpec(queries=tuple(dict(q) for q in queries), rounds=1, **common)
     model = doc.get("model", "logreg")
     if model not in FAMILIES:
@@ -196,3 +201,23 @@ def verify(spec: JobSpec, approved_digest: str, signature: str, zone_key: Ed2551
         zone_key.verify(bytes.fromhex(signature), approved_digest.encode())
     except (InvalidSignature, ValueError):
         raise NotAuthorisedError("the job spec is not signed by the zone; refused") from None
+
+
+def _check_quantile(query: Mapping[str, Any]) -> None:
+    """A quantile query: ``quantiles`` in (0, 1), ``bins`` (default 64) within bounds, no
+    other key (an unknown key is an error, not ignored)."""
+    unknown = set(query) - {"kind", "column", "quantiles", "bins"}
+    if unknown:
+        raise InvalidInputError(f"a quantile query has no {', '.join(sorted(unknown))}")
+    qs = query.get("quantiles")
+    if (
+        not isinstance(qs, list)
+        or not qs
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in qs)
+        or not all(0.0 < float(v) < 1.0 for v in qs)
+    ):
+        raise InvalidInputError("a quantile query needs `quantiles`: numbers in (0, 1)")
+    bins = query.get("bins", 64)
+    low, high = QUANTILE_BINS
+    if isinstance(bins, bool) or not isinstance(bins, int) or not low <= bins <= high:
+        raise InvalidInputError(f"a quantile query's `bins` must be an integer in [{low}, {high}]")

@@ -78,6 +78,11 @@ class Federated(Technique):
                     raise InvalidInputError(
                         f"column {column_name!r} declares different domains across datasets"
                     )
+        for q in job.queries:  # a mean or a quantile needs numeric, declared bounds
+            if q["kind"] in ("mean", "quantile") and isinstance(domains[q["column"]], list):
+                raise InvalidInputError(
+                    f"a {q['kind']} needs a numeric column; {q['column']!r} is categorical"
+                )
         if job.evaluation is not None:
             evaluation = ctx.dataset(job.evaluation)
             if evaluation.owner != ctx.requester.name:
@@ -218,6 +223,21 @@ class Federated(Technique):
 
     def result_view(self, payload: Mapping[str, Any]) -> ResultView:
         return result_view(payload)
+
+    def progress(
+        self, request_id: str, status: str, plan: Mapping[str, Any], events: Any
+    ) -> dict[str, Any]:
+        """Where a running job stands, read off its per-round audit events (see
+        :mod:`._progress`): round x of n, clients, epsilon so far, evaluation metrics."""
+        from collabzone.techniques.federated import _progress
+
+        return _progress.progress(request_id, status, plan, events)
+
+    def progress_view(self, doc: Mapping[str, Any]) -> ResultView:
+        """The console's view of :meth:`progress`: facts and the curves so far."""
+        from collabzone.techniques.federated import _progress
+
+        return _progress.progress_view(doc)
 
     def node_risk(self, plan: Plan) -> dict[str, Any]:
         """The owners' risk summary before approval: the projected epsilon per dataset, the

@@ -1,4 +1,4 @@
-"""``collabzone fl submit|status|result|approve|node``: the analyst's and the owners' side.
+"""``collabzone fl submit|status|result|approve|node|certs``: the analyst's and the owners' side.
 
 ``submit`` sends a job spec (a JSON file: task, datasets, features, label, model, strategy,
 rounds, privacy; see docs/federated.md) and prints the request id, its status and the
@@ -7,8 +7,9 @@ prints the released model and per-round aggregates with the privacy receipt. The
 one of ``--zone`` / ``COLLABZONE_ZONE``, the party the one of ``--token`` /
 ``COLLABZONE_TOKEN``, as for every command. ``approve`` is the owner approving from its
 node (recording the approved spec digest in the node's approval book); ``node`` runs the
-owner's node for federated jobs on the deployment path (a SuperNode per joined job). Heavy
-imports happen inside the commands.
+owner's node for federated jobs on the deployment path (a SuperNode per joined job, over TLS
+with the zone's CA); ``certs`` makes the zone's CA and SuperLink certificate. Heavy imports
+happen inside the commands.
 """
 
 from __future__ import annotations
@@ -68,8 +69,20 @@ def submit_command(
 
 
 @app.command("status")
-def status_command(request_id: Annotated[str, typer.Argument()]) -> None:
-    """Where a federated job stands: status, approvals awaited, spec digest, epsilon."""
+def status_command(
+    request_id: Annotated[str, typer.Argument()],
+    watch: Annotated[
+        float | None,
+        typer.Option("--watch", help="refresh every SECONDS while the job runs"),
+    ] = None,
+) -> None:
+    """Where a federated job stands: status, approvals awaited, spec digest, epsilon, and
+    while it runs: round x of n, clients, the last metrics (as the console shows them)."""
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+
     try:
         zone = _zone()
         request = zone.request(request_id)
@@ -83,8 +96,48 @@ def status_command(request_id: Annotated[str, typer.Argument()]) -> None:
             typer.echo(f"  projected epsilon: {details.get('projected_epsilon'):.4g}")
         for reason in request.reasons:
             typer.echo(f"  {reason}")
+        if watch is None:
+            Console().print(_progress_table(zone, request_id))
+            return
+        if watch <= 0:
+            raise InvalidInputError("--watch needs a positive number of seconds")
+        with Live(_progress_table(zone, request_id), refresh_per_second=1) as live:
+            while zone.request(request_id).status.value in ("approved", "running"):
+                time.sleep(watch)
+                live.update(_progress_table(zone, request_id))
     except CollabzoneError as exc:
         raise _fail(exc) from None
+
+
+def _progress_table(zone: Any, request_id: str) -> Any:
+    """The job's progress (``_progress.progress``) as a Rich table: one row per round."""
+    from rich.table import Table
+
+    from collabzone.techniques.federated import _progress
+
+    request = zone.request(request_id)
+    events = zone.audit_events()
+    doc = _progress.progress(
+        request_id, request.status.value, zone.request_plan(request_id), events
+    )
+    table = Table(title=f"{request_id}: {_progress.summary(doc)}", title_justify="left")
+    for name in ("round", "clients", "epsilon so far", "accuracy", "loss"):
+        table.add_column(name, justify="right")
+    scores = {int(m["round"]): m for m in doc["metrics"]}
+    for event in events:
+        if event.get("subject") != request_id or event.get("action") != _progress.ROUND:
+            continue
+        d = event["details"]
+        score = scores.get(int(d.get("round", 0)), {})
+        table.add_row(
+            str(d.get("round")), str(len(d.get("clients") or [])),
+            _fmt(d.get("epsilon")), _fmt(score.get("accuracy")), _fmt(score.get("loss")),
+        )  # fmt: skip
+    return table
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4g}"
 
 
 @app.command("result")
@@ -141,6 +194,13 @@ def node_command(
     zone_key: Annotated[
         str | None, typer.Option("--zone-key", help="the zone's job-signing key (hex) to pin")
     ] = None,
+    root_certificates: Annotated[
+        Path | None,
+        typer.Option("--root-certificates", help="the zone's CA (ca.pem from `fl certs`)"),
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="no TLS to the SuperLink (tests and demos only)")
+    ] = False,
     workdir: Annotated[Path, typer.Option("--workdir", help="SuperNode logs")] = Path("fl-node"),
     poll: Annotated[float, typer.Option("--poll", help="seconds between polls")] = 5.0,
     once: Annotated[bool, typer.Option("--once", help="join waiting jobs and exit")] = False,
@@ -150,6 +210,10 @@ def node_command(
     from collabzone.node import NodeAgent
 
     try:
+        if (root_certificates is None) == (not insecure):
+            raise InvalidInputError(
+                "give --root-certificates ca.pem (the zone's CA, TLS) or, in tests only, --insecure"
+            )
         files = {}
         for item in data:
             name, sep, path = item.partition("=")
@@ -157,7 +221,8 @@ def node_command(
                 raise InvalidInputError(f"--data {item!r}: give NAME=PATH")
             files[name] = Path(path)
         agent = NodeAgent(_zone(), files, approvals=book, zone_key=zone_key,
-                          superlink=superlink, workdir=workdir)  # fmt: skip
+                          superlink=superlink, workdir=workdir,
+                          root_certificates=root_certificates)  # fmt: skip
         if once:
             for request in agent.run_once():
                 typer.echo(f"{request.id}: {request.status.value}")
@@ -168,3 +233,26 @@ def node_command(
             agent.close()
     except CollabzoneError as exc:
         raise _fail(exc) from None
+
+
+@app.command("certs")
+def certs_command(
+    out: Annotated[Path, typer.Option("--out", help="directory for the certificates")],
+    host: Annotated[
+        list[str],
+        typer.Option("--host", help="a name or IP the nodes dial (repeat); the first is the CN"),
+    ],
+    days: Annotated[int, typer.Option("--days", help="validity in days")] = 365,
+    zone_id: Annotated[str, typer.Option("--zone-id", help="names the CA")] = "collabzone",
+) -> None:
+    """Make the zone's CA and its SuperLink's TLS certificate (subject alternative names:
+    every --host); the owners' nodes get ca.pem only (``fl node --root-certificates``)."""
+    from collabzone.techniques.federated import _tls
+
+    try:
+        certs = _tls.issue(out, host, zone_id=zone_id, days=days)
+    except CollabzoneError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"CA (hand to the owners' nodes): {certs.ca}")
+    typer.echo(f"SuperLink certificate: {certs.cert}, key: {certs.key} (0600)")
+    typer.echo(f"for: {', '.join(host)}; the CA key {out / _tls.CA_KEY} stays with the zone")
