@@ -30,9 +30,9 @@ app = typer.Typer(
 
 
 def _zone() -> Any:
-    from collabzone import cli
+    from collabzone.cli_context import open_zone
 
-    return cli._zone()
+    return open_zone()
 
 
 def _fail(error: CollabzoneError) -> typer.Exit:
