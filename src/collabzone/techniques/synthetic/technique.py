@@ -37,7 +37,14 @@ from collabzone.techniques.base import (
 from collabzone.techniques.synthetic.join import Source, join_sources
 from collabzone.techniques.view import ResultView
 
-METHODS = ("mst", "aim")
+METHODS = ("mst", "aim", "privbayes")
+PURE = ("privbayes",)
+MECHANISMS = {
+    "mst": "MST (McKenna et al. 2021): OpenDP Gaussian + noisy max, rho-zCDP",
+    "aim": "AIM (McKenna et al. 2022): OpenDP Gaussian + noisy max, rho-zCDP",
+    "privbayes": "PrivBayes (Zhang et al. 2017): OpenDP noisy max + discrete Laplace, pure DP",
+}
+"""Methods under pure epsilon-DP: the budget is ``epsilon`` alone, charged as it is."""
 SPEC_KEYS = frozenset(
     {
         *("dataset", "datasets", "on", "name", "method", "columns"),
@@ -93,6 +100,27 @@ def _sources(spec: Mapping[str, Any], ctx: PlanContext) -> tuple[Source, ...]:
     return join_sources([ctx.dataset(d) for d in several], on, columns, _eligible)
 
 
+def _check_table_size(sources: tuple[Source, ...], ctx: PlanContext, bins: Any) -> None:
+    """Refuse, before anything is measured, a PrivBayes whose tables would be too big."""
+    from collabzone.techniques.synthetic.encode import table_codec
+    from collabzone.techniques.synthetic.privbayes import MAX_TABLE_CELLS, table_cells
+
+    if isinstance(bins, bool) or not isinstance(bins, int) or not 2 <= bins <= 256:
+        return  # refused with its own message below
+    domains = {
+        new: column.domain
+        for s in sources
+        for old, new in s.columns
+        if (column := ctx.dataset(s.dataset).column(old)) is not None
+    }
+    cells = table_cells(table_codec(domains, bins=bins).shape, 2)
+    if cells > MAX_TABLE_CELLS:
+        raise InvalidInputError(
+            f"PrivBayes would measure tables of up to {cells} cells (limit {MAX_TABLE_CELLS}): "
+            "ask for fewer `bins` or fewer columns with large domains"
+        )
+
+
 def _check_columns(dataset: Dataset, columns: list[str]) -> None:
     for column_name in columns:
         column = dataset.column(column_name)
@@ -137,15 +165,25 @@ class Synthetic(Technique):
             raise InvalidInputError("synthetic needs at least two `columns`")
         for source in sources:
             _check_columns(ctx.dataset(source.dataset), [c for c, _ in source.columns])
-        if "rho" in spec:
+        if method in PURE:
+            if "rho" in spec or "delta" in spec or "epsilon" not in spec:
+                raise InvalidInputError(
+                    f"{method} is pure epsilon-DP: give `epsilon` only (no rho, no delta)"
+                )
+            epsilon = privacy_parameter("epsilon", spec["epsilon"])
+            budget = {"epsilon": epsilon}  # its OpenDP privacy maps sum to at most this
+            cost = PrivacyCost(epsilon=epsilon)
+            _check_table_size(sources, ctx, spec.get("bins", 16))
+        elif "rho" in spec:
             if "epsilon" in spec:
                 raise InvalidInputError("give either rho or epsilon (with delta), not both")
             rho = privacy_parameter("rho", spec["rho"])
+            budget = {"rho": rho}
             cost = PrivacyCost(rho=rho)
         elif "epsilon" in spec:
             epsilon = privacy_parameter("epsilon", spec["epsilon"])
             delta = privacy_parameter("delta", spec.get("delta", 1e-6))
-            rho = rho_for(epsilon, delta)
+            budget = {"rho": rho_for(epsilon, delta)}
             cost = PrivacyCost(epsilon=epsilon, delta=delta)
         else:
             raise InvalidInputError("give a budget: rho, or epsilon (and delta, default 1e-6)")
@@ -179,11 +217,12 @@ class Synthetic(Technique):
                 for src in sources
             },
             outputs=f"a synthetic table of {width} columns{joined} "
-            f"({method.upper()}, rho={rho:.6g})",
+            f"({method.upper()}, {', '.join(f'{k}={v:.6g}' for k, v in budget.items())})",
             details={
                 "sources": [src.as_dict() for src in sources],
                 "method": method,
-                "rho": rho,
+                "rho": budget.get("rho"),
+                "epsilon": budget.get("epsilon"),
                 "bins": bins,
                 "iters": iters,
                 "rows": rows,
@@ -223,16 +262,32 @@ class Synthetic(Technique):
         codec = table_codec({c: models[c].domain for c in columns}, bins=plan.details["bins"])
         seed = int(ctx.rng.integers(2**31))
         method = plan.details["method"]
-        generate = aim_module.aim if method == "aim" else mst_module.mst
         try:
-            result = generate(
-                codec.encode(frame),
-                codec.shape,
-                plan.details["rho"],
-                rows=plan.details["rows"],
-                iters=plan.details["iters"],
-                seed=seed,
-            )
+            if method == "privbayes":
+                from collabzone.techniques.synthetic.privbayes import privbayes
+
+                # a public bound on the rows: the catalogue's counts (a join has at most
+                # one row per person, so no more than its smallest side)
+                bound = min(ctx.dataset(d).row_count for d in plan.datasets)
+                result: Any = privbayes(
+                    codec.encode(frame),
+                    codec.shape,
+                    plan.details["epsilon"],
+                    max_rows=max(bound, 1),
+                    rows=plan.details["rows"],
+                    seed=seed,
+                    rng=ctx.rng,
+                )
+            else:
+                generate = aim_module.aim if method == "aim" else mst_module.mst
+                result = generate(
+                    codec.encode(frame),
+                    codec.shape,
+                    plan.details["rho"],
+                    rows=plan.details["rows"],
+                    iters=plan.details["iters"],
+                    seed=seed,
+                )
         except Exception as exc:  # measurements may already have run: charge them
             raise FailedAfterSpending(
                 f"{method.upper()} failed after measuring ({type(exc).__name__}); "
@@ -266,22 +321,29 @@ class Synthetic(Technique):
             provenance={
                 **_provenance(sources, ctx),
                 "method": plan.details["method"],
-                "rho": plan.details["rho"],
                 **cost.as_dict(),
+                # the zCDP budget the request's (epsilon, delta) converts to
+                **({"rho": plan.details["rho"]} if plan.details.get("rho") is not None else {}),
             },
             description=f"DP synthetic version of {names} ({plan.details['method'].upper()})",
         )
         privacy = {
             **{k: v for k, v in cost.as_dict().items() if v},
-            "rho": plan.details["rho"],
-            "rho_spent": result.spend.rho,
+            **(
+                {"epsilon_spent": result.spend.rho}
+                if method in PURE
+                else {"rho": plan.details["rho"], "rho_spent": result.spend.rho}
+            ),
             "opendp_measurements": len(result.spend.parts),
         }
-        structure = (
-            {"tree": [list(p) for p in result.tree]}
-            if isinstance(result, mst_module.MSTResult)
-            else {"measured": [list(c) for c in result.measured]}
-        )
+        if isinstance(result, mst_module.MSTResult):
+            structure: dict[str, Any] = {"tree": [list(p) for p in result.tree]}
+        elif method == "privbayes":
+            structure = {"network": [[c, list(p)] for c, p in result.network]}
+        else:
+            structure = {"measured": [list(c) for c in result.measured]}
+        unit = "epsilon" if method in PURE else "rho"
+        budget = plan.details[unit]
         return Outcome(
             payload={
                 "columns": columns,
@@ -291,14 +353,11 @@ class Synthetic(Technique):
                 **structure,
                 "report": report_payload(codec, result.codes, result.measurements, privacy),
             },
-            mechanism=(
-                "MST (McKenna et al. 2021)" if method == "mst" else "AIM (McKenna et al. 2022)"
-            )
-            + ": OpenDP Gaussian + noisy max, rho-zCDP",
+            mechanism=MECHANISMS[method],
             spent=dict(plan.cost),
             derived=derived,
             notes=(
-                f"{method.upper()} spent rho={result.spend.rho:.6g} of {plan.details['rho']:.6g} over "
+                f"{method.upper()} spent {unit}={result.spend.rho:.6g} of {budget:.6g} over "
                 f"{len(result.spend.parts)} OpenDP measurements",
                 "the table is post-processing: analyses of it spend no further budget",
             ),
