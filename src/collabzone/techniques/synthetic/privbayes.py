@@ -3,11 +3,12 @@
 Zhang, Cormode, Procopiuc, Srivastava, Xiao, "PrivBayes: Private Data Release via Bayesian
 Networks", ACM TODS 42(4), 2017, as DataSynthesizer 0.1.13 (Ping, Stoyanovich, Howe,
 SSDBM 2017) runs it in its correlated attribute mode: half the budget learns a network of
-degree ``k`` greedily (a random root; then d - 1 exponential-mechanism picks of a (child,
-parents) pair scored by mutual information), the other half measures the d - k tables the
-conditionals come from (the joint of the first k + 1 attributes, then parents + child for
-each later attribute) with Laplace noise of scale ``(d - k) / (epsilon / 2)`` on counts, and
-DataSynthesizer's own sampler (``DataGenerator.generate_encoded_dataset``) draws the rows.
+degree at most ``k`` greedily (a random root; then d - 1 exponential-mechanism picks of a
+(child, parents) pair scored by mutual information, among the pairs whose table is small
+enough for its noise, PrivBayes's theta-usefulness), the other half measures the d tables
+the conditionals come from (the root's 1-way, then parents + child for each attribute)
+with Laplace noise of scale ``d / (epsilon / 2)`` on counts, and DataSynthesizer's own
+sampler (``DataGenerator.generate_encoded_dataset``) draws the rows.
 
 Where this differs from calling DataSynthesizer's describer, and why (each is a privacy
 leak or an unaccounted spend there, see docs/synthetic.md):
@@ -43,6 +44,8 @@ from collabzone.techniques.synthetic.mst import Spend
 
 MAX_TABLE_CELLS = 1 << 22
 """Largest noisy table measured (4M cells of 8 bytes): checked before any measurement."""
+THETA = 4.0
+"""PrivBayes's theta-usefulness target (DataSynthesizer's default): see candidates_of."""
 
 
 def score_sensitivity(max_rows: int) -> float:
@@ -74,18 +77,26 @@ def mutual_information_counts(
     return float((table[nonzero] * np.log(ratio[nonzero])).sum())
 
 
-def tables_of(
-    network: list[tuple[str, tuple[str, ...]]], root: str, k: int
-) -> list[tuple[str, ...]]:
-    """The cliques measured: the first k + 1 attributes together, then parents + child."""
-    first = (root, *(child for child, _ in network[:k]))
-    return [first] + [(*parents, child) for child, parents in network[k:]]
-
-
 def table_cells(shape: Mapping[str, int], k: int) -> int:
-    """Cells of the largest table a network of degree ``k`` may measure (k + 1 largest)."""
+    """Cells of the largest table of k + 1 columns (the k + 1 largest domains)."""
     sizes = sorted(shape.values(), reverse=True)[: k + 1]
     return int(np.prod(sizes))
+
+
+def candidates_of(
+    chosen: list[str], rest: list[str], shape: Mapping[str, int], k: int, limit: float
+) -> list[tuple[str, tuple[str, ...]]]:
+    """The (child, parents) pairs a step may pick: 1 to k parents among the attributes
+    already in the network, whose table has at most ``limit`` cells (PrivBayes's
+    theta-usefulness); if none fits, every single parent (the network must connect)."""
+    pairs = [
+        (c, p)
+        for c in rest
+        for width in range(1, min(len(chosen), k) + 1)
+        for p in itertools.combinations(chosen, width)
+    ]
+    fitting = [(c, p) for c, p in pairs if shape[c] * math.prod(shape[a] for a in p) <= limit]
+    return fitting or [(c, p) for c, p in pairs if len(p) == 1]
 
 
 @dataclass(frozen=True)
@@ -123,11 +134,14 @@ def privbayes(
     if n > max_rows:
         raise InternalError(f"{n} rows exceed the public bound {max_rows}")
     k = max(1, min(degree, d - 1))
-    if table_cells(shape, k) > MAX_TABLE_CELLS:
+    if table_cells(shape, 1) > MAX_TABLE_CELLS:
         raise InvalidInputError(
-            f"PrivBayes of degree {k} would measure tables of up to {table_cells(shape, k)} "
-            f"cells (limit {MAX_TABLE_CELLS}): use fewer bins or a lower degree"
+            f"PrivBayes would measure tables of up to {table_cells(shape, 1)} cells "
+            f"(limit {MAX_TABLE_CELLS}): use fewer bins"
         )
+    # theta-usefulness: a table's expected count per cell, at most max_rows / cells, should
+    # be THETA times its noise scale d / (epsilon / 2); public (bound, budget, domains)
+    limit = min(MAX_TABLE_CELLS, max_rows * epsilon / 2 / d / THETA)
     rng = rng or np.random.default_rng(seed)
     spend = Spend(epsilon)
     eps_step = epsilon / 2 / (d - 1)
@@ -143,15 +157,14 @@ def privbayes(
     chosen, rest = [root], [a for a in names if a != root]
     network: list[tuple[str, tuple[str, ...]]] = []
     while rest:
-        width = min(len(chosen), k)
-        candidates = [(c, p) for c in rest for p in itertools.combinations(chosen, width)]
+        candidates = candidates_of(chosen, rest, shape, k, limit)
         scores = [mutual_information_counts(codes, shape, c, p) for c, p in candidates]
         spend.charge(f"select {len(network)}", float(select.map(sensitivity)))
         child, parents = candidates[int(select(scores))]
         network.append((child, parents))
         chosen.append(child)
         rest.remove(child)
-    cliques = tables_of(network, root, k)
+    cliques = [(root,), *((*parents, child) for child, parents in network)]
     measure = dp.m.make_laplace(
         dp.vector_domain(dp.atom_domain(T=int)),
         dp.l1_distance(T=int),
@@ -172,7 +185,7 @@ def privbayes(
     frame = DataGenerator.generate_encoded_dataset(count, description)
     out = {a: np.asarray(frame[a], dtype=np.int64) for a in names}
     measured: list[tuple[tuple[str, ...], np.ndarray]] = [(c, noisy[c].ravel()) for c in cliques]
-    measured += [((a,), _one_way(a, cliques, noisy).ravel()) for a in names]
+    measured += [((a,), _one_way(a, cliques, noisy).ravel()) for a in names if a != root]
     return PrivBayesResult(out, spend, tuple(network), tuple(measured))
 
 

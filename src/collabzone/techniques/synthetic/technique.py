@@ -113,7 +113,7 @@ def _check_table_size(sources: tuple[Source, ...], ctx: PlanContext, bins: Any) 
         for old, new in s.columns
         if (column := ctx.dataset(s.dataset).column(old)) is not None
     }
-    cells = table_cells(table_codec(domains, bins=bins).shape, 2)
+    cells = table_cells(table_codec(domains, bins=bins).shape, 1)
     if cells > MAX_TABLE_CELLS:
         raise InvalidInputError(
             f"PrivBayes would measure tables of up to {cells} cells (limit {MAX_TABLE_CELLS}): "
