@@ -39,12 +39,12 @@ from collabzone.techniques.view import ResultView
 
 METHODS = ("mst", "aim", "privbayes")
 PURE = ("privbayes",)
+"""Methods under pure epsilon-DP: the budget is ``epsilon`` alone, charged as it is."""
 MECHANISMS = {
     "mst": "MST (McKenna et al. 2021): OpenDP Gaussian + noisy max, rho-zCDP",
     "aim": "AIM (McKenna et al. 2022): OpenDP Gaussian + noisy max, rho-zCDP",
     "privbayes": "PrivBayes (Zhang et al. 2017): OpenDP noisy max + discrete Laplace, pure DP",
 }
-"""Methods under pure epsilon-DP: the budget is ``epsilon`` alone, charged as it is."""
 SPEC_KEYS = frozenset(
     {
         *("dataset", "datasets", "on", "name", "method", "columns"),
@@ -144,12 +144,18 @@ def _check_columns(dataset: Dataset, columns: list[str]) -> None:
 
 
 class Synthetic(Technique):
-    """Differentially private synthetic data (MST or AIM on Private-PGM, OpenDP measurements)."""
+    """Differentially private synthetic data (MST or AIM on Private-PGM, PrivBayes; every
+    measurement OpenDP's)."""
 
     name = "synthetic"
-    summary = "differentially private synthetic table (MST or AIM; OpenDP Gaussian, zCDP)"
+    summary = "differentially private synthetic table (MST, AIM: zCDP; PrivBayes: pure DP)"
     rule_specs = (
-        RuleSpec("methods", Merge.SUBSET, "synthesis methods the owner allows (mst, aim)", list),
+        RuleSpec(
+            "methods",
+            Merge.SUBSET,
+            "synthesis methods the owner allows (mst, aim, privbayes)",
+            list,
+        ),
     )
 
     def plan(self, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
