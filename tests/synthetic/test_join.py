@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from collabzone.errors import InvalidInputError
 from collabzone.techniques.synthetic.join import Source, bounded_join
 from tests.conftest import Parties
 
@@ -135,3 +137,27 @@ def test_each_side_keeps_one_random_row_per_token() -> None:
         assert len(joined) == 2  # a and b, once each; c and the null token do not link
         kept.add(int(joined.loc[joined["y"] == 6, "x"].iloc[0]))
     assert kept == {1, 2, 3}  # the row kept is random, not always the first
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"datasets": ["customers"]}, "two or more"),
+        ({"datasets": ["customers", "customers"]}, "once"),
+        ({"dataset": "customers", "datasets": ["customers", "policies"]}, "or `datasets`"),
+        ({"on": {"customers": "region"}}, "not one of its join_key"),
+        ({"on": {"claims": "token"}}, "not joined"),
+        ({"columns": ["plan", "cover"]}, "write it as <dataset>.plan"),
+        ({"columns": ["customers.token", "cover"]}, "never synthesised"),
+    ],
+)
+def test_bad_join_specs_are_refused_before_anything_runs(
+    sqlite_zone: Parties, tmp_path: Path, spec: dict[str, object], message: str
+) -> None:
+    zone = sqlite_zone
+    zone.bank.add_dataset("customers", _customers(tmp_path / "c.csv", 5), CUSTOMERS)
+    zone.insurer.add_dataset("policies", _policies(tmp_path / "p.csv", 5), POLICIES)
+    _agree(zone, 1.0)
+    full = {"datasets": ["customers", "policies"], "epsilon": 1.0, **spec}
+    with pytest.raises(InvalidInputError, match=message):
+        zone.partner.submit("synthetic", full, "research", dry_run=True)
