@@ -16,7 +16,7 @@ import typer
 
 app = typer.Typer(
     name="synth",
-    help="DP synthetic data (MST or AIM) and its fidelity/privacy report.",
+    help="DP synthetic data (MST, AIM or PrivBayes) and its fidelity/privacy report.",
     no_args_is_help=True,
 )
 
@@ -43,12 +43,13 @@ def run(
     delta: Annotated[float, typer.Option(help="privacy budget delta")] = 1e-6,
     bins: Annotated[int, typer.Option(help="bins per numeric column")] = 16,
     iters: Annotated[int, typer.Option(help="Private-PGM iterations")] = 500,
-    method: Annotated[str, typer.Option(help="mst or aim")] = "mst",
+    method: Annotated[str, typer.Option(help="mst, aim or privbayes (pure epsilon)")] = "mst",
     seed: Annotated[
         int | None, typer.Option(help="seed of the sampling (not of the noise)")
     ] = None,
 ) -> None:
-    """Fit MST or AIM under (epsilon, delta)-DP to DATA and write a synthetic table."""
+    """Fit MST or AIM under (epsilon, delta)-DP, or PrivBayes under epsilon-DP, to DATA
+    and write a synthetic table. The row count is the owner's own (the file is theirs)."""
     import numpy as np
     import pandas as pd
 
@@ -57,26 +58,32 @@ def run(
     from collabzone.techniques.synthetic.aim import aim
     from collabzone.techniques.synthetic.encode import table_codec
     from collabzone.techniques.synthetic.mst import mst
+    from collabzone.techniques.synthetic.privbayes import privbayes
     from collabzone.techniques.synthetic.technique import rho_for
 
-    if method not in ("mst", "aim"):
-        raise typer.BadParameter(f"--method must be mst or aim, not {method!r}")
+    if method not in ("mst", "aim", "privbayes"):
+        raise typer.BadParameter(f"--method must be mst, aim or privbayes, not {method!r}")
     try:
-        rho = rho_for(privacy_parameter("epsilon", epsilon), privacy_parameter("delta", delta))
+        epsilon = privacy_parameter("epsilon", epsilon)
+        rho = rho_for(epsilon, privacy_parameter("delta", delta))
         domains = _domains(spec)
         codec = table_codec(domains, bins=bins)
         frame = pd.read_csv(data)
         missing = [c for c in domains if c not in frame.columns]
         if missing:
             raise typer.BadParameter(f"{data} lacks the spec's columns {missing}")
-        generate = aim if method == "aim" else mst
-        result = generate(codec.encode(frame), codec.shape, rho, iters=iters, seed=seed)
+        codes = codec.encode(frame)
+        if method == "privbayes":  # pure epsilon; --delta is not used
+            result: Any = privbayes(codes, codec.shape, epsilon, max_rows=len(frame), seed=seed)
+        else:
+            generate = aim if method == "aim" else mst
+            result = generate(codes, codec.shape, rho, iters=iters, seed=seed)
     except CollabzoneError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     codec.decode(result.codes, np.random.default_rng(seed)).to_csv(out, index=False)
     typer.echo(
-        f"wrote {out}: rho {result.spend.rho:.6g} over {len(result.spend.parts)} OpenDP measurements"
+        f"wrote {out}: {'epsilon' if method == 'privbayes' else 'rho'} {result.spend.rho:.6g} over {len(result.spend.parts)} OpenDP measurements"
     )
 
 

@@ -1,7 +1,8 @@
-"""The ``synthetic`` technique: a differentially private synthetic copy of one dataset.
+"""The ``synthetic`` technique: a differentially private synthetic copy of one dataset, or
+of a join of datasets over their linked tokens (bounded to one row per person: :mod:`.join`).
 
-The owner's agreement grants ``synthetic`` (optionally limiting ``methods``); the analyst
-asks for a synthetic version of a dataset with a method and a privacy budget, given as
+Each owner's agreement grants ``synthetic`` (optionally limiting ``methods``); the analyst
+asks for a synthetic version of a dataset (or join) with a method and a privacy budget, given as
 ``rho`` (zCDP) or as ``epsilon`` and ``delta``. The budget is converted once to rho (the
 largest rho whose zCDP-to-(epsilon, delta) conversion stays within the request), the
 method's OpenDP mechanisms must together spend no more than that rho, and the ledger is
@@ -20,7 +21,7 @@ from typing import Any
 
 from collabzone.budget import PrivacyCost, privacy_parameter
 from collabzone.errors import InvalidInputError, Reason
-from collabzone.model import ColumnClass, ColumnType
+from collabzone.model import Column, ColumnClass, ColumnType, Dataset
 from collabzone.techniques.base import (
     DerivedDataset,
     FailedAfterSpending,
@@ -33,11 +34,22 @@ from collabzone.techniques.base import (
     RunContext,
     Technique,
 )
+from collabzone.techniques.synthetic.join import Source, join_sources
 from collabzone.techniques.view import ResultView
 
-METHODS = ("mst", "aim")
+METHODS = ("mst", "aim", "privbayes")
+PURE = ("privbayes",)
+"""Methods under pure epsilon-DP: the budget is ``epsilon`` alone, charged as it is."""
+MECHANISMS = {
+    "mst": "MST (McKenna et al. 2021): OpenDP Gaussian + noisy max, rho-zCDP",
+    "aim": "AIM (McKenna et al. 2022): OpenDP Gaussian + noisy max, rho-zCDP",
+    "privbayes": "PrivBayes (Zhang et al. 2017): OpenDP noisy max + discrete Laplace, pure DP",
+}
 SPEC_KEYS = frozenset(
-    {"dataset", "name", "method", "columns", "epsilon", "delta", "rho", "rows", "bins", "iters"}
+    {
+        *("dataset", "datasets", "on", "name", "method", "columns"),
+        *("epsilon", "delta", "rho", "rows", "bins", "iters"),
+    }
 )
 SUPPORTED_TYPES = (ColumnType.STRING, ColumnType.INTEGER, ColumnType.FLOAT, ColumnType.BOOLEAN)
 NEVER = (ColumnClass.IDENTIFIER, ColumnClass.JOIN_KEY)
@@ -53,63 +65,136 @@ def rho_for(epsilon: float, delta: float) -> float:
     return (math.sqrt(log_term + epsilon) - math.sqrt(log_term)) ** 2
 
 
+def _eligible(column: Column) -> bool:
+    return column.column_class not in NEVER
+
+
+def _sources(spec: Mapping[str, Any], ctx: PlanContext) -> tuple[Source, ...]:
+    """What the request synthesises: one dataset (``dataset``) or the join of several on
+    their linked tokens (``datasets``, optional ``on``); see :mod:`.join`."""
+    single, several = spec.get("dataset"), spec.get("datasets")
+    if (single is None) == (several is None):
+        raise InvalidInputError(
+            "synthetic needs `dataset` (one dataset) or `datasets` (a join on linked tokens)"
+        )
+    columns = spec.get("columns")
+    if single is not None:
+        if not isinstance(single, str):
+            raise InvalidInputError("`dataset` must be a dataset name")
+        if "on" in spec:
+            raise InvalidInputError("`on` applies to a join: give `datasets`")
+        dataset = ctx.dataset(single)
+        names = columns or [c.name for c in dataset.columns if _eligible(c)]
+        if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
+            raise InvalidInputError("`columns` must be a list of column names")
+        return (Source(single, None, tuple((c, c) for c in names)),)
+    if (
+        not isinstance(several, list)
+        or len(several) < 2
+        or not all(isinstance(d, str) for d in several)
+    ):
+        raise InvalidInputError("`datasets` must list two or more dataset names to join")
+    on = spec.get("on", {})
+    if not isinstance(on, Mapping):
+        raise InvalidInputError("`on` maps each dataset to its token column")
+    return join_sources([ctx.dataset(d) for d in several], on, columns, _eligible)
+
+
+def _check_table_size(sources: tuple[Source, ...], ctx: PlanContext, bins: Any) -> None:
+    """Refuse, before anything is measured, a PrivBayes whose tables would be too big."""
+    from collabzone.techniques.synthetic.encode import table_codec
+    from collabzone.techniques.synthetic.privbayes import MAX_TABLE_CELLS, table_cells
+
+    if isinstance(bins, bool) or not isinstance(bins, int) or not 2 <= bins <= 256:
+        return  # refused with its own message below
+    domains = {
+        new: column.domain
+        for s in sources
+        for old, new in s.columns
+        if (column := ctx.dataset(s.dataset).column(old)) is not None
+    }
+    cells = table_cells(table_codec(domains, bins=bins).shape, 1)
+    if cells > MAX_TABLE_CELLS:
+        raise InvalidInputError(
+            f"PrivBayes would measure tables of up to {cells} cells (limit {MAX_TABLE_CELLS}): "
+            "ask for fewer `bins` or fewer columns with large domains"
+        )
+
+
+def _check_columns(dataset: Dataset, columns: list[str]) -> None:
+    for column_name in columns:
+        column = dataset.column(column_name)
+        if column is None:
+            raise InvalidInputError(f"{dataset.name!r} has no column {column_name!r}")
+        if column.column_class in NEVER:
+            raise InvalidInputError(
+                f"column {column_name!r} is a {column.column_class.value}: identifiers are "
+                "never synthesised; leave it out of `columns`"
+            )
+        if column.type not in SUPPORTED_TYPES:
+            raise InvalidInputError(
+                f"column {column_name!r} is a {column.type.value}; synthetic supports "
+                "string, integer, float and boolean columns"
+            )
+        if column.domain is None:
+            raise InvalidInputError(
+                f"column {column_name!r} declares no public domain; the owner must declare "
+                "its categories or min/max so the bins do not depend on the data"
+            )
+
+
 class Synthetic(Technique):
-    """Differentially private synthetic data (MST or AIM on Private-PGM, OpenDP measurements)."""
+    """Differentially private synthetic data (MST or AIM on Private-PGM, PrivBayes; every
+    measurement OpenDP's)."""
 
     name = "synthetic"
-    summary = "differentially private synthetic table (MST or AIM; OpenDP Gaussian, zCDP)"
+    summary = "differentially private synthetic table (MST, AIM: zCDP; PrivBayes: pure DP)"
     rule_specs = (
-        RuleSpec("methods", Merge.SUBSET, "synthesis methods the owner allows (mst, aim)", list),
+        RuleSpec(
+            "methods",
+            Merge.SUBSET,
+            "synthesis methods the owner allows (mst, aim, privbayes)",
+            list,
+        ),
     )
 
     def plan(self, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
         unknown = set(spec) - SPEC_KEYS
         if unknown:
             raise InvalidInputError(f"unknown synthetic spec keys: {', '.join(sorted(unknown))}")
-        name = spec.get("dataset")
-        if not isinstance(name, str):
-            raise InvalidInputError("synthetic needs `dataset`: the dataset to synthesise")
-        dataset = ctx.dataset(name)
+        sources = _sources(spec, ctx)
         method = spec.get("method", "mst")
         if method not in METHODS:
             raise InvalidInputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-        columns = spec.get("columns") or [
-            c.name for c in dataset.columns if c.column_class not in NEVER
-        ]
-        if not isinstance(columns, list) or len(columns) < 2:
+        width = sum(len(s.columns) for s in sources)
+        if width < 2:
             raise InvalidInputError("synthetic needs at least two `columns`")
-        for column_name in columns:
-            column = dataset.column(column_name)
-            if column is None:
-                raise InvalidInputError(f"{name!r} has no column {column_name!r}")
-            if column.column_class in NEVER:
+        for source in sources:
+            _check_columns(ctx.dataset(source.dataset), [c for c, _ in source.columns])
+        if method in PURE:
+            if "rho" in spec or "delta" in spec or "epsilon" not in spec:
                 raise InvalidInputError(
-                    f"column {column_name!r} is a {column.column_class.value}: identifiers are "
-                    "never synthesised; leave it out of `columns`"
+                    f"{method} is pure epsilon-DP: give `epsilon` only (no rho, no delta)"
                 )
-            if column.type not in SUPPORTED_TYPES:
-                raise InvalidInputError(
-                    f"column {column_name!r} is a {column.type.value}; synthetic supports "
-                    "string, integer, float and boolean columns"
-                )
-            if column.domain is None:
-                raise InvalidInputError(
-                    f"column {column_name!r} declares no public domain; the owner must declare "
-                    "its categories or min/max so the bins do not depend on the data"
-                )
-        if "rho" in spec:
+            epsilon = privacy_parameter("epsilon", spec["epsilon"])
+            budget = {"epsilon": epsilon}  # its OpenDP privacy maps sum to at most this
+            cost = PrivacyCost(epsilon=epsilon)
+            _check_table_size(sources, ctx, spec.get("bins", 16))
+        elif "rho" in spec:
             if "epsilon" in spec:
                 raise InvalidInputError("give either rho or epsilon (with delta), not both")
             rho = privacy_parameter("rho", spec["rho"])
+            budget = {"rho": rho}
             cost = PrivacyCost(rho=rho)
         elif "epsilon" in spec:
             epsilon = privacy_parameter("epsilon", spec["epsilon"])
             delta = privacy_parameter("delta", spec.get("delta", 1e-6))
-            rho = rho_for(epsilon, delta)
+            budget = {"rho": rho_for(epsilon, delta)}
             cost = PrivacyCost(epsilon=epsilon, delta=delta)
         else:
             raise InvalidInputError("give a budget: rho, or epsilon (and delta, default 1e-6)")
-        target = spec.get("name", f"{name}_synthetic")
+        names = [src.dataset for src in sources]
+        target = spec.get("name", f"{'_'.join(names)}_synthetic")
         if not isinstance(target, str) or not target:
             raise InvalidInputError("`name` (the new dataset's name) must be a non-empty string")
         if any(d.name == target for d in ctx.visible_datasets()):
@@ -126,15 +211,24 @@ class Synthetic(Technique):
             isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= 10_000_000
         ):
             raise InvalidInputError("rows must be an integer from 1 to 10000000")
+        joined = f" of the join of {', '.join(names)} on linked tokens" if len(names) > 1 else ""
         return Plan(
             technique=self.name,
-            datasets=(name,),
-            cost={name: cost},
-            columns={name: tuple(columns)},
-            outputs=f"a synthetic table of {len(columns)} columns ({method.upper()}, rho={rho:.6g})",
+            datasets=tuple(names),
+            # one person moves the (bounded) joined table by one row: every owner's budget
+            # pays the whole cost, as every owner's people are protected by it
+            cost={n: cost for n in names},
+            columns={
+                src.dataset: ((src.key,) if src.key else ()) + tuple(c for c, _ in src.columns)
+                for src in sources
+            },
+            outputs=f"a synthetic table of {width} columns{joined} "
+            f"({method.upper()}, {', '.join(f'{k}={v:.6g}' for k, v in budget.items())})",
             details={
+                "sources": [src.as_dict() for src in sources],
                 "method": method,
-                "rho": rho,
+                "rho": budget.get("rho"),
+                "epsilon": budget.get("epsilon"),
                 "bins": bins,
                 "iters": iters,
                 "rows": rows,
@@ -168,38 +262,48 @@ class Synthetic(Technique):
         from collabzone.techniques.synthetic.encode import OTHER, table_codec
         from collabzone.techniques.synthetic.view import report_payload
 
-        name = plan.datasets[0]
-        dataset = ctx.dataset(name)
-        columns = list(plan.columns[name])
-        domains = {}
-        for c in columns:
-            column = dataset.column(c)
-            domains[c] = column.domain if column is not None else None
-        codec = table_codec(domains, bins=plan.details["bins"])
-        frame = ctx.table(name).select(columns).to_pandas()
+        sources = [Source.of(d) for d in plan.details["sources"]]
+        frame, models = _read(sources, ctx)
+        columns = list(models)
+        codec = table_codec({c: models[c].domain for c in columns}, bins=plan.details["bins"])
         seed = int(ctx.rng.integers(2**31))
         method = plan.details["method"]
-        generate = aim_module.aim if method == "aim" else mst_module.mst
         try:
-            result = generate(
-                codec.encode(frame),
-                codec.shape,
-                plan.details["rho"],
-                rows=plan.details["rows"],
-                iters=plan.details["iters"],
-                seed=seed,
-            )
+            if method == "privbayes":
+                from collabzone.techniques.synthetic.privbayes import privbayes
+
+                # a public bound on the rows: the catalogue's counts (a join has at most
+                # one row per person, so no more than its smallest side)
+                bound = min(ctx.dataset(d).row_count for d in plan.datasets)
+                result: Any = privbayes(
+                    codec.encode(frame),
+                    codec.shape,
+                    plan.details["epsilon"],
+                    max_rows=max(bound, 1),
+                    rows=plan.details["rows"],
+                    seed=seed,
+                    rng=ctx.rng,
+                )
+            else:
+                generate = aim_module.aim if method == "aim" else mst_module.mst
+                result = generate(
+                    codec.encode(frame),
+                    codec.shape,
+                    plan.details["rho"],
+                    rows=plan.details["rows"],
+                    iters=plan.details["iters"],
+                    seed=seed,
+                )
         except Exception as exc:  # measurements may already have run: charge them
             raise FailedAfterSpending(
                 f"{method.upper()} failed after measuring ({type(exc).__name__}); "
                 "the budget is charged",
-                {name: plan.cost[name]},
+                dict(plan.cost),
             ) from exc
         synthetic = codec.decode(result.codes, ctx.rng)
         specs = []
         for c in columns:
-            column = dataset.column(c)
-            assert column is not None
+            column = models[c]
             if column.type is ColumnType.INTEGER:
                 synthetic[c] = [round(v) if isinstance(v, float) else v for v in synthetic[c]]
             if isinstance(column.domain, list) and column.domain:
@@ -211,34 +315,41 @@ class Synthetic(Technique):
                     for v in synthetic[c]
                 ]
             spec = column.model_dump(by_alias=True, mode="json")
-            spec["unique"] = False
+            spec["name"], spec["unique"] = c, False
             specs.append(spec)
         rows = synthetic.astype(object).values.tolist()
-        cost = plan.cost[name]
+        cost = plan.cost[plan.datasets[0]]
+        names = " joined with ".join(plan.datasets)
         derived = DerivedDataset(
             name=plan.details["name"],
             columns=tuple(specs),
             rows=tuple(tuple(r) for r in rows),
             provenance={
-                "source": name,
-                "source_version": dataset.version,
+                **_provenance(sources, ctx),
                 "method": plan.details["method"],
-                "rho": plan.details["rho"],
                 **cost.as_dict(),
+                # the zCDP budget the request's (epsilon, delta) converts to
+                **({"rho": plan.details["rho"]} if plan.details.get("rho") is not None else {}),
             },
-            description=f"DP synthetic version of {name} ({plan.details['method'].upper()})",
+            description=f"DP synthetic version of {names} ({plan.details['method'].upper()})",
         )
         privacy = {
             **{k: v for k, v in cost.as_dict().items() if v},
-            "rho": plan.details["rho"],
-            "rho_spent": result.spend.rho,
+            **(
+                {"epsilon_spent": result.spend.rho}
+                if method in PURE
+                else {"rho": plan.details["rho"], "rho_spent": result.spend.rho}
+            ),
             "opendp_measurements": len(result.spend.parts),
         }
-        structure = (
-            {"tree": [list(p) for p in result.tree]}
-            if isinstance(result, mst_module.MSTResult)
-            else {"measured": [list(c) for c in result.measured]}
-        )
+        if isinstance(result, mst_module.MSTResult):
+            structure: dict[str, Any] = {"tree": [list(p) for p in result.tree]}
+        elif method == "privbayes":
+            structure = {"network": [[c, list(p)] for c, p in result.network]}
+        else:
+            structure = {"measured": [list(c) for c in result.measured]}
+        unit = "epsilon" if method in PURE else "rho"
+        budget = plan.details[unit]
         return Outcome(
             payload={
                 "columns": columns,
@@ -248,15 +359,46 @@ class Synthetic(Technique):
                 **structure,
                 "report": report_payload(codec, result.codes, result.measurements, privacy),
             },
-            mechanism=(
-                "MST (McKenna et al. 2021)" if method == "mst" else "AIM (McKenna et al. 2022)"
-            )
-            + ": OpenDP Gaussian + noisy max, rho-zCDP",
-            spent={name: cost},
+            mechanism=MECHANISMS[method],
+            spent=dict(plan.cost),
             derived=derived,
             notes=(
-                f"{method.upper()} spent rho={result.spend.rho:.6g} of {plan.details['rho']:.6g} over "
+                f"{method.upper()} spent {unit}={result.spend.rho:.6g} of {budget:.6g} over "
                 f"{len(result.spend.parts)} OpenDP measurements",
                 "the table is post-processing: analyses of it spend no further budget",
             ),
         )
+
+
+def _read(sources: list[Source], ctx: RunContext) -> tuple[Any, dict[str, Column]]:
+    """The table to synthesise (one dataset, or the person-bounded join of several) with
+    its columns' models under their names in the synthetic table."""
+    from collabzone.techniques.synthetic.join import bounded_join
+
+    models: dict[str, Column] = {}
+    for source in sources:
+        dataset = ctx.dataset(source.dataset)
+        for column, new in source.columns:
+            model = dataset.column(column)
+            assert model is not None  # checked by plan
+            models[new] = model
+    if len(sources) == 1 and sources[0].key is None:
+        return ctx.table(sources[0].dataset).select(list(models)).to_pandas(), models
+    frames = {
+        s.dataset: ctx.table(s.dataset).select([s.key, *(c for c, _ in s.columns)]).to_pandas()
+        for s in sources
+    }
+    return bounded_join(frames, sources, ctx.rng), models
+
+
+def _provenance(sources: list[Source], ctx: RunContext) -> dict[str, Any]:
+    if len(sources) == 1:
+        dataset = ctx.dataset(sources[0].dataset)
+        return {"source": dataset.name, "source_version": dataset.version}
+    return {
+        "sources": [
+            {"dataset": s.dataset, "version": ctx.dataset(s.dataset).version, "token": s.key}
+            for s in sources
+        ],
+        "join": "inner join on linked tokens, one row per token per dataset",
+    }
