@@ -19,6 +19,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from collabzone.errors import ConflictError, InvalidInputError, PolicyRefusal, Reason
 from collabzone.techniques.mpc._reports import Holding, ReportSpec, compute, enforce
 from collabzone.techniques.mpc._store import ShareStore
@@ -44,7 +46,7 @@ async def _run(
     bounds = {
         c: holdings[n].bounds[c] for n in spec.datasets for c in wanted if c in holdings[n].bounds
     }
-    columns: dict[str, list[Any]] = {c: [] for c in wanted}
+    columns: dict[str, Any] = {}
     if spec.join:
         from collabzone.techniques.mpc._join import match
 
@@ -58,10 +60,10 @@ async def _run(
             )  # fmt: skip
         for name in spec.datasets:
             mine = [c for c in wanted if c in holdings[name].bounds]
-            for column, values in store.shares(name, mine).items():
-                columns[column] = [secfxp(secfxp.field(values[i])) for i in rows_of[name]]
+            for column, values in store.share_arrays(name, mine).items():
+                columns[column] = _secure(secfxp, values[rows_of[name]], spec.report)
     else:
-        raw = {name: store.shares(name, wanted) for name in spec.datasets}
+        raw = {name: store.share_arrays(name, wanted) for name in spec.datasets}
         rows = sum(holdings[n].rows for n in spec.datasets)
     loaded = time.perf_counter()
     try:
@@ -96,12 +98,24 @@ async def _run(
     }
 
 
+ARRAY_REPORTS = ("variance", "correlation")
+"""Reports computed on secure arrays (see :func:`_reports.compute`); the others take lists."""
+
+
+def _secure(secfxp: Any, values: np.ndarray, report: str) -> Any:
+    """This server's shares (field elements) as the report's secure values: one secure
+    array for a vectorised report, else one secure number per share."""
+    if report in ARRAY_REPORTS:
+        return secfxp.array(secfxp.field.array(values, check=False), integral=False)
+    return [secfxp(secfxp.field(int(v))) for v in values]
+
+
 async def _load(
     mpc: Any,
     spec: ReportSpec,
     holdings: Mapping[str, Holding],
-    raw: Mapping[str, Mapping[str, list[int]]],
-    columns: dict[str, list[Any]],
+    raw: Mapping[str, Mapping[str, np.ndarray]],
+    columns: dict[str, Any],
     store: ShareStore,
 ) -> int:
     """Fill ``columns`` with this server's secure values; returns the number of rows used.
@@ -114,7 +128,9 @@ async def _load(
     from collabzone.techniques.mpc._shares import secfxp_type
 
     secfxp = secfxp_type()
+    modulus = int(secfxp.field.modulus)
     rows = 0
+    parts: dict[str, list[np.ndarray]] = {}
     for name in spec.datasets:
         shares = raw[name]
         groups = holdings[name].extra.get("groups")
@@ -122,20 +138,23 @@ async def _load(
             from collabzone.techniques.mpc._survey import valid_rows
 
             order = [f"q{i}.a{j}" for i, size in enumerate(groups) for j in range(size)]
-            every = store.shares(name, order)
+            every = store.share_arrays(name, order)
             ordered = [every[c] for c in order]
-            keep = await valid_rows(mpc, ordered, groups, 1 << int(secfxp.frac_length))
-            shares = {
-                c: [v for v, k in zip(vs, keep, strict=True) if k] for c, vs in shares.items()
-            }
-            rows += sum(keep)
+            keep = np.array(
+                await valid_rows(mpc, ordered, groups, 1 << int(secfxp.frac_length)), dtype=bool
+            )
+            shares = {c: vs[keep] for c, vs in shares.items()}
+            rows += int(keep.sum())
         else:
             rows += holdings[name].rows
         for column, values in shares.items():
-            if spec.report in ("sum", "mean"):
-                columns[column].append(secfxp(secfxp.field(sum(values))))
-            else:
-                columns[column].extend(secfxp(secfxp.field(v)) for v in values)
+            parts.setdefault(column, []).append(values)
+    for column, chunks in parts.items():
+        if spec.report in ("sum", "mean"):
+            total = sum(int(chunk.sum()) for chunk in chunks if len(chunk)) % modulus
+            columns[column] = [secfxp(secfxp.field(total))]
+        else:
+            columns[column] = _secure(secfxp, np.concatenate(chunks), spec.report)
     return rows
 
 
