@@ -25,6 +25,7 @@ against plaintext.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import socket
@@ -77,26 +78,32 @@ def bench_mpc(rows: int, tmp: Path) -> None:
     table = np.tile(base, (reps, 1))[:rows]
     data = {"age": table[:, 0], "education_num": table[:, 1], "hours": table[:, 2]}
     key = new_master_key()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     packages = split_upload("adult", "census", data, BOUNDS, reports=["mean", "variance", "correlation"],
                             recipients=["ministry"], min_group_size=10)  # fmt: skip
-    t_split = time.perf_counter() - t0
+    t_split, c_split = time.perf_counter() - t0, time.process_time() - c0
     t0 = time.perf_counter()
     stores = []
     for i, package in enumerate(packages):
         store = ShareStore(tmp / f"server{i}", key)
         store.put(package)
         stores.append(store)
-        (tmp / f"raw{i}.json").write_text(json.dumps(package["shares"]))
+        for column, shares in package["shares"].items():  # the baseline's plain share files
+            (tmp / f"raw{i}.{column}.bin").write_bytes(base64.b64decode(shares))
     t_seal = time.perf_counter() - t0
     print(f"MPC, {rows:,} records x 3 columns, 3 servers (t=1)")
-    print(f"  provider split: {t_split:.2f} s   servers seal: {t_seal:.2f} s (3 stores)")
+    print(f"  provider split: {t_split:.2f} s ({c_split / (3 * rows) * 1e6:.2f} us CPU per value, "
+          f"3 shares each)   servers seal: {t_seal:.2f} s (3 stores)")  # fmt: skip
     env = {**os.environ, "COLLABZONE_MASTER_KEY": key, "PYTHONPATH": str(ROOT / "src")}
-    specs = [ReportSpec("mean", ("adult",), tuple(data), "ministry"),
-             ReportSpec("variance", ("adult",), tuple(data), "ministry"),
-             ReportSpec("correlation", ("adult",), tuple(data), "ministry")]  # fmt: skip
-    total_mpc = 0.0
-    for spec in specs:
+    matrix = np.vstack([np.clip(v, *BOUNDS[c]) for c, v in data.items()])
+    t0 = time.perf_counter()
+    exact = {"mean": matrix.mean(axis=1), "variance": matrix.var(axis=1, ddof=1),
+             "correlation": np.corrcoef(matrix)[np.triu_indices(3, 1)]}  # fmt: skip
+    t_np = time.perf_counter() - t0
+    ours = {"mpc": 0.0, "load": 0.0}
+    raws = {"mpc": 0.0, "load": 0.0}
+    for name in ("mean", "variance", "correlation"):
+        spec = ReportSpec(name, ("adult",), tuple(data), "ministry")
         (tmp / "report.json").write_text(json.dumps(spec.to_json()))
         ports = _ports()
         commands = [[sys.executable, "-m", "collabzone.techniques.mpc._process", "--store", str(s.root),
@@ -104,27 +111,39 @@ def bench_mpc(rows: int, tmp: Path) -> None:
                      *ports, "-I", str(i)] for i, s in enumerate(stores)]  # fmt: skip
         wall = _run3(commands, env)
         outputs = [json.loads((tmp / f"out{i}.json").read_text()) for i in range(3)]
-        open_report(outputs, "ministry")
+        result = open_report(outputs, "ministry")["result"]
+        got = (np.array(result["matrix"])[np.triu_indices(3, 1)] if name == "correlation"
+               else np.array([result[c] for c in data]))  # fmt: skip
         inside = max(o["seconds"]["mpc"] for o in outputs)
         load = max(o["seconds"]["load"] for o in outputs)
-        total_mpc += inside
-        print(
-            f"  {spec.report:<12} wall {wall:6.2f} s   load+unseal {load:5.2f} s   in MPyC {inside:6.2f} s"
-        )
-    ports = _ports()
-    commands = [[sys.executable, str(ROOT / "benchmarks" / "_mpc_raw.py"), str(tmp / f"raw{i}.json"),
-                 str(tmp / f"rawout{i}.json"), *ports, "-I", str(i)] for i in range(3)]  # fmt: skip
-    raw_wall = _run3(commands, env)
-    raw = max(json.loads((tmp / f"rawout{i}.json").read_text())["mpc"] for i in range(3))
-    t0 = time.perf_counter()
-    matrix = np.vstack(list(data.values()))
-    matrix.mean(axis=1), matrix.var(axis=1, ddof=1), np.corrcoef(matrix)
-    t_np = time.perf_counter() - t0
-    print(
-        f"  raw MPyC (mpyc.statistics mean+variance+correlation): in MPyC {raw:.2f} s (wall {raw_wall:.2f} s)"
-    )
-    print(f"  collabzone reports in MPyC {total_mpc:.2f} s = {total_mpc / raw:.2f}x raw MPyC")
-    print(f"  numpy plaintext: {t_np * 1000:.2f} ms; MPC / numpy = {total_mpc / t_np:,.0f}x")
+        ours["mpc"] += inside
+        ours["load"] += load
+        ports = _ports()
+        commands = [[sys.executable, str(ROOT / "benchmarks" / "_mpc_raw.py"), name, str(tmp / f"rawout{i}.json"),
+                     *[str(tmp / f"raw{i}.{c}.bin") for c in data], *ports, "-I", str(i)]
+                    for i in range(3)]  # fmt: skip
+        raw_wall = _run3(commands, env)
+        raw_docs = [json.loads((tmp / f"rawout{i}.json").read_text()) for i in range(3)]
+        raw_inside = max(d["mpc"] for d in raw_docs)
+        raw_load = max(d["load"] for d in raw_docs)
+        raws["mpc"] += raw_inside
+        raws["load"] += raw_load
+        scale = np.array([BOUNDS[c][1] - BOUNDS[c][0] for c in data])
+        raw_values = np.array(raw_docs[0]["values"])
+        raw_got = {"mean": raw_values * scale + [BOUNDS[c][0] for c in data],
+                   "variance": raw_values * scale**2, "correlation": raw_values}[name]  # fmt: skip
+        error = float(np.max(np.abs(got - exact[name]) / np.maximum(np.abs(exact[name]), 1e-9)))
+        raw_error = float(np.max(np.abs(raw_got - exact[name]) / np.maximum(np.abs(exact[name]), 1e-9)))
+        print(f"  {name:<12} collabzone: wall {wall:6.2f} s  load+unseal {load:5.2f} s  in MPyC {inside:6.2f} s"
+              f"  rel. error {error:.1e}")  # fmt: skip
+        print(f"  {'':<12} raw MPyC:   wall {raw_wall:6.2f} s  load        {raw_load:5.2f} s  in MPyC {raw_inside:6.2f} s"
+              f"  rel. error {raw_error:.1e}")  # fmt: skip
+    print(f"  mean+variance+correlation, in MPyC: collabzone {ours['mpc']:.2f} s, raw {raws['mpc']:.2f} s "
+          f"= {ours['mpc'] / raws['mpc']:.2f}x")  # fmt: skip
+    both, raw_both = ours["mpc"] + ours["load"], raws["mpc"] + raws["load"]
+    print(f"  with loading (unseal+checks vs plain file): collabzone {both:.2f} s, raw {raw_both:.2f} s "
+          f"= {both / raw_both:.2f}x")  # fmt: skip
+    print(f"  numpy plaintext: {t_np * 1000:.2f} ms; collabzone in MPyC / numpy = {ours['mpc'] / t_np:,.0f}x")
 
 
 def bench_he(providers: int, values: int) -> None:
