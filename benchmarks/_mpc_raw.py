@@ -60,7 +60,11 @@ async def main() -> None:
     done = time.perf_counter()
     with open(out_path, "w", encoding="utf-8") as handle:
         json.dump(
-            {"load": loaded - started, "mpc": done - connected, "values": [float(v) for v in values]},
+            {
+                "load": loaded - started,
+                "mpc": done - connected,
+                "values": [float(v) for v in values],
+            },
             handle,
         )
 

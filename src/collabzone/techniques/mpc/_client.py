@@ -18,7 +18,13 @@ import numpy as np
 
 from collabzone.errors import InvalidInputError
 from collabzone.techniques.mpc._reports import REPORTS, Holding, ReportSpec, interpret
-from collabzone.techniques.mpc._shares import decode, encode_array, normalise, recombine, split_bytes
+from collabzone.techniques.mpc._shares import (
+    decode,
+    encode_array,
+    normalise,
+    recombine,
+    split_bytes,
+)
 
 
 def split_upload(

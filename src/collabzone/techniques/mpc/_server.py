@@ -15,6 +15,7 @@ recipient, holding ``threshold + 1`` of them, can open.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -66,6 +67,10 @@ async def _run(
         raw = {name: store.share_arrays(name, wanted) for name in spec.datasets}
         rows = sum(holdings[n].rows for n in spec.datasets)
     loaded = time.perf_counter()
+    # MPyC makes many short-lived objects; keep the garbage collector from walking this
+    # process's long-lived ones (imports, the loaded shares) on every collection
+    gc.collect()
+    gc.freeze()
     try:
         await asyncio.wait_for(mpc.start(), connect_timeout)
     except TimeoutError:
@@ -141,7 +146,7 @@ async def _load(
             every = store.share_arrays(name, order)
             ordered = [every[c] for c in order]
             keep = np.array(
-                await valid_rows(mpc, ordered, groups, 1 << int(secfxp.frac_length)), dtype=bool
+                await valid_rows(mpc, ordered, groups, 1 << int(secfxp.frac_length)), dtype=np.bool_
             )
             shares = {c: vs[keep] for c, vs in shares.items()}
             rows += int(keep.sum())

@@ -155,7 +155,7 @@ def split_bytes(values: np.ndarray, servers: int, threshold: int) -> list[bytes]
     return out
 
 
-def from_bytes(data: bytes) -> np.ndarray:
+def from_bytes(data: bytes | memoryview) -> np.ndarray:
     """Field elements (an object array of Python ints) from 16-byte big-endian shares."""
     halves = np.frombuffer(data, dtype=">u8").reshape(-1, 2)
     high = halves[:, 0].astype(object)
@@ -185,9 +185,7 @@ def _limbs(values: np.ndarray, modulus: int) -> np.ndarray:
         high = np.where(negative, np.uint64(2**64 - 1), np.uint64(0))
         return np.stack([low & _MASK, low >> _SHIFT, high & _MASK, high >> _SHIFT])
     elements = np.array([int(v) % modulus for v in data.ravel()], dtype=object)
-    return np.stack(
-        [((elements >> (32 * k)) & 0xFFFFFFFF).astype(np.uint64) for k in range(4)]
-    )
+    return np.stack([((elements >> (32 * k)) & 0xFFFFFFFF).astype(np.uint64) for k in range(4)])
 
 
 def _random_limbs(count: int, modulus: int) -> np.ndarray:
