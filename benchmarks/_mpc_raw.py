@@ -30,7 +30,7 @@ def _divide(x, d):
 
 async def main() -> None:
     report, out_path, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     secfxp = mpc.SecFxp(64)
     columns = []
     for path in paths:
@@ -39,9 +39,9 @@ async def main() -> None:
         values = (halves[:, 0].astype(object) << 64) | halves[:, 1].astype(object)
         columns.append(secfxp.array(secfxp.field.array(values, check=False), integral=False))
     n, k = columns[0].shape[0], len(columns)
-    loaded = time.perf_counter()
+    loaded, cpu_loaded = time.perf_counter(), time.process_time()
     await mpc.start()
-    connected = time.perf_counter()
+    connected, cpu_connected = time.perf_counter(), time.process_time()
     if report == "mean":
         outs = [_divide(mpc.np_sum(x), n) for x in columns]
     elif report == "variance":
@@ -57,12 +57,14 @@ async def main() -> None:
         outs = [cov[i, j] / (root[i] * root[j]) for i in range(k) for j in range(i + 1, k)]
     values = await mpc.output(outs)
     await mpc.shutdown()
-    done = time.perf_counter()
+    done, cpu_done = time.perf_counter(), time.process_time()
     with open(out_path, "w", encoding="utf-8") as handle:
         json.dump(
             {
                 "load": loaded - started,
                 "mpc": done - connected,
+                "load_cpu": cpu_loaded - cpu_started,
+                "mpc_cpu": cpu_done - cpu_connected,
                 "values": [float(v) for v in values],
             },
             handle,

@@ -100,8 +100,8 @@ def bench_mpc(rows: int, tmp: Path, repeat: int = 1) -> None:
     exact = {"mean": matrix.mean(axis=1), "variance": matrix.var(axis=1, ddof=1),
              "correlation": np.corrcoef(matrix)[np.triu_indices(3, 1)]}  # fmt: skip
     t_np = time.perf_counter() - t0
-    ours = {"mpc": 0.0, "load": 0.0}
-    raws = {"mpc": 0.0, "load": 0.0}
+    ours = dict.fromkeys(("mpc", "load", "mpc_cpu", "load_cpu"), 0.0)
+    raws = dict(ours)
     for name in ("mean", "variance", "correlation"):
         spec = ReportSpec(name, ("adult",), tuple(data), "ministry")
         (tmp / "report.json").write_text(json.dumps(spec.to_json()))
@@ -113,28 +113,24 @@ def bench_mpc(rows: int, tmp: Path, repeat: int = 1) -> None:
         for _ in range(repeat):  # alternate the two; keep each one's fastest run
             wall = _run3(commands, env)
             outputs = [json.loads((tmp / f"out{i}.json").read_text()) for i in range(3)]
-            inside = max(o["seconds"]["mpc"] for o in outputs)
-            runs.append((inside, max(o["seconds"]["load"] for o in outputs), wall))
+            runs.append((_times([o["seconds"] for o in outputs]), wall))
             ports = _ports()
             raw_commands = [[sys.executable, str(ROOT / "benchmarks" / "_mpc_raw.py"), name,
                              str(tmp / f"rawout{i}.json"), *[str(tmp / f"raw{i}.{c}.bin") for c in data],
                              *ports, "-I", str(i)] for i in range(3)]  # fmt: skip
             raw_wall = _run3(raw_commands, env)
             raw_docs = [json.loads((tmp / f"rawout{i}.json").read_text()) for i in range(3)]
-            raw_runs.append(
-                (max(d["mpc"] for d in raw_docs), max(d["load"] for d in raw_docs), raw_wall)
-            )
+            raw_runs.append((_times(raw_docs), raw_wall))
             ports = _ports()
             commands = [c[: c.index("-P")] + ports + ["-I", str(i)] for i, c in enumerate(commands)]
-        inside, load, wall = min(runs)
-        raw_inside, raw_load, raw_wall = min(raw_runs)
+        times, wall = min(runs, key=lambda r: r[0]["mpc_cpu"] + r[0]["load_cpu"])
+        raw_times, raw_wall = min(raw_runs, key=lambda r: r[0]["mpc_cpu"] + r[0]["load_cpu"])
         result = open_report(outputs, "ministry")["result"]
         got = (np.array(result["matrix"])[np.triu_indices(3, 1)] if name == "correlation"
                else np.array([result[c] for c in data]))  # fmt: skip
-        ours["mpc"] += inside
-        ours["load"] += load
-        raws["mpc"] += raw_inside
-        raws["load"] += raw_load
+        for key in ours:
+            ours[key] += times[key]
+            raws[key] += raw_times[key]
         scale = np.array([BOUNDS[c][1] - BOUNDS[c][0] for c in data])
         raw_values = np.array(raw_docs[0]["values"])
         raw_got = {"mean": raw_values * scale + [BOUNDS[c][0] for c in data],
@@ -143,18 +139,33 @@ def bench_mpc(rows: int, tmp: Path, repeat: int = 1) -> None:
         raw_error = float(
             np.max(np.abs(raw_got - exact[name]) / np.maximum(np.abs(exact[name]), 1e-9))
         )
-        print(f"  {name:<12} collabzone: wall {wall:6.2f} s  load+unseal {load:5.2f} s  in MPyC {inside:6.2f} s"
-              f"  rel. error {error:.1e}")  # fmt: skip
-        print(f"  {'':<12} raw MPyC:   wall {raw_wall:6.2f} s  load        {raw_load:5.2f} s  in MPyC {raw_inside:6.2f} s"
-              f"  rel. error {raw_error:.1e}")  # fmt: skip
-    print(f"  mean+variance+correlation, in MPyC: collabzone {ours['mpc']:.2f} s, raw {raws['mpc']:.2f} s "
-          f"= {ours['mpc'] / raws['mpc']:.2f}x")  # fmt: skip
-    both, raw_both = ours["mpc"] + ours["load"], raws["mpc"] + raws["load"]
-    print(f"  with loading (unseal+checks vs plain file): collabzone {both:.2f} s, raw {raw_both:.2f} s "
-          f"= {both / raw_both:.2f}x")  # fmt: skip
+        for label, t, w, e in (
+            ("collabzone:", times, wall, error),
+            ("raw MPyC:", raw_times, raw_wall, raw_error),
+        ):
+            print(f"  {name if label[0] == 'c' else '':<12} {label:<11} wall {w:6.2f} s | load {t['load']:5.2f} s "
+                  f"(CPU {t['load_cpu']:5.2f} s) | in MPyC {t['mpc']:6.2f} s (CPU {t['mpc_cpu']:6.2f} s) "
+                  f"| rel. error {e:.1e}")  # fmt: skip
+    print("  mean+variance+correlation, collabzone / raw MPyC (CPU: sum over the 3 servers):")
+    for label, key in (("in MPyC, wall", "mpc"), ("in MPyC, CPU", "mpc_cpu")):
+        print(
+            f"    {label:<22} {ours[key]:7.2f} s / {raws[key]:7.2f} s = {ours[key] / raws[key]:.2f}x"
+        )
+    for label, a, b in (
+        ("load + MPyC, wall", "load", "mpc"),
+        ("load + MPyC, CPU", "load_cpu", "mpc_cpu"),
+    ):
+        mine, theirs = ours[a] + ours[b], raws[a] + raws[b]
+        print(f"    {label:<22} {mine:7.2f} s / {theirs:7.2f} s = {mine / theirs:.2f}x")
     print(
-        f"  numpy plaintext: {t_np * 1000:.2f} ms; collabzone in MPyC / numpy = {ours['mpc'] / t_np:,.0f}x"
+        f"  numpy plaintext: {t_np * 1000:.2f} ms; collabzone in MPyC (wall) / numpy = {ours['mpc'] / t_np:,.0f}x"
     )
+
+
+def _times(docs: list[dict[str, float]]) -> dict[str, float]:
+    """The servers' times: wall, the slowest server's; CPU, the sum over the servers."""
+    return {"mpc": max(d["mpc"] for d in docs), "load": max(d["load"] for d in docs),
+            "mpc_cpu": sum(d["mpc_cpu"] for d in docs), "load_cpu": sum(d["load_cpu"] for d in docs)}  # fmt: skip
 
 
 def _raw_tenseal(

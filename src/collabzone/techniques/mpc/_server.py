@@ -41,7 +41,7 @@ async def _run(
             f"this store holds share {index} of {servers}, but MPyC runs as party "
             f"{mpc.pid} of {len(mpc.parties)}: start it with -I {index} and {servers} -P options"
         )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     secfxp = secfxp_type()
     wanted = [*spec.columns, *([spec.bound] if spec.bound else [])]
     bounds = {
@@ -66,7 +66,7 @@ async def _run(
     else:
         raw = {name: store.share_arrays(name, wanted) for name in spec.datasets}
         rows = sum(holdings[n].rows for n in spec.datasets)
-    loaded = time.perf_counter()
+    loaded, cpu_loaded = time.perf_counter(), time.process_time()
     # MPyC makes many short-lived objects; keep the garbage collector from walking this
     # process's long-lived ones (imports, the loaded shares) on every collection
     gc.collect()
@@ -78,7 +78,7 @@ async def _run(
             f"the other compute servers did not connect within {connect_timeout:g} s: start "
             "every server with the same report (a server that refused it printed why)"
         ) from None
-    connected = time.perf_counter()
+    connected, cpu_connected = time.perf_counter(), time.process_time()
     try:
         if not spec.join:
             rows = await _load(mpc, spec, holdings, raw, columns, store)
@@ -87,7 +87,7 @@ async def _run(
         elements = await mpc.gather(fresh)
     finally:
         await mpc.shutdown()
-    done = time.perf_counter()
+    done, cpu_done = time.perf_counter(), time.process_time()
     return {
         "server": index,
         "threshold": int(first.extra["threshold"]),
@@ -99,6 +99,8 @@ async def _run(
             "load": loaded - started,
             "connect": connected - loaded,
             "mpc": done - connected,
+            "load_cpu": cpu_loaded - cpu_started,
+            "mpc_cpu": cpu_done - cpu_connected,
         },
     }
 
