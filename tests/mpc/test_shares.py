@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 from pathlib import Path
 
@@ -12,7 +13,16 @@ from hypothesis import strategies as st
 
 from collabzone.errors import ConflictError, InvalidInputError
 from collabzone.techniques.mpc import ShareStore, open_report, split_upload
-from collabzone.techniques.mpc._shares import decode, encode, field, recombine, split
+from collabzone.techniques.mpc._shares import (
+    decode,
+    encode,
+    encode_array,
+    field,
+    from_bytes,
+    recombine,
+    split,
+    split_bytes,
+)
 
 from .conftest import make_stores
 
@@ -24,6 +34,41 @@ def test_any_two_of_three_servers_reconstruct(values: list[float]) -> None:
     for pair in itertools.combinations(range(3), 2):
         opened = decode(recombine({i: parts[i] for i in pair}, 1))
         assert opened == pytest.approx(values, abs=2**-31)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=12),
+    st.sampled_from([(1, 0), (3, 1), (5, 2), (7, 3)]),
+)
+def test_vectorised_split_opens_with_any_threshold_plus_one_servers(
+    values: list[int], shape: tuple[int, int]
+) -> None:
+    """The limb arithmetic mod 2**128 - 173 agrees with the field: signed int64 input and
+    elements next to p (carries, the final subtraction) open to the same elements."""
+    servers, threshold = shape
+    modulus = int(field().modulus)
+    near_p = [modulus - 1, modulus - 173, 2**128 - 174, 2**96 - 1]
+    for batch in (np.array(values, dtype=np.int64), np.array(near_p + values, dtype=object)):
+        parts = [from_bytes(b) for b in split_bytes(batch, servers, threshold)]
+        assert all(0 <= int(v) < modulus for part in parts for v in part)
+        for pick in itertools.combinations(range(servers), threshold + 1):
+            opened = recombine({i: parts[i].tolist() for i in pick}, threshold)
+            assert [v % modulus for v in opened] == [int(v) % modulus for v in batch]
+    assert encode_array(np.array([0.5, -0.25])).tolist() == [2**31, -(2**30)]
+
+
+def test_a_share_outside_the_field_is_refused(tmp_path: Path, master_key: str) -> None:
+    """A package is bytes from outside: a 'share' >= p would not be a field element."""
+    package = split_upload(
+        "d", "p", {"a": np.array([0.5, 0.25])}, {"a": (0.0, 1.0)},
+        reports=["mean"], recipients=["r"], min_group_size=1,
+    )[0]  # fmt: skip
+    bad = base64.b64encode(int(field().modulus).to_bytes(16, "big") * 2).decode()
+    with pytest.raises(InvalidInputError, match="not a field element"):
+        ShareStore(tmp_path / "s", master_key).put({**package, "shares": {"a": bad}})
+    with pytest.raises(InvalidInputError, match="row count"):
+        ShareStore(tmp_path / "t", master_key).put({**package, "shares": {"a": bad[:20]}})
 
 
 def test_one_share_alone_does_not_open_and_bad_thresholds_are_refused() -> None:

@@ -128,6 +128,32 @@ def test_survey_lifecycle_counts_reach_the_recipient_only(world: World) -> None:
         answer(box, tokens[5], [0, 0])
 
 
+def test_dp_noise_on_survey_counts_is_drawn_inside_mpc_and_debited(world: World) -> None:
+    """The counts the recipient opens carry binomial noise no server knows (drawn inside
+    MPC before the output shares leave), and the population's ledger pays for it."""
+    _agree(world.parties, epsilon_budget=5.0, delta_budget=1e-4, max_epsilon_per_request=4.0)
+    opened = _submit(world, survey_spec())
+    links = world.parties.partner.result(opened.id).payload["invitation_links"]
+    box = SurveyBox(world.root, world.parties.bank.result(opened.id).payload["survey"])
+    for link, chosen in zip(links, [[4, 0], [4, 1], [2, 0], [0, 0]], strict=False):
+        answer(box, link.split("#", 1)[1], chosen)
+    too_much = _submit(world, {"close": box.id, "epsilon": 4.5})
+    assert too_much.status is RequestStatus.REFUSED and not box.closed
+    report = _submit(world, {"close": box.id, "epsilon": 4.0})
+    assert report.status is RequestStatus.RELEASED, report.reasons
+    release = world.parties.bank.result(report.id)
+    assert release.receipt.budget_spent["members"]["epsilon"] == 4.0
+    assert release.receipt.budget_spent["members"]["delta"] == pytest.approx(1e-6)
+    assert release.receipt.mechanism is not None and "inside MPC" in release.receipt.mechanism
+    assert release.payload["epsilon"] == 4.0
+    result = open_survey(release.payload, box.spec(), "bank")
+    noisy = [c for q in result["questions"] for c in q["counts"].values()]
+    exact = [1, 0, 1, 0, 2, 3, 1]
+    # 7 counts, epsilon 4/7 each: about 3,200 coins, noise sd about 28 per count
+    assert noisy != exact
+    assert all(abs(a - b) < 8 * 28 for a, b in zip(noisy, exact, strict=True))
+
+
 def test_an_invitation_answers_once_and_is_not_linked_to_its_answer(world: World) -> None:
     _agree(world.parties)
     opened = _submit(world, survey_spec())

@@ -63,3 +63,6 @@ def test_survey_view_never_draws_invitation_links() -> None:
     }  # fmt: skip
     text = _text(registry.get("survey").result_view(closed))
     assert "closed" in text and "42" in text and SHA not in text
+    assert "DP noise" not in text
+    noisy = _text(registry.get("survey").result_view({**closed, "epsilon": 0.5, "delta": 1e-6}))
+    assert "DP noise on the counts" in noisy and "epsilon 0.5" in noisy

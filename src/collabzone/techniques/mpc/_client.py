@@ -10,6 +10,7 @@ recombines the servers' output shares and reads them in the columns' units.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,7 +18,13 @@ import numpy as np
 
 from collabzone.errors import InvalidInputError
 from collabzone.techniques.mpc._reports import REPORTS, Holding, ReportSpec, interpret
-from collabzone.techniques.mpc._shares import decode, encode, normalise, recombine, split
+from collabzone.techniques.mpc._shares import (
+    decode,
+    encode_array,
+    normalise,
+    recombine,
+    split_bytes,
+)
 
 
 def split_upload(
@@ -34,6 +41,9 @@ def split_upload(
     join_keys: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """One upload package per server: its shares of every column and the agreement.
+
+    A column's shares travel as base64 of 16 big-endian bytes a share (the split is
+    vectorised, see :func:`~collabzone.techniques.mpc._shares.split_bytes`).
 
     ``join_keys`` are the rows' pseudonyms from :func:`~collabzone.techniques.mpc._join.pseudonymise`
     (never raw ids): reports with ``join=True`` match datasets on them.
@@ -59,12 +69,12 @@ def split_upload(
     rows = {len(v) for v in columns.values()}
     if len(rows) != 1:
         raise InvalidInputError("all columns of an upload must have the same length")
-    per_server: list[dict[str, list[int]]] = [{} for _ in range(servers)]
+    per_server: list[dict[str, str]] = [{} for _ in range(servers)]
     for name, values in columns.items():
         low, high = bounds[name]
-        parts = split(encode(normalise(values, low, high)), servers, threshold)
-        for index in range(servers):
-            per_server[index][name] = parts[index]
+        parts = split_bytes(encode_array(normalise(values, low, high)), servers, threshold)
+        for index in range(servers):  # 16 big-endian bytes a share, base64: JSON-safe
+            per_server[index][name] = base64.b64encode(parts[index]).decode("ascii")
     holding = {
         "dataset": dataset,
         "provider": provider,

@@ -109,6 +109,6 @@ def aggregate(public_context: bytes, ciphertexts: Sequence[bytes], *, min_provid
     for parts in zip(*split, strict=True):
         total = ts.ckks_vector_from(context, parts[0])
         for part in parts[1:]:
-            total = total + ts.ckks_vector_from(context, part)
+            total += ts.ckks_vector_from(context, part)  # in place: no new ciphertext
         totals.append(total.serialize())
     return _SEP.join(totals)

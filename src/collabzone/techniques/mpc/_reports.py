@@ -212,21 +212,20 @@ def binomial_coins(epsilon: float, delta: float) -> int:
 async def compute(
     mpc: Any,
     spec: ReportSpec,
-    columns: Mapping[str, Sequence[Any]],
+    columns: Mapping[str, Any],
     rows: int,
     bounds: Mapping[str, tuple[float, float]],
 ) -> list[Any]:
     """The report's secure outputs (secfxp objects), computed by every server alike.
 
-    ``columns`` maps a column name to this server's secure values (normalised); nothing is
-    opened here (the ``lp`` report opens one bit per simplex iteration).
+    ``columns`` maps a column name to this server's secure values (normalised): a secure
+    fixed-point array (vectorised: one numpy operation over the shares, and one resharing
+    per inner product, rather than one Python object per value) or a list of secure
+    values; nothing is opened here (the ``lp`` report opens one bit per simplex iteration).
     """
-    secfxp = type(next(iter(columns.values()))[0]) if columns else None
-    if spec.report == "count":
-        from collabzone.techniques.mpc._shares import secfxp_type
+    from collabzone.techniques.mpc._shares import secfxp_type
 
-        secfxp = secfxp_type()
-    assert secfxp is not None
+    secfxp = secfxp_type()
     n = rows
     outs: list[Any]
     per = len(spec.columns) or 1
@@ -234,39 +233,33 @@ async def compute(
     def noise() -> Any:
         if spec.epsilon is None:
             return secfxp(0)
-        coins = binomial_coins(spec.epsilon / per, spec.delta)
-        bits = mpc.random_bits(secfxp, coins)
-        return mpc.sum(bits) - coins / 2
+        # basic composition over the columns: each gets epsilon / per and delta / per
+        coins = binomial_coins(spec.epsilon / per, spec.delta / per)
+        bits = mpc.np_random_bits(secfxp, coins)
+        return mpc.np_sum(bits) - coins / 2
 
     if spec.report == "count":
         outs = [secfxp(n) + noise()]
-    elif spec.report == "sum":
-        outs = [mpc.sum(list(columns[c])) + noise() for c in spec.columns]
-    elif spec.report == "mean":
-        # the sum, divided by the public row count at the recipient: exact, where
+    elif spec.report in ("sum", "mean"):
+        # a mean's sum is divided by the public row count at the recipient: exact, where
         # multiplying by 1/n in 32 fractional bits would round the reciprocal
-        outs = [mpc.sum(list(columns[c])) + noise() for c in spec.columns]
+        outs = [_total(mpc, columns[c]) + noise() for c in spec.columns]
     elif spec.report == "variance":
         outs = []
         for c in spec.columns:
-            x = list(columns[c])
-            total = mpc.sum(x)
-            outs.append((mpc.in_prod(x, x) - total * total * (1 / n)) * (1 / (n - 1)))
+            x = _array(mpc, columns[c])
+            y = x - divide(mpc.np_sum(x), n)
+            outs.append(divide(y @ y, n - 1))  # one secure inner product (one resharing)
     elif spec.report == "correlation":
-        centred = []
-        for c in spec.columns:
-            x = list(columns[c])
-            mean = mpc.sum(x) * (1 / n)
-            centred.append(mpc.vector_sub(x, [mean] * n))
         from mpyc.statistics import _fsqrt  # MPyC's secure fixed-point square root
 
-        k = len(centred)
-        cov = {
-            (i, j): mpc.in_prod(centred[i], centred[j]) * (1 / (n - 1))
-            for i in range(k)
-            for j in range(i, k)
-        }
-        root = [_fsqrt(cov[i, i]) for i in range(k)]
+        k = len(spec.columns)
+        matrix = mpc.np_vstack([_array(mpc, columns[c]) for c in spec.columns])
+        means = divide(mpc.np_sum(matrix, axis=1), n)
+        centred = matrix - mpc.np_reshape(means, (k, 1))
+        cov = divide(centred @ mpc.np_transpose(centred), n - 1)  # k x k, one resharing
+        diagonal = [cov[i, i] for i in range(k)]
+        root = [_fsqrt(v) for v in diagonal]
         outs = [cov[i, j] / (root[i] * root[j]) for i in range(k) for j in range(i + 1, k)]
     elif spec.report == "regression" and len(spec.columns) == 2:
         from mpyc.statistics import linear_regression
@@ -282,6 +275,27 @@ async def compute(
         matrix = [list(r) for r in zip(*(columns[c] for c in spec.columns), strict=True)]
         outs = await maximise(mpc, objective, matrix, list(columns[spec.bound]))
     return outs
+
+
+def divide(x: Any, d: int) -> Any:
+    """``x / d`` for a public whole ``d``, as MPyC's ``statistics.mean`` divides: by
+    ``2**e / d`` (in [1/2, 1), kept to 32 fractional bits) then by ``2**e`` (exact),
+    where ``x * (1 / d)`` would round ``1 / d`` to a few significant bits for a large ``d``."""
+    e = max(d.bit_length() - 1, 0)
+    return x * (2**e / d) * 2**-e
+
+
+def _array(mpc: Any, column: Any) -> Any:
+    """A column as a secure fixed-point array (a list of secure values is stacked)."""
+    if isinstance(column, mpc.SecureArray):
+        return column
+    return mpc.np_fromlist(list(column))
+
+
+def _total(mpc: Any, column: Any) -> Any:
+    if isinstance(column, mpc.SecureArray):
+        return mpc.np_sum(column)
+    return mpc.sum(list(column))
 
 
 def least_squares(mpc: Any, secfxp: Any, columns: Sequence[list[Any]], n: int) -> list[Any]:

@@ -15,9 +15,12 @@ recipient, holding ``threshold + 1`` of them, can open.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from collabzone.errors import ConflictError, InvalidInputError, PolicyRefusal, Reason
 from collabzone.techniques.mpc._reports import Holding, ReportSpec, compute, enforce
@@ -38,13 +41,13 @@ async def _run(
             f"this store holds share {index} of {servers}, but MPyC runs as party "
             f"{mpc.pid} of {len(mpc.parties)}: start it with -I {index} and {servers} -P options"
         )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     secfxp = secfxp_type()
     wanted = [*spec.columns, *([spec.bound] if spec.bound else [])]
     bounds = {
         c: holdings[n].bounds[c] for n in spec.datasets for c in wanted if c in holdings[n].bounds
     }
-    columns: dict[str, list[Any]] = {c: [] for c in wanted}
+    columns: dict[str, Any] = {}
     if spec.join:
         from collabzone.techniques.mpc._join import match
 
@@ -58,12 +61,16 @@ async def _run(
             )  # fmt: skip
         for name in spec.datasets:
             mine = [c for c in wanted if c in holdings[name].bounds]
-            for column, values in store.shares(name, mine).items():
-                columns[column] = [secfxp(secfxp.field(values[i])) for i in rows_of[name]]
+            for column, values in store.share_arrays(name, mine).items():
+                columns[column] = _secure(secfxp, values[rows_of[name]], spec.report)
     else:
-        raw = {name: store.shares(name, wanted) for name in spec.datasets}
+        raw = {name: store.share_arrays(name, wanted) for name in spec.datasets}
         rows = sum(holdings[n].rows for n in spec.datasets)
-    loaded = time.perf_counter()
+    loaded, cpu_loaded = time.perf_counter(), time.process_time()
+    # MPyC makes many short-lived objects; keep the garbage collector from walking this
+    # process's long-lived ones (imports, the loaded shares) on every collection
+    gc.collect()
+    gc.freeze()
     try:
         await asyncio.wait_for(mpc.start(), connect_timeout)
     except TimeoutError:
@@ -71,7 +78,7 @@ async def _run(
             f"the other compute servers did not connect within {connect_timeout:g} s: start "
             "every server with the same report (a server that refused it printed why)"
         ) from None
-    connected = time.perf_counter()
+    connected, cpu_connected = time.perf_counter(), time.process_time()
     try:
         if not spec.join:
             rows = await _load(mpc, spec, holdings, raw, columns, store)
@@ -80,7 +87,7 @@ async def _run(
         elements = await mpc.gather(fresh)
     finally:
         await mpc.shutdown()
-    done = time.perf_counter()
+    done, cpu_done = time.perf_counter(), time.process_time()
     return {
         "server": index,
         "threshold": int(first.extra["threshold"]),
@@ -92,16 +99,30 @@ async def _run(
             "load": loaded - started,
             "connect": connected - loaded,
             "mpc": done - connected,
+            "load_cpu": cpu_loaded - cpu_started,
+            "mpc_cpu": cpu_done - cpu_connected,
         },
     }
+
+
+ARRAY_REPORTS = ("variance", "correlation")
+"""Reports computed on secure arrays (see :func:`_reports.compute`); the others take lists."""
+
+
+def _secure(secfxp: Any, values: np.ndarray, report: str) -> Any:
+    """This server's shares (field elements) as the report's secure values: one secure
+    array for a vectorised report, else one secure number per share."""
+    if report in ARRAY_REPORTS:
+        return secfxp.array(secfxp.field.array(values, check=False), integral=False)
+    return [secfxp(secfxp.field(int(v))) for v in values]
 
 
 async def _load(
     mpc: Any,
     spec: ReportSpec,
     holdings: Mapping[str, Holding],
-    raw: Mapping[str, Mapping[str, list[int]]],
-    columns: dict[str, list[Any]],
+    raw: Mapping[str, Mapping[str, np.ndarray]],
+    columns: dict[str, Any],
     store: ShareStore,
 ) -> int:
     """Fill ``columns`` with this server's secure values; returns the number of rows used.
@@ -114,7 +135,9 @@ async def _load(
     from collabzone.techniques.mpc._shares import secfxp_type
 
     secfxp = secfxp_type()
+    modulus = int(secfxp.field.modulus)
     rows = 0
+    parts: dict[str, list[np.ndarray]] = {}
     for name in spec.datasets:
         shares = raw[name]
         groups = holdings[name].extra.get("groups")
@@ -122,20 +145,23 @@ async def _load(
             from collabzone.techniques.mpc._survey import valid_rows
 
             order = [f"q{i}.a{j}" for i, size in enumerate(groups) for j in range(size)]
-            every = store.shares(name, order)
+            every = store.share_arrays(name, order)
             ordered = [every[c] for c in order]
-            keep = await valid_rows(mpc, ordered, groups, 1 << int(secfxp.frac_length))
-            shares = {
-                c: [v for v, k in zip(vs, keep, strict=True) if k] for c, vs in shares.items()
-            }
-            rows += sum(keep)
+            keep = np.array(
+                await valid_rows(mpc, ordered, groups, 1 << int(secfxp.frac_length)), dtype=np.bool_
+            )
+            shares = {c: vs[keep] for c, vs in shares.items()}
+            rows += int(keep.sum())
         else:
             rows += holdings[name].rows
         for column, values in shares.items():
-            if spec.report in ("sum", "mean"):
-                columns[column].append(secfxp(secfxp.field(sum(values))))
-            else:
-                columns[column].extend(secfxp(secfxp.field(v)) for v in values)
+            parts.setdefault(column, []).append(values)
+    for column, chunks in parts.items():
+        if spec.report in ("sum", "mean"):
+            total = sum(int(chunk.sum()) for chunk in chunks if len(chunk)) % modulus
+            columns[column] = [secfxp(secfxp.field(total))]
+        else:
+            columns[column] = _secure(secfxp, np.concatenate(chunks), spec.report)
     return rows
 
 

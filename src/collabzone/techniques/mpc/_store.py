@@ -13,6 +13,7 @@ fixed-size binary column. One server's file alone is uniform noise (see the test
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tempfile
@@ -20,12 +21,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from collabzone.errors import ConflictError, InvalidInputError, NotFoundError
 from collabzone.keys import KeyProvider, LocalKeyring
 from collabzone.store.data import DATA_KEY, DataStore
 from collabzone.techniques.mpc._reports import Holding
+from collabzone.techniques.mpc._shares import field, from_bytes
 
 SHARE_BYTES = 16
 JOIN_COLUMN = "__join__"
@@ -39,7 +42,37 @@ def _to_bytes(values: Sequence[int]) -> pa.Array:
 
 
 def _from_bytes(column: pa.ChunkedArray | pa.Array) -> list[int]:
-    return [int.from_bytes(b, "big") for b in column.to_pylist()]
+    values: list[int] = _share_array(column).tolist()
+    return values
+
+
+def _packed(values: Sequence[int] | str, rows: int) -> pa.Array:
+    """A column of a package (ints, or base64 of 16-byte shares) as a fixed-size binary
+    array; every share must be a field element."""
+    if not isinstance(values, str):
+        return _to_bytes(values)
+    data = base64.b64decode(values, validate=True)
+    if len(data) != rows * SHARE_BYTES:
+        raise InvalidInputError("the upload's share columns do not all have the declared row count")
+    halves = np.frombuffer(data, dtype=">u8").reshape(-1, 2)
+    modulus = int(field().modulus)
+    high, low = np.uint64(modulus >> 64), np.uint64(modulus & (2**64 - 1))
+    if np.any((halves[:, 0] > high) | ((halves[:, 0] == high) & (halves[:, 1] >= low))):
+        raise InvalidInputError("a share in the upload is not a field element")
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(SHARE_BYTES), rows, [None, pa.py_buffer(data)]
+    )
+
+
+def _share_array(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """The shares of a stored column as an object array of Python ints (vectorised)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if len(column) == 0:
+        return np.zeros(0, dtype=object)
+    data = column.buffers()[1]
+    start = column.offset * SHARE_BYTES
+    return from_bytes(memoryview(data)[start : start + len(column) * SHARE_BYTES])
 
 
 class ShareStore:
@@ -121,13 +154,13 @@ class ShareStore:
             raise ConflictError(
                 f"this server already holds dataset {name!r}: upload under a new name"
             )
-        shares: Mapping[str, Sequence[int]] = package["shares"]
-        lengths = {len(v) for v in shares.values()}
-        if lengths != {holding["rows"]}:
+        shares: Mapping[str, Sequence[int] | str] = package["shares"]
+        rows = holding["rows"]
+        if any(not isinstance(v, str) and len(v) != rows for v in shares.values()):
             raise InvalidInputError(
                 "the upload's share columns do not all have the declared row count"
             )
-        table = pa.table({c: _to_bytes(v) for c, v in shares.items()})
+        table = pa.table({c: _packed(v, rows) for c, v in shares.items()})
         join_keys = package.get("join_keys")
         if join_keys is not None:
             if len(join_keys) != holding["rows"]:
@@ -151,6 +184,14 @@ class ShareStore:
             raise NotFoundError(f"this server holds no dataset {dataset!r}")
         table = self._data.read(dataset, doc.get("file_version", 1), doc["file"])
         return {c: _from_bytes(table.column(c)) for c in columns}
+
+    def share_arrays(self, dataset: str, columns: Sequence[str]) -> dict[str, np.ndarray]:
+        """:meth:`shares` as object arrays of Python ints (no per-share Python loop)."""
+        doc = self._read_holdings().get(dataset)
+        if doc is None:
+            raise NotFoundError(f"this server holds no dataset {dataset!r}")
+        table = self._data.read(dataset, doc.get("file_version", 1), doc["file"])
+        return {c: _share_array(table.column(c)) for c in columns}
 
     def join_keys(self, dataset: str) -> list[str]:
         """The pseudonyms of ``dataset``'s rows (threshold-OPRF outputs, never raw ids)."""

@@ -260,7 +260,7 @@ def read_counts(spec: SurveySpec, sums: Mapping[str, float], respondents: int) -
 
 
 async def valid_rows(
-    mpc: Any, columns: Sequence[Sequence[int]], groups: Sequence[int], one: int
+    mpc: Any, columns: Sequence[Sequence[int] | np.ndarray], groups: Sequence[int], one: int
 ) -> list[bool]:
     """Which answers are well formed (each entry 0 or ``one``, one choice per question),
     decided inside MPC: only the verdict per answer opens, never an entry.

@@ -8,11 +8,15 @@
   survey's box (:class:`SurveyBox`) and its invitations; the release tells the requester
   where the page is and gives the invitation links to the population's owner only (it
   knows the respondents; the requester learns no link).
-* **Report** (spec ``{"close": <survey id>}``): same owner rules; ``run`` refuses while
-  fewer than ``min_respondents`` answered, then closes the survey and has the
-  :class:`SurveyDriver` bring each server's inbox into its store and run the ``sum``
-  report over the answer columns, whose output shares go to the recipient only; the zone
-  keeps the bundle's reference (:func:`open_survey` reads it on the recipient's machine).
+* **Report** (spec ``{"close": <survey id>}``, optionally ``"epsilon"`` and ``"delta"``):
+  same owner rules; ``run`` refuses while fewer than ``min_respondents`` answered, then
+  closes the survey and has the :class:`SurveyDriver` bring each server's inbox into its
+  store and run the ``sum`` report over the answer columns, whose output shares go to the
+  recipient only; the zone keeps the bundle's reference (:func:`open_survey` reads it on
+  the recipient's machine). With ``epsilon``, the ``mpc`` reports' binomial noise is added
+  to every count inside MPC before anything leaves the servers (see
+  :func:`~collabzone.techniques.mpc._reports.compute`), and (epsilon, delta) is debited
+  from the population's ledger like any DP release.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from collabzone.budget import PrivacyCost, privacy_parameter
 from collabzone.errors import (
     ConflictError,
     InternalError,
@@ -51,7 +56,11 @@ from collabzone.techniques.view import ResultView
 SURVEY_DIR_ENV = "COLLABZONE_SURVEY_DIR"
 _OPEN_KEYS = frozenset({"action", "survey", "title", "page", "questions", "invitations",
                         "recipient", "servers", "population"})  # fmt: skip
-_CLOSE_KEYS = frozenset({"action", "survey", "title", "recipient", "respondents", "bundle"})
+_CLOSE_KEYS = frozenset(
+    {"action", "survey", "title", "recipient", "respondents", "bundle", "epsilon", "delta"}
+)
+_CLOSE_SPEC = frozenset({"close", "epsilon", "delta"})
+DEFAULT_DELTA = 1e-6
 
 
 class SurveyDriver:
@@ -61,7 +70,10 @@ class SurveyDriver:
     def __init__(self, stores: Sequence[ShareStore], inner: Driver) -> None:
         self.stores, self.inner = list(stores), inner
 
-    def __call__(self, box: SurveyBox) -> tuple[Mapping[str, Any], int]:
+    def __call__(
+        self, box: SurveyBox, *, epsilon: float | None = None, delta: float = DEFAULT_DELTA
+    ) -> tuple[Mapping[str, Any], int]:
+        """Run the survey's report; ``epsilon`` adds DP noise to each count inside MPC."""
         spec = box.spec()
         if len(self.stores) != len(spec.servers):
             raise ConflictError(
@@ -85,6 +97,8 @@ class SurveyDriver:
             datasets=(f"survey-{box.id}",),
             columns=tuple(spec.columns()),
             recipient=spec.recipient,
+            epsilon=epsilon,
+            delta=delta,
         )
         return self.inner(report), len(common)
 
@@ -118,13 +132,26 @@ class Survey(Technique):
         return self.root
 
     def plan(self, spec: Mapping[str, Any], ctx: PlanContext) -> Plan:
-        if set(spec) == {"close"}:
+        cost: dict[str, PrivacyCost] = {}
+        if "close" in spec:
+            if set(spec) - _CLOSE_SPEC:
+                raise InvalidInputError(
+                    f"a survey report takes only {sorted(_CLOSE_SPEC)}, not {sorted(set(spec) - _CLOSE_SPEC)}"
+                )
             if not isinstance(spec["close"], str):
                 raise InvalidInputError("'close' names a survey id")
             box = SurveyBox(self._root(), spec["close"])
             survey, action = box.spec(), "close"
             details: dict[str, Any] = {"action": action, "survey": box.id, "spec": survey.to_json()}
             outputs = f"output shares of survey {box.id}'s counts, opened by {survey.recipient!r}"
+            if spec.get("epsilon") is not None:
+                epsilon = privacy_parameter("epsilon", spec["epsilon"])
+                delta = privacy_parameter("delta", spec.get("delta", DEFAULT_DELTA))
+                if not delta > 0:
+                    raise InvalidInputError("binomial noise needs delta > 0")
+                details.update(epsilon=epsilon, delta=delta)
+                cost = {survey.dataset: PrivacyCost(epsilon=epsilon, delta=delta)}
+                outputs += f", with DP noise added inside MPC (epsilon {epsilon:g})"
         else:
             survey, action = SurveySpec.from_json(spec), "open"
             details = {"action": action, "spec": survey.to_json()}
@@ -141,7 +168,7 @@ class Survey(Technique):
         return Plan(
             technique=self.name,
             datasets=(survey.dataset,),
-            cost={},
+            cost=cost,
             columns={survey.dataset: ()},
             outputs=outputs,
             details=details,
@@ -201,8 +228,10 @@ class Survey(Technique):
                        f"{answered} respondents answered, fewer than {survey.min_respondents}: "
                        "ask again later", owner)
             )  # fmt: skip
+        epsilon, delta = plan.details.get("epsilon"), plan.details.get("delta", DEFAULT_DELTA)
         box.close()
-        bundle, respondents = self.driver(box)
+        bundle, respondents = self.driver(box, epsilon=epsilon, delta=delta)
+        noise = {"epsilon": epsilon, "delta": delta} if epsilon is not None else {}
         return Outcome(
             payload={
                 "action": "close",
@@ -211,7 +240,14 @@ class Survey(Technique):
                 "recipient": survey.recipient,
                 "respondents": respondents,
                 "bundle": dict(bundle),
+                **noise,
             },
+            mechanism=(
+                f"binomial noise inside MPC on each count (epsilon {epsilon:g}, delta {delta:g})"
+                if epsilon is not None
+                else None
+            ),
+            spent=dict(plan.cost),
             released_to=tuple(dict.fromkeys((ctx.requester.name, survey.recipient))),
             notes=(NOT_SEEN,),
         )

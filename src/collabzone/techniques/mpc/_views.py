@@ -106,4 +106,9 @@ def survey_view(payload: Mapping[str, Any]) -> ResultView:
             ("value", NOT_HERE),
             *_bundle_facts(payload.get("bundle")),
         ]
+        if payload.get("epsilon") is not None:
+            facts.append(
+                ("DP noise on the counts", f"added inside MPC, epsilon {payload['epsilon']:g}, "
+                                           f"delta {payload.get('delta', 0):g}")
+            )  # fmt: skip
     return ResultView(facts=tuple(facts))
