@@ -17,8 +17,10 @@ import hashlib
 import hmac
 import os
 import random
+import resource
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -27,12 +29,9 @@ import pyarrow.csv as pacsv
 
 from collabzone.crypto.group import (
     L,
-    encode_to_group,
     hash_to_group,
     mul,
     random_scalar,
-    to_montgomery,
-    x25519,
 )
 from collabzone.keys import LocalKeyring, new_master_key
 from collabzone.techniques.linking import (
@@ -46,6 +45,7 @@ from collabzone.techniques.linking import (
     prepare,
     tokenise_hmac,
 )
+from collabzone.techniques.linking._psi_group import hash_to_curve, x25519
 
 WORKERS = os.cpu_count() or 1
 REPEAT = 3
@@ -102,39 +102,70 @@ def bench_prepare(rows: int) -> None:
     )
 
 
-def bench_psi(n: int, openmined: bool) -> None:
-    x = [f"customer{i}@example.com".encode() for i in range(n)]
-    y = [f"customer{i}@example.com".encode() for i in range(n // 2, n + n // 2)]
-    start = time.perf_counter()
-    result = intersect(PsiSender(x, workers=WORKERS), PsiReceiver(y, workers=WORKERS))
-    ours = time.perf_counter() - start
-    assert result.cardinality == n - n // 2
-    print(f"PSI cardinality {n:,} x {n:,} (ours, X25519, {WORKERS} processes): {ours:.1f} s")
-    points = to_montgomery([encode_to_group(v, b"bench") for v in x[:20_000]])
-    scalar = os.urandom(32)
-    start = time.perf_counter()
-    x25519(scalar, points)
-    rate = len(points) / (time.perf_counter() - start)
-    floor = 4 * n / (rate * WORKERS)
-    print(
-        f"  X25519 here now: {rate:,.0f} ops/s per process; "
-        f"4n ops on {WORKERS} cores: {floor:.1f} s"
+def _emails(lo: int, hi: int) -> Iterator[list[bytes]]:
+    """``customer<i>@example.com`` for ``lo <= i < hi``, generated batch by batch."""
+    step = 100_000
+    for a in range(lo, hi, step):
+        yield [f"customer{i}@example.com".encode() for i in range(a, min(a + step, hi))]
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (the worker processes)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN
     )
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _peak_mib() -> tuple[float, float]:
+    """Peak RSS of this process and of the largest finished child, MiB (Linux: KiB units)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return own / 1024, kids / 1024
+
+
+def bench_psi(n: int, openmined: bool) -> None:
+    """PSI cardinality, n x n with half overlapping; items streamed in batches."""
+    sender = PsiSender.from_batches(lambda: _emails(0, n), workers=WORKERS)
+    receiver = PsiReceiver.from_batches(lambda: _emails(n // 2, n + n // 2), workers=WORKERS)
+    cpu, start = _cpu(), time.perf_counter()
+    result = intersect(sender, receiver)
+    ours, ours_cpu = time.perf_counter() - start, _cpu() - cpu
+    assert result.cardinality == n - n // 2
+    own, kid = _peak_mib()
+    print(
+        f"PSI cardinality {n:,} x {n:,} (ours, X25519, {WORKERS} processes, streamed): "
+        f"{ours:.1f} s wall, {ours_cpu:.1f} s CPU; peak RSS {own:,.0f} MiB "
+        f"(+ worker {kid:,.0f} MiB)"
+    )
+    sample = list(next(_emails(0, 20_000)))
+    scalar = os.urandom(32)
+    start = time.process_time()
+    x25519(scalar, hash_to_curve(sample, b"bench"))
+    per_item = (time.process_time() - start) / len(sample)
+    print(f"  hash + X25519 here now: {per_item * 1e6:.1f} us CPU per item, one process")
     if not openmined:
         return
     import private_set_intersection.python as psi
 
-    xs, ys = [v.decode() for v in x], [v.decode() for v in y]
-    start = time.perf_counter()
-    client = psi.client.CreateWithNewKey(True)
-    server = psi.server.CreateWithNewKey(True)
+    xs = [v.decode() for batch in _emails(0, n) for v in batch]
+    ys = [v.decode() for batch in _emails(n // 2, n + n // 2) for v in batch]
+    cpu, start = _cpu(), time.perf_counter()
+    client = psi.client.CreateWithNewKey(False)
+    server = psi.server.CreateWithNewKey(False)
     setup = server.CreateSetupMessage(1e-9, len(ys), xs)
     response = server.ProcessRequest(client.CreateRequest(ys))
     theirs_count = client.GetIntersectionSize(setup, response)
-    theirs = time.perf_counter() - start
+    theirs, theirs_cpu = time.perf_counter() - start, _cpu() - cpu
     assert theirs_count == result.cardinality
-    print(f"  openmined-psi 2.0.6 on the same data (P-256, one thread): {theirs:.1f} s")
-    print(f"  ratio openmined / ours: {theirs / ours:.2f}x")
+    print(
+        f"  openmined-psi 2.0.6 on the same data (P-256, one thread, cardinality only): "
+        f"{theirs:.1f} s wall, {theirs_cpu:.1f} s CPU"
+    )
+    print(
+        f"  ratio openmined / ours: {theirs / ours:.2f}x wall, "
+        f"{theirs_cpu / ours_cpu:.2f}x CPU (ours on {WORKERS} processes)"
+    )
 
 
 def _oprf_chunk(args: tuple[int, list[bytes]]) -> int:
