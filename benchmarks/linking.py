@@ -37,6 +37,7 @@ from collabzone.keys import LocalKeyring, new_master_key
 from collabzone.techniques.linking import (
     LinkKey,
     OprfShareServer,
+    PsiMessage,
     PsiReceiver,
     PsiSender,
     intersect,
@@ -102,11 +103,86 @@ def bench_prepare(rows: int) -> None:
     )
 
 
-def _emails(lo: int, hi: int) -> Iterator[list[bytes]]:
+_STREAM_CHILD = """
+import resource, sys, time
+from pathlib import Path
+from collabzone.keys import LocalKeyring
+from collabzone.techniques.linking import parse_spec, prepare, read_raw
+raw, ring, key, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+spec = parse_spec({"collaboration": "bench",
+    "fields": {"email": {"column": "email", "normaliser": "email"}},
+    "match_keys": [{"name": "email", "fields": ["email"]}]})
+cpu, start = time.process_time(), time.perf_counter()
+if mode == "whole":
+    rows = read_raw(raw, ["email"]).num_rows
+else:
+    rows = prepare(raw, spec, raw.with_suffix(".out.parquet"), keys=LocalKeyring(ring, key)).rows
+wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(rows, wall, cpu, peak)
+"""
+
+
+def _write_raw(path: Path, rows: int) -> None:
+    """A raw CSV of ``rows`` e-mails and amounts, written in batches (constant memory)."""
+    schema = pa.schema([("email", pa.string()), ("amount", pa.int64())])
+    with pacsv.CSVWriter(path, schema) as writer:
+        for lo in range(0, rows, 500_000):
+            hi = min(lo + 500_000, rows)
+            writer.write_table(
+                pa.table({"email": raw_emails(hi - lo, seed=lo), "amount": range(lo, hi)}, schema)
+            )
+
+
+def bench_prepare_stream(sizes: list[int]) -> None:
+    """Streamed ``prepare`` (CSV -> Parquet) in a fresh process per file size: rate, peak RSS;
+    and the peak RSS of reading the same file whole (what ``prepare`` did before)."""
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory() as tmp:
+        master = new_master_key()
+        ring = Path(tmp) / "ring.json"
+        LocalKeyring.create_new(ring, master).create("link:bench")
+        for rows in sizes:
+            raw = Path(tmp) / f"raw{rows}.csv"
+            _write_raw(raw, rows)
+            size_mb = raw.stat().st_size / 2**20
+            for mode in ("stream", "whole"):
+                args = [str(raw), str(ring), master, mode]
+                out = subprocess.run(
+                    [sys.executable, "-c", _STREAM_CHILD, *args],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.splitlines()[-1].split()
+                done, wall, cpu, peak = int(out[0]), float(out[1]), float(out[2]), float(out[3])
+                assert done == rows
+                what = "streamed prepare" if mode == "stream" else "whole-file read only"
+                print(
+                    f"{what}, {rows:,} rows ({size_mb:,.0f} MB CSV): {rows / wall:,.0f} rows/s "
+                    f"wall, {cpu:.1f} s CPU (main thread), peak RSS {peak:,.0f} MiB"
+                )
+            raw.unlink()
+
+
+def _emails(lo: int, hi: int, progress: bool = False) -> Iterator[list[bytes]]:
     """``customer<i>@example.com`` for ``lo <= i < hi``, generated batch by batch."""
     step = 100_000
     for a in range(lo, hi, step):
+        if progress and a % 1_000_000 == 0 and a > lo:
+            _log(f"{a - lo:,} items read")
         yield [f"customer{i}@example.com".encode() for i in range(a, min(a + step, hi))]
+
+
+def _log(what: str) -> None:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  [{time.strftime('%H:%M:%S')}] {what} (peak RSS so far {rss:,.0f} MiB)", flush=True)
+
+
+def _relay(message: PsiMessage) -> PsiMessage:
+    _log(f"{message.step}: {len(message.points):,} points")
+    return message
 
 
 def _cpu() -> float:
@@ -126,10 +202,13 @@ def _peak_mib() -> tuple[float, float]:
 
 def bench_psi(n: int, openmined: bool) -> None:
     """PSI cardinality, n x n with half overlapping; items streamed in batches."""
-    sender = PsiSender.from_batches(lambda: _emails(0, n), workers=WORKERS)
-    receiver = PsiReceiver.from_batches(lambda: _emails(n // 2, n + n // 2), workers=WORKERS)
+    big = n >= 5_000_000
+    sender = PsiSender.from_batches(lambda: _emails(0, n, big), workers=WORKERS)
+    receiver = PsiReceiver.from_batches(
+        lambda: _emails(n // 2, n + n // 2, big), workers=WORKERS
+    )
     cpu, start = _cpu(), time.perf_counter()
-    result = intersect(sender, receiver)
+    result = intersect(sender, receiver, _relay if big else lambda m: m)
     ours, ours_cpu = time.perf_counter() - start, _cpu() - cpu
     assert result.cardinality == n - n // 2
     own, kid = _peak_mib()
@@ -205,11 +284,14 @@ def main() -> None:
     parser.add_argument("--psi-n", type=int, default=1_000_000)
     parser.add_argument("--oprf-n", type=int, default=20_000)
     parser.add_argument("--skip-openmined", action="store_true")
-    parser.add_argument("--only", choices=["prepare", "psi", "oprf"])
+    parser.add_argument("--only", choices=["prepare", "stream", "psi", "oprf"])
+    parser.add_argument("--stream-rows", type=int, nargs="+", default=[1_000_000, 4_000_000])
     args = parser.parse_args()
     print(f"cores: {WORKERS}")
     if args.only in (None, "prepare"):
         bench_prepare(args.rows)
+    if args.only in (None, "stream"):
+        bench_prepare_stream(args.stream_rows)
     if args.only in (None, "oprf"):
         bench_oprf(args.oprf_n)
     if args.only in (None, "psi"):
