@@ -150,12 +150,16 @@ def bench_prepare_stream(sizes: list[int]) -> None:
             size_mb = raw.stat().st_size / 2**20
             for mode in ("stream", "whole"):
                 args = [str(raw), str(ring), master, mode]
-                out = subprocess.run(
-                    [sys.executable, "-c", _STREAM_CHILD, *args],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout.splitlines()[-1].split()
+                out = (
+                    subprocess.run(
+                        [sys.executable, "-c", _STREAM_CHILD, *args],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    )
+                    .stdout.splitlines()[-1]
+                    .split()
+                )
                 done, wall, cpu, peak = int(out[0]), float(out[1]), float(out[2]), float(out[3])
                 assert done == rows
                 what = "streamed prepare" if mode == "stream" else "whole-file read only"
@@ -187,8 +191,9 @@ def _relay(message: PsiMessage) -> PsiMessage:
 
 def _cpu() -> float:
     """CPU seconds of this process and of its finished children (the worker processes)."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
-        resource.RUSAGE_CHILDREN
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
     )
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
@@ -204,9 +209,7 @@ def bench_psi(n: int, openmined: bool) -> None:
     """PSI cardinality, n x n with half overlapping; items streamed in batches."""
     big = n >= 5_000_000
     sender = PsiSender.from_batches(lambda: _emails(0, n, big), workers=WORKERS)
-    receiver = PsiReceiver.from_batches(
-        lambda: _emails(n // 2, n + n // 2, big), workers=WORKERS
-    )
+    receiver = PsiReceiver.from_batches(lambda: _emails(n // 2, n + n // 2, big), workers=WORKERS)
     cpu, start = _cpu(), time.perf_counter()
     result = intersect(sender, receiver, _relay if big else lambda m: m)
     ours, ours_cpu = time.perf_counter() - start, _cpu() - cpu

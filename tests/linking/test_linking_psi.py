@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collabzone.errors import InvalidInputError
-from collabzone.techniques.linking import _psi
-from collabzone.techniques.linking import PsiMessage, PsiReceiver, PsiSender, intersect
+from collabzone.techniques.linking import PsiMessage, PsiReceiver, PsiSender, _psi, intersect
 
 
 def items(values: set[int]) -> list[bytes]:
@@ -57,7 +56,9 @@ def test_parallel_streamed_run_gives_the_same_answer(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(_psi, "PARALLEL_MIN_ITEMS", 1000)
     x = items(set(range(0, 3_000)))
     y = items(set(range(2_900, 3_100)) | {5})
-    sender = PsiSender.from_batches(lambda: (x[i : i + 700] for i in range(0, len(x), 700)), workers=2)
+    sender = PsiSender.from_batches(
+        lambda: (x[i : i + 700] for i in range(0, len(x), 700)), workers=2
+    )
     result = intersect(sender, PsiReceiver(y * 2, workers=2))  # duplicates count once
     assert result.cardinality == 101
     full = intersect(
@@ -66,7 +67,9 @@ def test_parallel_streamed_run_gives_the_same_answer(monkeypatch: pytest.MonkeyP
     )
     assert full.cardinality == 101 and full.intersection is None  # streamed: positions only
     assert full.positions is not None
-    assert sorted(y[int(i)] for i in full.positions) == sorted(items(set(range(2_900, 3_000)) | {5}))
+    assert sorted(y[int(i)] for i in full.positions) == sorted(
+        items(set(range(2_900, 3_000)) | {5})
+    )
 
 
 def test_relay_sees_no_identifier_and_cardinality_reply_is_unlinkable() -> None:

@@ -43,7 +43,9 @@ def test_a_one_token_probe_gets_the_same_refusal_whether_or_not_the_person_is_th
 
 
 def _forged(query: SumQuery, rows: list[np.ndarray]) -> SumQuery:
-    return SumQuery(query.double, np.stack(rows), query.public_n, (query.ciphertexts[0],) * len(rows))
+    return SumQuery(
+        query.double, np.stack(rows), query.public_n, (query.ciphertexts[0],) * len(rows)
+    )
 
 
 def test_repeating_the_target_to_reach_the_minimum_is_refused() -> None:

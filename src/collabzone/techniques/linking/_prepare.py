@@ -333,7 +333,7 @@ def prepare(
     raw, out = Path(raw), Path(out)
     if raw.resolve() in {out.resolve(), Path(report).resolve() if report else None}:
         raise InvalidInputError("the output and report files must differ from the raw file")
-    schema, batches = iter_raw(raw, [f.column for f in spec.fields.values()])
+    schema, batches = iter_raw(raw, [f.column for f in spec.fields.values()], BLOCK_BYTES)
     check_columns(schema.empty_table(), spec)
     tokenise = _tokeniser(spec, keys, transport, key_version)
     first = next((b for b in batches if b.num_rows), None)
