@@ -165,7 +165,7 @@ def bench_prepare_stream(sizes: list[int]) -> None:
                 what = "streamed prepare" if mode == "stream" else "whole-file read only"
                 print(
                     f"{what}, {rows:,} rows ({size_mb:,.0f} MB CSV): {rows / wall:,.0f} rows/s "
-                    f"wall, {cpu:.1f} s CPU (main thread), peak RSS {peak:,.0f} MiB"
+                    f"wall, {cpu:.1f} s CPU (all threads), peak RSS {peak:,.0f} MiB"
                 )
             raw.unlink()
 
