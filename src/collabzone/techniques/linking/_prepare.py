@@ -109,8 +109,12 @@ def _read_csv(path: Path, identifier_columns: list[str]) -> pa.Table:
     return pacsv.read_csv(path, convert_options=convert)
 
 
-BLOCK_BYTES = 8 << 20
-"""Bytes of raw CSV per record batch of the streamed ``prepare`` (memory stays ~constant)."""
+BLOCK_BYTES = 1 << 20
+"""Bytes of raw CSV per parsed block. Arrow reads up to 32 blocks ahead of the consumer, so
+this bounds the raw text held in memory (~32 MiB) whatever the file's size."""
+BATCH_ROWS = 100_000
+"""Rows tokenised at once: parsed blocks are grouped up to this (parallel normalisation
+starts at 100,000 rows, and each HMAC call to DuckDB has a fixed cost)."""
 
 
 def _arrow_error(path: Path, exc: pa.ArrowInvalid) -> InvalidInputError:
@@ -127,8 +131,9 @@ def iter_raw(
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """Stream a raw CSV/Parquet file as record batches (identifier columns as text).
 
-    The file is never held whole in memory: Arrow's streaming CSV reader parses one block
-    of ``block_bytes`` at a time (on its thread pool), Parquet is read row group by row group.
+    The file is never held whole in memory: Arrow's streaming CSV reader parses blocks of
+    ``block_bytes`` and keeps at most ~32 of them ahead of the consumer (measured; a scanner
+    from ``pyarrow.dataset`` read further ahead); Parquet is read row group by row group.
     Decoding errors surface while iterating, as the same clear errors as :func:`read_raw`.
     """
     path = Path(path)
@@ -163,6 +168,23 @@ def iter_raw(
             raise _arrow_error(path, exc) from None
 
     return schema, checked()
+
+
+def _grouped(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Small parsed blocks grouped into tables of at least ``rows`` rows (the last may be
+    smaller); empty blocks are skipped."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(pending)
+            pending, count = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
 
 
 def _check_utf8_head(path: Path) -> None:
@@ -336,10 +358,10 @@ def prepare(
     schema, batches = iter_raw(raw, [f.column for f in spec.fields.values()], BLOCK_BYTES)
     check_columns(schema.empty_table(), spec)
     tokenise = _tokeniser(spec, keys, transport, key_version)
-    first = next((b for b in batches if b.num_rows), None)
+    tables = _grouped(batches, BATCH_ROWS)
+    first = next(tables, None)
     if first is None:
         raise InvalidInputError(f"raw file {raw} has a header but no data rows")
-    batches = itertools.chain([first], batches)
     dropped = spec.identifier_columns()
     totals = _Totals()
     writer_columns: list[str] = []
@@ -347,10 +369,7 @@ def prepare(
     def write_data(tmp: Path) -> None:
         writer = _Writer(tmp, out.suffix.lower() == ".parquet")
         try:
-            for batch in batches:
-                if batch.num_rows == 0:
-                    continue
-                table = pa.Table.from_batches([batch])
+            for table in itertools.chain([first], tables):
                 tokenised = tokenise(table)
                 kept = table.drop_columns(dropped)
                 for name, tokens in tokenised.tokens.items():
