@@ -240,6 +240,7 @@ def test_prepare_streams_small_batches_with_the_same_result(
     raw = write_raw(tmp_path / "raw.csv", rows + ROWS[:3])
     whole = prepare(raw, spec, tmp_path / "whole.parquet", keys=keyring)
     monkeypatch.setattr(_prepare, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(_prepare, "BATCH_ROWS", 50)
     written: list[int] = []
     original = _prepare._Writer.write
 
