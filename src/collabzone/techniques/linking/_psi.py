@@ -251,8 +251,7 @@ class PsiReceiver(_Party):
         if len(reply.points) != len(self._first):
             raise InvalidInputError("PSI protocol error: the reply has the wrong size")
         self._state = "done"
-        theirs = self._mask_all(sender_set.points)
-        hits = member_mask(reply.points, theirs)
+        hits = member_mask(reply.points, self._mask_all(sender_set.points))
         count = int(hits.sum())
         if reply.reveal != "intersection":
             return PsiResult(count)
@@ -274,6 +273,5 @@ def intersect(
     (1, None)
     """
     sender_set = relay(sender.start())
-    query = relay(receiver.start())
-    reply = relay(sender.respond(query))
+    reply = relay(sender.respond(relay(receiver.start())))  # the query is not kept: memory
     return receiver.finish(sender_set, reply)

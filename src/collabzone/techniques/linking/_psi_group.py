@@ -81,5 +81,11 @@ def sorted_unique(points: Points) -> Points:
 
 
 def member_mask(query: Points, reference: Points) -> npt.NDArray[np.bool_]:
-    """For each row of ``query``: is it a row of ``reference``?"""
-    return np.isin(as_values(query), as_values(reference))
+    """For each row of ``query``: is it a row of ``reference``? Compared on the first 16
+    bytes (half the memory of the sort; two distinct points share them with probability
+    2^-128 per pair, ~3e-25 for 10M x 10M)."""
+
+    def prefix(points: Points) -> npt.NDArray[np.void]:
+        return np.ascontiguousarray(points[:, :16]).view("V16").ravel()
+
+    return np.isin(prefix(query), prefix(reference))
