@@ -8,13 +8,14 @@ import json
 import warnings
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
 from collabzone.errors import InvalidInputError, NotFoundError
 from collabzone.keys import MASTER_KEY_ENV, LocalKeyring
-from collabzone.techniques.linking import LinkSpec, OprfServer, link_key, prepare
+from collabzone.techniques.linking import LinkSpec, OprfServer, _prepare, link_key, prepare
 
 with warnings.catch_warnings():
     # typer 0.20 touches a click attribute that click deprecates; not ours to fix
@@ -225,3 +226,33 @@ def test_prepare_never_overwrites_the_raw_file(
         with pytest.raises(InvalidInputError, match="differ from the raw file"):
             prepare(raw, spec, out, keys=keyring, report=report)
     assert raw.read_bytes() == before
+
+
+def test_prepare_streams_small_batches_with_the_same_result(
+    tmp_path: Path, spec: LinkSpec, keyring: LocalKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Block by block (many record batches) gives the file and the counts of one batch;
+    a field valid only in a late batch still counts as valid."""
+    rows = [
+        f"{i},u{i}@example.com,07911 123456,Ann Lee,1980-01-01,M1 1AE,a,b,{i}" for i in range(800)
+    ]
+    rows[0] = "0,,,,,,a,b,0"
+    raw = write_raw(tmp_path / "raw.csv", rows + ROWS[:3])
+    whole = prepare(raw, spec, tmp_path / "whole.parquet", keys=keyring)
+    monkeypatch.setattr(_prepare, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(_prepare, "BATCH_ROWS", 50)
+    written: list[int] = []
+    original = _prepare._Writer.write
+
+    def spy(self: _prepare._Writer, table: pa.Table) -> None:
+        written.append(table.num_rows)
+        original(self, table)
+
+    monkeypatch.setattr(_prepare._Writer, "write", spy)
+    streamed = prepare(raw, spec, tmp_path / "streamed.parquet", keys=keyring)
+    assert len(written) > 8 and sum(written) == 803
+    assert streamed == whole
+    assert streamed.fields["email"].valid == 801 and streamed.fields["email"].missing == 1
+    assert pq.read_table(tmp_path / "streamed.parquet").equals(
+        pq.read_table(tmp_path / "whole.parquet")
+    )

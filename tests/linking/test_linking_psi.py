@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collabzone.errors import InvalidInputError
-from collabzone.techniques.linking import PsiMessage, PsiReceiver, PsiSender, intersect
+from collabzone.techniques.linking import PsiMessage, PsiReceiver, PsiSender, _psi, intersect
 
 
 def items(values: set[int]) -> list[bytes]:
@@ -50,11 +51,25 @@ def test_psi_cardinality_equals_openmined_psi() -> None:
     assert ours == theirs == len(x & y)
 
 
-def test_parallel_run_gives_the_same_answer() -> None:
-    x = set(range(0, 30_000))
-    y = set(range(29_000, 31_000))
-    result = intersect(PsiSender(items(x), workers=2), PsiReceiver(items(y), workers=2))
-    assert result.cardinality == 1_000
+def test_parallel_streamed_run_gives_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_psi, "BATCH_ITEMS", 500)
+    monkeypatch.setattr(_psi, "PARALLEL_MIN_ITEMS", 1000)
+    x = items(set(range(0, 3_000)))
+    y = items(set(range(2_900, 3_100)) | {5})
+    sender = PsiSender.from_batches(
+        lambda: (x[i : i + 700] for i in range(0, len(x), 700)), workers=2
+    )
+    result = intersect(sender, PsiReceiver(y * 2, workers=2))  # duplicates count once
+    assert result.cardinality == 101
+    full = intersect(
+        PsiSender(x, "intersection", workers=2),
+        PsiReceiver.from_batches(lambda: [y[:50], y[50:]], workers=2),
+    )
+    assert full.cardinality == 101 and full.intersection is None  # streamed: positions only
+    assert full.positions is not None
+    assert sorted(y[int(i)] for i in full.positions) == sorted(
+        items(set(range(2_900, 3_000)) | {5})
+    )
 
 
 def test_relay_sees_no_identifier_and_cardinality_reply_is_unlinkable() -> None:
@@ -84,7 +99,7 @@ def test_sorted_reply_does_not_tell_the_receiver_which_items_matched() -> None:
         receiver = PsiReceiver(y, rng.randbytes)
         first = sender.start()
         reply = sender.respond(receiver.start())
-        forged = PsiMessage(reply.step, reply.elements, "intersection")  # lie about the mode
+        forged = PsiMessage(reply.step, reply.points, "intersection")  # lie about the mode
         result = receiver.finish(first, forged)
         assert result.cardinality == 1
         right_guesses += result.intersection == (y[0],)
@@ -96,12 +111,12 @@ def test_bad_inputs_and_protocol_misuse_are_refused() -> None:
         PsiSender([])
     sender = PsiSender([b"a"])
     with pytest.raises(InvalidInputError, match="start"):
-        sender.respond(PsiMessage("receiver_query", ()))
+        sender.respond(PsiMessage("receiver_query", np.zeros((0, 32), np.uint8)))
     receiver = PsiReceiver([b"a"])
     query = receiver.start()
     first = sender.start()
     with pytest.raises(InvalidInputError, match="expected"):
         receiver.finish(query, query)
     with pytest.raises(InvalidInputError, match="32 bytes"):
-        sender.respond(PsiMessage("receiver_query", (b"short",)))
+        sender.respond(PsiMessage("receiver_query", np.zeros((1, 16), np.uint8)))
     assert receiver.finish(first, sender.respond(query)).cardinality == 1

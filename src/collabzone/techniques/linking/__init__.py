@@ -38,6 +38,14 @@ from collabzone.techniques.linking._psi import (
     PsiSender,
     intersect,
 )
+from collabzone.techniques.linking._psi_sum import (
+    SumQuery,
+    SumReceiver,
+    SumReply,
+    SumResult,
+    SumSender,
+    intersect_sum,
+)
 from collabzone.techniques.linking._spec import FieldSpec, LinkSpec, MatchKey, load_spec, parse_spec
 from collabzone.techniques.linking._tokenise import (
     FieldCounts,
@@ -66,11 +74,17 @@ __all__ = [
     "PsiReceiver",
     "PsiResult",
     "PsiSender",
+    "SumQuery",
+    "SumReceiver",
+    "SumReply",
+    "SumResult",
+    "SumSender",
     "Tokenised",
     "decode_token",
     "hmac_purpose",
     "hmac_tokens",
     "intersect",
+    "intersect_sum",
     "link_key",
     "load_spec",
     "make_normaliser",

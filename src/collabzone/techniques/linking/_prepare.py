@@ -11,10 +11,12 @@ name and renamed at the end, so a failure leaves no partial output.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,94 @@ def _read_csv(path: Path, identifier_columns: list[str]) -> pa.Table:
     return pacsv.read_csv(path, convert_options=convert)
 
 
+BLOCK_BYTES = 1 << 20
+"""Bytes of raw CSV per parsed block. Arrow reads up to 32 blocks ahead of the consumer, so
+this bounds the raw text held in memory (~32 MiB) whatever the file's size."""
+BATCH_ROWS = 100_000
+"""Rows tokenised at once: parsed blocks are grouped up to this (parallel normalisation
+starts at 100,000 rows, and each HMAC call to DuckDB has a fixed cost)."""
+
+
+def _arrow_error(path: Path, exc: pa.ArrowInvalid) -> InvalidInputError:
+    if "UTF8" in str(exc) or "utf-8" in str(exc).lower():
+        return InvalidInputError(
+            f"raw file {path} is not valid UTF-8 (mixed or legacy encoding): re-save it as UTF-8"
+        )
+    # Arrow's message may quote a raw value: report only the kind of problem
+    return InvalidInputError(f"raw file {path} is not a well-formed CSV file")
+
+
+def iter_raw(
+    path: Path, identifier_columns: list[str], block_bytes: int = BLOCK_BYTES
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """Stream a raw CSV/Parquet file as record batches (identifier columns as text).
+
+    The file is never held whole in memory: Arrow's streaming CSV reader parses blocks of
+    ``block_bytes`` and keeps at most ~32 of them ahead of the consumer (measured; a scanner
+    from ``pyarrow.dataset`` read further ahead); Parquet is read row group by row group.
+    Decoding errors surface while iterating, as the same clear errors as :func:`read_raw`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"raw file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise InvalidInputError(f"raw file {path} is empty: it needs a header row and data rows")
+    try:
+        if path.suffix.lower() == ".parquet":
+            parquet = pq.ParquetFile(path)
+            schema: pa.Schema = parquet.schema_arrow
+            batches: Iterator[pa.RecordBatch] = parquet.iter_batches(batch_size=256_000)
+        else:
+            _check_utf8_head(path)
+            convert = pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in identifier_columns},
+                strings_can_be_null=True,
+            )
+            reader = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=block_bytes),
+                convert_options=convert,
+            )
+            schema, batches = reader.schema, iter(reader)
+    except pa.ArrowInvalid as exc:
+        raise _arrow_error(path, exc) from None
+
+    def checked() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from batches
+        except pa.ArrowInvalid as exc:
+            raise _arrow_error(path, exc) from None
+
+    return schema, checked()
+
+
+def _grouped(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Small parsed blocks grouped into tables of at least ``rows`` rows (the last may be
+    smaller); empty blocks are skipped."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(pending)
+            pending, count = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
+def _check_utf8_head(path: Path) -> None:
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a multi-byte character cut at the end
+            raise pa.ArrowInvalid("invalid UTF8") from None
+
+
 def check_columns(table: pa.Table, spec: LinkSpec) -> None:
     """Every column the spec names must exist (the message lists what the file has)."""
     names = set(table.column_names)
@@ -168,6 +258,79 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     return Path(tmp)
 
 
+def _tokeniser(
+    spec: LinkSpec,
+    keys: KeyProvider | None,
+    transport: Transport | None,
+    key_version: int | None,
+) -> Callable[[pa.Table], Tokenised]:
+    """Tokenise batch after batch with keys derived once (not once per batch)."""
+    if spec.mode == "hmac":
+        if keys is None:
+            raise InvalidInputError("hmac mode needs the collaboration key (a key provider)")
+        derived = {
+            k.name: link_key(keys, spec.key_name, spec.zone, k.name, key_version)
+            for k in spec.match_keys
+        }
+        return lambda table: tokenise_hmac(table, spec, derived)
+    if transport is None:
+        raise InvalidInputError("oprf mode needs a transport to the zone's OPRF service")
+    return lambda table: tokenise_oprf(table, spec, transport)
+
+
+@dataclass
+class _Totals:
+    """What the report needs, summed over the batches."""
+
+    rows: int = 0
+    fields: dict[str, FieldCounts] = field(default_factory=dict)
+    tokens: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, set[str]] = field(default_factory=dict)
+
+    def add(self, rows: int, tokenised: Tokenised, spec: LinkSpec) -> None:
+        self.rows += rows
+        for name, c in tokenised.fields.items():
+            old = self.fields.get(name)
+            self.fields[name] = (
+                c
+                if old is None
+                else FieldCounts(
+                    c.column,
+                    c.normaliser,
+                    old.valid + c.valid,
+                    old.missing + c.missing,
+                    old.invalid + c.invalid,
+                )
+            )
+        for k in spec.match_keys:
+            column = tokenised.tokens[k.column]
+            self.tokens[k.name] = self.tokens.get(k.name, 0) + len(column) - column.null_count
+            self.versions.setdefault(k.name, set()).update(_versions(column))
+
+
+class _Writer:
+    """A Parquet or CSV writer opened on the first batch (its schema is the output's)."""
+
+    def __init__(self, path: Path, parquet: bool) -> None:
+        self.path, self.parquet = path, parquet
+        self.writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+        self.columns: list[str] = []
+
+    def write(self, table: pa.Table) -> None:
+        if self.writer is None:
+            self.columns = table.column_names
+            self.writer = (
+                pq.ParquetWriter(self.path, table.schema)
+                if self.parquet
+                else pacsv.CSVWriter(self.path, table.schema)
+            )
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 def prepare(
     raw: Path,
     spec: LinkSpec,
@@ -180,6 +343,10 @@ def prepare(
 ) -> PrepareReport:
     """Normalise and tokenise ``raw`` into ``out`` (CSV or Parquet by suffix); raw PII dropped.
 
+    The file is streamed as Arrow record batches (:func:`iter_raw`): memory does not grow
+    with the file. Within a batch, normalisation runs Arrow kernels in threads and the HMAC
+    runs in DuckDB on every core. Nothing is renamed into place until every batch passed.
+
     Example (hmac mode, the collaboration key in the provider's keyring)::
 
         report = prepare(Path("customers.csv"), load_spec(Path("link.yaml")),
@@ -188,46 +355,63 @@ def prepare(
     raw, out = Path(raw), Path(out)
     if raw.resolve() in {out.resolve(), Path(report).resolve() if report else None}:
         raise InvalidInputError("the output and report files must differ from the raw file")
-    table = read_raw(raw, [f.column for f in spec.fields.values()])
-    check_columns(table, spec)
-    tokenised = tokenise_table(table, spec, keys, transport, key_version)
-    check_counts(tokenised.fields)
+    schema, batches = iter_raw(raw, [f.column for f in spec.fields.values()], BLOCK_BYTES)
+    check_columns(schema.empty_table(), spec)
+    tokenise = _tokeniser(spec, keys, transport, key_version)
+    tables = _grouped(batches, BATCH_ROWS)
+    first = next(tables, None)
+    if first is None:
+        raise InvalidInputError(f"raw file {raw} has a header but no data rows")
     dropped = spec.identifier_columns()
-    kept = table.drop_columns(dropped)
-    for name, tokens in tokenised.tokens.items():
-        kept = kept.append_column(name, tokens)
-    versions = {k.name: _versions(tokenised.tokens[k.column]) for k in spec.match_keys}
+    totals = _Totals()
+    writer_columns: list[str] = []
+
+    def write_data(tmp: Path) -> None:
+        writer = _Writer(tmp, out.suffix.lower() == ".parquet")
+        try:
+            for table in itertools.chain([first], tables):
+                tokenised = tokenise(table)
+                kept = table.drop_columns(dropped)
+                for name, tokens in tokenised.tokens.items():
+                    kept = kept.append_column(name, tokens)
+                totals.add(table.num_rows, tokenised, spec)
+                writer.write(kept)
+        finally:
+            writer.close()
+        check_counts(totals.fields)
+        writer_columns.extend(writer.columns)
+
+    created = [d for d in (out.parent, *out.parent.parents) if not d.exists()]
+    try:
+        data_tmp = _atomic_write(out, write_data)
+    except BaseException:
+        for directory in created:  # deepest first: leave the disk as it was
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+    tokens = {k.column for k in spec.match_keys}
     result = PrepareReport(
-        rows=table.num_rows,
+        rows=totals.rows,
         mode=spec.mode,
         collaboration=spec.collaboration,
         zone=spec.zone,
-        fields=tokenised.fields,
+        fields=totals.fields,
         match_keys={
             k.name: {
                 "column": k.column,
                 "fields": list(k.fields),
-                "tokens": len(tokenised.tokens[k.column]) - tokenised.tokens[k.column].null_count,
-                "key_versions": versions[k.name],
+                "tokens": totals.tokens[k.name],
+                "key_versions": sorted(totals.versions[k.name]),
             }
             for k in spec.match_keys
         },
         dropped_columns=dropped,
-        output_columns={
-            c: ("join_key" if c in tokenised.tokens else "other") for c in kept.column_names
-        },
+        output_columns={c: ("join_key" if c in tokens else "other") for c in writer_columns},
     )
-
-    def write_data(tmp: Path) -> None:
-        if out.suffix.lower() == ".parquet":
-            pq.write_table(kept, tmp)
-        else:
-            pacsv.write_csv(kept, tmp)
 
     def write_report(tmp: Path) -> None:
         tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
 
-    data_tmp = _atomic_write(out, write_data)
     try:
         report_tmp = _atomic_write(report, write_report) if report is not None else None
     except BaseException:
