@@ -1,4 +1,4 @@
-"""Prime-order group operations for OPRF and PSI, on libsodium through PyNaCl's wheel.
+"""Prime-order group operations for the OPRF (and MPC join keys), on libsodium through PyNaCl's wheel.
 
 * The group is the prime-order subgroup of edwards25519 (order :data:`L`).
 * ``hash_to_group`` is the random-oracle construction of RFC 9380 (two independent
@@ -7,16 +7,14 @@
   is in the prime-order subgroup.
 * Scalars are handled as Python ints mod ``L`` (the protocols need inverses and Lagrange
   coefficients); points as their 32-byte encodings.
-* For PSI the points are moved to the Montgomery form (``u = (1 + y) / (1 - y)``, batched
-  inversion) so the exponentiations can use X25519, the fastest ladder libsodium has. X25519
-  clamps scalars (a multiple of 8 with the top bit set); clamped scalars still commute, so
-  ``X25519(a, X25519(b, P)) == X25519(b, X25519(a, P))``, which is all ECDH-PSI needs.
+* PSI works on the Montgomery form with X25519 instead
+  (:mod:`collabzone.techniques.linking._psi_group`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import nacl.bindings as sodium
 import nacl.exceptions
@@ -59,17 +57,6 @@ def hash_to_group(value: bytes, dst: bytes) -> bytes:
     return bytes(sodium.crypto_core_ed25519_add(first, second))
 
 
-def encode_to_group(value: bytes, dst: bytes) -> bytes:
-    """One Elligator 2 encoding of ``value`` (RFC 9380 ``encode_to_curve``, half the cost).
-
-    Not indistinguishable from a random oracle (it reaches about half the points), but
-    collision-resistant and with no known discrete log: used by PSI for speed (see
-    docs/linking.md); the OPRF uses :func:`hash_to_group`.
-    """
-    digest = hashlib.sha512(len(dst).to_bytes(1, "little") + dst + value).digest()
-    return bytes(sodium.crypto_core_ed25519_from_uniform(digest[:32]))
-
-
 def mul(point: bytes, scalar: int) -> bytes:
     """``scalar * point`` in the group; rejects points not in the prime-order subgroup."""
     try:
@@ -100,30 +87,3 @@ def mul_cleared(point: bytes, scalar: int) -> bytes:
 def is_valid_point(point: bytes) -> bool:
     """True for the encoding of a prime-order subgroup point other than the identity."""
     return len(point) == 32 and bool(sodium.crypto_core_ed25519_is_valid_point(point))
-
-
-def to_montgomery(points: Sequence[bytes]) -> list[bytes]:
-    """Edwards points -> X25519 u-coordinates, with one field inversion for the batch."""
-    ys = [int.from_bytes(p, "little") & ((1 << 255) - 1) for p in points]
-    dens = [(1 - y) % P for y in ys]
-    prefix = []
-    acc = 1
-    for d in dens:
-        prefix.append(acc)
-        acc = acc * d % P
-    inv = pow(acc, P - 2, P) if dens else 1
-    out = [b""] * len(ys)
-    for i in range(len(ys) - 1, -1, -1):
-        inv_d = inv * prefix[i] % P
-        inv = inv * dens[i] % P
-        out[i] = ((1 + ys[i]) * inv_d % P).to_bytes(32, "little")
-    return out
-
-
-def x25519(scalar: bytes, points: Sequence[bytes]) -> list[bytes]:
-    """X25519 of every u-coordinate under one clamped 32-byte scalar."""
-    smul = sodium.crypto_scalarmult
-    try:
-        return [smul(scalar, p) for p in points]
-    except (nacl.exceptions.RuntimeError, nacl.exceptions.ValueError, TypeError):
-        raise InvalidInputError("a message carried an invalid curve point") from None
