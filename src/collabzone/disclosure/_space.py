@@ -23,6 +23,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from collabzone.disclosure._atoms import (
+    Counted,
     Finding,
     Flags,
     Hashes,
@@ -36,6 +37,7 @@ from collabzone.disclosure._atoms import (
 from collabzone.disclosure._derive import small_atoms
 from collabzone.disclosure._grid import AttributeDim, TokenDim, _sorted_unique
 from collabzone.disclosure._lookup import positions, positions_found
+from collabzone.disclosure._split import Split, split_release
 from collabzone.model import Column, ColumnType
 
 if TYPE_CHECKING:
@@ -241,19 +243,20 @@ class Audit:
 
 def _grow_entities(
     space: Space, cells: Sequence[Hashes]
-) -> tuple[Hashes, Labels, Flags, NDArray[np.int64], NDArray[np.int64]]:
-    """The entity universe with the cells' new people added (in no cell yet), and every
-    cell's people, one cell after another, as positions in it."""
+) -> tuple[Hashes, Labels, Flags, NDArray[np.int64], NDArray[np.int64] | None]:
+    """The entity universe with the cells' new people added (in no cell yet), and, when
+    nobody was new, every cell's people, one cell after another, as positions in it."""
     entities, labels, covered, people = (
         space.entities, space.entity_labels, space.covered, space.people,
     )  # fmt: skip
     members = np.concatenate(cells) if cells else np.zeros(0, dtype=np.uint64)
-    at, hits = positions_found(entities, members)
-    if hits == members.size:  # everyone is known already (counted during the search)
-        return entities, labels, covered, people, at
     if entities.size == 0:
         known = np.zeros(members.size, dtype=np.bool_)
-    else:  # take(clip) is several times faster than fancy indexing on a large release
+    else:
+        at, hits = positions_found(entities, members)
+        if hits == members.size:  # everyone is known already (counted during the search)
+            return entities, labels, covered, people, at
+        # take(clip) is several times faster than fancy indexing on a large release
         known = entities.take(at, mode="clip") == members
     new = _sorted_unique(members[~known])
     empty = np.flatnonzero(~covered)
@@ -269,7 +272,7 @@ def _grow_entities(
     labels = np.concatenate((labels, np.full(new.size, root, dtype=np.int64)))[order]
     people = people.copy()
     people[root] += new.size
-    return entities, labels, covered, people, positions(entities, members)
+    return entities, labels, covered, people, None
 
 
 def _expand(space: Space, attributes: list[AttributeDim], tokens: list[TokenDim],
@@ -318,14 +321,10 @@ def _attribute_points(
     own-value parts they fall: (point index, part index) pairs."""
     import pyarrow as pa
 
-    shape = [len(d.cells()) for d in dims]
-    total = int(np.prod(shape)) if shape else 1
-    index = np.indices(shape).reshape(len(shape), -1) if shape else np.zeros((0, 1), np.int64)
-    data: dict[str, Any] = {"_cz_point": pa.array(np.arange(total, dtype=np.int64))}
-    for axis, dim in enumerate(dims):
-        reps = pa.array(dim.representatives(), type=_arrow_type(columns[dim.column].type))
-        data[dim.column] = reps.take(pa.array(index[axis]))
-    grid = pa.table(data)
+    key = json.dumps(
+        [[d.to_json(), columns[d.column].type.value] for d in dims], sort_keys=True, default=str
+    )
+    grid = _grid_table(key)
     con.register("_cz_grid", grid)
     try:
         where = f" WHERE {cells.condition_sql}" if cells.condition_sql else ""
@@ -351,6 +350,28 @@ def _attribute_points(
         )
     finally:
         con.unregister("_cz_grid")
+
+
+@functools.lru_cache(maxsize=8)
+def _grid_table(key: str) -> pa.Table:
+    """The phantom grid's points as a table, one column per dimension holding each point's
+    representative (``key``: the dimensions and their column types as JSON). Cached: a
+    release whose literals the grid already cuts at meets the same grid again."""
+    dims = []
+    for doc, kind in json.loads(key):
+        column = ColumnType(kind)
+        dims.append(
+            (AttributeDim(doc["column"], ColumnType(doc["type"]), list(doc["literals"]),
+                          doc["nullable"], doc["domain"]), column)
+        )  # fmt: skip
+    shape = [len(d.cells()) for d, _ in dims]
+    total = int(np.prod(shape)) if shape else 1
+    index = np.indices(shape).reshape(len(shape), -1) if shape else np.zeros((0, 1), np.int64)
+    data: dict[str, Any] = {"_cz_point": pa.array(np.arange(total, dtype=np.int64))}
+    for axis, (dim, kind) in enumerate(dims):
+        reps = pa.array(dim.representatives(), type=_arrow_type(kind))
+        data[dim.column] = reps.take(pa.array(index[axis]))
+    return pa.table(data)
 
 
 def _arrow_type(kind: ColumnType) -> Any:
@@ -426,35 +447,49 @@ def audit(
         if cells.group_columns
         else dict.fromkeys(range(len(cells.members)), 0)
     )
+    none = np.zeros(0, dtype=np.int64)
     phantom_units: list[np.ndarray] = []
-    phantom_cells: list[np.ndarray] = []
     memo: dict[tuple[str, int], np.ndarray] = {}
     for cell in range(len(cells.members)):
         mine = points[parts == part_of_cell[cell]]
-        if mine.size == 0:
-            continue
-        combos = _token_combos(tokens, cells, cell, token_shape, memo)
-        if combos.size == 0:
-            continue
-        flat = (mine[:, None] * token_total + combos[None, :]).reshape(-1)
-        phantom_units.append(flat)
-        phantom_cells.append(np.full(flat.size, cell, dtype=np.int64))
+        combos = _token_combos(tokens, cells, cell, token_shape, memo) if mine.size else none
+        phantom_units.append((mine[:, None] * token_total + combos[None, :]).reshape(-1))
 
-    # 3. entities in this release's cells
+    # 3. refine the units in a cell (entities, then phantoms) and check the touched atoms
     released = [np.asarray(m, dtype=np.uint64) for m in cells.members]
-    entities, entity_labels, covered, people, entity_units = _grow_entities(space, released)
-    entity_cells = np.repeat(np.arange(len(released), dtype=np.int64), [m.size for m in released])
-
-    # 4. refine the units in a cell (entities, then phantoms) and check the touched atoms
+    # the one pass (:mod:`._split`) when everyone is known or new and in one cell; a space
+    # that grows gets its new people first
+    entities, entity_labels, covered, people = (
+        space.entities, space.entity_labels, space.covered, space.people,
+    )  # fmt: skip
+    at: NDArray[np.int64] | None = None
+    fast = None
+    if entities.size:
+        fast = split_release(entities, entity_labels, phantom_labels, int(covered.size),
+                             released, phantom_units)  # fmt: skip
+    if fast is None:
+        entities, entity_labels, covered, people, at = _grow_entities(space, released)
+        if at is None:  # someone was new: the one pass on the grown universe
+            fast = split_release(entities, entity_labels, phantom_labels, int(covered.size),
+                                 released, phantom_units)  # fmt: skip
     n_entities = entities.size
-    units = np.concatenate([entity_units, *(u + n_entities for u in phantom_units)])
-    which = np.concatenate([entity_cells, *phantom_cells])
-    coded = membership_codes_sparse(units, which)
-    labels = np.concatenate((entity_labels, phantom_labels))
-    alive = people + np.bincount(phantom_labels, minlength=covered.size)[: covered.size]
-    step = refine_sparse(
-        labels, covered, people, alive, coded.units, coded.codes, coded.units < n_entities
-    )
+    alive = people + _phantoms_per_atom(phantom_labels, covered.size)
+    if fast is not None:
+        step = _counted(covered, people, alive, fast)
+    else:
+        members = np.concatenate(released) if released else np.zeros(0, dtype=np.uint64)
+        entity_units = at if at is not None else positions(entities, members)
+        entity_cells = np.repeat(
+            np.arange(len(released), dtype=np.int64), [m.size for m in released]
+        )
+        phantom_cells = [np.full(u.size, c, dtype=np.int64) for c, u in enumerate(phantom_units)]
+        units = np.concatenate([entity_units, *(u + n_entities for u in phantom_units)])
+        which = np.concatenate([entity_cells, *phantom_cells])
+        coded = membership_codes_sparse(units, which)
+        labels = np.concatenate((entity_labels, phantom_labels))
+        step = refine_sparse(
+            labels, covered, people, alive, coded.units, coded.codes, coded.units < n_entities
+        )
     total_cells = space.cells + len(cells.members)
     new_entity_labels = step.labels[:n_entities]
 
@@ -483,6 +518,36 @@ def audit(
         cells=total_cells,
     )
     return Audit(after, finding, regions)
+
+
+def _phantoms_per_atom(phantom_labels: Labels, n_atoms: int) -> NDArray[np.int64]:
+    """Phantoms per atom label."""
+    counts: NDArray[np.int64] = np.bincount(phantom_labels, minlength=n_atoms)[:n_atoms]
+    return counts
+
+
+def _counted(
+    covered: Flags, people: NDArray[np.int64], units: NDArray[np.int64], split: Split
+) -> Counted:
+    """:func:`refine_sparse`'s result from the one-pass split (``people`` and ``units``:
+    per atom before it)."""
+    base = int(covered.size)
+    n_fresh = int(split.parents.size)
+    moved_people = np.bincount(split.parents, weights=split.people, minlength=base)
+    moved_units = np.bincount(split.parents, weights=split.units, minlength=base)
+    units = np.concatenate((units - moved_units.astype(np.int64), split.units))
+    people = np.concatenate((people - moved_people.astype(np.int64), split.people))
+    emptied = np.flatnonzero(moved_units)
+    remainders = emptied[units[emptied] > 0]
+    return Counted(
+        labels=np.concatenate((split.entity_labels, split.phantom_labels)),
+        covered=np.concatenate((covered, np.ones(n_fresh, dtype=np.bool_))),
+        people=people,
+        units=units,
+        touched=np.concatenate((remainders, base + np.arange(n_fresh, dtype=np.int64))),
+        parents=split.parents,
+        codes=split.codes,
+    )
 
 
 def _token_combos(
