@@ -68,7 +68,7 @@ def _both(history: list[Spec], monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Audit ``history`` both ways; whether the one pass did each release."""
     ids = disclosure.mix64(np.arange(60, dtype=np.uint64))
     con = duckdb.connect()
-    one_pass = _space.split_release
+    one_pass = _split.split_release
     taken: list[bool] = []
 
     def counted(*args: Any) -> Any:

@@ -1,27 +1,30 @@
 """The usual release in one pass: find each person, split their atom, count, in one loop.
 
-A release whose people are all known to the space already, each in one of its cells (a
-GROUP BY over people seen before: the steady state of a busy collaboration), is refined
-here without the general path's intermediate arrays (positions of every person, the
-concatenated units, their membership codes, a factorisation of (atom, cell) keys over a
-dense range, four counts). For each cell in turn, a compiled loop finds each person in the
-sorted universe (galloping over the cell's sorted run, as :mod:`._lookup`), reads their
-atom, and moves them to the fresh atom of (old atom, this cell): a per-atom slot remembers
-the fresh atom that atom already split into *for this cell* (a slot written before the
-cell began is stale). Phantoms of the cell follow the same way. Fresh atoms are numbered
-in order after the old ones; their people and units are counted on the way.
+A release whose people are each in one of its cells (a GROUP BY: the steady state of a
+busy collaboration) is refined here without the general path's intermediate arrays
+(positions of every person, the concatenated units, their membership codes, a
+factorisation of (atom, cell) keys over a dense range, four counts). For each cell in
+turn, a compiled loop finds each person in the sorted universe (a bucket index over the
+hashes' top bits, then a scan of about eight hashes), reads their atom, and moves them to
+the fresh atom of (old atom, this cell): a per-atom slot remembers the fresh atom that atom
+already split into *for this cell* (a slot written before the cell began is stale).
+Phantoms follow the same way, grouped by their set of cells first (a phantom in one cell
+joins that cell's people; regions that several cells share, as the cells of a join's
+group do, get a code of their own per set). Fresh atoms are numbered in order after the
+old ones; their people and units are counted on the way.
 
-Anything else (a person the space has not seen, a unit in two cells of the release) makes
-the loop stop and :func:`split_release` return ``None``: the caller takes the general path
-(:func:`collabzone.disclosure._atoms.refine_sparse`), which handles every case. The loop
+A person the space has not seen makes the loop stop (the caller adds the new people to
+the universe and tries again), and so does a person in two cells of the release (then
+:func:`split_release` returns ``None`` and the caller takes the general path,
+:func:`collabzone.disclosure._atoms.refine_sparse`, which handles every case). The loop
 writes into copies of the label arrays, so giving up leaves nothing behind. The partition
-it produces is the same as the general path's (the fresh atoms may be numbered in another
-order; tests compare the two).
+it produces is the general path's (the fresh atoms may be numbered in another order;
+``tests/unit/test_disclosure_split.py`` compares the two).
 
 Large releases run their cells in two halves on two threads (the GIL is released); the
-second half's fresh atoms are numbered after a gap that is closed afterwards, and a unit
-reached from both halves is detected then (its label is not in the range of the half that
-reached it).
+second half's fresh atoms are numbered after a gap that is closed afterwards, and a person
+reached from both halves is detected then (their label is not in the range of the half
+that reached them).
 """
 
 from __future__ import annotations
@@ -212,10 +215,10 @@ def split_release(
     cells: Sequence[Hashes],
     phantoms: Sequence[NDArray[np.int64]],
 ) -> Split | None:
-    """Refine by a release whose every person is in ``universe`` and every unit in one
-    cell; ``None`` otherwise (take the general path). ``cells[i]`` are cell ``i``'s people
-    (sorted runs are fastest), ``phantoms[i]`` its phantoms (indices into
-    ``phantom_labels``)."""
+    """Refine by a release whose every person is in ``universe`` and in one cell;
+    ``None`` otherwise (grow the universe, or take the general path). ``cells[i]`` are
+    cell ``i``'s people (sorted runs are fastest), ``phantoms[i]`` its phantoms (indices
+    into ``phantom_labels``, in any number of cells)."""
     n_cells = len(cells)
     if n_cells == 0 or universe.size == 0:
         return None
@@ -234,7 +237,9 @@ def split_release(
         middle = min(max(middle, 1), n_codes - 1)
         halves = [(0, middle), (middle, n_codes)]
     threaded = len(halves) > 1
-    offsets, jobs_args = [], []
+    offsets: list[tuple[int, int]] = []
+    jobs_args: list[tuple[Any, ...]] = []
+    outputs: list[list[NDArray[np.int64]]] = []
     offset = n_atoms
     for first, last in halves:
         capacity = int(key_starts[last] - key_starts[first] + phantom_starts[last]
@@ -245,6 +250,7 @@ def split_release(
         out = [np.empty(where, dtype=np.int64)] + [
             np.empty(capacity, dtype=np.int64) for _ in range(4)
         ]
+        outputs.append(out)
         jobs_args.append(
             (universe, buckets, shift, keys, key_starts, flat, phantom_starts, first, last,
              entity_out, phantom_out, n_atoms, offset, *out)
@@ -262,17 +268,17 @@ def split_release(
     # close the gap between halves, checking that no unit was reached from both
     parts: list[list[NDArray[np.int64]]] = [[], [], [], []]
     numbered = n_atoms
-    for (first, last), (start, _), fresh, args in zip(halves, offsets, results, jobs_args,
-                                                      strict=True):  # fmt: skip
+    for (first, last), (start, _), fresh, out in zip(halves, offsets, results, outputs,
+                                                     strict=True):  # fmt: skip
         if threaded:
             mine = flat[int(phantom_starts[first]) : int(phantom_starts[last])]
             shift_down = start - numbered
             if not (
-                settle(entity_out, args[13], start, start + fresh, shift_down)
+                settle(entity_out, out[0], start, start + fresh, shift_down)
                 and settle(phantom_out, mine, start, start + fresh, shift_down)
             ):
                 return None
-        for part, array in zip(parts, args[14:], strict=True):
+        for part, array in zip(parts, out[1:], strict=True):
             part.append(array[:fresh])
         numbered += fresh
     joined: list[Any] = [np.concatenate(p) for p in parts]
