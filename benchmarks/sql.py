@@ -240,10 +240,14 @@ def bench_join(rows: int, repeat: int) -> dict[str, float]:
 
         run_raw(), run_governed()  # warm up
         t_raw, t_gov = _paired(run_raw, run_governed, repeat)
+        c_raw, c_gov = _cpu_paired(run_raw, run_governed, repeat)
         key = "with_audit" if monitor else "threshold_only"
         results[f"{key}_raw_s"] = t_raw
         results[f"{key}_governed_s"] = t_gov
         results[f"{key}_ratio"] = t_gov / t_raw
+        results[f"{key}_raw_cpu_s"] = c_raw
+        results[f"{key}_governed_cpu_s"] = c_gov
+        results[f"{key}_cpu_ratio"] = c_gov / c_raw
     con.close()
     return results
 

@@ -202,9 +202,28 @@ def test_space_round_trip_and_remap() -> None:
     con.close()
 
 
-def test_a_space_stored_in_the_earlier_zstd_format_still_reads() -> None:
+def _stream_format(space: disclosure.Space, magic: bytes, codec: str) -> bytes:
+    """``space`` in the one-stream layout of formats 4 (zstd) and 5 (LZ4)."""
+    import json
+
     import pyarrow as pa
 
+    arrays = {"entities": space.entities, "entity_labels": space.entity_labels,
+              "covered": space.covered, "people": space.people,
+              "phantom_labels": space.phantom_labels}  # fmt: skip
+    meta = {
+        "attributes": [d.to_json() for d in space.attributes],
+        "tokens": [], "releases": space.releases, "cells": space.cells, "format": 5,
+        "arrays": [{"name": n, "dtype": a.dtype.str, "shape": list(a.shape)}
+                   for n, a in arrays.items()],
+    }  # fmt: skip
+    header = json.dumps(meta).encode("utf-8")
+    raw = b"".join([len(header).to_bytes(8, "little"), header,
+                    *(a.tobytes() for a in arrays.values())])  # fmt: skip
+    return magic + len(raw).to_bytes(8, "little") + pa.compress(raw, codec=codec, asbytes=True)
+
+
+def test_a_space_stored_in_the_earlier_formats_still_reads() -> None:
     con = duckdb.connect()
     members = disclosure.mix64(np.arange(40, dtype=np.uint64))
     cells = disclosure.ReleasedCells(
@@ -212,15 +231,17 @@ def test_a_space_stored_in_the_earlier_zstd_format_still_reads() -> None:
         own_values=[("r",), ("g",)],
     )  # fmt: skip
     space = disclosure.audit(disclosure.Space(), cells, COLUMNS, con, min_size=5).space
-    blob = space.to_bytes()
-    assert blob.startswith(b"CZAS5")
-    size = int.from_bytes(blob[5:13], "little")
-    raw = pa.decompress(blob[13:], decompressed_size=size, codec="lz4", asbytes=True)
-    older = b"CZAS4" + blob[5:13] + pa.compress(raw, codec="zstd", asbytes=True)
-    again = disclosure.Space.from_bytes(older)
-    assert (again.entities == space.entities).all()
-    assert (again.entity_labels == space.entity_labels).all()
-    assert again.cells == space.cells == 2
+    assert space.to_bytes().startswith(b"CZAS6")
+    for magic, codec in ((b"CZAS4", "zstd"), (b"CZAS5", "lz4")):
+        again = disclosure.Space.from_bytes(_stream_format(space, magic, codec))
+        assert (again.entities == space.entities).all()
+        assert (again.entity_labels == space.entity_labels).all()
+        assert again.entity_labels.dtype == np.int64
+        assert again.cells == space.cells == 2
+    current = disclosure.Space.from_bytes(space.to_bytes())
+    assert current.entity_labels.dtype == np.int64  # stored as 32 bits, read back widened
+    assert (current.entity_labels == space.entity_labels).all()
+    assert (current.phantom_labels == space.phantom_labels).all()
     con.close()
 
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from collabzone.disclosure._atoms import (
+    Counted,
     Finding,
     Flags,
     Hashes,
@@ -36,14 +37,16 @@ from collabzone.disclosure._atoms import (
 from collabzone.disclosure._derive import small_atoms
 from collabzone.disclosure._grid import AttributeDim, TokenDim, _sorted_unique
 from collabzone.disclosure._lookup import positions, positions_found
+from collabzone.disclosure._split import Split, split_release
 from collabzone.model import Column, ColumnType
 
 if TYPE_CHECKING:
     import duckdb
 
-_MAGIC = b"CZAS5"
+_MAGIC = b"CZAS6"
 _CODECS = {b"CZAS4": "zstd", b"CZAS5": "lz4"}
-"""Format 4 was zstd; 5 is LZ4 (a third faster to store; people's hashes do not compress)."""
+"""Formats 4 (zstd) and 5 (LZ4) compressed one stream of every array; 6 compresses each
+array on its own (people's hashes not at all) and narrows labels to 32 bits."""
 MAX_PHANTOMS = 2_000_000
 """Largest grid of regions audited; beyond it new exact answers on the dataset are refused."""
 
@@ -150,13 +153,18 @@ class Space:
     # -- storage --------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """A compact, versioned form to store (a JSON header, raw arrays, LZ4)."""
-        meta = {
+        """A compact, versioned form to store: a JSON header, then each array, people's
+        hashes raw (they do not compress), labels as 32-bit integers when they fit, LZ4.
+
+        Format 6 (per-array codecs) stores a space of a million people about four times
+        faster than format 5's one LZ4 stream of 64-bit arrays; 4 and 5 still read.
+        """
+        meta: dict[str, Any] = {
             "attributes": [d.to_json() for d in self.attributes],
             "tokens": [{"column": d.column, "classes": d.classes} for d in self.tokens],
             "releases": self.releases,
             "cells": self.cells,
-            "format": 5,
+            "format": 6,
         }
         arrays: dict[str, np.ndarray] = {
             "entities": self.entities,
@@ -172,13 +180,23 @@ class Space:
         chunks = []
         for name, array in arrays.items():
             data = np.ascontiguousarray(array)
-            layout.append({"name": name, "dtype": data.dtype.str, "shape": list(data.shape)})
-            chunks.append(data.tobytes())
+            item: dict[str, Any] = {"name": name, "dtype": data.dtype.str,
+                                    "shape": list(data.shape)}  # fmt: skip
+            if "labels" in name and data.size and int(data.max()) < 2**31:
+                data = data.astype(np.int32)
+                item["stored_dtype"] = data.dtype.str
+            if name == "entities" or name.startswith("token_universe_"):
+                chunk = data.tobytes()
+            else:
+                chunk = pa.compress(data, codec="lz4", asbytes=True)
+                item["codec"] = "lz4"
+                item["raw_bytes"] = data.nbytes
+            item["bytes"] = len(chunk)
+            layout.append(item)
+            chunks.append(chunk)
         meta["arrays"] = layout
         header = json.dumps(meta).encode("utf-8")
-        raw = b"".join([len(header).to_bytes(8, "little"), header, *chunks])
-        packed: bytes = pa.compress(raw, codec="lz4", asbytes=True)
-        return _MAGIC + len(raw).to_bytes(8, "little") + packed
+        return b"".join([_MAGIC, len(header).to_bytes(8, "little"), header, *chunks])
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Space:
@@ -188,24 +206,10 @@ class Space:
 
 @functools.lru_cache(maxsize=4)
 def _parse(blob: bytes) -> Space:
-    codec = _CODECS.get(blob[: len(_MAGIC)])
-    if codec is None:
-        raise ValueError("not a disclosure-audit space")
-    size = int.from_bytes(blob[len(_MAGIC) : len(_MAGIC) + 8], "little")
-    raw = pa.decompress(blob[len(_MAGIC) + 8 :], decompressed_size=size, codec=codec,
-                        asbytes=True)  # fmt: skip
-    head = int.from_bytes(raw[:8], "little")
-    meta = json.loads(raw[8 : 8 + head].decode("utf-8"))
-    offset = 8 + head
-    doc: dict[str, np.ndarray] = {}
-    for item in meta["arrays"]:
-        dtype = np.dtype(item["dtype"])
-        count = int(np.prod(item["shape"])) if item["shape"] else 1
-        # copied: a view into the blob is unaligned (the header has any length), and every
-        # numpy pass of a check over unaligned arrays is far slower
-        view = np.frombuffer(raw, dtype=dtype, count=count, offset=offset)
-        doc[item["name"]] = view.copy().reshape(item["shape"])
-        offset += count * dtype.itemsize
+    if blob[: len(_MAGIC)] == _MAGIC:
+        meta, doc = _parse_arrays(blob)
+    else:
+        meta, doc = _parse_stream(blob)
     tokens = [
         TokenDim(t["column"], doc[f"token_universe_{i}"], doc[f"token_labels_{i}"],
                  int(t["classes"]))
@@ -229,6 +233,50 @@ def _parse(blob: bytes) -> Space:
     )
 
 
+def _parse_arrays(blob: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Format 6: a header, then each array raw or LZ4 on its own."""
+    head = int.from_bytes(blob[len(_MAGIC) : len(_MAGIC) + 8], "little")
+    offset = len(_MAGIC) + 8
+    meta = json.loads(blob[offset : offset + head].decode("utf-8"))
+    offset += head
+    doc: dict[str, np.ndarray] = {}
+    view = memoryview(blob)
+    for item in meta["arrays"]:
+        chunk: Any = view[offset : offset + int(item["bytes"])]
+        offset += int(item["bytes"])
+        if item.get("codec") == "lz4":
+            chunk = pa.decompress(chunk, decompressed_size=int(item["raw_bytes"]),
+                                  codec="lz4", asbytes=True)  # fmt: skip
+        stored = np.frombuffer(chunk, dtype=np.dtype(item.get("stored_dtype", item["dtype"])))
+        # a copy (or a widening): aligned, writable, and not a view into the blob
+        array = stored.astype(np.dtype(item["dtype"]), copy=True)
+        doc[item["name"]] = array.reshape(item["shape"])
+    return meta, doc
+
+
+def _parse_stream(blob: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Formats 4 and 5: one compressed stream of a header and every array."""
+    codec = _CODECS.get(blob[: len(_MAGIC)])
+    if codec is None:
+        raise ValueError("not a disclosure-audit space")
+    size = int.from_bytes(blob[len(_MAGIC) : len(_MAGIC) + 8], "little")
+    raw = pa.decompress(blob[len(_MAGIC) + 8 :], decompressed_size=size, codec=codec,
+                        asbytes=True)  # fmt: skip
+    head = int.from_bytes(raw[:8], "little")
+    meta = json.loads(raw[8 : 8 + head].decode("utf-8"))
+    offset = 8 + head
+    doc: dict[str, np.ndarray] = {}
+    for item in meta["arrays"]:
+        dtype = np.dtype(item["dtype"])
+        count = int(np.prod(item["shape"])) if item["shape"] else 1
+        # copied: a view into the blob is unaligned (the header has any length), and every
+        # numpy pass of a check over unaligned arrays is far slower
+        view = np.frombuffer(raw, dtype=dtype, count=count, offset=offset)
+        doc[item["name"]] = view.copy().reshape(item["shape"])
+        offset += count * dtype.itemsize
+    return meta, doc
+
+
 @dataclass(frozen=True)
 class Audit:
     """The outcome of adding one release to a space."""
@@ -241,19 +289,20 @@ class Audit:
 
 def _grow_entities(
     space: Space, cells: Sequence[Hashes]
-) -> tuple[Hashes, Labels, Flags, NDArray[np.int64], NDArray[np.int64]]:
-    """The entity universe with the cells' new people added (in no cell yet), and every
-    cell's people, one cell after another, as positions in it."""
+) -> tuple[Hashes, Labels, Flags, NDArray[np.int64], NDArray[np.int64] | None]:
+    """The entity universe with the cells' new people added (in no cell yet), and, when
+    nobody was new, every cell's people, one cell after another, as positions in it."""
     entities, labels, covered, people = (
         space.entities, space.entity_labels, space.covered, space.people,
     )  # fmt: skip
     members = np.concatenate(cells) if cells else np.zeros(0, dtype=np.uint64)
-    at, hits = positions_found(entities, members)
-    if hits == members.size:  # everyone is known already (counted during the search)
-        return entities, labels, covered, people, at
     if entities.size == 0:
         known = np.zeros(members.size, dtype=np.bool_)
-    else:  # take(clip) is several times faster than fancy indexing on a large release
+    else:
+        at, hits = positions_found(entities, members)
+        if hits == members.size:  # everyone is known already (counted during the search)
+            return entities, labels, covered, people, at
+        # take(clip) is several times faster than fancy indexing on a large release
         known = entities.take(at, mode="clip") == members
     new = _sorted_unique(members[~known])
     empty = np.flatnonzero(~covered)
@@ -269,7 +318,7 @@ def _grow_entities(
     labels = np.concatenate((labels, np.full(new.size, root, dtype=np.int64)))[order]
     people = people.copy()
     people[root] += new.size
-    return entities, labels, covered, people, positions(entities, members)
+    return entities, labels, covered, people, None
 
 
 def _expand(space: Space, attributes: list[AttributeDim], tokens: list[TokenDim],
@@ -318,14 +367,10 @@ def _attribute_points(
     own-value parts they fall: (point index, part index) pairs."""
     import pyarrow as pa
 
-    shape = [len(d.cells()) for d in dims]
-    total = int(np.prod(shape)) if shape else 1
-    index = np.indices(shape).reshape(len(shape), -1) if shape else np.zeros((0, 1), np.int64)
-    data: dict[str, Any] = {"_cz_point": pa.array(np.arange(total, dtype=np.int64))}
-    for axis, dim in enumerate(dims):
-        reps = pa.array(dim.representatives(), type=_arrow_type(columns[dim.column].type))
-        data[dim.column] = reps.take(pa.array(index[axis]))
-    grid = pa.table(data)
+    key = json.dumps(
+        [[d.to_json(), columns[d.column].type.value] for d in dims], sort_keys=True, default=str
+    )
+    grid = _grid_table(key)
     con.register("_cz_grid", grid)
     try:
         where = f" WHERE {cells.condition_sql}" if cells.condition_sql else ""
@@ -351,6 +396,28 @@ def _attribute_points(
         )
     finally:
         con.unregister("_cz_grid")
+
+
+@functools.lru_cache(maxsize=8)
+def _grid_table(key: str) -> pa.Table:
+    """The phantom grid's points as a table, one column per dimension holding each point's
+    representative (``key``: the dimensions and their column types as JSON). Cached: a
+    release whose literals the grid already cuts at meets the same grid again."""
+    dims = []
+    for doc, kind in json.loads(key):
+        column = ColumnType(kind)
+        dims.append(
+            (AttributeDim(doc["column"], ColumnType(doc["type"]), list(doc["literals"]),
+                          doc["nullable"], doc["domain"]), column)
+        )  # fmt: skip
+    shape = [len(d.cells()) for d, _ in dims]
+    total = int(np.prod(shape)) if shape else 1
+    index = np.indices(shape).reshape(len(shape), -1) if shape else np.zeros((0, 1), np.int64)
+    data: dict[str, Any] = {"_cz_point": pa.array(np.arange(total, dtype=np.int64))}
+    for axis, (dim, kind) in enumerate(dims):
+        reps = pa.array(dim.representatives(), type=_arrow_type(kind))
+        data[dim.column] = reps.take(pa.array(index[axis]))
+    return pa.table(data)
 
 
 def _arrow_type(kind: ColumnType) -> Any:
@@ -426,35 +493,49 @@ def audit(
         if cells.group_columns
         else dict.fromkeys(range(len(cells.members)), 0)
     )
+    none = np.zeros(0, dtype=np.int64)
     phantom_units: list[np.ndarray] = []
-    phantom_cells: list[np.ndarray] = []
     memo: dict[tuple[str, int], np.ndarray] = {}
     for cell in range(len(cells.members)):
         mine = points[parts == part_of_cell[cell]]
-        if mine.size == 0:
-            continue
-        combos = _token_combos(tokens, cells, cell, token_shape, memo)
-        if combos.size == 0:
-            continue
-        flat = (mine[:, None] * token_total + combos[None, :]).reshape(-1)
-        phantom_units.append(flat)
-        phantom_cells.append(np.full(flat.size, cell, dtype=np.int64))
+        combos = _token_combos(tokens, cells, cell, token_shape, memo) if mine.size else none
+        phantom_units.append((mine[:, None] * token_total + combos[None, :]).reshape(-1))
 
-    # 3. entities in this release's cells
+    # 3. refine the units in a cell (entities, then phantoms) and check the touched atoms
     released = [np.asarray(m, dtype=np.uint64) for m in cells.members]
-    entities, entity_labels, covered, people, entity_units = _grow_entities(space, released)
-    entity_cells = np.repeat(np.arange(len(released), dtype=np.int64), [m.size for m in released])
-
-    # 4. refine the units in a cell (entities, then phantoms) and check the touched atoms
+    # the one pass (:mod:`._split`) when everyone is known or new and in one cell; a space
+    # that grows gets its new people first
+    entities, entity_labels, covered, people = (
+        space.entities, space.entity_labels, space.covered, space.people,
+    )  # fmt: skip
+    at: NDArray[np.int64] | None = None
+    fast = None
+    if entities.size:
+        fast = split_release(entities, entity_labels, phantom_labels, int(covered.size),
+                             released, phantom_units)  # fmt: skip
+    if fast is None:
+        entities, entity_labels, covered, people, at = _grow_entities(space, released)
+        if at is None:  # someone was new: the one pass on the grown universe
+            fast = split_release(entities, entity_labels, phantom_labels, int(covered.size),
+                                 released, phantom_units)  # fmt: skip
     n_entities = entities.size
-    units = np.concatenate([entity_units, *(u + n_entities for u in phantom_units)])
-    which = np.concatenate([entity_cells, *phantom_cells])
-    coded = membership_codes_sparse(units, which)
-    labels = np.concatenate((entity_labels, phantom_labels))
-    alive = people + np.bincount(phantom_labels, minlength=covered.size)[: covered.size]
-    step = refine_sparse(
-        labels, covered, people, alive, coded.units, coded.codes, coded.units < n_entities
-    )
+    alive = people + _phantoms_per_atom(phantom_labels, covered.size)
+    if fast is not None:
+        step = _counted(covered, people, alive, fast)
+    else:
+        members = np.concatenate(released) if released else np.zeros(0, dtype=np.uint64)
+        entity_units = at if at is not None else positions(entities, members)
+        entity_cells = np.repeat(
+            np.arange(len(released), dtype=np.int64), [m.size for m in released]
+        )
+        phantom_cells = [np.full(u.size, c, dtype=np.int64) for c, u in enumerate(phantom_units)]
+        units = np.concatenate([entity_units, *(u + n_entities for u in phantom_units)])
+        which = np.concatenate([entity_cells, *phantom_cells])
+        coded = membership_codes_sparse(units, which)
+        labels = np.concatenate((entity_labels, phantom_labels))
+        step = refine_sparse(
+            labels, covered, people, alive, coded.units, coded.codes, coded.units < n_entities
+        )
     total_cells = space.cells + len(cells.members)
     new_entity_labels = step.labels[:n_entities]
 
@@ -483,6 +564,36 @@ def audit(
         cells=total_cells,
     )
     return Audit(after, finding, regions)
+
+
+def _phantoms_per_atom(phantom_labels: Labels, n_atoms: int) -> NDArray[np.int64]:
+    """Phantoms per atom label."""
+    counts: NDArray[np.int64] = np.bincount(phantom_labels, minlength=n_atoms)[:n_atoms]
+    return counts
+
+
+def _counted(
+    covered: Flags, people: NDArray[np.int64], units: NDArray[np.int64], split: Split
+) -> Counted:
+    """:func:`refine_sparse`'s result from the one-pass split (``people`` and ``units``:
+    per atom before it)."""
+    base = int(covered.size)
+    n_fresh = int(split.parents.size)
+    moved_people = np.bincount(split.parents, weights=split.people, minlength=base)
+    moved_units = np.bincount(split.parents, weights=split.units, minlength=base)
+    units = np.concatenate((units - moved_units.astype(np.int64), split.units))
+    people = np.concatenate((people - moved_people.astype(np.int64), split.people))
+    emptied = np.flatnonzero(moved_units)
+    remainders = emptied[units[emptied] > 0]
+    return Counted(
+        labels=np.concatenate((split.entity_labels, split.phantom_labels)),
+        covered=np.concatenate((covered, np.ones(n_fresh, dtype=np.bool_))),
+        people=people,
+        units=units,
+        touched=np.concatenate((remainders, base + np.arange(n_fresh, dtype=np.int64))),
+        parents=split.parents,
+        codes=split.codes,
+    )
 
 
 def _token_combos(
