@@ -15,7 +15,8 @@ the DP join GROUP BY (contribution bounding and noise in the engine plan). For e
 seconds, CPU seconds of the process tree (steadier on a shared machine), the ratio to the
 raw query in both, and the peak resident memory of the tree during that query (sum of
 each process's high-water mark, reset before the query: an upper bound). Nothing is
-asserted.
+asserted. ``--limit`` stops a case (its JVM included) after so many seconds and prints
+the figures it had.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -148,6 +150,11 @@ def measure(fn: Callable[[], object]) -> dict[str, float]:
     }
 
 
+def _progress(out: dict[str, Any]) -> None:
+    """The figures so far, one JSON line (the parent keeps the last if it stops the case)."""
+    print(json.dumps(out), flush=True)
+
+
 def run_case(folder: Path, engine: str) -> dict[str, Any]:
     """The raw, governed and DP queries on one engine over the files in ``folder``."""
     from collabzone.remote_tables import Location, SparkTable, spark_session
@@ -163,6 +170,7 @@ def run_case(folder: Path, engine: str) -> dict[str, Any]:
         out["load"] = measure(
             lambda: tables.update({n: pq.read_table(p) for n, p in paths.items()})
         )
+        _progress(out)
         con = duckdb.connect()
         for name, table in tables.items():
             con.register(name, table)
@@ -182,6 +190,7 @@ def run_case(folder: Path, engine: str) -> dict[str, Any]:
             spark.sql("SELECT 1").collect()
 
         out["load"] = measure(start)
+        _progress(out)
         tables = {}
         for name, path in paths.items():
             spark.read.parquet(path).createOrReplaceTempView(name)
@@ -201,6 +210,7 @@ def run_case(folder: Path, engine: str) -> dict[str, Any]:
         ("dp", {"sql": DP, "epsilon": 1.0}, {**DP_RULES, **long}),
     ]
     out["raw"] = measure(raw)
+    _progress(out)
     for label, spec, rules in cases:
         zone = wrap(make_fake_zone(rules, rules))
         released: list[int] = []
@@ -208,42 +218,68 @@ def run_case(folder: Path, engine: str) -> dict[str, Any]:
             lambda z=zone, s=spec, r=released: r.append(len(z.submit("analyst", s)["rows"]))
         )
         out[label]["groups"] = released[0]
+        _progress(out)
     again = measure(raw)  # (the first run also warmed the engine up: the faster one counts)
     if again["wall_s"] < out["raw"]["wall_s"]:
         out["raw"] = again
+        _progress(out)
     return out
 
 
-def _child(folder: Path, engine: str, spark_memory: str) -> dict[str, Any]:
+def _child(folder: Path, engine: str, spark_memory: str, limit_s: float) -> dict[str, Any]:
+    """Run one case in a fresh process (group); after ``limit_s`` stop it, JVM included,
+    and keep the figures it had printed."""
     env = dict(os.environ)
     env["PYSPARK_SUBMIT_ARGS"] = (
         f"--driver-memory {spark_memory} --conf spark.driver.maxResultSize=0 pyspark-shell"
     )
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, __file__, "--case", str(folder), "--engines", engine],
-        env=env, capture_output=True, text=True, check=False,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
     )  # fmt: skip
-    for line in proc.stdout.splitlines():
+    stopped = False
+    try:
+        stdout, stderr = proc.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        stopped = True
+    found: dict[str, Any] = {"engine": engine}
+    for line in stdout.splitlines():
         if line.startswith("{"):
-            return dict(json.loads(line))
-    tail = (proc.stderr or "").strip().splitlines()[-3:]
-    return {"engine": engine, "error": " | ".join(tail) or f"exit {proc.returncode}"}
+            found = dict(json.loads(line))
+    if stopped:
+        found["stopped"] = f"stopped after {limit_s:.0f} s"
+    elif proc.returncode != 0:
+        tail = (stderr or "").strip().splitlines()[-3:]
+        found["error"] = " | ".join(tail) or f"exit {proc.returncode}"
+    return found
 
 
 def _report(rows: int, result: dict[str, Any]) -> None:
     engine = result["engine"]
-    if "error" in result:
-        print(f"{rows:>11,} {engine:7s} did not finish: {result['error']}", flush=True)
-        return
-    raw = result["raw"]
-    print(f"{rows:>11,} {engine:7s} start/load {result['load']['wall_s']:7.1f} s "
-          f"{result['load']['peak_gb']:5.2f} GB", flush=True)  # fmt: skip
+    for why in ("error", "stopped"):
+        if why in result:
+            print(f"{rows:>11,} {engine:7s} did not finish ({result[why]}); figures so far:")
+    if "load" in result:
+        load = result["load"]
+        print(f"{rows:>11,} {engine:7s} start/load {load['wall_s']:7.1f} s "
+              f"{load['peak_gb']:5.2f} GB", flush=True)  # fmt: skip
+    raw = result.get("raw")
     for label in ("raw", "governed", "dp"):
-        r = result[label]
+        r = result.get(label)
+        if r is None:
+            print(f"{'':11s} {'':7s} {label:9s} not measured", flush=True)
+            continue
+        ratio = (
+            f" ({r['wall_s'] / raw['wall_s']:5.1f}x)",
+            f" ({r['cpu_s'] / max(raw['cpu_s'], 1e-9):5.1f}x)",
+        ) if raw else ("", "")  # fmt: skip
         print(
-            f"{'':11s} {'':7s} {label:9s} {r['wall_s']:8.1f} s ({r['wall_s'] / raw['wall_s']:5.1f}x)"
-            f"  cpu {r['cpu_s']:8.1f} s ({r['cpu_s'] / max(raw['cpu_s'], 1e-9):5.1f}x)"
-            f"  peak {r['peak_gb']:5.2f} GB" + (f"  {r['groups']} groups" if "groups" in r else ""),
+            f"{'':11s} {'':7s} {label:9s} {r['wall_s']:8.1f} s{ratio[0]}"
+            f"  cpu {r['cpu_s']:8.1f} s{ratio[1]}  peak {r['peak_gb']:5.2f} GB"
+            + (f"  {r['groups']} groups" if "groups" in r else ""),
             flush=True,
         )
 
@@ -254,10 +290,11 @@ def main() -> None:
     parser.add_argument("--engines", default="duckdb,spark")
     parser.add_argument("--data", default="/tmp/cz-scale", help="where the Parquet files go")
     parser.add_argument("--spark-memory", default="6g", help="the Spark driver's heap")
+    parser.add_argument("--limit", type=float, default=4 * 3600, help="seconds per case")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(Path(args.case), args.engines)), flush=True)
+        run_case(Path(args.case), args.engines)
         return
     for rows in (int(r) for r in args.rows.split(",")):
         started = time.perf_counter()
@@ -266,7 +303,7 @@ def main() -> None:
               f"({sum(f.stat().st_size for f in folder.glob('*.parquet')) / 2**20:.0f} MiB "
               "Parquet)", flush=True)  # fmt: skip
         for engine in args.engines.split(","):
-            _report(rows, _child(folder, engine, args.spark_memory))
+            _report(rows, _child(folder, engine, args.spark_memory, args.limit))
 
 
 if __name__ == "__main__":
