@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import secrets
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collabzone.errors import InvalidInputError
 from collabzone.model import Column, ColumnType
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 REMOTE_SUFFIX = ".remote.enc"
 """Sealed location files end so: ``<dataset>.v<version>.<kind>.remote.enc``."""
@@ -237,7 +241,13 @@ _sessions_lock = threading.Lock()
 
 def spark_session(master: str) -> Any:
     """One Spark session per master for the process: ``local[n]``, ``spark://host:7077``
-    (a standalone cluster) or ``sc://host:15002`` (Spark Connect)."""
+    (a standalone cluster) or ``sc://host:15002`` (Spark Connect).
+
+    Results come back as Arrow batches, and adaptive execution sizes the shuffles: a
+    local session starts from a few partitions per core (coalesced when the data is
+    small, enough to keep each task's share of a 50M-row join in memory when it is not);
+    a cluster keeps Spark's default. The driver's memory is Spark's own setting
+    (``spark-defaults.conf`` or ``PYSPARK_SUBMIT_ARGS``), read when the JVM starts."""
     with _sessions_lock:
         if master not in _sessions:
             from pyspark.sql import SparkSession
@@ -246,18 +256,54 @@ def spark_session(master: str) -> Any:
             if master.startswith("sc://"):
                 _sessions[master] = builder.remote(master).getOrCreate()
             else:
-                _sessions[master] = (
+                builder = (
                     builder.master(master)
                     .config("spark.ui.enabled", "false")
                     .config("spark.ui.showConsoleProgress", "false")
                     .config("spark.sql.session.timeZone", "UTC")
-                    .config(
-                        "spark.sql.shuffle.partitions",
-                        "4" if master.startswith("spark://") else "2",
-                    )
-                    .getOrCreate()
+                    .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                    .config("spark.sql.adaptive.enabled", "true")
+                    .config("spark.sql.adaptive.coalescePartitions.enabled", "true")
                 )
+                if master.startswith("local"):
+                    builder = builder.config(
+                        "spark.sql.shuffle.partitions", str(4 * _local_cores(master))
+                    )
+                _sessions[master] = builder.getOrCreate()
         return _sessions[master]
+
+
+def _local_cores(master: str) -> int:
+    """The worker threads of ``local``, ``local[n]`` or ``local[*]``."""
+    found = re.match(r"^local\[(\d+)", master)
+    if found:
+        return max(1, int(found.group(1)))
+    return (os.cpu_count() or 1) if "*" in master else 1
+
+
+_views: dict[tuple[str, str], tuple[Any, ...] | None] = {}
+"""(master, view) -> the signature of the Parquet files the session's view was made of."""
+
+
+def _files_signature(path: str) -> tuple[Any, ...] | None:
+    """Names, sizes and modification times of a local Parquet file or directory (None for
+    a remote store such as ``s3a://``: its view is made anew for each request)."""
+    if "://" in path and not path.startswith("file://"):
+        return None
+    root = path.removeprefix("file://")
+    try:
+        if not os.path.isdir(root):
+            st = os.stat(root)
+            return (("", st.st_size, st.st_mtime_ns),)
+        found = []
+        for folder, _, names in os.walk(root):
+            for name in names:
+                st = os.stat(os.path.join(folder, name))
+                found.append((os.path.relpath(os.path.join(folder, name), root), st.st_size,
+                              st.st_mtime_ns))  # fmt: skip
+        return tuple(sorted(found))
+    except OSError:
+        return None
 
 
 def check_spark_master(master: str) -> str:
@@ -289,6 +335,7 @@ class SparkTable:
             schema, table = parse_table(where)
             self.relation = (schema, table)
         self.connection_id = hashlib.sha256(location.url.encode()).hexdigest()[:16]
+        self._prepared = False
 
     def __repr__(self) -> str:
         return f"SparkTable({self._source[0]})"
@@ -303,11 +350,33 @@ class SparkTable:
         return spark.table(".".join(self.relation))
 
     def prepare(self) -> None:
-        """Make the source visible to SQL in the session (a Parquet path: its view)."""
-        self._frame()
+        """Make the source visible to SQL in the session (a Parquet path: its view).
+
+        Reading a Parquet path is a Spark job of its own (listing, footers): the view is
+        made once per request, and kept across requests while the local files it lists
+        are unchanged (same names, sizes and times)."""
+        source, where = self._source
+        if source != "parquet" or self._prepared:
+            return
+        key = (self._master, self.relation[0])
+        signature = _files_signature(where)
+        with _sessions_lock:
+            known = signature is not None and _views.get(key) == signature
+        if not known:
+            self._frame()
+            with _sessions_lock:
+                _views[key] = signature
+        self._prepared = True
 
     def query(self, sql: str, *, timeout_s: float) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Column names and rows of ``sql``; interrupted (``TimeoutError``) after ``timeout_s``."""
+        table = self.query_arrow(sql, timeout_s=timeout_s)
+        columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+        return list(table.column_names), list(zip(*columns, strict=True))
+
+    def query_arrow(self, sql: str, *, timeout_s: float) -> pa.Table:
+        """The result of ``sql`` as one Arrow table (one Spark job, collected as Arrow
+        batches, not as a Python object per value); ``TimeoutError`` after ``timeout_s``."""
         self.prepare()
         spark = spark_session(self._master)
         tag = f"collabzone-{secrets.token_hex(6)}"
@@ -322,9 +391,7 @@ class SparkTable:
         timer.daemon = True
         timer.start()
         try:
-            frame = spark.sql(sql)
-            names = list(frame.columns)
-            rows = [tuple(r) for r in frame.collect()]
+            table: pa.Table = spark.sql(sql).toArrow()
         except Exception:
             if fired.is_set():
                 raise TimeoutError from None
@@ -332,7 +399,7 @@ class SparkTable:
         finally:
             timer.cancel()
             spark.removeTag(tag)
-        return names, rows
+        return table
 
     def describe(self) -> dict[str, tuple[str, bool, bool]]:
         try:

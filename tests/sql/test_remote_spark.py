@@ -156,3 +156,18 @@ def test_a_parquet_lake_registered_in_the_zone_is_queried_by_spark(
     assert request.status is RequestStatus.RELEASED, request.reasons
     shown = {r[0]: r[1] for r in parties.partner.result(request.id).payload["rows"]}
     assert "new" not in shown and sum(shown.values()) == rows - 1
+
+
+def test_a_rewritten_parquet_file_is_read_anew_by_the_next_request(tmp_path: Path) -> None:
+    """The session keeps a Parquet view between requests (reading a path is a Spark job):
+    once the file changes, the next request must see the new rows, not the old listing."""
+    import pyarrow as pa
+
+    bank, shop = make_fake_zone().tables["bank"], make_fake_zone().tables["shop"]
+    for name, table in (("bank", bank), ("shop", shop)):
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+    zone = _spark(make_fake_zone(EXACT, EXACT), tmp_path)
+    sql = {"sql": "SELECT COUNT(*) FROM bank"}
+    assert zone.submit("analyst", sql)["rows"] == [[bank.num_rows]]
+    pq.write_table(pa.concat_tables([bank, bank.slice(0, 7)]), tmp_path / "bank.parquet")
+    assert zone.submit("analyst", sql)["rows"] == [[bank.num_rows + 7]]

@@ -109,7 +109,12 @@ class RemoteEngine:
                 prepare = getattr(warehouse, "prepare", None)
                 if prepare is not None:
                     prepare()
-            names, rows = first.query(sql, timeout_s=timeout_s)
+            as_arrow = getattr(first, "query_arrow", None)
+            if as_arrow is not None:  # (Spark: one job, its result as Arrow batches)
+                table = _members_sorted(as_arrow(sql, timeout_s=timeout_s))
+            else:
+                names, rows = first.query(sql, timeout_s=timeout_s)
+                table = _arrow(names, rows)
         except TimeoutError:
             raise InvalidInputError(
                 f"the query ran longer than {timeout_s:g} s and was stopped; narrow it"
@@ -118,12 +123,12 @@ class RemoteEngine:
             raise
         except Exception:  # the engine's own words can quote data: never passed on
             raise InvalidInputError(RUNTIME_FAILURE) from None
-        if max_rows is not None and len(rows) > max_rows:
+        if max_rows is not None and table.num_rows > max_rows:
             raise InvalidInputError(
                 f"the result has more than {max_rows} rows, the limit the agreement sets; "
                 "add conditions or group more coarsely"
             )
-        return _arrow(names, rows)
+        return table
 
 
 ENGINE_NAMES = {"postgres": "PostgreSQL", "spark": "Spark"}
@@ -294,6 +299,34 @@ def _unsupported(what: str, engine: str) -> InvalidInputError:
     )
 
 
+def _sorted_lists(lists: list[np.ndarray]) -> pa.Array:
+    """Per-row arrays of people's hashes as a ``list<uint64>`` column, each row sorted."""
+    flat = np.concatenate(lists) if lists else np.zeros(0, dtype=np.uint64)
+    offsets = np.cumsum([0, *(a.size for a in lists)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.uint64()))
+
+
+def _members_sorted(table: pa.Table) -> pa.Table:
+    """An engine's Arrow result shaped like DuckDB's: each people list (``_cz_m*``, signed
+    64-bit hashes as the engine computes them) as a sorted ``list<uint64>``, timestamps
+    as the session's UTC wall time (no zone attached)."""
+    arrays: list[pa.Array | pa.ChunkedArray] = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if name.startswith(MEMBERS):
+            lists: list[np.ndarray] = []
+            for chunk in column.chunks:
+                chunk = chunk.cast(pa.list_(pa.int64()))
+                offsets = chunk.offsets.to_numpy()
+                flat = chunk.values.to_numpy(zero_copy_only=False).view(np.uint64)
+                lists += [np.sort(flat[offsets[i] : offsets[i + 1]]) for i in range(len(chunk))]
+            arrays.append(_sorted_lists(lists))
+        elif pa.types.is_timestamp(column.type) and column.type.tz is not None:
+            arrays.append(column.cast(pa.timestamp(column.type.unit)))
+        else:
+            arrays.append(column)
+    return pa.Table.from_arrays(arrays, names=table.column_names)
+
+
 def _arrow(names: list[str], rows: list[tuple[Any, ...]]) -> pa.Table:
     """Rows from PostgreSQL as an Arrow table; people lists as sorted uint64 lists."""
     arrays: list[pa.Array] = []
@@ -301,9 +334,7 @@ def _arrow(names: list[str], rows: list[tuple[Any, ...]]) -> pa.Table:
         values = [row[i] for row in rows]
         if name.startswith(MEMBERS):
             lists = [np.sort(np.asarray(v or [], dtype=np.int64).view(np.uint64)) for v in values]
-            flat = np.concatenate(lists) if lists else np.zeros(0, dtype=np.uint64)
-            offsets = np.cumsum([0, *(a.size for a in lists)]).astype(np.int32)
-            arrays.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat)))
+            arrays.append(_sorted_lists(lists))
         elif not values:
             arrays.append(pa.array([], type=pa.null()))
         else:
