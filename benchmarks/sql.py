@@ -392,7 +392,8 @@ def _dp_join_runs(rows: int, key_repeat: int = 1) -> dict[str, Callable[[], obje
            "JOIN shop s ON b.pid = s.pid GROUP BY b.segment, s.shop_segment")  # fmt: skip
     technique = GovernedSQL()
     spec = {"sql": sql, "epsilon": 1.0}
-    rules = {"analysis": "dp", "max_rows_per_entity": 1, "max_groups_per_entity": 1}
+    rules = {"analysis": "dp", "max_rows_per_entity": 1, "max_groups_per_entity": 1,
+             "timeout_seconds": 600}  # (a 10M x 10M join on a busy machine: minutes)  # fmt: skip
 
     def governed(unique: bool) -> Callable[[], object]:
         """pid declared unique on both sides (one row per key, checked at ingest: the
@@ -419,13 +420,15 @@ def _dp_join_runs(rows: int, key_repeat: int = 1) -> dict[str, Callable[[], obje
     return {"raw": run_raw, "unique": governed(True), "bounded": governed(False)}
 
 
-def bench_dp_join(rows: int, repeat: int, key_repeat: int = 1) -> dict[str, Any]:
+def bench_dp_join(
+    rows: int, repeat: int, key_repeat: int = 1, paths: tuple[str, ...] = ("unique", "bounded")
+) -> dict[str, Any]:
     """DP GROUP BY over a join vs the same join and GROUP BY in raw DuckDB: wall and CPU
     ratios, and peak memory (each path's first run in a fresh process)."""
     runs = _dp_join_runs(rows, key_repeat)
     run_raw = runs["raw"]
     out: dict[str, Any] = {"rows_each_side": rows, "shop_rows_per_key": key_repeat}
-    for label in ("unique", "bounded") if key_repeat == 1 else ("bounded",):
+    for label in paths if key_repeat == 1 else ("bounded",):
         run_governed = runs[label]
         run_raw(), run_governed()
         t_raw, t_gov = _paired(run_raw, run_governed, repeat)
@@ -449,6 +452,8 @@ def main() -> None:
     parser.add_argument("--dp-join-rows", type=int, default=1_000_000)
     parser.add_argument("--dp-join-key-repeat", type=int, default=1,
                         help="rows per shop key in the DP join (>1: keys repeat)")  # fmt: skip
+    parser.add_argument("--dp-join-paths", default="unique,bounded",
+                        help="which governed DP join paths to run (comma-separated)")  # fmt: skip
     parser.add_argument("--join-rows", type=int, default=10_000_000)
     parser.add_argument("--dp-rows", type=int, default=1_000_000)
     parser.add_argument("--dp-groups", type=int, default=1000)
@@ -473,7 +478,10 @@ def main() -> None:
         report["dp"] = {"rows": args.dp_rows, "groups": args.dp_groups,
                         **bench_dp(args.dp_rows, args.dp_groups, args.repeat, args.snsql_python)}  # fmt: skip
     if args.part in ("all", "dpjoin"):
-        report["dp_join"] = bench_dp_join(args.dp_join_rows, args.repeat, args.dp_join_key_repeat)
+        paths = tuple(args.dp_join_paths.split(","))
+        report["dp_join"] = bench_dp_join(
+            args.dp_join_rows, args.repeat, args.dp_join_key_repeat, paths
+        )
     print(json.dumps(report, indent=2, default=str))
 
 
