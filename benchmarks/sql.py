@@ -7,6 +7,8 @@
                                                         # vs raw DuckDB and smartnoise-sql
     .venv/bin/python benchmarks/sql.py --part dpjoin    # DP GROUP BY over a 1M x 1M join
                                                         # vs raw DuckDB (time, CPU, memory)
+    .venv/bin/python benchmarks/sql.py --part dpjoin --dp-join-rows 10000000 --repeat 1
+    .venv/bin/python benchmarks/sql.py --part dpjoin --dp-join-key-repeat 3  # keys repeat
 
 smartnoise-sql pins opendp<0.15 and pandas<3, so it runs in its own environment, made once:
 
@@ -277,22 +279,22 @@ SNSQL_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _probe_peak(part: str, path: str, rows: int) -> float | None:
+def _probe_peak(part: str, path: str, rows: int, key_repeat: int = 1) -> float | None:
     """Peak memory (MB) one first run of ``path`` adds, in a fresh process of its own
     (an allocator keeps what an earlier run freed, so one process cannot compare two)."""
     done = subprocess.run(
         [sys.executable, __file__, "--probe", f"{part}:{path}", "--dp-rows", str(rows),
-         "--dp-join-rows", str(rows)],
+         "--dp-join-rows", str(rows), "--dp-join-key-repeat", str(key_repeat)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     lines = done.stdout.strip().splitlines()
     return float(lines[-1]) if done.returncode == 0 and lines and lines[-1] != "None" else None
 
 
-def _probe(part: str, path: str, rows: int, groups: int) -> float | None:
+def _probe(part: str, path: str, rows: int, groups: int, key_repeat: int) -> float | None:
     """Run one path once after the libraries are warm (OpenDP on a tiny table), and
     return the peak memory it added (``_peak_rss_mb``)."""
-    runs = _dp_runs(rows, groups) if part == "dp" else _dp_join_runs(rows)
+    runs = _dp_runs(rows, groups) if part == "dp" else _dp_join_runs(rows, key_repeat)
     tiny = _dp_runs(100, 3)
     tiny["unique"]()
     return _peak_rss_mb(runs[path])
@@ -374,9 +376,11 @@ def bench_dp(rows: int, groups: int, repeat: int, snsql_python: str) -> dict[str
     return out
 
 
-def _dp_join_runs(rows: int) -> dict[str, Callable[[], object]]:
+def _dp_join_runs(rows: int, key_repeat: int = 1) -> dict[str, Callable[[], object]]:
     """The DP join benchmark's paths: raw DuckDB, governed with ``pid`` unique on both
-    sides (no bounding step), governed and bounded per person after the join."""
+    sides (no bounding step), governed and bounded per person after the join. With
+    ``key_repeat`` k > 1 each shop key is on k rows (the join repeats people; the
+    ``unique`` path is then not run, since its declaration would be false)."""
     con = duckdb.connect()
     con.execute(f"""
         CREATE TABLE bank AS SELECT i AS pid,
@@ -384,7 +388,7 @@ def _dp_join_runs(rows: int) -> dict[str, Callable[[], object]]:
             (hash(i * 5) % 100000)::DOUBLE AS balance
         FROM range({rows}) t(i)""")
     con.execute(f"""
-        CREATE TABLE shop AS SELECT (i * 3) % {rows * 2} AS pid,
+        CREATE TABLE shop AS SELECT ((i // {key_repeat}) * 3) % {rows * 2} AS pid,
             ['sport','home','kids','food','toys'][1 + (hash(i * 13) % 5)::INT] AS shop_segment,
             (hash(i * 17) % 1000)::DOUBLE AS spend
         FROM range({rows}) t(i)""")
@@ -392,7 +396,8 @@ def _dp_join_runs(rows: int) -> dict[str, Callable[[], object]]:
            "JOIN shop s ON b.pid = s.pid GROUP BY b.segment, s.shop_segment")  # fmt: skip
     technique = GovernedSQL()
     spec = {"sql": sql, "epsilon": 1.0}
-    rules = {"analysis": "dp", "max_rows_per_entity": 1, "max_groups_per_entity": 1}
+    rules = {"analysis": "dp", "max_rows_per_entity": 1, "max_groups_per_entity": 1,
+             "timeout_seconds": 600}  # (a 10M x 10M join on a busy machine: minutes)  # fmt: skip
 
     def governed(unique: bool) -> Callable[[], object]:
         """pid declared unique on both sides (one row per key, checked at ingest: the
@@ -419,19 +424,21 @@ def _dp_join_runs(rows: int) -> dict[str, Callable[[], object]]:
     return {"raw": run_raw, "unique": governed(True), "bounded": governed(False)}
 
 
-def bench_dp_join(rows: int, repeat: int) -> dict[str, Any]:
+def bench_dp_join(
+    rows: int, repeat: int, key_repeat: int = 1, paths: tuple[str, ...] = ("unique", "bounded")
+) -> dict[str, Any]:
     """DP GROUP BY over a join vs the same join and GROUP BY in raw DuckDB: wall and CPU
     ratios, and peak memory (each path's first run in a fresh process)."""
-    runs = _dp_join_runs(rows)
+    runs = _dp_join_runs(rows, key_repeat)
     run_raw = runs["raw"]
-    out: dict[str, Any] = {"rows_each_side": rows}
-    for label in ("unique", "bounded"):
+    out: dict[str, Any] = {"rows_each_side": rows, "shop_rows_per_key": key_repeat}
+    for label in paths if key_repeat == 1 else ("bounded",):
         run_governed = runs[label]
         run_raw(), run_governed()
         t_raw, t_gov = _paired(run_raw, run_governed, repeat)
         c_raw, c_gov = _cpu_paired(run_raw, run_governed, repeat)
-        peak_raw = _probe_peak("dpjoin", "raw", rows)
-        peak_gov = _probe_peak("dpjoin", label, rows)
+        peak_raw = _probe_peak("dpjoin", "raw", rows, key_repeat)
+        peak_gov = _probe_peak("dpjoin", label, rows, key_repeat)
         out[label] = {
             "raw_s": t_raw, "dp_s": t_gov, "ratio": t_gov / t_raw,
             "raw_cpu_s": c_raw, "dp_cpu_s": c_gov, "cpu_ratio": c_gov / c_raw,
@@ -447,6 +454,10 @@ def main() -> None:
         "--part", choices=["all", "frontend", "join", "dp", "dpjoin"], default="all"
     )
     parser.add_argument("--dp-join-rows", type=int, default=1_000_000)
+    parser.add_argument("--dp-join-key-repeat", type=int, default=1,
+                        help="rows per shop key in the DP join (>1: keys repeat)")  # fmt: skip
+    parser.add_argument("--dp-join-paths", default="unique,bounded",
+                        help="which governed DP join paths to run (comma-separated)")  # fmt: skip
     parser.add_argument("--join-rows", type=int, default=10_000_000)
     parser.add_argument("--dp-rows", type=int, default=1_000_000)
     parser.add_argument("--dp-groups", type=int, default=1000)
@@ -457,7 +468,7 @@ def main() -> None:
     if args.probe:
         part, path = args.probe.split(":")
         rows = args.dp_rows if part == "dp" else args.dp_join_rows
-        print(_probe(part, path, rows, args.dp_groups))
+        print(_probe(part, path, rows, args.dp_groups, args.dp_join_key_repeat))
         return
     report: dict[str, Any] = {"duckdb": duckdb.__version__, "python": sys.version.split()[0]}
     if args.part in ("all", "frontend"):
@@ -471,7 +482,10 @@ def main() -> None:
         report["dp"] = {"rows": args.dp_rows, "groups": args.dp_groups,
                         **bench_dp(args.dp_rows, args.dp_groups, args.repeat, args.snsql_python)}  # fmt: skip
     if args.part in ("all", "dpjoin"):
-        report["dp_join"] = bench_dp_join(args.dp_join_rows, args.repeat)
+        paths = tuple(args.dp_join_paths.split(","))
+        report["dp_join"] = bench_dp_join(
+            args.dp_join_rows, args.repeat, args.dp_join_key_repeat, paths
+        )
     print(json.dumps(report, indent=2, default=str))
 
 

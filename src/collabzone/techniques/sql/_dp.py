@@ -14,7 +14,6 @@ is ``max_groups * linf`` and the L2 sensitivity ``sqrt(max_groups) * linf``.
 from __future__ import annotations
 
 import functools
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -96,7 +95,9 @@ def _vector_measurement(zcdp: bool, scale: float) -> Any:
 
 
 def _threshold_measurement(zcdp: bool, scale: float, threshold: int) -> Any:
-    domain = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T="i64"))
+    # keyed by each group's position in the engine's result (one key per group: no text
+    # or JSON per key to build, convert and keep)
+    domain = dp.map_domain(dp.atom_domain(T="i64"), dp.atom_domain(T="i64"))
     if zcdp:
         metric = dp.l02inf_distance(dp.absolute_distance(T="i64"))
         return dp.m.make_gaussian_threshold(domain, metric, scale=scale, threshold=threshold)
@@ -161,19 +162,6 @@ def _pick_threshold(zcdp: bool, scale: float, d_in: tuple[int, int, int], delta:
     return _threshold_measurement(zcdp, scale, high), high
 
 
-def _encode(key: tuple[Any, ...]) -> str:
-    return json.dumps(list(key), default=str)
-
-
-def _texts(keys: Sequence[tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
-    """Each group key as the text OpenDP's map measurement is keyed by, one to one: the
-    value itself when every key is one text value (the common GROUP BY of one dimension;
-    no JSON per key), else the key's JSON."""
-    if all(len(k) == 1 and type(k[0]) is str for k in keys):
-        return {k[0]: k for k in keys}
-    return {_encode(k): k for k in keys}
-
-
 def release(
     keys: Sequence[tuple[Any, ...]],
     data: Mapping[str, Sequence[int]],
@@ -226,10 +214,10 @@ def release(
         main, delta = meas.map(d_in)
         spent_main += main
         spent_delta += delta
-        by_text = _texts(keys)
-        counts = data[chosen.name]
-        noisy = meas({text: int(counts[index[k]]) for text, k in by_text.items()})
-        kept = [by_text[text] for text in noisy]
+        counts = np.asarray(data[chosen.name], dtype=np.int64)
+        positions = list(index.values())  # one per distinct key (a repeated key: its last)
+        noisy = meas(dict(zip(positions, counts[positions].tolist(), strict=True)))
+        kept = [keys[at] for at in noisy]
         dropped = len(keys) - len(kept)
         values[chosen.name] = [int(v) for v in noisy.values()]
         scales[chosen.name] = scale

@@ -45,23 +45,31 @@ def _greatest(a: exp.Expression, b: exp.Expression, *, nulls: bool = False) -> e
 
 
 def _scaled(quantity: Quantity) -> exp.Expression:
-    """One row's value, clamped to the bounds and scaled to an integer (NULL stays NULL)."""
+    """One row's value, clamped to the bounds and scaled to an integer (NULL stays NULL).
+
+    A CASE of two comparisons rather than LEAST / GREATEST behind a NULL test: a NULL
+    fails both comparisons and comes out as itself, and the engine evaluates one
+    expression fewer per row (less time and scratch memory on a million rows).
+    """
     assert quantity.column is not None and quantity.bound is not None
     bound = quantity.bound
     low = exp.Literal.number(bound.low / bound.scale)
     high = exp.Literal.number(bound.high / bound.scale)
     value = quantity.column.copy()
-    clamped = exp.If(
-        this=exp.Is(this=value, expression=exp.Null()),
-        true=exp.Null(),
-        false=_least(_greatest(value.copy(), low), high),
+    clamped = exp.Case(
+        ifs=[
+            exp.If(this=exp.LT(this=value.copy(), expression=low), true=low.copy()),
+            exp.If(this=exp.GT(this=value.copy(), expression=high), true=high.copy()),
+        ],
+        default=value,
     )
     scaled = exp.Round(this=exp.Mul(this=clamped, expression=exp.Literal.number(bound.scale)))
     return exp.Cast(this=scaled, to=exp.DataType.build("BIGINT"))
 
 
 def _per_row(quantity: Quantity) -> exp.Expression:
-    """What one sampled row contributes to a quantity (the one-row-per-entity path)."""
+    """What one sampled row contributes to a quantity (the one-row-per-entity path); a
+    NULL summed value stays NULL (SUM skips it; an all-NULL total is read as 0)."""
     if quantity.kind in ("rows", "entities"):
         return _num(1)
     if quantity.kind == "distinct":  # the value itself, counted distinctly per group
@@ -74,7 +82,20 @@ def _per_row(quantity: Quantity) -> exp.Expression:
             true=_num(0),
             false=_num(1),
         )
-    return exp.Coalesce(this=_scaled(quantity), expressions=[_num(0)])
+    return _scaled(quantity)
+
+
+def _row_total(quantity: Quantity) -> exp.Expression:
+    """A group's total when every row is one person's whole contribution: the plain
+    aggregate (COUNT rather than SUM(1): a narrower state, one expression fewer)."""
+    if quantity.kind in ("rows", "entities"):
+        return exp.Count(this=exp.Star())
+    assert quantity.column is not None
+    if quantity.kind == "nonnull":
+        return exp.Count(this=quantity.column.copy())
+    if quantity.kind == "distinct":
+        return exp.Count(this=exp.Distinct(expressions=[quantity.column.copy()]))
+    return exp.Cast(this=exp.Sum(this=_scaled(quantity)), to=exp.DataType.build("BIGINT"))
 
 
 def _struct(fields: list[tuple[str, exp.Expression]]) -> exp.Struct:
@@ -85,7 +106,7 @@ def _struct(fields: list[tuple[str, exp.Expression]]) -> exp.Struct:
 
 def _one_row_per_entity(source: exp.Select, dims: list[Any], ctx: RewriteContext) -> exp.Select:
     """Limits of one row and one group per entity: keep, per entity, the row whose group
-    (then whose values) has the smallest salted hash, in one aggregation (no window)."""
+    and values have the smallest salted hash, in one aggregation (no window)."""
     salt = exp.Literal.number(ctx.salt)
     names = [f"d{i}" for i in range(len(dims))]
     picked = _struct(
@@ -93,12 +114,9 @@ def _one_row_per_entity(source: exp.Select, dims: list[Any], ctx: RewriteContext
         + [(q.name, _per_row(q)) for q in ctx.quantities]
     )
     row_cols = [q.column.copy() for q in ctx.quantities if q.column is not None]
-    key = _struct(
-        [
-            ("h1", exp.Anonymous(this="hash", expressions=[*[d.copy() for d in dims], salt])),
-            ("h2", exp.Anonymous(this="hash", expressions=[*row_cols, salt.copy()])),
-        ]
-    )
+    # one salted hash of the row's group and values: the choice depends only on the
+    # entity's own rows (one hash, not a struct of two: a cheaper ARG_MIN key)
+    key = exp.Anonymous(this="hash", expressions=[*[d.copy() for d in dims], *row_cols, salt])
     inner = exp.Select(expressions=[named(exp.ArgMin(this=picked, expression=key), "_cz_k")])
     inner.set("from_", source.args["from_"])
     inner.set("joins", source.args.get("joins"))
@@ -121,7 +139,7 @@ def _one_row_each(source: exp.Select, dims: list[Any], ctx: RewriteContext) -> e
     """Every person has one row (a unique entity column, one table): each row is already
     one person's bounded contribution, so the groups sum rows directly."""
     items: list[Any] = [named(d, f"_cz_d{i}") for i, d in enumerate(dims)]
-    items += [named(_total(_per_row(q), q), q.name) for q in ctx.quantities]
+    items += [named(_row_total(q), q.name) for q in ctx.quantities]
     out = exp.Select(expressions=items)
     out.set("from_", source.args["from_"])
     out.set("joins", source.args.get("joins"))
