@@ -19,7 +19,7 @@ import typer
 from rich.markup import escape
 
 from collabzone import zone as zone_module
-from collabzone.cli_context import console, err_console, open_zone, state
+from collabzone.cli_context import console, err_console, state
 from collabzone.cli_plugins import CORE_SUBCOMMANDS, SUBCOMMANDS
 from collabzone.cli_requests import TOP_LEVEL_COMMANDS
 from collabzone.cli_support import EXIT_INTERNAL, EXIT_INTERRUPTED
@@ -108,9 +108,6 @@ for _name in TOP_LEVEL_COMMANDS:
 for _name, _target in CORE_SUBCOMMANDS + SUBCOMMANDS:
     _module, _, _attr = _target.partition(":")
     app.add_typer(getattr(importlib.import_module(_module), _attr), name=_name)
-
-# Older plugins called ``cli._zone()``; the helper now lives in :mod:`collabzone.cli_context`.
-_zone = open_zone
 
 
 def main() -> None:

@@ -226,3 +226,12 @@ def make_fake_zone(
         ],
         tables={"bank": bank_people(), "shop": shop_people()},
     )
+
+
+def exact_answer(zone: FakeZone, sql: str) -> list[tuple[Any, ...]]:
+    """The exact answer of ``sql`` over the zone's data (the analyst's view, no rules)."""
+    ctx = zone.as_party("analyst")
+    try:
+        return list(ctx.connection().sql(sql).fetchall())
+    finally:
+        ctx.close()

@@ -8,44 +8,13 @@ against the grid they must come from and against an outlier they must not reveal
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from collabzone.errors import PolicyRefusal
-from collabzone.techniques.sql import _run_dp
-from collabzone.techniques.sql._dp import NoisyTable
 from collabzone.techniques.sql._order_stats import candidates, private_quantile
-from tests.sql.sql_support import DP_RULES, FakeZone, bank_people, make_fake_zone
-
-
-@pytest.fixture
-def exact(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The noisy table's values replaced by the exact bounded quantities (no noise)."""
-    real = _run_dp.release
-
-    def release(keys: Any, data: Any, measures: Any, **kw: Any) -> NoisyTable:
-        out = real(keys, data, measures, **kw)
-        index = {key: i for i, key in enumerate(keys)}
-        for m in measures:
-            out.values[m.name] = [
-                int(data[m.name][index[k]]) if k in index else 0 for k in out.keys
-            ]
-        return out
-
-    monkeypatch.setattr(_run_dp, "release", release)
-    yield
-
-
-def _truth(zone: FakeZone, sql: str) -> list[tuple[Any, ...]]:
-    ctx = zone.as_party("analyst")
-    try:
-        return list(ctx.connection().sql(sql).fetchall())
-    finally:
-        ctx.close()
+from tests.sql.sql_support import DP_RULES, FakeZone, bank_people, exact_answer, make_fake_zone
 
 
 def test_var_and_stddev_are_the_moments_of_the_clamped_values(exact: None) -> None:
@@ -55,7 +24,7 @@ def test_var_and_stddev_are_the_moments_of_the_clamped_values(exact: None) -> No
         "VAR_POP(converted) AS vp, STDDEV_POP(converted) AS sdp FROM bank"
     )
     payload = zone.submit("analyst", {"sql": sql, "epsilon": 1.0})
-    ((v, sd, vp, sdp),) = _truth(
+    ((v, sd, vp, sdp),) = exact_answer(
         zone,
         "SELECT VAR_SAMP(ROUND(GREATEST(-1000, LEAST(20000, balance)) * 100) / 100), "
         "STDDEV_SAMP(ROUND(GREATEST(-1000, LEAST(20000, balance)) * 100) / 100), "
@@ -107,7 +76,7 @@ def test_order_statistics_are_grid_points_near_the_truth() -> None:
     row = dict(zip(payload["columns"], payload["rows"][0], strict=True))
     grid = set(candidates(-1000, 20000, integral=False))
     assert all(value in grid for value in row.values())
-    ((med, q1, q3),) = _truth(
+    ((med, q1, q3),) = exact_answer(
         zone,
         "SELECT MEDIAN(balance), QUANTILE_CONT(balance, 0.25), QUANTILE_CONT(balance, 0.75) "
         "FROM bank",
@@ -181,7 +150,9 @@ def test_count_distinct_of_a_dimension_is_bounded_by_the_entitys_contribution(
     zone = make_fake_zone(rules, rules)
     sql = "SELECT segment, COUNT(DISTINCT age) AS ages, COUNT(DISTINCT pid) AS people FROM bank GROUP BY segment"
     payload = zone.submit("analyst", {"sql": sql, "epsilon": 1.0})
-    truth = dict(_truth(zone, "SELECT segment, COUNT(DISTINCT age) FROM bank GROUP BY segment"))
+    truth = dict(
+        exact_answer(zone, "SELECT segment, COUNT(DISTINCT age) FROM bank GROUP BY segment")
+    )
     for segment, ages, people in payload["rows"]:
         assert ages == truth.get(segment, 0)  # one row per person here: nothing is cut
         assert people >= 0

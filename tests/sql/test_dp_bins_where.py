@@ -9,42 +9,13 @@ a bin reading two columns, or a measure filtered outside dp mode.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from collabzone.errors import PolicyRefusal
-from collabzone.techniques.sql import _run_dp
-from collabzone.techniques.sql._dp import NoisyTable
 from collabzone.techniques.sql._frontend import QueryRejected
-from tests.sql.sql_support import DP_RULES, FakeZone, make_fake_zone
-
-
-@pytest.fixture
-def exact(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The noisy values replaced by the exact bounded quantities (after OpenDP ran)."""
-    real = _run_dp.release
-
-    def release(keys: Any, data: Any, measures: Any, **kw: Any) -> NoisyTable:
-        out = real(keys, data, measures, **kw)
-        index = {key: i for i, key in enumerate(keys)}
-        for m in measures:
-            out.values[m.name] = [
-                int(data[m.name][index[k]]) if k in index else 0 for k in out.keys
-            ]
-        return out
-
-    monkeypatch.setattr(_run_dp, "release", release)
-    yield
-
-
-def _truth(zone: FakeZone, sql: str) -> list[tuple[Any, ...]]:
-    ctx = zone.as_party("analyst")
-    try:
-        return list(ctx.connection().sql(sql).fetchall())
-    finally:
-        ctx.close()
+from tests.sql.sql_support import DP_RULES, FakeZone, exact_answer, make_fake_zone
 
 
 def _ask(zone: FakeZone, sql: str, **extra: Any) -> dict[str, Any]:
@@ -56,13 +27,15 @@ def test_width_bucket_in_where_keeps_the_rows_of_that_bucket(exact: None) -> Non
     payload = _ask(
         zone, "SELECT COUNT(*) AS n FROM bank WHERE width_bucket(balance, 0, 10000, 5) = 3"
     )
-    ((n,),) = _truth(zone, "SELECT COUNT(*) FROM bank WHERE balance >= 4000 AND balance < 6000")
+    ((n,),) = exact_answer(
+        zone, "SELECT COUNT(*) FROM bank WHERE balance >= 4000 AND balance < 6000"
+    )
     assert payload["rows"] == [[n]] and n > 50
     # bucket 0 is below lo, bucket n + 1 at or above hi (the SQL standard's meaning)
     payload = _ask(
         zone, "SELECT COUNT(*) AS n FROM bank WHERE width_bucket(balance, 0, 10000, 5) IN (0, 6)"
     )
-    ((n,),) = _truth(zone, "SELECT COUNT(*) FROM bank WHERE balance < 0 OR balance >= 10000")
+    ((n,),) = exact_answer(zone, "SELECT COUNT(*) FROM bank WHERE balance < 0 OR balance >= 10000")
     assert payload["rows"] == [[n]]
 
 
@@ -76,7 +49,7 @@ def test_floor_bins_and_case_in_where_with_group_by(exact: None) -> None:
     payload = _ask(zone, sql)
     truth = {
         seg: (n, c)
-        for seg, n, c in _truth(
+        for seg, n, c in exact_answer(
             zone,
             "SELECT segment, COUNT(*), SUM(converted) FROM bank WHERE balance >= 3000 "
             "AND balance < 6000 AND age < 40 GROUP BY segment",
@@ -97,7 +70,7 @@ def test_a_bin_in_where_and_group_by_together(exact: None) -> None:
     )
     payload = _ask(zone, sql)
     truth = dict(
-        _truth(
+        exact_answer(
             zone,
             "SELECT CAST(FLOOR(balance / 2000) AS BIGINT) + 1, COUNT(*) FROM bank "
             "WHERE balance >= 0 AND balance < 10000 GROUP BY 1",
