@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from collabzone.errors import InvalidInputError
-from collabzone.techniques.synthetic.join import Source, bounded_join
+from collabzone.techniques.synthetic.join import Source, bounded_join, one_row_per_person
 from tests.conftest import Parties
 
 CUSTOMERS = {
@@ -125,6 +125,42 @@ def test_an_owner_repeating_a_person_cannot_weigh_them_up(
     assert (rows["region"] == "e").mean() < 0.1
     (region,) = [m for m in released.payload["report"]["one_way"] if m["column"] == "region"]
     assert region["labels"][2] == "e" and region["measured"][2] < 0.1  # one row, plus noise
+
+
+def test_one_dataset_with_an_entity_column_is_bounded_per_person_too(
+    sqlite_zone: Parties, tmp_path: Path
+) -> None:
+    """The same attack without a join: the insurer's own dataset repeats the victim 3,000
+    times. Synthesised alone it is still bounded to one row per token (its join key), so the
+    released table is the ~190 policy holders, not 3,190 rows mostly the victim's."""
+    zone = sqlite_zone
+    zone.insurer.add_dataset(
+        "policies", _policies(tmp_path / "p.csv", 150, victim_rows=3000), POLICIES
+    )
+    zone.insurer.add_agreement(
+        "policies", grantees=["partner"], technique="synthetic", purposes=["research"],
+        rules={"methods": ["mst"], "epsilon_budget": 10.0, "delta_budget": 1e-5},
+    )  # fmt: skip
+    spec = {"dataset": "policies", "epsilon": 10.0, "iters": 20}
+    request = zone.partner.submit("synthetic", spec, "research")
+    released = zone.partner.result(request.id)  # type: ignore[union-attr]
+    rows = pd.DataFrame(released.payload["rows"], columns=released.payload["columns"])
+    assert 150 < len(rows) < 250  # 191 people (noise of a few rows at epsilon 10)
+    assert (rows["cover"] == "high").mean() < 0.8  # unbounded, 3,000 of 3,190 rows say high
+
+
+def test_one_row_per_person_keeps_order_and_tokenless_rows() -> None:
+    frame = pd.DataFrame({"k": ["a", None, "a", "b", "a"], "x": [1, 2, 3, 4, 5]})
+    unique = frame.drop_duplicates(subset=["k"])
+    assert one_row_per_person(unique, "k", np.random.default_rng(0)) is unique  # untouched
+    kept = set()
+    for seed in range(30):
+        out = one_row_per_person(frame, "k", np.random.default_rng(seed))
+        assert sorted(out["k"].fillna("-")) == ["-", "a", "b"]
+        assert list(out.index) == sorted(out.index)  # the original order
+        assert 2 in set(out["x"]) and 4 in set(out["x"])
+        kept.add(int(out.loc[out["k"] == "a", "x"].iloc[0]))
+    assert kept == {1, 3, 5}
 
 
 def test_each_side_keeps_one_random_row_per_token() -> None:

@@ -143,6 +143,20 @@ def one_row_per_token(frame: pd.DataFrame, key: str, rng: np.random.Generator) -
     return frame.iloc[order].drop_duplicates(subset=[key], keep="first")
 
 
+def one_row_per_person(frame: pd.DataFrame, key: str, rng: np.random.Generator) -> pd.DataFrame:
+    """A single dataset bounded per person: each non-null ``key`` keeps one random row (as
+    :func:`one_row_per_token`), rows without a token stay (each stands for no one else), and
+    the original row order is kept. A dataset already holding one row per token is returned
+    as it is (no randomness drawn)."""
+    import pandas as pd
+
+    tokens = frame[key]
+    if not tokens[tokens.notna()].duplicated().any():
+        return frame
+    kept = one_row_per_token(frame, key, rng)
+    return pd.concat([kept, frame[tokens.isna()]]).sort_index()
+
+
 def bounded_join(
     frames: Mapping[str, pd.DataFrame], sources: Sequence[Source], rng: np.random.Generator
 ) -> pd.DataFrame:

@@ -373,7 +373,7 @@ class Synthetic(Technique):
 def _read(sources: list[Source], ctx: RunContext) -> tuple[Any, dict[str, Column]]:
     """The table to synthesise (one dataset, or the person-bounded join of several) with
     its columns' models under their names in the synthetic table."""
-    from collabzone.techniques.synthetic.join import bounded_join
+    from collabzone.techniques.synthetic.join import bounded_join, one_row_per_person
 
     models: dict[str, Column] = {}
     for source in sources:
@@ -383,7 +383,15 @@ def _read(sources: list[Source], ctx: RunContext) -> tuple[Any, dict[str, Column
             assert model is not None  # checked by plan
             models[new] = model
     if len(sources) == 1 and sources[0].key is None:
-        return ctx.table(sources[0].dataset).select(list(models)).to_pandas(), models
+        # one dataset: bounded per person too when it has an entity column (its first
+        # join key), so a person an owner holds many rows of weighs one row, as in a join
+        dataset = ctx.dataset(sources[0].dataset)
+        entity = next(iter(dataset.columns_of(ColumnClass.JOIN_KEY)), None)
+        if entity is None:
+            return ctx.table(dataset.name).select(list(models)).to_pandas(), models
+        frame = ctx.table(dataset.name).select([entity.name, *models]).to_pandas()
+        bounded = one_row_per_person(frame, entity.name, ctx.rng)
+        return bounded[list(models)].reset_index(drop=True), models
     frames = {
         s.dataset: ctx.table(s.dataset).select([s.key, *(c for c, _ in s.columns)]).to_pandas()
         for s in sources
