@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -245,13 +246,11 @@ def open_flower(
     return FlowerLink(request_id, tuple(job["plan"]["details"]["nodes"]), deployment, address)
 
 
-def run_flower(zone: Zone, link: FlowerLink, timeout: float = 600.0) -> Request:
-    """Submit the ServerApp run with the zone-signed spec, wait for it (the SuperNodes of
-    every node must have joined), audit its rounds, release; stops the SuperLink."""
-    job = zone.fanout_job(link.request_id)
+def run_config_of(job: Mapping[str, Any]) -> dict[str, Any]:
+    """The run config the zone gives its ServerApp for a fan-out job (deployed or
+    simulated): the signed spec, the zone's key, the public domains, the budget."""
     details = job["plan"]["details"]
-    spec = _spec.from_json(details["spec"])
-    run_config = {
+    return {
         "spec-json": json.dumps(details["spec"]),
         "spec-sha256": details["spec_sha256"],
         "signature": job["signature"],
@@ -259,6 +258,15 @@ def run_flower(zone: Zone, link: FlowerLink, timeout: float = 600.0) -> Request:
         "domains-json": json.dumps(details["domains"]),
         "epsilon-budget": float(details["projected_epsilon"]),
     }
+
+
+def run_flower(zone: Zone, link: FlowerLink, timeout: float = 600.0) -> Request:
+    """Submit the ServerApp run with the zone-signed spec, wait for it (the SuperNodes of
+    every node must have joined), audit its rounds, release; stops the SuperLink."""
+    job = zone.fanout_job(link.request_id)
+    details = job["plan"]["details"]
+    spec = _spec.from_json(details["spec"])
+    run_config = run_config_of(job)
     _take(zone, link.request_id, job["status"], "flower")
     p = spec.privacy
     audited: list[int] = []

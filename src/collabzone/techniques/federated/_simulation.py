@@ -154,20 +154,6 @@ def run_app(
     return out
 
 
-def run_config_of(job: Mapping[str, Any]) -> dict[str, Any]:
-    """The run config the zone gives its ServerApp for a fan-out job (as
-    :func:`._coordinator.run_flower` does): signed spec, zone key, domains, budget."""
-    details = job["plan"]["details"]
-    return {
-        "spec-json": json.dumps(details["spec"]),
-        "spec-sha256": details["spec_sha256"],
-        "signature": job["signature"],
-        "zone-key": job["zone_key"],
-        "domains-json": json.dumps(details["domains"]),
-        "epsilon-budget": float(details["projected_epsilon"]),
-    }
-
-
 def run(
     zone: Zone,
     request_id: str,
@@ -197,7 +183,7 @@ def run(
         raise InvalidInputError(
             f"a simulation of {request_id} needs exactly the nodes {', '.join(expected)}"
         )
-    raw = run_app(root, run_config_of(job), nodes, backend_config)
+    raw = run_app(root, _coordinator.run_config_of(job), nodes, backend_config)
     answered = [r["results_received"] for r in raw["server_received"]]
     needed = len(expected) if spec.privacy.sampling_rate >= 1.0 else spec.min_clients
     if len(answered) != len(raw["rounds"]) or any(a < needed for a in answered):
