@@ -21,6 +21,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("sealed", "collabzone.techniques.sealed.cli:app"),
     ("query", "collabzone.techniques.sql.cli:app"),
     ("mpc", "collabzone.techniques.mpc.cli:app"),
+    ("he", "collabzone.techniques.mpc.cli_he:app"),
     ("serve", "collabzone.server.cli:app"),
     ("keys", "collabzone.cli_keys:app"),
     ("webhook", "collabzone.server.cli_webhooks:app"),

@@ -126,8 +126,8 @@ class RemoteZone:
             self._expires = time.time() + float(doc["expires_in"])
             return self._token
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self._access_token()}"}
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self._access_token()}", **kwargs.pop("headers", {})}
         try:
             response = self._http.request(method, path, headers=headers, **kwargs)
         except httpx.TransportError as exc:
@@ -136,9 +136,19 @@ class RemoteZone:
             ) from None
         if response.status_code >= 400:
             raise error_from_response(response)
+        return response
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
+
+    def octets(self, method: str, path: str, content: bytes | None = None) -> bytes:
+        """Call one of a technique's own routes with raw bytes (e.g. the HE inbox under
+        ``/v1/he/``: contexts and ciphertexts); returns the response body."""
+        headers = {"Content-Type": "application/octet-stream"} if content is not None else {}
+        return self._send(method, path, content=content, headers=headers).content
 
     # -- identity and parties -------------------------------------------------------------
 

@@ -44,6 +44,7 @@ import pyarrow as pa
 from collabzone.budget import PrivacyCost
 from collabzone.errors import (
     CollabzoneError,
+    ConflictError,
     InvalidInputError,
     NotAuthorisedError,
     NotFoundError,
@@ -212,6 +213,12 @@ class LocalRunContext:
 
     def audit_state(self, space: str) -> tuple[int, bytes] | None:
         return self.audit.get(space)
+
+    def technique_dir(self) -> Path:
+        raise ConflictError(
+            f"{self.request.technique} keeps files in the zone, not at a node: "
+            "it cannot run at an owner's premises"
+        )
 
     def close(self) -> None:
         if self._connection is not None:

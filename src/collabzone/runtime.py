@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -30,6 +31,11 @@ from collabzone.policy import choose_agreement
 from collabzone.remote_tables import Location, PostgresTable, SparkTable, is_remote, open_table
 from collabzone.store import repo
 from collabzone.store.data import DataStore
+
+
+def technique_dir(zone_root: Path, technique: str) -> Path:
+    """Where technique ``technique`` keeps its own files in the zone at ``zone_root``."""
+    return Path(zone_root) / "techniques" / technique
 
 
 def visible_to(
@@ -258,6 +264,11 @@ class ZoneRunContext(ZoneContext):
     def audit_state(self, space: str) -> tuple[int, bytes] | None:
         with self._engine.connect() as conn:
             return repo.audit_state(conn, space)
+
+    def technique_dir(self) -> Path:
+        folder = technique_dir(self._data.root.parent, self._technique)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def close(self) -> None:
         if self._connection is not None:

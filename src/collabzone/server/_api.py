@@ -17,7 +17,7 @@ from pydantic import Field
 
 from collabzone import audit_checkpoint as checkpoints
 from collabzone.audit import Verification
-from collabzone.errors import InvalidInputError, NotAuthorisedError
+from collabzone.errors import ConflictError, InvalidInputError, NotAuthorisedError
 from collabzone.model import Agreement, Dataset, Party, Receipt, Release, RequestStatus
 from collabzone.model import Request as ZoneRequest
 from collabzone.server._responses import errors
@@ -428,7 +428,7 @@ def progress(request_id: Annotated[str, PathParam(pattern=ID)], caller: Read) ->
     zone_request = caller.zone.request(request_id)
     doc = request_progress(caller.zone, zone_request)
     if doc is None:
-        raise InvalidInputError(f"{zone_request.technique} requests report no progress")
+        raise ConflictError(f"{zone_request.technique} requests report no progress")
     return doc
 
 

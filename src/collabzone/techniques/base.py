@@ -26,6 +26,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from collabzone.budget import PrivacyCost
@@ -218,6 +219,11 @@ class RunContext(PlanContext, Protocol):
 
     def audit_state(self, space: str) -> tuple[int, bytes] | None:
         """The stored disclosure-audit state of ``space`` and its version (None if empty)."""
+        ...
+
+    def technique_dir(self) -> Path:
+        """The zone's directory for this technique's own files (e.g. an inbox of deposits
+        made through its API), ``<zone>/techniques/<name>``; created on demand."""
         ...
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -17,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from collabzone.budget import PrivacyCost
-from collabzone.errors import NotFoundError, PolicyRefusal
+from collabzone.errors import ConflictError, NotFoundError, PolicyRefusal
 from collabzone.model import Agreement, Approval, Column, Dataset, Party, Role
 from collabzone.techniques.base import Outcome, Rules
 from collabzone.techniques.lookalike._technique import Lookalike
@@ -112,6 +113,9 @@ class LocalContext:
 
     def audit_state(self, space: str) -> tuple[int, bytes] | None:
         return None
+
+    def technique_dir(self) -> Path:
+        raise ConflictError("a local look-alike run keeps no files in a zone")
 
 
 def run_local(ctx: LocalContext, spec: Mapping[str, Any]) -> Outcome:

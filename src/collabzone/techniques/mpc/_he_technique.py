@@ -67,7 +67,7 @@ NO_SECRET_KEY = (
     "under the public CKKS context, and only the recipient's client can decrypt the total"
 )
 _SAFE_KEYS = frozenset({"datasets", "recipient", "providers", "ciphertext", "sha256", "deposits"})
-_CONTEXT = "context.pub"
+CONTEXT_FILE = "context.pub"
 AUDIT_SPACE = "he_sum:providers"
 """One audited space for every he_sum release, whoever asked (differencing needs only two
 totals, and analysts may pool what they received)."""
@@ -80,18 +80,23 @@ def _safe(name: str, what: str) -> str:
     return name
 
 
+def recipient_folder(inbox: Path, recipient: str) -> Path:
+    """Where ``recipient``'s context and the ciphertexts deposited for it live."""
+    return Path(inbox) / _safe(recipient, "recipient")
+
+
 def publish_context(inbox: Path, recipient: str, public_context: bytes) -> Path:
     """Store the recipient's public context where providers and the mediator read it."""
-    folder = Path(inbox) / _safe(recipient, "recipient")
+    folder = recipient_folder(inbox, recipient)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / _CONTEXT
+    path = folder / CONTEXT_FILE
     path.write_bytes(public_context)
     return path
 
 
 def deposit(inbox: Path, recipient: str, dataset: str, ciphertext: bytes) -> Path:
     """Store a provider's ciphertext (made at its premises) for ``dataset``."""
-    folder = Path(inbox) / _safe(recipient, "recipient")
+    folder = recipient_folder(inbox, recipient)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{_safe(dataset, 'dataset')}.ckks"
     path.write_bytes(ciphertext)
@@ -232,14 +237,10 @@ class HESum(Technique):
         return reasons
 
     def run(self, plan: Plan, ctx: RunContext) -> Outcome:
-        if self.inbox is None:
-            raise ConflictError(
-                "no HE inbox is configured for this zone: register the technique with one, "
-                "e.g. registry.register('he_sum', HESum(Path('he-inbox')))"
-            )
+        inbox = Path(self.inbox) if self.inbox is not None else ctx.technique_dir()
         recipient = plan.details["recipient"]
-        folder = Path(self.inbox) / _safe(recipient, "recipient")
-        context_path = folder / _CONTEXT
+        folder = recipient_folder(inbox, recipient)
+        context_path = folder / CONTEXT_FILE
         if not context_path.is_file():
             raise ConflictError(f"{recipient!r} has not published its public context yet")
         update = _audit_providers(plan, ctx)  # before touching any ciphertext
