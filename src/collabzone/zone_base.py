@@ -39,6 +39,7 @@ HOST_METHODS = frozenset(
         "authenticate", "acting_as", "record_denied", "derive_key", "party", "party_status",
         # the aggregator of fan-out (federated) jobs runs in the host process
         "fanout_job", "complete_fanout", "job_event", "job_evaluation_table", "job_signing_key",
+        "approved_fanout", "start_fanout", "fail_fanout",
     }
 )  # fmt: skip
 """Methods for the process hosting the zone (the server), not for a party's client."""
