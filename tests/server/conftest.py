@@ -247,3 +247,22 @@ def console_sign_in(browser: httpx.Client, token: str) -> httpx.Response:
     match = re.search(r'name="csrf" value="([0-9a-f]+)"', form.text)
     assert match, "no CSRF token in the sign-in form"
     return browser.post("/console/login", data={"token": token, "csrf": match.group(1)})
+
+
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str]:
+    """Run ``collabzone *args`` in this process; its exit code and everything it printed."""
+    from collabzone import cli
+
+    monkeypatch.setattr(cli.console, "width", 250)
+    monkeypatch.setattr(cli.err_console, "width", 250)
+    monkeypatch.setattr(sys, "argv", ["collabzone", *args])
+    capsys.readouterr()
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err

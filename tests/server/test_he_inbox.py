@@ -6,19 +6,17 @@ may publish and deposit what is checked on both paths."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from collabzone import cli
 from collabzone.errors import ConflictError, InvalidInputError, NotAuthorisedError
 from collabzone.model import RequestStatus
 from collabzone.techniques.mpc._he_inbox import deposit_as, publish_as
 from collabzone.zone import connect
-from tests.server.conftest import Handles, make_parties
+from tests.server.conftest import Handles, make_parties, run_cli
 
 SPEC = {
     "columns": [
@@ -30,26 +28,12 @@ LENGTH = 12
 PURPOSE = "sector statistics"
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], zone: str,
-         token: str, *args: str) -> tuple[int, str]:  # fmt: skip
-    monkeypatch.setattr(cli.err_console, "width", 250)
-    monkeypatch.setattr(sys, "argv", ["collabzone", "--zone", zone, "--token", token, *args])
-    capsys.readouterr()
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out + out.err
-
-
 def _total_through_the_cli(
     parties: dict[str, Any], zone: str, tokens: dict[str, str], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> tuple[list[float], np.ndarray]:  # fmt: skip
     def run(party: str, *args: str) -> str:
-        code, out = _cli(monkeypatch, capsys, zone, tokens[party], *args)
+        code, out = run_cli(monkeypatch, capsys, "--zone", zone, "--token", tokens[party], *args)
         assert code == 0, out
         return out
 
@@ -98,8 +82,8 @@ def test_he_totals_through_the_cli_on_an_embedded_zone(
         deposit_as(parties["partner"], "bank", "counts_i", b"x")  # another owner's vector
     with pytest.raises(ConflictError, match="'insurer' has not published"):
         deposit_as(parties["partner"], "insurer", "counts_p", b"x")
-    code, out = _cli(monkeypatch, capsys, str(root), tokens["partner"],
-                     "he", "publish", "--keys", str(tmp_path / "none"))  # fmt: skip
+    code, out = run_cli(monkeypatch, capsys, "--zone", str(root), "--token", tokens["partner"],
+                        "he", "publish", "--keys", str(tmp_path / "none"))  # fmt: skip
     assert code != 0 and "cannot read the public context" in out
 
 

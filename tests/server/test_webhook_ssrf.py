@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,13 +18,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collabzone import cli
 from collabzone.errors import InvalidInputError, NotAuthorisedError
 from collabzone.model import Request, RequestStatus
 from collabzone.server.webhook_targets import check_destination, check_url, parse_allow, refusal
 from collabzone.server.webhooks import SIGNATURE_HEADER, Notifier, verify_signature
 from tests.conftest import CUSTOMER_SPEC, write_customers
-from tests.server.conftest import Handles, Server, make_parties, remote_handles, start_server
+from tests.server.conftest import (
+    Handles,
+    Server,
+    make_parties,
+    remote_handles,
+    run_cli,
+    start_server,
+)
 
 SECRET = b"k" * 32
 LOOPBACK = parse_allow(["127.0.0.1"])
@@ -215,20 +220,6 @@ def test_no_party_can_register_a_destination_over_the_api(served: Handles) -> No
     http.close()
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:  # fmt: skip
-    monkeypatch.setattr(cli.console, "width", 250)
-    monkeypatch.setattr(cli.err_console, "width", 250)
-    monkeypatch.setattr(sys, "argv", ["collabzone", *args])
-    capsys.readouterr()
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
 def test_the_operator_cli_refuses_internal_destinations_unless_allowed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -241,22 +232,22 @@ def test_the_operator_cli_refuses_internal_destinations_unless_allowed(
         "http://localhost:5432/": "localhost (",  # a name is judged by what it resolves to
     }
     for url, message in expected.items():
-        code, said = _cli(monkeypatch, capsys, *zone, "webhook", "set", "bank", "--url", url)
+        code, said = run_cli(monkeypatch, capsys, *zone, "webhook", "set", "bank", "--url", url)
         assert code == 5, said
         assert message in said and "--webhook-allow" in said, said
     assert not (tmp_path / "zone" / "server" / "webhooks.json").exists()
-    code, said = _cli(
+    code, said = run_cli(
         monkeypatch, capsys, *zone, "webhook", "set", "nobody", "--url", "http://127.0.0.1/"
     )
     assert code == 3 and "no party 'nobody'" in said
-    code, said = _cli(
+    code, said = run_cli(
         monkeypatch, capsys, *zone, "webhook", "set", "bank", "--url", "http://127.0.0.1:9/",
         "--allow", "127.0.0.1", "--email", "ops@bank.example",
     )  # fmt: skip
     assert code == 0, said
-    code, said = _cli(monkeypatch, capsys, *zone, "webhook", "list")
+    code, said = run_cli(monkeypatch, capsys, *zone, "webhook", "list")
     assert "http://127.0.0.1:9/" in said and "ops@bank.example" in said
-    code, said = _cli(monkeypatch, capsys, *zone, "webhook", "remove", "bank")
+    code, said = run_cli(monkeypatch, capsys, *zone, "webhook", "remove", "bank")
     assert code == 0 and json.loads((tmp_path / "zone/server/webhooks.json").read_text()) == {}
 
 
@@ -355,7 +346,7 @@ def test_allow_listed_receiver_gets_signed_notices_from_a_running_server(
     fast, slow = receivers(), receivers(delay=5.0)
     zone = ("--zone", str(tmp_path / "zone"))
     for party, url in (("partner", fast.url), ("bank", slow.url)):
-        code, said = _cli(
+        code, said = run_cli(
             monkeypatch, capsys, *zone, "webhook", "set", party, "--url", url, "--allow", "127.0.0.1"
         )  # fmt: skip
         assert code == 0, said
