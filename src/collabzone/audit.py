@@ -223,8 +223,12 @@ def lock_head(conn: Connection) -> None:
     conn.execute(select(t.audit_head.c.seq).where(t.audit_head.c.id == 1).with_for_update())
 
 
-def read_events(conn: Connection) -> list[AuditEvent]:
-    rows = conn.execute(select(t.audit_events).order_by(t.audit_events.c.seq)).mappings()
+def read_events(conn: Connection, subject: str | None = None) -> list[AuditEvent]:
+    """The log in chain order; with ``subject``, only the events about it (indexed)."""
+    query = select(t.audit_events).order_by(t.audit_events.c.seq)
+    if subject is not None:
+        query = query.where(t.audit_events.c.subject == subject)
+    rows = conn.execute(query).mappings()
     return [
         AuditEvent(
             seq=r["seq"],

@@ -438,8 +438,9 @@ class RemoteZone:
         """The zone's signed checkpoint of its audit log's head (signature checked here)."""
         return checkpoints.from_dict(self._call("GET", "/v1/audit/checkpoint"))
 
-    def audit_events(self) -> list[dict[str, Any]]:
-        doc: list[dict[str, Any]] = self._call("GET", "/v1/audit")
+    def audit_events(self, subject: str | None = None) -> list[dict[str, Any]]:
+        params = {"subject": subject} if subject is not None else None
+        doc: list[dict[str, Any]] = self._call("GET", "/v1/audit", params=params)
         return doc
 
     def audit_export(self) -> list[dict[str, Any]]:

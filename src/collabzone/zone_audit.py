@@ -170,11 +170,12 @@ class AuditOps(ZoneBase):
             return True
         return me.name in event.parties or event.actor == me.name
 
-    def audit_events(self) -> list[dict[str, Any]]:
-        """The audit log (auditors and operators: all of it; others: events that concern them)."""
+    def audit_events(self, subject: str | None = None) -> list[dict[str, Any]]:
+        """The audit log (auditors and operators: all of it; others: events that concern
+        them); ``subject`` keeps the events about one request, dataset or party."""
         _ = self.me
         with self._engine.connect() as conn:
-            events = audit.read_events(conn)
+            events = audit.read_events(conn, subject)
         return [e.as_dict() for e in events if self._can_read(e)]
 
     def audit_export(self) -> list[dict[str, Any]]:

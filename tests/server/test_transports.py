@@ -133,6 +133,21 @@ def test_agreements_revoke_and_audit(api: Handles, tmp_path: Path) -> None:
     assert verify_export(tmp_path / "audit.jsonl").ok
 
 
+def test_audit_events_of_one_subject_are_the_readable_events_about_it(
+    api: Handles, tmp_path: Path
+) -> None:
+    _share(api, tmp_path)
+    first, second = _count(api), _count(api)
+    for reader in (api.auditor, api.bank, api.insurer):
+        everything = reader.audit_events()
+        about_first = reader.audit_events(subject=first.id)
+        assert about_first == [e for e in everything if e["subject"] == first.id]
+        assert all(e["subject"] != second.id for e in about_first)
+    assert api.auditor.audit_events(subject=first.id)  # the auditor reads them all
+    assert not api.insurer.audit_events(subject=first.id)  # not the insurer's business
+    assert api.auditor.audit_events(subject="no-such-subject") == []
+
+
 def test_checkpoints_and_verifiable_exports(api: Handles, tmp_path: Path) -> None:
     _share(api, tmp_path)
     _count(api)

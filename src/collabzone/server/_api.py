@@ -503,9 +503,15 @@ def budget(caller: Read) -> list[dict[str, Any]]:
 
 
 @router.get("/audit", tags=["audit"])
-def audit_events(caller: Audit) -> list[dict[str, Any]]:
-    """The audit log this party may read."""
-    return caller.zone.audit_events()
+def audit_events(
+    caller: Audit,
+    subject: Annotated[
+        str | None, Query(max_length=128, description="only events about it")
+    ] = None,
+) -> list[dict[str, Any]]:
+    """The audit log this party may read (``subject``: only the events about one request,
+    dataset or party)."""
+    return caller.zone.audit_events(subject)
 
 
 def _verification(result: Verification) -> VerificationOut:

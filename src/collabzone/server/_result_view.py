@@ -64,7 +64,10 @@ def request_progress(zone: Zone, request: ZoneRequest) -> dict[str, Any] | None:
     if hook is None:
         return None
     doc: dict[str, Any] = hook(
-        request.id, request.status.value, zone.request_plan(request.id), zone.audit_events()
+        request.id,
+        request.status.value,
+        zone.request_plan(request.id),
+        zone.audit_events(request.id),
     )
     return doc
 

@@ -136,7 +136,7 @@ audit_events = Table(
     Column("at", String(40), nullable=False),
     Column("actor", String(64), nullable=False),
     Column("action", String(64), nullable=False),
-    Column("subject", String(128), nullable=False),
+    Column("subject", String(128), nullable=False, index=True),
     Column("parties", JSON, nullable=False),
     Column("details", JSON, nullable=False),
     Column("prev_hash", String(64), nullable=False),

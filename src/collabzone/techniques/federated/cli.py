@@ -116,7 +116,7 @@ def _progress_table(zone: Any, request_id: str) -> Any:
     from collabzone.techniques.federated import _progress
 
     request = zone.request(request_id)
-    events = zone.audit_events()
+    events = zone.audit_events(request_id)
     doc = _progress.progress(
         request_id, request.status.value, zone.request_plan(request_id), events
     )
