@@ -20,12 +20,12 @@ from rich.markup import escape
 
 from collabzone import zone as zone_module
 from collabzone.cli_context import console, err_console, state
-from collabzone.cli_plugins import CORE_SUBCOMMANDS, SUBCOMMANDS
+from collabzone.cli_plugins import CORE_SUBCOMMANDS, typer_app
 from collabzone.cli_requests import TOP_LEVEL_COMMANDS
 from collabzone.cli_support import EXIT_INTERNAL, EXIT_INTERRUPTED
 from collabzone.errors import CollabzoneError, InvalidInputError, error_info
 
-app = typer.Typer(
+app = typer_app(  # technique sub-commands are imported when named (cli_plugins.py)
     name="collabzone",
     help="A privacy-preserving data collaboration zone.",
     no_args_is_help=True,
@@ -105,7 +105,7 @@ def demo(
 
 for _name in TOP_LEVEL_COMMANDS:
     app.command()(getattr(importlib.import_module("collabzone.cli_requests"), _name))
-for _name, _target in CORE_SUBCOMMANDS + SUBCOMMANDS:
+for _name, _target in CORE_SUBCOMMANDS:
     _module, _, _attr = _target.partition(":")
     app.add_typer(getattr(importlib.import_module(_module), _attr), name=_name)
 

@@ -90,27 +90,52 @@ def answer(analyst: Zone, request: Request) -> Any:
     return request.reasons
 
 
-def attack(root: Path, runs: int, timing: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The attacker's experiment: ``runs`` rounds asking both zones at once (one thread
+class Lockstep:
+    """The attacker's experiment, extendable: rounds asking both zones at once (one thread
     each, who goes first alternating, both answers awaited), so whatever else loads the
-    machine falls on both alike. Returns the response times per zone (``True``: victim
-    present), the distinct answers seen, and the two-sample Kolmogorov-Smirnov test."""
-    zones = {
-        True: build_world(root / "present", victim=True, timing=timing),
-        False: build_world(root / "absent", victim=False, timing=timing),
-    }
-    times: dict[bool, list[float]] = {True: [], False: []}
-    answers = set()
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(ask, zones.values()))  # the first query warms caches in both
-        for run in range(runs):
-            order = (True, False) if run % 2 == 0 else (False, True)
-            for victim, (elapsed, request) in zip(
-                order, pool.map(ask, (zones[v] for v in order)), strict=True
-            ):
-                assert request.status is RequestStatus.RELEASED, request.reasons
-                times[victim].append(elapsed)
-                answers.add(repr(answer(zones[victim], request)))
-    test = stats.ks_2samp(times[True], times[False])
-    return {"times": times, "answers": answers, "statistic": float(test.statistic),
-            "p_value": float(test.pvalue)}  # fmt: skip
+    machine falls on both alike. ``times[True]`` are the response times of the zone with
+    the victim, ``times[False]`` of the zone without; ``answers`` the distinct answers."""
+
+    def __init__(self, root: Path, timing: Mapping[str, Any] | None = None) -> None:
+        self.zones = {
+            True: build_world(root / "present", victim=True, timing=timing),
+            False: build_world(root / "absent", victim=False, timing=timing),
+        }
+        self.times: dict[bool, list[float]] = {True: [], False: []}
+        self.answers: set[str] = set()
+        self._warm = False
+
+    @property
+    def rounds(self) -> int:
+        return len(self.times[True])
+
+    def run(self, until: int) -> Lockstep:
+        """Ask more rounds until ``until`` have been asked in all."""
+        with ThreadPoolExecutor(2) as pool:
+            if not self._warm:  # the first query warms caches in both
+                list(pool.map(ask, self.zones.values()))
+                self._warm = True
+            for run in range(self.rounds, until):
+                order = (True, False) if run % 2 == 0 else (False, True)
+                for victim, (elapsed, request) in zip(
+                    order, pool.map(ask, (self.zones[v] for v in order)), strict=True
+                ):
+                    assert request.status is RequestStatus.RELEASED, request.reasons
+                    self.times[victim].append(elapsed)
+                    self.answers.add(repr(answer(self.zones[victim], request)))
+        return self
+
+    def ks(self) -> tuple[float, float]:
+        """The two-sample Kolmogorov-Smirnov statistic and p-value between the zones."""
+        test = stats.ks_2samp(self.times[True], self.times[False])
+        return float(test.statistic), float(test.pvalue)
+
+
+def attack(root: Path, runs: int, timing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The attacker's experiment of ``runs`` rounds (see :class:`Lockstep`). Returns the
+    response times per zone (``True``: victim present), the distinct answers seen, and the
+    two-sample Kolmogorov-Smirnov test."""
+    experiment = Lockstep(root, timing).run(runs)
+    statistic, p_value = experiment.ks()
+    return {"times": experiment.times, "answers": experiment.answers,
+            "statistic": statistic, "p_value": p_value}  # fmt: skip
