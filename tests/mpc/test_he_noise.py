@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from collabzone.errors import InvalidInputError
 from collabzone.model import Request, RequestStatus
 from collabzone.techniques import registry
 from collabzone.techniques.mpc import HESum, RecipientKeys, deposit, encrypt, open_total
@@ -176,7 +177,7 @@ def test_epsilon_above_the_per_request_cap_is_refused(
 def test_sensitivity_adds_the_declared_bounds_and_refuses_nonsense() -> None:
     assert sensitivity({"a": 1, "b": 2.5}) == 3.5
     for bad in (0, -1, float("nan"), float("inf")):
-        with pytest.raises(Exception, match="contribution_bound"):
+        with pytest.raises(InvalidInputError, match="contribution_bound"):
             sensitivity({"a": bad})
 
 

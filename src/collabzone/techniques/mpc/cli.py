@@ -4,9 +4,13 @@ Mounted by :mod:`collabzone.cli_plugins`. Heavy imports (MPyC, numpy) happen ins
 commands, so ``collabzone --help`` stays fast.
 
 * ``upload`` (provider's machine): split a CSV's columns into Shamir shares, one package
-  file per server, each carrying the provider's agreement (accepted reports, recipients,
-  minimum group size). Send package ``i`` to server ``i`` over an authenticated channel.
-* ``receive`` (server ``i``): seal its package into its own store.
+  per server, each carrying the provider's agreement (accepted reports, recipients,
+  minimum group size). With ``--send s0 --send s1 ...`` package ``i`` is sealed to server
+  ``i``'s relay key and posted to the zone (``--zone``/``--token``), which relays sealed
+  bytes only; with ``--out-dir`` the packages are written as files to move yourself.
+* ``relay-key`` (server ``i``): publish its relay public key in the zone.
+* ``fetch`` (server ``i``): open the packages the zone relayed to it into its store.
+* ``receive`` (server ``i``): seal a package file into its own store.
 * ``server`` (server ``i``): run one report with the other servers (MPyC over TCP) and
   write this server's output share for the recipient.
 * ``open`` (recipient's machine): recombine the output shares into the result.
@@ -53,12 +57,22 @@ def upload(
     column: Annotated[list[str], typer.Option(help="NAME:LOW:HIGH, values clipped to bounds")],
     report: Annotated[list[str], typer.Option(help="a report the data may feed (repeat)")],
     recipient: Annotated[list[str], typer.Option(help="a party that may receive reports")],
-    out_dir: Annotated[Path, typer.Option(help="where the per-server packages go")],
+    out_dir: Annotated[
+        Path | None, typer.Option(help="write the per-server packages here (files)")
+    ] = None,
+    send: Annotated[
+        list[str] | None,
+        typer.Option(help="compute server party, in index order (repeat): send via the zone"),
+    ] = None,
     min_group_size: Annotated[int, typer.Option(help="fewest records a report may cover")] = 10,
     servers: Annotated[int, typer.Option(help="number of compute servers")] = 3,
     threshold: Annotated[int, typer.Option(help="servers that may collude (2t < n)")] = 1,
 ) -> None:
     """Split the columns into one share package per compute server (on this machine)."""
+    if (out_dir is None) == (not send):
+        raise _fail(InvalidInputError("give either --send (one per server) or --out-dir"))
+    if send:
+        servers = len(send)
     import numpy as np
     import pyarrow.csv as pacsv
 
@@ -88,13 +102,62 @@ def upload(
             servers=servers,
             threshold=threshold,
         )
+        if send:
+            from collabzone.techniques.mpc._relay_party import Relay, send_packages
+
+            ids = send_packages(Relay(_zone()), dataset, packages, send)
     except CollabzoneError as error:
         raise _fail(error) from None
+    if send:
+        for index, (server_name, package_id) in enumerate(zip(send, ids, strict=True)):
+            typer.echo(f"server {index} ({server_name}): sealed package {package_id} relayed")
+        return
+    assert out_dir is not None
     out_dir.mkdir(parents=True, exist_ok=True)
     for index, package in enumerate(packages):
         path = out_dir / f"{dataset}.server{index}.json"
         path.write_text(json.dumps(package), "utf-8")
         typer.echo(f"server {index}: {path}")
+
+
+def _zone() -> Any:
+    from collabzone.cli_context import open_zone
+
+    return open_zone()
+
+
+@app.command("relay-key")
+def relay_key(store: Annotated[Path, typer.Option(help="this server's store directory")]) -> None:
+    """Publish this compute server's relay key in the zone (providers seal to it)."""
+    from collabzone.keys import master_key_from_env
+    from collabzone.techniques.mpc._relay_party import Relay
+    from collabzone.techniques.mpc._store import ShareStore
+
+    try:
+        key = ShareStore(store, master_key_from_env()).relay_key()
+        Relay(_zone()).publish_key(bytes(key.public_key))
+    except CollabzoneError as error:
+        raise _fail(error) from None
+    typer.echo("relay key published")
+
+
+@app.command()
+def fetch(
+    store: Annotated[Path, typer.Option(help="this server's store directory")],
+    index: Annotated[int | None, typer.Option(help="this server's index (checked)")] = None,
+) -> None:
+    """Open the share packages the zone relayed to this server into its store."""
+    from collabzone.keys import master_key_from_env
+    from collabzone.techniques.mpc._relay_party import Relay, fetch_packages
+    from collabzone.techniques.mpc._store import ShareStore
+
+    try:
+        zone = _zone()
+        target = ShareStore(store, master_key_from_env())
+        stored = fetch_packages(Relay(zone), zone.me.name, target, index=index)
+    except CollabzoneError as error:
+        raise _fail(error) from None
+    typer.echo(f"stored {len(stored)} package(s): {', '.join(stored) or '-'}")
 
 
 @app.command()
