@@ -50,8 +50,8 @@ def seal(package: Mapping[str, Any], public_key: bytes) -> bytes:
     return bytes(SealedBox(PublicKey(public_key)).encrypt(data))
 
 
-def unseal(blob: bytes, private_key: Any) -> dict[str, Any]:
-    """Open a sealed package with this server's key (``nacl.public.PrivateKey``).
+def open_sealed(blob: bytes, private_key: Any, what: str = "package") -> dict[str, Any]:
+    """Open a JSON document sealed with :func:`seal` (``nacl.public.PrivateKey``).
 
     Raises :class:`InvalidInputError` if it was not sealed to this key or was altered.
     """
@@ -62,10 +62,20 @@ def unseal(blob: bytes, private_key: Any) -> dict[str, Any]:
         data = SealedBox(private_key).decrypt(blob)
     except CryptoError:
         raise InvalidInputError(
-            "this package was not sealed to this server's key (or was altered on the way)"
+            f"this {what} was not sealed to this server's key (or was altered on the way)"
+            if what == "package"
+            else f"this {what} was not sealed to your key (or was altered on the way)"
         ) from None
-    package = json.loads(data)
-    if not isinstance(package, dict) or "holding" not in package or "shares" not in package:
+    doc = json.loads(data)
+    if not isinstance(doc, dict):
+        raise InvalidInputError(f"the sealed {what} is not a JSON object")
+    return doc
+
+
+def unseal(blob: bytes, private_key: Any) -> dict[str, Any]:
+    """Open a share package sealed to this server (see :func:`open_sealed`)."""
+    package = open_sealed(blob, private_key)
+    if "holding" not in package or "shares" not in package:
         raise InvalidInputError("the sealed package is not a share package")
     return package
 
@@ -110,7 +120,7 @@ class Mailbox:
         os.replace(part, folder / f"{package_id}.sealed")  # visible only once complete
         return package_id
 
-    def list(self) -> list[dict[str, Any]]:
+    def waiting(self) -> list[dict[str, Any]]:
         """The packages waiting, oldest first (who posted them, for which dataset)."""
         folder = self.folder / "packages"
         if not folder.is_dir():
@@ -137,6 +147,58 @@ class Mailbox:
         path = self._path(package_id)
         path.unlink()
         path.with_suffix(".json").unlink(missing_ok=True)
+
+    # -- report jobs (remote compute servers, :mod:`._remote`) ------------------------
+
+    def _job(self, job_id: str, suffix: str) -> Path:
+        if len(job_id) != 32 or not all(c in "0123456789abcdef" for c in job_id):
+            raise InvalidInputError(f"{job_id!r} is not a job id")
+        return self.folder / "jobs" / f"{job_id}{suffix}"
+
+    def post_job(self, job: Mapping[str, Any]) -> None:
+        """Hand the server a report to run (the zone, as relay)."""
+        path = self._job(str(job["id"]), ".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_suffix(".part")
+        part.write_text(json.dumps(job), "utf-8")
+        os.replace(part, path)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """The reports waiting for this server (not yet answered), oldest first."""
+        folder = self.folder / "jobs"
+        if not folder.is_dir():
+            return []
+        waiting = [
+            p for p in folder.glob("*.json")
+            if not p.with_suffix(".share").exists() and not p.with_suffix(".error").exists()
+        ]  # fmt: skip
+        return [json.loads(p.read_text("utf-8")) for p in sorted(waiting, key=os.path.getmtime)]
+
+    def answer(self, job_id: str, *, share: bytes | None = None, error: str = "") -> None:
+        """The server's answer to a job: its output share sealed to the recipient, or why
+        it refused or failed."""
+        if not self._job(job_id, ".json").is_file():
+            raise NotFoundError(f"no job {job_id} for {self.server!r}")
+        suffix, body = (".share", share) if share is not None else (".error", error.encode())
+        if share is not None and (not share or len(share) > MAX_BYTES):
+            raise InvalidInputError("an output share is a non-empty sealed box")
+        path = self._job(job_id, suffix)
+        part = path.with_suffix(".part")
+        part.write_bytes(body[:MAX_BYTES])
+        os.replace(part, path)
+
+    def result(self, job_id: str) -> tuple[bytes | None, str | None]:
+        """``(sealed share, None)``, ``(None, error)`` or ``(None, None)`` while waiting."""
+        share, error = self._job(job_id, ".share"), self._job(job_id, ".error")
+        if share.is_file():
+            return share.read_bytes(), None
+        if error.is_file():
+            return None, error.read_text("utf-8", errors="replace")[:2000]
+        return None, None
+
+    def clear_job(self, job_id: str) -> None:
+        for suffix in (".json", ".share", ".error"):
+            self._job(job_id, suffix).unlink(missing_ok=True)
 
 
 __all__ = ("MAX_BYTES", "Mailbox", "seal", "unseal")

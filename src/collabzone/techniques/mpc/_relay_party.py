@@ -3,8 +3,10 @@
 Zone side (:func:`publish_key_as`, :func:`key_of`, :func:`post_as`, :func:`waiting_as`,
 :func:`read_as`, :func:`remove_as`): what the HTTP routes (:mod:`.relay_api`) and the CLI
 on an embedded zone call, each checking who is acting: only a party of role ``compute``
-publishes a relay key (its own), only a dataset's owner posts packages for it, and only a
-server reads or removes its own mailbox.
+publishes its own relay key (a compute server, for packages; a recipient, for output
+shares), only a dataset's owner posts packages for it, and only to a party of role
+``compute``; only a server reads its own mailbox and answers its own jobs, and only a
+recipient fetches its bundles (:mod:`._remote`).
 
 Client side (:class:`Relay`): the same operations through whichever handle the caller
 holds, an embedded :class:`~collabzone.zone.Zone` or a
@@ -50,11 +52,8 @@ def _own_mailbox(zone: Zone, server: str) -> Mailbox:
 
 
 def publish_key_as(zone: Zone, public_key: bytes) -> None:
-    """The acting compute server publishes its relay public key."""
-    me = zone.me
-    if not me.has_role(Role.COMPUTE):
-        raise NotAuthorisedError(f"{me.name!r} is not a compute server: it has no mailbox")
-    Mailbox(relay_root(zone.root), me.name).publish_key(public_key)
+    """The acting party publishes its own relay public key (X25519)."""
+    Mailbox(relay_root(zone.root), zone.me.name).publish_key(public_key)
 
 
 def key_of(zone: Zone, server: str) -> bytes:
@@ -76,7 +75,7 @@ def post_as(zone: Zone, server: str, dataset: str, sealed: bytes) -> str:
 
 
 def waiting_as(zone: Zone, server: str) -> list[dict[str, Any]]:
-    return _own_mailbox(zone, server).list()
+    return _own_mailbox(zone, server).waiting()
 
 
 def read_as(zone: Zone, server: str, package_id: str) -> bytes:
@@ -85,6 +84,29 @@ def read_as(zone: Zone, server: str, package_id: str) -> bytes:
 
 def remove_as(zone: Zone, server: str, package_id: str) -> None:
     _own_mailbox(zone, server).remove(package_id)
+
+
+def jobs_as(zone: Zone, server: str) -> list[dict[str, Any]]:
+    return _own_mailbox(zone, server).jobs()
+
+
+def answer_as(
+    zone: Zone, server: str, job_id: str, *, share: bytes | None = None, error: str = ""
+) -> None:
+    _own_mailbox(zone, server).answer(job_id, share=share, error=error)
+
+
+def bundle_as(zone: Zone, recipient: str, sha256: str) -> bytes:
+    """A relayed bundle, for its recipient only (its shares are sealed to it anyway)."""
+    from collabzone.errors import NotFoundError
+    from collabzone.techniques.mpc._remote import bundle_path
+
+    if zone.me.name != recipient:
+        raise NotAuthorisedError(f"only {recipient!r} fetches its bundles")
+    path = bundle_path(technique_dir(zone.root, "mpc"), recipient, sha256)
+    if not path.is_file():
+        raise NotFoundError(f"no bundle {sha256[:12]}… for {recipient!r}")
+    return path.read_bytes()
 
 
 class Relay:
@@ -128,6 +150,25 @@ class Relay:
             self.zone.octets("DELETE", f"{PREFIX}/{server}/packages/{package_id}")
         else:
             remove_as(self.zone, server, package_id)
+
+    def jobs(self, server: str) -> list[dict[str, Any]]:
+        if self.remote:
+            return list(json.loads(self.zone.octets("GET", f"{PREFIX}/{server}/jobs")))
+        return jobs_as(self.zone, server)
+
+    def answer(
+        self, server: str, job_id: str, *, share: bytes | None = None, error: str = ""
+    ) -> None:
+        if self.remote:
+            kind, body = ("share", share) if share is not None else ("error", error.encode())
+            self.zone.octets("PUT", f"{PREFIX}/{server}/jobs/{job_id}/{kind}", body)
+        else:
+            answer_as(self.zone, server, job_id, share=share, error=error)
+
+    def bundle(self, recipient: str, sha256: str) -> bytes:
+        if self.remote:
+            return bytes(self.zone.octets("GET", f"{PREFIX}/{recipient}/bundles/{sha256}"))
+        return bundle_as(self.zone, recipient, sha256)
 
 
 def send_packages(

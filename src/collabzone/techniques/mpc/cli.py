@@ -11,6 +11,11 @@ commands, so ``collabzone --help`` stays fast.
 * ``relay-key`` (server ``i``): publish its relay public key in the zone.
 * ``fetch`` (server ``i``): open the packages the zone relayed to it into its store.
 * ``receive`` (server ``i``): seal a package file into its own store.
+* ``serve`` (server ``i``, run by its own organisation): store relayed packages, run the
+  reports the zone relays with the other servers, answer with its output share sealed to
+  the recipient.
+* ``recipient-key`` (recipient's machine): make and publish the key output shares are
+  sealed to; ``open --request ID --key FILE`` fetches and opens a relayed bundle.
 * ``server`` (server ``i``): run one report with the other servers (MPyC over TCP) and
   write this server's output share for the recipient.
 * ``open`` (recipient's machine): recombine the output shares into the result.
@@ -197,12 +202,82 @@ def server(
     raise typer.Exit(subprocess.run(command, check=False).returncode)
 
 
+@app.command()
+def serve(
+    store: Annotated[Path, typer.Option(help="this server's store directory")],
+    party: Annotated[list[str], typer.Option(help="host:port of every server, in order")],
+    index: Annotated[int, typer.Option(help="this server's index")],
+    ssl: Annotated[bool, typer.Option(help="TLS between servers (.config/ certificates)")] = False,
+    once: Annotated[bool, typer.Option(help="answer the first job(s), then stop")] = False,
+    poll: Annotated[float, typer.Option(help="seconds between two looks at the zone")] = 2.0,
+    wait: Annotated[float, typer.Option(help="with --once: seconds to wait for a job")] = 300.0,
+    connect_timeout: Annotated[float, typer.Option(help="seconds to wait for the others")] = 300.0,
+) -> None:
+    """Run this compute server against the zone (--zone/--token): packages in, jobs out."""
+    from collabzone.keys import master_key_from_env
+    from collabzone.techniques.mpc._relay_party import Relay
+    from collabzone.techniques.mpc._remote import serve as serve_loop
+
+    try:
+        answered = serve_loop(Relay(_zone()), store, master_key_from_env(), party, index,
+                              ssl=ssl, once=once, poll=poll, wait=wait,
+                              connect_timeout=connect_timeout)  # fmt: skip
+    except CollabzoneError as error:
+        raise _fail(error) from None
+    typer.echo(f"answered {answered} job(s)")
+
+
+@app.command("recipient-key")
+def recipient_key(
+    out: Annotated[Path, typer.Option(help="file for your private key (kept here, 0600)")],
+) -> None:
+    """Make your X25519 key (output shares are sealed to it) and publish its public half."""
+    import os
+
+    from nacl.public import PrivateKey
+
+    from collabzone.techniques.mpc._relay_party import Relay
+
+    key = PrivateKey.generate()
+    try:
+        Relay(_zone()).publish_key(bytes(key.public_key))
+    except CollabzoneError as error:
+        raise _fail(error) from None
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(bytes(key))
+    typer.echo(f"key written to {out} (keep it); its public half is published")
+
+
+def _open_request(request_id: str, recipient: str, key_file: Path) -> dict[str, Any]:
+    from nacl.public import PrivateKey
+
+    from collabzone.techniques.mpc._relay_party import Relay
+    from collabzone.techniques.mpc._remote import open_sealed_bundle
+
+    try:
+        key = PrivateKey(key_file.read_bytes())
+    except (OSError, ValueError, TypeError):
+        raise InvalidInputError(f"cannot read a key from {key_file}") from None
+    zone = _zone()
+    bundle = zone.result(request_id).payload["bundle"]
+    body = Relay(zone).bundle(recipient, bundle["sha256"])
+    return open_sealed_bundle(body, bundle["sha256"], recipient, key)
+
+
 @app.command("open")
 def open_(
     shares: Annotated[
-        list[Path], typer.Argument(help="the servers' output share files, or a zone bundle")
-    ],
-    recipient: Annotated[str, typer.Option(help="you: the report's recipient")],
+        list[Path] | None,
+        typer.Argument(help="the servers' output share files, or a zone bundle"),
+    ] = None,
+    recipient: Annotated[str, typer.Option(help="you: the report's recipient")] = "",
+    request: Annotated[
+        str | None, typer.Option(help="a released mpc request whose bundle was relayed")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="with --request: the file `recipient-key` wrote")
+    ] = None,
     sha256: Annotated[
         str | None,
         typer.Option(help="the bundle's SHA-256 from the zone's release (checks the file)"),
@@ -216,8 +291,15 @@ def open_(
     from collabzone.techniques.mpc._client import open_report
     from collabzone.techniques.mpc._drivers import open_bundle
 
+    shares = shares or []
     try:
-        if sha256 is not None:
+        if not recipient:
+            raise InvalidInputError("--recipient names you, the report's recipient")
+        if request is not None:
+            if key is None:
+                raise InvalidInputError("--request needs --key (the file recipient-key wrote)")
+            result = _open_request(request, recipient, key)
+        elif sha256 is not None:
             if len(shares) != 1:
                 raise InvalidInputError("--sha256 checks one bundle file: give exactly one path")
             result = open_bundle({"path": str(shares[0]), "sha256": sha256}, recipient)

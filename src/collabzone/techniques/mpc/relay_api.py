@@ -3,8 +3,11 @@
 ``PUT /v1/mpc/relay/{server}/key`` (the compute server itself), ``GET .../key`` (any party,
 to seal to), ``POST .../packages/{dataset}`` (the dataset's owner; a sealed package,
 counted as an upload for the body limit and quota), ``GET .../packages``,
-``GET|DELETE .../packages/{package_id}`` (the server itself). Package bodies are raw bytes
-(``application/octet-stream``): libsodium sealed boxes the zone cannot open. Each route
+``GET|DELETE .../packages/{package_id}`` (the server itself); report jobs for remote
+compute servers: ``GET .../jobs`` and ``PUT .../jobs/{job_id}/share|error`` (the server
+itself), ``GET /v1/mpc/relay/{recipient}/bundles/{sha256}`` (the recipient). Package and
+share bodies are raw bytes (``application/octet-stream``): libsodium sealed boxes the zone
+cannot open. Each route
 acts as the token's party through :mod:`._relay_party`, which checks who may do what.
 """
 
@@ -22,6 +25,9 @@ from collabzone.errors import NotAuthorisedError
 from collabzone.server._api import Jobs, Read, WriteData
 from collabzone.server._responses import errors
 from collabzone.techniques.mpc._relay_party import (
+    answer_as,
+    bundle_as,
+    jobs_as,
     key_of,
     post_as,
     publish_key_as,
@@ -36,6 +42,7 @@ router = APIRouter(prefix="/v1/mpc/relay", tags=["mpc"], responses=errors(401, 4
 OCTETS = "application/octet-stream"
 Server = Annotated[str, PathParam(pattern=NAME)]
 PackageId = Annotated[str, PathParam(pattern=PACKAGE)]
+JobId = Annotated[str, PathParam(pattern=PACKAGE)]
 
 
 class Posted(BaseModel):
@@ -55,8 +62,9 @@ class Waiting(BaseModel):
 
 
 @router.put("/{server}/key", status_code=204, responses=errors(400, 404, 422))
-async def put_key(server: Server, request: Request, caller: Jobs) -> Response:
-    """Publish your relay public key (X25519, 32 bytes): you are a compute server."""
+async def put_key(server: Server, request: Request, caller: Read) -> Response:
+    """Publish your relay public key (X25519, 32 bytes): as a compute server (packages are
+    sealed to it) or as a recipient (output shares are sealed to it)."""
     if caller.party.name != server:
         raise NotAuthorisedError(f"only {server!r} publishes its own relay key")
     await run_in_threadpool(publish_key_as, caller.zone, await request.body())
@@ -101,3 +109,44 @@ def delete_package(server: Server, package_id: PackageId, caller: Jobs) -> Respo
     """Remove a package you stored: the relay keeps nothing after."""
     remove_as(caller.zone, server, package_id)
     return Response(status_code=204)
+
+
+class Job(BaseModel):
+    """A report a compute server is asked to run with the others."""
+
+    id: str
+    index: int
+    servers: list[str]
+    report: dict[str, object]
+
+
+@router.get("/{server}/jobs", responses=errors(404, 422))
+def list_jobs(server: Server, caller: Jobs) -> list[Job]:
+    """The reports waiting for you (a compute server), oldest first."""
+    return [Job(**job) for job in jobs_as(caller.zone, server)]
+
+
+@router.put("/{server}/jobs/{job_id}/share", status_code=204, responses=errors(400, 404, 422))
+async def put_share(server: Server, job_id: JobId, request: Request, caller: Jobs) -> Response:
+    """Answer a job with your output share, sealed to the report's recipient."""
+    body = await request.body()
+    await run_in_threadpool(answer_as, caller.zone, server, job_id, share=body)
+    return Response(status_code=204)
+
+
+@router.put("/{server}/jobs/{job_id}/error", status_code=204, responses=errors(400, 404, 422))
+async def put_error(server: Server, job_id: JobId, request: Request, caller: Jobs) -> Response:
+    """Answer a job with why you refused or failed it (UTF-8 text)."""
+    text = (await request.body()).decode("utf-8", errors="replace")
+    await run_in_threadpool(answer_as, caller.zone, server, job_id, error=text)
+    return Response(status_code=204)
+
+
+@router.get("/{recipient}/bundles/{sha256}", responses=errors(404, 422))
+def get_bundle(
+    recipient: Server,
+    sha256: Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")],
+    caller: Read,
+) -> Response:
+    """A released report's bundle of output shares, each sealed to you (the recipient)."""
+    return Response(bundle_as(caller.zone, recipient, sha256), media_type=OCTETS)
