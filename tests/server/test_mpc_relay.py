@@ -9,6 +9,7 @@ and nobody can read, post or take what is not theirs.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,12 @@ import pytest
 from collabzone.errors import InvalidInputError, NotAuthorisedError, NotFoundError
 from collabzone.keys import MASTER_KEY_ENV, new_master_key
 from collabzone.techniques.mpc._relay import Mailbox, seal, unseal
-from collabzone.techniques.mpc._relay_party import Relay, fetch_packages, relay_root
+from collabzone.techniques.mpc._relay_party import (
+    Relay,
+    fetch_packages,
+    relay_root,
+    send_packages,
+)
 from collabzone.techniques.mpc._shares import decode, recombine
 from collabzone.techniques.mpc._store import ShareStore
 from collabzone.zone import init
@@ -82,13 +88,17 @@ def test_packages_reach_each_server_sealed_through_the_zone(
         return out
 
     stores = {name: tmp_path / name for name in SERVERS}
+    pins = []
     for name in SERVERS:
-        run(name, "mpc", "relay-key", "--store", str(stores[name]))
+        out = run(name, "mpc", "relay-key", "--store", str(stores[name]))
+        found = re.search(r"fingerprint ([0-9a-f]{16})", out)
+        assert found, out
+        pins += ["--fingerprint", f"{name}:{found.group(1)}"]
     served.partner.register_dataset("ages", SPEC, row_count=ROWS)
     ages = _ages(tmp_path / "ages.csv")
     upload = ("mpc", "upload", str(tmp_path / "ages.csv"), "--dataset", "ages",
               "--provider", "partner", "--column", "age:0:100", "--report", "mean",
-              "--recipient", "bank", *(a for s in SERVERS for a in ("--send", s)))  # fmt: skip
+              "--recipient", "bank", *(a for s in SERVERS for a in ("--send", s)), *pins)  # fmt: skip
     out = run("partner", *upload)
     assert out.count("relayed") == 3
 
@@ -173,9 +183,13 @@ def test_a_package_naming_another_provider_is_refused_by_the_server(
                           {"age": (0.0, 100.0)}, reports=["mean"], recipients=["bank"],
                           min_group_size=1, servers=1, threshold=0)[0]  # fmt: skip
     with pytest.raises(InvalidInputError, match="another provider"):
-        from collabzone.techniques.mpc._relay_party import send_packages
-
         send_packages(Relay(served.partner), "ages3", [forged], ["b0"])
+    honest = split_upload("ages3", "partner", {"age": np.array([1.0, 2.0])},
+                          {"age": (0.0, 100.0)}, reports=["mean"], recipients=["bank"],
+                          min_group_size=1, servers=1, threshold=0)  # fmt: skip
+    with pytest.raises(NotAuthorisedError, match="fingerprint"):  # a key swapped by the zone
+        send_packages(Relay(served.partner), "ages3", honest, ["b0"], expected={"b0": "0" * 16})
+    assert Relay(s0).waiting("b0") == []
     key = Relay(served.partner).key("b0")
     Relay(served.partner).post("b0", "ages3", seal(forged, key))  # by hand, past the client
     with pytest.raises(NotAuthorisedError, match="'partner' posted it"):

@@ -40,6 +40,15 @@ def _plain(name: str, what: str) -> str:
     return name
 
 
+def fingerprint(public_key: bytes) -> str:
+    """A relay key's fingerprint (first 16 hex digits of its SHA-256), to compare out of
+    band: the zone hands out the keys, and a zone that swapped one could read what is
+    sealed to it."""
+    import hashlib
+
+    return hashlib.sha256(public_key).hexdigest()[:16]
+
+
 def seal(package: Mapping[str, Any], public_key: bytes) -> bytes:
     """``package`` (JSON) sealed to one server's X25519 public key; only it can open it."""
     from nacl.public import PublicKey, SealedBox
@@ -201,4 +210,4 @@ class Mailbox:
             self._job(job_id, suffix).unlink(missing_ok=True)
 
 
-__all__ = ("MAX_BYTES", "Mailbox", "seal", "unseal")
+__all__ = ("MAX_BYTES", "Mailbox", "fingerprint", "open_sealed", "seal", "unseal")

@@ -19,14 +19,14 @@ into its store).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from collabzone.errors import InvalidInputError, NotAuthorisedError
 from collabzone.model import Role
 from collabzone.runtime import technique_dir
-from collabzone.techniques.mpc._relay import Mailbox, seal, unseal
+from collabzone.techniques.mpc._relay import Mailbox, fingerprint, seal, unseal
 
 if TYPE_CHECKING:
     from collabzone.techniques.mpc._store import ShareStore
@@ -172,12 +172,19 @@ class Relay:
 
 
 def send_packages(
-    relay: Relay, dataset: str, packages: Sequence[dict[str, Any]], servers: Sequence[str]
+    relay: Relay,
+    dataset: str,
+    packages: Sequence[dict[str, Any]],
+    servers: Sequence[str],
+    *,
+    expected: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Seal package ``i`` to server ``servers[i]``'s key and post it; returns the ids.
 
     Every key is fetched before anything is posted, so a server that has not published
-    yet stops the upload before any share leaves.
+    yet stops the upload before any share leaves. ``expected`` maps a server to the key
+    fingerprint it gave out of band (:func:`~._relay.fingerprint`): a key the zone hands
+    out that differs is refused (a zone that swapped keys could read the shares).
     """
     if len(servers) != len(packages):
         raise InvalidInputError(
@@ -190,6 +197,14 @@ def send_packages(
             "them; give --provider as your own party name"
         )
     keys = [relay.key(server) for server in servers]
+    if expected is not None:
+        for server, key in zip(servers, keys, strict=True):
+            if server in expected and fingerprint(key) != expected[server]:
+                raise NotAuthorisedError(
+                    f"the zone handed out a relay key for {server!r} with fingerprint "
+                    f"{fingerprint(key)}, not the {expected[server]} you were given: "
+                    "nothing was sent"
+                )
     return [
         relay.post(server, dataset, seal(package, key))
         for server, package, key in zip(servers, packages, keys, strict=True)

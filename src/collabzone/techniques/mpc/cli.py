@@ -69,6 +69,10 @@ def upload(
         list[str] | None,
         typer.Option(help="compute server party, in index order (repeat): send via the zone"),
     ] = None,
+    fingerprint: Annotated[
+        list[str] | None,
+        typer.Option(help="SERVER:FINGERPRINT of a relay key given out of band (checked)"),
+    ] = None,
     min_group_size: Annotated[int, typer.Option(help="fewest records a report may cover")] = 10,
     servers: Annotated[int, typer.Option(help="number of compute servers")] = 3,
     threshold: Annotated[int, typer.Option(help="servers that may collude (2t < n)")] = 1,
@@ -110,7 +114,8 @@ def upload(
         if send:
             from collabzone.techniques.mpc._relay_party import Relay, send_packages
 
-            ids = send_packages(Relay(_zone()), dataset, packages, send)
+            pins = dict(f.partition(":")[::2] for f in fingerprint or [])
+            ids = send_packages(Relay(_zone()), dataset, packages, send, expected=pins)
     except CollabzoneError as error:
         raise _fail(error) from None
     if send:
@@ -135,6 +140,7 @@ def _zone() -> Any:
 def relay_key(store: Annotated[Path, typer.Option(help="this server's store directory")]) -> None:
     """Publish this compute server's relay key in the zone (providers seal to it)."""
     from collabzone.keys import master_key_from_env
+    from collabzone.techniques.mpc._relay import fingerprint
     from collabzone.techniques.mpc._relay_party import Relay
     from collabzone.techniques.mpc._store import ShareStore
 
@@ -143,7 +149,10 @@ def relay_key(store: Annotated[Path, typer.Option(help="this server's store dire
         Relay(_zone()).publish_key(bytes(key.public_key))
     except CollabzoneError as error:
         raise _fail(error) from None
-    typer.echo("relay key published")
+    typer.echo(
+        f"relay key published, fingerprint {fingerprint(bytes(key.public_key))}: give it to "
+        "the providers out of band (collabzone mpc upload --fingerprint SERVER:FINGERPRINT)"
+    )
 
 
 @app.command()
