@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,12 @@ from collabzone.model import Request, RequestStatus
 from collabzone.techniques.mpc import REPORTS, split_upload
 from collabzone.techniques.mpc._relay import open_sealed
 from collabzone.techniques.mpc._relay_party import Relay, send_packages
-from collabzone.techniques.mpc._remote import SERVERS_ENV, TIMEOUT_ENV, open_sealed_bundle
+from collabzone.techniques.mpc._remote import (
+    SERVERS_ENV,
+    TIMEOUT_ENV,
+    open_sealed_bundle,
+    serve,
+)
 from collabzone.techniques.mpc._store import ShareStore
 from collabzone.zone import init
 from tests.mpc.conftest import BOUNDS, adult_columns
@@ -71,29 +77,42 @@ def test_remote_servers_compute_a_report_the_zone_only_relays(
     send_packages(Relay(partner), "adult", packages, SERVERS)
 
     ports = _free_ports(3)
-    procs = []
-    for index, name in enumerate(SERVERS):
-        command = [sys.executable, "-m", "collabzone", "--zone", server.url,
-                   "--token", tokens[name], "mpc", "serve", "--store", str(tmp_path / name),
-                   *(a for p in ports for a in ("--party", f"127.0.0.1:{p}")),
-                   "--index", str(index), "--once", "--poll", "0.3", "--wait", "200",
-                   "--connect-timeout", "120"]  # fmt: skip
-        env = {**os.environ, MASTER_KEY_ENV: keys[name], "PYTHONPATH": os.pathsep.join(sys.path)}
-        procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT))  # fmt: skip
+    addresses = [f"127.0.0.1:{p}" for p in ports]
+    # server 0 runs the real command in its own process; 1 and 2 run the same loop in
+    # threads here (each still starts its own MPyC process): three CLI start-ups cost
+    # seconds of CPU each on CI's two cores
+    command = [sys.executable, "-m", "collabzone", "--zone", server.url, "--token", tokens["s0"],
+               "mpc", "serve", "--store", str(tmp_path / "s0"),
+               *(a for p in addresses for a in ("--party", p)), "--index", "0", "--once",
+               "--poll", "0.3", "--wait", "200", "--connect-timeout", "120"]  # fmt: skip
+    env = {**os.environ, MASTER_KEY_ENV: keys["s0"], "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    answered: dict[str, int | BaseException] = {}
+
+    def loop(name: str, index: int) -> None:
+        try:
+            answered[name] = serve(Relay(party(name)), tmp_path / name, keys[name], addresses,
+                                   index, once=True, poll=0.3, wait=200, connect_timeout=120)  # fmt: skip
+        except BaseException as exc:  # reported by the assertion below
+            answered[name] = exc
+
+    threads = [threading.Thread(target=loop, args=(n, i)) for i, n in ((1, "s1"), (2, "s2"))]
+    for thread in threads:
+        thread.start()
     try:
         request = bank.submit(
             "mpc", {"report": "mean", "datasets": ["adult"], "columns": ["age", "hours"],
                     "recipient": "bank"}, "labour statistics",
         )  # fmt: skip
-        outs = [proc.communicate(timeout=240)[0].decode() for proc in procs]
+        out = proc.communicate(timeout=240)[0].decode()
+        for thread in threads:
+            thread.join(timeout=240)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    assert all(proc.returncode == 0 for proc in procs), outs
-    assert all("answered 1 job(s)" in out for out in outs), outs
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0 and "answered 1 job(s)" in out, out[-2000:]
+    assert answered == {"s1": 1, "s2": 1}, answered
     assert isinstance(request, Request)
     assert request.status is RequestStatus.RELEASED, request.reasons
     reference = bank.result(request.id).payload["bundle"]
