@@ -106,8 +106,9 @@ class Mailbox:
         path = self.folder / KEY_FILE
         if not path.is_file():
             raise ConflictError(
-                f"compute server {self.server!r} has not published its relay key yet "
-                "(`collabzone mpc relay-key` on that server)"
+                f"{self.server!r} has not published its relay key yet (`collabzone mpc "
+                "relay-key` on a compute server, `collabzone mpc recipient-key` for a "
+                "report's recipient)"
             )
         return path.read_bytes()
 
