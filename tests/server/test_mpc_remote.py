@@ -35,7 +35,7 @@ from collabzone.techniques.mpc._store import ShareStore
 from collabzone.zone import init
 from tests.mpc.conftest import BOUNDS, adult_columns
 from tests.mpc.test_three_processes import _free_ports
-from tests.server.conftest import ROLES, Server, start_server
+from tests.server.conftest import ROLES, Server, run_cli, start_server
 
 SERVERS = ("s0", "s1", "s2")
 SPEC = {"columns": [{"name": c, "type": "float", "class": "measure",
@@ -45,8 +45,9 @@ ROWS = 200
 
 @pytest.mark.slow
 def test_remote_servers_compute_a_report_the_zone_only_relays(
-    tmp_path: Path, servers: list[Server]
-) -> None:
+    tmp_path: Path, servers: list[Server], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
     key = new_master_key()
     root = tmp_path / "zone"
     operator, _ = init(root, master_key=key)
@@ -64,8 +65,11 @@ def test_remote_servers_compute_a_report_the_zone_only_relays(
         store = ShareStore(tmp_path / name, keys[name])
         Relay(party(name)).publish_key(bytes(store.relay_key().public_key))
     partner, bank = party("partner"), party("bank")
-    recipient_key = PrivateKey.generate()
-    Relay(bank).publish_key(bytes(recipient_key.public_key))
+    key_file = tmp_path / "bank.key"  # the recipient's key stays on its machine
+    code, out = run_cli(monkeypatch, capsys, "--zone", server.url, "--token", tokens["bank"],
+                        "mpc", "recipient-key", "--out", str(key_file))  # fmt: skip
+    assert code == 0, out
+    recipient_key = PrivateKey(key_file.read_bytes())
     data = adult_columns(ROWS)
     partner.register_dataset("adult", SPEC, row_count=ROWS)
     partner.add_agreement(
@@ -104,6 +108,8 @@ def test_remote_servers_compute_a_report_the_zone_only_relays(
             "mpc", {"report": "mean", "datasets": ["adult"], "columns": ["age", "hours"],
                     "recipient": "bank"}, "labour statistics",
         )  # fmt: skip
+        assert isinstance(request, Request)
+        assert request.status is RequestStatus.RELEASED, request.reasons
         out = proc.communicate(timeout=240)[0].decode()
         for thread in threads:
             thread.join(timeout=240)
@@ -113,13 +119,16 @@ def test_remote_servers_compute_a_report_the_zone_only_relays(
             proc.communicate()
     assert proc.returncode == 0 and "answered 1 job(s)" in out, out[-2000:]
     assert answered == {"s1": 1, "s2": 1}, answered
-    assert isinstance(request, Request)
-    assert request.status is RequestStatus.RELEASED, request.reasons
     reference = bank.result(request.id).payload["bundle"]
     body = Relay(bank).bundle("bank", reference["sha256"])
     result = open_sealed_bundle(body, reference["sha256"], "bank", recipient_key)
     assert np.allclose(result["result"]["age"], data["age"].mean(), atol=1e-3)
     assert np.allclose(result["result"]["hours"], data["hours"].mean(), atol=1e-3)
+    code, out = run_cli(monkeypatch, capsys, "--zone", server.url, "--token", tokens["bank"],
+                        "mpc", "open", "--request", request.id, "--recipient", "bank",
+                        "--key", str(key_file))  # fmt: skip
+    assert code == 0, out
+    assert json.loads(out[out.index("{") :])["result"] == result["result"]
     # what the zone collected is sealed to the recipient: no share opens with another key
     doc = json.loads(body)
     assert (

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from collabzone.errors import ConflictError, InvalidInputError
+from collabzone.keys import MASTER_KEY_ENV
 from collabzone.techniques.mpc._client import open_report
 from collabzone.techniques.mpc._relay import Mailbox, open_sealed, seal
 from collabzone.techniques.mpc._relay_party import Relay, fetch_packages
@@ -142,13 +143,17 @@ def run_job(
     server: str,
     job: Mapping[str, Any],
     store: Path,
+    master_key: str,
     parties: Sequence[str],
     index: int,
     *,
     ssl: bool = False,
     connect_timeout: float = 300.0,
 ) -> bool:
-    """Run one job with the other servers and answer it; True if a share was sent."""
+    """Run one job with the other servers and answer it; True if a share was sent.
+
+    The MPyC process gets ``master_key`` for the store (not whatever this process's
+    environment holds)."""
     if int(job.get("index", -1)) != index:
         relay.answer(server, str(job["id"]), error=f"{server!r} runs index {index}, not "
                      f"{job.get('index')}: check COLLABZONE_MPC_SERVERS' order")  # fmt: skip
@@ -164,7 +169,7 @@ def run_job(
             *(a for p in parties for a in ("-P", p)), "-I", str(index),
             *(["--ssl"] if ssl else []),
         ]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), MASTER_KEY_ENV: master_key}
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if done.returncode:
             lines = (done.stderr or "").strip().splitlines()
@@ -201,8 +206,8 @@ def serve(
         fetch_packages(relay, server, ShareStore(store, master_key), index=index)
         jobs = relay.jobs(server)
         for job in jobs:
-            answered += run_job(relay, server, job, store, parties, index, ssl=ssl,
-                                connect_timeout=connect_timeout)  # fmt: skip
+            answered += run_job(relay, server, job, store, master_key, parties, index,
+                                ssl=ssl, connect_timeout=connect_timeout)  # fmt: skip
         if once and (jobs or time.monotonic() - started > wait):
             return answered
         time.sleep(poll)
