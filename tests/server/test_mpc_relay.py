@@ -153,9 +153,9 @@ def test_only_the_right_parties_use_the_relay(served: Handles, tmp_path: Path) -
     served.partner.register_dataset("ages2", SPEC, row_count=ROWS)
     sealed = seal({"holding": {}, "shares": {}}, key)
     with pytest.raises(NotAuthorisedError, match="does not own a dataset 'ages2'"):
-        served.bank.octets("POST", "/v1/mpc/relay/a0/packages/ages2", sealed)
+        served.bank.octets("POST", "/v1/mpc/relay/a0/uploads/ages2", sealed)
     with pytest.raises(InvalidInputError, match="not a compute server"):
-        served.partner.octets("POST", "/v1/mpc/relay/bank/packages/ages2", sealed)
+        served.partner.octets("POST", "/v1/mpc/relay/bank/uploads/ages2", sealed)
     Relay(served.partner).post("a0", "ages2", sealed)
     with pytest.raises(NotAuthorisedError, match="only 'a0' reads"):
         s1.octets("GET", "/v1/mpc/relay/a0/packages")

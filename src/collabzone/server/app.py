@@ -33,7 +33,7 @@ VERSION = "1"
 def _is_upload(method: str, path: str) -> bool:
     if method == "PUT" and path.startswith("/v1/he/") and "/ciphertexts/" in path:
         return True  # an HE deposit: a packed vector of 1M values is ~81 MB
-    if method == "POST" and path.startswith("/v1/mpc/relay/") and "/packages/" in path:
+    if method == "POST" and path.startswith("/v1/mpc/relay/") and "/uploads/" in path:
         return True  # a sealed MPC share package: 1M rows x 3 columns is ~70 MB
     return method == "POST" and path == "/v1/datasets"
 

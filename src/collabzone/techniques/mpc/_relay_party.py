@@ -131,7 +131,7 @@ class Relay:
 
     def post(self, server: str, dataset: str, sealed: bytes) -> str:
         if self.remote:
-            body = self.zone.octets("POST", f"{PREFIX}/{server}/packages/{dataset}", sealed)
+            body = self.zone.octets("POST", f"{PREFIX}/{server}/uploads/{dataset}", sealed)
             return str(json.loads(body)["id"])
         return post_as(self.zone, server, dataset, sealed)
 

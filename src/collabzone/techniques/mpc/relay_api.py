@@ -1,7 +1,7 @@
 """HTTP routes of the zone's share-package relay (``app.include_router(router)``).
 
 ``PUT /v1/mpc/relay/{server}/key`` (the compute server itself), ``GET .../key`` (any party,
-to seal to), ``POST .../packages/{dataset}`` (the dataset's owner; a sealed package,
+to seal to), ``POST .../uploads/{dataset}`` (the dataset's owner; a sealed package,
 counted as an upload for the body limit and quota), ``GET .../packages``,
 ``GET|DELETE .../packages/{package_id}`` (the server itself); report jobs for remote
 compute servers: ``GET .../jobs`` and ``PUT .../jobs/{job_id}/share|error`` (the server
@@ -78,7 +78,7 @@ def get_key(server: Server, caller: Read) -> Response:
 
 
 @router.post(
-    "/{server}/packages/{dataset}", status_code=201, responses=errors(400, 404, 409, 413, 422)
+    "/{server}/uploads/{dataset}", status_code=201, responses=errors(400, 404, 409, 413, 422)
 )
 async def post_package(
     server: Server,
