@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collabzone.errors import (
     AuthenticationError,
@@ -24,21 +25,41 @@ from collabzone.errors import (
     PolicyRefusal,
     Reason,
 )
-from collabzone.model import (
-    Agreement,
-    Approval,
-    Column,
-    ColumnClass,
-    ColumnType,
-    Dataset,
-    Party,
-    Receipt,
-    Release,
-    Request,
-    RequestStatus,
-    Role,
+
+if TYPE_CHECKING:
+    from collabzone.model import (
+        Agreement,
+        Approval,
+        Column,
+        ColumnClass,
+        ColumnType,
+        Dataset,
+        Party,
+        Receipt,
+        Release,
+        Request,
+        RequestStatus,
+        Role,
+    )
+    from collabzone.zone import Zone, init
+
+_MODEL = ("Agreement", "Approval", "Column", "ColumnClass", "ColumnType", "Dataset", "Party",
+          "Receipt", "Release", "Request", "RequestStatus", "Role")  # fmt: skip
+_LAZY = {"Zone": "collabzone.zone", "init": "collabzone.zone"} | dict.fromkeys(
+    _MODEL, "collabzone.model"
 )
-from collabzone.zone import Zone, init
+"""Imported on first use (PEP 562): the zone pulls in SQLAlchemy, the store and every
+technique's interface, and the model pydantic (seconds of start-up), none of which a
+compute-server process (``python -m collabzone.techniques.mpc._process``) needs."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def connect(location: str | Path, token: str | None = None, **options: Any) -> Any:

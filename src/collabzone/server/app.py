@@ -24,7 +24,7 @@ from collabzone.server._headers import SecurityHeaders
 from collabzone.server._limits import BodyLimit, UploadGate, UploadQuota
 from collabzone.server._settings import ServerSettings
 from collabzone.server._state import ServerState
-from collabzone.techniques.mpc import he_api, survey_page
+from collabzone.techniques.mpc import he_api, relay_api, survey_page
 from collabzone.zone import Zone
 
 VERSION = "1"
@@ -33,6 +33,8 @@ VERSION = "1"
 def _is_upload(method: str, path: str) -> bool:
     if method == "PUT" and path.startswith("/v1/he/") and "/ciphertexts/" in path:
         return True  # an HE deposit: a packed vector of 1M values is ~81 MB
+    if method == "POST" and path.startswith("/v1/mpc/relay/") and "/uploads/" in path:
+        return True  # a sealed MPC share package: 1M rows x 3 columns is ~70 MB
     return method == "POST" and path == "/v1/datasets"
 
 
@@ -68,6 +70,7 @@ def create_app(settings: ServerSettings, zone: Zone | None = None) -> FastAPI:
     app.include_router(_oidc.router)
     app.include_router(survey_page.router)  # respondents' survey page (techniques.mpc)
     app.include_router(he_api.router)  # the HE mediator's inbox (techniques.mpc)
+    app.include_router(relay_api.router)  # sealed MPC share packages (techniques.mpc)
     quota = UploadQuota(settings.upload_quota, settings.upload_window)
 
     def authorise_upload(token: str | None, client: str) -> str:

@@ -112,3 +112,34 @@ def aggregate(public_context: bytes, ciphertexts: Sequence[bytes], *, min_provid
             total += ts.ckks_vector_from(context, part)  # in place: no new ciphertext
         totals.append(total.serialize())
     return _SEP.join(totals)
+
+
+def lengths(public_context: bytes, ciphertext: bytes) -> list[int]:
+    """How many values each packed part of ``ciphertext`` holds (public: no key needed)."""
+    ts, context = _ts(), _load_context(public_context)
+    return [ts.ckks_vector_from(context, part).size() for part in ciphertext.split(_SEP)]
+
+
+def add_plain_encrypted(public_context: bytes, ciphertext: bytes, values: Sequence[float]) -> bytes:
+    """``ciphertext`` plus ``values``, which are encrypted under the public context first.
+
+    The mediator's way of adding a vector it chose (DP noise) to a total it cannot read:
+    the fresh encryption also re-randomises the total, so the released ciphertext is not
+    the plain sum of the deposits. ``values`` must have as many entries as the total.
+    """
+    ts, context = _ts(), _load_context(public_context)
+    if context.is_private():
+        raise NotAuthorisedError("the mediator must not hold the recipient's secret key")
+    out, start = [], 0
+    for part in ciphertext.split(_SEP):
+        total = ts.ckks_vector_from(context, part)
+        size = total.size()
+        chunk = [float(v) for v in values[start : start + size]]
+        if len(chunk) != size:
+            raise InvalidInputError("the vector to add is shorter than the encrypted total")
+        total += ts.ckks_vector(context, chunk)
+        out.append(total.serialize())
+        start += size
+    if start != len(values):
+        raise InvalidInputError("the vector to add is longer than the encrypted total")
+    return _SEP.join(out)

@@ -24,9 +24,13 @@ for its dataset (:func:`deposit`). An analyst then asks for the total
   The new space goes out in :attr:`Outcome.audit_updates`, stored with the release. It
   then adds the deposited ciphertexts with the public context only; the zone never holds
   the secret key, so it cannot read the vectors or the total.
-* ``release`` re-checks the provider count and lets out only the encrypted total
-  (base64, with its SHA-256), to the requester and the recipient, whose client alone
-  decrypts it (:func:`open_total`).
+  With ``epsilon`` in the spec, the zone then adds encrypted Laplace noise of scale
+  (sum of the datasets' declared ``contribution_bound``) / epsilon to the total
+  (:mod:`collabzone.techniques.mpc._he_noise`), so the recipient only ever decrypts a
+  noisy total; ``plan`` prices epsilon on every dataset and the release debits it.
+* ``release`` re-checks the provider count (and the noise an agreement requires) and
+  lets out only the encrypted total (base64, with its SHA-256), to the requester and the
+  recipient, whose client alone decrypts it (:func:`open_total`).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from typing import Any
 import duckdb
 
 from collabzone import disclosure
+from collabzone.budget import PrivacyCost, privacy_parameter
 from collabzone.errors import (
     ConflictError,
     InternalError,
@@ -66,7 +71,11 @@ NO_SECRET_KEY = (
     "the zone never held the recipient's secret key: it added the providers' ciphertexts "
     "under the public CKKS context, and only the recipient's client can decrypt the total"
 )
-_SAFE_KEYS = frozenset({"datasets", "recipient", "providers", "ciphertext", "sha256", "deposits"})
+_SAFE_KEYS = frozenset(
+    {"datasets", "recipient", "providers", "ciphertext", "sha256", "deposits", "epsilon",
+     "noise_scale"}
+)  # fmt: skip
+_SPEC_KEYS = frozenset({"datasets", "recipient", "epsilon"})
 CONTEXT_FILE = "context.pub"
 AUDIT_SPACE = "he_sum:providers"
 """One audited space for every he_sum release, whoever asked (differencing needs only two
@@ -128,6 +137,31 @@ def _run_minimum(plan: Plan, ctx: RunContext) -> int:
     return max([MIN_PROVIDERS_FLOOR, *found])
 
 
+def _run_bounds(plan: Plan, ctx: RunContext) -> dict[str, float]:
+    """Each dataset's declared ``contribution_bound``: the largest of its he_sum agreements
+    (conservative: more noise), 0 for the requester's own dataset without one (its owner
+    asked for the total). Raises :class:`ConflictError` for another provider's dataset
+    without one (the pure check refused such a plan; an agreement changed since)."""
+    bounds: dict[str, float] = {}
+    for name in plan.datasets:
+        found = [
+            float(a.rules["contribution_bound"])
+            for a in ctx.agreements_for(name)
+            if a.technique == "he_sum"
+            and isinstance(a.rules.get("contribution_bound"), int | float)
+        ]
+        if found:
+            bounds[name] = max(found)
+        elif plan.details["owners"][name] == ctx.requester.name:
+            bounds[name] = 0.0
+        else:
+            raise ConflictError(
+                f"no he_sum agreement on {name!r} declares a contribution_bound any more: "
+                "submit the request again"
+            )
+    return bounds
+
+
 def _audit_providers(plan: Plan, ctx: RunContext) -> AuditUpdate:
     """Add this release (one cell: its contributing providers) to the providers' space.
 
@@ -162,6 +196,16 @@ def _audit_providers(plan: Plan, ctx: RunContext) -> AuditUpdate:
     return AuditUpdate(AUDIT_SPACE, stored[0] if stored else None, result.space.to_bytes())
 
 
+def _noise_reasons(epsilon: float | None, rules: Rules) -> list[Reason]:
+    """A total without noise over a dataset whose agreement requires it."""
+    if epsilon is not None or not rules.get("require_noise"):
+        return []
+    return [
+        Reason("NOISE_REQUIRED", "require_noise",
+               "an agreement behind this total requires DP noise: add 'epsilon' to the spec")
+    ]  # fmt: skip
+
+
 class HESum(Technique):
     """Sum of providers' CKKS-encrypted vectors, added by the zone as a keyless mediator."""
 
@@ -176,6 +220,14 @@ class HESum(Technique):
             int,
             floor=MIN_PROVIDERS_FLOOR,
         ),
+        RuleSpec(
+            "contribution_bound",
+            Merge.PER_DATASET,
+            "most this dataset's vector changes (L1) when one person is added or removed; "
+            "needed for DP noise (epsilon)",
+            (int, float),
+        ),
+        RuleSpec("require_noise", Merge.ANY, "totals over this dataset must carry DP noise", bool),
     )
 
     def __init__(self, inbox: Path | None = None) -> None:
@@ -194,21 +246,35 @@ class HESum(Technique):
             raise InvalidInputError("'datasets' names a dataset twice")
         if not isinstance(recipient, str) or not recipient:
             raise InvalidInputError("'recipient' must name the party that decrypts the total")
-        if set(spec) - {"datasets", "recipient"}:
+        if set(spec) - _SPEC_KEYS:
             raise InvalidInputError(
-                f"unknown keys {sorted(set(spec) - {'datasets', 'recipient'})}: "
-                "an he_sum spec has 'datasets' and 'recipient'"
+                f"unknown keys {sorted(set(spec) - _SPEC_KEYS)}: an he_sum spec has "
+                "'datasets', 'recipient' and optionally 'epsilon' (DP noise)"
             )
+        epsilon = spec.get("epsilon")
+        cost: dict[str, PrivacyCost] = {}
+        if epsilon is not None:
+            epsilon = privacy_parameter("epsilon", epsilon)
+            # one release is epsilon-DP for a person wherever they are: each dataset pays it
+            cost = {name: PrivacyCost(epsilon=epsilon) for name in datasets}
         ctx.party(recipient)  # the recipient must be a party of the zone
         owners = {name: ctx.dataset(name).owner for name in datasets}
         # the requester's and the recipient's own vectors do not count: padding a victim's
         # vector with one's own zeros would otherwise pass a minimum of two providers
         providers = len(set(owners.values()) - {ctx.requester.name, recipient})
+        noisy = "" if epsilon is None else f" with Laplace noise (epsilon {epsilon:g})"
         return Plan(
             technique=self.name,
             datasets=tuple(datasets),
-            outputs=f"the encrypted total of {len(datasets)} vectors, decrypted by {recipient!r}",
-            details={"recipient": recipient, "owners": owners, "providers": providers},
+            cost=cost,
+            outputs=f"the encrypted total of {len(datasets)} vectors{noisy}, "
+            f"decrypted by {recipient!r}",
+            details={
+                "recipient": recipient,
+                "owners": owners,
+                "providers": providers,
+                "epsilon": epsilon,
+            },
         )
 
     def check(self, plan: Plan, rules: Rules, ctx: PlanContext) -> list[Reason]:
@@ -225,6 +291,14 @@ class HESum(Technique):
                     Reason("RECIPIENT_NOT_GRANTED", "recipients",
                            f"{recipient!r} may not receive totals over {name!r}", owner)
                 )  # fmt: skip
+            if plan.details.get("epsilon") is not None and own.get("contribution_bound") is None:
+                reasons.append(
+                    Reason("BOUND_NOT_DECLARED", "contribution_bound",
+                           f"DP noise needs the owner of {name!r} to declare its vector's "
+                           "contribution_bound (L1 change per person) in its he_sum "
+                           "agreement", owner)
+                )  # fmt: skip
+        reasons.extend(_noise_reasons(plan.details.get("epsilon"), rules))
         providers = int(plan.details["providers"])
         needed = _min_providers(rules)
         if providers < needed:
@@ -258,8 +332,17 @@ class HESum(Technique):
                  "deposited": int(path.stat().st_mtime)}
             )  # fmt: skip
         providers = int(plan.details["providers"])
+        public = context_path.read_bytes()
         # distinct providers were checked against the agreements; the floor again here
-        total = aggregate(context_path.read_bytes(), ciphertexts, min_providers=MIN_PROVIDERS_FLOOR)
+        total = aggregate(public, ciphertexts, min_providers=MIN_PROVIDERS_FLOOR)
+        epsilon, scale, mechanism = plan.details.get("epsilon"), None, None
+        if epsilon is not None:
+            from collabzone.techniques.mpc import _he_noise
+
+            l1 = _he_noise.sensitivity(_run_bounds(plan, ctx))
+            total, scale = _he_noise.noisy_total(public, total, l1=l1, epsilon=float(epsilon))
+            mechanism = f"{_he_noise.MECHANISM} (epsilon {epsilon:g}, L1 sensitivity {l1:g})"
+        noise = {} if epsilon is None else {"epsilon": epsilon, "noise_scale": scale}
         return Outcome(
             payload={
                 "datasets": list(plan.datasets),
@@ -268,7 +351,11 @@ class HESum(Technique):
                 "ciphertext": base64.b64encode(total).decode("ascii"),
                 "sha256": hashlib.sha256(total).hexdigest(),
                 "deposits": deposits,
+                **noise,
             },
+            mechanism=mechanism,
+            noise_scale=scale,
+            spent=dict(plan.cost),
             released_to=tuple(dict.fromkeys((ctx.requester.name, recipient))),
             notes=(NO_SECRET_KEY,),
             audit_updates=(update,),
@@ -287,6 +374,9 @@ class HESum(Technique):
                        f"the total combines {outcome.payload['providers']} provider(s), "
                        f"fewer than {needed}")
             )  # fmt: skip
+        refusals = _noise_reasons(outcome.payload.get("epsilon"), rules)
+        if refusals:
+            raise PolicyRefusal(refusals)
         return outcome
 
     def result_view(self, payload: Mapping[str, Any]) -> ResultView:

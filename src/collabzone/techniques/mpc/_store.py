@@ -34,6 +34,7 @@ SHARE_BYTES = 16
 JOIN_COLUMN = "__join__"
 OPRF_FILE = "__oprf_key__"
 INBOX_KEY_FILE = "__inbox_key__"
+RELAY_KEY_FILE = "__relay_key__"
 JOIN_KEY_ENTRY = "__join_key__"  # holdings.json entry: the join key's version
 
 
@@ -269,6 +270,20 @@ class ShareStore:
         from collabzone.techniques.mpc._survey import public_raw
 
         return public_raw(self.inbox_key())
+
+    def relay_key(self) -> Any:
+        """This server's X25519 key (PyNaCl) for share packages sealed to it and relayed by
+        the zone (:mod:`._relay`): made once, sealed here, never leaves the store."""
+        from nacl.public import PrivateKey
+
+        try:
+            table = self._data.read(RELAY_KEY_FILE, 1)
+        except (FileNotFoundError, NotFoundError):
+            key = PrivateKey.generate()
+            raw = pa.array([bytes(key)], pa.binary())
+            self._data.write(RELAY_KEY_FILE, 1, pa.table({"key": raw}))
+            return key
+        return PrivateKey(table.column("key")[0].as_py())
 
     def sealed_file(self, dataset: str) -> Path:
         """The sealed file of ``dataset`` (what an attacker stealing the disk gets)."""

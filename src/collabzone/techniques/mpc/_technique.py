@@ -142,13 +142,19 @@ class MPC(Technique):
         return reasons
 
     def run(self, plan: Plan, ctx: RunContext) -> Outcome:
-        if self.driver is None:
-            raise ConflictError(
-                "no compute servers are configured for this zone: register the technique "
-                "with a driver, e.g. registry.register('mpc', MPC(ProcessDriver(...)))"
-            )
+        driver = self.driver
+        if driver is None:
+            from collabzone.techniques.mpc._remote import SERVERS_ENV, configured_driver
+
+            driver = configured_driver(ctx.technique_dir())
+            if driver is None:
+                raise ConflictError(
+                    f"no compute servers are configured for this zone: set {SERVERS_ENV} "
+                    "(remote servers running `collabzone mpc serve`) or register the "
+                    "technique with a driver, e.g. registry.register('mpc', MPC(...))"
+                )
         report = ReportSpec.from_json(plan.details["report"])
-        bundle = dict(self.driver(report))
+        bundle = dict(driver(report))
         if set(bundle) - {"path", "sha256", "servers", "threshold"}:
             raise InternalError("an MPC driver returned more than a reference to the bundle")
         uploads = []

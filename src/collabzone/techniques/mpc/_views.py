@@ -76,6 +76,11 @@ def he_view(payload: Mapping[str, Any]) -> ResultView:
         ("value", "only the recipient's secret key decrypts it; the zone has none"),
         ("ciphertext SHA-256", f"{str(payload.get('sha256', ''))[:12]}…"),
     ]
+    if payload.get("epsilon") is not None:
+        facts.append(
+            ("DP noise", f"Laplace, epsilon {payload['epsilon']:g}, scale "
+                         f"{payload.get('noise_scale', 0):g}, added by the zone under encryption")
+        )  # fmt: skip
     return ResultView(
         facts=tuple(facts), tables=_uploads("Deposits", payload.get("deposits"), "deposited")
     )
