@@ -32,6 +32,7 @@ from collabzone.disclosure._atoms import (
     refine,
 )
 from collabzone.disclosure._lookup import positions as lookup_positions
+from collabzone.disclosure._merge import refine_tokens
 from collabzone.model import Column, ColumnType
 
 _EPOCH = dt.date(1970, 1, 1)
@@ -276,6 +277,31 @@ class TokenDim:
         listed = [_sorted_unique(np.asarray(m).astype(np.uint64)) for m in sets]
         if not listed:
             return self, np.arange(self.classes, dtype=np.int64)
+        fast = refine_tokens(self.universe, self.labels, self.classes, listed)
+        if fast is not None:
+            return TokenDim(self.column, fast.universe, fast.labels, fast.classes), fast.parents
+        return self._with_sets_general(listed)
+
+    def refined_by(
+        self, sets: Sequence[Hashes], *, one_pass: bool = True
+    ) -> tuple[TokenDim, np.ndarray, list[np.ndarray]]:
+        """:meth:`with_sets`, and per set the classes of its tokens (:meth:`classes_in` of
+        the new dimension). A few sets are merged in one compiled pass
+        (:func:`collabzone.disclosure._merge.refine_tokens`: the same classes, numbered
+        alike, and each set's classes on the way); ``one_pass=False`` forces the general
+        path (tests compare the two)."""
+        listed = [_sorted_unique(np.asarray(m).astype(np.uint64)) for m in sets]
+        if not listed:
+            return self, np.arange(self.classes, dtype=np.int64), []
+        fast = refine_tokens(self.universe, self.labels, self.classes, listed) if one_pass else None
+        if fast is not None:
+            dim = TokenDim(self.column, fast.universe, fast.labels, fast.classes)
+            return dim, fast.parents, fast.classes_of_set
+        dim, parent = self._with_sets_general(listed)
+        return dim, parent, [dim.classes_in(m) for m in listed]
+
+    def _with_sets_general(self, listed: list[Hashes]) -> tuple[TokenDim, np.ndarray]:
+        """Every case: sort the union, search each set in it, code, refine."""
         joined = np.concatenate(listed)
         joined.sort(kind="stable")  # sorted runs: a merge
         universe = _sorted_union(self.universe, _sorted_unique(joined))

@@ -364,7 +364,54 @@ def _attribute_points(
     cells: ReleasedCells,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which attribute-grid points satisfy the release's own condition, and in which of its
-    own-value parts they fall: (point index, part index) pairs."""
+    own-value parts they fall: (point index, part index) pairs.
+
+    The condition and the group values read only some dimensions (``condition_literals``
+    names every column the condition reads), so the engine evaluates them on the grid of
+    those dimensions alone (a few hundred points, not the whole grid's hundreds of
+    thousands) and each selected point stands for every grid point that agrees with it
+    there."""
+    read = set(cells.condition_literals) | set(cells.group_columns)
+    used = tuple(i for i, d in enumerate(dims) if d.column in read)
+    sub_points, parts = _sub_points(con, [dims[i] for i in used], columns, cells)
+    shape = tuple(len(d.cells()) for d in dims)
+    if len(used) == len(dims):
+        return sub_points, parts
+    order, starts = _by_sub_point(shape, used)
+    lengths = starts[sub_points + 1] - starts[sub_points]
+    total = int(lengths.sum())
+    # the grid points of each selected sub-point: a run of ``order`` each
+    first = np.repeat(starts[sub_points] - np.cumsum(lengths) + lengths, lengths)
+    points = order.take(first + np.arange(total, dtype=np.int64))
+    return points, np.repeat(parts, lengths)
+
+
+@functools.lru_cache(maxsize=16)
+def _by_sub_point(
+    shape: tuple[int, ...], used: tuple[int, ...]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The grid's points ordered by their point on the sub-grid of the ``used`` axes, and
+    where each sub-point's run starts (cached: the grid changes only with new literals)."""
+    index = np.indices(shape).reshape(len(shape), -1)
+    sub_shape = tuple(shape[i] for i in used)
+    if used:
+        sub = np.ravel_multi_index(tuple(index[i] for i in used), sub_shape)
+    else:
+        sub = np.zeros(index.shape[1] if shape else 1, dtype=np.int64)
+    order = np.argsort(sub, kind="stable").astype(np.int64)
+    counts = np.bincount(sub, minlength=math.prod(sub_shape) if sub_shape else 1)
+    starts = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    return order, starts
+
+
+def _sub_points(
+    con: duckdb.DuckDBPyConnection,
+    dims: list[AttributeDim],
+    columns: Mapping[str, Column],
+    cells: ReleasedCells,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_attribute_points` on the grid of ``dims`` (evaluated by the engine)."""
     import pyarrow as pa
 
     key = json.dumps(
@@ -462,6 +509,7 @@ def audit(
         attributes[by_name[column]] = attributes[by_name[column]].with_literals(values)
     tokens = list(space.tokens)
     token_parents: dict[str, np.ndarray] = {}
+    memo: dict[tuple[str, int], np.ndarray] = {}  # (column, id of a set): its token classes
     every = {c: list(v) for c, v in cells.token_sets.items()}
     for column, sets in cells.token_excluded.items():
         every.setdefault(column, []).extend(sets)
@@ -475,9 +523,11 @@ def audit(
             if members is not None:
                 distinct.setdefault(id(members), members)
         if distinct:
-            tokens[position], token_parents[column] = tokens[position].with_sets(
+            tokens[position], token_parents[column], classes = tokens[position].refined_by(
                 list(distinct.values())
             )
+            for key, found in zip(distinct, classes, strict=True):
+                memo[(column, key)] = found
     shape = [len(d.cells()) for d in attributes] + [d.classes for d in tokens]
     regions = math.prod(shape) if shape else 1
     if regions > max_regions:
@@ -495,7 +545,6 @@ def audit(
     )
     none = np.zeros(0, dtype=np.int64)
     phantom_units: list[np.ndarray] = []
-    memo: dict[tuple[str, int], np.ndarray] = {}
     for cell in range(len(cells.members)):
         mine = points[parts == part_of_cell[cell]]
         combos = _token_combos(tokens, cells, cell, token_shape, memo) if mine.size else none

@@ -69,7 +69,11 @@ def _token_sets(
     compiled: Compiled, engine: Engine, protected: Protected, group_of_rows: list[tuple[Any, ...]],
     salt: int,
 ) -> dict[str, list[np.ndarray | None]]:  # fmt: skip
-    """Per join of ``protected``: per released row, the keys the other side matched with."""
+    """Per join of ``protected``: per released row, the keys the other side matched with.
+
+    The engine groups the keys by the other side's group values and hands each group's
+    keys over as one list (one row per group, not per key): no Python pass over the keys
+    beyond sorting each group's list once."""
     query, shape = compiled.query, compiled.shape
     out: dict[str, list[np.ndarray | None]] = {}
     for part in components(protected.alias, query, shape.join_pairs):
@@ -80,20 +84,18 @@ def _token_sets(
                        table=exp.to_identifier(r.alias, quoted=True))
             for r in part.other_refs
         ]  # fmt: skip
-        items: list[Any] = [
-            exp.alias_(member_hash(exp.Tuple(expressions=refs) if len(refs) > 1 else refs[0],
-                                   salt), "_cz_t", quoted=True)
-        ]  # fmt: skip
+        key = member_hash(exp.Tuple(expressions=refs) if len(refs) > 1 else refs[0], salt)
+        # named like the rewrite's people lists, so every engine hands it back the same way
+        # (a sorted list<uint64> per row)
+        items: list[Any] = [exp.alias_(exp.ArrayAgg(this=key), _KEYS, quoted=True)]
+        group_items: list[exp.Expression] = []
         group_refs = shape.group_by
         for j in grouped:
             ref = group_refs[j]
-            items.append(
-                exp.alias_(
-                    exp.column(exp.to_identifier(ref.column.name, quoted=True),
-                               table=exp.to_identifier(ref.alias, quoted=True)),
-                    f"_cz_c{j}", quoted=True,
-                )
-            )  # fmt: skip
+            value = exp.column(exp.to_identifier(ref.column.name, quoted=True),
+                               table=exp.to_identifier(ref.alias, quoted=True))  # fmt: skip
+            items.append(exp.alias_(value, f"_cz_c{j}", quoted=True))
+            group_items.append(value.copy())
         tables = [
             exp.Table(this=exp.to_identifier(query.tables[a], quoted=True),
                       alias=exp.TableAlias(this=exp.to_identifier(a, quoted=True)))
@@ -118,9 +120,10 @@ def _token_sets(
             for c in conditions[1:]:
                 where = exp.And(this=where, expression=c)
             select.set("where", exp.Where(this=where))
+        if group_items:
+            select.set("group", exp.Group(expressions=group_items))
         table = engine.run(select, timeout_s=compiled.effective.timeout_s, max_rows=None)
-        hashes = table.column("_cz_t").to_numpy().astype(np.uint64)
-        sets = _sets_by_group(table, [f"_cz_c{j}" for j in grouped], hashes)
+        sets = _sets_by_group(table, [f"_cz_c{j}" for j in grouped])
         empty = np.zeros(0, dtype=np.uint64)
         column = ",".join(part.own_columns)
         out[column] = [
@@ -129,34 +132,22 @@ def _token_sets(
     return out
 
 
-def _sets_by_group(
-    table: pa.Table, names: list[str], hashes: np.ndarray
-) -> dict[tuple[Any, ...], np.ndarray]:
-    """Each group's keys, sorted and distinct (grouped here rather than by a DISTINCT ...
-    ORDER BY in the engine, which is several times slower on a few large groups)."""
+_KEYS = f"{MEMBERS}keys"
+"""The column of the keys a join matched, one list per group of the other side."""
+
+
+def _sets_by_group(table: pa.Table, names: list[str]) -> dict[tuple[Any, ...], np.ndarray]:
+    """Each group's keys, sorted and distinct (``table``: one row per group, its keys as one
+    list; sorted here rather than by a DISTINCT ... ORDER BY in the engine, which is
+    several times slower on a few large groups)."""
+    lists = members_of(table, _KEYS)
     if not names:
-        return {(): _distinct_sorted(hashes)}
-    code = np.zeros(table.num_rows, dtype=np.int64)
-    values: list[list[Any]] = []
-    for name in names:
-        encoded = table.column(name).combine_chunks().dictionary_encode(null_encoding="encode")
-        dictionary = encoded.dictionary.to_pylist()
-        code = code * len(dictionary) + encoded.indices.to_numpy(zero_copy_only=False)
-        values.append([None if v is None or v != v else v for v in dictionary])
-    # a stable sort of small codes is a radix sort (several times faster than on int64)
-    narrow = code.astype(np.uint16) if code.size and int(code.max()) < 1 << 16 else code
-    order = np.argsort(narrow, kind="stable")
-    code, ordered = code[order], hashes[order]
-    starts = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1])))
-    ends = np.append(starts[1:], code.size)
-    sets: dict[tuple[Any, ...], np.ndarray] = {}
-    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        key, parts = int(code[start]), []
-        for dictionary in reversed(values):
-            key, at = divmod(key, len(dictionary))
-            parts.append(dictionary[at])
-        sets[tuple(reversed(parts))] = _distinct_sorted(ordered[start:end])
-    return sets
+        return {(): lists[0] if lists else np.zeros(0, dtype=np.uint64)}
+    columns = [
+        [None if v is None or v != v else v for v in table.column(name).to_pylist()]
+        for name in names
+    ]
+    return {tuple(column[row] for column in columns): keys for row, keys in enumerate(lists)}
 
 
 def _distinct_sorted(values: np.ndarray) -> np.ndarray:
