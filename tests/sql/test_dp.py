@@ -249,3 +249,46 @@ def test_one_row_per_entity_path_bounds_every_entity() -> None:
     )
     assert again.sort_by("_cz_d0").equals(exact.sort_by("_cz_d0"))  # deterministic per salt
     ctx.close()
+
+
+def test_partition_map_from_vectors_is_the_dict_opendp_would_build() -> None:
+    """i64_map skips OpenDP's per-entry conversion; the map it hands over is the same."""
+    from opendp._convert import c_to_py
+
+    from collabzone.techniques.sql._dp import i64_map
+
+    keys = np.array([5, 0, 9, 2], dtype=np.int64)
+    values = np.array([3, -1, 2**62, 0], dtype=np.int64)
+    assert c_to_py(i64_map(keys, values)) == {5: 3, 0: -1, 9: 2**62, 2: 0}
+    assert c_to_py(i64_map(keys[:0], values[:0])) == {}
+    with pytest.raises(Exception, match="one value per key"):
+        i64_map(keys, values[:2])
+
+
+def test_private_selection_keeps_groups_by_their_own_counts() -> None:
+    """Partition selection reads each group's own count (positions line up with keys):
+    huge counts always pass the threshold, zero counts never do, and each kept group's
+    sum is its own (noise far below the gap between the groups' sums)."""
+    keys = [(f"g{i}",) for i in range(200)]
+    big = [10**9 if i % 2 else 0 for i in range(200)]
+    sums = [i * 10**9 for i in range(200)]
+    out = release(keys, {"n": big, "s": sums}, [Measure("n", 1), Measure("s", 1)],
+                  budget=Budget(epsilon=1.0, delta=1e-6), max_groups=1, selector="n")  # fmt: skip
+    assert sorted(out.keys) == sorted(k for i, k in enumerate(keys) if i % 2)
+    for key, total in zip(out.keys, out.values["s"], strict=True):
+        assert abs(total - int(key[0][1:]) * 10**9) < 10**6
+
+
+def test_duckdb_cast_to_bigint_rounds_to_nearest() -> None:
+    """The DP rewrite on DuckDB scales clamped values with a bare CAST (no ROUND): it must
+    round a DOUBLE to the nearest integer (halves to even), never truncate (a truncating
+    cast would bias every sum downwards), and so keep a clamped value inside its bounds."""
+    import duckdb
+
+    values = [2.5, -2.5, 3.5, 0.5, -0.5, 1.4999999, 99.99 * 100, -0.49, 0.99, -0.99, 1e15 + 0.5]
+    con = duckdb.connect()
+    rows = con.execute("SELECT v, CAST(v AS BIGINT) FROM unnest(?::DOUBLE[]) t(v)", [values])
+    for value, cast in rows.fetchall():
+        assert abs(cast - value) <= 0.5, (value, cast)
+        if abs(value - math.trunc(value)) == 0.5:  # an exact half: the even neighbour
+            assert cast % 2 == 0, (value, cast)

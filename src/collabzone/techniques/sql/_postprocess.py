@@ -28,6 +28,7 @@ from collabzone.techniques.sql import _interval as iv
 from collabzone.techniques.sql import _rules
 from collabzone.techniques.sql._compiled import Compiled
 from collabzone.techniques.sql._dp import NoisyTable, accuracy
+from collabzone.techniques.sql._payload import jsonable
 from collabzone.techniques.sql._postcheck import (
     COMPARISONS,
     DP_AGGREGATES,
@@ -300,7 +301,9 @@ def holds(node: Any, released: _Released) -> Truth:
 
 @dataclass
 class Answer:
-    """The released rows, their intervals, each output's noise label, and notes."""
+    """The released rows, their intervals, each output's noise label, and notes. Every
+    cell is JSON-safe already (group values through ``_json_column``, noisy values through
+    ``_values``, constants through ``jsonable``)."""
 
     rows: list[list[Any]]
     intervals: dict[str, list[list[float | None]]]
@@ -344,7 +347,7 @@ def answer(
         if item.dimension is not None:
             continue
         if is_literal(item.node):  # a constant output: written in the query, not noisy
-            fixed = literal_value(item.node)
+            fixed = jsonable(literal_value(item.node))
             released_values[item.name] = [fixed] * released.size
             continue
         column = evaluate(item.node, released, item_alpha.get(item.name, alpha))

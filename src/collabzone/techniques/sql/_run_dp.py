@@ -25,7 +25,7 @@ from collabzone.techniques.sql._compiled import Compiled
 from collabzone.techniques.sql._dp import Budget, Measure, NoisyTable, release
 from collabzone.techniques.sql._engines import Engine
 from collabzone.techniques.sql._order_stats import release_order_statistics
-from collabzone.techniques.sql._payload import jsonable, table_payload
+from collabzone.techniques.sql._payload import jsonable
 from collabzone.techniques.sql._quantities import order_statistics
 from collabzone.techniques.sql._run import history
 from collabzone.techniques.sql._shape import AGG_FUNCS
@@ -349,7 +349,9 @@ def _answer(
             "larger epsilon, coarser groups or over more people for a useful answer",
         ]
     mechanism_scale = max((noisy.scales[q] / scale_of[q] for q in noisy.scales), default=None)
-    payload = table_payload(names, rows)
+    if compiled.public_keys is not None:  # declared group values: made JSON-safe here
+        rows = [[jsonable(v) for v in row] for row in rows]
+    payload: dict[str, Any] = {"columns": list(names), "rows": rows}  # (else JSON-safe: Answer)
     payload.update(
         {
             "analysis": "dp",

@@ -44,12 +44,16 @@ def _greatest(a: exp.Expression, b: exp.Expression, *, nulls: bool = False) -> e
     return exp.Greatest(this=a, expressions=[b], ignore_nulls=not nulls)
 
 
-def _scaled(quantity: Quantity) -> exp.Expression:
+def _scaled(quantity: Quantity, engine: str) -> exp.Expression:
     """One row's value, clamped to the bounds and scaled to an integer (NULL stays NULL).
 
     A CASE of two comparisons rather than LEAST / GREATEST behind a NULL test: a NULL
     fails both comparisons and comes out as itself, and the engine evaluates one
-    expression fewer per row (less time and scratch memory on a million rows).
+    expression fewer per row (less time and scratch memory on a million rows). DuckDB's
+    cast of a DOUBLE to BIGINT rounds to the nearest integer (halves to even, where ROUND
+    takes them away from zero), so there the cast alone is the rounding: either way a
+    clamped value lands on an integer inside its integer bounds, which is all the
+    sensitivity needs. Other engines may truncate (Spark) and keep the ROUND.
     """
     assert quantity.column is not None and quantity.bound is not None
     bound = quantity.bound
@@ -63,11 +67,13 @@ def _scaled(quantity: Quantity) -> exp.Expression:
         ],
         default=value,
     )
-    scaled = exp.Round(this=exp.Mul(this=clamped, expression=exp.Literal.number(bound.scale)))
+    scaled: exp.Expression = exp.Mul(this=clamped, expression=exp.Literal.number(bound.scale))
+    if engine != "duckdb":
+        scaled = exp.Round(this=scaled)
     return exp.Cast(this=scaled, to=exp.DataType.build("BIGINT"))
 
 
-def _per_row(quantity: Quantity) -> exp.Expression:
+def _per_row(quantity: Quantity, engine: str) -> exp.Expression:
     """What one sampled row contributes to a quantity (the one-row-per-entity path); a
     NULL summed value stays NULL (SUM skips it; an all-NULL total is read as 0)."""
     if quantity.kind in ("rows", "entities"):
@@ -82,10 +88,10 @@ def _per_row(quantity: Quantity) -> exp.Expression:
             true=_num(0),
             false=_num(1),
         )
-    return _scaled(quantity)
+    return _scaled(quantity, engine)
 
 
-def _row_total(quantity: Quantity) -> exp.Expression:
+def _row_total(quantity: Quantity, engine: str) -> exp.Expression:
     """A group's total when every row is one person's whole contribution: the plain
     aggregate (COUNT rather than SUM(1): a narrower state, one expression fewer)."""
     if quantity.kind in ("rows", "entities"):
@@ -95,7 +101,7 @@ def _row_total(quantity: Quantity) -> exp.Expression:
         return exp.Count(this=quantity.column.copy())
     if quantity.kind == "distinct":
         return exp.Count(this=exp.Distinct(expressions=[quantity.column.copy()]))
-    return exp.Cast(this=exp.Sum(this=_scaled(quantity)), to=exp.DataType.build("BIGINT"))
+    return exp.Cast(this=exp.Sum(this=_scaled(quantity, engine)), to=exp.DataType.build("BIGINT"))
 
 
 def _struct(fields: list[tuple[str, exp.Expression]]) -> exp.Struct:
@@ -111,7 +117,7 @@ def _one_row_per_entity(source: exp.Select, dims: list[Any], ctx: RewriteContext
     names = [f"d{i}" for i in range(len(dims))]
     picked = _struct(
         [(n, d.copy()) for n, d in zip(names, dims, strict=True)]
-        + [(q.name, _per_row(q)) for q in ctx.quantities]
+        + [(q.name, _per_row(q, ctx.engine)) for q in ctx.quantities]
     )
     row_cols = [q.column.copy() for q in ctx.quantities if q.column is not None]
     # one salted hash of the row's group and values: the choice depends only on the
@@ -139,7 +145,7 @@ def _one_row_each(source: exp.Select, dims: list[Any], ctx: RewriteContext) -> e
     """Every person has one row (a unique entity column, one table): each row is already
     one person's bounded contribution, so the groups sum rows directly."""
     items: list[Any] = [named(d, f"_cz_d{i}") for i, d in enumerate(dims)]
-    items += [named(_row_total(q), q.name) for q in ctx.quantities]
+    items += [named(_row_total(q, ctx.engine), q.name) for q in ctx.quantities]
     out = exp.Select(expressions=items)
     out.set("from_", source.args["from_"])
     out.set("joins", source.args.get("joins"))
@@ -164,7 +170,7 @@ def _group_total(value: exp.Expression, quantity: Quantity) -> exp.Expression:
     return exp.Cast(this=exp.Sum(this=value), to=exp.DataType.build("BIGINT"))
 
 
-def _per_entity(quantity: Quantity, cap: int) -> exp.Expression:
+def _per_entity(quantity: Quantity, cap: int, engine: str) -> exp.Expression:
     if quantity.kind == "distinct":  # at most ``cap`` of the entity's distinct values
         assert quantity.column is not None
         values = exp.Anonymous(
@@ -181,7 +187,7 @@ def _per_entity(quantity: Quantity, cap: int) -> exp.Expression:
         return _num(1)
     assert quantity.bound is not None
     bound = quantity.bound
-    total = exp.Coalesce(this=exp.Sum(this=_scaled(quantity)), expressions=[_num(0)])
+    total = exp.Coalesce(this=exp.Sum(this=_scaled(quantity, engine)), expressions=[_num(0)])
     return _least(_greatest(total, _num(cap * bound.low)), _num(cap * bound.high))
 
 
@@ -198,7 +204,8 @@ def bound_contributions(expression: exp.Select, *, ctx: RewriteContext) -> exp.S
     names = [f"_cz_d{i}" for i in range(len(dims))]
     inner_items: list[Any] = [exp.alias_(d, _q(n)) for d, n in zip(dims, names, strict=True)]
     inner_items += [
-        exp.alias_(_per_entity(q, ctx.max_rows_per_entity), _q(q.name)) for q in ctx.quantities
+        exp.alias_(_per_entity(q, ctx.max_rows_per_entity, ctx.engine), _q(q.name))
+        for q in ctx.quantities
     ]
     inner = exp.select(*inner_items)
     inner.set("from_", source.args["from_"])
