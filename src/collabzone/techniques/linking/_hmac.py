@@ -26,6 +26,7 @@ from collabzone.errors import InvalidInputError
 from collabzone.keys import KeyProvider
 from collabzone.techniques.linking._hmac_batch import hmac_token_column
 
+
 def hmac_purpose(zone: str, match_key: str) -> str:
     """The HKDF purpose string of one zone's match key (part of the derivation)."""
     return f"link-hmac/zone={zone}/key={match_key}"

@@ -29,6 +29,7 @@ TOKEN_CHARS = 40
 THREADED_FROM = 50_000
 """Rows from which the column is split over two threads (below, a thread costs more)."""
 
+# fmt: off
 _K = np.array(
     [
         0x428A2F98, 0x71374491, 0xB5C0FBCF, 0xE9B5DBA5, 0x3956C25B, 0x59F111F1, 0x923F82A4,
@@ -41,14 +42,16 @@ _K = np.array(
         0x1E376C08, 0x2748774C, 0x34B0BCB5, 0x391C0CB3, 0x4ED8AA4A, 0x5B9CCA4F, 0x682E6FF3,
         0x748F82EE, 0x78A5636F, 0x84C87814, 0x8CC70208, 0x90BEFFFA, 0xA4506CEB, 0xBEF9A3F7,
         0xC67178F2,
-    ],  # fmt: skip
+    ],
     dtype=np.uint32,
 )
 _IV = np.array(
     [0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB,
-     0x5BE0CD19],  # fmt: skip
+     0x5BE0CD19],
     dtype=np.uint32,
 )
+# fmt: on
+"""SHA-256's round constants and initial state (FIPS 180-4, 4.2.2 and 5.3.3)."""
 _B64 = np.frombuffer(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", dtype=np.uint8
 ).copy()
@@ -107,10 +110,9 @@ def hmac_token_column(key: bytes, version: int, messages: pa.Array) -> pa.Array:
     bitmap = None
     if messages.null_count:
         bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
-    if len(out) < 2**31:
-        arrow_offsets, kind = out_offsets.astype(np.int32), pa.string()
-    else:
-        arrow_offsets, kind = out_offsets, pa.large_string()
+    small = len(out) < 2**31
+    arrow_offsets = out_offsets.astype(np.int32) if small else out_offsets
+    kind = pa.string() if small else pa.large_string()
     buffers = [bitmap, pa.py_buffer(arrow_offsets), pa.py_buffer(out)]
     return pa.Array.from_buffers(kind, n, buffers, null_count=n - len(rows))
 
@@ -124,7 +126,9 @@ def _buffers(messages: pa.Array) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.
     wide = pa.types.is_large_string(messages.type)
     _, offset_buffer, data_buffer = messages.buffers()
     kind = np.int64 if wide else np.int32
-    offsets = np.frombuffer(offset_buffer, dtype=kind)[messages.offset : messages.offset + len(messages) + 1]
+    offsets = np.frombuffer(offset_buffer, dtype=kind)[
+        messages.offset : messages.offset + len(messages) + 1
+    ]
     data = (
         np.frombuffer(data_buffer, dtype=np.uint8)
         if data_buffer is not None

@@ -17,12 +17,12 @@ U8 = npt.NDArray[np.uint8]
 U32 = np.uint32
 
 
-@njit(inline="always")  # type: ignore[untyped-decorator]
+@njit(inline="always")
 def _rotr(x: np.uint32, n: int) -> np.uint32:  # pragma: no cover - compiled
     return U32((x >> n) | (x << (32 - n)))
 
 
-@njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
+@njit(nogil=True, cache=True)
 def compress(state: W32, block: U8, w: W32, k: W32) -> None:  # pragma: no cover - compiled
     """One SHA-256 compression of the 64-byte ``block`` into ``state`` (8 words)."""
     for t in range(16):
@@ -65,7 +65,7 @@ def compress(state: W32, block: U8, w: W32, k: W32) -> None:  # pragma: no cover
     state[7] = U32(state[7] + h)
 
 
-@njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
+@njit(nogil=True, cache=True)
 def _digest(state: W32, out: U8) -> None:  # pragma: no cover - compiled
     for i in range(8):
         out[4 * i] = (state[i] >> 24) & 0xFF
@@ -74,7 +74,7 @@ def _digest(state: W32, out: U8) -> None:  # pragma: no cover - compiled
         out[4 * i + 3] = state[i] & 0xFF
 
 
-@njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
+@njit(nogil=True, cache=True)
 def tokens(
     data: U8,
     offsets: I64,
