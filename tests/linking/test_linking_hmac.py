@@ -118,7 +118,7 @@ def test_compiled_hmac_at_every_sha256_block_boundary(key_length: int) -> None:
     first, RFC 2104), multi-byte UTF-8: every token equals the standard library's."""
     key = bytes(range(7, 7 + key_length))
     lengths = [0, 1, 54, 55, 56, 57, 63, 64, 65, 118, 119, 120, 128, 300]
-    messages: list[str | None] = ["x" * n for n in lengths] + ["é" * 28, "日本" * 20, None]
+    messages: list[str | None] = [*("x" * n for n in lengths), "é" * 28, "日本" * 20, None]
     tokens = hmac_tokens(LinkKey(12, key), pa.array(messages, type=pa.string()))
     assert tokens.type == pa.string()
     assert tokens.null_count == 1
