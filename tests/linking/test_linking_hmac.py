@@ -99,3 +99,59 @@ def test_dictionary_attack_on_released_tokens_finds_nothing(keyring: LocalKeyrin
     # and the same customers *are* found by whoever holds the key: the attack had data
     again = hmac_tokens(key, normalise_column(pa.array(customers[:1000]), "email").values)
     assert set(again.to_pylist()) <= set(released)
+
+
+def _stdlib(key: bytes, version: int, messages: list[str | None]) -> list[str | None]:
+    return [
+        None
+        if m is None
+        else f"v{version}:"
+        + base64.b64encode(hmac.digest(key, m.encode("utf-8"), "sha256")[:30]).decode()
+        for m in messages
+    ]
+
+
+@pytest.mark.parametrize("key_length", [16, 32, 64, 65, 200])
+def test_compiled_hmac_at_every_sha256_block_boundary(key_length: int) -> None:
+    """Messages whose padding lands at each edge of a 64-byte block (55/56 bytes: the length
+    field no longer fits; 64, 119, 120: a further block), keys longer than a block (hashed
+    first, RFC 2104), multi-byte UTF-8: every token equals the standard library's."""
+    key = bytes(range(7, 7 + key_length))
+    lengths = [0, 1, 54, 55, 56, 57, 63, 64, 65, 118, 119, 120, 128, 300]
+    messages: list[str | None] = [*("x" * n for n in lengths), "é" * 28, "日本" * 20, None]
+    tokens = hmac_tokens(LinkKey(12, key), pa.array(messages, type=pa.string()))
+    assert tokens.type == pa.string()
+    assert tokens.null_count == 1
+    assert tokens.to_pylist() == _stdlib(key, 12, messages)
+
+
+def test_compiled_hmac_reads_slices_chunks_and_large_strings() -> None:
+    """The kernel reads Arrow's buffers directly: a sliced array (non-zero offset), a
+    chunked column and 64-bit offsets must give the tokens of the values, not of the
+    neighbouring bytes of the buffer."""
+    key = bytes(32)
+    values: list[str | None] = [f"person{i}@example.com" if i % 7 else None for i in range(50)]
+    expected = _stdlib(key, 1, values)
+    column = pa.array(values, type=pa.string())
+    assert hmac_tokens(LinkKey(1, key), column.slice(13, 20)).to_pylist() == expected[13:33]
+    chunked = pa.chunked_array([column.slice(0, 10), column.slice(10)])
+    assert hmac_tokens(LinkKey(1, key), chunked).to_pylist() == expected
+    large = pa.array(values, type=pa.large_string())
+    assert hmac_tokens(LinkKey(1, key), large).to_pylist() == expected
+    assert hmac_tokens(LinkKey(1, key), pa.array([None, None], pa.string())).to_pylist() == [
+        None,
+        None,
+    ]
+
+
+def test_compiled_hmac_on_two_threads_equals_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From THREADED_FROM rows the column is split over two threads writing one output
+    buffer: every row's token must be its own (a wrong offset would shift tokens)."""
+    from collabzone.techniques.linking import _hmac_batch
+
+    monkeypatch.setattr(_hmac_batch, "THREADED_FROM", 100)
+    key = bytes(range(32))
+    values: list[str | None] = [None if i % 10 == 0 else f"{i}@example.com" for i in range(1011)]
+    tokens = hmac_tokens(LinkKey(2, key), pa.array(values, type=pa.string())).to_pylist()
+    expected = _stdlib(key, 2, values)
+    assert tokens == expected
