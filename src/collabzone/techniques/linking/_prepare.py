@@ -114,7 +114,7 @@ BLOCK_BYTES = 1 << 20
 this bounds the raw text held in memory (~32 MiB) whatever the file's size."""
 BATCH_ROWS = 100_000
 """Rows tokenised at once: parsed blocks are grouped up to this (parallel normalisation
-starts at 100,000 rows, and each HMAC call has a fixed cost: threads, pad states)."""
+starts at 100,000 rows, and each HMAC call to DuckDB has a fixed cost)."""
 
 
 def _arrow_error(path: Path, exc: pa.ArrowInvalid) -> InvalidInputError:
@@ -313,7 +313,7 @@ class _Writer:
 
     Token columns are written to Parquet plain and uncompressed: every token is distinct
     and pseudorandom, so a dictionary never forms and Snappy finds nothing to compress, but
-    trying both cost ~0.3 us per row (more than the HMAC of a short e-mail).
+    trying both cost ~0.3 us per row.
     """
 
     def __init__(self, path: Path, parquet: bool, tokens: set[str]) -> None:
@@ -353,7 +353,7 @@ def prepare(
 
     The file is streamed as Arrow record batches (:func:`iter_raw`): memory does not grow
     with the file. Within a batch, normalisation runs Arrow kernels in threads and the HMAC
-    is a compiled loop on two threads. Nothing is renamed into place until every batch passed.
+    runs in DuckDB on every core. Nothing is renamed into place until every batch passed.
 
     Example (hmac mode, the collaboration key in the provider's keyring)::
 

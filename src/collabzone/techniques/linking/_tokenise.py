@@ -1,6 +1,6 @@
 """From a raw table to one token column per match key (pure: no files, keys passed in).
 
-Normalisation is vectorised (Arrow), the HMAC a compiled loop on two threads. Counts of missing
+Normalisation is vectorised (Arrow), HMAC runs in DuckDB on every core. Counts of missing
 and invalid values are kept per field: an invalid value gives a null token, never a hash
 of garbage.
 """
