@@ -9,11 +9,6 @@ from collabzone.errors import InvalidInputError, NotAuthorisedError, PolicyRefus
 from collabzone.techniques.mpc._he import SLOTS, RecipientKeys, aggregate, encrypt
 
 
-@pytest.fixture(scope="module")
-def keys() -> RecipientKeys:
-    return RecipientKeys.generate()
-
-
 def test_mediator_sum_decrypts_to_the_plain_sum_across_slot_chunks(keys: RecipientKeys) -> None:
     public = keys.public_context()
     rng = np.random.default_rng(5)

@@ -18,55 +18,26 @@ import pytest
 
 from collabzone.errors import InvalidInputError
 from collabzone.model import Request, RequestStatus
-from collabzone.techniques import registry
-from collabzone.techniques.mpc import HESum, RecipientKeys, deposit, encrypt, open_total
-from collabzone.techniques.mpc import publish_context as publish
+from collabzone.techniques.mpc import RecipientKeys, encrypt, open_total
 from collabzone.techniques.mpc._he_noise import laplace_vector, noisy_total, sensitivity
 from tests.conftest import Parties
+from tests.mpc.conftest import HE_CATEGORIES, HE_DATASETS, HEWorld, he_deposit, he_world
 
-SPEC = {
-    "columns": [
-        {"name": "category", "type": "string", "class": "dimension", "domain": ["a", "b"]},
-        {"name": "count", "type": "float", "class": "measure", "domain": {"min": 0, "max": 1e6}},
-    ]
-}
 PURPOSE = "sector statistics"
-CATEGORIES = 40
-DATASETS = (("partner", "counts_p"), ("insurer", "counts_i"))
 ASK = {"datasets": ["counts_p", "counts_i"], "recipient": "bank", "epsilon": 1.0}
 
 
-@pytest.fixture(scope="module")
-def keys() -> RecipientKeys:
-    return RecipientKeys.generate()
-
-
 @pytest.fixture
-def world(
-    sqlite_zone: Parties, tmp_path: Path, keys: RecipientKeys
-) -> Iterator[tuple[Parties, dict[str, np.ndarray], Path]]:
-    inbox = tmp_path / "he-inbox"
-    registry.register("he_sum", HESum(inbox))
-    publish(inbox, "bank", keys.public_context())
-    rng = np.random.default_rng(3)
-    vectors = {}
-    for party, dataset in DATASETS:
-        getattr(sqlite_zone, party).register_dataset(dataset, SPEC, row_count=CATEGORIES)
-        vectors[dataset] = rng.integers(0, 1000, CATEGORIES).astype(float)
-        _deposit(inbox, keys, dataset, vectors[dataset])
-    yield sqlite_zone, vectors, inbox
-    registry.register("he_sum", "collabzone.techniques.mpc:HESum")
-
-
-def _deposit(inbox: Path, keys: RecipientKeys, dataset: str, vector: np.ndarray) -> None:
-    deposit(inbox, "bank", dataset, encrypt(keys.public_context(), list(vector)))
+def world(sqlite_zone: Parties, tmp_path: Path, keys: RecipientKeys) -> Iterator[HEWorld]:
+    """Partner and insurer deposited vectors encrypted under bank's key; bank asks."""
+    yield from he_world(sqlite_zone, tmp_path, keys, seed=3, high=1000)
 
 
 def _agree(parties: Parties, **rules: Any) -> None:
     base: dict[str, Any] = {"recipients": ["bank"], "min_providers": 2, "contribution_bound": 1}
     base.update(rules)
     base = {k: v for k, v in base.items() if v is not None}
-    for party, dataset in DATASETS:
+    for party, dataset in HE_DATASETS:
         getattr(parties, party).add_agreement(
             dataset, grantees=["bank"], technique="he_sum", purposes=[PURPOSE], rules=base
         )
@@ -87,7 +58,7 @@ def _debits(parties: Parties) -> dict[str, tuple[float, int]]:
 
 
 def test_two_runs_differing_in_one_provider_release_noisy_totals_each_debited_once(
-    world: tuple[Parties, dict[str, np.ndarray], Path], keys: RecipientKeys
+    world: HEWorld, keys: RecipientKeys
 ) -> None:
     """The attack: total, then the insurer's vector changes by one person, total again.
 
@@ -104,18 +75,18 @@ def test_two_runs_differing_in_one_provider_release_noisy_totals_each_debited_on
     assert "Laplace" in (released.receipt.mechanism or "")
     assert released.receipt.noise_scale == 2.0
     exact = vectors["counts_p"] + vectors["counts_i"]
-    noisy = np.array(open_total(released.payload, keys)[:CATEGORIES])
+    noisy = np.array(open_total(released.payload, keys)[:HE_CATEGORIES])
     assert np.max(np.abs(noisy - exact)) > 0.5  # noisy, not exact (P(all 40 < 0.5) < 1e-40)
     assert _debits(parties) == {"counts_p": (1.0, 1), "counts_i": (1.0, 1)}
 
     changed = vectors["counts_i"].copy()
     changed[7] += 1  # one more person in category 7 at the insurer
-    _deposit(inbox, keys, "counts_i", changed)
+    he_deposit(inbox, keys, "counts_i", changed)
     second = _ask(parties, ASK)
     assert second.status is RequestStatus.RELEASED, second.reasons
-    again = np.array(open_total(parties.bank.result(second.id).payload, keys)[:CATEGORIES])
+    again = np.array(open_total(parties.bank.result(second.id).payload, keys)[:HE_CATEGORIES])
     guess = again - noisy  # the attacker's estimate of the change
-    truth = np.zeros(CATEGORIES)
+    truth = np.zeros(HE_CATEGORIES)
     truth[7] = 1.0
     assert np.max(np.abs(guess - truth)) > 0.5  # the change is hidden in the noise
     assert not np.allclose(again, exact + truth, atol=0.5)
@@ -128,7 +99,7 @@ def test_two_runs_differing_in_one_provider_release_noisy_totals_each_debited_on
 
 
 def test_dry_run_prices_epsilon_on_each_providers_dataset(
-    world: tuple[Parties, dict[str, np.ndarray], Path],
+    world: HEWorld,
 ) -> None:
     parties, _, _ = world
     _agree(parties, epsilon_budget=3)
@@ -143,7 +114,7 @@ def test_dry_run_prices_epsilon_on_each_providers_dataset(
 
 
 def test_noise_without_a_declared_contribution_bound_is_refused(
-    world: tuple[Parties, dict[str, np.ndarray], Path],
+    world: HEWorld,
 ) -> None:
     parties, _, _ = world
     _agree(parties, contribution_bound=None)
@@ -153,7 +124,7 @@ def test_noise_without_a_declared_contribution_bound_is_refused(
 
 
 def test_an_agreement_requiring_noise_refuses_a_plain_total(
-    world: tuple[Parties, dict[str, np.ndarray], Path],
+    world: HEWorld,
 ) -> None:
     parties, _, _ = world
     _agree(parties, require_noise=True, epsilon_budget=1)
@@ -165,7 +136,7 @@ def test_an_agreement_requiring_noise_refuses_a_plain_total(
 
 
 def test_epsilon_above_the_per_request_cap_is_refused(
-    world: tuple[Parties, dict[str, np.ndarray], Path],
+    world: HEWorld,
 ) -> None:
     parties, _, _ = world
     _agree(parties, max_epsilon_per_request=0.5)

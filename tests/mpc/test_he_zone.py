@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 from collabzone.attacks import he_differencing, he_mediator_decrypt, he_self_padding
 from collabzone.errors import InvalidInputError, PolicyRefusal
 from collabzone.model import Request, RequestStatus
-from collabzone.techniques import registry
 from collabzone.techniques.base import Plan, Rules
 from collabzone.techniques.mpc import (
     HESum,
@@ -31,42 +30,17 @@ from collabzone.techniques.mpc import (
     deposit,
     encrypt,
     open_total,
-    publish_context,
 )
 from tests.conftest import Parties
+from tests.mpc.conftest import HE_CATEGORIES, HE_SPEC, HEWorld, he_world
 
-SPEC = {
-    "columns": [
-        {"name": "category", "type": "string", "class": "dimension", "domain": ["a", "b", "c"]},
-        {"name": "count", "type": "float", "class": "measure", "domain": {"min": 0, "max": 1e6}},
-    ]
-}
 PURPOSE = "sector statistics"
-CATEGORIES = 40
-
-
-@pytest.fixture(scope="module")
-def keys() -> RecipientKeys:
-    return RecipientKeys.generate()
 
 
 @pytest.fixture
-def world(
-    sqlite_zone: Parties, tmp_path: Path, keys: RecipientKeys
-) -> Iterator[tuple[Parties, dict[str, np.ndarray], Path]]:
+def world(sqlite_zone: Parties, tmp_path: Path, keys: RecipientKeys) -> Iterator[HEWorld]:
     """Partner and insurer deposited vectors encrypted under bank's key; bank asks."""
-    inbox = tmp_path / "he-inbox"
-    registry.register("he_sum", HESum(inbox))
-    public = keys.public_context()
-    publish_context(inbox, "bank", public)
-    rng = np.random.default_rng(15)
-    vectors = {}
-    for party, dataset in ((sqlite_zone.partner, "counts_p"), (sqlite_zone.insurer, "counts_i")):
-        party.register_dataset(dataset, SPEC, row_count=CATEGORIES)
-        vectors[dataset] = rng.integers(0, 100_000, CATEGORIES).astype(float)
-        deposit(inbox, "bank", dataset, encrypt(public, list(vectors[dataset])))
-    yield sqlite_zone, vectors, inbox
-    registry.register("he_sum", "collabzone.techniques.mpc:HESum")
+    yield from he_world(sqlite_zone, tmp_path, keys, seed=15, high=100_000)
 
 
 def _agree(parties: Parties, **rules: Any) -> None:
@@ -87,9 +61,7 @@ def _ask(parties: Parties, spec: dict[str, Any]) -> Request:
 BOTH = {"datasets": ["counts_p", "counts_i"], "recipient": "bank"}
 
 
-def test_recipient_decrypts_the_released_total(
-    world: tuple[Parties, dict[str, np.ndarray], Path], keys: RecipientKeys
-) -> None:
+def test_recipient_decrypts_the_released_total(world: HEWorld, keys: RecipientKeys) -> None:
     parties, vectors, _ = world
     _agree(parties)
     request = _ask(parties, BOTH)
@@ -103,7 +75,7 @@ def test_recipient_decrypts_the_released_total(
     assert any("never held the recipient's secret key" in n for n in release.receipt.notes)
     total = open_total(release.payload, keys)
     expected = vectors["counts_p"] + vectors["counts_i"]
-    assert np.allclose(total[:CATEGORIES], expected, atol=1e-2)
+    assert np.allclose(total[:HE_CATEGORIES], expected, atol=1e-2)
     # nothing the zone stored or logged carries a plain total
     events = [e for e in parties.auditor.audit_events() if request.id in json.dumps(e)]
     assert any("release" in e["action"] for e in events)
@@ -139,7 +111,7 @@ def _plain_totals_in(stored: Any, expected: np.ndarray) -> set[float]:
 
 
 def test_the_zones_stored_total_cannot_be_decrypted_with_the_public_context(
-    world: tuple[Parties, dict[str, np.ndarray], Path], keys: RecipientKeys
+    world: HEWorld, keys: RecipientKeys
 ) -> None:
     """The attack a curious mediator (or anyone reading the zone's store) would try."""
     import tenseal as ts
@@ -153,12 +125,12 @@ def test_the_zones_stored_total_cannot_be_decrypted_with_the_public_context(
     assert he_mediator_decrypt(public_bytes, ciphertext) is None
     # another party's key pair does not open it either (decrypts to noise, not the total)
     other = RecipientKeys.generate()
-    garbage = np.array(other.decrypt(ciphertext)[:CATEGORIES])
-    assert not np.allclose(garbage, np.array(open_total(payload, keys)[:CATEGORIES]), atol=1.0)
+    garbage = np.array(other.decrypt(ciphertext)[:HE_CATEGORIES])
+    assert not np.allclose(garbage, np.array(open_total(payload, keys)[:HE_CATEGORIES]), atol=1.0)
 
 
 def test_fewer_providers_than_min_providers_is_refused(
-    world: tuple[Parties, dict[str, np.ndarray], Path],
+    world: HEWorld,
 ) -> None:
     parties, _, _ = world
     _agree(parties, min_providers=3)
@@ -168,7 +140,7 @@ def test_fewer_providers_than_min_providers_is_refused(
 
 
 def test_one_provider_is_refused_by_the_floor(
-    world: tuple[Parties, dict[str, np.ndarray], Path],
+    world: HEWorld,
 ) -> None:
     parties, _, _ = world
     _agree(parties)
@@ -178,7 +150,7 @@ def test_one_provider_is_refused_by_the_floor(
 
 
 def test_agreement_cannot_lower_the_floor(
-    world: tuple[Parties, dict[str, np.ndarray], Path],
+    world: HEWorld,
 ) -> None:
     parties, _, _ = world
     with pytest.raises(InvalidInputError, match="floor"):
@@ -186,7 +158,7 @@ def test_agreement_cannot_lower_the_floor(
 
 
 def test_recipient_not_granted_is_refused(
-    world: tuple[Parties, dict[str, np.ndarray], Path],
+    world: HEWorld,
 ) -> None:
     parties, _, _ = world
     _agree(parties)
@@ -196,7 +168,7 @@ def test_recipient_not_granted_is_refused(
 
 
 def test_missing_ciphertext_fails_clearly(
-    world: tuple[Parties, dict[str, np.ndarray], Path],
+    world: HEWorld,
 ) -> None:
     parties, _, inbox = world
     _agree(parties)
@@ -207,13 +179,13 @@ def test_missing_ciphertext_fails_clearly(
 
 
 def test_recipient_padding_a_victim_with_its_own_zeros_is_refused(
-    world: tuple[Parties, dict[str, np.ndarray], Path], keys: RecipientKeys
+    world: HEWorld, keys: RecipientKeys
 ) -> None:
     """Bank owns a dataset of zeros: zeros + partner's vector would be partner's vector."""
     parties, vectors, inbox = world
     _agree(parties)
-    parties.bank.register_dataset("counts_b", SPEC, row_count=CATEGORIES)
-    deposit(inbox, "bank", "counts_b", encrypt(keys.public_context(), [0.0] * CATEGORIES))
+    parties.bank.register_dataset("counts_b", HE_SPEC, row_count=HE_CATEGORIES)
+    deposit(inbox, "bank", "counts_b", encrypt(keys.public_context(), [0.0] * HE_CATEGORIES))
     refusals: list[str] = []
 
     def ask(spec: Any) -> dict[str, Any]:
@@ -231,14 +203,12 @@ def test_recipient_padding_a_victim_with_its_own_zeros_is_refused(
     # with a second real provider the total is released, and it is not partner's vector
     total = ask({"datasets": ["counts_b", "counts_p", "counts_i"], "recipient": "bank"})
     assert total["providers"] == 2
-    opened = np.array(open_total(total, keys)[:CATEGORIES])
+    opened = np.array(open_total(total, keys)[:HE_CATEGORIES])
     assert not np.allclose(opened, vectors["counts_p"], atol=1.0)
 
 
 @pytest.fixture
-def four(
-    world: tuple[Parties, dict[str, np.ndarray], Path], keys: RecipientKeys
-) -> tuple[Parties, dict[str, np.ndarray]]:
+def four(world: HEWorld, keys: RecipientKeys) -> tuple[Parties, dict[str, np.ndarray]]:
     """Four providers (A partner, B insurer, C carrier, D broker), each with one vector
     under bank's key and an agreement letting bank receive totals (min_providers 2)."""
     parties, vectors, inbox = world
@@ -248,8 +218,8 @@ def four(
     for name, dataset in (("carrier", "counts_c"), ("broker", "counts_d")):
         _, token = parties.operator.add_party(name, ["provider"])
         party = parties.operator.as_party(token)
-        party.register_dataset(dataset, SPEC, row_count=CATEGORIES)
-        vectors[dataset] = rng.integers(0, 100_000, CATEGORIES).astype(float)
+        party.register_dataset(dataset, HE_SPEC, row_count=HE_CATEGORIES)
+        vectors[dataset] = rng.integers(0, 100_000, HE_CATEGORIES).astype(float)
         deposit(inbox, "bank", dataset, encrypt(public, list(vectors[dataset])))
         party.add_agreement(
             dataset, grantees=["bank"], technique="he_sum", purposes=[PURPOSE],
@@ -281,7 +251,7 @@ def test_differencing_two_totals_is_refused(
     ask = _asker(parties, refusals)
 
     def decrypt(payload: Any) -> list[float]:
-        return open_total(payload, keys)[:CATEGORIES]
+        return open_total(payload, keys)[:HE_CATEGORIES]
 
     assert he_differencing(ask, decrypt, ABC, ABC[1:], "bank") is None
     assert len(refusals) == 1 and refusals[0].startswith("DIFFERENCING"), refusals
@@ -301,7 +271,7 @@ def test_the_same_providers_again_is_released(
     again = ask({"datasets": list(reversed(ABC)), "recipient": "bank"})
     assert refusals == []
     expected = sum(vectors[d] for d in ABC)
-    assert np.allclose(open_total(again, keys)[:CATEGORIES], expected, atol=1e-2)
+    assert np.allclose(open_total(again, keys)[:HE_CATEGORIES], expected, atol=1e-2)
 
 
 def test_a_total_leaving_one_provider_alone_is_refused(
@@ -333,7 +303,7 @@ def test_disjoint_provider_sets_are_released(
     ask({"datasets": ["counts_p", "counts_i", "counts_c", "counts_d"], "recipient": "bank"})
     assert refusals == []
     expected = vectors["counts_c"] + vectors["counts_d"]
-    assert np.allclose(open_total(second, keys)[:CATEGORIES], expected, atol=1e-2)
+    assert np.allclose(open_total(second, keys)[:HE_CATEGORIES], expected, atol=1e-2)
     with pytest.raises(PolicyRefusal):
         ask({"datasets": ["counts_p", "counts_c"], "recipient": "bank"})
     assert refusals[0].startswith("DIFFERENCING"), refusals
