@@ -502,7 +502,7 @@ def budget(caller: Read) -> list[dict[str, Any]]:
     return caller.zone.budget()
 
 
-@router.get("/audit", tags=["audit"])
+@router.get("/audit", tags=["audit"], responses=errors(422))
 def audit_events(
     caller: Audit,
     subject: Annotated[
