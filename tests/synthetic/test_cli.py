@@ -90,3 +90,21 @@ def test_run_refuses_an_unknown_method(tmp_path: Path) -> None:
     )  # fmt: skip
     assert ran.exit_code != 0 and "privbayes" in ran.output
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_run_refuses_an_option_of_another_method_and_passes_its_own(tmp_path: Path) -> None:
+    import yaml
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC), encoding="utf-8")
+    real = _write(tmp_path / "real.csv", 200)
+    base = ["synth", "run", str(real), "--spec", str(spec), "--bins", "4", "--seed", "1"]
+    wrong = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "a.csv"), "--degree", "2"])
+    assert wrong.exit_code == 2 and "option of aim and privbayes, not of mst" in wrong.output
+    assert not (tmp_path / "a.csv").exists()
+    ran = CliRunner().invoke(
+        app,
+        [*base, "--out", str(tmp_path / "b.csv"), "--method", "privbayes", "--degree", "1"],
+    )
+    assert ran.exit_code == 0, ran.output
+    assert list(pd.read_csv(tmp_path / "b.csv").columns) == ["region", "plan", "age"]

@@ -101,9 +101,11 @@ def test_a_privbayes_request_is_charged_pure_epsilon(sqlite_zone: Parties, tmp_p
         spec = {"dataset": "customers", "method": "privbayes", "epsilon": 0.5, **bad}
         with pytest.raises(InvalidInputError, match="pure epsilon"):
             zone.partner.submit("synthetic", spec, "research", dry_run=True)
-    spec = {"dataset": "customers", "method": "privbayes", "epsilon": 0.6, "bins": 4}
+    spec = {"dataset": "customers", "method": "privbayes", "epsilon": 0.6, "bins": 4,
+            "degree": 1}  # fmt: skip
     released = zone.partner.result(zone.partner.submit("synthetic", spec, "research").id)  # type: ignore[union-attr]
     assert released.payload["method"] == "privbayes" and "network" in released.payload
+    assert all(len(parents) == 1 for _, parents in released.payload["network"])  # degree 1
     assert released.payload["report"]["privacy"]["epsilon_spent"] == pytest.approx(0.6)
     assert released.receipt.budget_spent == {
         "customers": {"epsilon": 0.6, "delta": 0.0, "rho": 0.0}

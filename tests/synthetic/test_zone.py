@@ -91,6 +91,11 @@ def test_release_registers_the_synthetic_dataset_with_provenance(
         ({"method": "ctgan"}, "method must be one of"),
         ({"columns": ["region", "nope"]}, "no column 'nope'"),
         ({"name": "customers"}, "already exists"),
+        ({"degree": 2}, "`degree` is an option of aim and privbayes, not of mst"),
+        ({"method": "aim", "degree": 5}, "degree of aim must be an integer from 2 to 3"),
+        ({"method": "aim", "max_cells": 2.5}, "max_cells of aim must be an integer"),
+        ({"method": "aim", "max_model_size": "big"}, "max_model_size of aim must be a number"),
+        ({"method": "privbayes", "max_cells": 500}, "is an option of aim, not of privbayes"),
     ],
 )
 def test_bad_or_hostile_specs_are_refused_before_anything_runs(
@@ -150,8 +155,11 @@ def test_aim_requests_run_aim_and_are_debited_once(
 
     calls: list[float] = []
 
+    options: list[dict[str, object]] = []
+
     def quick_aim(codes, shape, rho, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(rho)
+        options.append({k: kwargs[k] for k in ("degree", "max_cells", "max_model_size")})
         done = mst_module.mst(codes, shape, rho, rows=kwargs["rows"], iters=20, seed=1)
         return aim_module.AIMResult(done.codes, done.spend, done.tree, 0.0, done.measurements)
 
@@ -164,16 +172,25 @@ def test_aim_requests_run_aim_and_are_debited_once(
         purposes=["exploration"],
         rules={"methods": ["aim"], "epsilon_budget": 1.0, "delta_budget": 1e-5},
     )
-    spec = {"dataset": "customers", "method": "aim", "epsilon": 0.8, "bins": 4}
+    spec = {"dataset": "customers", "method": "aim", "epsilon": 0.8, "bins": 4,
+            "degree": 2, "max_cells": 500, "max_model_size": 2.5}  # fmt: skip
+    price = sqlite_zone.partner.submit("synthetic", spec, "exploration", dry_run=True)
+    assert isinstance(price, dict)  # what the owners see: the method's options in the plan
+    assert "degree=2, max_cells=500, max_model_size=2.5" in price["plan"]["outputs"]
+    assert price["plan"]["details"]["options"] == {"degree": 2, "max_cells": 500,
+                                                   "max_model_size": 2.5}  # fmt: skip
     request = sqlite_zone.partner.submit("synthetic", spec, "exploration")
     released = sqlite_zone.partner.result(request.id)  # type: ignore[union-attr]
     assert len(calls) == 1 and released.payload["method"] == "aim"
+    assert options == [{"degree": 2, "max_cells": 500, "max_model_size": 2.5}]
     assert "measured" in released.payload and "tree" not in released.payload
     privacy = released.payload["report"]["privacy"]
     assert privacy["rho_spent"] == pytest.approx(calls[0], rel=1e-9)
     ledger = [b for b in sqlite_zone.auditor.budget() if b["dataset"] == "customers"]
     assert ledger[0]["spent"]["epsilon"] == 0.8 and ledger[0]["debits"] == 1
     mst_only = sqlite_zone.partner.submit(
-        "synthetic", {**spec, "method": "mst", "name": "b", "epsilon": 0.1}, "exploration"
+        "synthetic",
+        {"dataset": "customers", "method": "mst", "name": "b", "epsilon": 0.1},
+        "exploration",
     )
     assert sqlite_zone.partner.request(mst_only.id).status.value in {"refused", "rejected"}  # type: ignore[union-attr]

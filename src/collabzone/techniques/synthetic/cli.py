@@ -47,6 +47,16 @@ def run(
     seed: Annotated[
         int | None, typer.Option(help="seed of the sampling (not of the noise)")
     ] = None,
+    degree: Annotated[
+        int | None,
+        typer.Option(help="AIM: largest marginal measured (2-3); PrivBayes: parents (1-3)"),
+    ] = None,
+    max_cells: Annotated[
+        int | None, typer.Option(help="AIM: most cells of a workload marginal")
+    ] = None,
+    max_model_size: Annotated[
+        float | None, typer.Option(help="AIM: largest graphical model, in MB")
+    ] = None,
 ) -> None:
     """Fit MST or AIM under (epsilon, delta)-DP, or PrivBayes under epsilon-DP, to DATA
     and write a synthetic table. The row count is the owner's own (the file is theirs)."""
@@ -59,11 +69,13 @@ def run(
     from collabzone.techniques.synthetic.encode import table_codec
     from collabzone.techniques.synthetic.mst import mst
     from collabzone.techniques.synthetic.privbayes import privbayes
-    from collabzone.techniques.synthetic.technique import rho_for
+    from collabzone.techniques.synthetic.technique import METHODS, method_options, rho_for
 
-    if method not in ("mst", "aim", "privbayes"):
+    if method not in METHODS:
         raise typer.BadParameter(f"--method must be mst, aim or privbayes, not {method!r}")
+    given = {"degree": degree, "max_cells": max_cells, "max_model_size": max_model_size}
     try:
+        options = method_options({k: v for k, v in given.items() if v is not None}, method)
         epsilon = privacy_parameter("epsilon", epsilon)
         rho = rho_for(epsilon, privacy_parameter("delta", delta))
         domains = _domains(spec)
@@ -74,10 +86,12 @@ def run(
             raise typer.BadParameter(f"{data} lacks the spec's columns {missing}")
         codes = codec.encode(frame)
         if method == "privbayes":  # pure epsilon; --delta is not used
-            result: Any = privbayes(codes, codec.shape, epsilon, max_rows=len(frame), seed=seed)
+            result: Any = privbayes(
+                codes, codec.shape, epsilon, max_rows=len(frame), seed=seed, **options
+            )
         else:
             generate = aim if method == "aim" else mst
-            result = generate(codes, codec.shape, rho, iters=iters, seed=seed)
+            result = generate(codes, codec.shape, rho, iters=iters, seed=seed, **options)
     except CollabzoneError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -49,8 +49,17 @@ SPEC_KEYS = frozenset(
     {
         *("dataset", "datasets", "on", "name", "method", "columns"),
         *("epsilon", "delta", "rho", "rows", "bins", "iters"),
+        *("degree", "max_cells", "max_model_size"),
     }
 )
+METHOD_OPTIONS: dict[str, dict[str, tuple[float, float]]] = {
+    "mst": {},
+    "aim": {"degree": (2, 3), "max_cells": (100, 1_000_000), "max_model_size": (0.1, 1024.0)},
+    "privbayes": {"degree": (1, 3)},
+}
+"""Each method's own options and their allowed ranges: AIM's workload (marginals of up to
+``degree`` columns with at most ``max_cells`` cells) and model size in MB, PrivBayes's
+number of parents per attribute (``degree``)."""
 SUPPORTED_TYPES = (ColumnType.STRING, ColumnType.INTEGER, ColumnType.FLOAT, ColumnType.BOOLEAN)
 NEVER = (ColumnClass.IDENTIFIER, ColumnClass.JOIN_KEY)
 
@@ -119,6 +128,29 @@ def _check_table_size(sources: tuple[Source, ...], ctx: PlanContext, bins: Any) 
             f"PrivBayes would measure tables of up to {cells} cells (limit {MAX_TABLE_CELLS}): "
             "ask for fewer `bins` or fewer columns with large domains"
         )
+
+
+def method_options(spec: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """The method's own options the request gives (``degree``, ``max_cells``,
+    ``max_model_size``), checked against their ranges; the owners see them in the plan."""
+    allowed = METHOD_OPTIONS[method]
+    options: dict[str, Any] = {}
+    for key in ("degree", "max_cells", "max_model_size"):
+        if key not in spec:
+            continue
+        if key not in allowed:
+            users = [m for m, opts in METHOD_OPTIONS.items() if key in opts]
+            raise InvalidInputError(
+                f"`{key}` is an option of {' and '.join(users)}, not of {method}"
+            )
+        value, (low, high) = spec[key], allowed[key]
+        integral = key != "max_model_size"
+        kinds = (int,) if integral else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+            what = "an integer" if integral else "a number"
+            raise InvalidInputError(f"{key} of {method} must be {what} from {low:g} to {high:g}")
+        options[key] = int(value) if integral else float(value)
+    return options
 
 
 def _check_columns(dataset: Dataset, columns: list[str]) -> None:
@@ -211,6 +243,7 @@ class Synthetic(Technique):
             isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= 10_000_000
         ):
             raise InvalidInputError("rows must be an integer from 1 to 10000000")
+        options = method_options(spec, method)
         joined = f" of the join of {', '.join(names)} on linked tokens" if len(names) > 1 else ""
         return Plan(
             technique=self.name,
@@ -222,8 +255,9 @@ class Synthetic(Technique):
                 src.dataset: ((src.key,) if src.key else ()) + tuple(c for c, _ in src.columns)
                 for src in sources
             },
-            outputs=f"a synthetic table of {width} columns{joined} "
-            f"({method.upper()}, {', '.join(f'{k}={v:.6g}' for k, v in budget.items())})",
+            outputs=f"a synthetic table of {width} columns{joined} ({method.upper()}, "
+            + ", ".join(f"{k}={v:.6g}" for k, v in {**budget, **options}.items())
+            + ")",
             details={
                 "sources": [src.as_dict() for src in sources],
                 "method": method,
@@ -233,6 +267,7 @@ class Synthetic(Technique):
                 "iters": iters,
                 "rows": rows,
                 "name": target,
+                "options": options,
             },
         )
 
@@ -268,6 +303,7 @@ class Synthetic(Technique):
         codec = table_codec({c: models[c].domain for c in columns}, bins=plan.details["bins"])
         seed = int(ctx.rng.integers(2**31))
         method = plan.details["method"]
+        options: dict[str, Any] = dict(plan.details.get("options") or {})
         try:
             if method == "privbayes":
                 from collabzone.techniques.synthetic.privbayes import privbayes
@@ -283,6 +319,7 @@ class Synthetic(Technique):
                     rows=plan.details["rows"],
                     seed=seed,
                     rng=ctx.rng,
+                    **options,
                 )
             else:
                 generate = aim_module.aim if method == "aim" else mst_module.mst
@@ -293,6 +330,7 @@ class Synthetic(Technique):
                     rows=plan.details["rows"],
                     iters=plan.details["iters"],
                     seed=seed,
+                    **options,
                 )
         except Exception as exc:  # measurements may already have run: charge them
             raise FailedAfterSpending(
