@@ -91,3 +91,20 @@ def test_singling_out_needs_isolating_predicates() -> None:
     result = singling_out(original, original.iloc[[0]], control, n_attacks=10, n_cols=2)
     assert result.original.value == 1.0  # (x, 1) isolates one original record
     assert result.control.value == 0.0  # and none of the control
+
+
+def test_distance_and_rare_copies_on_a_hand_computed_case() -> None:
+    original = pd.DataFrame({"a": ["x", "y", "z"], "b": ["1", "2", "3"]})
+    control = pd.DataFrame({"a": ["p", "q", "r"], "b": ["7", "8", "9"]})
+    synthetic = pd.DataFrame({"a": ["x", "y", "x"], "b": ["1", "2", "1"]})  # copies two rows
+    assert rare_copies(original, synthetic, control) == {
+        "rare_original_rows": 3,
+        "copied_rare_original": 2,
+        "copied_rare_control": 0,
+    }
+    distances = dcr(original, synthetic, control)
+    assert distances["median_dcr_train"] == 0.0 and distances["median_dcr_control"] > 0.0
+    assert distances["share_closer_to_train"] == 1.0
+    fresh = pd.DataFrame({"a": ["p", "q"], "b": ["1", "8"]})  # near the control, not a copy
+    assert rare_copies(original, fresh, control)["copied_rare_original"] == 0
+    assert dcr(original, fresh, control)["share_closer_to_train"] <= 0.5
