@@ -20,7 +20,6 @@ from collabzone.errors import AuthenticationError, CollabzoneError, error_info
 from collabzone.model import Party, RequestStatus
 from collabzone.model import Request as ZoneRequest
 from collabzone.server import _console_pages
-from collabzone.server._api import state_of
 from collabzone.server._console_base import (
     COOKIE,
     HERE,
@@ -38,6 +37,7 @@ from collabzone.server._console_words import pretty_sql, receives, standings
 from collabzone.server._result_view import shown_progress, shown_result
 from collabzone.server._state import Caller, RateLimited
 from collabzone.server.auth import scopes_for
+from collabzone.server.deps import state_of
 
 __all__ = ["COOKIE", "router", "sign_in"]
 

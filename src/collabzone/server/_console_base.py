@@ -22,9 +22,9 @@ from fastapi.templating import Jinja2Templates
 
 from collabzone.errors import AuthenticationError, NotAuthorisedError
 from collabzone.server import _console_words
-from collabzone.server._api import state_of
 from collabzone.server._headers import is_https
 from collabzone.server._state import Caller
+from collabzone.server.deps import state_of
 
 COOKIE = "cz_session"
 SESSION_TTL = 3600

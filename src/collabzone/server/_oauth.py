@@ -11,10 +11,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 
 from collabzone.errors import AuthenticationError, CollabzoneError, NotAuthorisedError
-from collabzone.server._api import state_of
 from collabzone.server._responses import ErrorOut, OAuthErrorOut, errors
 from collabzone.server._state import RateLimited
 from collabzone.server.auth import scopes_for
+from collabzone.server.deps import state_of
 
 router = APIRouter(prefix="/oauth", tags=["oauth2"])
 

@@ -65,7 +65,8 @@ def create_app(settings: ServerSettings, zone: Zone | None = None) -> FastAPI:
     app.state.oidc = _oidc.Provider(settings.oidc) if settings.oidc else None
     _errors.install(app)
     app.include_router(_oauth.router)
-    app.include_router(_api.router)
+    for router in _api.ROUTERS:
+        app.include_router(router)
     app.include_router(_console.router)
     app.include_router(_oidc.router)
     app.include_router(survey_page.router)  # respondents' survey page (techniques.mpc)

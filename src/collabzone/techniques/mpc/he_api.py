@@ -17,8 +17,8 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from collabzone.errors import NotAuthorisedError
-from collabzone.server._api import Read, WriteData
 from collabzone.server._responses import errors
+from collabzone.server.deps import Read, WriteData
 from collabzone.techniques.mpc._he_inbox import deposit_as, public_context_of, publish_as
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"

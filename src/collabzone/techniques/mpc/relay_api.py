@@ -22,8 +22,8 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from collabzone.errors import NotAuthorisedError
-from collabzone.server._api import Jobs, Read, WriteData
 from collabzone.server._responses import errors
+from collabzone.server.deps import Jobs, Read, WriteData
 from collabzone.techniques.mpc._relay_party import (
     answer_as,
     bundle_as,
