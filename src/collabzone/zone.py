@@ -11,7 +11,6 @@ does not own. Refused attempts are written to the audit log.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import tomllib
@@ -42,8 +41,6 @@ from collabzone.model import (
     Role,
 )
 from collabzone.pacing import Pacing
-from collabzone.request_jobs import fanout_nodes, is_job_node
-from collabzone.requests import node_audit_spaces
 from collabzone.runtime import budget_period_of
 from collabzone.store import repo
 from collabzone.store import tables as t
@@ -55,6 +52,7 @@ from collabzone.zone_audit import AuditOps
 from collabzone.zone_base import DB_URL_ENV, _check_name, _hash_token, _new_token, _now
 from collabzone.zone_datasets import DatasetOps
 from collabzone.zone_fanout import FanoutOps
+from collabzone.zone_jobs import JobOps
 from collabzone.zone_keys import KeyOps, checkpoint_key_note
 from collabzone.zone_parties import PartyOps
 
@@ -176,7 +174,7 @@ def connect(
     return zone
 
 
-class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps, PartyOps, FanoutOps):
+class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps, PartyOps, JobOps, FanoutOps):
     """One collaboration, seen by one party. Every public method is one zone operation."""
 
     # -- parties --------------------------------------------------------------------------
@@ -373,124 +371,6 @@ class Zone(KeyOps, DatasetOps, AgreementOps, AuditOps, PartyOps, FanoutOps):
         return dict(self.result(request.id).payload)
 
     # -- node jobs (techniques placed at the owner's premises) ----------------------------
-
-    def jobs(self) -> list[Request]:
-        """Approved jobs waiting for this party's node."""
-        return self._requests.jobs_for(self.me)
-
-    def complete_job(
-        self,
-        request_id: str,
-        payload: Mapping[str, Any],
-        spent: Mapping[str, Mapping[str, float]] | None = None,
-        **outcome: Any,
-    ) -> Request:
-        """Hand back a job's outcome; the zone filters, charges and releases it.
-
-        ``outcome`` may carry ``rows_suppressed``, ``mechanism``, ``noise_scale`` and
-        ``audit_updates`` (``[{space, base_version, state}]``, state base64: the new states
-        of the spaces :meth:`job_context` handed out).
-        """
-        self._requests.complete(self.me, request_id, payload, spent or {}, **outcome)
-        return self.request(request_id)
-
-    def job_context(self, request_id: str) -> dict[str, Any]:
-        """What a node needs to run one of its jobs: the stored plan and the monitor history.
-
-        Owner-placed techniques run at a node (see src/collabzone/node.py), which needs the
-        plan the zone checked (``plan``: technique, datasets, cost, details, node) and, per
-        planned dataset, what earlier releases stored for query monitoring (``history``:
-        their hidden ``_monitor`` dicts with ``requester`` and ``released_at`` added), and
-        the job's disclosure-audit spaces (``audit``: ``{space: {version, state}}``, state
-        base64; the spaces are ``<technique>:<dataset>:all`` and
-        ``<technique>:<dataset>:requester:<requester>``, see
-        :func:`~collabzone.requests.node_audit_spaces`), so it can refuse combinations of
-        releases and hand the new states back with :meth:`complete_job`. Only the job's node
-        may read it.
-        """
-        me = self.me
-        with self._engine.connect() as conn:
-            row = repo.get_request_row(conn, request_id)
-        if not is_job_node(row, me.name):
-            self._requests.audit_denied(
-                me.name, request_id, {me.name, row["requester"]}, {"attempt": "job_context"}
-            )
-            raise NotAuthorisedError(f"request {request_id} is not a job for {me.name!r}")
-        plan = dict(row["plan"])
-        spaces = node_audit_spaces(row["technique"], plan.get("datasets", []), row["requester"])
-        with self._engine.connect() as conn:
-            history = {name: repo.monitor_history(conn, name) for name in plan.get("datasets", [])}
-            stored = {space: repo.audit_state(conn, space) for space in spaces}
-        states = {
-            space: {"version": found[0], "state": base64.b64encode(found[1]).decode("ascii")}
-            for space, found in stored.items()
-            if found is not None
-        }
-        context: dict[str, Any] = {"plan": plan, "history": history, "audit": states}
-        if fanout_nodes(plan):  # a fan-out job: the zone's signature over the spec's digest
-            digest = str(plan["details"]["spec_sha256"])
-            context["signature"], context["zone_key"] = self._requests.job_signature(digest)
-        return context
-
-    def job_signing_key(self) -> str:
-        """The zone's public job-signing key (hex): the operator hands it to the owners,
-        whose nodes pin it to check fan-out job specs (host processes only)."""
-        self._require_host("job_signing_key")
-        return self._requests.job_signature("")[1]
-
-    def complete_fanout(
-        self,
-        request_id: str,
-        payload: Mapping[str, Any],
-        spent: Mapping[str, Mapping[str, float]] | None = None,
-        mechanism: str | None = None,
-    ) -> Request:
-        """The zone's aggregator (a host process) hands back a fan-out job's result; the
-        zone filters, charges and releases it as it would a node's."""
-        self._require_host("complete_fanout")
-        self._requests.complete_fanout(request_id, payload, spent or {}, mechanism)
-        with self._engine.connect() as conn:
-            return repo.get_request(conn, request_id)
-
-    def fanout_job(self, request_id: str) -> dict[str, Any]:
-        """A fan-out job as its aggregator needs it (host processes only): ``status``,
-        ``requester``, the stored ``plan`` and the zone's ``signature`` over its spec digest
-        with the ``zone_key`` to check it (what a ServerApp hands the ClientApps)."""
-        self._require_host("fanout_job")
-        with self._engine.connect() as conn:
-            row = repo.get_request_row(conn, request_id)
-        plan = dict(row["plan"] or {})
-        if not fanout_nodes(plan):
-            raise InvalidInputError(f"request {request_id} is not a fan-out job")
-        signature, key = self._requests.job_signature(str(plan["details"]["spec_sha256"]))
-        return {
-            "status": row["status"],
-            "requester": row["requester"],
-            "plan": plan,
-            "signature": signature,
-            "zone_key": key,
-        }
-
-    def job_evaluation_table(self, request_id: str) -> Any:
-        """The dataset a fan-out plan names to score its rounds on (``details["evaluation"]``),
-        as an Arrow table; it must belong to the requester (host processes only)."""
-        self._require_host("job_evaluation_table")
-        with self._engine.connect() as conn:
-            row = repo.get_request_row(conn, request_id)
-            name = (dict(row["plan"] or {}).get("details") or {}).get("evaluation")
-            if not name or not fanout_nodes(dict(row["plan"] or {})):
-                raise InvalidInputError(f"request {request_id} names no evaluation dataset")
-            dataset = repo.get_dataset_row(conn, str(name))
-        if dataset["owner"] != row["requester"]:
-            raise NotAuthorisedError(f"{name!r} does not belong to {row['requester']!r}")
-        return self._data.read(str(name), dataset["version"], dataset["data_file"])
-
-    def job_event(self, request_id: str, action: str, details: Mapping[str, Any]) -> None:
-        """Append a ``job.<action>`` audit event of a running fan-out job (e.g. one per
-        federated round: who took part, clipping, noise, epsilon so far), visible to the
-        requester and the owners of its datasets. Host processes only."""
-        self._require_host("job_event")
-        self._requests.job_event(request_id, action, details)
 
 
 def new_zone_master_key() -> str:
