@@ -182,15 +182,17 @@ def run_app(
     deployment: Deployment,
     run_config: Mapping[str, Any],
     timeout: float = 600.0,
-    on_round: Callable[[int], None] | None = None,
+    on_round: Callable[[int, list[Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Submit the run (the zone's ServerApp, the owners' ClientApp) and wait for the
     ServerApp's result file; the SuperLink must be the deployment's first process.
-    ``on_round(r)`` is called as each round is aggregated (the ServerApp's progress file)."""
+    ``on_round(r, model)`` is called as each round is aggregated, with that round's global
+    model after the DP noise (the ServerApp's progress file, :class:`._flower._Reporting`;
+    ``model`` is one nested list per parameter array)."""
     root = deployment.root
     result_path = root / "result.json"
     progress_path = root / "progress.jsonl"
-    seen = 0
+    tail = ProgressTail(progress_path)
     config = {**run_config, "result-path": str(result_path), "progress-path": str(progress_path)}
     app = root / "app"
     app.mkdir(exist_ok=True)
@@ -201,12 +203,9 @@ def run_app(
     _submit(deployment, app, timeout=240.0)
     deadline = time.monotonic() + timeout
     while True:
-        if on_round is not None and progress_path.exists():
-            lines = progress_path.read_text(encoding="utf-8").splitlines()
-            complete = [ln for ln in lines if ln.endswith("}")]
-            for line in complete[seen:]:
-                on_round(int(json.loads(line)["round"]))
-            seen = len(complete)
+        if on_round is not None:
+            for record in tail.read():
+                on_round(int(record["round"]), list(record["model"]))
         if result_path.exists():
             break
         if time.monotonic() > deadline or deployment.processes[0].poll() is not None:
@@ -216,7 +215,31 @@ def run_app(
             )
         time.sleep(0.5)
     time.sleep(0.2)  # the ServerApp writes the file in one call; let it close
+    if on_round is not None:  # rounds written after the last poll (before the result)
+        for record in tail.read():
+            on_round(int(record["round"]), list(record["model"]))
     return dict(json.loads(result_path.read_text(encoding="utf-8")))
+
+
+class ProgressTail:
+    """Reads a JSON-lines file another process appends to: each call returns the records
+    of the lines completed (newline-terminated) since the last call, so a line half
+    written is read once it is whole, and the file is never re-read from the start (a
+    line holds a whole model)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        with self.path.open("rb") as fh:
+            fh.seek(self.offset)
+            chunk = fh.read()
+        end = chunk.rfind(b"\n") + 1
+        self.offset += end
+        return [json.loads(line) for line in chunk[:end].splitlines() if line.strip()]
 
 
 def run_job(
