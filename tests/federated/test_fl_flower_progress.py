@@ -148,8 +148,23 @@ def test_run_flower_scores_every_round_it_is_told_of_and_releases_the_last_model
     models = [[(a + rng.normal(0, 0.5 * r, a.shape)).tolist() for a in start] for r in (1, 2, 3)]
     seen: list[int] = []
 
-    def fake_run_app(deployment: Any, run_config: Any, timeout: float, on_round: Any) -> Any:
+    def now() -> dict[str, Any]:
+        return _progress.progress(
+            request_id, nodes.world.analyst.request(request_id).status.value,
+            nodes.world.analyst.request_plan(request_id),
+            nodes.world.analyst.audit_events(request_id),
+        )  # fmt: skip
+
+    def fake_run_app(
+        deployment: Any, run_config: Any, timeout: float, on_round: Any, on_nodes: Any
+    ) -> Any:
         assert "progress-path" not in run_config  # run_app adds it, not the zone
+        on_nodes(2)  # the SuperLink lists two SuperNodes online: the job waits
+        waiting = now()
+        assert waiting["connected"] == 2 and waiting["round"] == 0
+        assert "2 of 3 SuperNodes connected" in _progress.summary(waiting)
+        assert ("SuperNodes connected", "2 of 3") in _progress.progress_view(waiting).facts
+        on_nodes(3)
         for r, model in enumerate(models, start=1):
             on_round(r, model)
             seen.append(r)
@@ -177,8 +192,5 @@ def test_run_flower_scores_every_round_it_is_told_of_and_releases_the_last_model
     assert [m["accuracy"] for m in payload["metrics"]] == pytest.approx(expected)
     released = [np.asarray(a) for a in payload["model"]]
     assert payload["metrics"][-1]["loss"] == pytest.approx(_models.log_loss(released, x, y))
-    doc = _progress.progress(
-        request_id, "released", nodes.world.analyst.request_plan(request_id),
-        nodes.world.analyst.audit_events(request_id),
-    )  # fmt: skip
-    assert [m["round"] for m in doc["metrics"]] == [1, 2, 3]
+    doc = now()
+    assert [m["round"] for m in doc["metrics"]] == [1, 2, 3] and doc["connected"] == 3

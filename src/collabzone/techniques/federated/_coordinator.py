@@ -294,8 +294,12 @@ def run_flower(zone: Zone, link: FlowerLink, timeout: float = 600.0) -> Request:
         })  # fmt: skip
         audited.append(r)
 
+    def on_nodes(connected: int) -> None:  # before round 1: the SuperNodes as they join
+        zone.job_event(link.request_id, "federated.nodes",
+                       {"connected": connected, "nodes": len(link.nodes)})  # fmt: skip
+
     try:
-        link.raw = _deploy.run_app(link.deployment, run_config, timeout, on_round)
+        link.raw = _deploy.run_app(link.deployment, run_config, timeout, on_round, on_nodes)
     except Exception as exc:  # nothing reached the analyst: the rounds are audited at the end
         zone.fail_fanout(link.request_id, _message(exc))
         raise

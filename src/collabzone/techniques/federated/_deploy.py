@@ -183,12 +183,15 @@ def run_app(
     run_config: Mapping[str, Any],
     timeout: float = 600.0,
     on_round: Callable[[int, list[Any]], None] | None = None,
+    on_nodes: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Submit the run (the zone's ServerApp, the owners' ClientApp) and wait for the
     ServerApp's result file; the SuperLink must be the deployment's first process.
     ``on_round(r, model)`` is called as each round is aggregated, with that round's global
     model after the DP noise (the ServerApp's progress file, :class:`._flower._Reporting`;
-    ``model`` is one nested list per parameter array)."""
+    ``model`` is one nested list per parameter array). Until the first round,
+    ``on_nodes(k)`` is called whenever the number of SuperNodes online at the SuperLink
+    changes (:func:`online_supernodes`, every :data:`NODES_POLL` seconds)."""
     root = deployment.root
     result_path = root / "result.json"
     progress_path = root / "progress.jsonl"
@@ -202,10 +205,18 @@ def run_app(
     )
     _submit(deployment, app, timeout=240.0)
     deadline = time.monotonic() + timeout
+    rounds_seen, online, polled = False, -1, 0.0
     while True:
         if on_round is not None:
             for record in tail.read():
+                rounds_seen = True
                 on_round(int(record["round"]), list(record["model"]))
+        if on_nodes is not None and not rounds_seen and time.monotonic() - polled > NODES_POLL:
+            polled = time.monotonic()
+            count = online_supernodes(deployment)
+            if count is not None and count != online:
+                online = count
+                on_nodes(count)
         if result_path.exists():
             break
         if time.monotonic() > deadline or deployment.processes[0].poll() is not None:
@@ -219,6 +230,28 @@ def run_app(
         for record in tail.read():
             on_round(int(record["round"]), list(record["model"]))
     return dict(json.loads(result_path.read_text(encoding="utf-8")))
+
+
+NODES_POLL = 5.0
+"""Seconds between two counts of the SuperNodes online before round 1 (each count is one
+``flwr`` process, about a second of CPU)."""
+
+
+def online_supernodes(deployment: Deployment) -> int | None:
+    """How many SuperNodes the deployment's SuperLink lists as online (``flwr supernode
+    list``, its Control API), or None if it does not answer. A count, not who: without
+    SuperNode authentication (node keys registered per owner) the SuperLink cannot tell
+    which owner's node a SuperNode is."""
+    flwr = shutil.which("flwr", path=deployment.env()["PATH"]) or "flwr"
+    try:
+        done = subprocess.run(
+            [flwr, "supernode", "list", "zone", "--format", "json"], env=deployment.env(),
+            capture_output=True, cwd=deployment.root, timeout=30, check=False,
+        )  # fmt: skip
+        nodes = json.loads(done.stdout).get("nodes", []) if done.returncode == 0 else None
+    except (subprocess.TimeoutExpired, ValueError):
+        return None
+    return None if nodes is None else sum(1 for n in nodes if n.get("status") == "online")
 
 
 class ProgressTail:
