@@ -207,9 +207,9 @@ def run_app(
     deadline = time.monotonic() + timeout
     rounds_seen, online, polled = False, -1, 0.0
     while True:
-        if on_round is not None:
-            for record in tail.read():
-                rounds_seen = True
+        for record in tail.read():
+            rounds_seen = True
+            if on_round is not None:
                 on_round(int(record["round"]), list(record["model"]))
         if on_nodes is not None and not rounds_seen and time.monotonic() - polled > NODES_POLL:
             polled = time.monotonic()
