@@ -9,7 +9,8 @@ ServerApp runs SecAgg+ with client-side fixed clipping and server noise over UCI
 split non-IID by marital status; the zone audits the rounds, releases, debits and seals.
 Shows: every result the strategy on the ServerApp received carries the same aggregated
 vector (never an owner's update), that vector is the mean of the owners' clipped updates,
-and the model learnt.
+every round was scored on the analyst's evaluation data from the noised model the ServerApp
+reported (the last one is the released model), and the model learnt.
 """
 
 from __future__ import annotations
@@ -23,11 +24,19 @@ import pytest
 
 from collabzone.model import RequestStatus
 from collabzone.node import NodeAgent
-from collabzone.techniques.federated import _deploy, _federation, _models, _spec, _tls
+from collabzone.techniques.federated import (
+    _coordinator,
+    _deploy,
+    _federation,
+    _models,
+    _spec,
+    _tls,
+)
 from collabzone.techniques.federated._worker import Aggregator, AggregatorConfig
 from collabzone.zone import connect
 from tests.conftest import Parties
 from tests.federated.fl_support import (
+    DATASET_SPEC,
     OWNERS,
     adult,
     centralised,
@@ -48,9 +57,12 @@ def test_real_flower_secagg_dp_job_through_the_zone(sqlite_zone: Parties, tmp_pa
     clip = 5.0
     lenient = {"max_epsilon": 1e6, "epsilon_budget": 1e6}  # tiny noise: exact comparisons
     world = make_world(sqlite_zone, {o: lenient for o in OWNERS}, approval="manual")
+    evaluation = write_owner_files({"lab": adult(2500).tail(800)}, tmp_path / "lab")["lab"]
+    world.analyst.add_dataset("adult_eval", evaluation, DATASET_SPEC)
     request = world.submit(
-        rounds=2, learning_rate=1.0, privacy={"clipping_norm": clip, "noise_multiplier": 0.01}
-    )
+        rounds=2, learning_rate=1.0, evaluation="adult_eval",
+        privacy={"clipping_norm": clip, "noise_multiplier": 0.01},
+    )  # fmt: skip
     assert request.status is RequestStatus.AWAITING_APPROVAL, request.reasons
     agents = {
         o: NodeAgent(
@@ -112,14 +124,31 @@ def test_real_flower_secagg_dp_job_through_the_zone(sqlite_zone: Parties, tmp_pa
     assert "server_received" not in payload
     assert sorted(release.receipt.budget_spent) == [f"adult_{o}" for o in sorted(OWNERS)]
     assert payload["model_dataset"] in {d.name for d in world.analyst.datasets()}
-    rounds = [
-        e["details"]["round"]
-        for e in world.owner("insurer").audit_events()
-        if e["action"] == "job.federated.round" and e["subject"] == request.id
-    ]
-    assert rounds == [1, 2]  # audited live from the ServerApp's progress file, once each
+    events = [
+        e for e in world.owner("insurer").audit_events() if e["subject"] == request.id
+    ]  # fmt: skip
+    rounds = [e["details"] for e in events if e["action"] == "job.federated.round"]
+    assert [r["round"] for r in rounds] == [1, 2]  # audited live from the progress file
+    # before round 1 the zone counted the SuperNodes online at its SuperLink
+    joined = [e["details"]["connected"] for e in events if e["action"] == "job.federated.nodes"]
+    assert joined and all(0 <= k <= 3 for k in joined), joined
+    # every round was scored on the analyst's evaluation data as it ended (a live curve),
+    # from the model the ServerApp reported after the noise: the released trajectory
     progress = (tmp_path / "zone-link" / request.id / "progress.jsonl").read_text(encoding="utf-8")
-    assert [json.loads(line)["round"] for line in progress.splitlines()] == [1, 2]
+    reported = [json.loads(line) for line in progress.splitlines()]
+    assert [r["round"] for r in reported] == [1, 2]
+    assert reported[-1]["model"] == payload["model"]  # the last round's is the release
+    assert reported[0]["model"] != reported[1]["model"]
+    assert [m["round"] for m in payload["metrics"]] == [1, 2]
+    assert [m["accuracy"] for m in payload["metrics"]] == [r["accuracy"] for r in rounds]
+    eval_spec = _spec.from_json(world.analyst.request_plan(request.id)["details"]["spec"])
+    domains = world.analyst.request_plan(request.id)["details"]["domains"]
+    scored = _coordinator._evaluation(host, request.id, eval_spec, domains)
+    assert scored is not None
+    for record, metric in zip(reported, payload["metrics"], strict=True):
+        model = [np.array(p) for p in record["model"]]
+        assert metric["loss"] == pytest.approx(_models.log_loss(model, *scored))
+        assert metric["accuracy"] == pytest.approx(_models.accuracy(model, *scored))
     # the model learnt as much as the in-process loop's two rounds
     spec = _spec.from_json(world.analyst.request_plan(request.id)["details"]["spec"])
     params = [np.array(p) for p in payload["model"]]

@@ -26,6 +26,7 @@ from collabzone.techniques.federated import _spec
 from collabzone.zone import connect
 from tests.conftest import Parties
 from tests.federated.fl_support import (
+    DATASET_SPEC,
     DOMAINS,
     FEATURES,
     LABEL,
@@ -138,7 +139,9 @@ def test_a_governed_secagg_job_runs_in_flowers_simulation_engine_and_is_released
     paths = write_owner_files(split_non_iid(adult(1500)), tmp_path / "data")
     lenient = {"max_epsilon": 1e6, "epsilon_budget": 1e6}
     world = make_world(sqlite_zone, {o: lenient for o in OWNERS}, approval="manual")
-    request = world.submit(rounds=2, learning_rate=1.0,
+    evaluation = write_owner_files({"lab": adult(2500).tail(800)}, tmp_path / "lab")["lab"]
+    world.analyst.add_dataset("adult_eval", evaluation, DATASET_SPEC)
+    request = world.submit(rounds=2, learning_rate=1.0, evaluation="adult_eval",
                            privacy={"clipping_norm": 5.0, "noise_multiplier": 0.5})  # fmt: skip
     agents = {o: NodeAgent(world.owner(o), {f"adult_{o}": paths[o]}) for o in OWNERS}
     for owner, agent in agents.items():
@@ -169,3 +172,8 @@ def test_a_governed_secagg_job_runs_in_flowers_simulation_engine_and_is_released
     ]
     assert [e["round"] for e in events] == [1, 2]
     assert {e["placement"] for e in events} == {"simulation"}
+    # every round scored on the evaluation data from its noised model; the last is released
+    assert [r["round"] for r in raw["progress"]] == [1, 2]
+    assert raw["progress"][-1]["model"] == payload["model"]
+    assert [m["round"] for m in payload["metrics"]] == [1, 2]
+    assert [m["accuracy"] for m in payload["metrics"]] == [e["accuracy"] for e in events]

@@ -3,8 +3,6 @@ hosts the nodes dial; a real SuperLink serves them and a SuperNode joins over TL
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -63,21 +61,14 @@ def test_a_supernode_joins_the_zones_superlink_over_tls(tmp_path: Path) -> None:
     try:
         assert "--insecure" not in " ".join(map(str, deployment.processes[0].args))
         _deploy.start_supernode(deployment, "bank", address, {"data-path": "none.csv"}, certs.ca)
-        nodes: list[dict[str, str]] = []
-        output = ""
+        online = None
         deadline = time.monotonic() + 30
-        while not nodes and time.monotonic() < deadline:
-            done = subprocess.run(
-                [str(Path(_deploy.sys.executable).parent / "flwr"), "supernode", "list", "zone",
-                 "--format", "json"],
-                env=deployment.env(), capture_output=True, cwd=deployment.root, check=False,
-            )  # fmt: skip
-            output = (done.stdout + done.stderr).decode(errors="replace")
-            if done.returncode == 0:
-                doc = json.loads(done.stdout)
-                nodes = [n for n in doc.get("nodes", []) if n["status"] == "online"]
-            if not nodes:
+        while not online and time.monotonic() < deadline:
+            online = _deploy.online_supernodes(deployment)  # `flwr supernode list`, over TLS
+            if not online:
                 time.sleep(1.0)
-        assert nodes, output[-2000:] + deployment.log("supernode-bank")[-2000:]
+        assert online == 1, (
+            deployment.log("superlink")[-2000:] + deployment.log("supernode-bank")[-2000:]
+        )
     finally:
         deployment.stop()

@@ -104,7 +104,7 @@ def make_nodes(parties: Parties, tmp_path: Path) -> Nodes:
 
 
 def submit(nodes: Nodes, **overrides: object) -> str:
-    request = nodes.world.submit(evaluation="adult_eval", rounds=4, **overrides)
+    request = nodes.world.submit(**{"evaluation": "adult_eval", "rounds": 4, **overrides})
     assert request.status is RequestStatus.AWAITING_APPROVAL, request.reasons
     return request.id
 

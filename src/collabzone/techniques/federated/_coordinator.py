@@ -22,8 +22,9 @@ The :class:`LocalLink` lives in this process: the in-process path (tests, demo) 
 zone and the nodes together. The deployment path (:func:`open_flower`, :func:`run_flower`)
 starts the zone's SuperLink instead; each node agent configured with its address starts
 its SuperNode for the job (:func:`._node.join`), and the zone's ServerApp (:mod:`._flower`)
-runs the rounds with SecAgg+; the per-round audit events are appended from the ServerApp's
-records when the run ends.
+runs the rounds with SecAgg+; the zone tails the ServerApp's progress file, which carries
+each round's global model after the DP noise, and appends each round's audit event as the
+round ends, scored on the evaluation dataset like the in-process path.
 """
 
 from __future__ import annotations
@@ -267,44 +268,56 @@ def run_flower(zone: Zone, link: FlowerLink, timeout: float = 600.0) -> Request:
     details = job["plan"]["details"]
     spec = _spec.from_json(details["spec"])
     run_config = run_config_of(job)
+    evaluation = _evaluation(zone, link.request_id, spec, dict(details["domains"]))
     _take(zone, link.request_id, job["status"], "flower")
     p = spec.privacy
     audited: list[int] = []
+    metrics: list[dict[str, Any]] = []
 
-    def on_round(r: int) -> None:  # live: the console and `fl status` follow the rounds
+    def scored(r: int, model: list[Any]) -> dict[str, Any]:
+        """Round ``r``'s model (after the DP noise) on the analyst's evaluation data."""
+        if evaluation is None:
+            return {}
+        x, y = evaluation
+        params = [np.asarray(a, dtype=np.float64) for a in model]
+        score = {"round": r, "loss": _models.log_loss(params, x, y),
+                 "accuracy": _models.accuracy(params, x, y)}  # fmt: skip
+        metrics.append(score)
+        return {"loss": score["loss"], "accuracy": score["accuracy"]}
+
+    def on_round(r: int, model: list[Any]) -> None:  # live: console and `fl status` follow
         zone.job_event(link.request_id, "federated.round", {
             "round": r, "clients": list(link.nodes), "clipping_norm": p.clipping_norm,
             "noise_std": p.noise_multiplier * p.clipping_norm,
             "epsilon": _accounting.epsilon(r, p.sampling_rate, p.noise_multiplier, p.delta),
-            "noise_multiplier": p.noise_multiplier,
+            "noise_multiplier": p.noise_multiplier, **scored(r, model),
         })  # fmt: skip
         audited.append(r)
 
+    def on_nodes(connected: int) -> None:  # before round 1: the SuperNodes as they join
+        zone.job_event(link.request_id, "federated.nodes",
+                       {"connected": connected, "nodes": len(link.nodes)})  # fmt: skip
+
     try:
-        link.raw = _deploy.run_app(link.deployment, run_config, timeout, on_round)
+        link.raw = _deploy.run_app(link.deployment, run_config, timeout, on_round, on_nodes)
     except Exception as exc:  # nothing reached the analyst: the rounds are audited at the end
         zone.fail_fanout(link.request_id, _message(exc))
         raise
     finally:
         link.deployment.stop()
     rounds = [{**r, "clients": list(link.nodes)} for r in link.raw["rounds"]]
-    evaluation = _evaluation(zone, link.request_id, spec, dict(details["domains"]))
-    params = [np.asarray(p, dtype=np.float64) for p in link.raw["model"]]
-    metrics = []
-    for record in rounds:  # rounds the progress file did not report yet
+    for record in rounds:  # rounds the progress file did not report (none, normally)
         if record["round"] not in audited:
             event = {**record, "noise_multiplier": spec.privacy.noise_multiplier}
+            if record is rounds[-1]:  # the released model is that round's
+                event.update(scored(record["round"], link.raw["model"]))
             zone.job_event(link.request_id, "federated.round", event)
-    if evaluation is not None and rounds:  # the ServerApp returns the final model only
-        x, y = evaluation
-        metrics.append({"round": rounds[-1]["round"], "loss": _models.log_loss(params, x, y),
-                        "accuracy": _models.accuracy(params, x, y)})  # fmt: skip
     payload = {
         "model": link.raw["model"],
         "rounds": rounds,
         "epsilon": link.raw["epsilon"],
         "stopped": link.raw["stopped"],
         "clients": list(link.nodes),
-        "metrics": metrics,
+        "metrics": sorted(metrics, key=lambda m: int(m["round"])),
     }
     return zone.complete_fanout(link.request_id, payload, mechanism=MECHANISM)

@@ -182,15 +182,20 @@ def run_app(
     deployment: Deployment,
     run_config: Mapping[str, Any],
     timeout: float = 600.0,
-    on_round: Callable[[int], None] | None = None,
+    on_round: Callable[[int, list[Any]], None] | None = None,
+    on_nodes: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Submit the run (the zone's ServerApp, the owners' ClientApp) and wait for the
     ServerApp's result file; the SuperLink must be the deployment's first process.
-    ``on_round(r)`` is called as each round is aggregated (the ServerApp's progress file)."""
+    ``on_round(r, model)`` is called as each round is aggregated, with that round's global
+    model after the DP noise (the ServerApp's progress file, :class:`._flower._Reporting`;
+    ``model`` is one nested list per parameter array). Until the first round,
+    ``on_nodes(k)`` is called whenever the number of SuperNodes online at the SuperLink
+    changes (:func:`online_supernodes`, every :data:`NODES_POLL` seconds)."""
     root = deployment.root
     result_path = root / "result.json"
     progress_path = root / "progress.jsonl"
-    seen = 0
+    tail = ProgressTail(progress_path)
     config = {**run_config, "result-path": str(result_path), "progress-path": str(progress_path)}
     app = root / "app"
     app.mkdir(exist_ok=True)
@@ -200,13 +205,18 @@ def run_app(
     )
     _submit(deployment, app, timeout=240.0)
     deadline = time.monotonic() + timeout
+    rounds_seen, online, polled = False, -1, 0.0
     while True:
-        if on_round is not None and progress_path.exists():
-            lines = progress_path.read_text(encoding="utf-8").splitlines()
-            complete = [ln for ln in lines if ln.endswith("}")]
-            for line in complete[seen:]:
-                on_round(int(json.loads(line)["round"]))
-            seen = len(complete)
+        for record in tail.read():
+            rounds_seen = True
+            if on_round is not None:
+                on_round(int(record["round"]), list(record["model"]))
+        if on_nodes is not None and not rounds_seen and time.monotonic() - polled > NODES_POLL:
+            polled = time.monotonic()
+            count = online_supernodes(deployment)
+            if count is not None and count != online:
+                online = count
+                on_nodes(count)
         if result_path.exists():
             break
         if time.monotonic() > deadline or deployment.processes[0].poll() is not None:
@@ -216,7 +226,53 @@ def run_app(
             )
         time.sleep(0.5)
     time.sleep(0.2)  # the ServerApp writes the file in one call; let it close
+    if on_round is not None:  # rounds written after the last poll (before the result)
+        for record in tail.read():
+            on_round(int(record["round"]), list(record["model"]))
     return dict(json.loads(result_path.read_text(encoding="utf-8")))
+
+
+NODES_POLL = 5.0
+"""Seconds between two counts of the SuperNodes online before round 1 (each count is one
+``flwr`` process, about a second of CPU)."""
+
+
+def online_supernodes(deployment: Deployment) -> int | None:
+    """How many SuperNodes the deployment's SuperLink lists as online (``flwr supernode
+    list``, its Control API), or None if it does not answer. A count, not who: without
+    SuperNode authentication (node keys registered per owner) the SuperLink cannot tell
+    which owner's node a SuperNode is."""
+    flwr = shutil.which("flwr", path=deployment.env()["PATH"]) or "flwr"
+    try:
+        done = subprocess.run(
+            [flwr, "supernode", "list", "zone", "--format", "json"], env=deployment.env(),
+            capture_output=True, cwd=deployment.root, timeout=30, check=False,
+        )  # fmt: skip
+        nodes = json.loads(done.stdout).get("nodes", []) if done.returncode == 0 else None
+    except (subprocess.TimeoutExpired, ValueError):
+        return None
+    return None if nodes is None else sum(1 for n in nodes if n.get("status") == "online")
+
+
+class ProgressTail:
+    """Reads a JSON-lines file another process appends to: each call returns the records
+    of the lines completed (newline-terminated) since the last call, so a line half
+    written is read once it is whole, and the file is never re-read from the start (a
+    line holds a whole model)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        with self.path.open("rb") as fh:
+            fh.seek(self.offset)
+            chunk = fh.read()
+        end = chunk.rfind(b"\n") + 1
+        self.offset += end
+        return [json.loads(line) for line in chunk[:end].splitlines() if line.strip()]
 
 
 def run_job(

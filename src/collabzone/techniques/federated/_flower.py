@@ -13,7 +13,9 @@ noise of std ``noise_multiplier * clipping_norm / n`` on the mean; clients clip 
 ``fixedclipping_mod``). FedAdam's server optimiser runs *after* the noise (:class:`_NoisyThenAdam`),
 so its input is the DP mean. The number of rounds is the most that fit in the job's epsilon
 budget; what the strategy received in each round is written to the result file, with the
-final model and the per-round records (the zone's audit events).
+final model and the per-round records (the zone's audit events). Live, :class:`_Reporting`
+(the outermost strategy) appends each round's global model *after* the noise (and Adam's
+step) to a progress file the zone tails to score the round on the analyst's evaluation data.
 
 Clients report ``num_examples = 1``: the mean is unweighted (the DP mechanism the
 accountant prices) and no owner's row count leaves its node.
@@ -71,15 +73,15 @@ def job_from_config(config: dict[str, Any]) -> tuple[_spec.JobSpec, dict[str, An
 
 
 class _Recording(FedAvg):
-    """FedAvg that writes down what reaches it: under SecAgg+, one already-summed result."""
+    """FedAvg that writes down what reaches it: under SecAgg+, one already-summed result.
 
-    def __init__(
-        self, log: list[dict[str, Any]], progress: Path | None = None, **kwargs: Any
-    ) -> None:
+    What it aggregates is the mean *before* the DP noise: it goes to the ServerApp's
+    ``server_received`` record only (tests inspect it; the zone never releases it), never
+    to the progress file (:class:`_Reporting` writes the noised global model there)."""
+
+    def __init__(self, log: list[dict[str, Any]], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.log = log
-        self.progress = progress
-        """A JSON-lines file the zone tails: one line per aggregated round (live audit)."""
 
     def aggregate_fit(
         self,
@@ -97,11 +99,7 @@ class _Recording(FedAvg):
                 ],
             }
         )
-        aggregated = super().aggregate_fit(server_round, results, failures)
-        if self.progress is not None:
-            with self.progress.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"round": server_round}) + "\n")
-        return aggregated
+        return super().aggregate_fit(server_round, results, failures)
 
 
 class _RecordingProx(_Recording, FedProx):
@@ -147,6 +145,52 @@ class _NoisyThenAdam(Strategy):
         return None
 
 
+class _Reporting(Strategy):
+    """The outermost strategy: delegates everything to ``inner`` and, after each round's
+    aggregation, appends ``{"round": r, "model": [...]}`` to ``progress`` (a JSON-lines file
+    the zone tails), the global model as ``inner`` returns it.
+
+    ``inner`` is the whole chain (DP noise, then FedAdam's server step when the job uses
+    it), so the model written is the round's *noised* global model: a DP output the
+    accountant already priced (it composes over the released rounds), whose evaluation
+    by the zone is post-processing. The pre-noise mean never reaches this file."""
+
+    def __init__(self, inner: Strategy, progress: Path) -> None:
+        self.inner = inner
+        self.progress = progress
+
+    def initialize_parameters(self, client_manager: Any) -> Parameters | None:
+        return self.inner.initialize_parameters(client_manager)
+
+    def configure_fit(self, server_round: int, parameters: Parameters, client_manager: Any) -> Any:
+        return self.inner.configure_fit(server_round, parameters, client_manager)
+
+    def aggregate_fit(
+        self,
+        server_round: int,
+        results: list[tuple[ClientProxy, FitRes]],
+        failures: list[tuple[ClientProxy, FitRes] | BaseException],
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        parameters, metrics = self.inner.aggregate_fit(server_round, results, failures)
+        if parameters is not None:
+            model = [np.asarray(a).tolist() for a in parameters_to_ndarrays(parameters)]
+            line = json.dumps({"round": server_round, "model": model}) + "\n"
+            with self.progress.open("a", encoding="utf-8") as fh:
+                fh.write(line)  # one write per line: the zone reads whole lines only
+        return parameters, metrics
+
+    def configure_evaluate(
+        self, server_round: int, parameters: Parameters, client_manager: Any
+    ) -> Any:
+        return self.inner.configure_evaluate(server_round, parameters, client_manager)
+
+    def aggregate_evaluate(self, server_round: int, results: Any, failures: Any) -> Any:
+        return self.inner.aggregate_evaluate(server_round, results, failures)
+
+    def evaluate(self, server_round: int, parameters: Parameters) -> Any:
+        return self.inner.evaluate(server_round, parameters)
+
+
 server_app = ServerApp()
 
 
@@ -172,17 +216,18 @@ def _server_main(grid: Grid, context: Context) -> None:
     }
     progress = Path(str(config["progress-path"])) if config.get("progress-path") else None
     inner: Strategy = (
-        _RecordingProx(received, progress, proximal_mu=spec.proximal_mu, **common)
+        _RecordingProx(received, proximal_mu=spec.proximal_mu, **common)
         if spec.strategy == "FedProx"
-        else _Recording(received, progress, **common)
+        else _Recording(received, **common)
     )
     strategy: Strategy = DifferentialPrivacyClientSideFixedClipping(
         inner, p.noise_multiplier, p.clipping_norm, max(1, round(p.sampling_rate * n_clients))
     )
     if spec.strategy == "FedAdam":
         strategy = _NoisyThenAdam(strategy, initial)
+    outermost = strategy if progress is None else _Reporting(strategy, progress)
     legacy = LegacyContext(
-        context=context, config=ServerConfig(num_rounds=rounds), strategy=strategy
+        context=context, config=ServerConfig(num_rounds=rounds), strategy=outermost
     )
     fit = (
         SecAggPlusWorkflow(

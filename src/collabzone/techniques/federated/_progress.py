@@ -18,21 +18,28 @@ from collabzone.techniques.view import CurveView, ResultView, cell
 
 ROUND = "job.federated.round"
 ANALYTICS = "job.federated.analytics"
+NODES = "job.federated.nodes"
+"""Flower path, before round 1: how many of the job's SuperNodes the SuperLink lists online."""
 LIVE = ("approved", "running")
 
 
 def progress(
     request_id: str, status: str, plan: Mapping[str, Any], events: Iterable[Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """``{request, status, live, round, rounds, nodes, clients, epsilon, metrics, last}``:
-    ``round`` of ``rounds`` planned (the budget may stop the job earlier), the clients of
-    the last round, its epsilon so far, and per-round evaluation metrics."""
+    """``{request, status, live, round, rounds, nodes, connected, clients, epsilon,
+    metrics, last}``: ``round`` of ``rounds`` planned (the budget may stop the job
+    earlier), how many of the nodes' SuperNodes had connected (Flower path; None if not
+    reported), the clients of the last round, its epsilon so far, and per-round
+    evaluation metrics."""
     details = plan.get("details") or {}
     spec = details.get("spec") or {}
     rounds: list[Mapping[str, Any]] = []
+    connected: int | None = None
     for event in events:
         if event.get("subject") != request_id:
             continue
+        if event.get("action") == NODES:
+            connected = int((event.get("details") or {}).get("connected", 0))
         if event.get("action") in (ROUND, ANALYTICS):
             record = dict(event.get("details") or {})
             record.setdefault("round", 1)  # an analytics job is one round
@@ -52,6 +59,7 @@ def progress(
         "round": int(last.get("round", 0)),
         "rounds": int(spec.get("rounds", 1)),
         "nodes": list(details.get("nodes") or []),
+        "connected": connected,
         "clients": list(last.get("clients") or []),
         "epsilon": last.get("epsilon"),
         "projected_epsilon": details.get("projected_epsilon"),
@@ -64,6 +72,8 @@ def summary(doc: Mapping[str, Any]) -> str:
     """One line: "round 3 of 10, 3 clients, accuracy 0.78" (or waiting/finished)."""
     if not doc["round"]:
         waiting = "waiting for the owners' nodes" if doc["status"] == "running" else doc["status"]
+        if doc["status"] == "running" and doc.get("connected") is not None:
+            waiting += f": {doc['connected']} of {len(doc['nodes'])} SuperNodes connected"
         return f"not started ({waiting}); {doc['rounds']} rounds planned"
     parts = [f"round {doc['round']} of {doc['rounds']}", f"{len(doc['clients'])} clients"]
     parts += [f"{k} {v:.4g}" for k, v in doc["last"].items()]
@@ -78,6 +88,11 @@ def progress_view(doc: Mapping[str, Any]) -> ResultView:
         ("progress", summary(doc)),
         ("round", f"{doc['round']} of {doc['rounds']}"),
         ("nodes of the job", ", ".join(doc["nodes"]) or "-"),
+        *(
+            (("SuperNodes connected", f"{doc['connected']} of {len(doc['nodes'])}"),)
+            if doc.get("connected") is not None
+            else ()
+        ),
         ("clients in the last round", ", ".join(map(str, doc["clients"])) or "-"),
         ("epsilon so far", cell(doc["epsilon"])),
         ("epsilon approved", cell(doc["projected_epsilon"])),

@@ -41,7 +41,7 @@ from flwr.common import Context
 from flwr.server import Grid, ServerApp
 
 from collabzone.errors import CollabzoneError, InvalidInputError
-from collabzone.techniques.federated import _coordinator, _flower, _models, _spec
+from collabzone.techniques.federated import _coordinator, _deploy, _flower, _models, _spec
 
 if TYPE_CHECKING:
     from collabzone.model import Request
@@ -138,11 +138,14 @@ def run_app(
     """Simulate the job (the zone's ServerApp, one virtual owner's node per entry of
     ``nodes``: owner -> node config) and return the ServerApp's result file (model,
     per-round records, what reached the strategy) with ``engine_seconds``: the wall time of
-    the whole simulation, Ray's start and stop included."""
+    the whole simulation, Ray's start and stop included, and ``progress``: each round's
+    global model after the DP noise (``{round, model}``, the ServerApp's progress file)."""
     root.mkdir(parents=True, exist_ok=True)
     result = root / "result.json"
     result.unlink(missing_ok=True)
-    config = {**run_config, "result-path": str(result)}
+    progress = root / "progress.jsonl"
+    progress.unlink(missing_ok=True)
+    config = {**run_config, "result-path": str(result), "progress-path": str(progress)}
     configs = [nodes[o] for o in sorted(nodes)]
     start = time.perf_counter()
     simulate(server_app(config), client_app(config, configs), len(configs), backend_config)
@@ -151,6 +154,7 @@ def run_app(
         raise CollabzoneError("the simulated federated run ended without a result")
     out = dict(json.loads(result.read_text(encoding="utf-8")))
     out["engine_seconds"] = total
+    out["progress"] = _deploy.ProgressTail(progress).read()
     return out
 
 
@@ -193,17 +197,23 @@ def run(
         )
     clients = list(expected)
     rounds = [{**r, "clients": clients} for r in raw["rounds"]]
+    evaluation = _coordinator._evaluation(zone, request_id, spec, dict(details["domains"]))
+    models = {int(r["round"]): r["model"] for r in raw.get("progress", [])}
+    if rounds:  # the released model is the last round's
+        models.setdefault(int(rounds[-1]["round"]), raw["model"])
+    metrics = []
     for record in rounds:
         event = {**record, "noise_multiplier": spec.privacy.noise_multiplier,
                  "placement": "simulation"}  # fmt: skip
+        model = models.get(int(record["round"]))
+        if evaluation is not None and model is not None:  # the round's model after the noise
+            x, y = evaluation
+            params = [np.asarray(p, dtype=np.float64) for p in model]
+            score = {"loss": _models.log_loss(params, x, y),
+                     "accuracy": _models.accuracy(params, x, y)}  # fmt: skip
+            metrics.append({"round": record["round"], **score})
+            event.update(score)
         zone.job_event(request_id, "federated.round", event)
-    metrics = []
-    evaluation = _coordinator._evaluation(zone, request_id, spec, dict(details["domains"]))
-    if evaluation is not None and rounds:  # the ServerApp returns the final model only
-        x, y = evaluation
-        params = [np.asarray(p, dtype=np.float64) for p in raw["model"]]
-        metrics.append({"round": rounds[-1]["round"], "loss": _models.log_loss(params, x, y),
-                        "accuracy": _models.accuracy(params, x, y)})  # fmt: skip
     payload = {
         "model": raw["model"],
         "rounds": rounds,
