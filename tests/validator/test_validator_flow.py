@@ -70,6 +70,12 @@ def test_demo_round(sqlite_zone: Parties, tmp_path: Path) -> None:
     outcome = demo_round(sqlite_zone.bank, sqlite_zone.partner, tmp_path)
     assert outcome["status"] == "released"
     assert set(outcome["feedback"]["groups"]) == {"online", "branch"}
+    # enough records for several calibration bands, so a real (noisy) AUC, not 0.5 by
+    # construction from one band
+    assert len(outcome["feedback"]["calibration"]) >= 2
+    auc = outcome["feedback"]["overall"]["roc_auc"]
+    low, high = outcome["feedback"]["overall"]["ci95"]["roc_auc"]
+    assert auc is not None and low <= auc <= high and high > low
     assert outcome["receipt"]["budget_spent"]["validator_labels"]["epsilon"] == 0.5
     # the same records plus one, under DP: answered with fresh noise and charged
     assert outcome["attack_status"] == "released"

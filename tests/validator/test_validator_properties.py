@@ -121,6 +121,52 @@ def test_bands_partition_and_respect_the_minimum_in_every_slice(
     assert all(b1 <= a2 for (_, b1), (a2, _) in itertools.pairwise(ranges))
 
 
+def _most_bands(rows: np.ndarray, bands: int, minimum: int) -> int:
+    """The most bands any partition of the bins into ranges that each respect the minimum in
+    every slice can have (brute force over every set of cuts)."""
+    n_bins = rows.shape[1]
+    most = 0
+    for k in range(1, n_bins):
+        for cuts in itertools.combinations(range(1, n_bins), k):
+            bounds = [0, *cuts, n_bins]
+            parts = [rows[:, a:b].sum(axis=1) for a, b in itertools.pairwise(bounds)]
+            if len(parts) <= bands and all(
+                p.sum() >= minimum and ((p == 0) | (p >= minimum)).all() for p in parts
+            ):
+                most = max(most, len(parts))
+    return most
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 30), min_size=7, max_size=7), min_size=1, max_size=4),
+    st.integers(2, 6),
+    st.integers(1, 40),
+)
+def test_bands_are_as_many_as_any_partition_allows(
+    slices: list[list[int]], bands: int, minimum: int
+) -> None:
+    """The greedy cut of an earlier version merged everything into one band (and released an
+    AUC of 0.5 by construction) where two or more bands were possible."""
+    edges = np.linspace(0.0, 1.0, 8)
+    rows = np.array(slices, dtype=np.int64)
+    ranges = _metrics.band_ranges(rows, edges, bands, minimum)
+    most = _most_bands(rows, bands, minimum)
+    if most >= 2:
+        assert len(ranges) == most
+    elif int(rows.sum()) >= minimum:
+        assert ranges == [(0, 7)]
+
+
+def test_one_band_releases_no_auc() -> None:
+    one = _metrics.band_metrics(np.array([30.0]), np.array([100.0]), np.array([0.4]))
+    assert np.isnan(one["roc_auc"]) and np.isfinite(one["log_loss"])
+    two = _metrics.band_metrics(
+        np.array([10.0, 20.0]), np.array([60.0, 40.0]), np.array([0.2, 0.7])
+    )
+    assert 0.5 < float(two["roc_auc"]) <= 1.0
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 1), st.floats(0, 1)), min_size=5, max_size=80),

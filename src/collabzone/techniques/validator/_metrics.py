@@ -47,42 +47,54 @@ def band_ranges(
     """Confidence bands as ranges of fine bins ``[start, stop)``.
 
     ``bin_sizes`` counts sent records per fine bin, one row per *slice* (a declared group's
-    predicted-negative or -positive records; a 1-D array is one slice). Bands start at
-    multiples of ``1/bands``; a band in which some slice holds between 1 and ``min_size - 1``
-    records is merged into the next one (the last into the previous ones), so every band,
-    and every part of a band that a group or the threshold cuts off, is large enough, and
-    the bands still partition the submission (no small remainder to subtract). Depends only
-    on what the ML party sent, which it already knows.
+    predicted-negative or -positive records; a 1-D array is one slice). The bands partition
+    the submission (no small remainder to subtract) into as many ranges as possible, at
+    most ``bands``, such that every band, and every part of a band that a group or the
+    threshold cuts off, holds 0 or at least ``min_size`` records; among partitions with that
+    many bands, the one whose cuts lie nearest multiples of ``1/bands`` is taken. When no
+    partition into two or more bands exists, the whole submission is one band (if it holds
+    ``min_size`` records; none otherwise). Depends only on what the ML party sent, which it
+    already knows.
     """
     rows = np.atleast_2d(np.asarray(bin_sizes, dtype=np.int64))
+    n_bins = rows.shape[1]
+    prefix = np.zeros((rows.shape[0], n_bins + 1), dtype=np.int64)
+    np.cumsum(rows, axis=1, out=prefix[:, 1:])
+    total = int(prefix[:, -1].sum())
+    if total < min_size:
+        return []
 
-    def fits(a: int, b: int) -> bool:
-        per_slice = rows[:, a:b].sum(axis=1)
-        return int(per_slice.sum()) >= min_size and bool(
-            ((per_slice == 0) | (per_slice >= min_size)).all()
-        )
-
-    starts = [int(np.argmin(np.abs(edges - i / bands))) for i in range(bands)]
-    ranges = [(a, b) for a, b in zip(starts, [*starts[1:], len(edges) - 1], strict=True)]
-    merged: list[list[int]] = []
-    pending: list[int] | None = None
-    for start, stop in ranges:
-        current = [pending[0], stop] if pending else [start, stop]
-        if not fits(current[0], current[1]):
-            pending = current
-            continue
-        merged.append(current)
-        pending = None
-    if pending is not None:
-        while merged:  # fold the remainder into the previous bands until it fits
-            last = merged.pop()
-            pending = [last[0], pending[1]]
-            if fits(pending[0], pending[1]):
-                break
-        if merged or int(rows.sum()) >= min_size:
-            merged.append(pending)
-    totals = rows.sum(axis=0)
-    return [(a, b) for a, b in merged if int(totals[a:b].sum()) > 0]
+    # fits[a, b]: bins a .. b-1 may form a band (a < b); every slice holds 0 or >= min_size
+    per_slice = prefix[:, None, :] - prefix[:, :, None]
+    fits = (per_slice.sum(axis=0) >= min_size) & ((per_slice == 0) | (per_slice >= min_size)).all(
+        axis=0
+    )
+    fits &= np.triu(np.ones_like(fits), k=1)
+    # distance of each possible cut to the nearest multiple of 1/bands (the preferred cuts)
+    cuts = edges[: n_bins + 1] * bands
+    nice = np.abs(cuts - np.round(cuts)) / bands
+    nice[0] = 0.0
+    cost = np.full(n_bins + 1, np.inf)
+    cost[0] = 0.0  # cost[j]: the best partition of bins 0 .. j-1 into k bands (k = step)
+    steps: list[NDArray[np.int64]] = []
+    most, chosen = 0, steps
+    for k in range(1, max(bands, 1) + 1):
+        options = np.where(fits, (cost + nice)[:, None], np.inf)
+        came_from = np.argmin(options, axis=0)
+        cost = options[came_from, np.arange(n_bins + 1)]
+        if not np.isfinite(cost).any():
+            break
+        steps.append(came_from)
+        if np.isfinite(cost[n_bins]):
+            most, chosen = k, list(steps)
+    if most < 2:
+        return [(0, n_bins)]
+    out, end = [], n_bins
+    for came_from in reversed(chosen):
+        start = int(came_from[end])
+        out.append((start, end))
+        end = start
+    return out[::-1]
 
 
 def threshold_bin(edges: FloatArray, threshold: float) -> int:
@@ -135,7 +147,8 @@ def band_metrics(
     """ROC AUC and log loss of the band histogram (bands in ascending score order).
 
     Each band's records are scored with the band's mean score; counts are clamped to
-    ``[0, band size]`` first.
+    ``[0, band size]`` first. With fewer than two bands the AUC is not estimated (NaN,
+    released as null): one band cannot rank records.
     """
     n_band = np.asarray(sizes, dtype=np.float64)
     pos = np.clip(positives, 0.0, n_band)
@@ -149,6 +162,8 @@ def band_metrics(
         auc = np.where(
             total_pos * total_neg > 0, pairs / np.maximum(total_pos * total_neg, 1e-12), np.nan
         )
+    if pos.shape[-1] < 2:  # one band ranks nothing: its "AUC" would be 0.5 by construction
+        auc = np.full(np.shape(total_pos), np.nan)
     p = np.clip(mean_scores, CLIP, 1 - CLIP)
     loss = -(pos * np.log(p) + neg * np.log(1 - p)).sum(axis=-1) / n
     return {"roc_auc": auc, "log_loss": loss}
