@@ -65,7 +65,7 @@ def _table(demo: DemoZone, payload: dict[str, Any], title: str) -> None:
     for column in payload["columns"]:
         table.add_column(str(column))
     for row in payload["rows"][:12]:
-        table.add_row(*(str(v) for v in row))
+        table.add_row(*(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row))
     demo.console.print(table)
 
 
@@ -336,7 +336,17 @@ def step_mediator(demo: DemoZone) -> None:
         f"(no provider column); transformation {report.get('transformation')}, "
         f"smallest class {report.get('min_class_size')}, suppressed {report.get('suppressed_rows')}"
     )
-    _table(demo, payload, "first rows of the mixed, de-identified extract")
+    classes: dict[tuple[str, str], list[str]] = {}
+    for age, region, band in payload["rows"]:
+        classes.setdefault((str(age), str(region)), []).append(str(band))
+    summary = {
+        "columns": ["age", "region", "rows", "spend bands (sensitive)"],
+        "rows": [
+            [age, region, len(bands), ", ".join(sorted(set(bands)))]
+            for (age, region), bands in sorted(classes.items(), key=lambda c: -len(c[1]))
+        ],
+    }
+    _table(demo, summary, f"the {len(classes)} equivalence classes (largest first)")
 
 
 def step_validator(demo: DemoZone) -> None:

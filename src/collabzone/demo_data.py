@@ -68,10 +68,13 @@ def generate(
     bank_people = [_person(fake, rng) for _ in range(rows)]
     overlap = int(rows * overlap_share)
     shared = rng.sample(bank_people, overlap)
-    partner_people = [_restyle(p, rng) for p in shared] + [
-        _person(fake, rng) for _ in range(rows - overlap)
-    ]
+    restyled = [_restyle(p, rng) for p in shared]  # the same people as the partner has them
+    partner_people = restyled + [_person(fake, rng) for _ in range(rows - overlap)]
     rng.shuffle(partner_people)
+    shopping = {id(p): _shopping(rng) for p in partner_people}
+    shopping_of_shared = {
+        b["email"]: shopping[id(r)] for b, r in zip(shared, restyled, strict=True)
+    }
     directory.mkdir(parents=True, exist_ok=True)
     bank_path, partner_path = directory / "bank_raw.csv", directory / "partner_raw.csv"
     shared_emails = {p["email"] for p in shared}
@@ -96,12 +99,12 @@ def generate(
         for p in bank_people:
             segment = rng.choices(SEGMENTS, weights=[70, 25, 5])[0]
             income = int(rng.lognormvariate(10.4, 0.4)) + (30000 if segment != "mass" else 0)
-            # partner shoppers convert more often: the effect the bank wants to measure
-            base = (
-                0.08
-                + (0.07 if p["email"] in shared_emails else 0)
-                + (0.05 if segment == "affluent" else 0)
-            )
+            # partner shoppers convert more often, the partner's loyal ones most: the effect
+            # the bank measures (overlap, SQL) and the look-alike model learns from the
+            # partner's columns
+            base = 0.08 + (0.05 if segment == "affluent" else 0)
+            if p["email"] in shared_emails:
+                base += 0.02 + (0.25 if shopping_of_shared[p["email"]][0] != "bronze" else 0)
             writer.writerow(
                 [
                     p["first_name"],
@@ -136,8 +139,7 @@ def generate(
             ]
         )
         for p in partner_people:
-            tier = rng.choices(TIERS, weights=[60, 30, 10])[0]
-            spend = round(rng.gammavariate(2.0, 300.0) * (1 + TIERS.index(tier)), 2)
+            tier, spend, visits = shopping[id(p)]
             writer.writerow(
                 [
                     p["first_name"],
@@ -150,10 +152,17 @@ def generate(
                     p["age"],
                     tier,
                     spend,
-                    rng.randint(0, 60),
+                    visits,
                 ]
             )
     return DemoFiles(bank_path, partner_path, overlap)
+
+
+def _shopping(rng: random.Random) -> tuple[str, float, int]:
+    """A partner customer's loyalty tier, annual spend and store visits."""
+    tier = rng.choices(TIERS, weights=[60, 30, 10])[0]
+    spend = round(rng.gammavariate(2.0, 300.0) * (1 + TIERS.index(tier)), 2)
+    return tier, spend, rng.randint(0, 60)
 
 
 def write_extract(raw: Path, out: Path) -> Path:
