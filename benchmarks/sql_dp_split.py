@@ -38,7 +38,7 @@ STEPS = [
 ]
 
 
-def _wrap(spent: collections.Counter[str]) -> None:
+def _wrap(spent: collections.defaultdict[str, float]) -> None:
     """Replace each step by a wrapper adding its CPU time to ``spent``."""
     import importlib
 
@@ -66,11 +66,11 @@ def _cpu(run: Callable[[], object]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ratio", action="store_true", help="governed / raw CPU only")
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    spent: collections.Counter[str] = collections.Counter()
+    spent: collections.defaultdict[str, float] = collections.defaultdict(float)
     if not args.ratio:
         _wrap(spent)
     runs = _dp_runs(1_000_000, 1000)
@@ -90,7 +90,7 @@ def main() -> None:
                           "raw_ms": round(r * 1e3, 1), "ratio": round(g / r, 3)}))  # fmt: skip
         return
     print(f"raw DuckDB {r * 1e3:.1f} ms CPU, governed DP {g * 1e3:.1f} ms CPU (medians)")
-    for label, seconds in spent.most_common():
+    for label, seconds in sorted(spent.items(), key=lambda item: -item[1]):
         print(f"  {label:40s} {seconds / args.runs * 1e3:7.2f} ms per query (mean)")
 
 
