@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -328,8 +329,9 @@ def answer(
     order = list(range(len(noisy.keys)))
     if noisy.threshold is not None:  # privately selected groups: an order of the keys alone
         keys = noisy.keys
-        if all(len(k) == 1 and type(k[0]) is str for k in keys):  # (the same order, faster)
-            order.sort(key=lambda i: keys[i][0])
+        firsts = list(map(itemgetter(0), keys)) if set(map(len, keys)) == {1} else []
+        if firsts and set(map(type, firsts)) == {str}:  # (the same order, faster)
+            order.sort(key=firsts.__getitem__)
         else:
             order.sort(key=lambda i: tuple(_sort_key(v) for v in keys[i]))
     item_alpha = {
@@ -355,12 +357,14 @@ def answer(
         if item.is_aggregate:
             columns[item.name] = column
     sources = [
-        [key[dims[item.dimension.key]] for key in noisy.keys]
+        list(map(itemgetter(dims[item.dimension.key]), noisy.keys))
         if item.dimension is not None
         else released_values[item.name]
         for item in shape.items
     ]
-    rows = [[source[index] for source in sources] for index in order]
+    # one row per released group: each column read at the groups' order, then transposed
+    picks = [[source[index] for index in order] for source in sources]
+    rows = [list(row) for row in zip(*picks, strict=True)] if picks else [[] for _ in order]
     names = [item.name for item in shape.items]
     for name, desc in reversed(shape.order_by):  # stable sorts, last key first
         idx = names.index(name)
@@ -386,6 +390,11 @@ def _values(column: iv.Noisy) -> list[Any]:
     """Released values as JSON numbers: NULL where undefined or infinite, whole numbers
     as integers."""
     finite = np.isfinite(column.value)
+    if finite.all():  # (the common case, converted at once: int64 is exact below 2**53)
+        if not column.integral:
+            return column.value.tolist()  # type: ignore[no-any-return]
+        if not column.value.size or np.abs(column.value).max() < 2**53:
+            return column.value.astype(np.int64).tolist()  # type: ignore[no-any-return]
     if column.integral:
         return [int(v) if ok else None for v, ok in zip(column.value.tolist(), finite, strict=True)]
     return [v if ok else None for v, ok in zip(column.value.tolist(), finite, strict=True)]

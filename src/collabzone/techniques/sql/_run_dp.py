@@ -202,7 +202,8 @@ def _saturated(column: pa.ChunkedArray) -> Any:
     """A column of exact totals, each ``_saturate``d, as one int64 numpy vector (an
     integer column at once; anything else, e.g. HUGEINT, value by value)."""
     if pa.types.is_integer(column.type) and column.type.bit_width <= 64:
-        filled = column.fill_null(0).to_numpy().astype(np.int64, copy=False)
+        filled = (column.fill_null(0) if column.null_count else column).to_numpy()
+        filled = filled.astype(np.int64, copy=False)
         out = np.clip(filled, -EXACT_LIMIT, EXACT_LIMIT)
     else:
         out = np.asarray([_saturate(v) for v in column.to_pylist()], dtype=np.int64)
