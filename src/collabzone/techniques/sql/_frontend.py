@@ -10,7 +10,6 @@ rule. The resolved tree names every table by its dataset and every column as
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -154,21 +153,9 @@ def _distinct_as_group_by(tree: exp.Expression) -> None:
 
 
 def parse_select(sql: str) -> exp.Select:
-    """Parse ``sql`` into exactly one SELECT made only of whitelisted nodes.
-
-    The tree is the caller's own (a copy: resolving annotates it in place). A request is
-    compiled several times (plan, check, run) with the same text, so the checked parse of
-    recent texts is kept: parsing is a pure function of the text, and a refusal is not
-    kept (it is raised again each time).
-    """
+    """Parse ``sql`` into exactly one SELECT made only of whitelisted nodes."""
     if not isinstance(sql, str) or not sql.strip():
         raise QueryRejected("SYNTAX", "the query is empty; send one SELECT statement")
-    return _parse_checked(sql).copy()
-
-
-@functools.lru_cache(maxsize=256)
-def _parse_checked(sql: str) -> exp.Select:
-    """``parse_select``'s work, on a non-empty text (kept per text: never handed out)."""
     if len(sql) > MAX_SQL_LENGTH:
         raise QueryRejected("SYNTAX", f"the query is longer than {MAX_SQL_LENGTH} characters")
     if _TOP.match(sql):
