@@ -13,17 +13,17 @@ from collabzone.techniques.sql._interval import Noisy
 from collabzone.techniques.sql._postprocess import _values
 
 
-def test_a_kept_parse_is_handed_out_as_a_copy_each_time() -> None:
+def test_each_parse_is_the_callers_own_tree() -> None:
     sql = "SELECT grp, COUNT(*) AS n FROM events GROUP BY grp"
     first = parse_select(sql)
     first.set("where", parse_select("SELECT a FROM t WHERE a > 1").args["where"])
     second = parse_select(sql)
     assert second is not first
-    assert second.args.get("where") is None  # the caller's change did not reach the cache
+    assert second.args.get("where") is None  # one caller's change never reaches another
     assert second.sql() == "SELECT grp, COUNT(*) AS n FROM events GROUP BY grp"
 
 
-def test_a_refused_text_is_refused_again_not_kept() -> None:
+def test_a_refused_text_is_refused_every_time() -> None:
     for _ in range(2):
         with pytest.raises(QueryRejected, match="one statement"):
             parse_select("SELECT 1; SELECT 2")
