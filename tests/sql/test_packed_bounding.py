@@ -95,6 +95,12 @@ QUERIES = [
     (f"SELECT b.region, SUM(b.balance), SUM(s.spend) {JOIN} GROUP BY b.region", None),
     (f"SELECT s.shop_segment, COUNT(DISTINCT b.pid) {JOIN} GROUP BY s.shop_segment",
      [["sport", "home", "kids"]]),
+    # public bins: values from the literals and the declared bounds of age
+    (f"SELECT FLOOR(b.age / 10) * 10, COUNT(*), SUM(s.spend) {JOIN} "
+     "GROUP BY FLOOR(b.age / 10) * 10", None),
+    (f"SELECT CASE WHEN b.age < 40 THEN 'young' ELSE 'older' END, s.shop_segment, COUNT(*) "
+     f"{JOIN} GROUP BY 1, 2", None),
+    (f"SELECT width_bucket(b.age, 20, 80, 3), SUM(s.spend) {JOIN} GROUP BY 1", None),
 ]  # fmt: skip
 
 
@@ -182,12 +188,11 @@ def test_private_groups_and_other_engines_keep_the_shipped_form() -> None:
     zone = _zone()
     ctx = zone.as_party("analyst")
     try:
-        private = compile_for(  # age has bounds, not a list of public values
-            {"sql": f"SELECT b.age, COUNT(*) {JOIN} GROUP BY b.age", "epsilon": 1.0}, ctx  # type: ignore[arg-type]
-        )
-        public = compile_for(
-            {"sql": f"SELECT s.shop_segment, COUNT(*) {JOIN} GROUP BY 1", "epsilon": 1.0}, ctx  # type: ignore[arg-type]
-        )
+        # age declares bounds, not a list of public values: its groups are private
+        by_age = {"sql": f"SELECT b.age, COUNT(*) {JOIN} GROUP BY b.age", "epsilon": 1.0}
+        by_shop = {"sql": f"SELECT s.shop_segment, COUNT(*) {JOIN} GROUP BY 1", "epsilon": 1.0}
+        private = compile_for(by_age, ctx)  # type: ignore[arg-type]
+        public = compile_for(by_shop, ctx)  # type: ignore[arg-type]
     finally:
         ctx.close()
     assert private.public_keys is None and not _is_packed(private.rewritten(salt=1))

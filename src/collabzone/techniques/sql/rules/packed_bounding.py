@@ -123,12 +123,11 @@ def one_packed_row_per_entity(
     if not PACKING or ctx.engine != "duckdb" or domains is None or len(domains) != len(dims):
         return None
     digits: list[tuple[exp.Expression, int]] = []  # (code per row, radix), most significant first
+    code: exp.Expression
     for dim, values in zip(dims, domains, strict=True):
         code = exp.Case(
             this=dim.copy(),
-            ifs=[
-                exp.If(this=_literal(v, encode=True), true=_num(i)) for i, v in enumerate(values)
-            ],
+            ifs=[exp.If(this=_literal(v, encode=True), true=_num(i)) for i, v in enumerate(values)],
             default=_num(len(values)),
         )
         digits.append((code, len(values) + 1))
@@ -184,9 +183,7 @@ def one_packed_row_per_entity(
     if not n_dims:  # (no GROUP BY: one cell; not reached with public domains, kept whole)
         return select(totals, derived(inner, _INNER))
     cell = exp.IntDiv(this=kept(), expression=_num(cell_weight))
-    cells = select(
-        [named(cell.copy(), _INDEX), *totals], derived(inner, _INNER), group=[cell]
-    )
+    cells = select([named(cell.copy(), _INDEX), *totals], derived(inner, _INNER), group=[cell])
 
     def index() -> exp.Column:
         return exp.Column(this=quoted(_INDEX), table=quoted(_CELLS))
