@@ -12,10 +12,12 @@ row is one integer in mixed radix: one digit per GROUP BY column (its value's in
 the domain's size for a value outside it or NULL: such rows count in no released group,
 as in the shipped form, where the release drops groups outside the domain), one digit per
 contribution that varies (a clamped, integer-scaled value ``v`` in ``[low, high]`` as
-``v - low + 1``, NULL as 0; a non-NULL test as 0 / 1). ``ARG_MIN(packed, key)`` over the
-*same* salted hash key as the shipped form keeps the same row of each person (ties keep
-identical rows), so contribution bounds and the choice's dependence on that person's rows
-alone are unchanged. The outer query sums the decoded digits per group index, and the
+``v - low + 1``, NULL as 0; a non-NULL test as 0 / 1). Each person keeps the packed row
+with the smallest *shipped* salted hash key: ``MIN`` over the key's top bits with the packed
+value below them (one UBIGINT; ``ARG_MIN(packed, key)`` when the packed value needs more
+than 40 bits), so the same row as the shipped form (up to ties in the key's top bits, where
+the smaller packed value wins), and contribution bounds and the choice's dependence on
+that person's rows alone are unchanged. The outer query sums the decoded digits per group index, and the
 last SELECT, over the few cells, turns each index back into the declared value.
 
 The packed form is DuckDB-only (like the shipped ``ARG_MIN``). It falls back to the shipped
@@ -45,6 +47,8 @@ PACKING = True
 """Whether the rewrite packs when it can (benchmarks switch it off to compare forms)."""
 MAX_DOMAIN = 64
 """Most values of one GROUP BY column packed: the index is a CASE over them, per row."""
+MIN_KEY_BITS = 24
+"""Fewest bits of the salted key kept above the packed value in the one-MIN form."""
 LIMIT = 2**63
 """The packed digits' product must stay at most this: the largest value is 2^63 - 1."""
 
@@ -108,6 +112,25 @@ def _digit(slot: exp.Expression, weight: int, radix: int) -> exp.Expression:
     return exp.Mod(this=exp.Paren(this=shifted), expression=_num(radix))
 
 
+def _smallest(packed: exp.Expression, key: exp.Expression, width: int) -> exp.Expression:
+    """Per person, the packed row with the smallest key: ``MIN`` of one UBIGINT holding the
+    key's top bits above the packed value, when the packed value leaves at least
+    ``MIN_KEY_BITS`` of the key (a plain MIN's state is cheaper than ARG_MIN's pair), else
+    ``ARG_MIN(packed, key)``. Rows whose top key bits tie (chance about 2^-(64 - width) per
+    pair) keep the smaller packed value: still a function of the person's own rows."""
+    if 64 - width < MIN_KEY_BITS:
+        return exp.ArgMin(this=packed, expression=key)
+    bits = _num(width)
+    top = exp.BitwiseLeftShift(this=exp.BitwiseRightShift(this=key, expression=bits),
+                               expression=bits.copy())  # fmt: skip
+    both = exp.BitwiseOr(
+        this=top,
+        expression=exp.Cast(this=packed, to=exp.DataType.build("UBIGINT", dialect="duckdb")),
+    )
+    low = exp.BitwiseAnd(this=exp.Min(this=both), expression=_num(2**width - 1))
+    return exp.Cast(this=low, to=exp.DataType.build("BIGINT"))
+
+
 def one_packed_row_per_entity(
     source: exp.Select,
     dims: list[Any],
@@ -149,6 +172,7 @@ def one_packed_row_per_entity(
     if not digits or math.prod(r for _, r in digits) > LIMIT:
         return None
     weights = [math.prod(r for _, r in digits[i + 1 :]) for i in range(len(digits))]
+    width = (math.prod(r for _, r in digits) - 1).bit_length()  # bits of the packed value
     packed: exp.Expression = exp.Cast(this=digits[0][0], to=exp.DataType.build("BIGINT"))
     for code, radix in digits[1:]:  # Horner: ((d0 * r1 + d1) * r2 + d2)...; BIGINT all along
         packed = exp.Add(this=exp.Mul(this=exp.Paren(this=packed), expression=_num(radix)),
@@ -157,7 +181,7 @@ def one_packed_row_per_entity(
     salt = exp.Literal.number(ctx.salt)
     row_cols = [q.column.copy() for q in ctx.quantities if q.column is not None]
     key = exp.Anonymous(this="hash", expressions=[*[d.copy() for d in dims], *row_cols, salt])
-    inner = exp.Select(expressions=[named(exp.ArgMin(this=packed, expression=key), _KEPT)])
+    inner = exp.Select(expressions=[named(_smallest(packed, key, width), _KEPT)])
     inner.set("from_", source.args["from_"])
     inner.set("joins", source.args.get("joins"))
     inner.set("where", source.args.get("where"))
