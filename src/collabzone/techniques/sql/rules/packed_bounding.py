@@ -32,7 +32,7 @@ digit), or the digits would not fit in 63 bits.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlglot import exp
@@ -138,7 +138,7 @@ def one_packed_row_per_entity(
     source: exp.Select,
     dims: list[Any],
     ctx: RewriteContext,
-    per_row: Any,
+    per_row: Callable[[Quantity, str], exp.Expression],
 ) -> exp.Select | None:
     """The packed form of the one-row-per-entity bounding, or None to use the shipped one.
 
