@@ -9,6 +9,9 @@
                                                         # vs raw DuckDB (time, CPU, memory)
     .venv/bin/python benchmarks/sql.py --part dpjoin --dp-join-rows 10000000 --repeat 1
     .venv/bin/python benchmarks/sql.py --part dpjoin --dp-join-key-repeat 3  # keys repeat
+    .venv/bin/python benchmarks/sql.py --part dpjoin --dp-join-paths bounded,shipped
+        # the bounded path with public groups packed (shipped) and as before (``shipped``:
+        # the struct form), each against raw DuckDB, and against each other (alternated)
 
 smartnoise-sql pins opendp<0.15 and pandas<3, so it runs in its own environment, made once:
 
@@ -40,6 +43,7 @@ import numpy as np
 from collabzone.budget import PrivacyCost
 from collabzone.model import Agreement, Approval, Column, Dataset, Party, Role
 from collabzone.techniques.sql import GovernedSQL, compile_request
+from collabzone.techniques.sql.rules import packed_bounding
 
 NOW = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
 
@@ -421,7 +425,17 @@ def _dp_join_runs(rows: int, key_repeat: int = 1) -> dict[str, Callable[[], obje
     def run_raw() -> object:
         return con.sql(sql).to_arrow_table()
 
-    return {"raw": run_raw, "unique": governed(True), "bounded": governed(False)}
+    bounded = governed(False)
+
+    def shipped() -> object:
+        """The bounded path in the struct form (the packing of public groups off)."""
+        packed_bounding.PACKING = False
+        try:
+            return bounded()
+        finally:
+            packed_bounding.PACKING = True
+
+    return {"raw": run_raw, "unique": governed(True), "bounded": bounded, "shipped": shipped}
 
 
 def bench_dp_join(
@@ -432,7 +446,13 @@ def bench_dp_join(
     runs = _dp_join_runs(rows, key_repeat)
     run_raw = runs["raw"]
     out: dict[str, Any] = {"rows_each_side": rows, "shop_rows_per_key": key_repeat}
-    for label in paths if key_repeat == 1 else ("bounded",):
+    if "bounded" in paths and "shipped" in paths:  # the two forms alternated, same data
+        runs["shipped"](), runs["bounded"]()
+        c_shipped, c_packed = _cpu_paired(runs["shipped"], runs["bounded"], repeat)
+        out["packed_vs_shipped_cpu"] = {
+            "shipped_cpu_s": c_shipped, "packed_cpu_s": c_packed, "ratio": c_packed / c_shipped
+        }  # fmt: skip
+    for label in paths if key_repeat == 1 else [p for p in paths if p != "unique"]:
         run_governed = runs[label]
         run_raw(), run_governed()
         t_raw, t_gov = _paired(run_raw, run_governed, repeat)

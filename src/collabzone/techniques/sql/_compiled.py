@@ -29,6 +29,7 @@ from collabzone.techniques.sql.rules.clamp_values import clamp_values
 from collabzone.techniques.sql.rules.enforce_min_group_size import enforce_min_group_size
 from collabzone.techniques.sql.rules.enforce_min_list_size import enforce_min_list_size
 from collabzone.techniques.sql.rules.limit_rows import limit_rows
+from collabzone.techniques.sql.rules.packed_bounding import packable_domains
 
 
 @dataclass
@@ -120,7 +121,16 @@ class Compiled:
             salt=salt,
             entity_unique=self.entity_unique,
             engine=engine,
+            group_domains=self._group_domains() if self.mode == "dp" else None,
         )
+
+    def _group_domains(self) -> tuple[tuple[Any, ...], ...] | None:
+        """The GROUP BY columns' public domains, when the packed DP bounding can use them."""
+        kinds = [
+            None if i in self.shape.bins else str(ref.column.type)
+            for i, ref in enumerate(self.shape.group_by)
+        ]
+        return packable_domains(kinds, self.public_keys)
 
     def rewritten(
         self,

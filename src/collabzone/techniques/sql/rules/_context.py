@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlglot import exp
 
@@ -85,6 +86,9 @@ class RewriteContext:
     every person has one row, so DP's contribution bounding is the identity."""
     engine: str = "duckdb"
     """The engine the tree is for: a rule avoids constructs another engine lacks."""
+    group_domains: tuple[tuple[Any, ...], ...] | None = None
+    """Each GROUP BY column's public values when every one has a packable public domain
+    (``packed_bounding``): DP then carries each person's kept row as one BIGINT."""
 
     @property
     def counted(self) -> tuple[exp.Column, ...]:

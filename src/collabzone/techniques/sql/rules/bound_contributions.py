@@ -25,6 +25,7 @@ from collabzone.techniques.sql.rules._context import (
     quoted,
     select,
 )
+from collabzone.techniques.sql.rules.packed_bounding import one_packed_row_per_entity
 
 
 def _q(name: str) -> exp.Identifier:
@@ -200,7 +201,8 @@ def bound_contributions(expression: exp.Select, *, ctx: RewriteContext) -> exp.S
         return _one_row_each(source, dims, ctx)
     if ctx.max_rows_per_entity == 1 and ctx.max_groups_per_entity == 1 and ctx.engine == "duckdb":
         # (DuckDB's ARG_MIN over a struct key; other engines bound with the general form)
-        return _one_row_per_entity(source, dims, ctx)
+        packed = one_packed_row_per_entity(source, dims, ctx, _per_row)
+        return packed if packed is not None else _one_row_per_entity(source, dims, ctx)
     names = [f"_cz_d{i}" for i in range(len(dims))]
     inner_items: list[Any] = [exp.alias_(d, _q(n)) for d, n in zip(dims, names, strict=True)]
     inner_items += [
