@@ -635,7 +635,7 @@ def _counted(
     emptied = np.flatnonzero(moved_units)
     remainders = emptied[units[emptied] > 0]
     return Counted(
-        labels=np.concatenate((split.entity_labels, split.phantom_labels)),
+        labels=split.labels,
         covered=np.concatenate((covered, np.ones(n_fresh, dtype=np.bool_))),
         people=people,
         units=units,
