@@ -37,13 +37,13 @@ on the blocks or threads.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import threading
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -320,8 +320,8 @@ def split_release(
         edge = np.uint64(middle) << block_shift  # the first hash of the second half
         bounds[middle] = [
             start + np.searchsorted(keys[start:end], edge)
-            for start, end in zip(key_starts[:n_cells], key_starts[1 : n_cells + 1], strict=True)
-        ]  # fmt: skip
+            for start, end in itertools.pairwise(key_starts[: n_cells + 1])
+        ]
         halves = [(0, middle), (middle, n_blocks)]
     positions = np.empty(keys.size, dtype=np.int64)
     olds = np.empty(keys.size, dtype=np.int64)
