@@ -167,6 +167,53 @@ def _write_py(
     return 0
 
 
+def _recount_py(
+    parents: NDArray[np.int64], fresh_people: NDArray[np.int64],
+    fresh_units: NDArray[np.int64], units: NDArray[np.int64],
+    people_after: NDArray[np.int64], units_after: NDArray[np.int64],
+    touched: NDArray[np.int64],
+) -> int:  # fmt: skip
+    """Take each fresh atom's people and units off its parent (``*_after`` hold the counts
+    before, then the fresh atoms'), and list the touched atoms: the old ones that lost
+    units but kept some, in order, then the fresh ones. How many were touched."""
+    base = units.size
+    for f in range(parents.size):
+        people_after[parents[f]] -= fresh_people[f]
+        units_after[parents[f]] -= fresh_units[f]
+    n = 0
+    for atom in range(base):
+        if units_after[atom] != units[atom] and units_after[atom] > 0:
+            touched[n] = atom
+            n += 1
+    for f in range(parents.size):
+        touched[n] = base + f
+        n += 1
+    return n
+
+
+@functools.cache
+def _recount_kernel() -> Callable[..., int]:
+    from numba import njit
+
+    compiled: Callable[..., int] = njit(nogil=True, cache=True)(_recount_py)
+    return compiled
+
+
+def recount(
+    split: Split, people: NDArray[np.int64], units: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], Labels]:
+    """People and units per atom after ``split`` (``people`` and ``units``: per atom
+    before it; fresh atoms after the old ones), and the atoms it touched: the old atoms
+    that lost units and kept some, in order, then every fresh one."""
+    base = units.size
+    people_after = np.concatenate((people, split.people))
+    units_after = np.concatenate((units, split.units))
+    touched = np.empty(base + split.parents.size, dtype=np.int64)
+    n = int(_recount_kernel()(split.parents, split.people, split.units, units, people_after,
+                              units_after, touched))  # fmt: skip
+    return people_after, units_after, touched[:n]
+
+
 @functools.cache
 def _kernels() -> tuple[Callable[..., int], Callable[..., int], Callable[..., int]]:
     """The compiled passes (Numba imported on first use)."""
@@ -353,4 +400,4 @@ def split_release(
     return Split(labels, n, parents[:fresh], codes[:fresh], people[:fresh], units[:fresh])
 
 
-__all__ = ["Split", "split_release"]
+__all__ = ["Split", "recount", "split_release"]
