@@ -105,13 +105,14 @@ def _find_py(
 def _number_py(
     key_starts: NDArray[np.int64], olds: NDArray[np.int64], phantoms: NDArray[np.int64],
     phantom_starts: NDArray[np.int64], phantom_labels: NDArray[np.int64], base: int,
-    parents: NDArray[np.int64], codes: NDArray[np.int64], people: NDArray[np.int64],
-    units: NDArray[np.int64],
+    slot: NDArray[np.int32] | NDArray[np.int64], parents: NDArray[np.int64],
+    codes: NDArray[np.int64], people: NDArray[np.int64], units: NDArray[np.int64],
 ) -> int:  # fmt: skip
     """Number the fresh atoms, code after code: ``olds`` (each person's atom) becomes each
     person's fresh label, phantoms are relabelled in place. The number of fresh atoms, or
-    ``_REPEATED`` (a unit already fresh). Fresh atom ``f`` gets label ``base + f``."""
-    slot = np.full(base, -1, dtype=np.int32)  # 32 bits: the slots stay in a core's cache
+    ``_REPEATED`` (a unit already fresh). Fresh atom ``f`` gets label ``base + f``;
+    ``slot`` (-1 for each of the ``base`` old atoms) holds the fresh atom each split into
+    last."""
     fresh = 0
     for code in range(phantom_starts.size - 1):
         begin = fresh  # slots below this were written for an earlier code: stale
@@ -385,8 +386,10 @@ def split_release(
     labels[:n], labels[n:] = entity_labels, phantom_labels
     capacity = keys.size + flat.size
     parents, codes, people, units = (np.empty(capacity, dtype=np.int64) for _ in range(4))
-    fresh = int(number(key_starts, olds, flat, phantom_starts, labels[n:], n_atoms, parents,
-                       codes, people, units))  # fmt: skip
+    # 32-bit slots when they can hold every fresh atom: they stay in a core's cache
+    slot = np.full(n_atoms, -1, dtype=np.int32 if capacity < 2**31 else np.int64)
+    fresh = int(number(key_starts, olds, flat, phantom_starts, labels[n:], n_atoms, slot,
+                       parents, codes, people, units))  # fmt: skip
     if fresh < 0:
         return None
     # two writers only when each half's people lie in its own range of the universe
