@@ -37,7 +37,7 @@ from collabzone.disclosure._atoms import (
 from collabzone.disclosure._derive import small_atoms
 from collabzone.disclosure._grid import AttributeDim, TokenDim, _sorted_unique
 from collabzone.disclosure._lookup import positions, positions_found
-from collabzone.disclosure._split import Split, split_release
+from collabzone.disclosure._split import Split, recount, split_release
 from collabzone.model import Column, ColumnType
 
 if TYPE_CHECKING:
@@ -626,20 +626,13 @@ def _counted(
 ) -> Counted:
     """:func:`refine_sparse`'s result from the one-pass split (``people`` and ``units``:
     per atom before it)."""
-    base = int(covered.size)
-    n_fresh = int(split.parents.size)
-    moved_people = np.bincount(split.parents, weights=split.people, minlength=base)
-    moved_units = np.bincount(split.parents, weights=split.units, minlength=base)
-    units = np.concatenate((units - moved_units.astype(np.int64), split.units))
-    people = np.concatenate((people - moved_people.astype(np.int64), split.people))
-    emptied = np.flatnonzero(moved_units)
-    remainders = emptied[units[emptied] > 0]
+    people_after, units_after, touched = recount(split, people, units)
     return Counted(
-        labels=np.concatenate((split.entity_labels, split.phantom_labels)),
-        covered=np.concatenate((covered, np.ones(n_fresh, dtype=np.bool_))),
-        people=people,
-        units=units,
-        touched=np.concatenate((remainders, base + np.arange(n_fresh, dtype=np.int64))),
+        labels=split.labels,
+        covered=np.concatenate((covered, np.ones(split.parents.size, dtype=np.bool_))),
+        people=people_after,
+        units=units_after,
+        touched=touched,
         parents=split.parents,
         codes=split.codes,
     )
